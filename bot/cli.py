@@ -1,0 +1,5 @@
+"""`wscheck` command line (placeholder while the engine lands)."""
+
+
+def main() -> int:
+    return 0

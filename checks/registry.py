@@ -1,0 +1,117 @@
+"""The ordered checklist: stable check ids, the `/wscheck` item aliases, and reserved words.
+
+The ids are a public interface (JSON output, Slack buttons, the store, alert history): never rename one.
+The `/wscheck` grammar's keywords live here too, not in `bot/`, so that target-name validation in
+`checks.config` can refuse a target called `pm2` or `status` without `checks/` importing `bot/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    id: str
+    item: str
+    title: str
+    description: str
+
+
+CHECKS: tuple[CheckSpec, ...] = (
+    CheckSpec("nginx.syntax", "nginx", "nginx config syntax", "`nginx -t`: the configuration parses and loads"),
+    CheckSpec(
+        "nginx.websocket",
+        "nginx",
+        "nginx WebSocket proxy",
+        "the location serving ws_path proxies to the app with HTTP/1.1, Upgrade/Connection forwarding, "
+        "a long proxy_read_timeout and proxy_buffering off",
+    ),
+    CheckSpec("pm2.status", "pm2", "PM2 process", "the PM2 app is `online`, has a pid and is not crash-looping"),
+    CheckSpec(
+        "port.listen",
+        "port",
+        "app listens on app_port",
+        "something listens on app_port and it belongs to the PM2 app's process tree",
+    ),
+    CheckSpec(
+        "port.match",
+        "port",
+        "ports agree",
+        "nginx's upstream port = the port the app really listens on = app_port (the 3000-vs-3003 bug)",
+    ),
+    CheckSpec("port.conflict", "port", "no port conflict", "no foreign process holds app_port"),
+    CheckSpec(
+        "next.build",
+        "build",
+        "Next.js build",
+        "production mode has `.next/BUILD_ID`; dev mode is detected and reported",
+    ),
+    CheckSpec("http.local", "http", "HTTP on the host", "GET http_path on 127.0.0.1:app_port inside the target"),
+    CheckSpec("http.proxy", "http", "HTTP through nginx", "GET public_url + http_path answers 2xx/3xx from nginx"),
+    CheckSpec(
+        "ws.local", "ws", "WebSocket on the host", "101 handshake + ping/pong on 127.0.0.1:app_port + ws_path"
+    ),
+    CheckSpec(
+        "ws.proxy", "ws", "WebSocket through nginx", "101 handshake + ping/pong on public_url + ws_path"
+    ),
+    CheckSpec("pm2.logs", "logs", "PM2 logs", "recent error lines of the app's PM2 log files (secrets redacted)"),
+)
+
+CHECK_IDS: tuple[str, ...] = tuple(c.id for c in CHECKS)
+BY_ID: dict[str, CheckSpec] = {c.id: c for c in CHECKS}
+
+#: `/wscheck ITEM` -> the check ids it runs, in checklist order.
+ITEMS: dict[str, tuple[str, ...]] = {}
+for _spec in CHECKS:
+    ITEMS.setdefault(_spec.item, ())
+    ITEMS[_spec.item] = (*ITEMS[_spec.item], _spec.id)
+
+#: Words of the `/wscheck` grammar that are not items (see bot/commands.py).
+COMMAND_KEYWORDS: frozenset[str] = frozenset(
+    {
+        "all",
+        "help",
+        "targets",
+        "status",
+        "silence",
+        "unsilence",
+        "history",
+        "restart",
+        "reload-nginx",
+        "fix-port",
+        "rebuild",
+        "approve",
+        "deny",
+        "as",
+        "checks",
+        "config",
+        "local",
+    }
+)
+
+#: A target may not be called any of these (the parser could not tell them apart).
+RESERVED_WORDS: frozenset[str] = frozenset(
+    {*COMMAND_KEYWORDS, *ITEMS.keys(), *CHECK_IDS}
+)
+
+
+def resolve_selection(words: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Turn item aliases and check ids into check ids, in checklist order; unknown words raise KeyError.
+
+    An empty selection means the whole checklist.
+    """
+    if not words:
+        return CHECK_IDS
+    wanted: set[str] = set()
+    for word in words:
+        key = word.strip().lower()
+        if key in BY_ID:
+            wanted.add(key)
+        elif key in ITEMS:
+            wanted.update(ITEMS[key])
+        elif key == "all":
+            wanted.update(CHECK_IDS)
+        else:
+            raise KeyError(word)
+    return tuple(cid for cid in CHECK_IDS if cid in wanted)
