@@ -1,5 +1,196 @@
-"""`wscheck` command line (placeholder while the engine lands)."""
+"""`wscheck` command line: check, checks, config, run.
+
+Imports are lazy on purpose: `wscheck check` against a local target should not pay for asyncssh,
+Slack Bolt or APScheduler (see bench/RESULTS.md for the cold-start numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import difflib
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from checks.config import Target, TargetsConfig
+    from checks.models import TargetReport
+
+EXIT_UNKNOWN = 3
 
 
-def main() -> int:
+class UsageError(Exception):
+    """Bad command line or config: one line on stderr, exit 3 (Nagios UNKNOWN), never a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("wscheck-bot")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="wscheck", description="Check, explain and fix an Nginx -> PM2 -> Next.js WebSocket stack.")
+    parser.add_argument("--version", action="version", version=f"wscheck {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def config_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", metavar="FILE", help="config file (default: $WSCHECK_CONFIG, ./wscheck.toml, "
+                       "else one local target with built-in defaults)")
+
+    check = sub.add_parser("check", help="run the checklist once and print the report with the diagnosis",
+                           description="Run the checklist and print a report. Exit code (Nagios): 0 ok, 1 warn, "
+                           "2 fail, 3 error/unreachable/bad usage.")
+    check.add_argument("target", nargs="?", help="target name (default: every configured target)")
+    check.add_argument("--only", action="append", default=[], metavar="ID",
+                       help="check id or item (nginx, pm2, port, build, http, ws, logs); repeatable")
+    check.add_argument("--json", action="store_true", help="one JSON object per target, one per line")
+    config_arg(check)
+
+    checks = sub.add_parser("checks", help="list the checks, their items and the known causes")
+    checks.add_argument("--json", action="store_true")
+
+    cfg = sub.add_parser("config", help="validate the config file and print the resolved targets")
+    config_arg(cfg)
+
+    run = sub.add_parser("run", help="run the bot (Slack when SLACK_BOT_TOKEN is set, else console mode)")
+    config_arg(run)
+    run.add_argument("--http", action="store_true", help="serve Slack's HTTP endpoint instead of Socket Mode")
+    run.add_argument("--console", action="store_true", help="console mode even if Slack tokens are set")
+    return parser
+
+
+def _load_targets(config: str | None) -> TargetsConfig:
+    from bot.settings import resolve_config_path
+    from checks.config import load_targets
+
+    return load_targets(resolve_config_path(config))
+
+
+def _pick(cfg: TargetsConfig, name: str | None) -> list[Target]:
+    if name is None:
+        return list(cfg.targets)
+    target = cfg.get(name)
+    if target is None:
+        close = difflib.get_close_matches(name, cfg.names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"unknown target {name!r}{hint}; targets: {', '.join(cfg.names)}")
+    return [target]
+
+
+def _selection(only: Sequence[str]) -> list[str]:
+    from checks.registry import BY_ID, ITEMS, resolve_selection
+
+    try:
+        resolve_selection(list(only))
+    except KeyError as exc:
+        word = str(exc.args[0])
+        close = difflib.get_close_matches(word.lower(), [*ITEMS, *BY_ID], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(
+            f"unknown check {word!r}{hint}; items: {', '.join(ITEMS)}; ids: see `wscheck checks`"
+        ) from None
+    return list(only)
+
+
+async def _check_all(targets: list[Target], only: list[str]) -> list[TargetReport]:
+    from checks.runner import run_checks
+    from checks.transport import make_transport
+
+    async def one(target: Target) -> TargetReport:
+        transport = make_transport(target)
+        try:
+            return await run_checks(target, transport, only)
+        finally:
+            await transport.aclose()
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cfg = _load_targets(args.config)
+    targets = _pick(cfg, args.target)
+    only = _selection(args.only)
+    reports = asyncio.run(_check_all(targets, only))
+    if args.json:
+        for report in reports:
+            print(json.dumps(report.to_json_dict(), ensure_ascii=False, default=str))
+    else:
+        from bot.render import report_text
+
+        print("\n\n".join(report_text(r) for r in reports))
+    return max((r.exit_code for r in reports), key=_exit_rank, default=0)
+
+
+def _exit_rank(code: int) -> int:
+    """Nagios 'worst wins': CRITICAL(2) > UNKNOWN(3) > WARNING(1) > OK(0)."""
+    return {0: 0, 1: 1, 3: 2, 2: 3}.get(code, 2)
+
+
+def cmd_checks(args: argparse.Namespace) -> int:
+    from checks.diagnosis import CAUSES
+    from checks.registry import CHECKS
+
+    if args.json:
+        print(json.dumps({
+            "checks": [{"id": c.id, "item": c.item, "title": c.title, "description": c.description} for c in CHECKS],
+            "causes": [{"cause": k, "description": v} for k, v in CAUSES.items()],
+        }, indent=2))
+        return 0
+    width = max(len(c.id) for c in CHECKS)
+    print("Checks (run with `wscheck check --only ID|ITEM`):")
+    for c in CHECKS:
+        print(f"  {c.id:<{width}}  [{c.item}]  {c.description}")
+    print("\nKnown causes (diagnosis, root cause first):")
+    cwidth = max(len(k) for k in CAUSES)
+    for cause, text in CAUSES.items():
+        print(f"  {cause:<{cwidth}}  {text}")
     return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = _load_targets(args.config)
+    print(f"# config: {cfg.source}: {len(cfg.targets)} target(s), valid")
+    for target in cfg.targets:
+        print(json.dumps(target.masked(), indent=2))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.app import main as run_main
+
+    return run_main(config=args.config, http=args.http, console=args.console)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"check": cmd_check, "checks": cmd_checks, "config": cmd_config, "run": cmd_run}
+    if args.command is None:
+        parser.print_help()
+        return EXIT_UNKNOWN
+    from checks.config import ConfigError
+
+    try:
+        return handlers[args.command](args)
+    except (UsageError, ConfigError) as exc:
+        print(f"wscheck: {exc}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from checks.registry import RESERVED_WORDS
 
@@ -26,7 +35,8 @@ LOCAL_HOSTS = frozenset({"", "local"})
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _PM2_APP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 _USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 _IPV6_RE = re.compile(r"^[0-9A-Fa-f:.]+$")
 _ABS_PATH_RE = re.compile(r"^/[A-Za-z0-9_./+@-]*$")
 _BIN_RE = re.compile(r"^(?:/[A-Za-z0-9_./+@-]+|[A-Za-z0-9_.+-]+)$")
@@ -99,7 +109,7 @@ class Target(BaseModel):
     nginx_bin: str = "nginx"
     nginx_conf: str = ""
     nginx_reload: tuple[str, ...] = ()
-    sudo: bool = False
+    sudo: StrictBool = False
     connect_timeout: Duration = 5.0
     command_timeout: Duration = 10.0
     check_timeout: Duration = 20.0

@@ -84,9 +84,6 @@ COMMAND_KEYWORDS: frozenset[str] = frozenset(
         "approve",
         "deny",
         "as",
-        "checks",
-        "config",
-        "local",
     }
 )
 

@@ -1,0 +1,2 @@
+class ParseError(ValueError):
+    """A command's output could not be understood."""

@@ -1,0 +1,124 @@
+"""`wscheck run`: startup -> run -> shutdown, like uvicorn's Server.
+
+Startup loads settings and targets, opens what the bot needs and starts one front: Slack (when
+SLACK_BOT_TOKEN is set) or the console. A `wscheck ready` line on stderr is the "started" signal tests
+and operators wait for. SIGTERM and SIGINT stop it gracefully: the front stops taking commands,
+running requests finish, connections close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+from bot.core import Access, Bot
+from bot.logs import setup_logging
+from bot.service import CheckService
+from bot.settings import Settings, load_settings, resolve_config_path
+from checks.config import ConfigError, TargetsConfig, load_targets
+
+if TYPE_CHECKING:
+    from bot.fronts.console import ConsoleFront
+    from bot.fronts.slack import SlackFront
+
+log = logging.getLogger("wscheck")
+
+#: sysexits EX_CONFIG: systemd's RestartPreventExitStatus=78 stops a restart loop on a bad token.
+EXIT_CONFIG = 78
+SHUTDOWN_GRACE = 10.0
+
+
+class BotServer:
+    def __init__(self, settings: Settings, targets: TargetsConfig, *, console: bool, http: bool = False) -> None:
+        self.settings = settings
+        self.targets = targets
+        self.console_mode = console
+        self.http = http
+        self.stop = asyncio.Event()
+        self.service = CheckService(targets)
+        self.bot = Bot(
+            settings=settings,
+            service=self.service,
+            access=Access(allowed_channels=frozenset(settings.allowed_channels),
+                          allowed_users=frozenset(settings.allowed_users)),
+        )
+        self.slack: SlackFront | None = None
+        self.console: ConsoleFront | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def startup(self) -> None:
+        if self.console_mode:
+            from bot.fronts.console import ConsoleFront
+
+            self.console = ConsoleFront(self.bot)
+        else:
+            from bot.fronts.slack import SlackFront
+
+            self.slack = SlackFront(self.bot, self.settings, http=self.http)
+            await self.slack.start()
+
+    def ready_line(self) -> str:
+        front = "console" if self.console_mode else ("slack-http" if self.slack and self.slack.http else "slack-socket")
+        port = f" port={self.slack.bound_port}" if self.slack and self.slack.bound_port else ""
+        return f"wscheck ready: front={front}{port} targets={','.join(self.targets.names)}"
+
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        try:
+            await self.startup()
+        except Exception as exc:
+            from bot.fronts.slack import StartupError
+
+            if not isinstance(exc, StartupError | ConfigError):
+                raise
+            log.error("cannot start: %s", exc)
+            await self.shutdown()
+            return EXIT_CONFIG
+        log.info(self.ready_line())
+        if self.console is not None:
+            self._tasks.append(asyncio.ensure_future(self.console.run(self.stop)))
+        await self.stop.wait()
+        log.info("stopping")
+        await self.shutdown()
+        return 0
+
+    async def shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.slack is not None:
+            try:
+                await asyncio.wait_for(self.slack.stop(), SHUTDOWN_GRACE)
+            except TimeoutError:
+                log.warning("Slack front did not stop within %s s", SHUTDOWN_GRACE)
+        else:
+            try:
+                await asyncio.wait_for(self.bot.drain(), SHUTDOWN_GRACE)
+            except TimeoutError:
+                log.warning("running requests did not finish within %s s", SHUTDOWN_GRACE)
+        await self.service.aclose()
+
+
+def main(*, config: str | None, http: bool, console: bool) -> int:
+    try:
+        path = resolve_config_path(config)
+        overrides = {"http": True} if http else {}
+        settings = load_settings(path, **overrides)
+        targets = load_targets(path)
+    except ConfigError as exc:
+        print(f"wscheck: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(settings)
+    use_console = console or not settings.slack_enabled
+    if use_console and settings.slack_enabled:
+        log.info("console mode requested: Slack tokens are ignored")
+    server = BotServer(settings, targets, console=use_console, http=http)
+    try:
+        return asyncio.run(server.serve())
+    except KeyboardInterrupt:  # pragma: no cover - signal handlers normally catch it
+        return 130

@@ -1,0 +1,152 @@
+"""What the bot does with a `/wscheck` command, whichever front it came from.
+
+Fronts (Slack, console) turn their events into a `Requester` and a `Responder` and call
+`Bot.handle()`; they never decide anything themselves (opsdroid's connector/skill split). The
+Responder renders: Block Kit for Slack, text for the console.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from bot import commands as cmd
+from bot.service import CheckService, RateLimiter
+from bot.settings import Settings
+from checks.models import TargetReport
+from checks.registry import resolve_selection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    user_id: str
+    user_name: str = ""
+    channel_id: str = ""
+    team_id: str = ""  # the user's home team (differs from the bot's for Slack Connect users)
+    is_guest: bool = False
+    tz: str = "UTC"
+    source: str = "slack"  # "slack" | "console"
+
+
+class Responder(ABC):
+    """How a front answers one request. Methods may be called several times (progress, then result)."""
+
+    @abstractmethod
+    async def progress(self, description: str, *, count: int, target: str | None) -> None: ...
+
+    @abstractmethod
+    async def reports(self, reports: Sequence[TargetReport], *, command: cmd.RunChecks) -> None: ...
+
+    @abstractmethod
+    async def invalid(self, problem: cmd.Invalid, *, targets: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    async def text(self, text: str) -> None:
+        """Help, target lists, refusals: short mrkdwn-ish text, shown only to the requester."""
+
+
+@dataclass
+class Access:
+    """Who may ask: allow-lists of channel and user IDs (empty = everyone), never guests or other teams."""
+
+    allowed_channels: frozenset[str] = frozenset()
+    allowed_users: frozenset[str] = frozenset()
+    bot_team_id: str = ""
+
+    def refusal(self, who: Requester) -> str | None:
+        if who.source == "console":
+            return None
+        if who.is_guest:
+            return "Guests can't use /wscheck in this workspace."
+        if self.bot_team_id and who.team_id and who.team_id != self.bot_team_id:
+            return "Only members of this workspace can use /wscheck (not Slack Connect users)."
+        if self.allowed_users and who.user_id not in self.allowed_users:
+            return "You are not on this bot's list of allowed users (WSCHECK_ALLOWED_USERS)."
+        if self.allowed_channels and who.channel_id not in self.allowed_channels:
+            return "/wscheck is not enabled in this channel (WSCHECK_ALLOWED_CHANNELS)."
+        return None
+
+
+Handler = Callable[[cmd.Command, Requester, Responder], Awaitable[None]]
+
+
+@dataclass
+class Bot:
+    settings: Settings
+    service: CheckService
+    access: Access = field(default_factory=Access)
+    extra_handlers: dict[type, Handler] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.limiter = RateLimiter(self.settings.rate_limit, self.settings.rate_window)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def target_names(self) -> list[str]:
+        return [t.name for t in self.service.targets]
+
+    def spawn(self, coro: Awaitable[None], *, name: str) -> None:
+        """Run work after the front has acked; errors are logged, never lost silently."""
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background work %s failed", name)
+
+        task = asyncio.ensure_future(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for running requests (graceful shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def parse(self, text: str) -> cmd.Command:
+        return cmd.parse(text, self.target_names)
+
+    def admit(self, who: Requester) -> str | None:
+        """A refusal message, or None when this requester may run a command now."""
+        refusal = self.access.refusal(who)
+        if refusal:
+            return refusal
+        allowed, wait = self.limiter.allow(who.user_id)
+        if not allowed:
+            return f"Easy there: at most {self.limiter.limit} commands per {self.limiter.window:g} s. " \
+                   f"Try again in {wait:.0f} s."
+        return None
+
+    def plan(self, command: cmd.RunChecks) -> tuple[list[str], int]:
+        """(target names, number of checks per target) for a check request."""
+        names = [command.target] if command.target else self.target_names
+        return names, len(resolve_selection(list(command.checks)))
+
+    async def handle(self, command: cmd.Command, who: Requester, out: Responder) -> None:
+        """Do what the (already admitted) command asks and answer through `out`."""
+        if isinstance(command, cmd.Invalid):
+            await out.invalid(command, targets=self.target_names)
+        elif isinstance(command, cmd.ShowHelp):
+            await out.text(cmd.HELP)
+        elif isinstance(command, cmd.ShowTargets):
+            lines = [f"• `{t.name}` — {t.where}, app `{t.pm2_app}` on port {t.app_port}, {t.public_url}"
+                     for t in self.service.targets]
+            await out.text("*Targets*\n" + "\n".join(lines))
+        elif isinstance(command, cmd.RunChecks):
+            await self.run_checks(command, out)
+        elif type(command) in self.extra_handlers:
+            await self.extra_handlers[type(command)](command, who, out)
+        else:
+            await out.text("That command is not enabled on this bot yet.")
+
+    async def run_checks(self, command: cmd.RunChecks, out: Responder) -> None:
+        names, _ = self.plan(command)
+        reports = await asyncio.gather(*(self.service.run(name, command.checks) for name in names))
+        await out.reports(reports, command=command)

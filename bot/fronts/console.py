@@ -1,0 +1,129 @@
+"""Console mode: the same bot in a terminal, for newcomers without a Slack app and for tests.
+
+Modelled on opsdroid's shell connector: lines from stdin are commands (`/wscheck pm2`, or just
+`pm2`), answers and alerts are printed as text. `as UBOB <command>` runs one line as another
+identity, so the approval flow can be tried without Slack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from bot import commands as cmd
+from bot.core import Bot, Requester, Responder
+from bot.render import report_text
+from checks.models import TargetReport
+
+CONSOLE_USER = "UCONSOLE"
+_AS = re.compile(r"^\s*as\s+([A-Z][A-Z0-9]{1,20})\s+(.*)$", re.IGNORECASE)
+_MRKDWN = re.compile(r"[*`]")
+
+
+def plain(text: str) -> str:
+    """Slack mrkdwn to terminal text: drop emphasis marks, keep the words."""
+    return _MRKDWN.sub("", text)
+
+
+class ConsoleResponder(Responder):
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self.write = write
+
+    async def progress(self, description: str, *, count: int, target: str | None) -> None:
+        where = target or "every target"
+        self.write(f"⏳ running {count} checks on {where}…")
+
+    async def reports(self, reports: Sequence[TargetReport], *, command: cmd.RunChecks) -> None:
+        self.write("\n\n".join(report_text(r) for r in reports))
+
+    async def invalid(self, problem: cmd.Invalid, *, targets: Sequence[str]) -> None:
+        lines = [f"✗ {plain(problem.message)}"]
+        if problem.suggestion:
+            lines.append(f"  did you mean `{problem.suggestion}`?".replace("`", ""))
+        if problem.show_targets:
+            lines.append(f"  targets: {', '.join(targets)}")
+        if problem.show_usage:
+            lines.append("  " + plain(cmd.HELP.splitlines()[0]) + "   (type `help` for more)".replace("`", ""))
+        self.write("\n".join(lines))
+
+    async def text(self, text: str) -> None:
+        self.write(plain(text))
+
+
+class ConsoleFront:
+    """Reads commands from `stdin` until EOF or `quit`; the bot keeps running (monitoring) after EOF."""
+
+    def __init__(self, bot: Bot, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
+        self.bot = bot
+        self.stdin = stdin or sys.stdin
+        self.stdout = stdout or sys.stdout
+        self.interactive = self.stdin.isatty()
+
+    def write(self, text: str) -> None:
+        self.stdout.write(text.rstrip("\n") + "\n")
+        self.stdout.flush()
+
+    def _reader(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
+        """A daemon thread: a blocked readline() must never keep the process from exiting."""
+        try:
+            for line in self.stdin:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        except (OSError, ValueError):
+            pass
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        threading.Thread(target=self._reader, args=(loop, queue), name="console-stdin", daemon=True).start()
+        self.write("wscheck console mode: type `/wscheck help` (or just `help`); `quit` to stop.")
+        self.write(f"targets: {', '.join(self.bot.target_names)}")
+        while not stop.is_set():
+            self._prompt()
+            getter = asyncio.ensure_future(queue.get())
+            stopper = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                return
+            stopper.cancel()
+            line = getter.result()
+            if line is None:
+                self.write("(stdin closed: no more commands; the bot keeps running until SIGTERM/Ctrl-C)")
+                return
+            if line.strip().lower() in ("quit", "exit", "/quit"):
+                stop.set()
+                return
+            if line.strip():
+                await self.handle_line(line)
+
+    def _prompt(self) -> None:
+        if self.interactive:
+            self.stdout.write("wscheck> ")
+            self.stdout.flush()
+
+    async def handle_line(self, line: str) -> None:
+        who = Requester(user_id=CONSOLE_USER, user_name="console", source="console")
+        match = _AS.match(line)
+        if match:
+            who = Requester(user_id=match.group(1).upper(), user_name=match.group(1).upper(), source="console")
+            line = match.group(2)
+        out = ConsoleResponder(self.write)
+        refusal = self.bot.admit(who)
+        if refusal:
+            await out.text(refusal)
+            return
+        command = self.bot.parse(line)
+        if isinstance(command, cmd.RunChecks):
+            names, count = self.bot.plan(command)
+            await out.progress(cmd.describe(command), count=count,
+                               target=command.target or (names[0] if len(names) == 1 else None))
+        await self.bot.handle(command, who, out)
+
+    def alert(self, text: str) -> None:
+        """Incident lifecycle messages (monitoring) are printed here in console mode."""
+        self.write(plain(text))

@@ -1,0 +1,317 @@
+"""The Slack front: Bolt AsyncApp over Socket Mode (default) or HTTP. Listeners only translate.
+
+Every listener acks at once (Slack gives 3 s) and moves the work to a background task; answers go
+through `response_url`, so reports reach people in channels the bot is not a member of. The Web API
+base URL comes from SLACK_API_URL for everything, Socket Mode included (GovSlack, proxies, tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import commands as cmd
+from bot import render
+from bot.core import Bot, Requester, Responder
+from bot.settings import Settings
+from checks.models import TargetReport
+
+log = logging.getLogger(__name__)
+
+#: How long a listener may wait for users.info before acking anyway (Slack's ack deadline is 3 s).
+USER_LOOKUP_BUDGET = 1.2
+USER_CACHE_TTL = 600.0
+REPORT_CACHE = 200
+#: At most this many separate report messages for one request; more targets get one compact message.
+MAX_SEPARATE_REPORTS = 4
+
+Respond = Callable[..., Awaitable[Any]]
+
+
+class StartupError(Exception):
+    """The front cannot start (bad token, missing app token…); one line for the operator."""
+
+
+def make_client(settings: Settings) -> AsyncWebClient:
+    """One Web API client for the whole app, retrying 429 (Retry-After), 5xx and connection errors."""
+    assert settings.slack_bot_token is not None
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=15,
+        retry_handlers=[
+            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+            AsyncServerErrorRetryHandler(max_retry_count=3),
+            AsyncConnectionErrorRetryHandler(max_retry_count=3),
+        ],
+    )
+
+
+@dataclass
+class _Shared:
+    reports: list[TargetReport]
+    command: cmd.RunChecks
+    requested_by: str
+
+
+class SlackResponder(Responder):
+    """Answers one request through its response_url (ephemeral to the requester)."""
+
+    def __init__(self, front: SlackFront, respond: Respond, who: Requester) -> None:
+        self.front = front
+        self.respond = respond
+        self.who = who
+        self.replace = True
+
+    async def _send(self, *, text: str, blocks: list[dict[str, Any]], **extra: Any) -> None:
+        try:
+            await self.respond(text=text, blocks=blocks, replace_original=self.replace, **extra)
+        except Exception:
+            log.exception("response_url post failed for %s", self.who.user_id)
+            raise
+
+    async def progress(self, description: str, *, count: int, target: str | None) -> None:
+        await self._send(text=f"running {count} checks…",
+                         blocks=render.progress_blocks(description, count=count, target=target,
+                                                       requested_by=self.who.user_id))
+
+    async def reports(self, reports: Sequence[TargetReport], *, command: cmd.RunChecks) -> None:
+        now = datetime.now(UTC)
+        share_id = self.front.remember(list(reports), command, self.who.user_id)
+        run_again = cmd.as_text(command)
+        if len(reports) > MAX_SEPARATE_REPORTS:
+            blocks = render.multi_report_blocks(reports, requested_by=self.who.user_id, now=now,
+                                                run_again=run_again, share=True)
+            text = "\n".join(render.report_fallback(r) for r in reports)[:3000]
+            await self._send(text=text, blocks=_with_share_id(blocks, share_id))
+            return
+        for report in reports:
+            blocks = render.report_blocks(report, requested_by=self.who.user_id, now=now, run_again=run_again,
+                                          share=True)
+            await self._send(text=render.report_fallback(report), blocks=_with_share_id(blocks, share_id))
+            self.replace = False
+
+    async def invalid(self, problem: cmd.Invalid, *, targets: Sequence[str]) -> None:
+        text = problem.message + (f" (did you mean `{problem.suggestion}`?)" if problem.suggestion else "")
+        await self._send(text=text, blocks=render.error_blocks(
+            problem.message, suggestion=problem.suggestion, usage=cmd.HELP if problem.show_usage else None,
+            targets=targets if problem.show_targets else ()))
+
+    async def text(self, text: str) -> None:
+        await self._send(text=text[:3000], blocks=render.help_blocks(text))
+
+
+def _with_share_id(blocks: list[dict[str, Any]], share_id: str) -> list[dict[str, Any]]:
+    """Point the Share button at the cached report (its value is only an opaque id)."""
+    for block in blocks:
+        for element in block.get("elements", []) if block.get("type") == "actions" else []:
+            if element.get("action_id") == render.ACTION_SHARE:
+                element["value"] = share_id
+    return blocks
+
+
+class SlackFront:
+    def __init__(self, bot: Bot, settings: Settings, *, http: bool = False) -> None:
+        self.bot = bot
+        self.settings = settings
+        self.http = http or settings.http
+        self.client = make_client(settings)
+        self._users: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._shared: OrderedDict[str, _Shared] = OrderedDict()
+        self._socket: AsyncSocketModeHandler | None = None
+        self._runner: web.AppRunner | None = None
+        self.bound_port: int | None = None
+        self.team_id = ""
+        self.bot_user_id = ""
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret
+            else "socket-mode-has-no-signing-secret",
+            request_verification_enabled=self.http,
+            token_verification_enabled=False,
+            process_before_response=False,
+        )
+        self.app.command("/wscheck")(self.on_command)
+        self.app.action(render.ACTION_SHARE)(self.on_share)
+        self.app.action(render.ACTION_RUN_AGAIN)(self.on_run_again)
+        self.app.error(self.on_error)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if not self.http and self.settings.slack_app_token is None:
+            raise StartupError(
+                "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor --http / WSCHECK_HTTP=true "
+                "(HTTP mode): set one (see README 'Connect to Slack in 5 minutes')"
+            )
+        if self.http and self.settings.slack_signing_secret is None:
+            raise StartupError("HTTP mode needs SLACK_SIGNING_SECRET to verify that requests come from Slack")
+        try:
+            auth = await self.client.auth_test()
+        except SlackApiError as exc:
+            raise StartupError(f"SLACK_BOT_TOKEN was rejected by Slack ({exc.response.get('error')}): "
+                               "copy the Bot User OAuth Token again") from None
+        except Exception as exc:
+            raise StartupError(f"cannot reach Slack at {self.settings.slack_api_url}: {exc}") from None
+        self.team_id = str(auth.get("team_id") or "")
+        self.bot_user_id = str(auth.get("user_id") or "")
+        self.bot.access.bot_team_id = self.team_id
+        if self.http:
+            web_app = self.app.web_app(path="/slack/events", port=self.settings.http_port)
+            self._runner = web.AppRunner(web_app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
+            await site.start()
+            server = getattr(site, "_server", None)
+            sockets = getattr(server, "sockets", None) or []
+            self.bound_port = sockets[0].getsockname()[1] if sockets else self.settings.http_port
+            log.info("Slack HTTP mode: listening on http://%s:%s/slack/events", self.settings.http_host,
+                     self.bound_port)
+        else:
+            assert self.settings.slack_app_token is not None
+            self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token.get_secret_value())
+            await self._socket.connect_async()
+            log.info("Slack Socket Mode: connected as %s in team %s", self.bot_user_id, self.team_id)
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.bot.drain()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def remember(self, reports: list[TargetReport], command: cmd.RunChecks, user: str) -> str:
+        share_id = secrets.token_urlsafe(12)
+        self._shared[share_id] = _Shared(reports, command, user)
+        while len(self._shared) > REPORT_CACHE:
+            self._shared.popitem(last=False)
+        return share_id
+
+    async def user_info(self, user_id: str) -> dict[str, Any]:
+        cached = self._users.get(user_id)
+        if cached and time.monotonic() - cached[0] < USER_CACHE_TTL:
+            return cached[1]
+        response = await self.client.users_info(user=user_id)
+        user = dict(response.get("user") or {})
+        self._users[user_id] = (time.monotonic(), user)
+        return user
+
+    async def requester(self, body: dict[str, Any]) -> Requester:
+        user = body.get("user") if isinstance(body.get("user"), dict) else None
+        user_id = str(body.get("user_id") or (user or {}).get("id") or "")
+        channel = body.get("channel_id") or (body.get("channel") or {}).get("id") or ""
+        info = await self.user_info(user_id)
+        return Requester(
+            user_id=user_id,
+            user_name=str(info.get("name") or body.get("user_name") or ""),
+            channel_id=str(channel),
+            team_id=str(info.get("team_id") or ""),
+            is_guest=bool(info.get("is_restricted") or info.get("is_ultra_restricted")),
+            tz=str(info.get("tz") or "UTC"),
+            source="slack",
+        )
+
+    async def admitted(self, body: dict[str, Any], respond: Respond) -> Requester | None:
+        try:
+            who = await self.requester(body)
+        except SlackApiError as exc:
+            await respond(text=f"Could not look you up in Slack ({exc.response.get('error')}); try again.",
+                          replace_original=True)
+            return None
+        refusal = self.bot.admit(who)
+        if refusal:
+            await respond(text=refusal, blocks=render.error_blocks(refusal), replace_original=True)
+            return None
+        return who
+
+    # -- listeners -------------------------------------------------------------------------------
+
+    async def on_command(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond) -> None:
+        command = self.bot.parse(str(body.get("text") or ""))
+        if isinstance(command, cmd.RunChecks):
+            names, count = self.bot.plan(command)
+            target = command.target or (names[0] if len(names) == 1 else None)
+            await ack(text=f"running {count} checks…", blocks=render.progress_blocks(
+                cmd.describe(command), count=count, target=target, requested_by=str(body.get("user_id") or "")))
+        else:
+            await ack()
+
+        async def work() -> None:
+            who = await self.admitted(body, respond)
+            if who is None:
+                return
+            await self.bot.handle(command, who, SlackResponder(self, respond, who))
+
+        self.bot.spawn(work(), name=f"/wscheck {body.get('text', '')!r}")
+
+    async def on_share(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond) -> None:
+        await ack()
+        value = str((body.get("actions") or [{}])[0].get("value") or "")
+
+        async def work() -> None:
+            who = await self.admitted(body, respond)
+            if who is None:
+                return
+            shared = self._shared.get(value)
+            if shared is None:
+                await respond(text="This report is no longer available to share (the bot restarted or it is old): "
+                              "press Run again.", replace_original=False, response_type="ephemeral")
+                return
+            now = datetime.now(UTC)
+            if len(shared.reports) > MAX_SEPARATE_REPORTS:
+                blocks = render.multi_report_blocks(shared.reports, requested_by=shared.requested_by, now=now,
+                                                    share=False, shared_by=who.user_id)
+                await respond(text="\n".join(render.report_fallback(r) for r in shared.reports)[:3000],
+                              blocks=blocks, response_type="in_channel", replace_original=False)
+                return
+            for report in shared.reports:
+                blocks = render.report_blocks(report, requested_by=shared.requested_by, now=now, share=False,
+                                              shared_by=who.user_id)
+                await respond(text=render.report_fallback(report), blocks=blocks, response_type="in_channel",
+                              replace_original=False)
+
+        self.bot.spawn(work(), name="share")
+
+    async def on_run_again(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
+                           respond: Respond) -> None:
+        await ack()
+        value = str((body.get("actions") or [{}])[0].get("value") or "")
+
+        async def work() -> None:
+            who = await self.admitted(body, respond)
+            if who is None:
+                return
+            command = self.bot.parse(value)
+            out = SlackResponder(self, respond, who)
+            if isinstance(command, cmd.RunChecks):
+                names, count = self.bot.plan(command)
+                await out.progress(cmd.describe(command), count=count,
+                                   target=command.target or (names[0] if len(names) == 1 else None))
+            await self.bot.handle(command, who, out)
+
+        self.bot.spawn(work(), name="run again")
+
+    async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
+        log.error("Slack listener error: %s: %s", type(error).__name__, error)

@@ -1,0 +1,84 @@
+"""Running checks for the bot: one transport per target, shared runs, per-user rate limits.
+
+Both the chat fronts and the monitor ask for reports through `CheckService`; identical requests in
+flight for the same target share one run (a burst of `/wscheck` from five people costs one SSH round),
+and a slow target only ever delays the callers that asked about it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from checks.config import Target, TargetsConfig
+from checks.models import TargetReport
+from checks.registry import resolve_selection
+from checks.runner import run_checks
+from checks.transport import Transport, make_transport
+
+
+class CheckService:
+    def __init__(self, config: TargetsConfig) -> None:
+        self.config = config
+        self._transports: dict[str, Transport] = {}
+        self._inflight: dict[tuple[str, tuple[str, ...]], asyncio.Task[TargetReport]] = {}
+        self.runs = 0
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return self.config.targets
+
+    def target(self, name: str) -> Target:
+        target = self.config.get(name)
+        if target is None:
+            raise KeyError(name)
+        return target
+
+    def transport(self, target: Target) -> Transport:
+        transport = self._transports.get(target.name)
+        if transport is None:
+            transport = self._transports[target.name] = make_transport(target)
+        return transport
+
+    async def run(self, target_name: str, checks: Sequence[str] = ()) -> TargetReport:
+        """Run (or join an identical run already in flight) and return the report. Never raises for
+        target problems: those are `error` results."""
+        target = self.target(target_name)
+        ids = resolve_selection(list(checks))
+        key = (target.name, ids)
+        task = self._inflight.get(key)
+        if task is None:
+            self.runs += 1
+            task = asyncio.ensure_future(run_checks(target, self.transport(target), ids))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def aclose(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        await asyncio.gather(*(t.aclose() for t in self._transports.values()), return_exceptions=True)
+        self._transports.clear()
+
+
+class RateLimiter:
+    """At most `limit` commands per user in any `window` seconds (sliding window, `now` passed in)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._hits: dict[str, deque[float]] = {}
+
+    def allow(self, user: str, now: float | None = None) -> tuple[bool, float]:
+        """(allowed, seconds until the next command would be allowed)."""
+        now = time.monotonic() if now is None else now
+        hits = self._hits.setdefault(user, deque())
+        while hits and now - hits[0] >= self.window:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            return False, self.window - (now - hits[0])
+        hits.append(now)
+        return True, 0.0

@@ -1,0 +1,240 @@
+"""Settings: the only module that reads the environment.
+
+One naming rule for every setting: a TOML key in wscheck.toml (top level, or the `[remediation]`
+table for the remediation ones) and an environment variable `WSCHECK_<KEY>`; Slack's own keep Bolt's
+names (`SLACK_BOT_TOKEN`, `SLACK_APP_TOKEN`, `SLACK_SIGNING_SECRET`) plus `SLACK_API_URL`. The
+environment (and a `.env` file) wins over TOML. Durations accept plain seconds or `30s` / `5m` / `1h`.
+
+Errors are `ConfigError`s that name the variable or the file and key, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from checks.config import ConfigError, Duration, read_toml
+
+DEFAULT_CONFIG = Path("wscheck.toml")
+ENV_FILE = Path(".env")
+ENV_PREFIX = "WSCHECK_"
+SLACK_ENV = {
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_app_token": "SLACK_APP_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_api_url": "SLACK_API_URL",
+}
+#: Keys that live in the `[remediation]` table of wscheck.toml.
+REMEDIATION_KEYS = frozenset(
+    {"approvers", "quorum", "allow_self_approval", "approval_ttl", "cooldown", "verify_timeout", "remediation"}
+)
+
+
+def _env_lookup() -> dict[str, str]:
+    """Process environment over `.env` (python-dotenv semantics, file values never override real ones)."""
+    values: dict[str, str] = {}
+    if ENV_FILE.is_file():
+        values.update({k: v for k, v in dotenv_values(ENV_FILE).items() if v is not None})
+    values.update(os.environ)
+    return values
+
+
+def resolve_config_path(cli_value: str | None) -> Path | None:
+    """`--config FILE`, else `$WSCHECK_CONFIG`, else `./wscheck.toml` if present, else None (built-in default)."""
+    if cli_value:
+        return Path(cli_value).expanduser()
+    env = _env_lookup().get("WSCHECK_CONFIG", "").strip()
+    if env:
+        return Path(env).expanduser()
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def _csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode, BeforeValidator(_csv)]
+
+
+def _cooldown(value: Any) -> tuple[int, float]:
+    """`3/1h` = at most 3 remediations per target per hour; a bare number means per hour."""
+    from checks.config import parse_duration
+
+    if isinstance(value, tuple | list) and len(value) == 2:
+        return int(value[0]), float(value[1])
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, 3600.0
+    if isinstance(value, str):
+        count, _, window = value.partition("/")
+        try:
+            return int(count), parse_duration(window or "1h")
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a cooldown like 3/1h (at most 3 per hour)")
+
+
+class TomlSettingsSource(PydanticBaseSettingsSource):
+    """Top-level keys of wscheck.toml (minus `[[targets]]`), with `[remediation]` flattened in."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+        self.data: dict[str, Any] = {}
+        if path is None:
+            return
+        raw = read_toml(path)
+        known = set(settings_cls.model_fields)
+        for key, value in raw.items():
+            if key == "targets":
+                continue
+            if key == "remediation" and isinstance(value, dict):
+                for sub, subvalue in value.items():
+                    if sub not in REMEDIATION_KEYS or sub not in known:
+                        raise ConfigError(f"{path}: remediation.{sub}: unknown key (see README 'Configuration')")
+                    self.data[sub] = subvalue
+                continue
+            if key not in known or key in REMEDIATION_KEYS:
+                hint = " (it belongs in the [remediation] table)" if key in REMEDIATION_KEYS else ""
+                raise ConfigError(f"{path}: {key}: unknown key{hint} (see README 'Configuration')")
+            self.data[key] = value
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def _slack(name: str) -> Any:
+    return Field(default=None, validation_alias=AliasChoices(SLACK_ENV[name], name))
+
+
+class Settings(BaseSettings):
+    """Every bot setting. See README 'Configuration' for the table; .env.example lists them all."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore", populate_by_name=True,
+    )
+
+    # Slack
+    slack_bot_token: SecretStr | None = _slack("slack_bot_token")
+    slack_app_token: SecretStr | None = _slack("slack_app_token")
+    slack_signing_secret: SecretStr | None = _slack("slack_signing_secret")
+    slack_api_url: str = Field(default="https://slack.com/api/",
+                               validation_alias=AliasChoices("SLACK_API_URL", "slack_api_url"))
+    http: bool = False
+    http_host: str = "0.0.0.0"
+    http_port: int = Field(default=3000, ge=0, le=65535)
+    allowed_channels: CsvList = []
+    allowed_users: CsvList = []
+    rate_limit: int = Field(default=10, ge=1)
+    rate_window: Duration = 60.0
+    lang: Literal["en", "ko"] = "en"
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # storage
+    db: Path = Path("wscheck.db")
+    # monitoring and alerts
+    monitor: bool = True
+    alert_channel: str = ""
+    alert_mention: str = ""
+    check_interval: Duration = 60.0
+    fast_interval: Duration = 10.0
+    jitter: Duration = 2.0
+    failure_threshold: int = Field(default=2, ge=1)
+    success_threshold: int = Field(default=2, ge=1)
+    reminder_interval: Duration = 3600.0
+    flap_window: Duration = 1800.0
+    flap_count: int = Field(default=3, ge=2)
+    canary: bool = True
+    canary_ping_interval: Duration = 5.0
+    canary_pong_timeout: Duration = 3.0
+    # remediation ([remediation] table)
+    approvers: CsvList = []
+    quorum: Literal[1, 2] = 1
+    allow_self_approval: bool = False
+    approval_ttl: Duration = 600.0
+    cooldown: Annotated[tuple[int, float], BeforeValidator(_cooldown)] = (3, 3600.0)
+    verify_timeout: Duration = 60.0
+    # operations
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    heartbeat_url: str = ""
+    retention: Duration = 90 * 86400.0
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL like https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb- (OAuth & Permissions page)")
+        return value if value is not None and value.get_secret_value() else None
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp- (Basic Information > App-Level Tokens)")
+        return value if value is not None and value.get_secret_value() else None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings)
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
+
+
+def env_name(field: str) -> str:
+    return SLACK_ENV.get(field, ENV_PREFIX + field.upper())
+
+
+def load_settings(config_path: Path | None, **overrides: Any) -> Settings:
+    """Settings from env, .env and the TOML file; every problem is a one-line ConfigError per field."""
+    toml = TomlSettingsSource(Settings, config_path)
+
+    class _FromFile(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, dotenv_settings, toml)
+
+    try:
+        return _FromFile(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            name = next((f for f, env in SLACK_ENV.items() if env == field), field)
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            where = f"{env_name(name)} / {name} in {config_path or 'wscheck.toml'}"
+            problems.append(f"setting {name} ({where}): {msg}")
+        raise ConfigError("\n".join(problems)) from None

@@ -1,0 +1,282 @@
+"""From check results to the known causes of the seed story, root cause first, with this target's fix.
+
+Pure: no I/O, just rules over results. Each rule fires on its trigger check and *consumes* the failing
+checks it explains, so a consequence is not reported as a cause of its own: a missing BUILD_ID makes
+PM2 `errored`, nothing listen and nginx answer 502 — that is one cause (`next_build_missing`), not
+four. Rules run in root-first order; alerts and remediation buttons use the first cause.
+
+Cause ids are a public interface (alerts, remediation, the store): never rename one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from checks import commands as cmd
+from checks.config import Target
+from checks.models import Cause, CheckResult, Status
+
+BAD = (Status.FAIL, Status.ERROR)
+
+#: Every cause id the diagnosis can produce, root-first, with a one-line description for docs/help.
+CAUSES: dict[str, str] = {
+    "target_unreachable": "the bot cannot reach the server (SSH or network), so it cannot see the stack",
+    "nginx_config_invalid": "`nginx -t` fails: the next reload or restart of nginx will fail",
+    "port_conflict": "another process holds the app port, so the app cannot bind it (EADDRINUSE)",
+    "next_build_missing": "production mode without `.next/BUILD_ID`: `next start` exits at once",
+    "pm2_crash_loop": "PM2 shows the app online but it keeps crashing and restarting",
+    "pm2_not_online": "the PM2 app is not `online` (stopped, errored, waiting restart, or missing)",
+    "port_mismatch": "nginx proxies to one port, the app listens on another (the 3000-vs-3003 bug)",
+    "app_port_misconfigured": "nginx and the app agree on a port, but wscheck's app_port is different",
+    "app_not_listening": "PM2 says online but nothing listens on the app port",
+    "nginx_not_running": "nothing answers on public_url: nginx is down or listens elsewhere",
+    "nginx_upgrade_headers_missing": "the nginx location lacks the WebSocket upgrade setup",
+    "app_websocket_missing": "the app answers HTTP but not the WebSocket handshake on ws_path",
+    "nginx_ws_timeout_short": "nginx cuts idle WebSockets after proxy_read_timeout (60 s by default)",
+    "unknown": "checks fail, but no known cause explains them",
+}
+
+
+@dataclass
+class _State:
+    target: Target
+    results: dict[str, CheckResult]
+    consumed: set[str] = field(default_factory=set)
+    causes: list[Cause] = field(default_factory=list)
+
+    def bad(self, check_id: str) -> bool:
+        r = self.results.get(check_id)
+        return r is not None and r.status in BAD and check_id not in self.consumed
+
+    def failed(self, check_id: str) -> bool:
+        """The check ran and found the problem (`fail`); an `error` is no evidence of a cause."""
+        r = self.results.get(check_id)
+        return r is not None and r.status is Status.FAIL and check_id not in self.consumed
+
+    def get(self, check_id: str) -> CheckResult | None:
+        return self.results.get(check_id)
+
+    def detail(self, check_id: str, key: str) -> object:
+        r = self.results.get(check_id)
+        return r.details.get(key) if r else None
+
+    def add(self, cause: str, summary: str, trigger: str | Sequence[str], explains: Sequence[str],
+            fix: Sequence[str], severity: Status = Status.FAIL) -> None:
+        triggers = [trigger] if isinstance(trigger, str) else list(trigger)
+        evidence = [c for c in (*triggers, *explains) if self._counts(c)]
+        self.consumed.update(evidence)
+        self.causes.append(Cause(cause=cause, summary=summary, severity=severity,
+                                 evidence=tuple(dict.fromkeys(evidence)), fix=tuple(fix)))
+
+    def _counts(self, check_id: str) -> bool:
+        r = self.results.get(check_id)
+        return r is not None and check_id not in self.consumed and r.status in (*BAD, Status.WARN, Status.SKIP)
+
+
+Rule = Callable[[_State], None]
+
+_APP_DOWN_EFFECTS = ("port.listen", "port.match", "port.conflict", "http.local", "ws.local", "http.proxy",
+                     "ws.proxy", "pm2.logs")
+
+
+def _pm2(t: Target, *args: str, env: dict[str, str] | None = None) -> str:
+    return cmd.display(cmd.pm2(t, *args, env=env))
+
+
+def _start_cmd(t: Target, script: str = "start") -> str:
+    return _pm2(t, "start", "npm", "--name", t.pm2_app, "--", "run", script, env={"PORT": str(t.app_port)})
+
+
+def _nginx_apply(t: Target) -> list[str]:
+    return [cmd.display(cmd.nginx_test(t)), cmd.display(cmd.nginx_reload(t))]
+
+
+def _unreachable(s: _State) -> None:
+    hit = [cid for cid, r in s.results.items() if r.details.get("error_kind") == "unreachable"]
+    if not hit:
+        return
+    reason = s.results[hit[0]].summary
+    t = s.target
+    public_down = all(s.bad(c) for c in ("http.proxy", "ws.proxy") if c in s.results)
+    explains = [c for c in ("http.proxy", "ws.proxy") if public_down]
+    login = f"ssh -p {t.port} {t.user + '@' if t.user else ''}{t.host} true"
+    fix = [f"{login}   # can you log in from the bot's host?"]
+    if "host key" in reason:
+        fix.append(f"wscheck trust {t.name}   # after comparing the fingerprint with ssh-keygen -lf on the server")
+    what = "the bot cannot see the server" + (" (and public_url does not answer either)" if explains else "")
+    s.add("target_unreachable", f"{what}: {reason}", hit, explains, fix, severity=Status.ERROR)
+
+
+def _nginx_invalid(s: _State) -> None:
+    r = s.get("nginx.syntax")
+    if not s.failed("nginx.syntax") or r is None:
+        return
+    where = f"{r.details.get('file')}:{r.details.get('line')}" if r.details.get("file") else "the nginx config"
+    s.add("nginx_config_invalid", f"nginx config is invalid: {r.details.get('message') or r.summary}",
+          "nginx.syntax", ("nginx.websocket", "port.match"),
+          [f"edit {where}", *_nginx_apply(s.target)])
+
+
+def _port_conflict(s: _State) -> None:
+    r = s.get("port.conflict")
+    if not s.failed("port.conflict") or r is None:
+        return
+    t = s.target
+    holders = r.details.get("foreign") or []
+    who = ", ".join(f"{h['name']} (pid {h['pid']})" for h in holders if isinstance(h, dict)) or "another process"
+    pids = [str(h["pid"]) for h in holders if isinstance(h, dict)]
+    fix = [f"ss -ltnp 'sport = :{t.app_port}'   # confirm who holds the port"]
+    if pids:
+        fix.append(f"kill {' '.join(pids)}   # only if that process is not needed")
+    fix += [_pm2(t, "restart", t.pm2_app), _pm2(t, "save")]
+    s.add("port_conflict", f"port {t.app_port} is held by {who}, so {t.pm2_app} cannot bind it",
+          "port.conflict", ("pm2.status", *_APP_DOWN_EFFECTS), fix)
+
+
+def _build_missing(s: _State) -> None:
+    r = s.get("next.build")
+    if not s.failed("next.build") or r is None:
+        return
+    t = s.target
+    s.add("next_build_missing",
+          f"no production build in {t.app_dir} (.next/BUILD_ID missing): `next start` exits with "
+          f"\"Could not find a production build\", so PM2 cannot keep {t.pm2_app} up",
+          "next.build", ("pm2.status", *_APP_DOWN_EFFECTS),
+          [f"cd {t.app_dir} && npm run build", _pm2(t, "restart", t.pm2_app), _pm2(t, "save")])
+
+
+def _pm2_crash_loop(s: _State) -> None:
+    r = s.get("pm2.status")
+    if not s.failed("pm2.status") or r is None or not r.details.get("crash_loop"):
+        return
+    t = s.target
+    s.add("pm2_crash_loop", r.summary, "pm2.status", _APP_DOWN_EFFECTS,
+          [_pm2(t, "logs", t.pm2_app, "--err", "--lines", "100", "--nostream"), _pm2(t, "restart", t.pm2_app)])
+
+
+def _pm2_not_online(s: _State) -> None:
+    r = s.get("pm2.status")
+    if not s.failed("pm2.status") or r is None:
+        return
+    t = s.target
+    if "known_apps" in r.details:
+        fix = [_start_cmd(t), _pm2(t, "save")]
+    else:
+        fix = [_pm2(t, "restart", t.pm2_app), _pm2(t, "logs", t.pm2_app, "--lines", "50", "--nostream")]
+    s.add("pm2_not_online", r.summary, "pm2.status", _APP_DOWN_EFFECTS, fix)
+
+
+def _port_mismatch(s: _State) -> None:
+    r = s.get("port.match")
+    if r is None or r.id in s.consumed:
+        return
+    t = s.target
+    side = r.details.get("side")
+    effects = ("port.listen", "http.local", "ws.local", "http.proxy", "ws.proxy")
+    if r.status is Status.WARN and side == "config":
+        s.add("app_port_misconfigured", r.summary, "port.match", effects,
+              [f"set app_port = {(r.details.get('nginx_ports') or ['?'])[0]} for {t.name} in wscheck.toml"],
+              severity=Status.WARN)
+        return
+    if r.status is not Status.FAIL:
+        return
+    if side == "app":
+        fix = [_pm2(t, "restart", t.pm2_app, "--update-env", env={"PORT": str(t.app_port)}), _pm2(t, "save")]
+    else:
+        where = f"{r.details.get('file')}:{r.details.get('line')}"
+        fix = [f"edit {where}: proxy_pass http://127.0.0.1:{t.app_port};", *_nginx_apply(t)]
+    s.add("port_mismatch", r.summary, "port.match", effects, fix)
+
+
+def _app_not_listening(s: _State) -> None:
+    if not s.failed("port.listen"):
+        return
+    pm2 = s.get("pm2.status")
+    if pm2 is not None and pm2.status in BAD:
+        return
+    t = s.target
+    s.add("app_not_listening", s.results["port.listen"].summary + f" although {t.pm2_app} is online",
+          "port.listen", ("http.local", "ws.local", "http.proxy", "ws.proxy", "port.match"),
+          [_pm2(t, "logs", t.pm2_app, "--lines", "50", "--nostream"), _pm2(t, "restart", t.pm2_app)])
+
+
+def _nginx_not_running(s: _State) -> None:
+    r = s.get("http.proxy")
+    if not s.failed("http.proxy") or r is None or not r.details.get("refused"):
+        return
+    s.add("nginx_not_running", f"nothing answers on {s.target.public_url}: nginx is not running or listens "
+          "elsewhere", "http.proxy", ("ws.proxy",),
+          [cmd.display(cmd.nginx_test(s.target)), "systemctl restart nginx   # or start nginx your usual way"])
+
+
+def _upgrade_missing(s: _State) -> None:
+    r = s.get("nginx.websocket")
+    if not s.failed("nginx.websocket") or r is None or "missing" not in r.details:
+        return
+    lines = r.details.get("add_lines") or []
+    where = f"{r.details.get('file')}:{r.details.get('line')}"
+    fix = [f"add to {r.details.get('location')} in {where}:", *[f"    {ln}" for ln in lines if isinstance(ln, str)],
+           *_nginx_apply(s.target)]
+    s.add("nginx_upgrade_headers_missing", r.summary, "nginx.websocket", ("ws.proxy",), fix)
+
+
+def _app_ws_missing(s: _State) -> None:
+    if not s.failed("ws.local"):
+        return
+    http = s.get("http.local")
+    if http is None or http.status is not Status.OK:
+        return
+    t = s.target
+    s.add("app_websocket_missing",
+          f"{t.pm2_app} answers HTTP but not the WebSocket handshake on {t.ws_path}: wrong ws_path, or the "
+          "app's upgrade handler is not attached",
+          "ws.local", ("ws.proxy",),
+          [f"check ws_path ({t.ws_path}) against the app's WebSocket route",
+           _pm2(t, "logs", t.pm2_app, "--lines", "50", "--nostream")])
+
+
+def _ws_timeout(s: _State) -> None:
+    r = s.get("nginx.websocket")
+    if r is None or r.status is not Status.WARN or "read_timeout" not in (r.details.get("weak") or []):
+        return
+    where = f"{r.details.get('file')}:{r.details.get('line')}"
+    s.add("nginx_ws_timeout_short", r.summary, "nginx.websocket", (),
+          [f"add to {r.details.get('location')} in {where}:", "    proxy_read_timeout 86400;",
+           "    proxy_send_timeout 86400;", *_nginx_apply(s.target)], severity=Status.WARN)
+
+
+def _unknown(s: _State) -> None:
+    left = [cid for cid, r in s.results.items() if r.status in BAD and cid not in s.consumed]
+    if not left:
+        return
+    t = s.target
+    names = ", ".join(left)
+    s.add("unknown", f"failing without a known cause: {names}", left, (),
+          [_pm2(t, "logs", t.pm2_app, "--lines", "100", "--nostream"),
+           "tail -n 50 /var/log/nginx/error.log"], severity=s.results[left[0]].status)
+
+
+RULES: tuple[Rule, ...] = (
+    _unreachable,
+    _nginx_invalid,
+    _port_conflict,
+    _build_missing,
+    _pm2_crash_loop,
+    _pm2_not_online,
+    _port_mismatch,
+    _app_not_listening,
+    _nginx_not_running,
+    _upgrade_missing,
+    _app_ws_missing,
+    _ws_timeout,
+    _unknown,
+)
+
+
+def diagnose(target: Target, results: Sequence[CheckResult]) -> tuple[Cause, ...]:
+    """Causes, root first. A healthy stack (no fail/error, no known warning) has none."""
+    state = _State(target=target, results={r.id: r for r in results})
+    for rule in RULES:
+        rule(state)
+    return tuple(state.causes)

@@ -1,0 +1,27 @@
+"""The check functions, keyed by the stable ids of checks.registry."""
+
+from __future__ import annotations
+
+from checks.items.base import CheckFn
+from checks.items.nginx import nginx_syntax, nginx_websocket
+from checks.items.pm2 import pm2_logs, pm2_status
+from checks.items.ports import port_conflict, port_listen, port_match
+from checks.items.web import http_local, http_proxy, next_build, ws_local, ws_proxy
+from checks.registry import CHECK_IDS
+
+CHECK_FUNCTIONS: dict[str, CheckFn] = {
+    "nginx.syntax": nginx_syntax,
+    "nginx.websocket": nginx_websocket,
+    "pm2.status": pm2_status,
+    "port.listen": port_listen,
+    "port.match": port_match,
+    "port.conflict": port_conflict,
+    "next.build": next_build,
+    "http.local": http_local,
+    "http.proxy": http_proxy,
+    "ws.local": ws_local,
+    "ws.proxy": ws_proxy,
+    "pm2.logs": pm2_logs,
+}
+
+assert tuple(CHECK_FUNCTIONS) == CHECK_IDS, "checks.registry and checks.items disagree"

@@ -1,0 +1,146 @@
+"""pm2.status and pm2.logs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from checks.facts import FactError, Facts
+from checks.items.base import Outcome, error, fail, ok, warn
+from checks.models import Status
+from checks.parsers.logs import scan_log
+from checks.parsers.pm2 import Pm2Process
+from checks.redact import redact
+
+#: PM2 counts a restart as unstable when the app lived less than min_uptime; this many is a loop.
+#: `restart_time` alone cannot tell a crash from an operator's `pm2 restart` in one snapshot; the
+#: monitor, which sees successive snapshots, watches its growth instead.
+UNSTABLE_LOOP = 3
+
+
+def _describe(p: Pm2Process, now_ms: float) -> dict[str, object]:
+    uptime = (now_ms - p.pm_uptime) / 1000 if p.pm_uptime and p.status == "online" else None
+    return {
+        "pm_id": p.pm_id,
+        "status": p.status,
+        "pid": p.pid,
+        "restarts": p.restart_time,
+        "unstable_restarts": p.unstable_restarts,
+        "uptime_s": round(uptime, 1) if uptime is not None else None,
+        "mode": p.mode,
+        "exec": " ".join(x for x in (p.exec_path, *p.args) if x),
+        "port_env": p.port_env,
+    }
+
+
+async def pm2_status(f: Facts) -> Outcome:
+    processes = await f.pm2_processes()
+    app = f.target.pm2_app
+    instances = [p for p in processes if p.name == app]
+    if not instances:
+        names = sorted({p.name for p in processes})
+        if not names:
+            return fail(
+                f"{app} is not in `pm2 jlist`, which is empty: PM2 runs as another user or with another "
+                "PM2_HOME (set user / pm2_home / pm2_user)",
+                known_apps=[],
+            )
+        return fail(f"{app} is not in `pm2 jlist` (PM2 knows: {', '.join(names)})", known_apps=names)
+    now_ms = time.time() * 1000
+    described = [_describe(p, now_ms) for p in instances]
+    details: dict[str, object] = {"instances": described, "status": instances[0].status}
+    bad = [p for p in instances if p.status != "online" or p.pid <= 0]
+    if bad:
+        p = bad[0]
+        if p.status == "online":
+            return fail(f"{app} is `online` but has pid 0: PM2 has no process for it", **details)
+        if p.status == "waiting restart":
+            return fail(
+                f"{app} is `waiting restart` (pid 0) after {p.restart_time} restarts: it keeps exiting",
+                **details,
+            )
+        if p.status == "errored":
+            return fail(f"{app} is `errored` after {p.restart_time} restarts: PM2 gave up restarting it",
+                        **details)
+        if p.status == "launching":
+            return warn(f"{app} is `launching`", **details)
+        return fail(f"{app} is `{p.status}`", **details)
+    looping = [p for p in instances if p.unstable_restarts >= UNSTABLE_LOOP]
+    if looping:
+        p = looping[0]
+        details["crash_loop"] = True
+        return fail(
+            f"{app} is `online` but crash-looping: {p.unstable_restarts} unstable restarts "
+            f"({p.restart_time} in all)",
+            **details,
+        )
+    unstable = [p for p in instances if p.unstable_restarts > 0]
+    if unstable:
+        p = unstable[0]
+        return warn(f"{app} is `online` but crashed {p.unstable_restarts} time(s) right after starting", **details)
+    p = instances[0]
+    uptime = described[0]["uptime_s"]
+    count = f"{len(instances)} instances " if len(instances) > 1 else ""
+    return ok(f"{app} {count}online, pid {p.pid}, up {_human(uptime)}, {p.restart_time} restarts", **details)
+
+
+def _human(seconds: object) -> str:
+    if not isinstance(seconds, int | float):
+        return "?"
+    s = int(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    if s < 172800:
+        return f"{s // 3600} h"
+    return f"{s // 86400} d"
+
+
+async def pm2_logs(f: Facts) -> Outcome:
+    instances = await f.app_instances()
+    if not instances:
+        raise f.explained_by("pm2.status", f"{f.target.pm2_app} is not known to PM2, so neither are its logs")
+    app = instances[0]
+    paths = tuple(dict.fromkeys(p for p in (app.err_log, app.out_log) if p))
+    if not paths:
+        return error("PM2 names no log files for the app (logs disabled with /dev/null?)")
+    tails, stats = await asyncio.gather(
+        asyncio.gather(*(f.log_tail(p) for p in paths)),
+        f.log_stat(paths),
+    )
+    started_s = (app.pm_uptime or 0) / 1000
+    lines: list[str] = []
+    known: list[str] = []
+    ports: list[int] = []
+    unreadable: list[str] = []
+    stale: list[str] = []
+    for path, result in zip(paths, tails, strict=True):
+        if not result.ok:
+            unreadable.append(f"{path}: {redact(result.stderr.strip().splitlines()[-1] if result.stderr else '?')}")
+            continue
+        entry = stats.get(path)
+        if app.status == "online" and entry is not None and started_s and entry.mtime < started_s - 1:
+            stale.append(path)
+            continue
+        scan = scan_log(result.stdout, from_error_log=(path == app.err_log))
+        lines.extend(scan.error_lines)
+        known.extend(k for k in scan.known if k not in known)
+        ports.extend(p for p in scan.eaddrinuse_ports if p not in ports)
+    details: dict[str, object] = {
+        "files": list(paths),
+        "error_lines": lines[-20:],
+        "known": known,
+        "eaddrinuse_ports": ports,
+        "unreadable": unreadable,
+        "unchanged_since_start": stale,
+    }
+    if unreadable and len(unreadable) == len(paths):
+        raise FactError("cannot read the PM2 log files: " + "; ".join(unreadable), details=details)
+    if lines:
+        latest = lines[-1]
+        tag = f" [{', '.join(known)}]" if known else ""
+        return Outcome(Status.WARN, f"{len(lines)} recent error line(s){tag}; latest: {latest[:200]}", details)
+    if stale:
+        return ok("no new log lines since the app last started", **details)
+    return ok("no error lines in the recent PM2 logs", **details)

@@ -1,0 +1,203 @@
+"""HTTP and WebSocket probes over any byte stream.
+
+The same probe code runs over a direct-tcpip SSH channel (inside the target: `127.0.0.1:app_port`,
+no curl needed there), over a local TCP connection, and over TLS to the public URL. So the protocol
+work is done by sans-I/O libraries — h11 for HTTP/1.1, websockets' `ClientProtocol` for RFC 6455 —
+and this module only moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import h11
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidStatus, WebSocketException
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
+
+from checks.transport.base import AsyncioStream, ByteStream, ProbeConnectError, os_reason
+
+USER_AGENT = "wscheck/0.1 (+https://github.com/wscheck)"
+_READ = 65536
+
+
+class ProbeError(Exception):
+    """The peer answered, but not with what the protocol requires (or not at all)."""
+
+    def __init__(self, message: str, *, status: int | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    status: int
+    reason: str
+    headers: dict[str, str] = field(default_factory=dict)
+    elapsed_ms: float = 0.0
+
+    @property
+    def server(self) -> str:
+        return self.headers.get("server", "")
+
+
+@dataclass(frozen=True, slots=True)
+class WsAnswer:
+    status: int
+    rtt_ms: float
+    headers: dict[str, str] = field(default_factory=dict)
+    elapsed_ms: float = 0.0
+
+
+Opener = Callable[[], Awaitable[ByteStream]]
+
+
+async def http_get(open_stream: Opener, *, host_header: str, path: str, timeout: float) -> HttpAnswer:
+    """GET `path` and return the status line and headers (the body is not read)."""
+    started = time.perf_counter()
+    async with asyncio.timeout(timeout):
+        stream = await open_stream()
+        try:
+            conn = h11.Connection(our_role=h11.CLIENT)
+            request = h11.Request(
+                method="GET",
+                target=path,
+                headers=[
+                    ("Host", host_header),
+                    ("User-Agent", USER_AGENT),
+                    ("Accept", "text/html,*/*"),
+                    ("Connection", "close"),
+                ],
+            )
+            await stream.write(conn.send(request) + (conn.send(h11.EndOfMessage()) or b""))
+            while True:
+                try:
+                    event = conn.next_event()
+                except h11.RemoteProtocolError as exc:
+                    raise ProbeError(f"not an HTTP answer: {exc}") from None
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await stream.read(_READ))
+                    continue
+                if isinstance(event, h11.Response):
+                    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
+                    return HttpAnswer(
+                        status=event.status_code,
+                        reason=event.reason.decode("latin-1"),
+                        headers=headers,
+                        elapsed_ms=(time.perf_counter() - started) * 1000,
+                    )
+                if isinstance(event, h11.ConnectionClosed):
+                    raise ProbeError("connection closed without an HTTP answer")
+        finally:
+            await stream.aclose()
+
+
+async def ws_handshake(open_stream: Opener, *, uri: str, timeout: float, origin: str | None = None) -> WsAnswer:
+    """Open a WebSocket, require `101 Switching Protocols`, then time one ping/pong round trip."""
+    started = time.perf_counter()
+    async with asyncio.timeout(timeout):
+        stream = await open_stream()
+        try:
+            protocol = ClientProtocol(parse_uri(uri))
+            request = protocol.connect()
+            request.headers["User-Agent"] = USER_AGENT
+            if origin:
+                request.headers["Origin"] = origin
+            protocol.send_request(request)
+            await _flush(protocol, stream)
+            response: Response | None = None
+            while protocol.state is State.CONNECTING:
+                data = await stream.read(_READ)
+                if data:
+                    protocol.receive_data(data)
+                else:
+                    protocol.receive_eof()
+                for event in protocol.events_received():
+                    if isinstance(event, Response):
+                        response = event
+                if protocol.handshake_exc is not None:
+                    break
+                if not data and protocol.state is State.CONNECTING:
+                    break
+            if protocol.handshake_exc is not None or protocol.state is not State.OPEN:
+                raise _handshake_error(protocol.handshake_exc, response)
+            headers = {k.lower(): v for k, v in response.headers.raw_items()} if response else {}
+            payload = os.urandom(8)
+            ping_at = time.perf_counter()
+            protocol.send_ping(payload)
+            await _flush(protocol, stream)
+            rtt = await _await_pong(protocol, stream, payload, ping_at)
+            protocol.send_close(1000, "wscheck probe done")
+            await _flush(protocol, stream)
+            return WsAnswer(status=101, rtt_ms=rtt, headers=headers,
+                            elapsed_ms=(time.perf_counter() - started) * 1000)
+        finally:
+            await stream.aclose()
+
+
+async def _flush(protocol: ClientProtocol, stream: ByteStream) -> None:
+    for chunk in protocol.data_to_send():
+        if chunk:
+            await stream.write(chunk)
+
+
+async def _await_pong(protocol: ClientProtocol, stream: ByteStream, payload: bytes, ping_at: float) -> float:
+    while True:
+        data = await stream.read(_READ)
+        if not data:
+            raise ProbeError("WebSocket closed before answering the ping", status=101)
+        protocol.receive_data(data)
+        for event in protocol.events_received():
+            if isinstance(event, Frame):
+                if event.opcode is Opcode.PONG and event.data == payload:
+                    return (time.perf_counter() - ping_at) * 1000
+                if event.opcode is Opcode.CLOSE:
+                    raise ProbeError("WebSocket closed by the server before answering the ping", status=101)
+        await _flush(protocol, stream)
+
+
+def _handshake_error(exc: Exception | None, response: Response | None) -> ProbeError:
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        headers = {k.lower(): v for k, v in exc.response.headers.raw_items()}
+        return ProbeError(
+            f"handshake answered HTTP {status} {exc.response.reason_phrase} instead of 101",
+            status=status,
+            headers=headers,
+        )
+    if response is not None:
+        headers = {k.lower(): v for k, v in response.headers.raw_items()}
+        return ProbeError(f"handshake rejected: {exc}", status=response.status_code, headers=headers)
+    if isinstance(exc, WebSocketException | ValueError):
+        return ProbeError(f"handshake failed: {exc}")
+    return ProbeError("connection closed during the WebSocket handshake")
+
+
+def public_opener(scheme: str, host: str, port: int, *, timeout: float) -> Opener:
+    """Stream opener for the public URL, from where the bot runs (TLS for https)."""
+
+    async def open_stream() -> ByteStream:
+        context = ssl.create_default_context() if scheme in ("https", "wss") else None
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=context, server_hostname=host if context else None),
+                timeout,
+            )
+        except TimeoutError:
+            raise ProbeConnectError(f"connection to {host}:{port} timed out") from None
+        except ssl.SSLError as exc:
+            raise ProbeConnectError(f"TLS with {host}:{port} failed: {exc.reason or exc}") from None
+        except OSError as exc:
+            raise ProbeConnectError(f"connection to {host}:{port} failed: {os_reason(exc)}") from None
+        return AsyncioStream(reader, writer)
+
+    return open_stream

@@ -1,0 +1,77 @@
+"""Run all or some checks on one target concurrently, bound the time, never raise.
+
+Every failure mode of a check — an unreachable host, a timeout, a parser surprise, a bug — becomes an
+`error` result with the reason; nothing here reports `ok` by default and nothing escapes as an exception,
+because the bot's monitoring loop must survive whatever one target does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from checks.config import Target
+from checks.diagnosis import diagnose
+from checks.facts import FactError, Facts
+from checks.items import CHECK_FUNCTIONS
+from checks.items.base import Outcome
+from checks.models import CheckResult, Status, TargetReport
+from checks.redact import redact
+from checks.registry import resolve_selection
+from checks.transport.base import CommandTimeout, HostKeyError, Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+
+async def _run_one(check_id: str, facts: Facts, timeout: float) -> CheckResult:
+    started = time.perf_counter()
+    details: dict[str, object]
+    try:
+        async with asyncio.timeout(timeout):
+            outcome: Outcome = await CHECK_FUNCTIONS[check_id](facts)
+        status, summary, details = outcome.status, outcome.summary, dict(outcome.details)
+    except FactError as exc:
+        status, summary, details = exc.status, exc.reason, {**exc.details, "error_kind": exc.kind}
+    except HostKeyError as exc:
+        status, summary, details = Status.ERROR, str(exc), {"error_kind": "unreachable", "host_key": True}
+    except TransportError as exc:
+        status, summary, details = Status.ERROR, str(exc), {"error_kind": "unreachable"}
+    except CommandTimeout as exc:
+        status, summary, details = Status.ERROR, f"command timed out: {exc}", {"error_kind": "timeout"}
+    except TimeoutError:
+        status, summary = Status.ERROR, f"did not finish within {timeout:g} s (check_timeout)"
+        details = {"error_kind": "timeout"}
+    except Exception as exc:
+        log.exception("check %s crashed", check_id)
+        status, summary = Status.ERROR, f"internal error in the check: {type(exc).__name__}: {exc}"
+        details = {"error_kind": "internal"}
+    return CheckResult(
+        id=check_id,
+        status=status,
+        summary=redact(summary),
+        details=details,
+        duration_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+async def run_checks(target: Target, transport: Transport, only: Sequence[str] = ()) -> TargetReport:
+    """Run the selected checks (ids or item aliases; empty = all) and diagnose the results."""
+    ids = resolve_selection(list(only))
+    started_at = datetime.now(UTC)
+    started = time.perf_counter()
+    facts = Facts(target, transport, ids)
+    try:
+        results = await asyncio.gather(*(_run_one(cid, facts, target.check_timeout) for cid in ids))
+    finally:
+        await facts.cancel()
+    return TargetReport(
+        target=target.name,
+        host=target.where,
+        started_at=started_at,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        checks=tuple(results),
+        diagnosis=diagnose(target, results),
+    )

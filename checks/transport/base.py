@@ -1,0 +1,128 @@
+"""One small async interface for "run this argv on the target" and "open a TCP stream inside it".
+
+Modelled on httpx's transport split: the checks speak only to `Transport`, and each way of reaching
+a host (SSH, this machine, a test fake calling a plain function) is a few dozen lines behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    exit_status: int
+    stdout: str
+    stderr: str
+    duration_ms: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+class TransportError(Exception):
+    """The target cannot be reached or cannot run anything: every command-based check is `error`."""
+
+
+class HostKeyError(TransportError):
+    """The SSH host key is unknown or changed. Never a prompt, never accepted silently."""
+
+
+class CommandTimeout(Exception):
+    """One command did not finish in time; the connection itself may be fine."""
+
+
+class ProbeConnectError(Exception):
+    """A TCP stream inside the target could not be opened (refused, unreachable, channel denied)."""
+
+
+def os_reason(exc: OSError) -> str:
+    """"Connection refused" rather than asyncio's "Connect call failed ('127.0.0.1', 3003)"."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+class ByteStream(Protocol):
+    """The least a probe needs from a connection: bytes in, bytes out, close."""
+
+    async def read(self, n: int) -> bytes: ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(slots=True)
+class AsyncioStream:
+    """ByteStream over asyncio's (reader, writer) pair — also fits asyncssh's SSHReader/SSHWriter."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    async def read(self, n: int) -> bytes:
+        return await self.reader.read(n)
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def aclose(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):  # closing must never raise: the probe's answer is what counts
+            await self.writer.wait_closed()
+
+
+class Transport(ABC):
+    """How checks reach a target. Implementations must be safe to use from concurrent tasks."""
+
+    kind: str = "abstract"
+
+    @abstractmethod
+    async def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult:
+        """Run argv (never through a local shell); raise TransportError / CommandTimeout."""
+
+    @abstractmethod
+    async def open_tcp(self, host: str, port: int, *, timeout: float) -> ByteStream:
+        """A byte stream to host:port as seen from inside the target (for HTTP/WebSocket probes)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the transport may be used again afterwards (it reconnects)."""
+
+
+Handler = Callable[[tuple[str, ...]], "CommandResult | Awaitable[CommandResult]"]
+
+
+@dataclass
+class FunctionTransport(Transport):
+    """A fake that answers commands with a plain function (like httpx.MockTransport).
+
+    For unit tests of checks and diagnosis: `handler(argv)` returns a CommandResult (or raises
+    TransportError/CommandTimeout). `open_tcp` uses `tcp_handler` when given, else refuses.
+    """
+
+    handler: Handler
+    tcp_handler: Callable[[str, int], Awaitable[ByteStream]] | None = None
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+    kind: str = "fake"
+
+    async def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult:
+        key = tuple(argv)
+        self.calls.append(key)
+        result = self.handler(key)
+        if isinstance(result, CommandResult):
+            return result
+        return await result
+
+    async def open_tcp(self, host: str, port: int, *, timeout: float) -> ByteStream:
+        if self.tcp_handler is None:
+            raise ProbeConnectError(f"connection to {host}:{port} refused")
+        return await self.tcp_handler(host, port)

@@ -1,0 +1,1422 @@
+#!/usr/bin/env python3
+"""A real Nginx -> PM2 -> Next.js 15 stack on 127.0.0.1, reachable over SSH, that can be broken on demand.
+
+wscheck diagnoses a stack it reaches over SSH. This module builds one such stack on the local machine, made of
+the real programs (OpenSSH's sshd, nginx, PM2 running `npm run start` of a Next.js 15 app with a WebSocket
+chat), so the bot's checks and fixes can be tested end to end and demonstrated without a VPS. Each failure of
+the seed story (deploy/sandbox/README.md lists them) is a *mode* that `set_mode()` produces for real: a moved
+`.next/BUILD_ID`, a port nobody proxies to, a process squatting the app port, an nginx site without the
+WebSocket upgrade headers, and so on.
+
+Everything binds 127.0.0.1 only. As root, the stack runs as the dedicated system user `wsbox` (created on
+first use), so what the bot sees over SSH is what an operator sees: PM2, nginx and the app owned by a
+non-root user, `ss -p` showing that user's processes. sshd itself runs as root (it must, to switch users).
+Without root, everything runs as the current user.
+
+Stdlib only (Python 3.11+), usable as a library (tests) and as a CLI:
+
+    python3 deploy/sandbox/sandbox.py up|down|status|toml [--workdir DIR]
+    python3 deploy/sandbox/sandbox.py mode MODE [--workdir DIR]
+
+The state of a running sandbox (ports, pids, mode) is kept in `<workdir>/sandbox.json`, so `down` and `mode`
+from another process act on the sandbox that `up` started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import pwd
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+MODES: tuple[str, ...] = (
+    "healthy",
+    "port-mismatch",
+    "no-build",
+    "nginx-no-upgrade",
+    "nginx-invalid",
+    "port-conflict",
+    "pm2-stopped",
+    "dev-mode",
+)
+
+#: The system user that runs PM2, nginx and the app when the sandbox is started as root.
+SANDBOX_USER = "wsbox"
+#: Its home (sshd needs an existing home to `chdir` into, or every SSH command prints a warning).
+SANDBOX_USER_HOME = Path("/var/lib/wsbox")
+
+HERE = Path(__file__).resolve().parent
+APP_SOURCE = HERE / "app"
+INSTALL_SH = HERE / "install.sh"
+STATE_FILE = "sandbox.json"
+#: Environment variable put into every process the sandbox starts as the user: `down()` finds strays by it.
+MARKER_ENV = "WSCHECK_SANDBOX"
+
+# The bot refuses paths outside this alphabet (checks/config.py), so the sandbox refuses them first.
+_PATH_RE = re.compile(r"^/[A-Za-z0-9_./+@-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+
+T = TypeVar("T")
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not reach the state it was asked for; the message says which signal never came."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# small process / network helpers
+# --------------------------------------------------------------------------------------------------------
+
+
+def wait_for(
+    what: str,
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    interval: float = 0.2,
+    detail: Callable[[], str] | None = None,
+) -> T:
+    """Poll `probe` until it returns something truthy; raise SandboxError naming `what` after `timeout` s.
+
+    Readiness is always a real signal (a pid file, a TCP accept, an HTTP answer, PM2's own status), never a
+    fixed sleep, so a slow machine only waits longer and a broken one fails with a sentence, not a hang.
+    `detail` adds context (a log tail) to the error.
+    """
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while True:
+        try:
+            result = probe()
+        except (OSError, SandboxError, ValueError, subprocess.SubprocessError) as exc:
+            result, last_exc = None, exc
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            msg = f"timed out after {timeout:.0f}s waiting for {what}"
+            if last_exc is not None:
+                msg += f" (last error: {last_exc})"
+            if detail is not None:
+                with contextlib.suppress(Exception):
+                    msg += "\n" + detail()
+            raise SandboxError(msg)
+        time.sleep(interval)
+
+
+def tcp_accepts(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    """True when something accepts a TCP connection on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def http_status(port: int, path: str = "/", host: str = "127.0.0.1", timeout: float = 5.0) -> int | None:
+    """Status code of a GET, or None when the connection fails (refused, reset, timeout)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def ws_handshake_status(
+    port: int, path: str = "/ws", host: str = "127.0.0.1", timeout: float = 5.0
+) -> int | None:
+    """Status code of a hand-written WebSocket upgrade request (101 when the upgrade goes through)."""
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(request.encode())
+            data = b""
+            while b"\r\n" not in data and len(data) < 4096:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    match = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+    return int(match.group(1)) if match else None
+
+
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state letter, parent pid, session id) from /proc, or None when the process is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(")") + 2 :].split()
+    return fields[0], int(fields[1]), int(fields[3])
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True while `pid` runs (a zombie waiting for its parent counts as gone)."""
+    if not pid:
+        return False
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X")
+
+
+def session_members(sid: int) -> set[int]:
+    """Live processes whose session id is `sid`.
+
+    nginx's master calls setsid() when it daemonizes, so its workers keep the master's pid as their session
+    id even after the master is gone (kill -9): this is how its orphaned workers are still found.
+    """
+    found: set[int] = set()
+    if sid <= 1:
+        return found
+    for pid in _all_pids():
+        stat = _proc_stat(pid)
+        if stat is not None and stat[2] == sid and stat[0] not in ("Z", "X"):
+            found.add(pid)
+    return found
+
+
+def _all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def descendants(roots: Iterable[int]) -> set[int]:
+    """Every live descendant of `roots` (not the roots themselves), from one scan of /proc."""
+    children: dict[int, list[int]] = {}
+    for pid in _all_pids():
+        stat = _proc_stat(pid)
+        if stat is not None:
+            children.setdefault(stat[1], []).append(pid)
+    found: set[int] = set()
+    todo = [r for r in roots if r]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _pids_with_env(name: str, value: str, uid: int) -> set[int]:
+    """Processes of `uid` whose initial environment holds name=value (the sandbox's marker)."""
+    needle = f"{name}={value}".encode()
+    found: set[int] = set()
+    for pid in _all_pids():
+        try:
+            if os.stat(f"/proc/{pid}").st_uid != uid:
+                continue
+            if needle in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                found.add(pid)
+        except OSError:
+            continue
+    return found
+
+
+def kill_and_wait(pids: Iterable[int], *, sig: int = signal.SIGTERM, timeout: float = 5.0) -> set[int]:
+    """Send `sig`, wait up to `timeout` s, SIGKILL the survivors; return the pids still alive after that."""
+    targets = {p for p in pids if p and p != os.getpid() and pid_alive(p)}
+    for pid in targets:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while any(pid_alive(p) for p in targets) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = {p for p in targets if pid_alive(p)}
+    for pid in survivors:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    while any(pid_alive(p) for p in survivors) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {p for p in survivors if pid_alive(p)}
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def pick_free_port(exclude: Iterable[int] = ()) -> int:
+    """A TCP port free on 127.0.0.1 right now.
+
+    Ports are drawn below the kernel's ephemeral range when there is room there: a port from that range
+    (what binding port 0 returns) can be taken at any moment as the source port of some outgoing
+    connection, which would make a later `listen` by nginx or the app fail for no visible reason. The
+    caller still retries on "Address already in use", since a free port can be taken before it is bound.
+    """
+    excluded = set(exclude)
+    low, _high = _ephemeral_range()
+    lo, hi = (20000, low - 1) if low > 21000 else (1025, 65535)
+    for _ in range(200):
+        port = random.randint(lo, hi) if lo < hi else 0
+        if port in excluded:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            chosen = int(sock.getsockname()[1])
+        if chosen not in excluded:
+            return chosen
+    raise SandboxError("could not find a free TCP port on 127.0.0.1")
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"({path} unreadable)"
+    return f"--- last lines of {path} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------------------------------------
+# configuration text
+# --------------------------------------------------------------------------------------------------------
+
+_SITE_TEMPLATE = """\
+# {site_file}
+# The seed story's site (websocket-troubleshooting-guide), on 127.0.0.1 only.
+server {{
+    listen 127.0.0.1:{http_port};
+    server_name 127.0.0.1 localhost;
+
+    client_max_body_size 25m;
+
+    location / {{
+        proxy_pass http://127.0.0.1:{app_port};
+{upgrade}
+        # Forwarding headers
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-Host $host;
+        proxy_set_header X-Forwarded-Port $server_port;
+
+        # No buffering (real-time traffic)
+        {buffering} off;
+
+        # Keep WebSocket connections open
+        proxy_read_timeout 86400;
+        proxy_send_timeout 86400;
+    }}
+}}
+"""
+
+_UPGRADE_LINES = """\
+        proxy_http_version 1.1;
+
+        # WebSocket upgrade headers
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection 'upgrade';
+        proxy_cache_bypass $http_upgrade;
+"""
+
+# The same block minus proxy_http_version / Upgrade / Connection (no comment hinting at it: a grep-based
+# check must not be fooled into a pass or a fail by our own wording).
+_NO_UPGRADE_LINES = """\
+        proxy_cache_bypass $http_upgrade;
+"""
+
+_MAIN_CONF_TEMPLATE = """\
+# Main nginx.conf of the wscheck sandbox. nginx runs as {user} (not root), so everything it writes is in
+# {nginx_dir}; the site itself is in sites-enabled/, as on Debian.
+worker_processes 1;
+pid {nginx_dir}/nginx.pid;
+error_log {nginx_dir}/error.log notice;
+
+# Old workers holding WebSocket connections would otherwise delay a reload's takeover for a day.
+worker_shutdown_timeout 3s;
+
+events {{
+    worker_connections 512;
+}}
+
+http {{
+{mime}    default_type application/octet-stream;
+    sendfile on;
+    keepalive_timeout 65;
+    server_tokens on;
+
+    access_log {nginx_dir}/access.log;
+
+    client_body_temp_path {nginx_dir}/tmp/client_body;
+    proxy_temp_path {nginx_dir}/tmp/proxy;
+    fastcgi_temp_path {nginx_dir}/tmp/fastcgi;
+    uwsgi_temp_path {nginx_dir}/tmp/uwsgi;
+    scgi_temp_path {nginx_dir}/tmp/scgi;
+
+    include {nginx_dir}/sites-enabled/*;
+}}
+"""
+
+_SQUATTER_CODE = """\
+import socket, sys
+# wscheck sandbox "port-conflict": a stray server holding the app port. It accepts and hangs up.
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the app's closed connections may be in TIME_WAIT
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+while True:
+    c, _ = s.accept()
+    c.close()
+"""
+
+
+# --------------------------------------------------------------------------------------------------------
+# the sandbox
+# --------------------------------------------------------------------------------------------------------
+
+
+class Sandbox:
+    """One sandboxed stack living in `workdir`; see the module docstring and deploy/sandbox/README.md.
+
+    Constructing it starts nothing. If `workdir` holds the state of a sandbox that `up()` started (maybe in
+    another process), the ports, pids and mode are loaded from it, so `down()` and `set_mode()` work on it.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self, workdir: Path, *, app_name: str = "kathario-saas") -> None:
+        self.workdir = Path(os.path.abspath(workdir))
+        if not _PATH_RE.fullmatch(str(self.workdir)):
+            raise SandboxError(
+                f"workdir {self.workdir} has characters the bot refuses in paths; use only [A-Za-z0-9_./+@-]"
+            )
+        if not _NAME_RE.fullmatch(app_name):
+            raise SandboxError(f"app name {app_name!r} is not a valid PM2 app name")
+        self.app_name = app_name
+        self.is_root = os.geteuid() == 0
+        self.user = SANDBOX_USER if self.is_root else pwd.getpwuid(os.geteuid()).pw_name
+
+        self.ssh_dir = self.workdir / "ssh"
+        self.identity_file = self.ssh_dir / "id_ed25519"
+        self.known_hosts = self.ssh_dir / "known_hosts"
+        self.host_key = self.ssh_dir / "ssh_host_ed25519_key"
+        self.authorized_keys = self.ssh_dir / "authorized_keys"
+        self.sshd_config = self.ssh_dir / "sshd_config"
+        self.sshd_log = self.ssh_dir / "sshd.log"
+        self.sshd_pid_file = self.ssh_dir / "sshd.pid"
+
+        self.home = self.workdir / "home"
+        self.pm2_home = self.workdir / "pm2"
+        self.app_dir = self.workdir / "app"
+        self.stash_dir = self.workdir / "stash"
+        self.nginx_dir = self.workdir / "nginx"
+        self.nginx_conf = self.nginx_dir / "nginx.conf"
+        self.site_file = self.nginx_dir / "sites-enabled" / app_name
+        self.nginx_pid_file = self.nginx_dir / "nginx.pid"
+        self.nginx_bin = shutil.which("nginx", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/nginx"
+        self.sshd_bin = shutil.which("sshd", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/sshd"
+        self.squatter_pid_file = self.stash_dir / "squatter.pid"
+        self.state_file = self.workdir / STATE_FILE
+
+        self.ssh_port = 0
+        self.http_port = 0
+        self.app_port = 0
+        self.alt_port = 0
+        self.pm2_bin = ""
+        self.node_modules = ""
+        self.build_dir = ""
+        self.mode = "down"
+        self.nginx_live = "healthy"
+        self.sshd_pid = 0
+        self.squatter_pid = 0
+        self._popen: dict[int, subprocess.Popen[bytes]] = {}
+        self._load_state()
+
+    # ---- state ----------------------------------------------------------------------------------------
+
+    def _load_state(self) -> None:
+        try:
+            data = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return
+        if data.get("app_name") != self.app_name:
+            return
+        for key in ("ssh_port", "http_port", "app_port", "alt_port", "sshd_pid", "squatter_pid"):
+            setattr(self, key, int(data.get(key, 0)))
+        for key in ("pm2_bin", "node_modules", "build_dir", "mode", "nginx_live"):
+            setattr(self, key, str(data.get(key, getattr(self, key))))
+
+    def _save_state(self) -> None:
+        data = {
+            "app_name": self.app_name,
+            "user": self.user,
+            "mode": self.mode,
+            "nginx_live": self.nginx_live,
+            "ssh_port": self.ssh_port,
+            "http_port": self.http_port,
+            "app_port": self.app_port,
+            "alt_port": self.alt_port,
+            "sshd_pid": self.sshd_pid,
+            "squatter_pid": self.squatter_pid,
+            "pm2_bin": self.pm2_bin,
+            "node_modules": self.node_modules,
+            "build_dir": self.build_dir,
+        }
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.replace(self.state_file)
+
+    # ---- the user and its processes -------------------------------------------------------------------
+
+    def _pw(self) -> pwd.struct_passwd:
+        return pwd.getpwnam(self.user)
+
+    def user_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The whole environment of a process run as the sandbox user.
+
+        Built from nothing rather than from os.environ: the caller's environment may hold tokens (Slack,
+        cloud), and PM2 copies the environment of `pm2 start` into the app and keeps it in its dump.
+        """
+        node_dir = os.path.dirname(shutil.which("node") or "/usr/bin/node")
+        path = ":".join(dict.fromkeys([node_dir, "/usr/local/bin", "/usr/bin", "/bin"]))
+        env = {
+            "PATH": path,
+            "HOME": str(self.home),
+            "PM2_HOME": str(self.pm2_home),
+            "NEXT_TELEMETRY_DISABLED": "1",
+            "NPM_CONFIG_UPDATE_NOTIFIER": "false",
+            "NPM_CONFIG_FUND": "false",
+            "LANG": "C.UTF-8",
+            MARKER_ENV: str(self.workdir),
+        }
+        env.update(extra or {})
+        return env
+
+    def _user_popen_kwargs(self) -> dict[str, Any]:
+        if not self.is_root:
+            return {}
+        pw = self._pw()
+        return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+    def run_as_user(
+        self,
+        argv: list[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        check: bool = True,
+        timeout: float = 60.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run argv as the sandbox user with the minimal environment (plus `env`), capturing text output."""
+        try:
+            result = subprocess.run(
+                argv,
+                env=self.user_env(env),
+                cwd=cwd or self.workdir,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                umask=0o022,
+                check=False,
+                **self._user_popen_kwargs(),
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise SandboxError(f"{' '.join(argv)} did not finish within {timeout:.0f}s") from exc
+        if check and result.returncode != 0:
+            raise SandboxError(
+                f"{' '.join(argv)} exited {result.returncode}\nstdout: {result.stdout.strip()[-2000:]}\n"
+                f"stderr: {result.stderr.strip()[-2000:]}"
+            )
+        return result
+
+    def _spawn_as_user(
+        self, argv: list[str], log: Path, *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a long-lived process as the sandbox user, in its own session, output to `log`."""
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                env=self.user_env(env),
+                cwd=cwd or self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                umask=0o022,
+                **self._user_popen_kwargs(),
+            )
+        self._popen[proc.pid] = proc
+        return proc
+
+    def pm2(
+        self, *args: str, check: bool = True, env: Mapping[str, str] | None = None, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the cached pm2 as the sandbox user, with this sandbox's PM2_HOME, in the app directory."""
+        if not self.pm2_bin:
+            raise SandboxError("pm2 is not known yet: call up() first")
+        return self.run_as_user(
+            [self.pm2_bin, *args], env=env, cwd=self.app_dir, check=check, timeout=timeout
+        )
+
+    def pm2_jlist(self) -> list[dict[str, Any]]:
+        """`pm2 jlist`, parsed (PM2 may print a banner line before the JSON when it spawns its daemon)."""
+        out = self.pm2("jlist", timeout=30).stdout
+        start = out.find("\n[") + 1 if not out.startswith("[") else 0
+        data = json.loads(out[start:])
+        if not isinstance(data, list):
+            raise SandboxError(f"pm2 jlist did not return a list: {out[:200]}")
+        return data
+
+    def app_process(self) -> dict[str, Any] | None:
+        """The PM2 entry of the app, or None when PM2 does not know it."""
+        for proc in self.pm2_jlist():
+            if proc.get("name") == self.app_name:
+                return proc
+        return None
+
+    def app_status(self) -> str:
+        """PM2's status for the app (`online`, `errored`, `stopped`, ...), or `missing`."""
+        proc = self.app_process()
+        return str(proc.get("pm2_env", {}).get("status", "unknown")) if proc else "missing"
+
+    @property
+    def pm2_error_log(self) -> Path:
+        """Where PM2 writes the app's stderr (the EADDRINUSE / missing-build messages land here)."""
+        return self.pm2_home / "logs" / f"{self.app_name}-error.log"
+
+    @property
+    def pm2_out_log(self) -> Path:
+        return self.pm2_home / "logs" / f"{self.app_name}-out.log"
+
+    def _chown(self, path: Path, *, recursive: bool = False) -> None:
+        """Give `path` to the sandbox user (no-op when not root); symlinks themselves, never their targets."""
+        if not self.is_root:
+            return
+        pw = self._pw()
+        os.chown(path, pw.pw_uid, pw.pw_gid, follow_symlinks=False)
+        if recursive and path.is_dir() and not path.is_symlink():
+            for root, dirs, files in os.walk(path):
+                for name in dirs + files:
+                    os.chown(os.path.join(root, name), pw.pw_uid, pw.pw_gid, follow_symlinks=False)
+
+    def _write_user_file(self, path: Path, text: str) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text)
+        self._chown(tmp)
+        tmp.replace(path)
+
+    # ---- preparation ----------------------------------------------------------------------------------
+
+    def _check_traversable(self, path: Path) -> None:
+        """Fail early, with the fix in the message, when the sandbox user could not reach `path`.
+
+        pytest's tmp_path (/tmp/pytest-of-root, mode 0700) is the usual trap: nginx, PM2 and sshd's
+        AuthorizedKeysFile lookups would all fail later with much less obvious errors.
+        """
+        if not self.is_root:
+            return
+        pw = self._pw()
+        for parent in [path, *path.parents]:
+            if not parent.exists():
+                continue
+            st = parent.stat()
+            if st.st_uid == pw.pw_uid or st.st_mode & 0o001:
+                continue
+            raise SandboxError(
+                f"{parent} is not traversable by the sandbox user {self.user} "
+                f"(mode {oct(st.st_mode & 0o777)}); "
+                f"put the workdir somewhere world-traversable, e.g. tempfile.mkdtemp(dir='/tmp') + chmod 0755"
+            )
+
+    def _ensure_user(self) -> None:
+        """Create the `wsbox` system user once (root only), usable for key-only SSH with UsePAM off.
+
+        /bin/sh (dash) reads no rc file for `ssh host cmd`, so every command starts fast and prints nothing
+        extra. The password field is `*` rather than useradd's `!`: with UsePAM off, sshd treats `!` as a
+        locked account and refuses even public-key logins.
+        """
+        if not self.is_root:
+            return
+        try:
+            pwd.getpwnam(self.user)
+        except KeyError:
+            result = subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--user-group",
+                    "--shell",
+                    "/bin/sh",
+                    "--home-dir",
+                    str(SANDBOX_USER_HOME),
+                    "--no-create-home",
+                    "--comment",
+                    "wscheck sandbox",
+                    self.user,
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode != 0:
+                try:  # another sandbox may have created it at the same moment
+                    pwd.getpwnam(self.user)
+                except KeyError:
+                    raise SandboxError(f"useradd {self.user} failed: {result.stderr.strip()}") from None
+        pw = self._pw()
+        if pw.pw_shell != "/bin/sh":
+            subprocess.run(["usermod", "--shell", "/bin/sh", self.user], check=True, capture_output=True)
+        shadow = subprocess.run(["getent", "shadow", self.user], capture_output=True, text=True, check=False)
+        fields = shadow.stdout.split(":")
+        if len(fields) > 1 and fields[1].startswith("!"):
+            subprocess.run(["usermod", "-p", "*", self.user], check=True, capture_output=True)
+        home = Path(pw.pw_dir)
+        if not home.is_dir():
+            home.mkdir(mode=0o755, parents=True)
+            os.chown(home, pw.pw_uid, pw.pw_gid)
+
+    def install(self) -> None:
+        """Run install.sh (a no-op taking milliseconds once the cache is warm) and read where things are.
+
+        install.sh gets the caller's environment (proxies, CA bundles and npm settings it may need to reach
+        the registry); only the processes run as the sandbox user get a minimal one. Its progress goes
+        straight to our stderr, so a cold install (npm ci + next build) is not half a minute of silence.
+        """
+        env = {**os.environ, "NEXT_TELEMETRY_DISABLED": "1"}
+        env.setdefault("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        result = subprocess.run(
+            ["bash", str(INSTALL_SH)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        if result.returncode != 0:
+            raise SandboxError(f"install.sh failed with exit code {result.returncode} (its output is above)")
+        values = dict(
+            line.split("=", 1) for line in result.stdout.splitlines() if line.startswith("WSCHECK_")
+        )
+        try:
+            self.pm2_bin = values["WSCHECK_SANDBOX_PM2"]
+            self.node_modules = values["WSCHECK_SANDBOX_NODE_MODULES"]
+            self.build_dir = values["WSCHECK_SANDBOX_BUILD"]
+        except KeyError as exc:
+            raise SandboxError(f"install.sh did not report {exc}: {result.stdout[-1000:]}") from None
+        for path in (self.pm2_bin, self.node_modules, self.build_dir):
+            if not _PATH_RE.fullmatch(path):
+                raise SandboxError(
+                    f"cache path {path} has characters the bot refuses; set WSCHECK_SANDBOX_CACHE"
+                )
+            self._check_traversable(Path(path))
+
+    def _prepare_dirs(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.chmod(0o755)
+        self._check_traversable(self.workdir)
+        for path in (self.ssh_dir, self.home, self.pm2_home, self.app_dir, self.stash_dir, self.nginx_dir):
+            if path.exists():
+                shutil.rmtree(path)
+        self.ssh_dir.mkdir(mode=0o755)
+        for path in (self.home, self.pm2_home, self.stash_dir):
+            path.mkdir(mode=0o755)
+            self._chown(path)
+        (self.nginx_dir / "sites-enabled").mkdir(parents=True)
+        (self.nginx_dir / "tmp").mkdir()
+        self._chown(self.nginx_dir, recursive=True)
+
+    def _prepare_app(self) -> None:
+        """Copy the app, link node_modules to the cache and copy the cached build into it.
+
+        The build is copied (not linked) so that breaking `.next/BUILD_ID` here never damages the cache.
+        """
+        shutil.copytree(
+            APP_SOURCE,
+            self.app_dir,
+            symlinks=True,
+            ignore=shutil.ignore_patterns("node_modules", ".next", ".next-dev"),
+            dirs_exist_ok=True,
+        )
+        (self.app_dir / "node_modules").symlink_to(self.node_modules)
+        subprocess.run(["cp", "-a", self.build_dir, str(self.app_dir / ".next")], check=True)
+        self._chown(self.app_dir, recursive=True)
+
+    # ---- sshd -----------------------------------------------------------------------------------------
+
+    def _sshd_version(self) -> tuple[int, int]:
+        result = subprocess.run([self.sshd_bin, "-V"], capture_output=True, text=True, check=False)
+        match = re.search(r"OpenSSH_(\d+)\.(\d+)", result.stdout + result.stderr)
+        return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+    def _keygen(self, path: Path, comment: str) -> None:
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+            check=True,
+            capture_output=True,
+        )
+
+    def _write_sshd_config(self) -> None:
+        lines = [
+            "# sshd of the wscheck sandbox: 127.0.0.1 only, key-only, one user, local forwarding for the bot",
+            f"Port {self.ssh_port}",
+            "ListenAddress 127.0.0.1",
+            f"HostKey {self.host_key}",
+            f"PidFile {self.sshd_pid_file}",
+            f"AuthorizedKeysFile {self.authorized_keys}",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "UsePAM no",
+            "StrictModes no",
+            f"AllowUsers {self.user}",
+            "PermitRootLogin no",
+            "AllowTcpForwarding local",
+            "AllowAgentForwarding no",
+            "X11Forwarding no",
+            "PermitTunnel no",
+            "GatewayPorts no",
+            "MaxSessions 10",
+            "MaxStartups 100:30:200",
+            "UseDNS no",
+            "PrintMotd no",
+            "PrintLastLog no",
+            "LogLevel INFO",
+            "Subsystem sftp internal-sftp",
+        ]
+        if self._sshd_version() >= (9, 8):
+            # Newer sshd penalises sources that fail auth; the bot's tests fail auth on purpose.
+            lines.append("PerSourcePenalties no")
+        self.sshd_config.write_text("\n".join(lines) + "\n")
+
+    def _start_sshd(self) -> None:
+        """sshd -D -e with its own config; ready when it logs "Server listening on" (retries busy ports)."""
+        if self.is_root:
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        self._keygen(self.host_key, "wscheck-sandbox-host")
+        self._keygen(self.identity_file, "wscheck-sandbox-client")
+        self.authorized_keys.write_text(Path(f"{self.identity_file}.pub").read_text())
+        self.authorized_keys.chmod(0o644)
+        for _attempt in range(5):
+            self.ssh_port = pick_free_port(self._ports())
+            self._write_sshd_config()
+            self.sshd_log.write_bytes(b"")
+            with self.sshd_log.open("ab") as log:
+                proc = subprocess.Popen(
+                    [self.sshd_bin, "-D", "-e", "-f", str(self.sshd_config)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                    env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                )
+            self._popen[proc.pid] = proc
+            self.sshd_pid = proc.pid
+            self._save_state()
+
+            def listening(proc: subprocess.Popen[bytes] = proc) -> str | None:
+                text = self.sshd_log.read_text(errors="replace")
+                if "Server listening on" in text:
+                    return "listening"
+                if proc.poll() is not None:
+                    return "exited"
+                return None
+
+            outcome = wait_for(
+                "sshd to log 'Server listening on'",
+                listening,
+                timeout=20,
+                detail=lambda: _tail(self.sshd_log),
+            )
+            if outcome == "listening":
+                break
+            if "Address already in use" not in self.sshd_log.read_text(errors="replace"):
+                raise SandboxError(f"sshd exited at start\n{_tail(self.sshd_log)}")
+        else:
+            raise SandboxError(f"sshd could not bind a port after 5 tries\n{_tail(self.sshd_log)}")
+        key_type, key = Path(f"{self.host_key}.pub").read_text().split()[:2]
+        self.known_hosts.write_text(f"[{self.host}]:{self.ssh_port} {key_type} {key}\n")
+        wait_for(
+            f"an SSH login as {self.user}",
+            self._ssh_login_works,
+            timeout=20,
+            interval=0.3,
+            detail=lambda: _tail(self.sshd_log),
+        )
+
+    def ssh_argv(self, *command: str) -> list[str]:
+        """OpenSSH client argv for this sandbox, with strict host key checking against our known_hosts."""
+        return [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-i",
+            str(self.identity_file),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            f"UserKnownHostsFile={self.known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "LogLevel=ERROR",
+            "-p",
+            str(self.ssh_port),
+            f"{self.user}@{self.host}",
+            *command,
+        ]
+
+    def _ssh_login_works(self) -> bool:
+        result = subprocess.run(
+            self.ssh_argv("true"),
+            capture_output=True,
+            text=True,
+            timeout=15,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SandboxError(f"ssh exited {result.returncode}: {result.stderr.strip()}")
+        return True
+
+    # ---- nginx ----------------------------------------------------------------------------------------
+
+    def site_text(self, *, upgrade: bool = True, invalid: bool = False) -> str:
+        """The nginx site: the seed's, or without the upgrade lines, or with a misspelt directive."""
+        return _SITE_TEMPLATE.format(
+            site_file=self.site_file,
+            http_port=self.http_port,
+            app_port=self.app_port,
+            upgrade=_UPGRADE_LINES if upgrade else _NO_UPGRADE_LINES,
+            buffering="proxy_bufering" if invalid else "proxy_buffering",
+        )
+
+    def _write_nginx_conf(self) -> None:
+        mime = "    include /etc/nginx/mime.types;\n" if Path("/etc/nginx/mime.types").is_file() else ""
+        self._write_user_file(
+            self.nginx_conf,
+            _MAIN_CONF_TEMPLATE.format(user=self.user, nginx_dir=self.nginx_dir, mime=mime),
+        )
+        self._write_user_file(self.site_file, self.site_text())
+
+    def nginx(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run nginx as the sandbox user against the sandbox's main conf (`-t`, `-T`, `-s reload`, ...)."""
+        return self.run_as_user([self.nginx_bin, "-c", str(self.nginx_conf), *args], check=check, timeout=30)
+
+    def nginx_master_pid(self) -> int:
+        """The running nginx master of this sandbox, or 0."""
+        pid = self._nginx_pid_recorded()
+        return pid if pid_alive(pid) else 0
+
+    def _nginx_pid_recorded(self) -> int:
+        try:
+            return int(self.nginx_pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return 0
+
+    def _nginx_orphans(self) -> set[int]:
+        """Workers left by a master that died without cleaning up (kill -9): same session, still ours."""
+        leader = self._nginx_pid_recorded()
+        if pid_alive(leader) and not self._is_ours(leader):
+            return set()  # the pid was reused: that session is somebody else's
+        uid = os.stat(self.nginx_dir).st_uid
+        orphans = set()
+        for pid in session_members(leader):
+            with contextlib.suppress(OSError):
+                if (
+                    os.stat(f"/proc/{pid}").st_uid == uid
+                    and Path(f"/proc/{pid}/comm").read_text().strip() == "nginx"
+                ):
+                    orphans.add(pid)
+        return orphans
+
+    def _nginx_workers(self) -> set[int]:
+        master = self.nginx_master_pid()
+        return descendants([master]) if master else set()
+
+    def _start_nginx(self, *, new_port: bool = True) -> None:
+        """Start nginx (daemonized) as the user; ready when the master's pid file exists and the port accepts.
+
+        With `new_port`, a port taken between picking and binding ("Address already in use") is retried
+        with another one; without it (a restart by `heal`), the target's public_url must not change.
+        """
+        for _attempt in range(5 if new_port else 1):
+            if new_port:
+                self.http_port = pick_free_port(self._ports() - {self.http_port})
+            self._write_nginx_conf()
+            test = self.nginx("-t")
+            if test.returncode != 0:
+                raise SandboxError(f"nginx -t failed on the sandbox's own config:\n{test.stderr}")
+            start = self.nginx()
+            if start.returncode == 0:
+                break
+            if "Address already in use" not in start.stderr:
+                raise SandboxError(f"nginx did not start:\n{start.stderr}")
+        else:
+            raise SandboxError(f"nginx could not bind 127.0.0.1:{self.http_port}:\n{start.stderr}")
+        self._save_state()
+        wait_for(
+            "nginx's pid file",
+            self.nginx_master_pid,
+            timeout=15,
+            detail=lambda: _tail(self.nginx_dir / "error.log"),
+        )
+        wait_for(
+            f"nginx accepting on 127.0.0.1:{self.http_port}",
+            lambda: tcp_accepts(self.http_port),
+            timeout=15,
+            detail=lambda: _tail(self.nginx_dir / "error.log"),
+        )
+        self.nginx_live = "healthy"
+
+    def _reload_nginx(self, live: str, confirm: Callable[[], bool], what: str) -> None:
+        """Reload nginx and return once its new workers serve the new config (as judged by `confirm`).
+
+        nginx answers a reload signal at once but switches over asynchronously: new workers start, old ones
+        finish their requests (bounded by worker_shutdown_timeout). We wait until none of the old workers is
+        left and `confirm` sees the new behaviour from outside.
+        """
+        before = self._nginx_workers()
+        result = self.nginx("-s", "reload")
+        if result.returncode != 0:
+            raise SandboxError(f"nginx -s reload failed:\n{result.stderr}")
+
+        def switched() -> bool:
+            workers = self._nginx_workers()
+            return bool(workers) and not (workers & before) and confirm()
+
+        wait_for(what, switched, timeout=20, interval=0.1, detail=lambda: _tail(self.nginx_dir / "error.log"))
+        self.nginx_live = live
+        self._save_state()
+
+    # ---- the app under PM2 ----------------------------------------------------------------------------
+
+    def _start_app(self, *, port: int, script: str = "start") -> None:
+        """The seed's `PORT=<port> pm2 start npm --name <app> -- run <script>`, plus a restart policy.
+
+        npm -> sh -> node: the listener is several levels below the PM2 pid, as on the real server.
+        The app is described in a one-app ecosystem file rather than on the command line only because the
+        PM2 CLI has no `--min-uptime`: with PM2's default (1 s, counted only within min_uptime x max_restarts
+        of the start), a crash loop that takes a little over a second per round on a busy machine never
+        ends `errored`. With 10 s, every failing start counts and PM2 gives up after 3, within seconds.
+        What PM2 records (name, script npm, args, cwd, PORT) is what the seed's command records.
+
+        No restart_delay: PM2 7 sets `errored` on the last unstable exit and then, when a restart_delay is
+        configured, overwrites it with `waiting restart` without ever restarting (God.handleExit), so the
+        app would hang in `waiting restart` instead of showing `errored`.
+        """
+        ecosystem = self.stash_dir / "pm2-app.json"
+        app = {
+            "name": self.app_name,
+            "script": "npm",
+            "args": ["run", script],
+            "cwd": str(self.app_dir),
+            "env": {"PORT": str(port)},
+            "max_restarts": 3,
+            "min_uptime": 10000,
+            "vizion": False,
+        }
+        self._write_user_file(ecosystem, json.dumps({"apps": [app]}, indent=2) + "\n")
+        self.pm2("delete", self.app_name, check=False)
+        self.pm2("start", str(ecosystem), env={"PORT": str(port)})
+
+    def _app_is(self, status: str) -> bool:
+        return self.app_status() == status
+
+    def _wait_app_status(self, status: str, timeout: float = 45) -> None:
+        wait_for(
+            f"PM2 to show {self.app_name} {status}",
+            lambda: self._app_is(status),
+            timeout=timeout,
+            interval=0.3,
+            detail=lambda: f"pm2 status: {self.app_status()}\n{_tail(self.pm2_error_log)}",
+        )
+
+    def _wait_app_listening(self, port: int, timeout: float = 60) -> None:
+        def ready() -> bool:
+            return tcp_accepts(port) and self._app_is("online")
+
+        wait_for(
+            f"{self.app_name} online in PM2 and accepting on 127.0.0.1:{port}",
+            ready,
+            timeout=timeout,
+            interval=0.25,
+            detail=lambda: f"pm2 status: {self.app_status()}\n{_tail(self.pm2_error_log)}",
+        )
+
+    def _app_healthy(self) -> bool:
+        proc = self.app_process()
+        if not proc:
+            return False
+        env = proc.get("pm2_env", {})
+        return (
+            env.get("status") == "online"
+            and list(env.get("args") or []) == ["run", "start"]
+            and str(env.get("PORT") or env.get("env", {}).get("PORT")) == str(self.app_port)
+            and tcp_accepts(self.app_port)
+        )
+
+    # ---- the port squatter ----------------------------------------------------------------------------
+
+    def _start_squatter(self) -> None:
+        """A stray python3 server on app_port, owned by the sandbox user so `ss -p` shows it to that user."""
+        log = self.stash_dir / "squatter.log"
+        proc = self._spawn_as_user(["python3", "-c", _SQUATTER_CODE, str(self.app_port)], log)
+        self.squatter_pid = proc.pid
+        self.squatter_pid_file.write_text(f"{proc.pid}\n")
+        self._save_state()
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise SandboxError(f"the port squatter exited\n{_tail(log)}")
+            return tcp_accepts(self.app_port)
+
+        wait_for(f"the squatter accepting on 127.0.0.1:{self.app_port}", up, timeout=10)
+
+    def _stop_squatter(self) -> None:
+        if self._is_ours(self.squatter_pid):
+            kill_and_wait([self.squatter_pid])
+            self._reap()
+        self.squatter_pid = 0
+        self.squatter_pid_file.unlink(missing_ok=True)
+
+    def _reap(self) -> None:
+        for pid, proc in list(self._popen.items()):
+            if proc.poll() is not None:
+                del self._popen[pid]
+
+    # ---- public API -----------------------------------------------------------------------------------
+
+    def _is_ours(self, pid: int) -> bool:
+        """True when `pid` still is a process of this sandbox (guards against a recycled pid in the state).
+
+        sshd's, nginx's and PM2's titles name a file in the workdir; processes spawned as the user carry the
+        marker variable in their environment.
+        """
+        if not pid_alive(pid):
+            return False
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if str(self.workdir) + "/" in cmdline:
+                return True
+            marker = f"{MARKER_ENV}={self.workdir}".encode()
+            return marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            return False
+
+    def _ports(self) -> set[int]:
+        return {p for p in (self.ssh_port, self.http_port, self.app_port, self.alt_port) if p}
+
+    def up(self) -> None:
+        """Install if needed, then start sshd, nginx and the app healthy; return when all three really are.
+
+        A sandbox already running in this workdir is taken down first. On any failure, whatever was started
+        is stopped again before the exception propagates.
+        """
+        if self.state_file.exists():
+            self.down()
+        self._ensure_user()
+        self.install()
+        self._prepare_dirs()
+        self.ssh_port = self.http_port = 0
+        self.app_port = pick_free_port()
+        self.alt_port = pick_free_port({self.app_port})
+        self.mode = "starting"
+        self._save_state()
+        try:
+            self._prepare_app()
+            self._start_sshd()
+            self._start_nginx()
+            self._start_app(port=self.app_port)
+            self._wait_app_listening(self.app_port)
+            wait_for(
+                f"HTTP 200 through nginx on 127.0.0.1:{self.http_port}",
+                lambda: http_status(self.http_port) == 200,
+                timeout=30,
+                detail=lambda: _tail(self.nginx_dir / "error.log"),
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.down()
+            raise
+        self.mode = "healthy"
+        self._save_state()
+        (self.workdir / "wscheck.toml").write_text(self.target_toml())
+
+    def down(self) -> None:
+        """Stop everything this sandbox started, even after a partial `up()` or a crashed caller.
+
+        Order: PM2 (kills the app tree), nginx, the squatter, sshd (and the SSH sessions under it). Then a
+        sweep: every process of the sandbox user carrying this workdir's marker variable, and every process
+        found under the recorded pids, gets SIGTERM then SIGKILL. Files stay, for the logs.
+        """
+        errors: list[str] = []
+        roots = [
+            p
+            for p in (self.sshd_pid, self.squatter_pid, self.nginx_master_pid(), self._pm2_daemon_pid())
+            if self._is_ours(p)
+        ]
+        tree = descendants(roots) | set(roots)
+        # Only when its daemon runs: any pm2 command, even `kill`, would otherwise spawn a fresh daemon.
+        if self.pm2_bin and self._is_ours(self._pm2_daemon_pid()) and Path(self.pm2_bin).exists():
+            try:
+                self.pm2("kill", check=False, timeout=60)
+            except SandboxError as exc:
+                errors.append(str(exc))
+        master = self.nginx_master_pid()
+        if master and self._is_ours(master):
+            kill_and_wait([master, *descendants([master])], timeout=5)
+        if self.nginx_dir.is_dir():
+            kill_and_wait(self._nginx_orphans())
+        self._stop_squatter()
+        if self._is_ours(self.sshd_pid):
+            kill_and_wait([self.sshd_pid, *descendants([self.sshd_pid])])
+        strays = tree | descendants(tree)
+        with contextlib.suppress(KeyError):
+            strays |= _pids_with_env(MARKER_ENV, str(self.workdir), self._pw().pw_uid)
+        left = kill_and_wait(strays, timeout=3)
+        if left:
+            errors.append(f"processes still alive after SIGKILL: {sorted(left)}")
+        for proc in self._popen.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1)
+        self._popen.clear()
+        self.sshd_pid = 0
+        self.mode = "down"
+        if self.state_file.exists():
+            self._save_state()
+        if errors:
+            raise SandboxError("down() could not stop everything: " + "; ".join(errors))
+
+    def _pm2_daemon_pid(self) -> int:
+        try:
+            pid = int((self.pm2_home / "pm2.pid").read_text().strip())
+        except (OSError, ValueError):
+            return 0
+        return pid if pid_alive(pid) else 0
+
+    def heal(self) -> None:
+        """Bring every part back to healthy, touching only what is not (cheap when already healthy).
+
+        Decisions are made on what is observed, not only on the recorded mode, since the bot under test
+        may have "fixed" (or further broken) things in between: a reload, a `pm2 start`, a rebuild.
+        """
+        self._stop_squatter()
+        stashed = self.stash_dir / "BUILD_ID"
+        build_id = self.app_dir / ".next" / "BUILD_ID"
+        if stashed.exists():
+            if build_id.exists():  # rebuilt meanwhile (`npm run build`): that build is coherent, keep it
+                stashed.unlink()
+            else:
+                shutil.move(stashed, build_id)
+        if not self._app_healthy():
+            self._start_app(port=self.app_port)
+            self._wait_app_listening(self.app_port)
+        healthy_site = self.site_text()
+        if self.site_file.read_text() != healthy_site:
+            self._write_user_file(self.site_file, healthy_site)
+        if not self.nginx_master_pid():
+            kill_and_wait(self._nginx_orphans())  # they would still hold the port
+            self._start_nginx(new_port=False)
+        elif self.nginx_live != "healthy" or ws_handshake_status(self.http_port) != 101:
+            self._reload_nginx(
+                "healthy",
+                lambda: ws_handshake_status(self.http_port) == 101,
+                "nginx to pass WebSocket upgrades again after a reload",
+            )
+        self.mode = "healthy"
+        self._save_state()
+
+    def set_mode(self, mode: str) -> None:
+        """Heal, then break the stack the way `mode` says; return only once that state is observable."""
+        if mode not in MODES:
+            raise SandboxError(f"unknown mode {mode!r}; modes: {', '.join(MODES)}")
+        if self.mode in ("down", "starting") or not self.sshd_pid:
+            raise SandboxError("the sandbox is not up: call up() first")
+        self.heal()
+        try:
+            getattr(self, "_break_" + mode.replace("-", "_"))()
+        finally:
+            self._save_state()
+        self.mode = mode
+        self._save_state()
+
+    def _break_healthy(self) -> None:
+        """Nothing to break."""
+
+    def _break_port_mismatch(self) -> None:
+        """The seed's cause 2: the app on another port (Next's default, here alt_port), nginx unchanged."""
+        self._start_app(port=self.alt_port)
+        self._wait_app_listening(self.alt_port)
+        wait_for(f"127.0.0.1:{self.app_port} to be free", lambda: not tcp_accepts(self.app_port), timeout=15)
+
+    def _break_no_build(self) -> None:
+        """The seed's cause 1: no .next/BUILD_ID, so `next start` cannot run and PM2 ends `errored`."""
+        shutil.move(self.app_dir / ".next" / "BUILD_ID", self.stash_dir / "BUILD_ID")
+        self._start_app(port=self.app_port)
+        self._wait_app_status("errored")
+
+    def _break_nginx_no_upgrade(self) -> None:
+        """The site minus proxy_http_version 1.1 / Upgrade / Connection, reloaded: upgrades stop at nginx."""
+        self._write_user_file(self.site_file, self.site_text(upgrade=False))
+        test = self.nginx("-t")
+        if test.returncode != 0:
+            raise SandboxError(f"the no-upgrade site does not pass nginx -t:\n{test.stderr}")
+        self._reload_nginx(
+            "no-upgrade",
+            lambda: (
+                http_status(self.http_port) == 200 and ws_handshake_status(self.http_port) not in (101, None)
+            ),
+            "nginx to refuse WebSocket upgrades after the reload",
+        )
+
+    def _break_nginx_invalid(self) -> None:
+        """A misspelt directive in the site; not reloaded, so nginx keeps serving the old config."""
+        self._write_user_file(self.site_file, self.site_text(invalid=True))
+        wait_for("nginx -t to fail on the site", lambda: self.nginx("-t").returncode != 0, timeout=10)
+
+    def _break_port_conflict(self) -> None:
+        """Another process holds app_port; the restarted app dies with EADDRINUSE and PM2 ends `errored`."""
+        self.pm2("stop", self.app_name)
+        wait_for(f"127.0.0.1:{self.app_port} to be free", lambda: not tcp_accepts(self.app_port), timeout=15)
+        self._start_squatter()
+        self._start_app(port=self.app_port)
+        self._wait_app_status("errored")
+
+    def _break_pm2_stopped(self) -> None:
+        """`pm2 stop <app>`: PM2 keeps the entry with status `stopped`, nothing listens."""
+        self.pm2("stop", self.app_name)
+        self._wait_app_status("stopped")
+        wait_for(f"127.0.0.1:{self.app_port} to be free", lambda: not tcp_accepts(self.app_port), timeout=15)
+
+    def _break_dev_mode(self) -> None:
+        """The seed's stop-gap: `npm run dev` on the right port (works, but it is not a production build)."""
+        self._start_app(port=self.app_port, script="dev")
+        self._wait_app_listening(self.app_port, timeout=90)
+        wait_for(
+            "the dev server to answer 200 through nginx",
+            lambda: http_status(self.http_port, timeout=60) == 200,
+            timeout=120,
+            interval=0.5,
+            detail=lambda: _tail(self.pm2_out_log) + "\n" + _tail(self.pm2_error_log),
+        )
+
+    def target_toml(self, name: str = "sandbox") -> str:
+        """The `[[targets]]` table that points wscheck at this sandbox over SSH."""
+        return (
+            "[[targets]]\n"
+            f'name = "{name}"\n'
+            f'host = "{self.host}"\n'
+            f"port = {self.ssh_port}\n"
+            f'user = "{self.user}"\n'
+            f'identity_file = "{self.identity_file}"\n'
+            f'known_hosts = "{self.known_hosts}"\n'
+            f'pm2_app = "{self.app_name}"\n'
+            f"app_port = {self.app_port}\n"
+            f'app_dir = "{self.app_dir}"\n'
+            f'public_url = "http://{self.host}:{self.http_port}/"\n'
+            'ws_path = "/ws"\n'
+            'http_path = "/"\n'
+            f'pm2_bin = "{self.pm2_bin}"\n'
+            f'pm2_home = "{self.pm2_home}"\n'
+            f'nginx_bin = "{self.nginx_bin}"\n'
+            f'nginx_conf = "{self.nginx_conf}"\n'
+        )
+
+    def status(self) -> dict[str, Any]:
+        """What is running right now, observed (not just the recorded mode)."""
+        info: dict[str, Any] = {
+            "workdir": str(self.workdir),
+            "mode": self.mode,
+            "user": self.user,
+            "ports": {
+                "ssh": self.ssh_port,
+                "http": self.http_port,
+                "app": self.app_port,
+                "alt": self.alt_port,
+            },
+            "sshd": pid_alive(self.sshd_pid),
+            "nginx": bool(self.nginx_master_pid()),
+            "squatter": pid_alive(self.squatter_pid),
+        }
+        if self.pm2_bin and self._pm2_daemon_pid():
+            with contextlib.suppress(Exception):
+                info["pm2"] = self.app_status()
+        if self.http_port:
+            info["http_through_nginx"] = http_status(self.http_port, timeout=3)
+            info["ws_through_nginx"] = ws_handshake_status(self.http_port, timeout=3)
+        if self.app_port:
+            info["app_port_accepts"] = tcp_accepts(self.app_port)
+        return info
+
+
+# --------------------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------------------
+
+
+def default_workdir() -> Path:
+    """One well-known workdir per user, so `up` and a later `down` agree without flags."""
+    if os.geteuid() == 0:
+        return Path("/tmp/wscheck-sandbox")
+    return Path(f"/tmp/wscheck-sandbox-{pwd.getpwuid(os.geteuid()).pw_name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sandbox.py", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    parser.add_argument("command", choices=("up", "down", "mode", "status", "toml"))
+    parser.add_argument("mode", nargs="?", help=f"for `mode`: one of {', '.join(MODES)}")
+    parser.add_argument("--workdir", type=Path, default=None, help=f"default: {default_workdir()}")
+    args = parser.parse_args(argv)
+    sandbox = Sandbox(args.workdir or default_workdir())
+    try:
+        if args.command == "up":
+            started = time.monotonic()
+            sandbox.up()
+            print(
+                f"# sandbox up in {time.monotonic() - started:.1f}s; saved as {sandbox.workdir}/wscheck.toml",
+                file=sys.stderr,
+            )
+            print(sandbox.target_toml(), end="")
+        elif args.command == "down":
+            sandbox.down()
+        elif args.command == "mode":
+            if not args.mode:
+                parser.error(f"mode needs one of: {', '.join(MODES)}")
+            started = time.monotonic()
+            sandbox.set_mode(args.mode)
+            print(f"mode {args.mode} reached in {time.monotonic() - started:.1f}s", file=sys.stderr)
+        elif args.command == "status":
+            print(json.dumps(sandbox.status(), indent=2))
+        else:
+            print(sandbox.target_toml(), end="")
+    except SandboxError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

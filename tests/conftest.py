@@ -1,0 +1,61 @@
+"""Shared fixtures: one real sandbox stack (sshd + nginx + PM2 + Next.js) per test session.
+
+The sandbox is installed and started by the project's own script (deploy/sandbox/); a missing sshd,
+nginx or PM2 is installed, never a reason to skip.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SANDBOX_PY = ROOT / "deploy" / "sandbox" / "sandbox.py"
+
+
+def load_sandbox_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("wscheck_sandbox", SANDBOX_PY)
+    assert spec and spec.loader, SANDBOX_PY
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["wscheck_sandbox"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Any]:
+    module = load_sandbox_module()
+    workdir = Path(tempfile.mkdtemp(prefix="wscheck-sbx-", dir="/tmp"))
+    workdir.chmod(0o755)  # the sandbox user must traverse it
+    box = module.Sandbox(workdir)
+    try:
+        box.up()
+        yield box
+    finally:
+        box.down()
+        if not os.environ.get("WSCHECK_KEEP_SANDBOX"):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sandbox_config_file(sandbox: Any) -> Path:
+    path = Path(sandbox.workdir) / "wscheck.toml"
+    path.write_text(sandbox.target_toml())
+    return path
+
+
+@pytest.fixture(scope="session")
+def sandbox_target(sandbox_config_file: Path) -> Any:
+    from checks.config import load_targets
+
+    (target,) = load_targets(sandbox_config_file).targets
+    return target

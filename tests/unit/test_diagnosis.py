@@ -1,0 +1,138 @@
+"""Diagnosis rules, table-driven: which causes, in which order, with which evidence and fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from checks.config import Target
+from checks.diagnosis import CAUSES, diagnose
+from checks.models import CheckResult, Status
+from checks.registry import CHECK_IDS
+
+TARGET = Target.model_validate(
+    {"name": "web", "host": "203.0.113.10", "user": "deploy", "pm2_app": "kathario-saas", "app_port": 3003,
+     "app_dir": "/root/kathario-saas", "pm2_home": "/home/deploy/.pm2"}
+)
+OK, WARN, FAIL, ERROR, SKIP = Status.OK, Status.WARN, Status.FAIL, Status.ERROR, Status.SKIP
+
+
+def results(**overrides: tuple[Status, dict[str, Any]] | Status) -> list[CheckResult]:
+    out = []
+    for cid in CHECK_IDS:
+        spec = overrides.get(cid.replace(".", "_"), OK)
+        status, details = spec if isinstance(spec, tuple) else (spec, {})
+        out.append(CheckResult(id=cid, status=status, summary=f"{cid} is {status}", details=details))
+    return out
+
+
+UNREACH = (ERROR, {"error_kind": "unreachable"})
+APP_DOWN = {
+    "port_listen": FAIL, "port_match": SKIP, "http_local": FAIL, "ws_local": FAIL,
+    "http_proxy": (FAIL, {"status": 502}), "ws_proxy": (FAIL, {"status": 502}), "pm2_logs": WARN,
+}
+
+CASES: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "healthy": ({}, []),
+    "unreachable, public side fine": (
+        {k: UNREACH for k in ("nginx_syntax", "nginx_websocket", "pm2_status", "port_listen", "port_match",
+                              "port_conflict", "next_build", "http_local", "ws_local", "pm2_logs")},
+        ["target_unreachable"],
+    ),
+    "next build missing explains pm2 errored and everything downstream": (
+        {"next_build": FAIL, "pm2_status": FAIL, **APP_DOWN}, ["next_build_missing"],
+    ),
+    "pm2 stopped": ({"pm2_status": FAIL, **APP_DOWN}, ["pm2_not_online"]),
+    "port mismatch, app side": (
+        {"port_match": (FAIL, {"side": "app"}), "port_listen": FAIL, "http_local": FAIL, "ws_local": FAIL,
+         "http_proxy": FAIL, "ws_proxy": FAIL},
+        ["port_mismatch"],
+    ),
+    "nginx without upgrade headers": (
+        {"nginx_websocket": (FAIL, {"missing": ["upgrade", "connection"], "add_lines": ["x;"]}),
+         "ws_proxy": (FAIL, {"status": 400})},
+        ["nginx_upgrade_headers_missing"],
+    ),
+    "nginx -t fails": (
+        {"nginx_syntax": (FAIL, {"file": "/etc/nginx/sites-enabled/k", "line": 9, "message": "unknown directive"}),
+         "nginx_websocket": SKIP, "port_match": SKIP},
+        ["nginx_config_invalid"],
+    ),
+    "foreign process holds the port": (
+        {"port_conflict": (FAIL, {"foreign": [{"name": "python3", "pid": 4242}]}), "pm2_status": FAIL, **APP_DOWN},
+        ["port_conflict"],
+    ),
+    "crash loop while online": (
+        {"pm2_status": (FAIL, {"crash_loop": True}), "http_proxy": FAIL}, ["pm2_crash_loop"],
+    ),
+    "nothing answers publicly": (
+        {"http_proxy": (FAIL, {"refused": True}), "ws_proxy": (FAIL, {"refused": True})}, ["nginx_not_running"],
+    ),
+    "app without websocket route": ({"ws_local": FAIL, "ws_proxy": FAIL}, ["app_websocket_missing"]),
+    "short proxy_read_timeout is a warning cause": (
+        {"nginx_websocket": (WARN, {"weak": ["read_timeout"]})}, ["nginx_ws_timeout_short"],
+    ),
+    "buffering alone is a warning check, no cause": ({"nginx_websocket": (WARN, {"weak": ["buffering"]})}, []),
+    "config side of port.match": (
+        {"port_match": (WARN, {"side": "config", "nginx_ports": [3000]}), "port_listen": FAIL, "http_local": FAIL,
+         "ws_local": FAIL},
+        ["app_port_misconfigured"],
+    ),
+    "independent causes keep root-first order": (
+        {"nginx_syntax": (FAIL, {"message": "x"}), "next_build": FAIL, "pm2_status": FAIL, **APP_DOWN},
+        ["nginx_config_invalid", "next_build_missing"],
+    ),
+    "unexplained failure": ({"http_proxy": (FAIL, {"status": 500})}, ["unknown"]),
+    "pm2 could not be asked is not 'app down'": ({"pm2_status": ERROR}, ["unknown"]),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_cases(name: str) -> None:
+    overrides, expected = CASES[name]
+    causes = diagnose(TARGET, results(**overrides))
+    assert [c.cause for c in causes] == expected
+    for cause in causes:
+        assert cause.cause in CAUSES
+        assert cause.evidence, "a cause always names its evidence"
+        assert cause.fix, "a cause always says what to do"
+
+
+def test_consequences_are_evidence_of_the_root() -> None:
+    (cause,) = diagnose(TARGET, results(next_build=FAIL, pm2_status=FAIL, **APP_DOWN))
+    assert cause.evidence[0] == "next.build"
+    assert {"pm2.status", "port.listen", "http.proxy", "ws.proxy"} <= set(cause.evidence)
+    assert cause.fix[0] == "cd /root/kathario-saas && npm run build"
+    assert "env PM2_HOME=/home/deploy/.pm2 pm2 restart kathario-saas" in cause.fix
+
+
+def test_port_mismatch_fix_is_the_seed_fix_for_this_target() -> None:
+    (cause,) = diagnose(TARGET, results(port_match=(FAIL, {"side": "app"})))
+    assert cause.fix == (
+        "env PM2_HOME=/home/deploy/.pm2 PORT=3003 pm2 restart kathario-saas --update-env",
+        "env PM2_HOME=/home/deploy/.pm2 pm2 save",
+    )
+
+
+def test_port_mismatch_on_the_nginx_side_edits_nginx() -> None:
+    (cause,) = diagnose(TARGET, results(port_match=(FAIL, {"side": "nginx", "file": "/etc/n/s", "line": 4})))
+    assert cause.fix[0] == "edit /etc/n/s:4: proxy_pass http://127.0.0.1:3003;"
+    assert "nginx -t" in cause.fix
+    assert "nginx -s reload" in cause.fix
+
+
+def test_unreachable_host_key_suggests_trust() -> None:
+    bad = (ERROR, {"error_kind": "unreachable"})
+    res = [r.model_copy(update={"summary": "host key of 203.0.113.10:22 is not trusted"}) if r.id == "pm2.status"
+           else r for r in results(pm2_status=bad)]
+    (cause,) = diagnose(TARGET, res)
+    assert cause.cause == "target_unreachable"
+    assert cause.severity is Status.ERROR
+    assert "cannot see the server" in cause.summary
+    assert any("wscheck trust web" in step for step in cause.fix)
+
+
+def test_partial_selection_diagnoses_what_it_saw() -> None:
+    only = [r for r in results(pm2_status=FAIL) if r.id == "pm2.status"]
+    assert [c.cause for c in diagnose(TARGET, only)] == ["pm2_not_online"]
