@@ -23,6 +23,8 @@ from checks.config import ConfigError, TargetsConfig, load_targets
 if TYPE_CHECKING:
     from bot.fronts.console import ConsoleFront
     from bot.fronts.slack import SlackFront
+    from bot.monitor import Monitor
+    from bot.store import Store
 
 log = logging.getLogger("wscheck")
 
@@ -47,18 +49,47 @@ class BotServer:
         )
         self.slack: SlackFront | None = None
         self.console: ConsoleFront | None = None
+        self.store: Store | None = None
+        self.monitor: Monitor | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def startup(self) -> None:
+        from bot.store import Store, StoreError
+
+        try:
+            self.store = await Store.open(self.settings.db)
+        except StoreError as exc:
+            raise ConfigError(f"database {self.settings.db}: {exc}") from None
         if self.console_mode:
             from bot.fronts.console import ConsoleFront
 
             self.console = ConsoleFront(self.bot)
-        else:
+        if self.settings.monitor:
+            self.monitor = self._make_monitor(self.store)
+        if not self.console_mode:
             from bot.fronts.slack import SlackFront
 
             self.slack = SlackFront(self.bot, self.settings, http=self.http)
             await self.slack.start()
+        if self.monitor is not None:
+            await self.monitor.start()
+
+    def _make_monitor(self, store: Store) -> Monitor:
+        from bot import handlers
+        from bot.monitor import Monitor
+        from bot.outbox import Sink
+        from bot.sinks import ConsoleSink, SlackSink, alert_client
+
+        sink: Sink
+        if self.console is not None:
+            sink = ConsoleSink(self.console.write)
+        else:
+            assert self.settings.slack_bot_token is not None
+            sink = SlackSink(alert_client(self.settings.slack_bot_token.get_secret_value(),
+                                          self.settings.slack_api_url))
+        monitor = Monitor(self.settings, self.service, store, sink, console=self.console is not None)
+        handlers.install(self.bot, monitor)
+        return monitor
 
     def ready_line(self) -> str:
         front = "console" if self.console_mode else ("slack-http" if self.slack and self.slack.http else "slack-socket")
@@ -88,6 +119,8 @@ class BotServer:
         return 0
 
     async def shutdown(self) -> None:
+        if self.monitor is not None:
+            await self.monitor.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -102,6 +135,8 @@ class BotServer:
             except TimeoutError:
                 log.warning("running requests did not finish within %s s", SHUTDOWN_GRACE)
         await self.service.aclose()
+        if self.store is not None:
+            await self.store.close()
 
 
 def main(*, config: str | None, http: bool, console: bool) -> int:

@@ -151,7 +151,7 @@ def cmd_checks(args: argparse.Namespace) -> int:
     width = max(len(c.id) for c in CHECKS)
     print("Checks (run with `wscheck check --only ID|ITEM`):")
     for c in CHECKS:
-        print(f"  {c.id:<{width}}  [{c.item}]  {c.description}")
+        print(f"  {c.id:<{width}}  {'[' + c.item + ']':<8} {c.description}")
     print("\nKnown causes (diagnosis, root cause first):")
     cwidth = max(len(k) for k in CAUSES)
     for cause, text in CAUSES.items():

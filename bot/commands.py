@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from checks.config import parse_duration
@@ -99,7 +99,7 @@ Command = (
 )
 
 _CHECK_WORDS: dict[str, str] = {**{k: k for k in ITEMS}, **{k: k for k in BY_ID}}
-_SIMPLE = {"targets": ShowTargets, "help": ShowHelp, "status": ShowStatus}
+_SIMPLE: dict[str, Callable[[], Command]] = {"targets": ShowTargets, "help": ShowHelp, "status": ShowStatus}
 _KEYWORDS = ("all", "targets", "help", "status", "silence", "unsilence", "history", *ACTIONS, "approve", "deny")
 
 
@@ -158,29 +158,29 @@ def parse(text: str, targets: Sequence[str]) -> Command:
     if head in ACTIONS or head in ("history",):
         if len(rest) > 1:
             return Invalid(f"`{head}` takes at most one target")
-        target = None
+        named: str | None = None
         if rest:
-            target = target_of(rest[0])
-            if target is None:
+            named = target_of(rest[0])
+            if named is None:
                 return unknown_target(rest[0])
-        return History(target=target) if head == "history" else RequestAction(action=head, target=target)
+        return History(target=named) if head == "history" else RequestAction(action=head, target=named)
 
     if head in ("silence", "unsilence"):
         if not rest:
             return Invalid(f"usage: `{head} TARGET`" + (" 30m|2h|until HH:MM" if head == "silence" else ""))
-        target = target_of(rest[0])
-        if target is None:
+        silenced = target_of(rest[0])
+        if silenced is None:
             return unknown_target(rest[0])
         if head == "unsilence":
-            return Unsilence(target) if len(rest) == 1 else Invalid("`unsilence` takes only a target")
+            return Unsilence(silenced) if len(rest) == 1 else Invalid("`unsilence` takes only a target")
         spec = [w.lower() for w in rest[1:]]
         if len(spec) == 1 and _DURATION.fullmatch(spec[0]):
             seconds = parse_duration(spec[0])
             if not 60 <= seconds <= 30 * 86400:
                 return Invalid("a silence lasts from 1m to 30d")
-            return Silence(target, seconds=seconds)
+            return Silence(silenced, seconds=seconds)
         if len(spec) == 2 and spec[0] == "until" and (m := _UNTIL.fullmatch(spec[1])):
-            return Silence(target, until=(int(m.group(1)), int(m.group(2))))
+            return Silence(silenced, until=(int(m.group(1)), int(m.group(2))))
         return Invalid("usage: `silence TARGET 30m|2h|until HH:MM`")
 
     # Checks: [all|ITEM...] [TARGET], or TARGET alone (items and target in any order).

@@ -49,6 +49,10 @@ class Responder(ABC):
     async def text(self, text: str) -> None:
         """Help, target lists, refusals: short mrkdwn-ish text, shown only to the requester."""
 
+    @abstractmethod
+    async def announce(self, text: str) -> None:
+        """Shown to the whole channel where the request was made (silences say who and until when)."""
+
 
 @dataclass
 class Access:
@@ -73,6 +77,8 @@ class Access:
 
 
 Handler = Callable[[cmd.Command, Requester, Responder], Awaitable[None]]
+#: A button: (its value, who clicked, how to answer the clicker).
+ActionHandler = Callable[[str, Requester, Responder], Awaitable[None]]
 
 
 @dataclass
@@ -81,6 +87,7 @@ class Bot:
     service: CheckService
     access: Access = field(default_factory=Access)
     extra_handlers: dict[type, Handler] = field(default_factory=dict)
+    actions: dict[str, ActionHandler] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.rate_limit, self.settings.rate_window)

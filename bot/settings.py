@@ -170,6 +170,13 @@ class Settings(BaseSettings):
     heartbeat_url: str = ""
     retention: Duration = 90 * 86400.0
 
+    @field_validator("db")
+    @classmethod
+    def _db(cls, value: Path) -> Path:
+        if not str(value).strip() or str(value) in (".", "/") or value.is_dir():
+            raise ValueError("must be the path of a SQLite file, like /var/lib/wscheck/wscheck.db")
+        return value.expanduser()
+
     @field_validator("slack_api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:

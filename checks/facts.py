@@ -133,7 +133,8 @@ class Facts:
             ]
             if location is not None and not location.proxy_pass:
                 raise FactError(
-                    f"location {(location.modifier + ' ' + location.path).strip()} ({location.file}:{location.line}) serves "
+                    f"location {(location.modifier + ' ' + location.path).strip()} "
+                    f"({location.file}:{location.line}) serves "
                     f"{self.target.ws_path} but has no proxy_pass",
                     status=Status.FAIL, kind="nginx", details={"file": location.file, "line": location.line},
                 )

@@ -53,6 +53,9 @@ class ConsoleResponder(Responder):
     async def text(self, text: str) -> None:
         self.write(plain(text))
 
+    async def announce(self, text: str) -> None:
+        self.write(plain(text))
+
 
 class ConsoleFront:
     """Reads commands from `stdin` until EOF or `quit`; the bot keeps running (monitoring) after EOF."""

@@ -7,7 +7,6 @@ base URL comes from SLACK_API_URL for everything, Socket Mode included (GovSlack
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
@@ -46,6 +45,12 @@ MAX_SEPARATE_REPORTS = 4
 Respond = Callable[..., Awaitable[Any]]
 
 
+#: Bolt's own logger, quiet below ERROR: it warns at every start that it ignores SLACK_BOT_TOKEN from the
+#: environment because we hand it a client (built from that very token, to set SLACK_API_URL).
+_BOLT_LOG = logging.getLogger("wscheck.bolt")
+_BOLT_LOG.setLevel(logging.ERROR)
+
+
 class StartupError(Exception):
     """The front cannot start (bad token, missing app token…); one line for the operator."""
 
@@ -82,6 +87,8 @@ class SlackResponder(Responder):
         self.replace = True
 
     async def _send(self, *, text: str, blocks: list[dict[str, Any]], **extra: Any) -> None:
+        if not self.replace:
+            extra.setdefault("response_type", "ephemeral")
         try:
             await self.respond(text=text, blocks=blocks, replace_original=self.replace, **extra)
         except Exception:
@@ -118,6 +125,10 @@ class SlackResponder(Responder):
     async def text(self, text: str) -> None:
         await self._send(text=text[:3000], blocks=render.help_blocks(text))
 
+    async def announce(self, text: str) -> None:
+        await self.respond(text=text[:3000], blocks=render.help_blocks(text), response_type="in_channel",
+                           replace_original=False)
+
 
 def _with_share_id(blocks: list[dict[str, Any]], share_id: str) -> list[dict[str, Any]]:
     """Point the Share button at the cached report (its value is only an opaque id)."""
@@ -146,12 +157,14 @@ class SlackFront:
             signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret
             else "socket-mode-has-no-signing-secret",
             request_verification_enabled=self.http,
-            token_verification_enabled=False,
             process_before_response=False,
+            logger=_BOLT_LOG,
         )
         self.app.command("/wscheck")(self.on_command)
         self.app.action(render.ACTION_SHARE)(self.on_share)
         self.app.action(render.ACTION_RUN_AGAIN)(self.on_run_again)
+        for action_id in bot.actions:
+            self.app.action(action_id)(self._button(action_id))
         self.app.error(self.on_error)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -233,16 +246,21 @@ class SlackFront:
             source="slack",
         )
 
-    async def admitted(self, body: dict[str, Any], respond: Respond) -> Requester | None:
+    async def admitted(self, body: dict[str, Any], respond: Respond, *, replace: bool) -> Requester | None:
+        """The requester, or None after telling them (only them) why not.
+
+        `replace` is True only for a slash command's own progress message; a button sits on a message
+        others may see (an alert), which a refusal must never overwrite.
+        """
+        answer: dict[str, Any] = {"replace_original": replace, "response_type": "ephemeral"}
         try:
             who = await self.requester(body)
         except SlackApiError as exc:
-            await respond(text=f"Could not look you up in Slack ({exc.response.get('error')}); try again.",
-                          replace_original=True)
+            await respond(text=f"Could not look you up in Slack ({exc.response.get('error')}); try again.", **answer)
             return None
         refusal = self.bot.admit(who)
         if refusal:
-            await respond(text=refusal, blocks=render.error_blocks(refusal), replace_original=True)
+            await respond(text=refusal, blocks=render.error_blocks(refusal), **answer)
             return None
         return who
 
@@ -259,7 +277,7 @@ class SlackFront:
             await ack()
 
         async def work() -> None:
-            who = await self.admitted(body, respond)
+            who = await self.admitted(body, respond, replace=True)
             if who is None:
                 return
             await self.bot.handle(command, who, SlackResponder(self, respond, who))
@@ -271,7 +289,7 @@ class SlackFront:
         value = str((body.get("actions") or [{}])[0].get("value") or "")
 
         async def work() -> None:
-            who = await self.admitted(body, respond)
+            who = await self.admitted(body, respond, replace=False)
             if who is None:
                 return
             shared = self._shared.get(value)
@@ -300,7 +318,7 @@ class SlackFront:
         value = str((body.get("actions") or [{}])[0].get("value") or "")
 
         async def work() -> None:
-            who = await self.admitted(body, respond)
+            who = await self.admitted(body, respond, replace=False)
             if who is None:
                 return
             command = self.bot.parse(value)
@@ -312,6 +330,25 @@ class SlackFront:
             await self.bot.handle(command, who, out)
 
         self.bot.spawn(work(), name="run again")
+
+    def _button(self, action_id: str) -> Callable[..., Awaitable[None]]:
+        """A listener for a button another feature registered (alerts, approvals): ack, admit, hand over."""
+
+        async def listener(ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond) -> None:
+            await ack()
+            value = str((body.get("actions") or [{}])[0].get("value") or "")
+
+            async def work() -> None:
+                who = await self.admitted(body, respond, replace=False)
+                if who is None:
+                    return
+                responder = SlackResponder(self, respond, who)
+                responder.replace = False  # never overwrite the alert or approval message the button sits on
+                await self.bot.actions[action_id](value, who, responder)
+
+            self.bot.spawn(work(), name=action_id)
+
+        return listener
 
     async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack listener error: %s: %s", type(error).__name__, error)

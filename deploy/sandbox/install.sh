@@ -41,6 +41,8 @@ have ssh-keygen || missing+=(openssh-client)
 have nginx || missing+=(nginx-light)
 have ss || missing+=(iproute2)
 have ps || missing+=(procps)
+have node || missing+=(nodejs)
+have npm || missing+=(npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then

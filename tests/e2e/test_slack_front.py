@@ -20,14 +20,14 @@ ALICE, BOB, GUEST, OUTSIDER = "U0ALICE", "U0BOB", "U0GUEST", "U0OTHER"
 CHAN = "C0OPS"
 
 
-def slack_env(fake: FakeSlack, **extra: str) -> dict[str, str]:
+def slack_env(fake: FakeSlack, db: Path, **extra: str) -> dict[str, str]:
     return {
         "SLACK_API_URL": fake.api_url,
         "SLACK_BOT_TOKEN": fake.bot_token,
         "SLACK_APP_TOKEN": fake.app_token,
         "SLACK_SIGNING_SECRET": fake.signing_secret,
         "WSCHECK_MONITOR": "false",
-        "WSCHECK_DB": extra.pop("db", ""),
+        "WSCHECK_DB": str(db),
         **extra,
     }
 
@@ -52,7 +52,7 @@ async def bot(fake: FakeSlack, sandbox_config_file: Path, tmp_path_factory: pyte
               ) -> AsyncIterator[BotProcess]:
     db = tmp_path_factory.mktemp("db") / "wscheck.db"
     proc = BotProcess(["run", "--config", str(sandbox_config_file)],
-                      slack_env(fake, db=str(db), WSCHECK_RATE_LIMIT="100"), cwd=ROOT)
+                      slack_env(fake, db, WSCHECK_RATE_LIMIT="100"), cwd=ROOT)
     await proc.start()
     yield proc
     assert await proc.stop() == 0, proc.log()
@@ -106,7 +106,7 @@ async def test_single_item_and_broken_stack_names_the_cause(fake: FakeSlack, bot
 async def test_typo_gets_usage_and_suggestion(fake: FakeSlack, bot: BotProcess) -> None:
     env = await fake.send_slash_command("pm3", user_id=ALICE, channel_id=CHAN)
     (answer,) = await fake.wait_for(lambda: fake.responses(env) or None, what="typo answer")
-    assert "did you mean" in texts(answer["blocks"]) and "pm2" in texts(answer["blocks"])
+    assert "did you mean `pm2`" in texts(answer["blocks"]).lower() and "Usage" in texts(answer["blocks"])
 
 
 async def test_unknown_target_lists_targets(fake: FakeSlack, bot: BotProcess) -> None:
@@ -136,8 +136,9 @@ async def test_share_and_run_again_buttons(fake: FakeSlack, bot: BotProcess) -> 
 async def test_guests_and_other_teams_are_refused(fake: FakeSlack, bot: BotProcess) -> None:
     for user, why in ((GUEST, "Guests"), (OUTSIDER, "Only members of this workspace")):
         env = await fake.send_slash_command("pm2", user_id=user, channel_id=CHAN)
-        answer = await fake.wait_for(lambda env=env: [r for r in fake.responses(env) if why in r.get("text", "")]
-                                     or None, what=f"refusal for {user}")
+        answer = await fake.wait_for(lambda env=env, why=why: [r for r in fake.responses(env)
+                                                               if why in r.get("text", "")] or None,
+                                     what=f"refusal for {user}")
         assert answer
 
 
@@ -158,9 +159,9 @@ async def test_socket_mode_disconnect_reconnects(fake: FakeSlack, bot: BotProces
     assert "next.build" in texts(report["blocks"])
 
 
-async def test_bad_token_is_one_line_error(fake: FakeSlack, sandbox_config_file: Path) -> None:
+async def test_bad_token_is_one_line_error(fake: FakeSlack, sandbox_config_file: Path, tmp_path: Path) -> None:
     proc = BotProcess(["run", "--config", str(sandbox_config_file)],
-                      {**slack_env(fake), "SLACK_BOT_TOKEN": "xoxb-wrong"}, cwd=ROOT)
+                      {**slack_env(fake, tmp_path / "db"), "SLACK_BOT_TOKEN": "xoxb-wrong"}, cwd=ROOT)
     with pytest.raises(AssertionError, match="exited"):
         await proc.start(timeout=20)
     code = await proc.stop()
@@ -170,9 +171,9 @@ async def test_bad_token_is_one_line_error(fake: FakeSlack, sandbox_config_file:
     assert not any("Traceback" in ln for ln in proc.lines)
 
 
-async def test_bot_token_without_app_token_or_http_is_a_clear_error(fake: FakeSlack, sandbox_config_file: Path
-                                                                     ) -> None:
-    env = slack_env(fake)
+async def test_bot_token_without_app_token_or_http_is_a_clear_error(fake: FakeSlack, sandbox_config_file: Path,
+                                                                     tmp_path: Path) -> None:
+    env = slack_env(fake, tmp_path / "db")
     env.pop("SLACK_APP_TOKEN")
     proc = BotProcess(["run", "--config", str(sandbox_config_file)], env, cwd=ROOT)
     with pytest.raises(AssertionError, match="exited"):
@@ -181,8 +182,8 @@ async def test_bot_token_without_app_token_or_http_is_a_clear_error(fake: FakeSl
     assert any("neither SLACK_APP_TOKEN" in ln for ln in proc.lines), proc.log()
 
 
-async def test_http_mode_verifies_signatures(fake: FakeSlack, sandbox_config_file: Path) -> None:
-    env = slack_env(fake, WSCHECK_HTTP_PORT="0", WSCHECK_HTTP_HOST="127.0.0.1")
+async def test_http_mode_verifies_signatures(fake: FakeSlack, sandbox_config_file: Path, tmp_path: Path) -> None:
+    env = slack_env(fake, tmp_path / "db", WSCHECK_HTTP_PORT="0", WSCHECK_HTTP_HOST="127.0.0.1")
     env.pop("SLACK_APP_TOKEN")
     proc = BotProcess(["run", "--http", "--config", str(sandbox_config_file)], env, cwd=ROOT)
     ready = await proc.start(ready=r"wscheck ready: front=slack-http port=(\d+)")
@@ -200,10 +201,9 @@ async def test_http_mode_verifies_signatures(fake: FakeSlack, sandbox_config_fil
                 assert resp.status == 200
                 ack = await resp.json(content_type=None)
         assert "running 1 checks" in json.dumps(ack)
-        response_url = body.decode()
-        assert "response_url" in response_url
-        posted = await fake.wait_for(lambda: [p for p in fake.http_payloads if "pm2.status" in json.dumps(p)] or None,
-                                     timeout=30, what="HTTP-mode report")
-        assert posted
+        posted = await fake.wait_for(
+            lambda: [m for m in fake.ephemeral(channel=CHAN, user=ALICE) if "pm2.status" in json.dumps(m.blocks)]
+            or None, timeout=30, what="HTTP-mode report through response_url")
+        assert "sandbox" in posted[0].text
     finally:
         assert await proc.stop() == 0, proc.log()

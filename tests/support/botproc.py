@@ -32,8 +32,10 @@ class BotProcess:
         self.stdout_lines: list[str] = []
         self._changed = asyncio.Condition()
         self._readers: list[asyncio.Task[None]] = []
+        self._eof = 0
 
-    async def start(self, *, ready: str = r"wscheck ready", timeout: float = 30.0, stdin: bool = False) -> re.Match[str]:
+    async def start(self, *, ready: str = r"wscheck ready", timeout: float = 30.0,
+                    stdin: bool = False) -> re.Match[str]:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot.cli", *self.args,
             cwd=self.cwd, env=self.env,
@@ -55,6 +57,9 @@ class BotProcess:
             into.append(raw.decode("utf-8", "replace").rstrip("\n"))
             async with self._changed:
                 self._changed.notify_all()
+        self._eof += 1
+        if self._eof == 2 and self.proc is not None:
+            await self.proc.wait()  # both pipes closed: the exit status is what waiters need next
         async with self._changed:
             self._changed.notify_all()
 

@@ -1,0 +1,137 @@
+"""Benchmark: the whole checklist through wscheck vs the seed's commands run one by one with OpenSSH.
+
+Starts the sandbox stack (deploy/sandbox), then measures, side by side in one run:
+  A. the seed's manual checklist: each command as its own `ssh host CMD` (plus curl from here),
+     one after another, the way a person runs them;
+  B. `wscheck check --json` as a fresh process (interpreter start and imports included: cold);
+  C. the full checklist in-process on a warm SSH connection (how the bot runs it), against the
+     slowest single command (`pm2 jlist`) on the same warm connection.
+Prints the ratios; copy them into bench/RESULTS.md.
+
+    .venv/bin/python bench/bench_checks.py [--rounds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from checks import commands  # noqa: E402
+from checks.config import Target, load_targets  # noqa: E402
+from checks.runner import run_checks  # noqa: E402
+from checks.transport.ssh import SSHTransport  # noqa: E402
+
+
+def load_sandbox():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("wscheck_sandbox", ROOT / "deploy/sandbox/sandbox.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["wscheck_sandbox"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def seed_commands(box, target: Target) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    """The seed's checklist as a person runs it: one ssh per command, then curl from here."""
+    ssh = box.ssh_argv
+    port = target.app_port
+    return [
+        ssh(*commands.nginx_test(target)),                                   # nginx -t
+        ssh(*commands.nginx_dump(target)),                                   # read the site config
+        ssh(*commands.pm2(target, "jlist")),                                 # pm2 status
+        ssh("ss", "-ltnpH"),                                                 # netstat -tulpn | grep 3003
+        ssh("ps", "-eo", "pid=,ppid=,user=,comm="),                          # who is that pid
+        ssh("ls", "-la", f"{target.app_dir}/.next/BUILD_ID"),                # did it compile
+        ssh("tail", "-n", "200", str(box.pm2_error_log)),                    # pm2 logs kathario-saas
+        ssh("curl", "-sI", f"http://127.0.0.1:{port}/"),                     # curl -I 127.0.0.1:3003
+        ["curl", "-sI", target.public_url],                                  # curl -I public
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Connection: Upgrade", "-H",
+         "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13", "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+         "--max-time", "2", target.public_join(target.ws_path)],               # ws through nginx
+    ]
+
+
+def run_seq(argvs: list[list[str]]) -> float:
+    started = time.perf_counter()
+    for argv in argvs:
+        subprocess.run(argv, capture_output=True, timeout=60, check=False)
+    return time.perf_counter() - started
+
+
+def cold_cli(config: Path) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run([str(ROOT / ".venv/bin/wscheck"), "check", "--json", "--config", str(config)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return elapsed
+
+
+def cold_noop() -> float:
+    started = time.perf_counter()
+    subprocess.run([str(ROOT / ".venv/bin/wscheck"), "checks"], capture_output=True, timeout=60, check=True)
+    return time.perf_counter() - started
+
+
+async def warm(target: Target, rounds: int) -> tuple[list[float], list[float]]:
+    transport = SSHTransport(target)
+    try:
+        report = await run_checks(target, transport)  # connect + warm up
+        assert report.exit_code == 0, report.to_json_dict()
+        full, jlist = [], []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            await transport.run(commands.pm2(target, "jlist"), timeout=30)
+            jlist.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            report = await run_checks(target, transport)
+            full.append(time.perf_counter() - started)
+            assert report.exit_code == 0
+        return full, jlist
+    finally:
+        await transport.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
+    module = load_sandbox()
+    workdir = Path(tempfile.mkdtemp(prefix="wscheck-bench-", dir="/tmp"))
+    workdir.chmod(0o755)
+    box = module.Sandbox(workdir)
+    box.up()
+    try:
+        config = workdir / "wscheck.toml"
+        config.write_text(box.target_toml())
+        (target,) = load_targets(config).targets
+        seeds = seed_commands(box, target)
+        manual = [run_seq(seeds) for _ in range(max(3, args.rounds // 3))]
+        cold = [cold_cli(config) for _ in range(max(3, args.rounds // 3))]
+        noop = [cold_noop() for _ in range(5)]
+        full, jlist = asyncio.run(warm(target, args.rounds))
+    finally:
+        box.down()
+    med = statistics.median
+    print(f"seed checklist, {len(seeds)} commands one by one over OpenSSH: median {med(manual):.3f} s")
+    print(f"wscheck check --json, fresh process (cold):               median {med(cold):.3f} s"
+          f"  -> {med(manual) / med(cold):.1f}x faster")
+    print(f"full checklist in-process, warm connection:               median {med(full):.3f} s"
+          f" (p90 {sorted(full)[int(len(full) * 0.9) - 1]:.3f})  -> {med(manual) / med(full):.1f}x faster")
+    print(f"slowest single command (pm2 jlist), warm connection:      median {med(jlist):.3f} s")
+    print(f"full checklist / pm2 jlist:                               {med(full) / med(jlist):.2f}x")
+    print(f"`wscheck checks` (interpreter + CLI, no I/O):             median {med(noop):.3f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,355 @@
+"""Monitoring: scheduled checks, a WebSocket canary per target, incidents, alerts.
+
+APScheduler runs, per target, the full checklist every `check_interval` and a fast probe (PM2 status +
+WebSocket through nginx) every `fast_interval`, with jitter, `max_instances=1` and `coalesce`. A canary
+keeps one WebSocket open through nginx and pings it; the moment it drops (or a fast probe fails) the
+full checklist runs again at once to confirm and to name the cause — which is what lets an alert reach
+the channel within seconds instead of after two intervals.
+
+The decisions are the pure state machine's (bot/incidents.py); this module only does the I/O: run
+checks, feed observations, persist the state together with the messages it produced (one SQLite
+transaction), and wake the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from bot import incidents as inc
+from bot.alerts import AlertOp, ops_for, silence_note
+from bot.outbox import Outbox, Payload, Sink
+from bot.service import CheckService
+from bot.settings import Settings
+from bot.store import Store
+from checks.config import Target
+from checks.models import Status, TargetReport
+
+log = logging.getLogger(__name__)
+
+FAST_CHECKS = ("pm2.status", "ws.proxy")
+TICK_INTERVAL = 5.0
+#: A PM2 app that (re)started less than this ago is healing, not down: confirm again after it.
+RESTART_GRACE = 8.0
+CANARY_BACKOFF_MAX = 30.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def healing(report: TargetReport, grace: float = RESTART_GRACE) -> bool:
+    """PM2 is restarting the app right now (a crash it is healing), so a failure is not yet confirmed."""
+    pm2 = report.result("pm2.status")
+    if pm2 is None:
+        return False
+    for instance in pm2.details.get("instances") or []:
+        if not isinstance(instance, dict):
+            continue
+        if instance.get("status") == "launching":
+            return True
+        uptime = instance.get("uptime_s")
+        if instance.get("status") == "online" and isinstance(uptime, int | float) and uptime < grace:
+            return True
+    return False
+
+
+class Monitor:
+    def __init__(self, settings: Settings, service: CheckService, store: Store, sink: Sink, *,
+                 console: bool = False, clock: Callable[[], datetime] = _utcnow) -> None:
+        self.settings = settings
+        self.service = service
+        self.store = store
+        self.console = console
+        self.clock = clock
+        self.policy = inc.IncidentPolicy(
+            failure_threshold=settings.failure_threshold,
+            success_threshold=settings.success_threshold,
+            reminder_interval=settings.reminder_interval,
+            flap_window=settings.flap_window,
+            flap_count=settings.flap_count,
+        )
+        self.states: dict[str, inc.TargetState] = {}
+        self.locks: dict[str, asyncio.Lock] = {t.name: asyncio.Lock() for t in service.targets}
+        self.outbox = Outbox(store, sink, on_root_posted=self._root_posted, root_ts=self._root_ts, clock=clock)
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.stop_event = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._confirming: set[str] = set()
+        self.last_cycle: dict[str, datetime] = {}
+        self.canary_up: dict[str, bool] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def channel_for(self, target: Target) -> str:
+        if self.console:
+            return "console"
+        return target.alert_channel or self.settings.alert_channel
+
+    def mention_for(self, target: Target) -> str:
+        return target.alert_mention or self.settings.alert_mention
+
+    async def start(self) -> None:
+        saved = await self.store.load_states()
+        last_alive_raw = await self.store.get_meta("last_alive_at")
+        last_alive = datetime.fromisoformat(last_alive_raw) if last_alive_raw else None
+        now = self.clock()
+        for target in self.service.targets:
+            raw = saved.get(target.name)
+            state = inc.TargetState.model_validate_json(raw) if raw else inc.TargetState(target=target.name)
+            state, events = inc.on_startup(state, now=now, last_alive_at=last_alive,
+                                           check_interval=self.settings.check_interval)
+            self.states[target.name] = state
+            if events:
+                await self._commit(target, state, events, now)
+            if not self.channel_for(target):
+                log.warning("no alert channel for %s: set WSCHECK_ALERT_CHANNEL or the target's alert_channel; "
+                            "incidents are tracked but not posted", target.name)
+        self._tasks.append(asyncio.ensure_future(self.outbox.run(self.stop_event)))
+        full, fast = self.settings.check_interval, self.settings.fast_interval
+        for target in self.service.targets:
+            name = target.name
+            self.scheduler.add_job(self.full_probe, "interval", args=[name], seconds=full, id=f"full:{name}",
+                                   jitter=min(self.settings.jitter, full / 4), max_instances=1, coalesce=True,
+                                   next_run_time=now, misfire_grace_time=int(full) + 1)
+            self.scheduler.add_job(self.fast_probe, "interval", args=[name], seconds=fast, id=f"fast:{name}",
+                                   jitter=min(self.settings.jitter, fast / 4), max_instances=1, coalesce=True,
+                                   next_run_time=now + timedelta(seconds=fast), misfire_grace_time=int(fast) + 1)
+            if self.settings.canary:
+                self._tasks.append(asyncio.ensure_future(self.canary(target)))
+        self.scheduler.add_job(self.tick_all, "interval", seconds=TICK_INTERVAL, id="tick", max_instances=1,
+                               coalesce=True)
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self.outbox.drain_once(), 5)
+        except Exception:  # best effort: what is not delivered stays in the outbox for the next start
+            log.warning("outbox not drained at shutdown; it will be delivered at the next start")
+
+    # -- probes ----------------------------------------------------------------------------------
+
+    async def full_probe(self, name: str) -> None:
+        report = await self.service.run(name)
+        await self.observe(name, report, kind="full")
+        await self._alive(name)
+
+    async def fast_probe(self, name: str) -> None:
+        report = await self.service.run(name, FAST_CHECKS)
+        failing = report.status in (Status.FAIL, Status.ERROR)
+        await self.observe(name, report, kind="fast")
+        if failing:
+            await self.confirm(name, reason="fast probe failed")
+        else:
+            await self._alive(name)
+
+    async def confirm(self, name: str, *, reason: str) -> None:
+        """Re-run the whole checklist at once; a failure seen twice in a row is an incident."""
+        if name in self._confirming:
+            return
+        self._confirming.add(name)
+        try:
+            log.info("confirming %s: %s", name, reason)
+            report = await self.service.run(name)
+            failing = report.status in (Status.FAIL, Status.ERROR)
+            if failing and healing(report):
+                log.info("%s: PM2 is restarting the app; confirming again in %.0f s", name, RESTART_GRACE)
+                await self.observe(name, report, kind="full", confirmed=False)
+                await asyncio.sleep(RESTART_GRACE)
+                report = await self.service.run(name)
+                failing = report.status in (Status.FAIL, Status.ERROR)
+            await self.observe(name, report, kind="full", confirmed=failing)
+        finally:
+            self._confirming.discard(name)
+
+    async def canary(self, target: Target) -> None:
+        """One long-lived WebSocket through nginx; a drop or a missed pong triggers a confirmation."""
+        scheme = target.public_endpoint()[0]
+        uri = ("wss" if scheme == "https" else "ws") + target.public_join(target.ws_path)[len(scheme):]
+        origin = f"{scheme}://{target.public_url.split('://', 1)[1].split('/', 1)[0]}"
+        backoff = 1.0
+        while not self.stop_event.is_set():
+            was_up = False
+            reason = ""
+            try:
+                async with ws_connect(uri, ping_interval=None, open_timeout=5, close_timeout=1,
+                                      origin=origin,  # type: ignore[arg-type]
+                                      user_agent_header="wscheck-canary/0.1",
+                                      ssl=ssl.create_default_context() if scheme == "https" else None) as ws:
+                    was_up = True
+                    self.canary_up[target.name] = True
+                    backoff = 1.0
+                    while True:
+                        pong = await ws.ping()
+                        try:
+                            await asyncio.wait_for(pong, self.settings.canary_pong_timeout)
+                        except TimeoutError:
+                            reason = f"no pong within {self.settings.canary_pong_timeout:g} s"
+                            break
+                        await asyncio.sleep(self.settings.canary_ping_interval)
+            except asyncio.CancelledError:
+                raise
+            except ConnectionClosed as exc:
+                reason = f"WebSocket closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
+            except (InvalidHandshake, OSError, TimeoutError) as exc:
+                reason = f"WebSocket handshake failed: {exc}"
+            self.canary_up[target.name] = False
+            if was_up and not self.stop_event.is_set():
+                log.warning("canary %s: %s", target.name, reason)
+                await self._canary_failed(target.name, reason)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), backoff)
+            backoff = min(CANARY_BACKOFF_MAX, backoff * 2)
+
+    async def _canary_failed(self, name: str, reason: str) -> None:
+        now = self.clock()
+        obs = inc.Observation(target=name, at=now, kind="canary", checked=("ws.proxy",),
+                              failing_checks=("ws.proxy",))
+        await self._apply(name, obs, now)
+        await self.confirm(name, reason=f"canary: {reason}")
+
+    # -- state -----------------------------------------------------------------------------------
+
+    async def observe(self, name: str, report: TargetReport, *, kind: inc.ObservationKind,
+                      confirmed: bool = False, manual_by: str | None = None) -> list[inc.Event]:
+        now = self.clock()
+        obs = inc.Observation.from_report(report, kind=kind, at=now, confirmed=confirmed)
+        return await self._apply(name, obs, now, manual_by=manual_by)
+
+    async def _apply(self, name: str, obs: inc.Observation, now: datetime, *,
+                     manual_by: str | None = None) -> list[inc.Event]:
+        target = self.service.target(name)
+        async with self.locks[name]:
+            silence = await self._silence(name, now)
+            state = self.states[name]
+            if manual_by is not None:
+                state, events = inc.note_manual_run(state, obs, by=manual_by, now=now, policy=self.policy,
+                                                    silence=silence)
+            else:
+                state, events = inc.observe(state, obs, now=now, policy=self.policy, silence=silence)
+            await self._commit(target, state, events, now)
+            return events
+
+    async def tick_all(self) -> None:
+        now = self.clock()
+        for target in self.service.targets:
+            async with self.locks[target.name]:
+                silence = await self._silence(target.name, now)
+                state, events = inc.tick(self.states[target.name], now=now, policy=self.policy, silence=silence)
+                await self._commit(target, state, events, now)
+        await self.store.set_meta("last_alive_at", now.isoformat())
+
+    async def _alive(self, name: str) -> None:
+        now = self.clock()
+        self.last_cycle[name] = now
+        await self.store.set_meta("last_alive_at", now.isoformat())
+
+    async def _silence(self, name: str, now: datetime) -> inc.Silence | None:
+        for row in await self.store.silences(now=now):
+            if row["target"] == name:
+                return inc.Silence.model_validate({k: row[k] for k in ("target", "until", "by", "at")})
+        return None
+
+    async def _commit(self, target: Target, state: inc.TargetState, events: list[inc.Event], now: datetime) -> None:
+        """Save the state and enqueue its messages in one transaction: both happen, or neither."""
+        ops = [op for event in events for op in ops_for(event, mention=self.mention_for(target), now=now)]
+        await self._store_ops(target, state, ops)
+        self.states[target.name] = state
+        for event in events:
+            log.info("incident %s: %s", event.incident.id, event.type)
+
+    async def _store_ops(self, target: Target, state: inc.TargetState | None, ops: list[AlertOp]) -> None:
+        channel = self.channel_for(target)
+        async with self.store.transaction() as tx:
+            if state is not None:
+                await tx.save_state(target.name, state.model_dump_json())
+            for op in ops if channel else []:
+                payload = Payload(kind=op.kind, target=op.target, incident_id=op.incident_id, key=op.key,
+                                  channel=channel, text=op.text, blocks=op.blocks)
+                await tx.enqueue(lane=target.name, kind=op.kind, payload=payload.dump(), dedup_key=op.key)
+        if ops and channel:
+            self.outbox.wake()
+
+    async def _root_posted(self, target: str, incident_id: str, channel: str, ts: str) -> None:
+        async with self.locks[target]:
+            state = inc.attach_root(self.states[target], incident_id, channel=channel, ts=ts)
+            await self.store.save_state(target, state.model_dump_json())
+            self.states[target] = state
+
+    async def _root_ts(self, target: str, incident_id: str) -> str | None:
+        state = self.states.get(target)
+        if state is None:
+            return None
+        for incident in (state.incident, state.last_incident):
+            if incident is not None and incident.id == incident_id:
+                return incident.root_ts
+        return None
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    async def manual_run(self, name: str, by: str) -> TargetReport:
+        """Someone pressed Run checks (or ran /wscheck) during an incident: note it in the thread."""
+        report = await self.service.run(name)
+        await self.observe(name, report, kind="manual", manual_by=by)
+        return report
+
+    async def silence(self, name: str, *, until: datetime, by: str) -> None:
+        now = self.clock()
+        target = self.service.target(name)
+        async with self.locks[name]:
+            await self.store.set_silence(target=name, until=until, by=by, at=now)
+            state = self.states[name]
+            ops = [silence_note(state.incident, by=by, until=until, now=now)] if state.incident and \
+                state.incident.announced and state.incident.root_ts else []
+            await self._store_ops(target, None, ops)
+
+    async def unsilence(self, name: str, *, by: str) -> bool:
+        now = self.clock()
+        target = self.service.target(name)
+        async with self.locks[name]:
+            cleared = await self.store.clear_silence(name)
+            state = self.states[name]
+            ops = [silence_note(state.incident, by=by, until=None, now=now)] if cleared and state.incident and \
+                state.incident.announced and state.incident.root_ts else []
+            await self._store_ops(target, None, ops)
+        return cleared
+
+    async def status_lines(self) -> list[str]:
+        now = self.clock()
+        silences = {str(row.get("target")): row for row in await self.store.silences(now=now)}
+        lines = []
+        for target in self.service.targets:
+            state = self.states.get(target.name)
+            line = f"• *{target.name}*: {inc.summarize(state) if state else 'not checked yet'}"
+            row = silences.get(target.name)
+            if row:
+                until = row.get("until")
+                when = until.strftime("%Y-%m-%d %H:%M UTC") if isinstance(until, datetime) else str(until)
+                line += f" — 🔕 silenced by <@{row['by']}> until {when}"
+            lines.append(line)
+        return lines
+
+    def health(self) -> dict[str, Any]:
+        """For /healthz: scheduler alive and the last successful cycle per target."""
+        return {
+            "scheduler": self.scheduler.running,
+            "targets": {name: at.isoformat() for name, at in self.last_cycle.items()},
+            "canary": dict(self.canary_up),
+            "monotonic": time.monotonic(),
+        }

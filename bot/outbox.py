@@ -1,0 +1,163 @@
+"""Delivering alert messages: the SQLite outbox drained in order, nothing lost, nothing twice.
+
+Every message is written to the outbox in the same transaction as the incident state that caused it,
+then delivered here. Per target (lane) strictly in order, so a thread reply never overtakes its root.
+429 waits for Retry-After; 5xx, timeouts and lost connections make the outcome *uncertain*: before such
+a message is sent again, the channel (or thread) is searched for its metadata key, so a post that did
+reach Slack is never posted a second time. An item is marked uncertain *before* each send, so even a
+SIGKILL between "sent" and "recorded" is recovered by the same lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from bot.store import OutboxItem, Store
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 60.0
+IDLE_POLL = 1.0
+
+
+class SinkError(Exception):
+    """A delivery problem, classified: permanent (never retry), rate limited, or outcome unknown."""
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None,
+                 uncertain: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.uncertain = uncertain
+
+
+class Sink(Protocol):
+    """Where alert messages go: Slack, or the console."""
+
+    async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
+                   metadata: dict[str, Any]) -> str: ...
+
+    async def update(self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None: ...
+
+    async def find(self, *, channel: str, thread_ts: str | None, key: str, since: datetime) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    kind: str
+    target: str
+    incident_id: str
+    key: str
+    channel: str
+    text: str
+    blocks: list[dict[str, Any]]
+    thread_ts: str | None = None
+
+    @classmethod
+    def load(cls, text: str) -> Payload:
+        data = json.loads(text)
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+
+    def dump(self) -> str:
+        return json.dumps({k: getattr(self, k) for k in self.__dataclass_fields__}, ensure_ascii=False)
+
+    def metadata(self) -> dict[str, Any]:
+        return {"event_type": "wscheck_alert", "event_payload": {"op": self.key, "incident": self.incident_id}}
+
+
+RootPosted = Callable[[str, str, str, str], Awaitable[None]]  # (target, incident_id, channel, ts)
+RootLookup = Callable[[str, str], Awaitable[str | None]]  # (target, incident_id) -> root ts
+
+
+class Outbox:
+    def __init__(self, store: Store, sink: Sink, *, on_root_posted: RootPosted, root_ts: RootLookup,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.store = store
+        self.sink = sink
+        self.on_root_posted = on_root_posted
+        self.root_ts = root_ts
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._wake = asyncio.Event()
+        self.delivered = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                items = await self.store.due_items(now=self.clock())
+                if items:
+                    await asyncio.gather(*(self._deliver(item) for item in items))
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox drain failed; retrying")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+
+    async def drain_once(self) -> int:
+        """Deliver what is due now (used at shutdown, best effort)."""
+        items = await self.store.due_items(now=self.clock())
+        await asyncio.gather(*(self._deliver(item) for item in items))
+        return len(items)
+
+    def _backoff(self, item: OutboxItem) -> timedelta:
+        return timedelta(seconds=min(MAX_BACKOFF, 2.0 ** min(item.attempts, 6)))
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        payload = Payload.load(item.payload)
+        try:
+            thread_ts = payload.thread_ts
+            if payload.kind in ("reply", "edit_root") and not thread_ts:
+                thread_ts = await self.root_ts(payload.target, payload.incident_id)
+                if not thread_ts:
+                    await self.store.mark_failed(item.id, error="the incident's root message was never posted")
+                    log.error("dropping %s for %s: no root message to attach it to", payload.kind, payload.incident_id)
+                    return
+            if payload.kind == "edit_root":
+                assert thread_ts is not None
+                await self.sink.update(channel=payload.channel, ts=thread_ts, text=payload.text, blocks=payload.blocks)
+                await self.store.mark_sent(item.id, result=json.dumps({"ts": thread_ts}))
+                self.delivered += 1
+                return
+            ts: str | None = None
+            if item.status == "uncertain":
+                ts = await self.sink.find(channel=payload.channel, thread_ts=thread_ts, key=payload.key,
+                                          since=item.created_at - timedelta(seconds=5))
+                if ts:
+                    log.info("message %s had reached Slack already (found by metadata); not posting it again",
+                             payload.key)
+            if ts is None:
+                # Uncertain from here on: a crash after the post is recovered by the metadata lookup.
+                await self.store.mark_retry(item.id, next_attempt_at=self.clock(), error="sending", uncertain=True)
+                ts = await self.sink.post(channel=payload.channel, text=payload.text, blocks=payload.blocks,
+                                          thread_ts=thread_ts, metadata=payload.metadata())
+            if payload.kind == "post_root":
+                await self.on_root_posted(payload.target, payload.incident_id, payload.channel, ts)
+            await self.store.mark_sent(item.id, result=json.dumps({"ts": ts, "channel": payload.channel}))
+            self.delivered += 1
+        except SinkError as exc:
+            if exc.permanent:
+                log.error("alert message %s cannot be delivered: %s", payload.key, exc)
+                await self.store.mark_failed(item.id, error=str(exc))
+                return
+            delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else self._backoff(item)
+            log.warning("alert message %s delayed %.0f s: %s", payload.key, delay.total_seconds(), exc)
+            await self.store.mark_retry(item.id, next_attempt_at=self.clock() + delay, error=str(exc),
+                                        uncertain=exc.uncertain)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("alert message %s: unexpected delivery error", payload.key)
+            await self.store.mark_retry(item.id, next_attempt_at=self.clock() + self._backoff(item),
+                                        error=f"{type(exc).__name__}: {exc}", uncertain=True)

@@ -1,0 +1,1050 @@
+"""SQLite persistence: incidents, outbox, silences, approval requests, audit, meta (the only module that speaks SQL).
+
+Why it looks the way it does:
+
+* **One writer, never blocked loop.** Everything goes through aiosqlite (one worker thread per connection), so
+  a slow disk or a busy database stalls a thread, not the event loop. `Store.open(..., exclusive=True)` takes an
+  `fcntl.flock` on `<db>.lock`: a second bot on the same database would post every alert twice, so it refuses
+  to start (`StoreLocked`). The kernel drops the lock when the process dies, even on SIGKILL, so a crashed bot
+  never blocks its successor. The lock fd is close-on-exec, so a child process cannot keep it alive either.
+* **Nothing lost, nothing twice.** Slack messages are not posted by the code that decides them: they are
+  written to the `outbox` table in the same transaction as the state change that caused them (`transaction()`
+  gives a `Tx` with the same methods as `Store`). A drainer posts them in order per `lane`, records the result
+  (`mark_sent`), or schedules a retry (`mark_retry`), or gives up on a permanently bad one (`mark_failed`).
+* **Generic.** The store never imports the state machines: callers hand it JSON text (`model_dump_json()`)
+  and get JSON text back. It validates that the text *is* JSON, nothing more.
+* **Versioned schema.** `MIGRATIONS` is an ordered list; each step runs once, in its own transaction, and bumps
+  `PRAGMA user_version` (also recorded in `schema_migrations`). An older database is upgraded on open; a newer
+  one (written by a newer wscheck) is refused, naming both versions, instead of being silently misread.
+
+Datetime convention: every timestamp is stored as ISO-8601 UTC text with microseconds and an explicit offset,
+always the same width (`2025-01-31T09:15:00.000000+00:00`), so SQL string comparison is time order. Methods
+accept timezone-aware datetimes only (a naive one raises `ValueError`: its meaning would be a guess) and
+return timezone-aware UTC datetimes.
+
+Adding a table (or column, or index) later: append a `Migration(version=len(MIGRATIONS) + 1, name=...,
+statements=(...))` to `MIGRATIONS`. Never edit or reorder a step that has shipped; databases in the field have
+already run it. Statements run one by one (not `executescript`, which would commit half-way) inside one
+`BEGIN IMMEDIATE` transaction, so a failing step leaves the database exactly at the previous version. Foreign keys
+are enforced during migrations; a step that rebuilds a referenced table should start with
+`PRAGMA defer_foreign_keys = ON`. Then add the methods on `_Ops` (they appear on both `Store` and `Tx`).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, cast, get_args
+
+import aiosqlite
+
+__all__ = [
+    "MIGRATIONS",
+    "OPEN_REQUEST_STATUSES",
+    "Migration",
+    "OutboxItem",
+    "OutboxStatus",
+    "Store",
+    "StoreError",
+    "StoreLocked",
+    "Tx",
+    "lock_path_for",
+]
+
+BUSY_TIMEOUT_MS = 5000
+"""How long a writer waits for another connection's write transaction before failing (SQLite busy handler).
+It waits in aiosqlite's worker thread, never on the event loop."""
+
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+"""Truncate the WAL file back to this size after checkpoints, so a burst of writes does not leave a huge file."""
+
+_EXPORT_PAGE = 500
+"""Rows per query in `export_audit`: bounded memory, and no lock or read transaction held while the caller works."""
+
+OPEN_REQUEST_STATUSES: frozenset[str] = frozenset({"pending", "approved", "running"})
+"""Approval statuses that may still change. Retention never deletes a request in one of these; any other status
+(succeeded, failed, denied, expired, ...) is final and the request is purged once it has not changed since the
+cutoff."""
+
+OutboxStatus = Literal["pending", "uncertain", "sent", "failed"]
+_OUTBOX_STATUSES: frozenset[str] = frozenset(get_args(OutboxStatus))
+
+
+class StoreError(Exception):
+    """Anything the store cannot do: a newer schema, a failed migration, an unknown id, SQLite errors."""
+
+
+class StoreLocked(StoreError):
+    """Another live process holds the database (a second bot would double-post every alert)."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step. `statements` run in order inside one transaction; shipped steps are never edited."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        version=1,
+        name="initial schema: meta, outbox, incidents, silences, approval requests, audit",
+        statements=(
+            """CREATE TABLE meta (
+                key        TEXT PRIMARY KEY,
+                value      TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            # AUTOINCREMENT: ids are never reused after retention deletes the newest rows, so "smaller id" always
+            # means "enqueued earlier" (FIFO) and a depends_on can never point at a recycled id.
+            """CREATE TABLE outbox (
+                id              INTEGER PRIMARY KEY AUTOINCREMENT,
+                lane            TEXT NOT NULL,
+                kind            TEXT NOT NULL,
+                payload         TEXT NOT NULL,
+                status          TEXT NOT NULL DEFAULT 'pending'
+                                CHECK (status IN ('pending', 'uncertain', 'sent', 'failed')),
+                attempts        INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at TEXT NOT NULL,
+                depends_on      INTEGER REFERENCES outbox (id) ON DELETE SET NULL,
+                result          TEXT,
+                created_at      TEXT NOT NULL,
+                finished_at     TEXT,
+                dedup_key       TEXT UNIQUE,
+                last_error      TEXT
+            )""",
+            "CREATE INDEX outbox_open ON outbox (lane, id) WHERE status IN ('pending', 'uncertain')",
+            "CREATE INDEX outbox_depends_on ON outbox (depends_on)",
+            "CREATE INDEX outbox_finished ON outbox (finished_at) WHERE status IN ('sent', 'failed')",
+            """CREATE TABLE incident_states (
+                target     TEXT PRIMARY KEY,
+                state      TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE incident_history (
+                id       INTEGER PRIMARY KEY AUTOINCREMENT,
+                target   TEXT NOT NULL,
+                saved_at TEXT NOT NULL,
+                state    TEXT NOT NULL
+            )""",
+            "CREATE INDEX incident_history_target ON incident_history (target, id)",
+            "CREATE INDEX incident_history_saved_at ON incident_history (saved_at)",
+            """CREATE TABLE silences (
+                target TEXT PRIMARY KEY,
+                until  TEXT NOT NULL,
+                set_by TEXT NOT NULL,
+                set_at TEXT NOT NULL,
+                reason TEXT NOT NULL DEFAULT ''
+            )""",
+            """CREATE TABLE approval_requests (
+                seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+                id         TEXT NOT NULL UNIQUE,
+                target     TEXT NOT NULL,
+                action     TEXT NOT NULL,
+                status     TEXT NOT NULL,
+                version    INTEGER NOT NULL,
+                expires_at TEXT NOT NULL,
+                data       TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX approval_requests_status ON approval_requests (status, seq)",
+            "CREATE INDEX approval_requests_target_action ON approval_requests (target, action, seq)",
+            "CREATE INDEX approval_requests_updated_at ON approval_requests (updated_at)",
+            """CREATE TABLE audit (
+                id         INTEGER PRIMARY KEY AUTOINCREMENT,
+                ts         TEXT NOT NULL,
+                kind       TEXT NOT NULL,
+                target     TEXT,
+                actor      TEXT,
+                request_id TEXT,
+                data       TEXT NOT NULL DEFAULT '{}'
+            )""",
+            "CREATE INDEX audit_target ON audit (target, id)",
+            "CREATE INDEX audit_ts ON audit (ts)",
+            "CREATE INDEX audit_request_id ON audit (request_id)",
+            # Append-only, enforced by the database itself: no UPDATE ever; DELETE only of rows older than a
+            # cutoff that `purge` writes into audit_retention inside its own transaction (and removes again).
+            "CREATE TABLE audit_retention (cutoff TEXT NOT NULL)",
+            """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+               BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END""",
+            """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+               WHEN NOT EXISTS (SELECT 1 FROM audit_retention WHERE OLD.ts < cutoff)
+               BEGIN SELECT RAISE(ABORT, 'audit is append-only: rows are removed only by retention'); END""",
+        ),
+    ),
+)
+
+
+def _check_migrations(migrations: Sequence[Migration]) -> None:
+    """Versions must be exactly 1..n in order: user_version N means 'the first N steps have run'."""
+    for index, migration in enumerate(migrations, start=1):
+        if migration.version != index:
+            raise StoreError(f"MIGRATIONS[{index - 1}] has version {migration.version}, expected {index}")
+
+
+_check_migrations(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One message to deliver, as stored. `payload` and `result` are the caller's JSON text."""
+
+    id: int
+    lane: str
+    kind: str
+    payload: str
+    status: OutboxStatus
+    attempts: int
+    next_attempt_at: datetime
+    depends_on: int | None
+    result: str | None
+    created_at: datetime
+    dedup_key: str | None
+    last_error: str | None
+
+
+# --- conversions -------------------------------------------------------------------------------------------------
+
+
+def _ts(value: datetime) -> str:
+    """Aware datetime -> fixed-width UTC ISO text (so that text order is time order in SQL)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: the store only accepts timezone-aware datetimes")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(text: object) -> datetime:
+    parsed = datetime.fromisoformat(str(text))
+    if parsed.tzinfo is None:  # never written by this module; be lenient with hand-edited rows
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _opt_int(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
+def _require_json(text: str, what: str) -> None:
+    """Reject non-JSON early: a bad payload found only by the drainer hours later is much harder to trace."""
+    try:
+        json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be JSON text: {exc}") from None
+
+
+def _json_default(value: object) -> object:
+    """Audit data must never fail to serialise (a failed audit write would abort the action it records)."""
+    if isinstance(value, datetime):
+        return _ts(value) if value.tzinfo is not None else value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset):
+        return sorted(str(v) for v in value)
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json")
+    return str(value)
+
+
+def _outbox_item(row: sqlite3.Row) -> OutboxItem:
+    status = str(row["status"])
+    if status not in _OUTBOX_STATUSES:
+        raise StoreError(f"outbox item {row['id']} has unknown status {status!r}")
+    return OutboxItem(
+        id=int(row["id"]),
+        lane=str(row["lane"]),
+        kind=str(row["kind"]),
+        payload=str(row["payload"]),
+        status=cast(OutboxStatus, status),  # checked against OutboxStatus just above
+        attempts=int(row["attempts"]),
+        next_attempt_at=_dt(row["next_attempt_at"]),
+        depends_on=_opt_int(row["depends_on"]),
+        result=_opt_str(row["result"]),
+        created_at=_dt(row["created_at"]),
+        dedup_key=_opt_str(row["dedup_key"]),
+        last_error=_opt_str(row["last_error"]),
+    )
+
+
+def _audit_row(row: sqlite3.Row) -> dict[str, object]:
+    data = json.loads(str(row["data"]))
+    return {
+        "id": int(row["id"]),
+        "ts": _dt(row["ts"]),
+        "kind": str(row["kind"]),
+        "target": _opt_str(row["target"]),
+        "actor": _opt_str(row["actor"]),
+        "request_id": _opt_str(row["request_id"]),
+        "data": data if isinstance(data, dict) else {"value": data},
+    }
+
+
+_OUTBOX_COLUMNS = (
+    "o.id, o.lane, o.kind, o.payload, o.status, o.attempts, o.next_attempt_at, o.depends_on, o.result, "
+    "o.created_at, o.dedup_key, o.last_error"
+)
+
+
+async def _exec(conn: aiosqlite.Connection, sql: str, params: Iterable[object] = ()) -> int:
+    """Run one statement and return its rowcount (closing the cursor promptly)."""
+    async with conn.execute(sql, tuple(params)) as cursor:
+        return int(cursor.rowcount)
+
+
+async def _insert(conn: aiosqlite.Connection, sql: str, params: Iterable[object] = ()) -> int:
+    async with conn.execute(sql, tuple(params)) as cursor:
+        rowid = cursor.lastrowid
+    if rowid is None:  # pragma: no cover - INSERT always sets it
+        raise StoreError("INSERT did not produce a row id")
+    return int(rowid)
+
+
+async def _rows(conn: aiosqlite.Connection, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
+    return list(await conn.execute_fetchall(sql, tuple(params)))
+
+
+async def _one(conn: aiosqlite.Connection, sql: str, params: Iterable[object] = ()) -> sqlite3.Row | None:
+    rows = await _rows(conn, sql, params)
+    return rows[0] if rows else None
+
+
+# --- the operations (shared by Store and Tx) ------------------------------------------------------------------
+
+
+class _Ops(abc.ABC):
+    """Every data method, written once against a connection.
+
+    `Store` runs each call in its own short transaction (writes) or under its connection lock (reads); `Tx`
+    runs them inside the caller's `BEGIN IMMEDIATE` transaction, which is how a state change and the outbox
+    items it produced become one atomic commit.
+    """
+
+    @abc.abstractmethod
+    def _writing(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
+
+    @abc.abstractmethod
+    def _reading(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
+
+    @abc.abstractmethod
+    def _now(self) -> datetime: ...
+
+    # outbox ------------------------------------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        *,
+        lane: str,
+        kind: str,
+        payload: str,
+        dedup_key: str | None = None,
+        depends_on: int | None = None,
+        not_before: datetime | None = None,
+    ) -> int:
+        """Store a message to deliver and return its id; with a `dedup_key` seen before, return that item's id
+        and store nothing (so replaying the same decision after a crash does not post twice).
+
+        A dependency that already failed permanently makes the new item fail at once (it could never be sent,
+        and would block its lane forever).
+        """
+        _require_json(payload, "payload")
+        now = self._now()
+        next_at = _ts(not_before if not_before is not None else now)
+        async with self._writing() as conn:
+            if dedup_key is not None:
+                existing = await _one(conn, "SELECT id FROM outbox WHERE dedup_key = ?", (dedup_key,))
+                if existing is not None:
+                    return int(existing["id"])
+            status, error, finished = "pending", None, None
+            if depends_on is not None:
+                dep = await _one(conn, "SELECT status FROM outbox WHERE id = ?", (depends_on,))
+                if dep is None:
+                    raise StoreError(f"depends_on={depends_on}: no such outbox item")
+                if dep["status"] == "failed":
+                    status, error, finished = "failed", f"dependency {depends_on} failed", _ts(now)
+            return await _insert(
+                conn,
+                "INSERT INTO outbox (lane, kind, payload, status, next_attempt_at, depends_on, created_at, "
+                "finished_at, dedup_key, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (lane, kind, payload, status, next_at, depends_on, _ts(now), finished, dedup_key, error),
+            )
+
+    async def due_items(self, *, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        """What to deliver now: per lane only its head (oldest pending/uncertain item), and only if it is due
+        and its dependency (if any) is sent. Oldest first. A lane whose head waits for a retry or a dependency
+        yields nothing, so its later items can never overtake it; other lanes are unaffected."""
+        async with self._reading() as conn:
+            rows = await _rows(
+                conn,
+                f"""WITH heads AS (
+                        SELECT MIN(id) AS id FROM outbox WHERE status IN ('pending', 'uncertain') GROUP BY lane
+                    )
+                    SELECT {_OUTBOX_COLUMNS} FROM heads h
+                    JOIN outbox o ON o.id = h.id
+                    LEFT JOIN outbox d ON d.id = o.depends_on
+                    WHERE o.next_attempt_at <= ? AND (o.depends_on IS NULL OR d.status = 'sent')
+                    ORDER BY o.id LIMIT ?""",  # noqa: S608 - constant column list, values are bound
+                (_ts(now), limit),
+            )
+        return [_outbox_item(row) for row in rows]
+
+    async def mark_sent(self, item_id: int, *, result: str) -> None:
+        """Delivered; `result` (JSON, e.g. channel + ts) is what dependent items read via `item(dep).result`."""
+        _require_json(result, "result")
+        async with self._writing() as conn:
+            changed = await _exec(
+                conn,
+                "UPDATE outbox SET status = 'sent', result = ?, attempts = attempts + 1, finished_at = ?, "
+                "last_error = NULL WHERE id = ? AND status IN ('pending', 'uncertain')",
+                (result, _ts(self._now()), item_id),
+            )
+            if not changed:
+                await self._explain_not_open(conn, item_id)
+
+    async def mark_retry(self, item_id: int, *, next_attempt_at: datetime, error: str, uncertain: bool = False) -> None:
+        """Not delivered (yet): try again at `next_attempt_at`. `uncertain=True` means it may have been posted
+        (timeout after sending): the drainer must look it up before posting it again. A retry of an uncertain
+        item with `uncertain=False` (looked up: not posted) makes it plain pending again."""
+        status = "uncertain" if uncertain else "pending"
+        async with self._writing() as conn:
+            changed = await _exec(
+                conn,
+                "UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
+                "WHERE id = ? AND status IN ('pending', 'uncertain')",
+                (status, _ts(next_attempt_at), error, item_id),
+            )
+            if not changed:
+                await self._explain_not_open(conn, item_id)
+
+    async def mark_failed(self, item_id: int, *, error: str) -> None:
+        """Permanently undeliverable (e.g. `invalid_blocks`): the lane moves on. Items that depend on it, directly
+        or transitively, can never be sent and fail with it rather than blocking their lanes forever."""
+        now = _ts(self._now())
+        async with self._writing() as conn:
+            changed = await _exec(
+                conn,
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, finished_at = ?, last_error = ? "
+                "WHERE id = ? AND status IN ('pending', 'uncertain')",
+                (now, error, item_id),
+            )
+            if not changed:
+                await self._explain_not_open(conn, item_id)
+            await _exec(
+                conn,
+                """WITH RECURSIVE dependents(id) AS (
+                       SELECT id FROM outbox WHERE depends_on = ?
+                       UNION SELECT o.id FROM outbox o JOIN dependents ON o.depends_on = dependents.id
+                   )
+                   UPDATE outbox SET status = 'failed', finished_at = ?, last_error = ?
+                   WHERE id IN (SELECT id FROM dependents) AND status IN ('pending', 'uncertain')""",
+                (item_id, now, f"dependency {item_id} failed: {error}"),
+            )
+
+    @staticmethod
+    async def _explain_not_open(conn: aiosqlite.Connection, item_id: int) -> None:
+        row = await _one(conn, "SELECT status FROM outbox WHERE id = ?", (item_id,))
+        if row is None:
+            raise StoreError(f"outbox item {item_id} does not exist")
+        raise StoreError(f"outbox item {item_id} is already {row['status']}")
+
+    async def item(self, item_id: int) -> OutboxItem | None:
+        async with self._reading() as conn:
+            row = await _one(conn, f"SELECT {_OUTBOX_COLUMNS} FROM outbox o WHERE o.id = ?", (item_id,))  # noqa: S608
+        return None if row is None else _outbox_item(row)
+
+    async def outbox_depth(self) -> int:
+        """Items not yet delivered nor given up (pending + uncertain): the backlog gauge."""
+        async with self._reading() as conn:
+            row = await _one(conn, "SELECT COUNT(*) AS n FROM outbox WHERE status IN ('pending', 'uncertain')")
+        return 0 if row is None else int(row["n"])
+
+    # incidents ---------------------------------------------------------------------------------------------------
+
+    async def load_states(self) -> dict[str, str]:
+        """Every target's last saved state machine JSON (what a restarted bot resumes from)."""
+        async with self._reading() as conn:
+            rows = await _rows(conn, "SELECT target, state FROM incident_states ORDER BY target")
+        return {str(row["target"]): str(row["state"]) for row in rows}
+
+    async def save_state(self, target: str, state_json: str) -> None:
+        """Replace a target's state; a changed state is also appended to incident_history (kept until retention).
+        Saving an unchanged state writes nothing, so calling this every monitoring cycle is cheap."""
+        _require_json(state_json, "state_json")
+        now = _ts(self._now())
+        async with self._writing() as conn:
+            row = await _one(conn, "SELECT state FROM incident_states WHERE target = ?", (target,))
+            if row is not None and row["state"] == state_json:
+                return
+            await _exec(
+                conn,
+                "INSERT INTO incident_states (target, state, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (target) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                (target, state_json, now),
+            )
+            await _exec(
+                conn,
+                "INSERT INTO incident_history (target, saved_at, state) VALUES (?, ?, ?)",
+                (target, now, state_json),
+            )
+
+    async def state_history(self, target: str, *, limit: int = 20) -> list[tuple[datetime, str]]:
+        """The target's past states, newest first (the current one included)."""
+        async with self._reading() as conn:
+            rows = await _rows(
+                conn,
+                "SELECT saved_at, state FROM incident_history WHERE target = ? ORDER BY id DESC LIMIT ?",
+                (target, limit),
+            )
+        return [(_dt(row["saved_at"]), str(row["state"])) for row in rows]
+
+    # silences ----------------------------------------------------------------------------------------------------
+
+    async def set_silence(self, *, target: str, until: datetime, by: str, at: datetime, reason: str = "") -> None:
+        """Silence (or re-silence: the new one replaces the old) a target's alerts until `until`."""
+        async with self._writing() as conn:
+            await _exec(
+                conn,
+                "INSERT INTO silences (target, until, set_by, set_at, reason) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (target) DO UPDATE SET until = excluded.until, set_by = excluded.set_by, "
+                "set_at = excluded.set_at, reason = excluded.reason",
+                (target, _ts(until), by, _ts(at), reason),
+            )
+
+    async def clear_silence(self, target: str) -> bool:
+        """Remove the target's silence; True only if it was still in force (an expired one is removed too)."""
+        now = _ts(self._now())
+        async with self._writing() as conn:
+            row = await _one(conn, "SELECT until FROM silences WHERE target = ?", (target,))
+            if row is None:
+                return False
+            await _exec(conn, "DELETE FROM silences WHERE target = ?", (target,))
+            return str(row["until"]) > now
+
+    async def silences(self, *, now: datetime) -> list[dict[str, object]]:
+        """Active silences (until > now): dicts with target, until, by, at, reason."""
+        async with self._reading() as conn:
+            rows = await _rows(
+                conn,
+                "SELECT target, until, set_by, set_at, reason FROM silences WHERE until > ? ORDER BY target",
+                (_ts(now),),
+            )
+        return [
+            {
+                "target": str(row["target"]),
+                "until": _dt(row["until"]),
+                "by": str(row["set_by"]),
+                "at": _dt(row["set_at"]),
+                "reason": str(row["reason"]),
+            }
+            for row in rows
+        ]
+
+    # approval requests -------------------------------------------------------------------------------------------
+
+    async def insert_request(
+        self, *, id: str, target: str, action: str, status: str, version: int, expires_at: datetime, data: str
+    ) -> None:
+        _require_json(data, "data")
+        now = _ts(self._now())
+        async with self._writing() as conn:
+            if await _one(conn, "SELECT 1 FROM approval_requests WHERE id = ?", (id,)) is not None:
+                raise StoreError(f"approval request {id!r} already exists")
+            await _exec(
+                conn,
+                "INSERT INTO approval_requests (id, target, action, status, version, expires_at, data, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (id, target, action, status, version, _ts(expires_at), data, now, now),
+            )
+
+    async def get_request(self, id: str) -> tuple[int, str] | None:
+        """(version, JSON) — the version is what a later `update_request` must name as `expected_version`."""
+        async with self._reading() as conn:
+            row = await _one(conn, "SELECT version, data FROM approval_requests WHERE id = ?", (id,))
+        return None if row is None else (int(row["version"]), str(row["data"]))
+
+    async def update_request(self, id: str, *, expected_version: int, new_version: int, status: str, data: str) -> bool:
+        """Compare-and-set: applies only if the stored version is still `expected_version`. Two people clicking
+        at once both read version N; exactly one update matches, the other gets False (first decision wins)."""
+        if new_version <= expected_version:
+            raise ValueError(f"new_version {new_version} must be greater than expected_version {expected_version}")
+        _require_json(data, "data")
+        async with self._writing() as conn:
+            changed = await _exec(
+                conn,
+                "UPDATE approval_requests SET version = ?, status = ?, data = ?, updated_at = ? "
+                "WHERE id = ? AND version = ?",
+                (new_version, status, data, _ts(self._now()), id, expected_version),
+            )
+        return changed == 1
+
+    async def requests_by_status(self, status: str) -> list[str]:
+        """JSON of every request in `status`, oldest first (pending ones for expiry, running ones on startup)."""
+        async with self._reading() as conn:
+            rows = await _rows(conn, "SELECT data FROM approval_requests WHERE status = ? ORDER BY seq", (status,))
+        return [str(row["data"]) for row in rows]
+
+    async def latest_request(self, *, target: str, action: str) -> str | None:
+        """JSON of the most recently inserted request for target+action, whatever its status."""
+        async with self._reading() as conn:
+            row = await _one(
+                conn,
+                "SELECT data FROM approval_requests WHERE target = ? AND action = ? ORDER BY seq DESC LIMIT 1",
+                (target, action),
+            )
+        return None if row is None else str(row["data"])
+
+    # audit -------------------------------------------------------------------------------------------------------
+
+    async def audit(
+        self,
+        *,
+        kind: str,
+        target: str | None,
+        actor: str | None,
+        request_id: str | None = None,
+        data: dict[str, object] | None = None,
+        at: datetime,
+    ) -> int:
+        """Append one audit row and return its id. There is no way to change it afterwards (triggers refuse
+        UPDATE, and DELETE outside retention)."""
+        text = json.dumps(data or {}, sort_keys=True, ensure_ascii=False, default=_json_default)
+        async with self._writing() as conn:
+            return await _insert(
+                conn,
+                "INSERT INTO audit (ts, kind, target, actor, request_id, data) VALUES (?, ?, ?, ?, ?, ?)",
+                (_ts(at), kind, target, actor, request_id, text),
+            )
+
+    async def audit_entries(self, *, target: str | None = None, limit: int = 20) -> list[dict[str, object]]:
+        """Newest first (by append order): dicts with id, ts, kind, target, actor, request_id, data (a dict)."""
+        async with self._reading() as conn:
+            if target is None:
+                rows = await _rows(conn, "SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+            else:
+                rows = await _rows(
+                    conn, "SELECT * FROM audit WHERE target = ? ORDER BY id DESC LIMIT ?", (target, limit)
+                )
+        return [_audit_row(row) for row in rows]
+
+    async def export_audit(self) -> AsyncIterator[dict[str, object]]:
+        """Every audit row, oldest first, fetched page by page (keyset on id): memory stays bounded, and no lock
+        is held between pages, so the consumer may use the store while iterating."""
+        last_id = 0
+        while True:
+            async with self._reading() as conn:
+                rows = await _rows(
+                    conn, "SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?", (last_id, _EXPORT_PAGE)
+                )
+            for row in rows:
+                yield _audit_row(row)
+            if len(rows) < _EXPORT_PAGE:
+                return
+            last_id = int(rows[-1]["id"])
+
+    # meta + housekeeping -----------------------------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self._reading() as conn:
+            row = await _one(conn, "SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row["value"])
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self._writing() as conn:
+            await _exec(
+                conn,
+                "INSERT INTO meta (key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (key, value, _ts(self._now())),
+            )
+
+    async def purge(self, *, older_than: datetime, batch: int = 1000) -> dict[str, int]:
+        """Retention: delete at most `batch` rows per table that are older than `older_than`, in one transaction,
+        and return how many went per table (a count equal to `batch` means: call again).
+
+        Deleted: audit rows (ts), incident_history rows (saved_at; the current state is never deleted), sent or
+        failed outbox items (finished_at; except one a still-undelivered item depends on), approval requests not in
+        OPEN_REQUEST_STATUSES (updated_at), silences that expired before the cutoff. Pending and uncertain outbox
+        items are never deleted. No VACUUM: freed pages are reused by later inserts, so the file stops growing
+        at its working-set size without ever rewriting the whole database.
+        """
+        if batch < 1:
+            raise ValueError("batch must be >= 1")
+        cutoff = _ts(older_than)
+        counts: dict[str, int] = {}
+        async with self._writing() as conn:
+            await _exec(conn, "DELETE FROM audit_retention")
+            await _exec(conn, "INSERT INTO audit_retention (cutoff) VALUES (?)", (cutoff,))
+            counts["audit"] = await _exec(
+                conn,
+                "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE ts < ? ORDER BY id LIMIT ?)",
+                (cutoff, batch),
+            )
+            await _exec(conn, "DELETE FROM audit_retention")
+            counts["incident_history"] = await _exec(
+                conn,
+                "DELETE FROM incident_history WHERE id IN "
+                "(SELECT id FROM incident_history WHERE saved_at < ? ORDER BY id LIMIT ?)",
+                (cutoff, batch),
+            )
+            counts["outbox"] = await _exec(
+                conn,
+                """DELETE FROM outbox WHERE id IN (
+                       SELECT o.id FROM outbox o
+                       WHERE o.status IN ('sent', 'failed') AND o.finished_at < ?
+                         AND NOT EXISTS (SELECT 1 FROM outbox c
+                                         WHERE c.depends_on = o.id AND c.status IN ('pending', 'uncertain'))
+                       ORDER BY o.id LIMIT ?)""",
+                (cutoff, batch),
+            )
+            open_statuses = sorted(OPEN_REQUEST_STATUSES)
+            marks = ", ".join("?" for _ in open_statuses)
+            counts["requests"] = await _exec(
+                conn,
+                f"""DELETE FROM approval_requests WHERE seq IN (
+                        SELECT seq FROM approval_requests
+                        WHERE status NOT IN ({marks}) AND updated_at < ? ORDER BY seq LIMIT ?)""",  # noqa: S608
+                (*open_statuses, cutoff, batch),
+            )
+            counts["silences"] = await _exec(
+                conn,
+                "DELETE FROM silences WHERE target IN (SELECT target FROM silences WHERE until < ? LIMIT ?)",
+                (cutoff, batch),
+            )
+        return counts
+
+
+# --- transaction handle ----------------------------------------------------------------------------------------
+
+_ACTIVE_TX: ContextVar[Tx | None] = ContextVar("wscheck_store_active_tx", default=None)
+
+
+class Tx(_Ops):
+    """The open transaction of `Store.transaction()`: the same methods as `Store`, all inside one commit.
+    Valid only inside its `async with` block."""
+
+    def __init__(self, store: Store, conn: aiosqlite.Connection) -> None:
+        self._store = store
+        self._conn = conn
+        self._open = True
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreError("transaction is over: this Tx was used outside its `async with store.transaction()` block")
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[aiosqlite.Connection]:
+        self._check_open()
+        try:
+            yield self._conn
+        except sqlite3.Error as exc:
+            raise self._store._wrap(exc) from exc
+
+    def _reading(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        return self._writing()
+
+    def _now(self) -> datetime:
+        return self._store._now()
+
+
+# --- the store -------------------------------------------------------------------------------------------------
+
+
+def lock_path_for(path: Path) -> Path:
+    """The sidecar lock file: `<db>.lock` beside the database."""
+    return path.with_name(path.name + ".lock")
+
+
+def _read_lock_pid(fd: int) -> str | None:
+    try:
+        text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return text if text.isdigit() else None
+
+
+def _acquire_lock(path: Path) -> int:
+    """Exclusive, non-blocking flock on `<db>.lock`; records our pid for the message a second bot prints."""
+    lock_path = lock_path_for(path)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)  # O_CLOEXEC by default (PEP 446)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        pid = _read_lock_pid(fd)
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            holder = f"pid {pid}" if pid else "another process"
+            raise StoreLocked(
+                f"database {path} is already in use by {holder} (lock {lock_path}): another wscheck bot is running "
+                f"on it; stop that one first"
+            ) from None
+        raise StoreError(f"cannot lock {lock_path}: {exc}") from exc
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:
+        pass  # the pid is only a courtesy for the error message; the lock itself is held
+    return fd
+
+
+def _prepare_files(path: Path, *, exclusive: bool) -> int | None:
+    """Create the directory and (0600: the audit log is nobody else's business) the database file, then lock.
+
+    Synchronous on purpose: a few metadata syscalls on a local disk, and LOCK_NB never waits. Run in a worker
+    thread, a cancelled open could leave the thread holding a lock fd nobody will ever close.
+    """
+    os.makedirs(path.parent, exist_ok=True)
+    lock_fd = _acquire_lock(path) if exclusive else None
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # no-op for an existing file (mode untouched)
+    except OSError as exc:
+        _release_lock(lock_fd)
+        raise StoreError(f"cannot open database {path}: {exc}") from exc
+    return lock_fd
+
+
+def _release_lock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing the only fd of the open file description drops the flock
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    """Roll back if a transaction is open (sqlite3's rollback() is a no-op otherwise). A failure here must not
+    hide the exception that made us roll back, and SQLite has already rolled back whatever it could not keep."""
+    with contextlib.suppress(sqlite3.Error, ValueError):
+        await conn.rollback()
+
+
+def _system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store(_Ops):
+    """The database. Open with `await Store.open(path)`; use as `async with`. One connection, shared by all
+    coroutines: calls are serialised by an asyncio lock so that no coroutine ever sees (or joins) another's
+    half-done transaction."""
+
+    def __init__(
+        self, path: Path, conn: aiosqlite.Connection, lock_fd: int | None, clock: Callable[[], datetime]
+    ) -> None:
+        self.path = path
+        self._db = conn
+        self._lock_fd = lock_fd
+        self._clock = clock
+        self._mutex = asyncio.Lock()
+        self._closed = False
+        self._schema_version = 0
+
+    # lifecycle ---------------------------------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path, *, exclusive: bool = True, clock: Callable[[], datetime] | None = None) -> Store:
+        """Lock (if `exclusive`), connect, configure, migrate. `exclusive=False` skips the lock: for read-mostly
+        tools (`wscheck audit`) and tests that need a second connection; the bot always opens exclusively.
+        `clock` (default: wall clock, UTC) stamps created/updated/finished times; tests may pin it."""
+        path = Path(path)
+        lock_fd = _prepare_files(path, exclusive=exclusive)
+        conn: aiosqlite.Connection | None = None
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            store = cls(path, conn, lock_fd, clock or _system_clock)
+            await store._configure()
+            await store._migrate()
+            return store
+        except BaseException as exc:
+            if conn is not None:
+                await conn.close()
+            _release_lock(lock_fd)
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"database {path}: {exc}") from exc
+            raise
+
+    async def close(self) -> None:
+        """Wait for running calls, close the connection, release the lock. Idempotent."""
+        if self._closed:
+            return
+        self._refuse_inside_own_tx("close")
+        async with self._mutex:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                await self._db.close()
+            finally:
+                _release_lock(self._lock_fd)
+                self._lock_fd = None
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The database's schema version after opening (= len(MIGRATIONS))."""
+        return self._schema_version
+
+    async def _configure(self) -> None:
+        conn = self._db
+        row = await _one(conn, "PRAGMA journal_mode = WAL")
+        mode = "" if row is None else str(row[0]).lower()
+        if mode != "wal":
+            raise StoreError(f"database {self.path}: cannot switch to WAL journal mode (got {mode!r})")
+        for pragma in (
+            # NORMAL with WAL: nothing committed is lost when the process crashes; only a power loss can drop the
+            # last few commits (never corrupt the file). FULL would fsync every outbox write.
+            "PRAGMA synchronous = NORMAL",
+            "PRAGMA foreign_keys = ON",
+            f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+            f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}",
+        ):
+            await _exec(conn, pragma)
+
+    async def _user_version(self) -> int:
+        row = await _one(self._db, "PRAGMA user_version")
+        return 0 if row is None else int(row[0])
+
+    def _too_new(self, found: int, known: int) -> StoreError:
+        return StoreError(
+            f"database {self.path} has schema version {found}, but this wscheck only knows versions up to {known}: "
+            f"it was written by a newer wscheck; upgrade wscheck (or point WSCHECK_DB at another file)"
+        )
+
+    async def _migrate(self) -> None:
+        """Apply the missing steps of MIGRATIONS, each in its own BEGIN IMMEDIATE transaction. The version is
+        re-read inside the transaction, so two processes opening an old database at once cannot both apply a
+        step."""
+        migrations = MIGRATIONS  # read at call time: tests substitute the module attribute
+        _check_migrations(migrations)
+        known = len(migrations)
+        conn = self._db
+        current = await self._user_version()
+        if current > known:
+            raise self._too_new(current, known)
+        for migration in migrations[current:]:
+            await _exec(conn, "BEGIN IMMEDIATE")
+            try:
+                found = await self._user_version()
+                if found > known:
+                    raise self._too_new(found, known)
+                if found >= migration.version:  # someone else applied it meanwhile
+                    await conn.commit()
+                    continue
+                await _exec(
+                    conn,
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+                )
+                for statement in migration.statements:
+                    await _exec(conn, statement)
+                await _exec(
+                    conn,
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, _ts(self._now())),
+                )
+                await _exec(conn, f"PRAGMA user_version = {int(migration.version)}")
+                await conn.commit()
+            except BaseException as exc:
+                await _rollback(conn)
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(
+                        f"database {self.path}: migration {migration.version} ({migration.name}) failed: {exc}"
+                    ) from exc
+                raise
+        self._schema_version = await self._user_version()
+        if self._schema_version > known:
+            raise self._too_new(self._schema_version, known)
+
+    # transactions ------------------------------------------------------------------------------------------------
+
+    def _refuse_inside_own_tx(self, what: str) -> None:
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed")
+        active = _ACTIVE_TX.get()
+        if active is not None and active._store is self and active._open:
+            raise StoreError(
+                f"Store.{what}() called inside this store's transaction(): use the Tx it yielded "
+                f"(going through the Store would wait for the transaction to end, i.e. forever)"
+            )
+
+    def _wrap(self, exc: sqlite3.Error) -> StoreError:
+        return StoreError(f"database {self.path}: {exc}")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """`BEGIN IMMEDIATE` ... `COMMIT`, or `ROLLBACK` on any exception (cancellation included). IMMEDIATE takes
+        the write lock up front, so a transaction never fails half-way with SQLITE_BUSY on its first write."""
+        self._refuse_inside_own_tx("transaction")
+        async with self._mutex:
+            if self._closed:
+                raise StoreError(f"store {self.path} is closed")
+            conn = self._db
+            try:
+                await _exec(conn, "BEGIN IMMEDIATE")
+            except BaseException as exc:
+                await _rollback(conn)  # no-op unless the BEGIN completed after we were cancelled
+                if isinstance(exc, sqlite3.Error):
+                    raise self._wrap(exc) from exc
+                raise
+            tx = Tx(self, conn)
+            token = _ACTIVE_TX.set(tx)
+            try:
+                yield tx
+                tx._open = False
+                await conn.commit()
+            except BaseException as exc:
+                tx._open = False
+                # Enqueued on the connection's worker thread before anything else can be, so it runs even if
+                # this task is cancelled again while awaiting it.
+                await _rollback(conn)
+                if isinstance(exc, sqlite3.Error):
+                    raise self._wrap(exc) from exc
+                raise
+            finally:
+                with contextlib.suppress(ValueError):  # exited from another context (finaliser): nothing to undo
+                    _ACTIVE_TX.reset(token)
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self.transaction() as tx:
+            yield tx._conn
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        self._refuse_inside_own_tx("read")
+        async with self._mutex:
+            if self._closed:
+                raise StoreError(f"store {self.path} is closed")
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise self._wrap(exc) from exc
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the store's clock returned a naive datetime")
+        return now

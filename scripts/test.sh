@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up everything the test suite needs on a fresh Debian machine (Python venv, OpenSSH server, nginx,
+# Node.js, the sandbox's Next.js app and PM2) and run all of it: lint, types, unit, integration, end to end.
+# Extra arguments go to pytest (e.g. -k pm2, -x).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh --test
+bash deploy/sandbox/install.sh >/dev/null
+.venv/bin/ruff check .
+.venv/bin/mypy
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
