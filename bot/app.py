@@ -86,7 +86,7 @@ class BotServer:
         else:
             assert self.settings.slack_bot_token is not None
             sink = SlackSink(alert_client(self.settings.slack_bot_token.get_secret_value(),
-                                          self.settings.slack_api_url))
+                                          self.settings.slack_api_url, timeout=self.settings.slack_timeout))
         monitor = Monitor(self.settings, self.service, store, sink, console=self.console is not None)
         handlers.install(self.bot, monitor)
         return monitor

@@ -51,6 +51,13 @@ def setup_logging(settings: Settings) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
-    for noisy in ("slack_bolt", "slack_sdk", "asyncssh", "aiohttp.access", "apscheduler"):
+    level = settings.log_level.upper()
+    # debug is for wscheck's own story; libraries' debug output (every SQL statement, every frame) drowns it.
+    root.setLevel(max(logging.INFO, logging.getLevelName(level)))
+    for ours in ("bot", "checks", "wscheck"):
+        logging.getLogger(ours).setLevel(level)
+    for noisy in ("slack_bolt", "slack_sdk", "asyncssh", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # A skipped run ("maximum number of running instances reached") is the max_instances=1 + coalesce
+    # policy working as intended for a slow target, not news.
+    logging.getLogger("apscheduler").setLevel(max(logging.ERROR, root.level))

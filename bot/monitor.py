@@ -42,6 +42,8 @@ TICK_INTERVAL = 5.0
 #: A PM2 app that (re)started less than this ago is healing, not down: confirm again after it.
 RESTART_GRACE = 8.0
 CANARY_BACKOFF_MAX = 30.0
+#: A restart that has not healed after this many looks is a failure like any other (a slow crash loop).
+MAX_SET_ASIDE = 3
 
 
 def _utcnow() -> datetime:
@@ -51,7 +53,7 @@ def _utcnow() -> datetime:
 def healing(report: TargetReport, grace: float = RESTART_GRACE) -> bool:
     """PM2 is restarting the app right now (a crash it is healing), so a failure is not yet confirmed."""
     pm2 = report.result("pm2.status")
-    if pm2 is None:
+    if pm2 is None or pm2.details.get("crash_loop"):
         return False
     for instance in pm2.details.get("instances") or []:
         if not isinstance(instance, dict):
@@ -86,6 +88,8 @@ class Monitor:
         self.stop_event = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._confirming: set[str] = set()
+        self._rechecking: set[str] = set()
+        self._set_aside: dict[str, int] = {}
         self.last_cycle: dict[str, datetime] = {}
         self.canary_up: dict[str, bool] = {}
 
@@ -149,34 +153,47 @@ class Monitor:
         report = await self.service.run(name)
         await self.observe(name, report, kind="full")
         await self._alive(name)
+        log.debug("full probe %s: %s in %.0f ms", name, report.status.value, report.duration_ms)
 
     async def fast_probe(self, name: str) -> None:
         report = await self.service.run(name, FAST_CHECKS)
         failing = report.status in (Status.FAIL, Status.ERROR)
         await self.observe(name, report, kind="fast")
-        if failing:
+        state = self.states[name]
+        if failing and not (state.incident is not None and state.incident.announced):
             await self.confirm(name, reason="fast probe failed")
-        else:
-            await self._alive(name)
+        await self._alive(name)
 
     async def confirm(self, name: str, *, reason: str) -> None:
-        """Re-run the whole checklist at once; a failure seen twice in a row is an incident."""
+        """Re-run the whole checklist at once: a failure seen again right away is confirmed."""
         if name in self._confirming:
             return
         self._confirming.add(name)
         try:
             log.info("confirming %s: %s", name, reason)
             report = await self.service.run(name)
-            failing = report.status in (Status.FAIL, Status.ERROR)
-            if failing and healing(report):
-                log.info("%s: PM2 is restarting the app; confirming again in %.0f s", name, RESTART_GRACE)
-                await self.observe(name, report, kind="full", confirmed=False)
-                await asyncio.sleep(RESTART_GRACE)
-                report = await self.service.run(name)
-                failing = report.status in (Status.FAIL, Status.ERROR)
-            await self.observe(name, report, kind="full", confirmed=failing)
+            await self.observe(name, report, kind="full", confirmed=report.status in (Status.FAIL, Status.ERROR))
         finally:
             self._confirming.discard(name)
+
+    def _recheck_later(self, name: str) -> None:
+        """PM2 is restarting the app: look again once it had time to come up (outside the scheduler's job)."""
+        if name in self._rechecking:
+            return
+        self._rechecking.add(name)
+
+        async def later() -> None:
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), RESTART_GRACE)
+                if not self.stop_event.is_set():
+                    await self.confirm(name, reason="PM2 restarted the app a moment ago")
+            finally:
+                self._rechecking.discard(name)
+
+        task = asyncio.ensure_future(later())
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
 
     async def canary(self, target: Target) -> None:
         """One long-lived WebSocket through nginx; a drop or a missed pong triggers a confirmation."""
@@ -228,6 +245,21 @@ class Monitor:
 
     async def observe(self, name: str, report: TargetReport, *, kind: inc.ObservationKind,
                       confirmed: bool = False, manual_by: str | None = None) -> list[inc.Event]:
+        """Feed a report to the incident machine, unless PM2 is healing the app right now.
+
+        A failing report taken while PM2 (re)starts the app (launching, or online for less than
+        RESTART_GRACE) says "starting", not "down": feeding it would open incidents for restarts that
+        heal and post cause changes during every recovery. It is set aside and the target is looked
+        at again once the app had time to come up.
+        """
+        failing = report.status in (Status.FAIL, Status.ERROR)
+        if manual_by is None and failing and healing(report) and self._set_aside.get(name, 0) < MAX_SET_ASIDE:
+            self._set_aside[name] = self._set_aside.get(name, 0) + 1
+            log.info("%s: PM2 is restarting the app; checking again in %.0f s", name, RESTART_GRACE)
+            self._recheck_later(name)
+            return []
+        if not failing:
+            self._set_aside.pop(name, None)
         now = self.clock()
         obs = inc.Observation.from_report(report, kind=kind, at=now, confirmed=confirmed)
         return await self._apply(name, obs, now, manual_by=manual_by)

@@ -133,6 +133,7 @@ class Settings(BaseSettings):
     http: bool = False
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=3000, ge=0, le=65535)
+    slack_timeout: Duration = 10.0
     allowed_channels: CsvList = []
     allowed_users: CsvList = []
     rate_limit: int = Field(default=10, ge=1)

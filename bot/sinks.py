@@ -23,13 +23,13 @@ PERMANENT = frozenset({
 })
 
 
-def alert_client(token: str, base_url: str) -> AsyncWebClient:
+def alert_client(token: str, base_url: str, *, timeout: float = 10.0) -> AsyncWebClient:
     """A client for alerts that retries only what is safe to retry blindly (429: Slack did nothing).
 
     Connection errors and 5xx are *not* retried here: the post may have happened, so the outbox looks it
     up by metadata first.
     """
-    return AsyncWebClient(token=token, base_url=base_url, timeout=10,
+    return AsyncWebClient(token=token, base_url=base_url, timeout=max(1, round(timeout)),
                           retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)])
 
 

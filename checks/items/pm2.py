@@ -16,6 +16,8 @@ from checks.redact import redact
 #: `restart_time` alone cannot tell a crash from an operator's `pm2 restart` in one snapshot; the
 #: monitor, which sees successive snapshots, watches its growth instead.
 UNSTABLE_LOOP = 3
+#: PM2 never resets `unstable_restarts`, so old crashes count only while the app is again young.
+LOOP_UPTIME_S = 60
 
 
 def _describe(p: Pm2Process, now_ms: float) -> dict[str, object]:
@@ -65,19 +67,18 @@ async def pm2_status(f: Facts) -> Outcome:
         if p.status == "launching":
             return warn(f"{app} is `launching`", **details)
         return fail(f"{app} is `{p.status}`", **details)
-    looping = [p for p in instances if p.unstable_restarts >= UNSTABLE_LOOP]
+    looping = [
+        p for p in instances
+        if p.unstable_restarts >= UNSTABLE_LOOP and p.pm_uptime and (now_ms - p.pm_uptime) / 1000 < LOOP_UPTIME_S
+    ]
     if looping:
         p = looping[0]
         details["crash_loop"] = True
         return fail(
-            f"{app} is `online` but crash-looping: {p.unstable_restarts} unstable restarts "
-            f"({p.restart_time} in all)",
+            f"{app} is `online` but crash-looping: {p.unstable_restarts} unstable restarts, "
+            f"up only {(now_ms - (p.pm_uptime or now_ms)) / 1000:.0f} s",
             **details,
         )
-    unstable = [p for p in instances if p.unstable_restarts > 0]
-    if unstable:
-        p = unstable[0]
-        return warn(f"{app} is `online` but crashed {p.unstable_restarts} time(s) right after starting", **details)
     p = instances[0]
     uptime = described[0]["uptime_s"]
     count = f"{len(instances)} instances " if len(instances) > 1 else ""
