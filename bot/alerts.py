@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from bot.actions import ACTION_FOR_CAUSE
 from bot.incidents import (
     BotWasDown,
     CauseChanged,
@@ -27,6 +28,8 @@ from bot.render import clamp_blocks, fix_block, slack_date
 from bot.render import untrusted as escape
 
 ACTION_INCIDENT_RUN = "wscheck_incident_run"
+#: The remediation feature's "propose this fix" button (bot/remediation.py listens to it).
+ACTION_PROPOSE = "wscheck_propose"
 ACTION_INCIDENT_SILENCE = "wscheck_incident_silence"
 METADATA_EVENT = "wscheck_alert"
 
@@ -85,7 +88,7 @@ def headline(incident: Incident) -> str:
 
 
 def root_blocks(incident: Incident, *, mention: str, resolved_after: float | None = None,
-                resolved_at: datetime | None = None) -> tuple[str, list[dict[str, Any]]]:
+                resolved_at: datetime | None = None, remediation: bool = False) -> tuple[str, list[dict[str, Any]]]:
     cause = incident.headline
     if resolved_after is not None:
         title = f"✅ {incident.target}: resolved after {human_duration(resolved_after)}"
@@ -101,6 +104,7 @@ def root_blocks(incident: Incident, *, mention: str, resolved_after: float | Non
         ]
         return text, clamp_blocks(blocks)
     who = mention_markup(mention)
+    action = ACTION_FOR_CAUSE.get(incident.cause) if remediation else None
     text = f"{headline(incident)}: {cause.summary}" + (f" {who}" if who else "")
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": headline(incident)[:150]}},
@@ -121,6 +125,8 @@ def root_blocks(incident: Incident, *, mention: str, resolved_after: float | Non
          "value": incident.target},
         {"type": "button", "action_id": ACTION_INCIDENT_SILENCE, "text": {"type": "plain_text", "text": "Silence 1 h"},
          "value": incident.target},
+        *([{"type": "button", "action_id": ACTION_PROPOSE, "value": f"{action} {incident.target}",
+            "text": {"type": "plain_text", "text": f"Propose {action}"}}] if action else []),
     ]})
     return text, clamp_blocks(blocks)
 
@@ -143,12 +149,12 @@ def silence_note(incident: Incident, *, by: str, until: datetime | None, now: da
                                  "no more messages here until then, except the resolve.")
 
 
-def ops_for(event: Event, *, mention: str, now: datetime) -> list[AlertOp]:
+def ops_for(event: Event, *, mention: str, now: datetime, remediation: bool = False) -> list[AlertOp]:
     """The messages one incident event needs, in the order they must reach the channel."""
     inc = event.incident
     key = f"{inc.id}/{event.type}/{now.timestamp():.6f}"
     if isinstance(event, IncidentOpened):
-        text, blocks = root_blocks(inc, mention=mention)
+        text, blocks = root_blocks(inc, mention=mention, remediation=remediation)
         if event.reused_root:
             return [AlertOp("edit_root", inc.target, inc.id, key + "/root", text, blocks),
                     _reply(inc, key, f"🔁 It's back: *{escape(inc.cause)}* {escape(inc.headline.summary)}")]
@@ -159,7 +165,7 @@ def ops_for(event: Event, *, mention: str, now: datetime) -> list[AlertOp]:
                  f"(was `{escape(event.previous_cause)}`)"]
         if fix:
             lines.append(f"```\n{escape(fix)}\n```")
-        text, blocks = root_blocks(inc, mention="")
+        text, blocks = root_blocks(inc, mention="", remediation=remediation)
         return [_reply(inc, key, "\n".join(lines)),
                 AlertOp("edit_root", inc.target, inc.id, key + "/root", text, blocks)]
     if isinstance(event, Reminder):

@@ -18,12 +18,13 @@ from bot.core import Access, Bot
 from bot.logs import setup_logging
 from bot.service import CheckService
 from bot.settings import Settings, load_settings, resolve_config_path
-from checks.config import ConfigError, TargetsConfig, load_targets
+from checks.config import ConfigError, Target, TargetsConfig, load_targets
 
 if TYPE_CHECKING:
     from bot.fronts.console import ConsoleFront
     from bot.fronts.slack import SlackFront
     from bot.monitor import Monitor
+    from bot.remediation import Remediation
     from bot.store import Store
 
 log = logging.getLogger("wscheck")
@@ -51,6 +52,7 @@ class BotServer:
         self.console: ConsoleFront | None = None
         self.store: Store | None = None
         self.monitor: Monitor | None = None
+        self.remediation: Remediation | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def startup(self) -> None:
@@ -66,13 +68,46 @@ class BotServer:
             self.console = ConsoleFront(self.bot)
         if self.settings.monitor:
             self.monitor = self._make_monitor(self.store)
+        from bot import handlers
+
+        self.remediation = self._make_remediation(self.store)
+        handlers.install_remediation(self.bot, self.remediation, self.monitor)
         if not self.console_mode:
             from bot.fronts.slack import SlackFront
 
             self.slack = SlackFront(self.bot, self.settings, http=self.http)
             await self.slack.start()
         if self.monitor is not None:
+            self.monitor.remediation = self.remediation.enabled()
             await self.monitor.start()
+        await self.remediation.start()
+
+    def _make_remediation(self, store: Store) -> Remediation:
+        from bot.outbox import Sink
+        from bot.remediation import Remediation
+        from bot.sinks import ConsoleSink, SlackSink, alert_client
+
+        sink: Sink
+        if self.console is not None:
+            sink = ConsoleSink(self.console.write)
+        else:
+            assert self.settings.slack_bot_token is not None
+            sink = SlackSink(alert_client(self.settings.slack_bot_token.get_secret_value(),
+                                          self.settings.slack_api_url, timeout=self.settings.slack_timeout))
+        return Remediation(self.settings, self.service, store, sink,
+                           bot_team_id=lambda: self.slack.team_id if self.slack else "",
+                           approvers=self._approvers)
+
+    async def _approvers(self, target: Target) -> frozenset[str]:
+        """User IDs, with user groups (S…) expanded through Slack (a paid-plan feature)."""
+        wanted = target.approvers or tuple(self.settings.approvers)
+        users = {a for a in wanted if not a.startswith("S")}
+        groups = [a for a in wanted if a.startswith("S")]
+        if groups and self.slack is not None:
+            users |= await self.slack.usergroup_members(groups)
+        elif groups:
+            log.warning("approver groups %s cannot be resolved in console mode; list user IDs", ", ".join(groups))
+        return frozenset(users)
 
     def _make_monitor(self, store: Store) -> Monitor:
         from bot import handlers
@@ -119,6 +154,8 @@ class BotServer:
         return 0
 
     async def shutdown(self) -> None:
+        if self.remediation is not None:
+            await self.remediation.stop()
         if self.monitor is not None:
             await self.monitor.stop()
         for task in self._tasks:
@@ -157,3 +194,4 @@ def main(*, config: str | None, http: bool, console: bool) -> int:
         return asyncio.run(server.serve())
     except KeyboardInterrupt:  # pragma: no cover - signal handlers normally catch it
         return 130
+

@@ -12,6 +12,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot import commands as cmd
 from bot.service import CheckService, RateLimiter
@@ -31,6 +32,8 @@ class Requester:
     is_guest: bool = False
     tz: str = "UTC"
     source: str = "slack"  # "slack" | "console"
+    message_ts: str = ""  # for a button: the message it sits on
+    thread_ts: str = ""  # ... and that message's thread, if it is a reply
 
 
 class Responder(ABC):
@@ -88,6 +91,8 @@ class Bot:
     access: Access = field(default_factory=Access)
     extra_handlers: dict[type, Handler] = field(default_factory=dict)
     actions: dict[str, ActionHandler] = field(default_factory=dict)
+    #: Extra buttons for a report (remediation adds "Propose restart" for a fixable root cause).
+    report_buttons: Callable[[TargetReport], list[dict[str, Any]]] | None = None
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.rate_limit, self.settings.rate_window)

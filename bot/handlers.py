@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import commands as cmd
+from bot.actions import proposal
 from bot.alerts import ACTION_INCIDENT_RUN, ACTION_INCIDENT_SILENCE
-from bot.core import Bot, Requester, Responder
+from bot.core import ActionHandler, Bot, Requester, Responder
 from bot.monitor import Monitor
+from bot.remediation import ACTION_APPROVE, ACTION_DENY, ACTION_PROPOSE, Remediation, RemediationError
 from bot.render import slack_date
+from checks.models import TargetReport
 
 BUTTON_SILENCE = timedelta(hours=1)
 
@@ -68,3 +72,84 @@ def install(bot: Bot, monitor: Monitor) -> None:
 
     bot.extra_handlers.update({cmd.ShowStatus: status, cmd.Silence: silence, cmd.Unsilence: unsilence})
     bot.actions.update({ACTION_INCIDENT_RUN: run_button, ACTION_INCIDENT_SILENCE: silence_button})
+
+
+def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | None) -> None:
+    """`/wscheck restart|reload-nginx|fix-port|rebuild`, approve/deny, history, and their buttons."""
+
+    def incident_thread(target: str, message_ts: str) -> tuple[str | None, str | None]:
+        """(thread_ts, incident_id) when the click came from an incident's alert or its thread."""
+        if monitor is None or not message_ts:
+            return None, None
+        state = monitor.states.get(target)
+        incident = state.incident if state else None
+        if incident is not None and incident.root_ts and message_ts == incident.root_ts:
+            return incident.root_ts, incident.id
+        return None, None
+
+    async def request(action: str, target_name: str | None, who: Requester, out: Responder,
+                      message_ts: str = "") -> None:
+        names = bot.target_names
+        if target_name is None:
+            if len(names) != 1:
+                await out.text(f"Name the target: `/wscheck {action} TARGET` (targets: {', '.join(names)}).")
+                return
+            target_name = names[0]
+        target = bot.service.target(target_name)
+        thread_ts, incident_id = incident_thread(target.name, message_ts or who.thread_ts)
+        if thread_ts is None and who.thread_ts:
+            thread_ts = who.thread_ts
+        channel = who.channel_id or (monitor.channel_for(target) if monitor else "") or "console"
+        try:
+            made = await remediation.request(action, target, requested_by=who.user_id, team_id=who.team_id,
+                                             channel=channel, thread_ts=thread_ts, incident_id=incident_id)
+        except RemediationError as exc:
+            await out.text(f"🛑 {exc}")
+            return
+        await out.text(f"Approval requested: `{made.id}` ({action} on {target.name}); a second person must approve.")
+
+    async def request_command(command: cmd.Command, who: Requester, out: Responder) -> None:
+        assert isinstance(command, cmd.RequestAction)
+        await request(command.action, command.target, who, out)
+
+    async def decide(command: cmd.Command, who: Requester, out: Responder) -> None:
+        assert isinstance(command, cmd.Decide)
+        await out.text(await remediation.click(command.request_id, user=who.user_id, team_id=who.team_id,
+                                               approve=command.approve))
+
+    async def history(command: cmd.Command, who: Requester, out: Responder) -> None:
+        assert isinstance(command, cmd.History)
+        lines = await remediation.history(command.target)
+        title = f"*Remediation history{' for ' + command.target if command.target else ''}*"
+        await out.text(title + "\n" + ("\n".join(lines) if lines else "nothing yet"))
+
+    def decision_button(approve: bool) -> ActionHandler:
+        async def clicked(value: str, who: Requester, out: Responder) -> None:
+            await out.text(await remediation.click(value, user=who.user_id, team_id=who.team_id, approve=approve))
+
+        return clicked
+
+    async def propose(value: str, who: Requester, out: Responder) -> None:
+        parsed = cmd.parse(value, bot.target_names)
+        if not isinstance(parsed, cmd.RequestAction) or parsed.target is None:
+            await out.text("That button no longer matches this bot's configuration.")
+            return
+        await request(parsed.action, parsed.target, who, out, message_ts=who.message_ts)
+
+    def report_buttons(report: TargetReport) -> list[dict[str, Any]]:
+        if not remediation.enabled():
+            return []
+        action, _ = proposal(report, bot.service.target(report.target))
+        if action is None:
+            return []
+        return [propose_button(action, report.target)]
+
+    bot.extra_handlers.update({cmd.RequestAction: request_command, cmd.Decide: decide, cmd.History: history})
+    bot.actions.update({ACTION_APPROVE: decision_button(True), ACTION_DENY: decision_button(False),
+                        ACTION_PROPOSE: propose})
+    bot.report_buttons = report_buttons
+
+
+def propose_button(action: str, target: str) -> dict[str, Any]:
+    return {"type": "button", "action_id": ACTION_PROPOSE, "text": {"type": "plain_text", "text": f"Propose {action}"},
+            "value": f"{action} {target}"}

@@ -74,6 +74,8 @@ class Monitor:
         self.store = store
         self.console = console
         self.clock = clock
+        #: Alerts offer a "Propose <fix>" button when remediation is on.
+        self.remediation = False
         self.policy = inc.IncidentPolicy(
             failure_threshold=settings.failure_threshold,
             success_threshold=settings.success_threshold,
@@ -300,7 +302,8 @@ class Monitor:
 
     async def _commit(self, target: Target, state: inc.TargetState, events: list[inc.Event], now: datetime) -> None:
         """Save the state and enqueue its messages in one transaction: both happen, or neither."""
-        ops = [op for event in events for op in ops_for(event, mention=self.mention_for(target), now=now)]
+        ops = [op for event in events
+               for op in ops_for(event, mention=self.mention_for(target), now=now, remediation=self.remediation)]
         await self._store_ops(target, state, ops)
         self.states[target.name] = state
         for event in events:

@@ -764,3 +764,23 @@ def fix_block(commands: Sequence[str], *, title: str) -> dict[str, Any]:
     budget = MAX_SECTION_TEXT - _u16(title) - 8
     body = _code_block(commands, budget, lambda n: f"# … {n} more lines", line_cap=FIX_LINE_CAP)
     return _section(f"*{_escape(title)}*\n{body}" if body else f"*{_escape(title)}*")
+
+
+_MENTION = re.compile(r"<([@#!])([^>|]*)(?:\|([^>]*))?>")
+_EMPHASIS = re.compile(r"[*`~]")
+
+
+def plain(text: str) -> str:
+    """mrkdwn to terminal text: `<@U1>` -> @U1, `<!date^…|fallback>` -> fallback, no emphasis marks."""
+
+    def token(m: re.Match[str]) -> str:
+        kind, body, label = m.group(1), m.group(2), m.group(3)
+        if label:
+            return label
+        if kind == "!" and body.startswith("subteam^"):
+            return "@" + body.split("^", 1)[1]
+        return ("@" if kind in "@!" else "#") + body
+
+    out = _MENTION.sub(token, text)
+    out = _EMPHASIS.sub("", out)
+    return out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from dotenv import dotenv_values
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from checks.config import ConfigError, Duration, read_toml
 
@@ -163,7 +163,7 @@ class Settings(BaseSettings):
     quorum: Literal[1, 2] = 1
     allow_self_approval: bool = False
     approval_ttl: Duration = 600.0
-    cooldown: Annotated[tuple[int, float], BeforeValidator(_cooldown)] = (3, 3600.0)
+    cooldown: Annotated[tuple[int, float], NoDecode, BeforeValidator(_cooldown)] = (3, 3600.0)
     verify_timeout: Duration = 60.0
     # operations
     metrics_port: int = Field(default=0, ge=0, le=65535)
@@ -237,6 +237,9 @@ def load_settings(config_path: Path | None, **overrides: Any) -> Settings:
 
     try:
         return _FromFile(**overrides)
+    except SettingsError as exc:
+        # pydantic-settings could not even decode a value (e.g. malformed JSON for a list): name the field.
+        raise ConfigError(f"setting: {exc}") from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

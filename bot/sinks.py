@@ -13,6 +13,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.outbox import SinkError
+from bot.render import plain
 
 #: Slack errors that no retry will fix: the message is recorded as failed and the lane moves on.
 PERMANENT = frozenset({
@@ -91,15 +92,22 @@ class ConsoleSink:
     """Console mode: the same incident lifecycle, printed."""
 
     def __init__(self, write: Callable[[str], None]) -> None:
-        self.write = write
+        self._out = write
         self._ts = itertools.count(1)
         self._lock = asyncio.Lock()
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
                    metadata: dict[str, Any]) -> str:
         ts = f"console.{next(self._ts):06d}"
+        alert = metadata.get("event_type") == "wscheck_alert"
         async with self._lock:
-            self.write(f"  ↳ {text}" if thread_ts else f"🚨 ALERT {text}")
+            if thread_ts:
+                self.write(f"  ↳ {text}")
+            else:
+                self.write(f"🚨 ALERT {text}" if alert else text)
+                if not alert and "Approve" in str(blocks):
+                    request = (metadata.get("event_payload") or {}).get("op", "?")
+                    self.write(f"  (approve with: as UXXXX approve {request} · deny: as UXXXX deny {request})")
         return ts
 
     async def update(self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
@@ -108,3 +116,6 @@ class ConsoleSink:
 
     async def find(self, *, channel: str, thread_ts: str | None, key: str, since: datetime) -> str | None:
         return None
+
+    def write(self, text: str) -> None:
+        self._out(plain(text))

@@ -116,6 +116,7 @@ class Target(BaseModel):
     log_lines: int = Field(default=200, ge=10, le=5000)
     alert_channel: str = ""
     alert_mention: str = ""
+    approvers: tuple[str, ...] = ()
 
     _v_name = field_validator("name")(_check(_NAME_RE, "target name"))
     _v_app = field_validator("pm2_app")(_check(_PM2_APP_RE, "PM2 app name"))
@@ -166,6 +167,14 @@ class Target(BaseModel):
     def _channel(cls, value: str) -> str:
         if value and not _CHANNEL_RE.fullmatch(value):
             raise ValueError(f"{value!r} is not a Slack channel ID (like C0123ABCD)")
+        return value
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for who in value:
+            if not re.fullmatch(r"[UWS][A-Z0-9]{2,20}", who):
+                raise ValueError(f"{who!r} is not a Slack user ID (U…/W…) or user-group ID (S…)")
         return value
 
     @field_validator("alert_mention")

@@ -16,17 +16,11 @@ from typing import TextIO
 
 from bot import commands as cmd
 from bot.core import Bot, Requester, Responder
-from bot.render import report_text
+from bot.render import plain, report_text
 from checks.models import TargetReport
 
 CONSOLE_USER = "UCONSOLE"
 _AS = re.compile(r"^\s*as\s+([A-Z][A-Z0-9]{1,20})\s+(.*)$", re.IGNORECASE)
-_MRKDWN = re.compile(r"[*`]")
-
-
-def plain(text: str) -> str:
-    """Slack mrkdwn to terminal text: drop emphasis marks, keep the words."""
-    return _MRKDWN.sub("", text)
 
 
 class ConsoleResponder(Responder):

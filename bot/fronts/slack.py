@@ -111,8 +111,9 @@ class SlackResponder(Responder):
             await self._send(text=text, blocks=_with_share_id(blocks, share_id))
             return
         for report in reports:
+            extra = self.front.bot.report_buttons(report) if self.front.bot.report_buttons else []
             blocks = render.report_blocks(report, requested_by=self.who.user_id, now=now, run_again=run_again,
-                                          share=True)
+                                          share=True, extra_actions=extra)
             await self._send(text=render.report_fallback(report), blocks=_with_share_id(blocks, share_id))
             self.replace = False
 
@@ -146,6 +147,7 @@ class SlackFront:
         self.http = http or settings.http
         self.client = make_client(settings)
         self._users: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._groups: dict[str, tuple[float, set[str]]] = {}
         self._shared: OrderedDict[str, _Shared] = OrderedDict()
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
@@ -222,6 +224,29 @@ class SlackFront:
             self._shared.popitem(last=False)
         return share_id
 
+    async def usergroup_members(self, groups: list[str]) -> set[str]:
+        """Members of Slack user groups (approvers). Free workspaces have no user groups: say so, use user IDs."""
+        members: set[str] = set()
+        for group in groups:
+            cached = self._groups.get(group)
+            if cached and time.monotonic() - cached[0] < USER_CACHE_TTL:
+                members |= cached[1]
+                continue
+            try:
+                response = await self.client.usergroups_users_list(usergroup=group)
+            except SlackApiError as exc:
+                error = exc.response.get("error")
+                if error == "paid_teams_only":
+                    log.warning("approver group %s ignored: user groups need a paid Slack plan; list user IDs "
+                                "in WSCHECK_APPROVERS instead", group)
+                else:
+                    log.warning("approver group %s cannot be resolved (%s)", group, error)
+                continue
+            users = {str(u) for u in response.get("users") or []}
+            self._groups[group] = (time.monotonic(), users)
+            members |= users
+        return members
+
     async def user_info(self, user_id: str) -> dict[str, Any]:
         cached = self._users.get(user_id)
         if cached and time.monotonic() - cached[0] < USER_CACHE_TTL:
@@ -236,6 +261,8 @@ class SlackFront:
         user_id = str(body.get("user_id") or (user or {}).get("id") or "")
         channel = body.get("channel_id") or (body.get("channel") or {}).get("id") or ""
         info = await self.user_info(user_id)
+        container = body.get("container") if isinstance(body.get("container"), dict) else {}
+        message = body.get("message") if isinstance(body.get("message"), dict) else {}
         return Requester(
             user_id=user_id,
             user_name=str(info.get("name") or body.get("user_name") or ""),
@@ -244,6 +271,8 @@ class SlackFront:
             is_guest=bool(info.get("is_restricted") or info.get("is_ultra_restricted")),
             tz=str(info.get("tz") or "UTC"),
             source="slack",
+            message_ts=str((container or {}).get("message_ts") or ""),
+            thread_ts=str((message or {}).get("thread_ts") or ""),
         )
 
     async def admitted(self, body: dict[str, Any], respond: Respond, *, replace: bool) -> Requester | None:

@@ -1,0 +1,99 @@
+"""`wscheck` (bot.cli) with scheduler timings on stderr, for bench/bench_scale.py. Not product code.
+
+The product logs a full probe only when it ends (`full probe NAME: STATUS in N ms`), so a benchmark cannot
+see when APScheduler *meant* to start a run. This wrapper changes nothing in the bot's behaviour; before
+handing over to `bot.cli.main()` it adds, from the outside:
+
+* an APScheduler listener printing each job submission (its scheduled_run_time and the wall clock at
+  submission), each run skipped because the previous one was still running (max_instances=1), and each
+  run missed (misfire_grace_time exceeded);
+* a wrapper around `Monitor.full_probe` / `Monitor.fast_probe` printing when each scheduled run really
+  started and ended.
+
+Lines start with `BENCH ` and carry time.time() values:
+
+    BENCH submitted JOB_ID SCHEDULED SUBMITTED N_COALESCED
+    BENCH ran JOB_ID SCHEDULED STARTED ENDED
+    BENCH skipped JOB_ID SCHEDULED NOW        (max_instances reached)
+    BENCH missed JOB_ID SCHEDULED NOW         (misfire grace time exceeded)
+
+The patch proposed for bot/monitor.py in bench/RESULTS.md logs the same at debug level inside the product.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from apscheduler.events import (
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobSubmissionEvent,
+)
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot import monitor
+from bot.cli import main
+
+_scheduled: dict[str, float] = {}
+
+
+def _emit(line: str) -> None:
+    sys.stderr.write("BENCH " + line + "\n")
+
+
+def _listener(event: Any) -> None:
+    now = time.time()
+    if not isinstance(event, JobSubmissionEvent) or not event.scheduled_run_times:
+        return
+    scheduled = event.scheduled_run_times[-1].timestamp()
+    if event.code == EVENT_JOB_SUBMITTED:
+        _scheduled[event.job_id] = scheduled
+        _emit(f"submitted {event.job_id} {scheduled:.6f} {now:.6f} {len(event.scheduled_run_times)}")
+    elif event.code == EVENT_JOB_MAX_INSTANCES:
+        _emit(f"skipped {event.job_id} {scheduled:.6f} {now:.6f}")
+
+
+def _missed(event: Any) -> None:
+    run_time = getattr(event, "scheduled_run_time", None)
+    if run_time is not None:
+        _emit(f"missed {event.job_id} {run_time.timestamp():.6f} {time.time():.6f}")
+
+
+_original_start = AsyncIOScheduler.start
+
+
+def _start(self: AsyncIOScheduler, *args: Any, **kwargs: Any) -> None:
+    self.add_listener(_listener, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
+    self.add_listener(_missed, EVENT_JOB_MISSED)
+    _original_start(self, *args, **kwargs)
+
+
+Probe = Callable[[Any, str], Awaitable[None]]
+
+
+def _timed(kind: str, original: Probe) -> Probe:
+    async def probe(self: Any, name: str) -> None:
+        job = f"{kind}:{name}"
+        scheduled = _scheduled.get(job, float("nan"))
+        started = time.time()
+        try:
+            await original(self, name)
+        finally:
+            _emit(f"ran {job} {scheduled:.6f} {started:.6f} {time.time():.6f}")
+
+    return probe
+
+
+AsyncIOScheduler.start = _start  # type: ignore[method-assign]
+monitor.Monitor.full_probe = _timed("full", monitor.Monitor.full_probe)  # type: ignore[method-assign]
+monitor.Monitor.fast_probe = _timed("fast", monitor.Monitor.fast_probe)  # type: ignore[method-assign]
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

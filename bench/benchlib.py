@@ -1,0 +1,298 @@
+"""Shared helpers of the benchmarks: the sandbox module, the bot process, /proc sampling, percentiles.
+
+Not a benchmark itself. The scripts in bench/ run as `python bench/NAME.py`, so this module is on their path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import math
+import os
+import re
+import resource
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy",
+              "NO_PROXY", "no_proxy")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def load_sandbox() -> ModuleType:
+    """deploy/sandbox/sandbox.py as a module (it is a script, not a package)."""
+    if "wscheck_sandbox" in sys.modules:
+        return sys.modules["wscheck_sandbox"]
+    spec = importlib.util.spec_from_file_location("wscheck_sandbox", ROOT / "deploy/sandbox/sandbox.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["wscheck_sandbox"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def raise_nofile() -> tuple[int, int]:
+    """Soft RLIMIT_NOFILE up to the hard limit (children inherit it); returns the new (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def bot_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """A clean environment for the bot: no proxies, no stray WSCHECK_/SLACK_ settings, then `extra`."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in PROXY_VARS and not k.startswith(("WSCHECK_", "SLACK_"))}
+    env.update({"PYTHONUNBUFFERED": "1", **extra})
+    return env
+
+
+# -- percentiles --------------------------------------------------------------------------------------------
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    """Percentile `q` (0-100), linear interpolation between closest ranks; nan when empty."""
+    if not values:
+        return math.nan
+    data = sorted(values)
+    if len(data) == 1:
+        return data[0]
+    pos = (len(data) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def ms(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "-"
+    return f"{seconds * 1000:.0f} ms" if abs(seconds) < 10 else f"{seconds:.1f} s"
+
+
+def secs(seconds: float) -> str:
+    return "-" if math.isnan(seconds) else f"{seconds:.2f} s"
+
+
+# -- a process and its /proc figures ------------------------------------------------------------------------
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of every thread of `pid`, in seconds (children not included)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rfind(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_mem_kb(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM (peak RSS) / VmSize of `pid` in kB."""
+    out: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM", "VmSize", "Threads"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def proc_fds(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
+
+
+def established_to(pid: int, port: int) -> set[int]:
+    """Inodes of `pid`'s ESTABLISHED TCP sockets whose remote port is `port` (IPv4 loopback)."""
+    inodes: set[int] = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(int(link[8:-1]))
+    except OSError:
+        return set()
+    found: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            remote, state, inode = parts[2], parts[3], int(parts[9])
+            if state == "01" and inode in inodes and int(remote.rsplit(":", 1)[1], 16) == port:
+                found.add(inode)
+    return found
+
+
+@dataclass
+class Sample:
+    at: float
+    cpu: float
+    rss_kb: int
+    hwm_kb: int
+    fds: int
+
+
+@dataclass
+class Sampler:
+    """Samples one pid's CPU seconds, RSS and fds every `interval` seconds (run as a task)."""
+
+    pid: int
+    interval: float = 1.0
+    samples: list[Sample] = field(default_factory=list)
+
+    def take(self) -> Sample | None:
+        try:
+            mem = proc_mem_kb(self.pid)
+            sample = Sample(at=time.monotonic(), cpu=proc_cpu_seconds(self.pid), rss_kb=mem.get("VmRSS", 0),
+                            hwm_kb=mem.get("VmHWM", 0), fds=proc_fds(self.pid))
+        except (OSError, ValueError, IndexError):
+            return None
+        self.samples.append(sample)
+        return sample
+
+    async def run(self, stop: asyncio.Event, deadline: float) -> None:
+        while not stop.is_set() and time.monotonic() < deadline:
+            self.take()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
+
+    def window(self, start: float, end: float) -> list[Sample]:
+        return [s for s in self.samples if start <= s.at <= end]
+
+    @staticmethod
+    def cpu_share(samples: Sequence[Sample]) -> float:
+        """CPU seconds per wall second between the first and last sample (1.0 = one core busy)."""
+        if len(samples) < 2 or samples[-1].at <= samples[0].at:
+            return math.nan
+        return (samples[-1].cpu - samples[0].cpu) / (samples[-1].at - samples[0].at)
+
+    @staticmethod
+    def cpu_share_peak(samples: Sequence[Sample], span: float = 5.0) -> float:
+        """Highest CPU share over any `span`-second stretch of the samples."""
+        best = math.nan
+        j = 0
+        for i in range(len(samples)):
+            while j < i and samples[i].at - samples[j].at > span:
+                j += 1
+            if i > j and samples[i].at - samples[j].at >= span * 0.8:
+                share = (samples[i].cpu - samples[j].cpu) / (samples[i].at - samples[j].at)
+                best = share if math.isnan(best) else max(best, share)
+        return best
+
+
+# -- the bot as a child process -----------------------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    at: float  # time.monotonic() when the bench read it
+    wall: float  # time.time() when the bench read it
+    text: str
+
+
+class Child:
+    """A child process whose stdout/stderr lines are collected with their arrival times.
+
+    Like tests/support/botproc.py (which the tests use for the bot), but takes any argv: the benchmarks also
+    start the bot through bench/_instrumented_bot.py and start bench/simtargets.py.
+    """
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], *, cwd: Path = ROOT, name: str = "child",
+                 keep: int = 200_000) -> None:
+        self.argv = list(argv)
+        self.env = dict(env)
+        self.cwd = cwd
+        self.name = name
+        self.keep = keep
+        self.proc: asyncio.subprocess.Process | None = None
+        self.err: list[Line] = []
+        self.out: list[Line] = []
+        self._changed = asyncio.Condition()
+        self._readers: list[asyncio.Task[None]] = []
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv, cwd=self.cwd, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 20,
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self._readers = [asyncio.ensure_future(self._pump(self.proc.stderr, self.err)),
+                         asyncio.ensure_future(self._pump(self.proc.stdout, self.out))]
+
+    async def _pump(self, stream: asyncio.StreamReader, into: list[Line]) -> None:
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # a line longer than the limit: skip it
+                continue
+            if not raw:
+                break
+            into.append(Line(time.monotonic(), time.time(), raw.decode("utf-8", "replace").rstrip("\n")))
+            if len(into) > self.keep:
+                del into[: len(into) - self.keep]
+            async with self._changed:
+                self._changed.notify_all()
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_line(self, pattern: str, *, timeout: float, stdout: bool = False, start: int = 0) -> Line:
+        regex = re.compile(pattern)
+        source = self.out if stdout else self.err
+
+        async def wait() -> Line:
+            async with self._changed:
+                while True:
+                    for line in source[start:]:
+                        if regex.search(line.text):
+                            return line
+                    if self.proc is not None and self.proc.returncode is not None:
+                        raise RuntimeError(f"{self.name} exited ({self.proc.returncode}) before {pattern!r}:\n"
+                                           f"{self.tail()}")
+                    await self._changed.wait()
+
+        try:
+            return await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise RuntimeError(f"{self.name}: no line matching {pattern!r} within {timeout} s:\n{self.tail()}") \
+                from None
+
+    def tail(self, n: int = 40) -> str:
+        return "\n".join(["--- stderr ---", *(x.text for x in self.err[-n:]),
+                          "--- stdout ---", *(x.text for x in self.out[-n:])])
+
+    async def stop(self, timeout: float = 20.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.wait_for(self.proc.wait(), timeout)
+        except TimeoutError:
+            self.proc.kill()
+            code = await self.proc.wait()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+        return code
+
+
+def bot_argv(config: Path, *, instrumented: bool = False, console: bool = False) -> list[str]:
+    """The real `wscheck run` (or the same, through bench/_instrumented_bot.py, for scheduler timings)."""
+    head = [PYTHON, str(ROOT / "bench" / "_instrumented_bot.py")] if instrumented else [PYTHON, "-m", "bot.cli"]
+    return [*head, "run", "--config", str(config), *(["--console"] if console else [])]
