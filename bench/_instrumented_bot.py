@@ -8,7 +8,9 @@ handing over to `bot.cli.main()` it adds, from the outside:
   submission), each run skipped because the previous one was still running (max_instances=1), and each
   run missed (misfire_grace_time exceeded);
 * a wrapper around `Monitor.full_probe` / `Monitor.fast_probe` printing when each scheduled run really
-  started and ended.
+  started and ended;
+* a wrapper around the `run_checks` that CheckService calls, printing each new checklist run (requests that
+  join an identical run in flight do not start one).
 
 Lines start with `BENCH ` and carry time.time() values:
 
@@ -16,6 +18,7 @@ Lines start with `BENCH ` and carry time.time() values:
     BENCH ran JOB_ID SCHEDULED STARTED ENDED
     BENCH skipped JOB_ID SCHEDULED NOW        (max_instances reached)
     BENCH missed JOB_ID SCHEDULED NOW         (misfire grace time exceeded)
+    BENCH checkrun TARGET NOW CHECK_IDS       (CheckService starts a new checklist run; joiners don't)
 
 The patch proposed for bot/monitor.py in bench/RESULTS.md logs the same at debug level inside the product.
 """
@@ -38,7 +41,7 @@ from apscheduler.events import (
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import monitor
+from bot import monitor, service
 from bot.cli import main
 
 _scheduled: dict[str, float] = {}
@@ -91,9 +94,19 @@ def _timed(kind: str, original: Probe) -> Probe:
     return probe
 
 
+_original_run_checks = service.run_checks
+
+
+async def _counted_run_checks(target: Any, transport: Any, only: Any = ()) -> Any:
+    """CheckService.run starts a new run here (a request joining a run in flight does not get here)."""
+    _emit(f"checkrun {target.name} {time.time():.6f} {','.join(only) or 'all'}")
+    return await _original_run_checks(target, transport, only)
+
+
 AsyncIOScheduler.start = _start  # type: ignore[method-assign]
 monitor.Monitor.full_probe = _timed("full", monitor.Monitor.full_probe)  # type: ignore[method-assign]
 monitor.Monitor.fast_probe = _timed("fast", monitor.Monitor.fast_probe)  # type: ignore[method-assign]
+service.run_checks = _counted_run_checks
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -149,10 +149,14 @@ def silence_note(incident: Incident, *, by: str, until: datetime | None, now: da
                                  "no more messages here until then, except the resolve.")
 
 
-def ops_for(event: Event, *, mention: str, now: datetime, remediation: bool = False) -> list[AlertOp]:
-    """The messages one incident event needs, in the order they must reach the channel."""
+def ops_for(event: Event, *, mention: str, now: datetime, remediation: bool = False, seq: int = 0) -> list[AlertOp]:
+    """The messages one incident event needs, in the order they must reach the channel.
+
+    `seq` is the event's position among those produced at the same `now`: with the incident id, the event
+    type and the time it makes every message's key unique (its outbox dedup key and metadata).
+    """
     inc = event.incident
-    key = f"{inc.id}/{event.type}/{now.timestamp():.6f}"
+    key = f"{inc.id}/{event.type}/{now.timestamp():.6f}/{seq}"
     if isinstance(event, IncidentOpened):
         text, blocks = root_blocks(inc, mention=mention, remediation=remediation)
         if event.reused_root:

@@ -12,10 +12,13 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import TYPE_CHECKING
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from bot.core import Access, Bot
 from bot.logs import setup_logging
+from bot.ops import Heartbeat, Metrics, OpsServer, retention_loop
 from bot.service import CheckService
 from bot.settings import Settings, load_settings, resolve_config_path
 from checks.config import ConfigError, Target, TargetsConfig, load_targets
@@ -53,6 +56,9 @@ class BotServer:
         self.store: Store | None = None
         self.monitor: Monitor | None = None
         self.remediation: Remediation | None = None
+        self.metrics = Metrics()
+        self.service.on_report.append(self.metrics.observe)
+        self.ops: OpsServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def startup(self) -> None:
@@ -77,10 +83,51 @@ class BotServer:
 
             self.slack = SlackFront(self.bot, self.settings, http=self.http)
             await self.slack.start()
+        self.remediation.on_final.append(lambda status: self.metrics.approvals.labels(status).inc())
         if self.monitor is not None:
             self.monitor.remediation = self.remediation.enabled()
+            self._watch_cycles(self.monitor)
             await self.monitor.start()
         await self.remediation.start()
+        if self.settings.metrics_port is not None:
+            self.ops = OpsServer(self.metrics, self.health, host=self.settings.metrics_host,
+                                 port=self.settings.metrics_port)
+            await self.ops.start()
+        store = self.store
+
+        async def purge(cutoff: datetime) -> dict[str, int]:
+            return await store.purge(older_than=cutoff)
+
+        self._tasks.append(asyncio.ensure_future(retention_loop(purge, keep=self.settings.retention, stop=self.stop)))
+
+    def _watch_cycles(self, monitor: Monitor) -> None:
+        heartbeat = Heartbeat(self.settings.heartbeat_url, self.targets.names,
+                              min_interval=self.settings.check_interval / 2)
+
+        async def cycle_done(name: str) -> None:
+            self.metrics.last_cycle.labels(name).set(time.time())
+            self.metrics.open_incidents.set(monitor.open_incidents())
+            if self.store is not None:
+                self.metrics.outbox_depth.set(await self.store.outbox_depth())
+            await heartbeat.cycle_done(name)
+
+        monitor.on_cycle.append(cycle_done)
+
+    async def health(self) -> dict[str, Any]:
+        """/healthz: the Slack connection, the scheduler, and a recent full cycle for every target."""
+        front: dict[str, Any] = {"kind": "console" if self.console_mode else ("slack-http" if self.http else
+                                                                             "slack-socket")}
+        healthy = True
+        if self.slack is not None:
+            front["connected"] = await self.slack.connected()
+            healthy = bool(front["connected"])
+        body: dict[str, Any] = {"front": front}
+        if self.monitor is not None:
+            monitor = self.monitor.health()
+            body["monitor"] = monitor
+            healthy = healthy and bool(monitor["healthy"])
+        body["healthy"] = healthy
+        return body
 
     def _make_remediation(self, store: Store) -> Remediation:
         from bot.outbox import Sink
@@ -154,6 +201,8 @@ class BotServer:
         return 0
 
     async def shutdown(self) -> None:
+        if self.ops is not None:
+            await self.ops.stop()
         if self.remediation is not None:
             await self.remediation.stop()
         if self.monitor is not None:

@@ -64,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="validate the config file and print the resolved targets")
     config_arg(cfg)
 
+    trust = sub.add_parser("trust", help="fetch a target's SSH host key, show its fingerprint, add it to known_hosts",
+                           description="Fetch the host key, print its SHA256 fingerprint (compare it with "
+                           "`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on the server) and, once confirmed, append it "
+                           "to the target's known_hosts. A changed key is an error, never replaced.")
+    trust.add_argument("target")
+    trust.add_argument("--fingerprint", metavar="SHA256:…", help="confirm without a prompt: the fingerprint you "
+                       "read on the server")
+    config_arg(trust)
+
+    audit = sub.add_parser("audit", help="export the remediation audit log")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line (the only format)")
+    audit.add_argument("--db", metavar="FILE", help="database (default: WSCHECK_DB / db setting)")
+    config_arg(audit)
+
     run = sub.add_parser("run", help="run the bot (Slack when SLACK_BOT_TOKEN is set, else console mode)")
     config_arg(run)
     run.add_argument("--http", action="store_true", help="serve Slack's HTTP endpoint instead of Socket Mode")
@@ -167,6 +181,48 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trust(args: argparse.Namespace) -> int:
+    from bot.trust import TrustError, trust
+
+    cfg = _load_targets(args.config)
+    (target,) = _pick(cfg, args.target)
+    try:
+        print(trust(target, expected=args.fingerprint))
+    except TrustError as exc:
+        print(f"wscheck: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Read the audit table while the bot may be running (the store opens it without the bot's lock)."""
+    from pathlib import Path
+
+    from bot.settings import load_settings, resolve_config_path
+    from bot.store import Store, StoreError
+
+    db = Path(args.db) if args.db else load_settings(resolve_config_path(args.config)).db
+    if not db.is_file():
+        raise UsageError(f"no database at {db} (set WSCHECK_DB or --db)")
+
+    async def export() -> int:
+        try:
+            store = await Store.open(db, exclusive=False)
+        except StoreError as exc:
+            raise UsageError(f"database {db}: {exc}") from None
+        count = 0
+        try:
+            async for row in store.export_audit():
+                print(json.dumps(row, ensure_ascii=False, default=str))
+                count += 1
+        finally:
+            await store.close()
+        return count
+
+    asyncio.run(export())
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.app import main as run_main
 
@@ -176,7 +232,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"check": cmd_check, "checks": cmd_checks, "config": cmd_config, "run": cmd_run}
+    handlers = {"check": cmd_check, "checks": cmd_checks, "config": cmd_config, "run": cmd_run, "trust": cmd_trust,
+                "audit": cmd_audit}
     if args.command is None:
         parser.print_help()
         return EXIT_UNKNOWN

@@ -17,8 +17,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -93,7 +92,10 @@ class Monitor:
         self._rechecking: set[str] = set()
         self._set_aside: dict[str, int] = {}
         self.last_cycle: dict[str, datetime] = {}
+        #: Called after each completed full probe of a target (heartbeat, metrics).
+        self.on_cycle: list[Callable[[str], Awaitable[None]]] = []
         self.canary_up: dict[str, bool] = {}
+        self._started_at: datetime | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -106,6 +108,7 @@ class Monitor:
         return target.alert_mention or self.settings.alert_mention
 
     async def start(self) -> None:
+        self._started_at = self.clock()
         saved = await self.store.load_states()
         last_alive_raw = await self.store.get_meta("last_alive_at")
         last_alive = datetime.fromisoformat(last_alive_raw) if last_alive_raw else None
@@ -155,6 +158,8 @@ class Monitor:
         report = await self.service.run(name)
         await self.observe(name, report, kind="full")
         await self._alive(name)
+        for hook in self.on_cycle:
+            await hook(name)
         log.debug("full probe %s: %s in %.0f ms", name, report.status.value, report.duration_ms)
 
     async def fast_probe(self, name: str) -> None:
@@ -302,8 +307,9 @@ class Monitor:
 
     async def _commit(self, target: Target, state: inc.TargetState, events: list[inc.Event], now: datetime) -> None:
         """Save the state and enqueue its messages in one transaction: both happen, or neither."""
-        ops = [op for event in events
-               for op in ops_for(event, mention=self.mention_for(target), now=now, remediation=self.remediation)]
+        ops = [op for seq, event in enumerate(events)
+               for op in ops_for(event, mention=self.mention_for(target), now=now, remediation=self.remediation,
+                                 seq=seq)]
         await self._store_ops(target, state, ops)
         self.states[target.name] = state
         for event in events:
@@ -380,11 +386,21 @@ class Monitor:
             lines.append(line)
         return lines
 
+    def open_incidents(self) -> int:
+        return sum(1 for s in self.states.values() if s.incident is not None and s.incident.is_open)
+
     def health(self) -> dict[str, Any]:
-        """For /healthz: scheduler alive and the last successful cycle per target."""
-        return {
-            "scheduler": self.scheduler.running,
-            "targets": {name: at.isoformat() for name, at in self.last_cycle.items()},
-            "canary": dict(self.canary_up),
-            "monotonic": time.monotonic(),
-        }
+        """For /healthz: scheduler alive and the last completed cycle per target (stale = not healthy)."""
+        now = self.clock()
+        stale_after = timedelta(seconds=3 * self.settings.check_interval + 30)
+        started = self._started_at or now
+        targets = {}
+        healthy = self.scheduler.running
+        for target in self.service.targets:
+            at = self.last_cycle.get(target.name)
+            fresh = (now - at) < stale_after if at else (now - started) < stale_after
+            healthy = healthy and fresh
+            targets[target.name] = {"last_cycle": at.isoformat() if at else None, "fresh": fresh,
+                                    "canary_up": self.canary_up.get(target.name)}
+        return {"scheduler": self.scheduler.running, "targets": targets, "open_incidents": self.open_incidents(),
+                "healthy": healthy}

@@ -112,6 +112,8 @@ class Remediation:
         self.locks: dict[str, asyncio.Lock] = {t.name: asyncio.Lock() for t in service.targets}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
+        #: Called with a request's final status (metrics).
+        self.on_final: list[Callable[[str], None]] = []
 
     # -- policy ----------------------------------------------------------------------------------
 
@@ -374,8 +376,13 @@ class Remediation:
 
     async def _save(self, before: ap.ApprovalRequest, after: ap.ApprovalRequest) -> bool:
         """Conditional update: true only if nobody changed the request since `before` was read."""
-        return await self.store.update_request(before.id, expected_version=before.version, new_version=after.version,
-                                               status=after.status.value, data=after.model_dump_json())
+        saved = await self.store.update_request(before.id, expected_version=before.version,
+                                                new_version=after.version, status=after.status.value,
+                                                data=after.model_dump_json())
+        if saved and after.status in ap.FINAL:
+            for hook in self.on_final:
+                hook(after.status.value)
+        return saved
 
     async def _audit(self, kind: str, request: ap.ApprovalRequest, *, actor: str | None,
                      data: dict[str, Any] | None = None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from checks.config import Target, TargetsConfig
 from checks.models import TargetReport
@@ -25,6 +25,8 @@ class CheckService:
         self._transports: dict[str, Transport] = {}
         self._inflight: dict[tuple[str, tuple[str, ...]], asyncio.Task[TargetReport]] = {}
         self.runs = 0
+        #: Called with every fresh report (metrics); shared runs are reported once.
+        self.on_report: list[Callable[[TargetReport], None]] = []
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -53,8 +55,15 @@ class CheckService:
             self.runs += 1
             task = asyncio.ensure_future(run_checks(target, self.transport(target), ids))
             self._inflight[key] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
+            task.add_done_callback(lambda t: self._finished(key, t))
         return await asyncio.shield(task)
+
+    def _finished(self, key: tuple[str, tuple[str, ...]], task: asyncio.Task[TargetReport]) -> None:
+        self._inflight.pop(key, None)
+        if task.cancelled() or task.exception() is not None:
+            return
+        for hook in self.on_report:
+            hook(task.result())
 
     async def aclose(self) -> None:
         for task in list(self._inflight.values()):

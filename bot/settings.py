@@ -64,6 +64,11 @@ def _csv(value: Any) -> Any:
 CsvList = Annotated[list[str], NoDecode, BeforeValidator(_csv)]
 
 
+def _blank_none(value: Any) -> Any:
+    """An empty variable means "not set" (WSCHECK_METRICS_PORT= disables the endpoint)."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 def _cooldown(value: Any) -> tuple[int, float]:
     """`3/1h` = at most 3 remediations per target per hour; a bare number means per hour."""
     from checks.config import parse_duration
@@ -166,7 +171,7 @@ class Settings(BaseSettings):
     cooldown: Annotated[tuple[int, float], NoDecode, BeforeValidator(_cooldown)] = (3, 3600.0)
     verify_timeout: Duration = 60.0
     # operations
-    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_port: Annotated[int | None, BeforeValidator(_blank_none)] = Field(default=None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     heartbeat_url: str = ""
     retention: Duration = 90 * 86400.0

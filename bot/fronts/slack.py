@@ -206,6 +206,12 @@ class SlackFront:
             await self._socket.connect_async()
             log.info("Slack Socket Mode: connected as %s in team %s", self.bot_user_id, self.team_id)
 
+    async def connected(self) -> bool:
+        """For /healthz: the Socket Mode WebSocket is up (HTTP mode: the server runs)."""
+        if self._socket is not None:
+            return bool(await self._socket.client.is_connected())
+        return self._runner is not None
+
     async def stop(self) -> None:
         if self._socket is not None:
             await self._socket.close_async()
