@@ -11,6 +11,7 @@ Errors are `ConfigError`s that name the variable or the file and key, never a tr
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -165,7 +166,7 @@ class Settings(BaseSettings):
     canary_pong_timeout: Duration = 3.0
     # remediation ([remediation] table)
     approvers: CsvList = []
-    quorum: Literal[1, 2] = 1
+    quorum: int = Field(default=1, ge=1, le=2)
     allow_self_approval: bool = False
     approval_ttl: Duration = 600.0
     cooldown: Annotated[tuple[int, float], NoDecode, BeforeValidator(_cooldown)] = (3, 3600.0)
@@ -175,6 +176,28 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     heartbeat_url: str = ""
     retention: Duration = 90 * 86400.0
+
+    @field_validator("alert_channel")
+    @classmethod
+    def _alert_channel(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[CG][A-Z0-9]{4,20}", value):
+            raise ValueError(f"{value!r} is not a Slack channel ID like C0123ABCD (channel details > About)")
+        return value
+
+    @field_validator("alert_mention")
+    @classmethod
+    def _alert_mention(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[UWS][A-Z0-9]{2,20}|here|channel", value):
+            raise ValueError(f"{value!r} is not a user ID (U…), a user-group ID (S…), 'here' or 'channel'")
+        return value
+
+    @field_validator("allowed_channels", "allowed_users", "approvers")
+    @classmethod
+    def _ids(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.fullmatch(r"[A-Z][A-Z0-9]{2,20}", item):
+                raise ValueError(f"{item!r} is not a Slack ID (like U0123ABCD, C0123ABCD or S0123ABCD)")
+        return value
 
     @field_validator("db")
     @classmethod
