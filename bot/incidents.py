@@ -540,9 +540,12 @@ def _advance(
     inc = state.incident
     if inc is not None and inc.flapping:
         last = max(state.transitions, default=None)
-        if last is None or _secs(now - last) >= policy.flap_window:
+        recovered = state.flap_recovered
+        # A flap that settles still failing during a silence waits for the silence to end: the thread was told
+        # "quiet until it settles" and must hear that it did (a settle into health resolves, which may be posted).
+        quiet = (last is None or _secs(now - last) >= policy.flap_window) and not (silenced and not recovered)
+        if quiet:
             settled = inc.model_copy(update={"flapping": False})
-            recovered = state.flap_recovered
             if not silenced:
                 events.append(FlapSettled(incident=settled, still_failing=not recovered))
             if recovered:

@@ -14,6 +14,7 @@ import http.client
 import importlib.util
 import json
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -371,14 +372,21 @@ def test_mode(sb: Any, mode: str) -> None:
 
 
 def test_down_leaves_no_process_of_the_sandbox_user(sb: Any) -> None:
-    while_up = user_processes(sb.user)
+    """Only this sandbox's processes count: others (the test session's own sandbox, a developer's) may run
+    as the same user at the same time. They carry the marker WSCHECK_SANDBOX=<workdir> in their environment."""
+    uid = pwd.getpwnam(sb.user).pw_uid
+
+    def mine() -> dict[int, str]:
+        marked = sbmod._pids_with_env(sbmod.MARKER_ENV, str(sb.workdir), uid)
+        return {pid: args for pid, args in user_processes(sb.user).items() if pid in marked}
+
+    while_up = mine()
     assert while_up, "the sandbox user should own PM2, nginx and the app while up"
     ports = (sb.ssh_port, sb.http_port, sb.app_port)
     started = time.monotonic()
     sb.down()
     TIMINGS["down"] = time.monotonic() - started
-    after = user_processes(sb.user)
-    assert not set(while_up) & set(after), {p: while_up[p] for p in set(while_up) & set(after)}
-    assert set(after) <= set(sb.preexisting), "down() left (or something started) processes of the user"
+    after = mine()
+    assert not after, f"down() left processes of this sandbox: {after}"
     assert not set(ports) & set(listeners())
-    assert not any(str(sb.workdir) in args for args in after.values())
+    assert not any(str(sb.workdir) in args for args in user_processes(sb.user).values())

@@ -554,3 +554,20 @@ def test_invariants_over_random_histories(raw: list[tuple[int, str, tuple[str, .
         if state.last_incident is not None:
             assert state.last_incident.resolved_at is not None
         state = persisted(state)
+
+
+def test_flap_settling_during_a_silence_waits_for_the_silence_to_end() -> None:
+    """Found by the invariants test: the thread was told "flapping", so it must hear the settle."""
+    policy = IncidentPolicy(failure_threshold=1, success_threshold=1, reminder_interval=600, flap_window=600,
+                            flap_count=2)
+    state = TargetState(target=TARGET)
+    state, events = step(state, (1, FULL, NGINX, False, None, ()), policy)
+    state = attach_root(state, events[0].incident.id, channel="C0ALERTS", ts="1")
+    state, events = step(state, (2, FULL, OK, False, None, ()), policy)
+    assert [e.type for e in events] == ["flapping"]
+    state, _ = step(state, (3, FULL, NGINX, False, None, ()), policy)
+    state, events = step(state, (603, FULL, NGINX, False, 3003, ()), policy)  # silenced: nothing, still flapping
+    assert events == [] and state.incident is not None and state.incident.flapping
+    state, events = tick(state, now=at(3004), policy=policy, silence=None)
+    assert [e.type for e in events] == ["flap_settled"]
+    assert state.incident is not None and not state.incident.flapping
