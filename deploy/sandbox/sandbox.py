@@ -68,6 +68,8 @@ MARKER_ENV = "WSCHECK_SANDBOX"
 # The bot refuses paths outside this alphabet (checks/config.py), so the sandbox refuses them first.
 _PATH_RE = re.compile(r"^/[A-Za-z0-9_./+@-]*$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+# Login names the bot accepts (checks/config.py `user`).
+_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 T = TypeVar("T")
 
@@ -446,6 +448,8 @@ class Sandbox:
         self.sshd_pid = 0
         self.squatter_pid = 0
         self._popen: dict[int, subprocess.Popen[bytes]] = {}
+        #: Extra SSH logins besides `user` (add_login_user), keyed from their own ~/.ssh/authorized_keys.
+        self.login_users: list[str] = []
         self._load_state()
 
     # ---- state ----------------------------------------------------------------------------------------
@@ -461,6 +465,9 @@ class Sandbox:
             setattr(self, key, int(data.get(key, 0)))
         for key in ("pm2_bin", "node_modules", "build_dir", "mode", "nginx_live"):
             setattr(self, key, str(data.get(key, getattr(self, key))))
+        users = data.get("login_users")
+        if isinstance(users, list):
+            self.login_users = [str(u) for u in users if _USER_RE.fullmatch(str(u))]
 
     def _save_state(self) -> None:
         data = {
@@ -478,6 +485,8 @@ class Sandbox:
             "node_modules": self.node_modules,
             "build_dir": self.build_dir,
         }
+        if self.login_users:
+            data["login_users"] = list(self.login_users)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         tmp.replace(self.state_file)
@@ -785,7 +794,7 @@ class Sandbox:
             "KbdInteractiveAuthentication no",
             "UsePAM no",
             "StrictModes no",
-            f"AllowUsers {self.user}",
+            "AllowUsers " + " ".join([self.user, *self.login_users]),
             "PermitRootLogin no",
             "AllowTcpForwarding local",
             "AllowAgentForwarding no",
@@ -803,7 +812,75 @@ class Sandbox:
         if self._sshd_version() >= (9, 8):
             # Newer sshd penalises sources that fail auth; the bot's tests fail auth on purpose.
             lines.append("PerSourcePenalties no")
+        if self.login_users:
+            # Extra logins authenticate like on a real server: keys from their own home, which is where
+            # deploy/target/setup-target.sh puts the bot's restricted key. The sandbox key stays wsbox's only.
+            lines += [
+                f"Match User {','.join(self.login_users)}",
+                "    AuthorizedKeysFile .ssh/authorized_keys",
+            ]
         self.sshd_config.write_text("\n".join(lines) + "\n")
+
+    def add_login_user(self, name: str) -> None:
+        """Let the existing system user `name` log in over this sandbox's SSH too (root only; opt-in).
+
+        By default only the sandbox user may log in. A test of a least-privilege login (a user that owns
+        nothing and reaches PM2 and nginx through sudo) creates that user itself, installs its key in
+        `~name/.ssh/authorized_keys` (sshd's usual place, restrictions included), then calls this. A running
+        sshd re-reads its config (SIGHUP); open SSH sessions are not affected.
+        """
+        if not self.is_root:
+            raise SandboxError("a second SSH login needs a root sandbox (sshd runs as the caller otherwise)")
+        if not _USER_RE.fullmatch(name) or name == self.user:
+            raise SandboxError(f"{name!r} is not a valid extra login user")
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            raise SandboxError(f"no system user {name!r}: create it first") from None
+        if name in self.login_users:
+            return
+        self.login_users.append(name)
+        try:
+            self._apply_sshd_config()
+        except BaseException:
+            self.login_users.remove(name)
+            self._save_state()
+            raise
+
+    def remove_login_user(self, name: str) -> None:
+        """Undo add_login_user: `name` can no longer log in (its open sessions are not killed)."""
+        if name in self.login_users:
+            self.login_users.remove(name)
+            self._apply_sshd_config()
+
+    def _apply_sshd_config(self) -> None:
+        """Rewrite sshd_config and have a running sshd load it; return once it listens again."""
+        self._save_state()
+        if not self._is_ours(self.sshd_pid):
+            return  # the next up() writes it
+        previous = self.sshd_config.read_text()
+        self._write_sshd_config()
+        test = subprocess.run(
+            [self.sshd_bin, "-t", "-f", str(self.sshd_config)], capture_output=True, text=True, check=False
+        )
+        if test.returncode != 0:
+            self.sshd_config.write_text(previous)
+            raise SandboxError(f"sshd -t refused the new config: {test.stderr.strip()}")
+        before = self.sshd_log.read_text(errors="replace").count("Server listening on")
+        os.kill(self.sshd_pid, signal.SIGHUP)  # sshd -D re-executes itself: same pid, same port
+        wait_for(
+            "sshd to listen again after SIGHUP",
+            lambda: self.sshd_log.read_text(errors="replace").count("Server listening on") > before,
+            timeout=20,
+            detail=lambda: _tail(self.sshd_log),
+        )
+        wait_for(
+            f"an SSH login as {self.user}",
+            self._ssh_login_works,
+            timeout=20,
+            interval=0.3,
+            detail=lambda: _tail(self.sshd_log),
+        )
 
     def _start_sshd(self) -> None:
         """sshd -D -e with its own config; ready when it logs "Server listening on" (retries busy ports)."""
