@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.i18n import Text, localize_cause, t, text
 from checks import commands as cmd
 from checks.config import Target
 from checks.models import Cause, TargetReport
@@ -47,7 +48,18 @@ class Plan:
 
 
 class NotOffered(Exception):
-    """This action does not fit this target now; the message says what a human should do instead."""
+    """This action does not fit this target now; the message says what a human should do instead.
+
+    `str(exc)` is English (what is stored: an aborted request's note); `exc.message` is the bot's language.
+    """
+
+    def __init__(self, reason: Text) -> None:
+        super().__init__(reason.en)
+        self.reason = reason
+
+    @property
+    def message(self) -> str:
+        return str(self.reason)
 
 
 def _pm2(target: Target, *args: str, env: dict[str, str] | None = None) -> tuple[str, ...]:
@@ -64,24 +76,35 @@ def honours_port(report: TargetReport | None) -> tuple[bool, str]:
     Yes when the app listens on the PORT its PM2 environment sets, or on Next's default 3000 with no PORT
     set and no `-p/--port` in its arguments. A port written into the start command needs a human.
     """
+    ok, why = _honours_port(report)
+    return ok, str(why)
+
+
+def _honours_port(report: TargetReport | None) -> tuple[bool, Text]:
     if report is None:
-        return False, "no check report to decide from"
+        return False, text("actions.no_report")
     match = report.result("port.match")
     pm2 = report.result("pm2.status")
     if match is None or pm2 is None:
-        return False, "port.match and pm2.status did not run"
+        return False, text("actions.not_run")
     listening = [p for p in match.details.get("app_ports") or [] if isinstance(p, int)]
     port_env = match.details.get("port_env")
     instances = pm2.details.get("instances") or [{}]
     command = str(instances[0].get("exec") or "") if isinstance(instances[0], dict) else ""
     words = command.split()
     if any(w in ("-p", "--port") or w.startswith("--port=") for w in words):
-        return False, f"the start command sets the port itself ({command})"
+        return False, text("actions.command_sets_port", command=command)
     if port_env and str(port_env).isdigit() and int(str(port_env)) in listening:
-        return True, f"the app listens on its PORT ({port_env})"
+        return True, text("actions.listens_on_port_env", port=port_env)
     if not port_env and NEXT_DEFAULT_PORT in listening:
-        return True, "no PORT set and the app listens on Next's default 3000"
-    return False, f"the app listens on {listening or 'nothing'} while PORT is {port_env or 'unset'}"
+        return True, text("actions.listens_on_default")
+    if listening:
+        if port_env:
+            return False, text("actions.listens_elsewhere", listening=str(listening), port=port_env)
+        return False, text("actions.listens_elsewhere_unset", listening=str(listening))
+    if port_env:
+        return False, text("actions.listens_nowhere", port=port_env)
+    return False, text("actions.listens_nowhere_unset")
 
 
 def plan(action: str, target: Target, report: TargetReport | None = None) -> Plan:
@@ -91,9 +114,7 @@ def plan(action: str, target: Target, report: TargetReport | None = None) -> Pla
         if report is not None:
             status = report.result("pm2.status")
             if status is not None and "known_apps" in status.details:
-                raise NotOffered(f"{app} is not known to PM2, so there is nothing to restart: a human must start it "
-                                 f"(e.g. `PORT={target.app_port} pm2 start npm --name {app} -- run start`, then "
-                                 "`pm2 save`)")
+                raise NotOffered(text("actions.unknown_to_pm2", app=app, port=target.app_port))
         return Plan(action, target.name, target.where, (Step(_pm2(target, "restart", app), f"pm2 restart {app}"),))
     if action == "reload-nginx":
         return Plan(action, target.name, target.where, (
@@ -103,12 +124,10 @@ def plan(action: str, target: Target, report: TargetReport | None = None) -> Pla
     if action == "fix-port":
         match = report.result("port.match") if report else None
         if match is None or match.details.get("side") != "app":
-            raise NotOffered("fix-port moves the app onto app_port; it is offered only when the app is the side "
-                             "that is off app_port (port.match)")
-        ok, why = honours_port(report)
+            raise NotOffered(text("actions.fix_port_side"))
+        ok, why = _honours_port(report)
         if not ok:
-            raise NotOffered(f"the app's port cannot be changed from PM2 ({why}): a human must change the start "
-                             f"command to listen on {target.app_port}")
+            raise NotOffered(text("actions.port_not_from_pm2", why=why, port=target.app_port))
         return Plan(action, target.name, target.where, (
             Step(_pm2(target, "restart", app, "--update-env", env={"PORT": str(target.app_port)}),
                  f"PORT={target.app_port} pm2 restart {app} --update-env"),
@@ -120,7 +139,7 @@ def plan(action: str, target: Target, report: TargetReport | None = None) -> Pla
             Step(build, "npm run build", timeout=BUILD_TIMEOUT, gate=True),
             Step(_pm2(target, "restart", app), f"pm2 restart {app}"),
         ), long=True)
-    raise NotOffered(f"unknown action {action!r}")
+    raise NotOffered(text("actions.unknown_action", action=repr(action)))
 
 
 #: cause -> the action that fixes it (after approval), or None when a human must act.
@@ -145,32 +164,31 @@ ACTION_FOR_CAUSE: dict[str, str | None] = {
 def human_step(cause: Cause, target: Target) -> str:
     """What a person must do for a cause the bot does not fix by itself (with the evidence at hand)."""
     c = cause.cause
+    summary = localize_cause(cause).summary
     if c == "nginx_upgrade_headers_missing":
         lines = [f for f in cause.fix if f.startswith("    ")]
-        return ("A human must edit the nginx site and add, in the location that proxies to the app:\n"
-                + "\n".join(line.strip() for line in lines) + "\nthen `/wscheck reload-nginx " + target.name + "`.")
+        return t("actions.human_upgrade", lines="\n".join(line.strip() for line in lines), target=target.name)
     if c == "nginx_ws_timeout_short":
-        return ("A human should raise proxy_read_timeout/proxy_send_timeout to 86400 in the site, then "
-                f"`/wscheck reload-nginx {target.name}`.")
+        return t("actions.human_timeout", target=target.name)
     if c == "nginx_config_invalid":
-        return f"A human must fix the nginx config: {cause.summary}"
+        return t("actions.human_nginx_config", summary=summary)
     if c == "port_conflict":
-        return f"A human must decide about the process holding the port: {cause.summary}"
+        return t("actions.human_port_conflict", summary=summary)
     if c == "target_unreachable":
-        return f"A human must restore access to the server: {cause.summary}"
+        return t("actions.human_unreachable", summary=summary)
     if c == "port_mismatch":
-        return f"A human must align the ports: {cause.summary}"
+        return t("actions.human_ports", summary=summary)
     if c == "pm2_crash_loop":
-        return "A human must read the app's error log and fix the crash; a restart would only loop again."
+        return t("actions.human_crash_loop")
     if c == "nginx_not_running":
-        return "A human must start nginx (check `nginx -t` first)."
-    return f"A human must look: {cause.summary}"
+        return t("actions.human_start_nginx")
+    return t("actions.human_look", summary=summary)
 
 
 def proposal(report: TargetReport, target: Target) -> tuple[str | None, str]:
     """(action to offer, why) for the report's root cause; (None, what a human must do) otherwise."""
     if not report.diagnosis:
-        return None, "no known problem"
+        return None, t("actions.no_problem")
     cause = report.diagnosis[0]
     action = ACTION_FOR_CAUSE.get(cause.cause)
     if action is None:
@@ -178,8 +196,8 @@ def proposal(report: TargetReport, target: Target) -> tuple[str | None, str]:
     try:
         plan(action, target, report)
     except NotOffered as exc:
-        return None, str(exc)
-    return action, f"{cause.cause}: {cause.summary}"
+        return None, exc.message
+    return action, f"{cause.cause}: {localize_cause(cause).summary}"
 
 
 #: Checks to run again right before executing: enough to tell "already recovered" and the PM2 fingerprint.

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from bot.actions import ACTION_FOR_CAUSE
+from bot.i18n import localize_cause, t, unit
 from bot.incidents import (
     BotWasDown,
     CauseChanged,
@@ -56,12 +57,12 @@ def human_duration(seconds: float) -> str:
     hours, rem = divmod(rem, 3600)
     minutes, secs = divmod(rem, 60)
     if days:
-        return f"{days} d {hours} h" if hours else f"{days} d"
+        return f"{unit('unit.d', days)} {unit('unit.h', hours)}" if hours else unit("unit.d", days)
     if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+        return f"{unit('unit.h', hours)} {unit('unit.min', minutes)}" if minutes else unit("unit.h", hours)
     if minutes:
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    return f"{secs} s"
+        return f"{unit('unit.min', minutes)} {unit('unit.s', secs)}" if secs else unit("unit.min", minutes)
+    return unit("unit.s", secs)
 
 
 def mention_markup(mention: str) -> str:
@@ -76,10 +77,10 @@ def mention_markup(mention: str) -> str:
 
 def what_broke(incident: Incident) -> str:
     if incident.kind == "unreachable":
-        return "the bot cannot see the server"
-    return "the app is down" if incident.cause in ("pm2_not_online", "pm2_crash_loop", "next_build_missing",
-                                                   "port_conflict", "app_not_listening") \
-        else "the WebSocket chat is broken"
+        return t("alerts.unreachable")
+    return t("alerts.app_down") if incident.cause in ("pm2_not_online", "pm2_crash_loop", "next_build_missing",
+                                                      "port_conflict", "app_not_listening") \
+        else t("alerts.ws_broken")
 
 
 def headline(incident: Incident) -> str:
@@ -89,18 +90,18 @@ def headline(incident: Incident) -> str:
 
 def root_blocks(incident: Incident, *, mention: str, resolved_after: float | None = None,
                 resolved_at: datetime | None = None, remediation: bool = False) -> tuple[str, list[dict[str, Any]]]:
-    cause = incident.headline
+    cause = localize_cause(incident.headline)
     if resolved_after is not None:
-        title = f"✅ {incident.target}: resolved after {human_duration(resolved_after)}"
-        text = f"{title} (was {incident.cause}: {cause.summary})"
+        title = t("alerts.resolved_title", target=incident.target, duration=human_duration(resolved_after))
+        text = t("alerts.resolved_text", title=title, cause=incident.cause, summary=cause.summary)
         blocks: list[dict[str, Any]] = [
             {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
             {"type": "section", "text": {"type": "mrkdwn", "text": f"~{escape(headline(incident))}~\n"
-                                         f"was: {escape(cause.summary)}"}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-                f"opened {slack_date(incident.first_failure_at)} · resolved "
-                f"{slack_date(resolved_at or incident.resolved_at or incident.first_failure_at)} · "
-                f"incident `{escape(incident.id)}`")}]},
+                                         + t("alerts.was", summary=escape(cause.summary))}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": t(
+                "alerts.resolved_context", opened=slack_date(incident.first_failure_at),
+                resolved=slack_date(resolved_at or incident.resolved_at or incident.first_failure_at),
+                id=escape(incident.id))}]},
         ]
         return text, clamp_blocks(blocks)
     who = mention_markup(mention)
@@ -109,24 +110,24 @@ def root_blocks(incident: Incident, *, mention: str, resolved_after: float | Non
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": headline(incident)[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": (
-            f"*{escape(cause.summary)}*\nsince {slack_date(incident.first_failure_at)}"
+            f"*{escape(cause.summary)}*\n" + t("alerts.since", date=slack_date(incident.first_failure_at))
             + (f" · {who}" if who else ""))}},
     ]
     if cause.fix:
-        blocks.append(fix_block(cause.fix, title="Fix"))
-    others = [c for c in incident.causes[1:]]
+        blocks.append(fix_block(cause.fix, title=t("alerts.fix_title")))
+    others = [localize_cause(c) for c in incident.causes[1:]]
     if others:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "Also: " + "; ".join(
-            f"`{c.cause}` {escape(c.summary)}" for c in others)}})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
-        f"evidence: {escape(', '.join(cause.evidence)) or '—'} · incident `{escape(incident.id)}`")}]})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": t("alerts.also", causes="; ".join(
+            f"`{c.cause}` {escape(c.summary)}" for c in others))}})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": t(
+        "alerts.evidence", evidence=escape(", ".join(cause.evidence)) or "—", id=escape(incident.id))}]})
     blocks.append({"type": "actions", "block_id": "incident_actions", "elements": [
-        {"type": "button", "action_id": ACTION_INCIDENT_RUN, "text": {"type": "plain_text", "text": "Run checks"},
-         "value": incident.target},
-        {"type": "button", "action_id": ACTION_INCIDENT_SILENCE, "text": {"type": "plain_text", "text": "Silence 1 h"},
-         "value": incident.target},
+        {"type": "button", "action_id": ACTION_INCIDENT_RUN,
+         "text": {"type": "plain_text", "text": t("alerts.button_run")}, "value": incident.target},
+        {"type": "button", "action_id": ACTION_INCIDENT_SILENCE,
+         "text": {"type": "plain_text", "text": t("alerts.button_silence")}, "value": incident.target},
         *([{"type": "button", "action_id": ACTION_PROPOSE, "value": f"{action} {incident.target}",
-            "text": {"type": "plain_text", "text": f"Propose {action}"}}] if action else []),
+            "text": {"type": "plain_text", "text": t("alerts.button_propose", action=action)}}] if action else []),
     ]})
     return text, clamp_blocks(blocks)
 
@@ -144,9 +145,9 @@ def silence_note(incident: Incident, *, by: str, until: datetime | None, now: da
     """Who silenced (or unsilenced) the target and until when, in the incident's thread."""
     key = f"{incident.id}/silence/{now.timestamp():.6f}"
     if until is None:
-        return _reply(incident, key, f"🔔 <@{escape(by)}> lifted the silence on {escape(incident.target)}.")
-    return _reply(incident, key, f"🔕 <@{escape(by)}> silenced {escape(incident.target)} until {slack_date(until)}: "
-                                 "no more messages here until then, except the resolve.")
+        return _reply(incident, key, t("alerts.unsilenced", user=escape(by), target=escape(incident.target)))
+    return _reply(incident, key, t("alerts.silenced", user=escape(by), target=escape(incident.target),
+                                   until=slack_date(until)))
 
 
 def ops_for(event: Event, *, mention: str, now: datetime, remediation: bool = False, seq: int = 0) -> list[AlertOp]:
@@ -157,38 +158,41 @@ def ops_for(event: Event, *, mention: str, now: datetime, remediation: bool = Fa
     """
     inc = event.incident
     key = f"{inc.id}/{event.type}/{now.timestamp():.6f}/{seq}"
+    head = localize_cause(inc.headline)
     if isinstance(event, IncidentOpened):
         text, blocks = root_blocks(inc, mention=mention, remediation=remediation)
         if event.reused_root:
             return [AlertOp("edit_root", inc.target, inc.id, key + "/root", text, blocks),
-                    _reply(inc, key, f"🔁 It's back: *{escape(inc.cause)}* {escape(inc.headline.summary)}")]
+                    _reply(inc, key, t("alerts.back", cause=escape(inc.cause), summary=escape(head.summary)))]
         return [AlertOp("post_root", inc.target, inc.id, key, text, blocks)]
     if isinstance(event, CauseChanged):
-        fix = "\n".join(inc.headline.fix)
-        lines = [f"🔀 Cause changed: *{escape(inc.cause)}* {escape(inc.headline.summary)} "
-                 f"(was `{escape(event.previous_cause)}`)"]
+        fix = "\n".join(head.fix)
+        lines = [t("alerts.cause_changed", cause=escape(inc.cause), summary=escape(head.summary),
+                   previous=escape(event.previous_cause))]
         if fix:
             lines.append(f"```\n{escape(fix)}\n```")
         text, blocks = root_blocks(inc, mention="", remediation=remediation)
         return [_reply(inc, key, "\n".join(lines)),
                 AlertOp("edit_root", inc.target, inc.id, key + "/root", text, blocks)]
     if isinstance(event, Reminder):
-        return [_reply(inc, key, f"⏰ Still open after {human_duration(event.open_for)}: *{escape(inc.cause)}* "
-                                 f"{escape(inc.headline.summary)}")]
+        return [_reply(inc, key, t("alerts.reminder", duration=human_duration(event.open_for),
+                                   cause=escape(inc.cause), summary=escape(head.summary)))]
     if isinstance(event, Flapping):
-        return [_reply(inc, key, f"〰️ Flapping: {event.transitions} opens/closes within "
-                                 f"{human_duration(event.window)}. Quiet until it settles.")]
+        return [_reply(inc, key, t("alerts.flapping", count=event.transitions, duration=human_duration(event.window)))]
     if isinstance(event, FlapSettled):
-        state = "still failing" if event.still_failing else "healthy again"
-        return [_reply(inc, key, f"〰️ Stopped flapping: {state}.")]
+        state = t("alerts.still_failing") if event.still_failing else t("alerts.healthy_again")
+        return [_reply(inc, key, t("alerts.flap_settled", state=state))]
     if isinstance(event, IncidentResolved):
         text, blocks = root_blocks(inc, mention="", resolved_after=event.duration, resolved_at=now)
         return [AlertOp("edit_root", inc.target, inc.id, key + "/root", text, blocks),
-                _reply(inc, key, f"✅ Resolved after {human_duration(event.duration)}: all checks pass again.")]
+                _reply(inc, key, t("alerts.resolved_reply", duration=human_duration(event.duration)))]
     if isinstance(event, ManualRun):
-        result = "all checks pass" if event.healthy else escape(event.summary)
-        return [_reply(inc, key, f"🔎 <@{escape(event.by)}> ran the checks: {result}")]
+        if event.healthy:
+            result = t("alerts.all_pass")
+        else:
+            summary = localize_cause(event.cause).summary if event.cause is not None else event.summary
+            result = escape(summary)
+        return [_reply(inc, key, t("alerts.manual_run", user=escape(event.by), result=result))]
     if isinstance(event, BotWasDown):
-        return [_reply(inc, key, f"⚠️ The bot was down for {human_duration(event.down_for)}; this incident is still "
-                                 "open and being watched again.")]
+        return [_reply(inc, key, t("alerts.bot_was_down", duration=human_duration(event.down_for)))]
     raise TypeError(f"unknown incident event {type(event).__name__}")  # pragma: no cover

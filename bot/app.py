@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.core import Access, Bot
+from bot.i18n import set_language
 from bot.logs import setup_logging
 from bot.ops import Heartbeat, Metrics, OpsServer, retention_loop
 from bot.service import CheckService
@@ -40,6 +41,7 @@ SHUTDOWN_GRACE = 10.0
 class BotServer:
     def __init__(self, settings: Settings, targets: TargetsConfig, *, console: bool, http: bool = False) -> None:
         self.settings = settings
+        set_language(settings.lang)  # every user-facing message from here on (logs stay English)
         self.targets = targets
         self.console_mode = console
         self.http = http

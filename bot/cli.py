@@ -103,6 +103,20 @@ def _pick(cfg: TargetsConfig, name: str | None) -> list[Target]:
     return [target]
 
 
+def _use_language(config: str | None) -> None:
+    """WSCHECK_LANG (env, .env or `lang` in the config) for the text reports; a settings problem that
+    `wscheck check` never needed does not stop it: English, then."""
+    from bot.i18n import set_language
+    from bot.settings import load_settings, resolve_config_path
+    from checks.config import ConfigError
+
+    try:
+        lang = load_settings(resolve_config_path(config)).lang
+    except ConfigError:
+        lang = "en"
+    set_language(lang)
+
+
 def _selection(only: Sequence[str]) -> list[str]:
     from checks.registry import BY_ID, ITEMS, resolve_selection
 
@@ -143,6 +157,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         from bot.render import report_text
 
+        _use_language(args.config)
         print("\n\n".join(report_text(r) for r in reports))
     return max((r.exit_code for r in reports), key=_exit_rank, default=0)
 
@@ -162,14 +177,19 @@ def cmd_checks(args: argparse.Namespace) -> int:
             "causes": [{"cause": k, "description": v} for k, v in CAUSES.items()],
         }, indent=2))
         return 0
+    from bot.i18n import language, t
+    from checks.messages import cause_description, check_description
+
+    _use_language(None)
+    lang = language()
     width = max(len(c.id) for c in CHECKS)
-    print("Checks (run with `wscheck check --only ID|ITEM`):")
+    print(t("cli.checks_title"))
     for c in CHECKS:
-        print(f"  {c.id:<{width}}  {'[' + c.item + ']':<8} {c.description}")
-    print("\nKnown causes (diagnosis, root cause first):")
+        print(f"  {c.id:<{width}}  {'[' + c.item + ']':<8} {check_description(c.id, lang) or c.description}")
+    print("\n" + t("cli.causes_title"))
     cwidth = max(len(k) for k in CAUSES)
     for cause, text in CAUSES.items():
-        print(f"  {cause:<{cwidth}}  {text}")
+        print(f"  {cause:<{cwidth}}  {cause_description(cause, lang) or text}")
     return 0
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from bot.i18n import HELP_EN, t
 from checks.config import parse_duration
 from checks.registry import BY_ID, ITEMS
 
@@ -23,17 +24,8 @@ _DURATION = re.compile(r"^\d{1,5}(?:s|m|h|d)$")
 #: Slack wraps some words in markup (<#C1|chan>, <http://x|x>, <@U1>); keep the visible part.
 _SLACK_MARKUP = re.compile(r"<[^|>]*\|([^>]*)>|<([^>]*)>")
 
-HELP = """\
-*Usage*: `/wscheck [ITEM...] [TARGET]`
-• `/wscheck` or `/wscheck all [TARGET]`: the whole checklist (every target when none is named)
-• `/wscheck ITEM [TARGET]`: one item: `nginx` (syntax + WebSocket setup), `pm2`, `port` (listen, match, conflict), \
-`build`, `http`, `ws`, `logs`; check ids like `nginx.syntax` work too
-• `/wscheck TARGET`: the whole checklist on that target
-• `/wscheck targets`: the configured targets · `/wscheck help`: this text
-• `/wscheck status`: open incidents and silences
-• `/wscheck silence TARGET 30m|2h|until HH:MM` · `/wscheck unsilence TARGET`
-• `/wscheck restart|reload-nginx|fix-port|rebuild [TARGET]`: propose a fix for a second person to approve
-• `/wscheck history [TARGET]`: the latest remediation audit entries"""
+#: The `/wscheck help` text in English (`help_text()` gives it in the bot's language).
+HELP = HELP_EN
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +103,11 @@ def tokenize(text: str) -> list[str]:
     return words
 
 
+def help_text() -> str:
+    """`/wscheck help` in the bot's language (WSCHECK_LANG)."""
+    return t("commands.help")
+
+
 def _suggest(word: str, vocabulary: Sequence[str]) -> str | None:
     close = difflib.get_close_matches(word.lower(), [v.lower() for v in vocabulary], n=1, cutoff=0.6)
     if not close:
@@ -130,16 +127,16 @@ def _shown(word: str) -> str:
 def parse(text: str, targets: Sequence[str]) -> Command:
     """Parse the text after `/wscheck`; `targets` are the configured target names."""
     if len(text) > MAX_TEXT:
-        return Invalid(f"that command is too long ({len(text)} characters; at most {MAX_TEXT})")
+        return Invalid(t("commands.too_long", length=len(text), max=MAX_TEXT))
     words = tokenize(text)
-    by_lower = {t.lower(): t for t in targets}
+    by_lower = {name.lower(): name for name in targets}
 
     def target_of(word: str) -> str | None:
         return by_lower.get(word.lower())
 
     def unknown_target(word: str) -> Invalid:
-        return Invalid(f"unknown target `{_shown(word)}`", suggestion=_suggest(word, targets), show_usage=False,
-                       show_targets=True)
+        return Invalid(t("commands.unknown_target", word=_shown(word)), suggestion=_suggest(word, targets),
+                       show_usage=False, show_targets=True)
 
     if not words:
         return RunChecks(checks=(), target=None)
@@ -147,17 +144,17 @@ def parse(text: str, targets: Sequence[str]) -> Command:
 
     if head in _SIMPLE:
         if rest:
-            return Invalid(f"`{head}` takes no arguments")
+            return Invalid(t("commands.no_arguments", word=head))
         return _SIMPLE[head]()
 
     if head in ("approve", "deny"):
         if len(rest) != 1 or not _REQUEST_ID.fullmatch(rest[0]):
-            return Invalid(f"usage: `{head} REQUEST_ID` (the id shown on the approval message)")
+            return Invalid(t("commands.usage_decide", word=head))
         return Decide(request_id=rest[0], approve=head == "approve")
 
     if head in ACTIONS or head in ("history",):
         if len(rest) > 1:
-            return Invalid(f"`{head}` takes at most one target")
+            return Invalid(t("commands.one_target_max", word=head))
         named: str | None = None
         if rest:
             named = target_of(rest[0])
@@ -167,21 +164,21 @@ def parse(text: str, targets: Sequence[str]) -> Command:
 
     if head in ("silence", "unsilence"):
         if not rest:
-            return Invalid(f"usage: `{head} TARGET`" + (" 30m|2h|until HH:MM" if head == "silence" else ""))
+            return Invalid(t("commands.usage_silence_target" if head == "silence" else "commands.usage_unsilence"))
         silenced = target_of(rest[0])
         if silenced is None:
             return unknown_target(rest[0])
         if head == "unsilence":
-            return Unsilence(silenced) if len(rest) == 1 else Invalid("`unsilence` takes only a target")
+            return Unsilence(silenced) if len(rest) == 1 else Invalid(t("commands.unsilence_only_target"))
         spec = [w.lower() for w in rest[1:]]
         if len(spec) == 1 and _DURATION.fullmatch(spec[0]):
             seconds = parse_duration(spec[0])
             if not 60 <= seconds <= 30 * 86400:
-                return Invalid("a silence lasts from 1m to 30d")
+                return Invalid(t("commands.silence_range"))
             return Silence(silenced, seconds=seconds)
         if len(spec) == 2 and spec[0] == "until" and (m := _UNTIL.fullmatch(spec[1])):
             return Silence(silenced, until=(int(m.group(1)), int(m.group(2))))
-        return Invalid("usage: `silence TARGET 30m|2h|until HH:MM`")
+        return Invalid(t("commands.usage_silence"))
 
     # Checks: [all|ITEM...] [TARGET], or TARGET alone (items and target in any order).
     checks: list[str] = []
@@ -196,25 +193,26 @@ def parse(text: str, targets: Sequence[str]) -> Command:
         found = target_of(word)
         if found is not None:
             if target is not None and target != found:
-                return Invalid(f"name one target at most (got `{target}` and `{found}`)", show_usage=False)
+                return Invalid(t("commands.two_targets", first=target, second=found), show_usage=False)
             target = found
             continue
         if checks or target is not None or index > 0:
             # After an item or `all`, an unknown word was most likely meant as a target.
             suggestion = _suggest(word, [*targets, *_CHECK_WORDS])
             if suggestion in _CHECK_WORDS:
-                return Invalid(f"unknown item `{_shown(word)}`", suggestion=suggestion)
+                return Invalid(t("commands.unknown_item", word=_shown(word)), suggestion=suggestion)
             return unknown_target(word)
         suggestion = _suggest(word, [*_KEYWORDS, *_CHECK_WORDS, *targets])
-        return Invalid(f"unknown command or item `{_shown(word)}`", suggestion=suggestion)
+        return Invalid(t("commands.unknown_command", word=_shown(word)), suggestion=suggestion)
     return RunChecks(checks=tuple(dict.fromkeys(checks)), target=target)
 
 
 def describe(command: RunChecks) -> str:
     """How a check request is echoed back: `pm2, port on web` / `all checks on every target`."""
-    what = ", ".join(command.checks) if command.checks else "all checks"
-    where = f"on {command.target}" if command.target else "on every target"
-    return f"{what} {where}"
+    what = ", ".join(command.checks) if command.checks else t("commands.all_checks")
+    if command.target:
+        return t("commands.describe_on", what=what, target=command.target)
+    return t("commands.describe_everywhere", what=what)
 
 
 def as_text(command: RunChecks) -> str:

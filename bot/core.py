@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot import commands as cmd
+from bot.i18n import localize_where, t
 from bot.service import CheckService, RateLimiter
 from bot.settings import Settings
 from checks.models import TargetReport
@@ -69,13 +70,13 @@ class Access:
         if who.source == "console":
             return None
         if who.is_guest:
-            return "Guests can't use /wscheck in this workspace."
+            return t("core.guest")
         if self.bot_team_id and who.team_id and who.team_id != self.bot_team_id:
-            return "Only members of this workspace can use /wscheck (not Slack Connect users)."
+            return t("core.other_team")
         if self.allowed_users and who.user_id not in self.allowed_users:
-            return "You are not on this bot's list of allowed users (WSCHECK_ALLOWED_USERS)."
+            return t("core.not_allowed_user")
         if self.allowed_channels and who.channel_id not in self.allowed_channels:
-            return "/wscheck is not enabled in this channel (WSCHECK_ALLOWED_CHANNELS)."
+            return t("core.channel_disabled")
         return None
 
 
@@ -100,7 +101,7 @@ class Bot:
 
     @property
     def target_names(self) -> list[str]:
-        return [t.name for t in self.service.targets]
+        return [x.name for x in self.service.targets]
 
     def spawn(self, coro: Awaitable[None], *, name: str) -> None:
         """Run work after the front has acked; errors are logged, never lost silently."""
@@ -132,8 +133,7 @@ class Bot:
             return refusal
         allowed, wait = self.limiter.allow(who.user_id)
         if not allowed:
-            return f"Easy there: at most {self.limiter.limit} commands per {self.limiter.window:g} s. " \
-                   f"Try again in {wait:.0f} s."
+            return t("core.rate_limited", limit=self.limiter.limit, window=self.limiter.window, wait=wait)
         return None
 
     def plan(self, command: cmd.RunChecks) -> tuple[list[str], int]:
@@ -146,17 +146,17 @@ class Bot:
         if isinstance(command, cmd.Invalid):
             await out.invalid(command, targets=self.target_names)
         elif isinstance(command, cmd.ShowHelp):
-            await out.text(cmd.HELP)
+            await out.text(cmd.help_text())
         elif isinstance(command, cmd.ShowTargets):
-            lines = [f"• `{t.name}` — {t.where}, app `{t.pm2_app}` on port {t.app_port}, {t.public_url}"
-                     for t in self.service.targets]
-            await out.text("*Targets*\n" + "\n".join(lines))
+            lines = [t("core.target_line", name=x.name, where=localize_where(x.where), app=x.pm2_app, port=x.app_port,
+                       url=x.public_url) for x in self.service.targets]
+            await out.text(t("core.targets_title") + "\n" + "\n".join(lines))
         elif isinstance(command, cmd.RunChecks):
             await self.run_checks(command, out)
         elif type(command) in self.extra_handlers:
             await self.extra_handlers[type(command)](command, who, out)
         else:
-            await out.text("That command is not enabled on this bot yet.")
+            await out.text(t("core.not_enabled"))
 
     async def run_checks(self, command: cmd.RunChecks, out: Responder) -> None:
         names, _ = self.plan(command)

@@ -10,6 +10,7 @@ from bot import commands as cmd
 from bot.actions import proposal
 from bot.alerts import ACTION_INCIDENT_RUN, ACTION_INCIDENT_SILENCE
 from bot.core import ActionHandler, Bot, Requester, Responder
+from bot.i18n import t
 from bot.monitor import Monitor
 from bot.remediation import ACTION_APPROVE, ACTION_DENY, ACTION_PROPOSE, Remediation, RemediationError
 from bot.render import slack_date
@@ -38,37 +39,37 @@ def silence_until(command: cmd.Silence, *, now: datetime, tz: str) -> datetime:
 def install(bot: Bot, monitor: Monitor) -> None:
     async def status(command: cmd.Command, who: Requester, out: Responder) -> None:
         lines = await monitor.status_lines()
-        await out.text("*Incidents and silences*\n" + "\n".join(lines))
+        await out.text(t("handlers.status_title") + "\n" + "\n".join(lines))
 
     async def silence(command: cmd.Command, who: Requester, out: Responder) -> None:
         assert isinstance(command, cmd.Silence)
         now = datetime.now(UTC)
         until = silence_until(command, now=now, tz=who.tz)
         await monitor.silence(command.target, until=until, by=who.user_id)
-        await out.announce(f"🔕 <@{who.user_id}> silenced alerts for *{command.target}* until {slack_date(until)}.")
+        await out.announce(t("handlers.silenced", user=who.user_id, target=command.target, until=slack_date(until)))
 
     async def unsilence(command: cmd.Command, who: Requester, out: Responder) -> None:
         assert isinstance(command, cmd.Unsilence)
         cleared = await monitor.unsilence(command.target, by=who.user_id)
         if cleared:
-            await out.announce(f"🔔 <@{who.user_id}> lifted the silence on *{command.target}*.")
+            await out.announce(t("handlers.unsilenced", user=who.user_id, target=command.target))
         else:
-            await out.text(f"*{command.target}* was not silenced.")
+            await out.text(t("handlers.not_silenced", target=command.target))
 
     async def run_button(value: str, who: Requester, out: Responder) -> None:
         if value not in bot.target_names:
-            await out.text("That alert names a target this bot no longer has.")
+            await out.text(t("handlers.gone_target"))
             return
         report = await monitor.manual_run(value, by=who.user_id)
         await out.reports([report], command=cmd.RunChecks(checks=(), target=value))
 
     async def silence_button(value: str, who: Requester, out: Responder) -> None:
         if value not in bot.target_names:
-            await out.text("That alert names a target this bot no longer has.")
+            await out.text(t("handlers.gone_target"))
             return
         until = datetime.now(UTC) + BUTTON_SILENCE
         await monitor.silence(value, until=until, by=who.user_id)
-        await out.text(f"🔕 Silenced *{value}* until {slack_date(until)} (the thread says who and until when).")
+        await out.text(t("handlers.silenced_button", target=value, until=slack_date(until)))
 
     bot.extra_handlers.update({cmd.ShowStatus: status, cmd.Silence: silence, cmd.Unsilence: unsilence})
     bot.actions.update({ACTION_INCIDENT_RUN: run_button, ACTION_INCIDENT_SILENCE: silence_button})
@@ -92,7 +93,7 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
         names = bot.target_names
         if target_name is None:
             if len(names) != 1:
-                await out.text(f"Name the target: `/wscheck {action} TARGET` (targets: {', '.join(names)}).")
+                await out.text(t("handlers.name_target", action=action, names=", ".join(names)))
                 return
             target_name = names[0]
         target = bot.service.target(target_name)
@@ -104,9 +105,9 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
             made = await remediation.request(action, target, requested_by=who.user_id, team_id=who.team_id,
                                              channel=channel, thread_ts=thread_ts, incident_id=incident_id)
         except RemediationError as exc:
-            await out.text(f"🛑 {exc}")
+            await out.text(f"🛑 {exc.message}")
             return
-        await out.text(f"Approval requested: `{made.id}` ({action} on {target.name}); a second person must approve.")
+        await out.text(t("handlers.requested", id=made.id, action=action, target=target.name))
 
     async def request_command(command: cmd.Command, who: Requester, out: Responder) -> None:
         assert isinstance(command, cmd.RequestAction)
@@ -120,8 +121,9 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
     async def history(command: cmd.Command, who: Requester, out: Responder) -> None:
         assert isinstance(command, cmd.History)
         lines = await remediation.history(command.target)
-        title = f"*Remediation history{' for ' + command.target if command.target else ''}*"
-        await out.text(title + "\n" + ("\n".join(lines) if lines else "nothing yet"))
+        title = t("handlers.history_title_for", target=command.target) if command.target \
+            else t("handlers.history_title")
+        await out.text(title + "\n" + ("\n".join(lines) if lines else t("handlers.nothing_yet")))
 
     def decision_button(approve: bool) -> ActionHandler:
         async def clicked(value: str, who: Requester, out: Responder) -> None:
@@ -132,7 +134,7 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
     async def propose(value: str, who: Requester, out: Responder) -> None:
         parsed = cmd.parse(value, bot.target_names)
         if not isinstance(parsed, cmd.RequestAction) or parsed.target is None:
-            await out.text("That button no longer matches this bot's configuration.")
+            await out.text(t("handlers.stale_button"))
             return
         await request(parsed.action, parsed.target, who, out, message_ts=who.message_ts)
 
@@ -151,5 +153,6 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
 
 
 def propose_button(action: str, target: str) -> dict[str, Any]:
-    return {"type": "button", "action_id": ACTION_PROPOSE, "text": {"type": "plain_text", "text": f"Propose {action}"},
+    return {"type": "button", "action_id": ACTION_PROPOSE,
+            "text": {"type": "plain_text", "text": t("alerts.button_propose", action=action)},
             "value": f"{action} {target}"}

@@ -76,7 +76,9 @@ from typing import Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from bot.i18n import localize_cause, t
 from checks.diagnosis import CAUSES
+from checks.messages import msg
 from checks.models import Cause, Status, TargetReport
 
 UNREACHABLE = "target_unreachable"
@@ -145,8 +147,9 @@ class Observation(_Frozen):
             if cause.cause == UNKNOWN:
                 bad[i] = cause.model_copy(update={"evidence": (*cause.evidence, *left)})
                 return tuple(bad)
-        names = ", ".join(left)
-        bad.append(Cause(cause=UNKNOWN, summary=f"failing without a known cause: {names}", evidence=left))
+        summary = msg("cause.unknown", checks=", ".join(left))
+        bad.append(Cause(cause=UNKNOWN, summary=summary.text, evidence=left, summary_key=summary.key,
+                         summary_params=summary.params))
         return tuple(bad)
 
     @property
@@ -278,6 +281,8 @@ class ManualRun(_Frozen):
     by: str
     healthy: bool
     summary: str
+    #: The failing cause `summary` comes from (to say it in the bot's language); None when healthy.
+    cause: Cause | None = None
 
 
 class BotWasDown(_Frozen):
@@ -326,17 +331,18 @@ def note_manual_run(
         return new_state, events
     failing = obs.failing_causes
     summary = failing[0].summary if failing else f"all {len(obs.checked)} checks pass"
+    cause = failing[0] if failing else None
     after = new_state.incident
     if after is not None and any(isinstance(e, IncidentOpened) and e.incident.id == after.id for e in events):
         if not after.flapping:
-            events.append(ManualRun(incident=after, by=by, healthy=not failing, summary=summary))
+            events.append(ManualRun(incident=after, by=by, healthy=not failing, summary=summary, cause=cause))
     elif before is not None and before.announced and not before.flapping:
         current = before
         if after is not None and after.id == before.id:
             current = after
         elif new_state.last_incident is not None and new_state.last_incident.id == before.id:
             current = new_state.last_incident
-        events.insert(0, ManualRun(incident=current, by=by, healthy=not failing, summary=summary))
+        events.insert(0, ManualRun(incident=current, by=by, healthy=not failing, summary=summary, cause=cause))
     return new_state, events
 
 
@@ -377,24 +383,28 @@ def on_startup(
 
 
 def summarize(state: TargetState) -> str:
-    """One line for `/wscheck status` (no clock here: times are printed, not ages)."""
+    """One line for `/wscheck status` (no clock here: times are printed, not ages), in the bot's language."""
     inc = state.incident
     if inc is None:
         if state.consecutive_failures and state.first_failure_at is not None:
-            what = state.pending[0].cause if state.pending else "failing"
-            return (f"{state.target}: failing since {_hhmm(state.first_failure_at)} ({what}, "
-                    f"{state.consecutive_failures} failed check run(s), not alerted yet)")
-        seen = f" (last checked {_hhmm(state.last_observation_at)})" if state.last_observation_at else ""
-        return f"{state.target}: ok{seen}"
-    what = "unreachable: the bot cannot see the server" if inc.kind == "unreachable" else "DOWN"
-    line = f"{state.target}: {what} since {_hhmm(inc.first_failure_at)} — {inc.cause}: {inc.summary}"
+            what = state.pending[0].cause if state.pending else t("incidents.failing")
+            return t("incidents.pending", target=state.target, since=_hhmm(state.first_failure_at), what=what,
+                     count=state.consecutive_failures)
+        seen = t("incidents.last_checked", at=_hhmm(state.last_observation_at)) if state.last_observation_at else ""
+        return t("incidents.ok", target=state.target, seen=seen)
+    what = t("incidents.unreachable") if inc.kind == "unreachable" else t("incidents.down")
+    summary = inc.summary
+    if inc.causes and inc.causes[0].summary == inc.summary:
+        summary = localize_cause(inc.causes[0]).summary
+    line = t("incidents.line", target=state.target, what=what, since=_hhmm(inc.first_failure_at), cause=inc.cause,
+             summary=summary)
     notes = []
     if inc.flapping:
-        notes.append("flapping (healthy right now)" if state.flap_recovered else "flapping")
+        notes.append(t("incidents.flapping_healthy") if state.flap_recovered else t("incidents.flapping"))
     if not inc.announced:
-        notes.append("not announced (silenced)")
+        notes.append(t("incidents.not_announced"))
     if state.consecutive_successes and not inc.flapping:
-        notes.append(f"recovering ({state.consecutive_successes} good run(s))")
+        notes.append(t("incidents.recovering", count=state.consecutive_successes))
     return line + "".join(f" · {n}" for n in notes)
 
 

@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bot import incidents as inc
 from bot.alerts import AlertOp, ops_for, silence_note
+from bot.i18n import t
 from bot.outbox import Outbox, Payload, Sink
 from bot.service import CheckService
 from bot.settings import Settings
@@ -377,12 +378,12 @@ class Monitor:
         lines = []
         for target in self.service.targets:
             state = self.states.get(target.name)
-            line = f"• *{target.name}*: {inc.summarize(state) if state else 'not checked yet'}"
+            line = f"• *{target.name}*: {inc.summarize(state) if state else t('monitor.not_checked')}"
             row = silences.get(target.name)
             if row:
                 until = row.get("until")
                 when = until.strftime("%Y-%m-%d %H:%M UTC") if isinstance(until, datetime) else str(until)
-                line += f" — 🔕 silenced by <@{row['by']}> until {when}"
+                line += t("monitor.silenced_by", user=row["by"], until=when)
             lines.append(line)
         return lines
 

@@ -21,6 +21,7 @@ from typing import Any
 from bot import actions as act
 from bot import approvals as ap
 from bot.alerts import ACTION_PROPOSE as ACTION_PROPOSE_BUTTON
+from bot.i18n import Text, from_english, language, localize_cause, t, text
 from bot.outbox import Sink, SinkError
 from bot.render import clamp_blocks, fix_block, slack_date, untrusted
 from bot.service import CheckService
@@ -49,8 +50,76 @@ def _ts_key(request_id: str) -> str:
     return f"approval_message_ts:{request_id}"
 
 
+#: Outcome notes are stored in English (the request and the audit); these are said in the bot's language when
+#: the approval message is drawn. The actions' keys are there for the `why` a "No longer applicable" note quotes.
+NOTE_KEYS: tuple[str, ...] = (
+    "approvals.note_expired", "approvals.note_superseded", "approvals.note_stopped_running",
+    "approvals.note_restarted_approved", "remediation.done", "remediation.step_refused", "remediation.step_failed",
+    "remediation.abort_recovered", "remediation.abort_changed", "remediation.abort_not_applicable",
+    "remediation.abort_commands_differ", "remediation.cooldown", "actions.unknown_to_pm2", "actions.fix_port_side",
+    "actions.port_not_from_pm2", "actions.unknown_action", "actions.no_report", "actions.not_run",
+    "actions.command_sets_port", "actions.listens_on_port_env", "actions.listens_on_default",
+    "actions.listens_elsewhere", "actions.listens_elsewhere_unset", "actions.listens_nowhere",
+    "actions.listens_nowhere_unset",
+)
+#: The ValueErrors of approvals.new_request (capitalized), as the requester sees them.
+REQUEST_ERROR_KEYS: tuple[str, ...] = (
+    "approvals.err_disabled", "approvals.err_quorum", "approvals.err_commands", "approvals.err_empty",
+)
+
+
 class RemediationError(Exception):
-    """A request cannot be made; the message tells the requester why and what to do instead."""
+    """A request cannot be made; the message tells the requester why and what to do instead.
+
+    `str(exc)` is English (it may become a stored note); `exc.message` is in the bot's language.
+    """
+
+    def __init__(self, reason: Text | str, *, localized: str | None = None) -> None:
+        super().__init__(reason.en if isinstance(reason, Text) else reason)
+        self.reason = reason
+        self._localized = localized
+
+    @property
+    def message(self) -> str:
+        if self._localized is not None:
+            return self._localized
+        return str(self.reason)
+
+
+def note_text(note: str) -> str:
+    """A stored (English) outcome note in the bot's language."""
+    return from_english(note, NOTE_KEYS)
+
+
+_REFUSALS: dict[str, str] = {
+    "wrong_request": "approvals.wrong_request",
+    "remediation_disabled": "approvals.remediation_disabled",
+    "other_team": "approvals.other_team",
+    "expired": "approvals.expired",
+    "self_approval": "approvals.self_approval",
+    "already_voted": "approvals.already_voted",
+}
+
+
+def click_message(result: ap.ClickResult, *, approve: bool, policy: ap.ApprovalPolicy) -> str:
+    """The clicker's sentence in the bot's language, from the click's outcome and reason (approvals.py stays
+    pure and English: its `message` is this in English)."""
+    request = result.request
+    if result.outcome == "refused":
+        reason = result.reason
+        if reason == "already_decided":
+            return t("approvals.already_decided", status=request.status.value)
+        if reason == "not_approver":
+            return t("approvals.not_approver_approve" if approve else "approvals.not_approver_deny")
+        key = _REFUSALS.get(reason or "")
+        return t(key) if key else result.message
+    what = {"action": request.action, "target": request.target}
+    if result.outcome == "denied":
+        return t("approvals.denied", **what)
+    if result.outcome == "approved":
+        return t("approvals.approved", **what)
+    counted = {vote.user for vote in request.approvals if policy.may_approve(vote.user, request.requested_by)}
+    return t("approvals.vote_recorded", missing=policy.quorum - len(counted))
 
 
 def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy) -> tuple[str, list[dict[str, Any]]]:
@@ -59,43 +128,45 @@ def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy) -> t
     icon = {ap.Status.PENDING: "🛠️", ap.Status.APPROVED: "▶️", ap.Status.RUNNING: "⏳", ap.Status.SUCCEEDED: "✅",
             ap.Status.FAILED: "❌", ap.Status.ABORTED: "⏹️", ap.Status.DENIED: "🚫", ap.Status.EXPIRED: "⌛",
             ap.Status.SUPERSEDED: "↪️", ap.Status.INTERRUPTED: "⚠️"}[status]
-    title = f"{icon} {request.action} on {request.target}: {status.value}"
-    lines = [f"*{untrusted(request.action)}* on *{untrusted(request.target)}* ({untrusted(request.host)}) "
-             f"requested by <@{request.requested_by}>",
-             f"Why: {untrusted(request.reason)}"]
+    title = t("remediation.title", icon=icon, action=request.action, target=request.target, status=status.value)
+    lines = [t("remediation.requested_line", action=untrusted(request.action), target=untrusted(request.target),
+               host=untrusted(request.host), user=request.requested_by),
+             t("remediation.why", reason=untrusted(request.reason))]
     if status is ap.Status.PENDING:
-        quorum = f"{policy.quorum} approval(s) from " + ", ".join(f"<@{a}>" for a in sorted(policy.approvers))
+        approvers = ", ".join(f"<@{a}>" for a in sorted(policy.approvers))
         votes = ", ".join(f"<@{v.user}>" for v in request.approvals)
-        lines.append(f"Needs {quorum}" + (f" — so far: {votes}" if votes else "")
-                     + f". Expires {slack_date(request.expires_at)}.")
+        lines.append(t("remediation.needs", quorum=policy.quorum, approvers=approvers,
+                       so_far=t("remediation.so_far", votes=votes) if votes else "",
+                       expires=slack_date(request.expires_at)))
     else:
         if request.approvals:
-            lines.append("Approved by " + ", ".join(f"<@{v.user}>" for v in request.approvals))
+            lines.append(t("remediation.approved_by", users=", ".join(f"<@{v.user}>" for v in request.approvals)))
         if request.denied_by:
-            lines.append(f"Denied by <@{request.denied_by}>")
+            lines.append(t("remediation.denied_by", user=request.denied_by))
         if request.exit_code is not None:
-            took = ""
             if request.started_at and request.finished_at:
-                took = f" in {(request.finished_at - request.started_at).total_seconds():.1f} s"
-            lines.append(f"Exit code {request.exit_code}{took}")
+                lines.append(t("remediation.exit_code_took", code=request.exit_code,
+                               seconds=(request.finished_at - request.started_at).total_seconds()))
+            else:
+                lines.append(t("remediation.exit_code", code=request.exit_code))
         if request.outcome_note:
-            lines.append(untrusted(request.outcome_note))
+            lines.append(untrusted(note_text(request.outcome_note)))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
-        fix_block(request.commands, title=f"Will run on {request.host}" if status is ap.Status.PENDING
-                  else f"Commands on {request.host}"),
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"request `{request.id}`"}]},
+        fix_block(request.commands, title=t("remediation.will_run", host=request.host) if status is ap.Status.PENDING
+                  else t("remediation.commands_on", host=request.host)),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": t("remediation.context", id=request.id)}]},
     ]
     if status is ap.Status.PENDING:
         blocks.append({"type": "actions", "block_id": "approval", "elements": [
             {"type": "button", "action_id": ACTION_APPROVE, "style": "primary",
-             "text": {"type": "plain_text", "text": "Approve"}, "value": request.id},
+             "text": {"type": "plain_text", "text": t("remediation.approve")}, "value": request.id},
             {"type": "button", "action_id": ACTION_DENY, "style": "danger",
-             "text": {"type": "plain_text", "text": "Deny"}, "value": request.id},
+             "text": {"type": "plain_text", "text": t("remediation.deny")}, "value": request.id},
         ]})
-    text = f"{title} — requested by <@{request.requested_by}>: {request.reason}"
-    return text[:3000], clamp_blocks(blocks)
+    fallback = t("remediation.text", title=title, user=request.requested_by, reason=request.reason)
+    return fallback[:3000], clamp_blocks(blocks)
 
 
 class Remediation:
@@ -140,8 +211,7 @@ class Remediation:
                 if changed is not None and await self._save(request, changed):
                     await self._audit("interrupted", changed, actor=None, data={"was": status})
                     await self._post_update(changed)
-                    await self._thread_note(changed, f"⚠️ The bot restarted while `{changed.id}` was {status}: "
-                                                     "it was not run again. Check the target and ask again if needed.")
+                    await self._thread_note(changed, t("remediation.interrupted", id=changed.id, status=status))
         task = asyncio.ensure_future(self._expiry_loop())
         self._tasks.add(task)
 
@@ -177,20 +247,19 @@ class Remediation:
                       thread_ts: str | None = None, incident_id: str | None = None) -> ap.ApprovalRequest:
         """Check, plan, record and post one approval request; RemediationError says why not."""
         if action not in act.ACTIONS:
-            raise RemediationError(f"unknown action {action}")
+            raise RemediationError(text("remediation.unknown_action", action=action))
         policy = await self.policy(target)
         if not policy.enabled:
-            raise RemediationError(
-                "Remediation is off: no approvers are configured. Set WSCHECK_APPROVERS (Slack user or user-group "
-                "IDs) or `approvers` in the [remediation] table of wscheck.toml.")
+            raise RemediationError(text("remediation.off"))
         await self._cooldown_check(target)
         report = await self.service.run(target.name)
         try:
             plan = act.plan(action, target, report)
         except act.NotOffered as exc:
-            raise RemediationError(str(exc)) from None
+            raise RemediationError(exc.reason) from None
         cause = report.diagnosis[0] if report.diagnosis else None
-        reason = f"{cause.cause}: {cause.summary}" if cause else "requested by hand (no known problem right now)"
+        # The reason is shown to the approvers, so it is written in the bot's language (it is not in the audit).
+        reason = f"{cause.cause}: {localize_cause(cause).summary}" if cause else t("remediation.by_hand")
         now = self.clock()
         try:
             request = ap.new_request(
@@ -200,7 +269,8 @@ class Remediation:
                 now=now, policy=policy, fingerprint=act.fingerprint(report), thread_ts=thread_ts,
                 incident_id=incident_id)
         except ValueError as exc:
-            raise RemediationError(str(exc)[:1].upper() + str(exc)[1:]) from None
+            sentence = str(exc)[:1].upper() + str(exc)[1:]
+            raise RemediationError(sentence, localized=from_english(sentence, REQUEST_ERROR_KEYS)) from None
         latest = await self.store.latest_request(target=target.name, action=action)
         await self.store.insert_request(id=request.id, target=request.target, action=request.action,
                                         status=request.status.value, version=request.version,
@@ -212,14 +282,13 @@ class Remediation:
             if superseded is not None and await self._save(older, superseded):
                 await self._audit("superseded", superseded, actor=requested_by, data={"by": request.id})
                 await self._post_update(superseded)
-        text, blocks = approval_blocks(request, policy)
+        fallback, blocks = approval_blocks(request, policy)
         try:
-            ts = await self.sink.post(channel=channel, text=text, blocks=blocks, thread_ts=thread_ts,
+            ts = await self.sink.post(channel=channel, text=fallback, blocks=blocks, thread_ts=thread_ts,
                                       metadata={"event_type": "wscheck_approval", "event_payload": {"op": request.id}})
         except SinkError as exc:
             log.error("cannot post approval request %s: %s", request.id, exc)
-            raise RemediationError(f"Could not post the approval request here ({exc}); invite the bot to this "
-                                   "channel or ask in the alert channel.") from None
+            raise RemediationError(text("remediation.post_failed", error=str(exc))) from None
         await self.store.set_meta(_ts_key(request.id), ts)
         return request.model_copy(update={"message_ts": ts})
 
@@ -233,9 +302,8 @@ class Remediation:
                     entry.get("request_id") not in {e.get("request_id") for e in recent}:
                 recent.append(entry)
         if len(recent) >= count:
-            raise RemediationError(
-                f"Cooldown: {len(recent)} fixes ran on {target.name} in the last {window / 3600:g} h "
-                f"(at most {count}). Something keeps breaking it: a human should look before another restart.")
+            raise RemediationError(text("remediation.cooldown", count=len(recent), target=target.name,
+                                        hours=window / 3600, max=count))
 
     # -- clicks ----------------------------------------------------------------------------------
 
@@ -247,12 +315,13 @@ class Remediation:
                 await self.store.audit(kind="click", target=None, actor=user, request_id=request_id,
                                        data={"approve": approve, "allowed": False, "reason": "unknown_request"},
                                        at=self.clock())
-                return "That request does not exist (any more)."
+                return t("remediation.no_request")
             request = ap.ApprovalRequest.model_validate_json(row[1])
             target = self.service.target(request.target)
+            policy = await self.policy(target)
             result = ap.click(request, request_id=request_id, user=user, team_id=team_id or "console",
                               bot_team_id=self.bot_team_id() or request.team_id, approve=approve,
-                              policy=await self.policy(target), now=self.clock())
+                              policy=policy, now=self.clock())
             if result.changed and not await self._save(request, result.request):
                 continue  # somebody else decided first: look again
             await self.store.audit(kind="click", target=request.target, actor=user, request_id=request_id,
@@ -262,8 +331,10 @@ class Remediation:
                 await self._post_update(result.request)
             if result.outcome == "approved":
                 self._spawn(self.execute(result.request))
-            return result.message
-        return "Someone else decided this request at the same moment; look at the message."
+            if language() == "en":
+                return result.message
+            return click_message(result, approve=approve, policy=policy)
+        return t("remediation.race")
 
     # -- execution -------------------------------------------------------------------------------
 
@@ -292,21 +363,19 @@ class Remediation:
                 return
             pre = await self.service.run(target.name, act.PRECHECK)
             if not [c for c in pre.diagnosis if c.severity in (Status.FAIL, Status.ERROR)] and approved.cause:
-                await self._finish_abort(approved, "Already recovered: the checks pass now, nothing was run.")
+                await self._finish_abort(approved, text("remediation.abort_recovered").en)
                 return
             if ap.fingerprint_changed(approved.fingerprint, act.fingerprint(pre)):
-                await self._finish_abort(approved, "The PM2 process changed since the request (pid or restart "
-                                                   "count): ask again so the approver sees the current state.")
+                await self._finish_abort(approved, text("remediation.abort_changed").en)
                 return
             report = await self.service.run(target.name)
             try:
                 plan = act.plan(approved.action, target, report)
             except act.NotOffered as exc:
-                await self._finish_abort(approved, f"No longer applicable: {exc}")
+                await self._finish_abort(approved, text("remediation.abort_not_applicable", why=exc.reason).en)
                 return
             if plan.commands != approved.commands:
-                await self._finish_abort(approved, "The commands would differ from the approved ones (the config "
-                                                   "changed): ask again.")
+                await self._finish_abort(approved, text("remediation.abort_commands_differ").en)
                 return
             running = ap.start(approved, now=now)
             if not await self._save(approved, running):
@@ -322,7 +391,7 @@ class Remediation:
         transport = self.service.transport(target)
         for step in plan.steps:
             if plan.long:
-                await self._thread_note(request, f"⏳ `{untrusted(step.label)}` running…")
+                await self._thread_note(request, t("remediation.step_running", label=untrusted(step.label)))
             started = time.perf_counter()
             try:
                 result = await transport.run(list(step.argv), timeout=step.timeout)
@@ -334,13 +403,13 @@ class Remediation:
                 "argv": list(step.argv), "exit_code": code, "duration_s": round(took, 2),
                 "stdout_tail": redact(out[-TAIL:]), "stderr_tail": redact(err[-TAIL:])}, at=self.clock())
             if plan.long:
-                await self._thread_note(request, f"{'✅' if code == 0 else '❌'} `{untrusted(step.label)}` exit "
-                                                 f"{code} in {took:.1f} s")
+                await self._thread_note(request, t("remediation.step_done", icon="✅" if code == 0 else "❌",
+                                                   label=untrusted(step.label), code=code, seconds=took))
             if code != 0:
                 last = (err.strip() or out.strip()).splitlines()[-1:] or [""]
-                why = "refused to continue" if step.gate else "failed"
-                return False, code, redact(f"{step.label} {why} (exit {code}): {last[0][:300]}")
-        return True, 0, "done"
+                key = "remediation.step_refused" if step.gate else "remediation.step_failed"
+                return False, code, redact(text(key, label=step.label, code=code, output=last[0][:300]).en)
+        return True, 0, text("remediation.done").en
 
     async def _verify(self, request: ap.ApprovalRequest, target: Target) -> None:
         started = time.perf_counter()
@@ -351,7 +420,7 @@ class Remediation:
             failing = [c for c in report.diagnosis if c.severity in (Status.FAIL, Status.ERROR)]
             if not failing:
                 took = time.perf_counter() - started
-                await self._thread_note(request, f"✅ Verified healthy in {took:.0f} s after `{request.action}`.")
+                await self._thread_note(request, t("remediation.verified", seconds=took, action=request.action))
                 await self._audit("verification", request, actor=None, data={"healthy": True, "after_s": took})
                 return
             if time.perf_counter() >= deadline:
@@ -362,8 +431,10 @@ class Remediation:
             except TimeoutError:
                 pass
         cause = failing[0]
-        await self._thread_note(request, f"❌ Still failing {self.settings.verify_timeout:.0f} s after "
-                                         f"`{request.action}`: *{untrusted(cause.cause)}* {untrusted(cause.summary)}")
+        shown = localize_cause(cause)
+        await self._thread_note(request, t("remediation.still_failing", seconds=self.settings.verify_timeout,
+                                           action=request.action, cause=untrusted(cause.cause),
+                                           summary=untrusted(shown.summary)))
         await self._audit("verification", request, actor=None, data={"healthy": False, "cause": cause.cause})
 
     async def _finish_abort(self, approved: ap.ApprovalRequest, note: str) -> None:
@@ -411,9 +482,9 @@ class Remediation:
             log.warning("approval message of %s not found; its state is %s", request.id, request.status.value)
             return
         target = self.service.target(request.target)
-        text, blocks = approval_blocks(request, await self.policy(target))
+        fallback, blocks = approval_blocks(request, await self.policy(target))
         try:
-            await self.sink.update(channel=request.channel, ts=ts, text=text, blocks=blocks)
+            await self.sink.update(channel=request.channel, ts=ts, text=fallback, blocks=blocks)
         except SinkError as exc:
             log.warning("cannot update approval message %s: %s", request.id, exc)
 
@@ -441,7 +512,8 @@ class Remediation:
             what = data.get("summary") or (f"{' '.join(data.get('argv', []))} → exit {data.get('exit_code')}"
                                            if entry.get("kind") == "execution" else "")
             if entry.get("kind") == "click":
-                verdict = "allowed" if data.get("allowed") else f"refused ({data.get('reason')})"
+                verdict = t("remediation.allowed") if data.get("allowed") else \
+                    t("remediation.refused", reason=data.get("reason"))
                 what = f"{'approve' if data.get('approve') else 'deny'} {verdict}"
             actor = f" <@{entry['actor']}>" if entry.get("actor") else ""
             lines.append(f"• {when} UTC `{entry.get('kind')}`{actor} {untrusted(str(what))[:300]}")

@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.i18n import check_title, localize_report, t, tn
 from checks.models import Cause, CheckResult, Status, TargetReport, worst
-from checks.registry import BY_ID
 
 EMOJI = {
     Status.OK: "✅",
@@ -30,22 +30,24 @@ def _ms(ms: float) -> str:
 
 def report_text(report: TargetReport) -> str:
     """The CLI / console report: a table of checks, then the diagnosis with fix commands."""
-    lines = [f"{report.target} ({report.host}): {MARK[report.status]} in {_ms(report.duration_ms)}"]
+    report = localize_report(report)
+    lines = [t("render.text_head", target=report.target, host=report.host, status=MARK[report.status],
+               took=_ms(report.duration_ms))]
     width = max((len(c.id) for c in report.checks), default=10)
     for c in report.checks:
         lines.append(f"  {MARK[c.status]:<5} {c.id:<{width}}  {c.summary}  ({_ms(c.duration_ms)})")
     if report.diagnosis:
         lines.append("")
-        lines.append("Diagnosis (root cause first):")
+        lines.append(t("render.text_diagnosis"))
         for n, cause in enumerate(report.diagnosis, 1):
             lines.append(f"  {n}. [{cause.cause}] {cause.summary}")
             if cause.evidence:
-                lines.append(f"     evidence: {', '.join(cause.evidence)}")
+                lines.append("     " + t("render.evidence", checks=", ".join(cause.evidence)))
             if cause.fix:
-                lines.append("     fix:")
+                lines.append("     " + t("render.text_fix"))
                 lines.extend(f"       {step}" for step in cause.fix)
     elif report.status in (Status.OK, Status.SKIP):
-        lines.append("No known problem: the stack looks healthy.")
+        lines.append(t("render.healthy"))
     return "\n".join(lines)
 
 
@@ -89,6 +91,7 @@ FIX_LINE_CAP = 300
 LOG_LINE_CAP = 240
 LOG_KEYS = ("error_lines",)
 
+#: The healthy verdict in English (`t("render.healthy")` in the bot's language).
 HEALTHY = "No known problem: the stack looks healthy."
 
 _ZWSP = "\u200b"
@@ -184,10 +187,6 @@ def _cut_plain(text: str, limit: int) -> str:
     return text if _u16(text) <= limit else _prefix(text, limit - 1) + "…"
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def duration(ms: float) -> str:
     """412 ms, 1.3 s, 12 s, 2 min 5 s."""
     if not math.isfinite(ms) or ms < 0:
@@ -221,8 +220,7 @@ def _user(user_id: str) -> str:
 
 
 def _title(check_id: str) -> str:
-    spec = BY_ID.get(check_id)
-    return spec.title if spec else check_id
+    return check_title(check_id)
 
 
 # -- small building blocks ---------------------------------------------------------------------------------------
@@ -318,17 +316,17 @@ def _pack(lines: Sequence[str], max_sections: int, more: Callable[[int], str]) -
 
 def _check_line(check: CheckResult, cap: int) -> str:
     head = f"{EMOJI[check.status]} *{_line(_title(check.id))}* {_code(check.id)}"
-    summary = _line(check.summary) or "_(no summary)_"
+    summary = _line(check.summary) or t("render.no_summary")
     tail = f" · {duration(check.duration_ms)}"
     return cut(f"{head} — {summary}", cap - _u16(tail)) + tail
 
 
 def _check_sections(checks: Sequence[CheckResult], max_sections: int) -> list[str]:
     if not checks:
-        return ["_No checks ran._"]
+        return [t("render.no_checks_ran")]
 
     def more(n: int) -> str:
-        return f"_… {_plural(n, 'more check')} not shown_"
+        return tn("render.more_checks", n)
 
     for cap in (CHECK_LINE_CAP, CHECK_LINE_CAP_TIGHT):
         packed = _pack([_check_line(c, cap) for c in checks], 10**6, more)
@@ -340,28 +338,27 @@ def _check_sections(checks: Sequence[CheckResult], max_sections: int) -> list[st
     lines = [_check_line(c, CHECK_LINE_CAP_TIGHT) for c in bad]
     if fine:
         names = cut(", ".join(_code(c.id) for c in fine), 600)
-        lines.insert(0, f"{EMOJI[Status.OK]} {_plural(len(fine), 'check')} ok or skipped: {names}")
+        lines.insert(0, tn("render.fine_checks", len(fine), emoji=EMOJI[Status.OK], names=names))
     return _pack(lines, max_sections, more)
 
 
 def _cause_label(index: int, cause: Cause) -> str:
     if cause.severity in (Status.OK, Status.WARN, Status.SKIP):
-        return f"{EMOJI[Status.WARN]} *Warning*"
+        return f"{EMOJI[Status.WARN]} {t('render.label_warning')}"
     if index == 0:
-        return f"{EMOJI[cause.severity]} *Root cause*"
-    return f"{EMOJI[cause.severity]} *Cause {index + 1}*"
+        return f"{EMOJI[cause.severity]} {t('render.label_root')}"
+    return f"{EMOJI[cause.severity]} {t('render.label_cause', n=index + 1)}"
 
 
 def _cause_text(index: int, cause: Cause, *, title: str = "") -> str:
     head = cut(f"{title}{_cause_label(index, cause)} {_code(cause.cause)} — {_line(cause.summary)}", CAUSE_HEAD_CAP)
     parts = [head]
     if cause.evidence:
-        parts.append(cut("evidence: " + ", ".join(_code(e) for e in cause.evidence), EVIDENCE_CAP))
+        parts.append(cut(t("render.evidence", checks=", ".join(_code(e) for e in cause.evidence)), EVIDENCE_CAP))
     text = "\n".join(parts)
     if cause.fix:
         budget = MAX_SECTION_TEXT - _u16(text) - 1
-        block = _code_block(cause.fix, budget, lambda n: f"# … {_plural(n, 'more line')} (see `wscheck check`)",
-                            line_cap=FIX_LINE_CAP)
+        block = _code_block(cause.fix, budget, lambda n: tn("render.more_fix_lines", n), line_cap=FIX_LINE_CAP)
         if block:
             text += "\n" + block
     return text
@@ -371,13 +368,13 @@ def _diagnosis_sections(report: TargetReport, max_sections: int) -> list[str]:
     causes = report.diagnosis
     if not causes:
         if not report.checks:
-            return [f"{EMOJI[Status.SKIP]} No checks ran, so there is nothing to diagnose."]
+            return [f"{EMOJI[Status.SKIP]} {t('render.nothing_to_diagnose')}"]
         if report.status in (Status.OK, Status.SKIP):
-            return [f"{EMOJI[Status.OK]} {HEALTHY}"]
+            return [f"{EMOJI[Status.OK]} {t('render.healthy')}"]
         if report.status is Status.WARN:
-            return [f"{EMOJI[Status.WARN]} No known problem, but look at the warnings above."]
-        return [f"{EMOJI[report.status]} Checks fail, but no known cause explains them."]
-    title = "*Diagnosis* (root cause first)\n"
+            return [f"{EMOJI[Status.WARN]} {t('render.warnings_only')}"]
+        return [f"{EMOJI[report.status]} {t('render.unexplained')}"]
+    title = t("render.diagnosis_title") + "\n"
     max_sections = max(max_sections, 1)
     if len(causes) <= max_sections:
         return [_cause_text(i, c, title=title if i == 0 else "") for i, c in enumerate(causes)]
@@ -385,8 +382,8 @@ def _diagnosis_sections(report: TargetReport, max_sections: int) -> list[str]:
     rest = causes[len(full):]
     lines = [f"• {_cause_label(len(full) + i, c)} {_code(c.cause)} — {cut(_line(c.summary), 300)}"
              for i, c in enumerate(rest)]
-    head = "*More causes*\n" if full else title
-    body = _fit_lines(lines, MAX_SECTION_TEXT - _u16(head), lambda n: f"_… {_plural(n, 'more cause')}_")
+    head = t("render.more_causes_title") + "\n" if full else title
+    body = _fit_lines(lines, MAX_SECTION_TEXT - _u16(head), lambda n: tn("render.more_causes", n))
     return [*full, head + body]
 
 
@@ -397,10 +394,9 @@ def _log_section(report: TargetReport) -> str | None:
         for key in LOG_KEYS:
             lines = check.details.get(key)
             if isinstance(lines, list | tuple) and lines:
-                title = f"*Recent error lines* from {_code(check.id)} (newest last)\n"
-                block = _code_block(lines, MAX_SECTION_TEXT - _u16(title),
-                                    lambda n: f"… {_plural(n, 'earlier line')} not shown", line_cap=LOG_LINE_CAP,
-                                    keep_tail=True)
+                title = t("render.log_title", check=_code(check.id)) + "\n"
+                block = _code_block(lines, MAX_SECTION_TEXT - _u16(title), lambda n: tn("render.earlier_lines", n),
+                                    line_cap=LOG_LINE_CAP, keep_tail=True)
                 return title + block if block else None
     return None
 
@@ -420,8 +416,8 @@ def _report_body(report: TargetReport, max_blocks: int) -> list[BlockDict]:
         cause_room = min(want_causes, max(room // 2, room - len(checks)))
         checks = _check_sections(report.checks, room - cause_room)
     causes = _diagnosis_sections(report, room - len(checks))
-    blocks = [_report_header(report), *(_section(t) for t in checks), {"type": "divider"}]
-    blocks += [_section(t) for t in causes]
+    blocks = [_report_header(report), *(_section(x) for x in checks), {"type": "divider"}]
+    blocks += [_section(x) for x in causes]
     if logs:
         blocks.append(_section(logs))
     return blocks
@@ -429,34 +425,34 @@ def _report_body(report: TargetReport, max_blocks: int) -> list[BlockDict]:
 
 def _age(seconds: float) -> str:
     if seconds < 3600:
-        return _plural(int(seconds // 60), "min")
+        return tn("render.age_min", int(seconds // 60))
     if seconds < 172_800:
-        return _plural(int(seconds // 3600), "hour")
-    return _plural(int(seconds // 86_400), "day")
+        return tn("render.age_hour", int(seconds // 3600))
+    return tn("render.age_day", int(seconds // 86_400))
 
 
 def _footer(*, started: datetime, took_ms: float, where: str, requested_by: str | None, now: datetime,
             run_again: str | None, share: bool, shared_by: str | None, share_value: str,
             extra_actions: Sequence[dict[str, Any]]) -> list[BlockDict]:
-    when = f"🕒 checked {slack_date(started)}"
+    when = t("render.checked", date=slack_date(started))
     age = (_utc(now) - _utc(started)).total_seconds()
     if age >= 60:
-        when += f" ({_age(age)} before this message)"
-    parts = [when, f"took {duration(took_ms)}"]
+        when += t("render.age_before", age=_age(age))
+    parts = [when, t("render.took", took=duration(took_ms))]
     if where:
         parts.append(where)
     if requested_by:
-        parts.append(f"asked by {_user(requested_by)}")
+        parts.append(t("render.asked_by", user=_user(requested_by)))
     if not share and shared_by:
-        parts.append(f"shared by {_user(shared_by)}")
+        parts.append(t("render.shared_by", user=_user(shared_by)))
     blocks: list[BlockDict] = [_context(" · ".join(parts))]
     buttons: list[BlockDict] = []
     if share:
-        buttons.append(_button("📣 Share to channel", ACTION_SHARE, share_value or "report", style="primary"))
+        buttons.append(_button(t("render.button_share"), ACTION_SHARE, share_value or "report", style="primary"))
     if run_again is not None:
         value = _clean(run_again).strip() or "all"  # `as_text` of the whole checklist everywhere is "": the same
         if _u16(value) <= MAX_BUTTON_VALUE:  # a cut command would re-run something else: rather no button
-            buttons.append(_button("🔁 Run again", ACTION_RUN_AGAIN, value))
+            buttons.append(_button(t("render.button_run_again"), ACTION_RUN_AGAIN, value))
     buttons.extend(dict(a) for a in extra_actions)
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
@@ -473,6 +469,7 @@ def report_blocks(report: TargetReport, *, requested_by: str | None, now: dateti
     `share=False` renders the in-channel copy (no Share button, "shared by" in the context line);
     `share_value` is the Share button's value (the front may overwrite it with an id; default: the target).
     """
+    report = localize_report(report)
     footer = _footer(started=report.started_at, took_ms=report.duration_ms,
                      where=_code(report.host) if _line(report.host) else "",
                      requested_by=requested_by, now=now, run_again=run_again, share=share, shared_by=shared_by,
@@ -482,14 +479,15 @@ def report_blocks(report: TargetReport, *, requested_by: str | None, now: dateti
 
 def report_fallback(report: TargetReport) -> str:
     """The notification text: `web: FAIL — port_mismatch: nginx proxies to 3003 but …` (escaped, one line)."""
+    report = localize_report(report)
     status = report.status
     if report.diagnosis:
         first = report.diagnosis[0]
         what = f"{_line(first.cause)}: {_line(first.summary)}"
     elif not report.checks:
-        what = "no checks ran"
+        what = t("render.fallback_no_checks")
     elif status in (Status.OK, Status.SKIP):
-        what = f"{_plural(len(report.checks), 'check')} ok: the stack looks healthy"
+        what = tn("render.fallback_healthy", len(report.checks))
     else:
         worst_check = next(c for c in report.checks if c.status is status)
         what = f"{_line(worst_check.id)}: {_line(worst_check.summary)}"
@@ -502,8 +500,8 @@ def multi_report_fallback(reports: Sequence[TargetReport]) -> str:
         return report_fallback(reports[0])
     overall = worst([r.status for r in reports])
     bad = [report_fallback(r) for r in reports if r.status in _BAD]
-    tail = "; ".join(bad) if bad else "all ok"
-    return cut(f"{_plural(len(reports), 'target')}: {MARK[overall]} — {tail}", MAX_FALLBACK)
+    tail = "; ".join(bad) if bad else t("render.all_ok")
+    return cut(f"{tn('render.targets', len(reports))}: {MARK[overall]} — {tail}", MAX_FALLBACK)
 
 
 # -- several reports ---------------------------------------------------------------------------------------------
@@ -513,24 +511,25 @@ def _compact_section(report: TargetReport) -> str:
     status = report.status
     bad = [c for c in report.checks if c.status in _BAD]
     title = (f"{EMOJI[status]} *{_line(report.target)}* {_code(report.host)} — {MARK[status]} · "
-             f"{len(bad)} of {_plural(len(report.checks), 'check')} not ok · {duration(report.duration_ms)}")
+             f"{tn('render.not_ok_of', len(report.checks), bad=len(bad))} · {duration(report.duration_ms)}")
     lines = [cut(title, 600)]
     if report.diagnosis:
         first = report.diagnosis[0]
         lines.append(cut(f"↳ {_cause_label(0, first)} {_code(first.cause)} — {_line(first.summary)}", 800))
     lines += [cut(f"• {EMOJI[c.status]} {_code(c.id)} — {_line(c.summary)}", 300) for c in bad]
-    return _fit_lines(lines, MAX_SECTION_TEXT, lambda n: f"_… {_plural(n, 'more check')} not ok_")
+    return _fit_lines(lines, MAX_SECTION_TEXT, lambda n: tn("render.more_not_ok", n))
 
 
 def _compact_body(reports: Sequence[TargetReport]) -> list[BlockDict]:
     overall = worst([r.status for r in reports])
-    blocks = [_header(f"{EMOJI[overall]} {_plural(len(reports), 'target')}: {MARK[overall]}")]
+    blocks = [_header(f"{EMOJI[overall]} {tn('render.targets', len(reports))}: {MARK[overall]}")]
     bad = sorted((r for r in reports if r.status in _BAD), key=lambda r: -r.status.rank)
     fine = [r for r in reports if r.status not in _BAD]
     blocks += [_section(_compact_section(r)) for r in bad]
     if fine:
         names = ", ".join(_code(r.target) for r in fine)
-        blocks.append(_section(f"{EMOJI[Status.OK]} *{_plural(len(fine), 'target')} ok*: {names}"))
+        blocks.append(_section(t("render.targets_ok", emoji=EMOJI[Status.OK], targets=tn("render.targets", len(fine)),
+                                 names=names)))
     return blocks
 
 
@@ -542,12 +541,13 @@ def multi_report_blocks(reports: Sequence[TargetReport], *, requested_by: str | 
     section per target that is not ok (worst first: its problem checks and first cause) and one line naming
     the healthy ones. One context line and one set of buttons at the end."""
     if not reports:
-        return error_blocks("No targets were checked.")
+        return error_blocks(t("render.no_targets_checked"))
+    reports = [localize_report(r) for r in reports]
     started = min(_utc(r.started_at) for r in reports)
     ends = [_utc(r.started_at).timestamp() * 1000 + (r.duration_ms if math.isfinite(r.duration_ms) else 0)
             for r in reports]
     took = max(ends) - started.timestamp() * 1000
-    footer = _footer(started=started, took_ms=took, where=_plural(len(reports), "target"), requested_by=requested_by,
+    footer = _footer(started=started, took_ms=took, where=tn("render.targets", len(reports)), requested_by=requested_by,
                      now=now, run_again=run_again, share=share, shared_by=shared_by,
                      share_value=share_value or _cut_plain(",".join(r.target for r in reports), 200),
                      extra_actions=extra_actions)
@@ -565,11 +565,11 @@ def multi_report_blocks(reports: Sequence[TargetReport], *, requested_by: str | 
 def progress_blocks(description: str, *, count: int, target: str | None,
                     requested_by: str | None) -> list[dict[str, Any]]:
     """The immediate answer: `⏳ Running 12 checks on web…`."""
-    where = f"*{_line(target)}*" if target else "every target"
+    where = f"*{_line(target)}*" if target else t("render.every_target")
     parts = [_line(description)] if description.strip() else []
     if requested_by:
-        parts.append(f"asked by {_user(requested_by)}")
-    blocks = [_section(f"⏳ Running {_plural(max(count, 0), 'check')} on {where}…")]
+        parts.append(t("render.asked_by", user=_user(requested_by)))
+    blocks = [_section(tn("render.running", max(count, 0), where=where))]
     if parts:
         blocks.append(_context(" · ".join(parts)))
     return clamp_blocks(blocks)
@@ -578,7 +578,7 @@ def progress_blocks(description: str, *, count: int, target: str | None,
 def _trusted_sections(text: str) -> list[BlockDict]:
     """Our own mrkdwn (help, usage, messages quoting chat words), split on lines into sections."""
     lines = _soft_escape(_clean(text)).split("\n")
-    return [_section(t) for t in _pack(lines, MAX_BLOCKS, lambda n: f"_… {_plural(n, 'more line')}_") if t.strip()]
+    return [_section(x) for x in _pack(lines, MAX_BLOCKS, lambda n: tn("render.more_lines", n)) if x.strip()]
 
 
 def error_blocks(message: str, *, suggestion: str | None = None, usage: str | None = None,
@@ -586,13 +586,13 @@ def error_blocks(message: str, *, suggestion: str | None = None, usage: str | No
     """A refusal or a request that could not be understood; `message` is our own mrkdwn (chat words in it
     are escaped), `suggestion` a word to offer ("did you mean `pm2`?"), `usage` the help text, `targets` the
     configured target names (for an unknown target)."""
-    text = f"{EMOJI[Status.ERROR]} {_defang(_soft_escape(_clean(message))).strip() or 'That did not work.'}"
+    text = f"{EMOJI[Status.ERROR]} {_defang(_soft_escape(_clean(message))).strip() or t('render.did_not_work')}"
     if suggestion:
-        text += f"\nDid you mean {_code(suggestion)}?"
+        text += "\n" + t("render.did_you_mean", word=_code(suggestion))
     blocks = [_section(text)]
     if targets:
-        names = cut(", ".join(_code(t) for t in targets), MAX_SECTION_TEXT - 40)
-        blocks.append(_section(f"*Targets*: {names}"))
+        names = cut(", ".join(_code(x) for x in targets), MAX_SECTION_TEXT - 40)
+        blocks.append(_section(t("render.targets_list", names=names)))
     if usage:
         blocks += _trusted_sections(usage)
     return clamp_blocks(blocks)
@@ -606,10 +606,10 @@ def help_blocks(help_text: str) -> list[dict[str, Any]]:
 def targets_blocks(targets: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     """`/wscheck targets`: each configured target with where it is (`deploy@203.0.113.10`, `local`)."""
     if not targets:
-        return clamp_blocks([_section("No targets are configured (see `wscheck.toml`).")])
+        return clamp_blocks([_section(t("render.no_targets"))])
     lines = [cut(f"• {_code(name)} — {_line(where)}", 500) for name, where in targets]
-    sections = _pack(lines, MAX_BLOCKS - 1, lambda n: f"_… {_plural(n, 'more target')}_")
-    return clamp_blocks([_header(f"Targets ({len(targets)})"), *(_section(t) for t in sections)])
+    sections = _pack(lines, MAX_BLOCKS - 1, lambda n: tn("render.more_targets", n))
+    return clamp_blocks([_header(t("render.targets_header", n=len(targets))), *(_section(x) for x in sections)])
 
 
 # -- the last line of defence ------------------------------------------------------------------------------------
@@ -725,7 +725,7 @@ def _trim_middle(blocks: list[BlockDict]) -> list[BlockDict]:
         footer += 1
     head = MAX_BLOCKS - 1 - footer
     dropped = len(blocks) - head - footer
-    notice = _context(f"… {_plural(dropped, 'more line')} trimmed (Slack shows at most {MAX_BLOCKS} blocks)")
+    notice = _context(tn("render.trimmed", dropped, max=MAX_BLOCKS))
     return [*blocks[:head], notice, *blocks[len(blocks) - footer:]]
 
 
@@ -762,7 +762,7 @@ def untrusted(text: object) -> str:
 def fix_block(commands: Sequence[str], *, title: str) -> dict[str, Any]:
     """A section with a bold title and the fix commands in a code block (alerts and approvals use it)."""
     budget = MAX_SECTION_TEXT - _u16(title) - 8
-    body = _code_block(commands, budget, lambda n: f"# … {n} more lines", line_cap=FIX_LINE_CAP)
+    body = _code_block(commands, budget, lambda n: t("render.fix_more_lines", n=n), line_cap=FIX_LINE_CAP)
     return _section(f"*{_escape(title)}*\n{body}" if body else f"*{_escape(title)}*")
 
 

@@ -12,7 +12,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.i18n import t
 from bot.outbox import SinkError
+from bot.remediation import ACTION_APPROVE as APPROVE_ACTION_ID
 from bot.render import plain
 
 #: Slack errors that no retry will fix: the message is recorded as failed and the lane moves on.
@@ -104,10 +106,10 @@ class ConsoleSink:
             if thread_ts:
                 self.write(f"  ↳ {text}")
             else:
-                self.write(f"🚨 ALERT {text}" if alert else text)
-                if not alert and "Approve" in str(blocks):
+                self.write(t("console.alert", text=text) if alert else text)
+                if not alert and APPROVE_ACTION_ID in str(blocks):  # a pending approval request: its buttons
                     request = (metadata.get("event_payload") or {}).get("op", "?")
-                    self.write(f"  (approve with: as UXXXX approve {request} · deny: as UXXXX deny {request})")
+                    self.write(t("console.approve_hint", request=request))
         return ts
 
     async def update(self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:

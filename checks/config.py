@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from checks.messages import msg
 from checks.registry import RESERVED_WORDS
 
 LOCAL_HOSTS = frozenset({"", "local"})
@@ -211,7 +212,7 @@ class Target(BaseModel):
     def where(self) -> str:
         """Human description of where commands run, for reports."""
         if self.is_local:
-            return "this machine"
+            return msg("config.this_machine").text
         user = f"{self.user}@" if self.user else ""
         port = f":{self.port}" if self.port != 22 else ""
         return f"{user}{self.host}{port}"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from checks import commands as cmd
 from checks.config import Target
+from checks.messages import Msg, msg, of_result
 from checks.models import Cause, CheckResult, Status
 
 BAD = (Status.FAIL, Status.ERROR)
@@ -61,13 +62,17 @@ class _State:
         r = self.results.get(check_id)
         return r.details.get(key) if r else None
 
-    def add(self, cause: str, summary: str, trigger: str | Sequence[str], explains: Sequence[str],
-            fix: Sequence[str], severity: Status = Status.FAIL) -> None:
+    def add(self, cause: str, summary: Msg, trigger: str | Sequence[str], explains: Sequence[str],
+            fix: Sequence[str | Msg], severity: Status = Status.FAIL) -> None:
+        """Record a cause. A fix line given as `str` is a command (never translated), as `Msg` a sentence."""
         triggers = [trigger] if isinstance(trigger, str) else list(trigger)
         evidence = [c for c in (*triggers, *explains) if self._counts(c)]
         self.consumed.update(evidence)
-        self.causes.append(Cause(cause=cause, summary=summary, severity=severity,
-                                 evidence=tuple(dict.fromkeys(evidence)), fix=tuple(fix)))
+        lines = [line if isinstance(line, Msg) else Msg(line, line) for line in fix]
+        self.causes.append(Cause(cause=cause, summary=summary.text, severity=severity,
+                                 evidence=tuple(dict.fromkeys(evidence)), fix=tuple(m.text for m in lines),
+                                 summary_key=summary.key, summary_params=summary.params,
+                                 fix_keys=tuple((m.key, m.params) for m in lines)))
 
     def _counts(self, check_id: str) -> bool:
         r = self.results.get(check_id)
@@ -96,26 +101,28 @@ def _unreachable(s: _State) -> None:
     hit = [cid for cid, r in s.results.items() if r.details.get("error_kind") == "unreachable"]
     if not hit:
         return
-    reason = s.results[hit[0]].summary
+    reason = of_result(s.results[hit[0]])
     t = s.target
     public_down = all(s.bad(c) for c in ("http.proxy", "ws.proxy") if c in s.results)
     explains = [c for c in ("http.proxy", "ws.proxy") if public_down]
     login = f"ssh -p {t.port} {t.user + '@' if t.user else ''}{t.host} true"
-    fix = [f"{login}   # can you log in from the bot's host?"]
-    if "host key" in reason:
-        fix.append(f"wscheck trust {t.name}   # after comparing the fingerprint with ssh-keygen -lf on the server")
-    what = "the bot cannot see the server" + (" (and public_url does not answer either)" if explains else "")
-    s.add("target_unreachable", f"{what}: {reason}", hit, explains, fix, severity=Status.ERROR)
+    fix: list[str | Msg] = [msg("fix.ssh_login", command=login)]
+    if "host key" in reason.text:
+        fix.append(msg("fix.trust", target=t.name))
+    key = "cause.target_unreachable_public" if explains else "cause.target_unreachable"
+    s.add("target_unreachable", msg(key, reason=reason), hit, explains, fix, severity=Status.ERROR)
 
 
 def _nginx_invalid(s: _State) -> None:
     r = s.get("nginx.syntax")
     if not s.failed("nginx.syntax") or r is None:
         return
-    where = f"{r.details.get('file')}:{r.details.get('line')}" if r.details.get("file") else "the nginx config"
-    s.add("nginx_config_invalid", f"nginx config is invalid: {r.details.get('message') or r.summary}",
+    where: str | Msg = f"{r.details.get('file')}:{r.details.get('line')}" if r.details.get("file") \
+        else msg("fix.the_nginx_config")
+    message = r.details.get("message")
+    s.add("nginx_config_invalid", msg("cause.nginx_config_invalid", message=str(message) if message else of_result(r)),
           "nginx.syntax", ("nginx.websocket", "port.match"),
-          [f"edit {where}", *_nginx_apply(s.target)])
+          [msg("fix.edit", where=where), *_nginx_apply(s.target)])
 
 
 def _port_conflict(s: _State) -> None:
@@ -124,13 +131,14 @@ def _port_conflict(s: _State) -> None:
         return
     t = s.target
     holders = r.details.get("foreign") or []
-    who = ", ".join(f"{h['name']} (pid {h['pid']})" for h in holders if isinstance(h, dict)) or "another process"
+    names = ", ".join(f"{h['name']} (pid {h['pid']})" for h in holders if isinstance(h, dict))
+    who: str | Msg = names or msg("cause.another_process")
     pids = [str(h["pid"]) for h in holders if isinstance(h, dict)]
-    fix = [f"ss -ltnp 'sport = :{t.app_port}'   # confirm who holds the port"]
+    fix: list[str | Msg] = [msg("fix.confirm_port_holder", port=t.app_port)]
     if pids:
-        fix.append(f"kill {' '.join(pids)}   # only if that process is not needed")
+        fix.append(msg("fix.kill", pids=" ".join(pids)))
     fix += [_pm2(t, "restart", t.pm2_app), _pm2(t, "save")]
-    s.add("port_conflict", f"port {t.app_port} is held by {who}, so {t.pm2_app} cannot bind it",
+    s.add("port_conflict", msg("cause.port_conflict", port=t.app_port, who=who, app=t.pm2_app),
           "port.conflict", ("pm2.status", *_APP_DOWN_EFFECTS), fix)
 
 
@@ -139,9 +147,7 @@ def _build_missing(s: _State) -> None:
     if not s.failed("next.build") or r is None:
         return
     t = s.target
-    s.add("next_build_missing",
-          f"no production build in {t.app_dir} (.next/BUILD_ID missing): `next start` exits with "
-          f"\"Could not find a production build\", so PM2 cannot keep {t.pm2_app} up",
+    s.add("next_build_missing", msg("cause.next_build_missing", app_dir=t.app_dir, app=t.pm2_app),
           "next.build", ("pm2.status", *_APP_DOWN_EFFECTS),
           [f"cd {t.app_dir} && npm run build", _pm2(t, "restart", t.pm2_app), _pm2(t, "save")])
 
@@ -151,7 +157,7 @@ def _pm2_crash_loop(s: _State) -> None:
     if not s.failed("pm2.status") or r is None or not r.details.get("crash_loop"):
         return
     t = s.target
-    s.add("pm2_crash_loop", r.summary, "pm2.status", _APP_DOWN_EFFECTS,
+    s.add("pm2_crash_loop", of_result(r), "pm2.status", _APP_DOWN_EFFECTS,
           [_pm2(t, "logs", t.pm2_app, "--err", "--lines", "100", "--nostream"), _pm2(t, "restart", t.pm2_app)])
 
 
@@ -164,7 +170,7 @@ def _pm2_not_online(s: _State) -> None:
         fix = [_start_cmd(t), _pm2(t, "save")]
     else:
         fix = [_pm2(t, "restart", t.pm2_app), _pm2(t, "logs", t.pm2_app, "--lines", "50", "--nostream")]
-    s.add("pm2_not_online", r.summary, "pm2.status", _APP_DOWN_EFFECTS, fix)
+    s.add("pm2_not_online", of_result(r), "pm2.status", _APP_DOWN_EFFECTS, fix)
 
 
 def _port_mismatch(s: _State) -> None:
@@ -175,18 +181,19 @@ def _port_mismatch(s: _State) -> None:
     side = r.details.get("side")
     effects = ("port.listen", "http.local", "ws.local", "http.proxy", "ws.proxy")
     if r.status is Status.WARN and side == "config":
-        s.add("app_port_misconfigured", r.summary, "port.match", effects,
-              [f"set app_port = {(r.details.get('nginx_ports') or ['?'])[0]} for {t.name} in wscheck.toml"],
+        s.add("app_port_misconfigured", of_result(r), "port.match", effects,
+              [msg("fix.set_app_port", port=(r.details.get("nginx_ports") or ["?"])[0], target=t.name)],
               severity=Status.WARN)
         return
     if r.status is not Status.FAIL:
         return
+    fix: list[str | Msg]
     if side == "app":
         fix = [_pm2(t, "restart", t.pm2_app, "--update-env", env={"PORT": str(t.app_port)}), _pm2(t, "save")]
     else:
         where = f"{r.details.get('file')}:{r.details.get('line')}"
-        fix = [f"edit {where}: proxy_pass http://127.0.0.1:{t.app_port};", *_nginx_apply(t)]
-    s.add("port_mismatch", r.summary, "port.match", effects, fix)
+        fix = [msg("fix.edit_proxy_pass", where=where, port=t.app_port), *_nginx_apply(t)]
+    s.add("port_mismatch", of_result(r), "port.match", effects, fix)
 
 
 def _app_not_listening(s: _State) -> None:
@@ -196,7 +203,8 @@ def _app_not_listening(s: _State) -> None:
     if pm2 is not None and pm2.status in BAD:
         return
     t = s.target
-    s.add("app_not_listening", s.results["port.listen"].summary + f" although {t.pm2_app} is online",
+    s.add("app_not_listening", msg("cause.app_not_listening", summary=of_result(s.results["port.listen"]),
+                                   app=t.pm2_app),
           "port.listen", ("http.local", "ws.local", "http.proxy", "ws.proxy", "port.match"),
           [_pm2(t, "logs", t.pm2_app, "--lines", "50", "--nostream"), _pm2(t, "restart", t.pm2_app)])
 
@@ -205,9 +213,8 @@ def _nginx_not_running(s: _State) -> None:
     r = s.get("http.proxy")
     if not s.failed("http.proxy") or r is None or not r.details.get("refused"):
         return
-    s.add("nginx_not_running", f"nothing answers on {s.target.public_url}: nginx is not running or listens "
-          "elsewhere", "http.proxy", ("ws.proxy",),
-          [cmd.display(cmd.nginx_test(s.target)), "systemctl restart nginx   # or start nginx your usual way"])
+    s.add("nginx_not_running", msg("cause.nginx_not_running", url=s.target.public_url), "http.proxy", ("ws.proxy",),
+          [cmd.display(cmd.nginx_test(s.target)), msg("fix.restart_nginx")])
 
 
 def _upgrade_missing(s: _State) -> None:
@@ -216,9 +223,9 @@ def _upgrade_missing(s: _State) -> None:
         return
     lines = r.details.get("add_lines") or []
     where = f"{r.details.get('file')}:{r.details.get('line')}"
-    fix = [f"add to {r.details.get('location')} in {where}:", *[f"    {ln}" for ln in lines if isinstance(ln, str)],
-           *_nginx_apply(s.target)]
-    s.add("nginx_upgrade_headers_missing", r.summary, "nginx.websocket", ("ws.proxy",), fix)
+    fix: list[str | Msg] = [msg("fix.add_to_location", location=str(r.details.get("location")), where=where),
+           *[f"    {ln}" for ln in lines if isinstance(ln, str)], *_nginx_apply(s.target)]
+    s.add("nginx_upgrade_headers_missing", of_result(r), "nginx.websocket", ("ws.proxy",), fix)
 
 
 def _app_ws_missing(s: _State) -> None:
@@ -228,12 +235,9 @@ def _app_ws_missing(s: _State) -> None:
     if http is None or http.status is not Status.OK:
         return
     t = s.target
-    s.add("app_websocket_missing",
-          f"{t.pm2_app} answers HTTP but not the WebSocket handshake on {t.ws_path}: wrong ws_path, or the "
-          "app's upgrade handler is not attached",
+    s.add("app_websocket_missing", msg("cause.app_websocket_missing", app=t.pm2_app, ws_path=t.ws_path),
           "ws.local", ("ws.proxy",),
-          [f"check ws_path ({t.ws_path}) against the app's WebSocket route",
-           _pm2(t, "logs", t.pm2_app, "--lines", "50", "--nostream")])
+          [msg("fix.check_ws_path", ws_path=t.ws_path), _pm2(t, "logs", t.pm2_app, "--lines", "50", "--nostream")])
 
 
 def _ws_timeout(s: _State) -> None:
@@ -241,8 +245,9 @@ def _ws_timeout(s: _State) -> None:
     if r is None or r.status is not Status.WARN or "read_timeout" not in (r.details.get("weak") or []):
         return
     where = f"{r.details.get('file')}:{r.details.get('line')}"
-    s.add("nginx_ws_timeout_short", r.summary, "nginx.websocket", (),
-          [f"add to {r.details.get('location')} in {where}:", "    proxy_read_timeout 86400;",
+    s.add("nginx_ws_timeout_short", of_result(r), "nginx.websocket", (),
+          [msg("fix.add_to_location", location=str(r.details.get("location")), where=where),
+           "    proxy_read_timeout 86400;",
            "    proxy_send_timeout 86400;", *_nginx_apply(s.target)], severity=Status.WARN)
 
 
@@ -252,7 +257,7 @@ def _unknown(s: _State) -> None:
         return
     t = s.target
     names = ", ".join(left)
-    s.add("unknown", f"failing without a known cause: {names}", left, (),
+    s.add("unknown", msg("cause.unknown", checks=names), left, (),
           [_pm2(t, "logs", t.pm2_app, "--lines", "100", "--nostream"),
            "tail -n 50 /var/log/nginx/error.log"], severity=s.results[left[0]].status)
 

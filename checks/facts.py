@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from checks import commands
 from checks.config import Target
+from checks.messages import Msg, msg, verbatim
 from checks.models import Status
 from checks.parsers import ParseError
 from checks.parsers.nginx import NginxConfig, NginxLocation, find_location, find_proxy_locations, parse_dump
@@ -32,12 +33,16 @@ class FactError(Exception):
     """A fact a check needs could not be established; the check reports `status` with this reason.
 
     `status` is `error` (could not find out) or `skip` (another selected check already explains it).
+    `key` and `params` say the reason again in another language (checks/messages.py; "" = not ours).
     """
 
-    def __init__(self, reason: str, *, status: Status = Status.ERROR, kind: str = "command",
+    def __init__(self, reason: str | Msg, *, status: Status = Status.ERROR, kind: str = "command",
                  details: dict[str, Any] | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
+        text = reason.text if isinstance(reason, Msg) else reason
+        super().__init__(text)
+        self.reason = text
+        self.key = reason.key if isinstance(reason, Msg) else ""
+        self.params: dict[str, Any] = reason.params if isinstance(reason, Msg) else {}
         self.status = status
         self.kind = kind
         self.details = details or {}
@@ -85,7 +90,7 @@ class Facts:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
-    def explained_by(self, check_id: str, reason: str, **details: Any) -> FactError:
+    def explained_by(self, check_id: str, reason: str | Msg, **details: Any) -> FactError:
         """`skip` when `check_id` runs in this report and shows the cause, else `error`."""
         status = Status.SKIP if check_id in self.selected else Status.ERROR
         return FactError(reason, status=status, kind="dependency", details={"see": check_id, **details})
@@ -107,11 +112,11 @@ class Facts:
         async def go() -> NginxConfig:
             result = await self.nginx_dump()
             if not result.ok:
-                raise self.explained_by("nginx.syntax", "nginx -T failed, so its config cannot be read")
+                raise self.explained_by("nginx.syntax", msg("facts.nginx_dump_failed"))
             try:
                 return parse_dump(result.stdout)
             except ParseError as exc:
-                raise FactError(f"cannot parse the nginx -T dump: {exc}", kind="parse") from None
+                raise FactError(msg("facts.nginx_parse", error=str(exc)), kind="parse") from None
 
         return await self._once("nginx_config", go)
 
@@ -133,16 +138,14 @@ class Facts:
             ]
             if location is not None and not location.proxy_pass:
                 raise FactError(
-                    f"location {(location.modifier + ' ' + location.path).strip()} "
-                    f"({location.file}:{location.line}) serves "
-                    f"{self.target.ws_path} but has no proxy_pass",
+                    msg("facts.location_no_proxy", location=(location.modifier + " " + location.path).strip(),
+                        file=location.file, line=location.line, ws_path=self.target.ws_path),
                     status=Status.FAIL, kind="nginx", details={"file": location.file, "line": location.line},
                 )
             if len(loopback) == 1:
                 return loopback[0]
             raise FactError(
-                f"no nginx location proxies to the app (no server on port {port} for {host}, "
-                f"no proxy_pass to port {self.target.app_port})",
+                msg("facts.no_location", port=port, host=host, app_port=self.target.app_port),
                 status=Status.FAIL, kind="nginx", details={"files": list(config.files)},
             )
 
@@ -154,17 +157,13 @@ class Facts:
         async def go() -> list[Pm2Process]:
             result = await self.run("pm2 jlist", commands.pm2(self.target, "jlist"))
             if result.exit_status == 127:
-                raise FactError(
-                    f"{self.target.pm2_bin} not found on the target: set pm2_bin to its absolute path "
-                    "(nvm and npm -g bins are not on a non-login PATH)",
-                    kind="missing_binary",
-                )
+                raise FactError(msg("facts.pm2_missing", bin=self.target.pm2_bin), kind="missing_binary")
             if not result.ok:
-                raise FactError(f"pm2 jlist failed ({result.exit_status}): {_last_line(result.stderr)}")
+                raise FactError(msg("facts.pm2_failed", code=result.exit_status, error=_last_line(result.stderr)))
             try:
                 return parse_jlist(result.stdout)
             except ParseError as exc:
-                raise FactError(f"cannot parse pm2 jlist output: {exc}", kind="parse") from None
+                raise FactError(msg("facts.pm2_parse", error=str(exc)), kind="parse") from None
 
         return await self._once("pm2", go)
 
@@ -177,13 +176,13 @@ class Facts:
         async def go() -> list[Listener]:
             result = await self.run("ss", commands.ss_listen(self.target))
             if result.exit_status == 127:
-                raise FactError("ss not found on the target (package iproute2)", kind="missing_binary")
+                raise FactError(msg("facts.ss_missing"), kind="missing_binary")
             if not result.ok:
-                raise FactError(f"ss -ltnp failed: {_sudo_hint(result)}")
+                raise FactError(msg("facts.ss_failed", error=_sudo_hint(result)))
             try:
                 return parse_ss(result.stdout)
             except ParseError as exc:
-                raise FactError(f"cannot parse ss output: {exc}", kind="parse") from None
+                raise FactError(msg("facts.ss_parse", error=str(exc)), kind="parse") from None
 
         return await self._once("ss", go)
 
@@ -191,11 +190,11 @@ class Facts:
         async def go() -> dict[int, ProcInfo]:
             result = await self.run("ps", list(commands.PS_ARGV))
             if not result.ok:
-                raise FactError(f"ps failed: {_last_line(result.stderr)}")
+                raise FactError(msg("facts.ps_failed", error=_last_line(result.stderr)))
             try:
                 return parse_ps(result.stdout)
             except ParseError as exc:
-                raise FactError(f"cannot parse ps output: {exc}", kind="parse") from None
+                raise FactError(msg("facts.ps_parse", error=str(exc)), kind="parse") from None
 
         return await self._once("ps", go)
 
@@ -242,7 +241,7 @@ class Facts:
 def _parse_stat(result: CommandResult) -> dict[str, StatEntry]:
     """`stat -c %n|%Y|%s` lines; missing files are simply absent (stat reports them on stderr)."""
     if result.exit_status == 127:
-        raise FactError("stat not found on the target", kind="missing_binary")
+        raise FactError(msg("facts.stat_missing"), kind="missing_binary")
     entries: dict[str, StatEntry] = {}
     for line in result.stdout.splitlines():
         name, sep, rest = line.rpartition("|")
@@ -254,19 +253,20 @@ def _parse_stat(result: CommandResult) -> dict[str, StatEntry]:
         except ValueError:
             continue
     if not entries and result.stderr and "No such file" not in result.stderr:
-        raise FactError(f"stat failed: {_last_line(result.stderr)}")
+        raise FactError(msg("facts.stat_failed", error=_last_line(result.stderr)))
     return entries
 
 
-def _last_line(text: str) -> str:
+def _last_line(text: str) -> Msg:
+    """The last line of a command's stderr (not ours: shown as is), or "(no output)"."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else "(no output)"
+    return verbatim(lines[-1][:300]) if lines else msg("facts.no_output")
 
 
-def _sudo_hint(result: CommandResult) -> str:
+def _sudo_hint(result: CommandResult) -> Msg:
     line = _last_line(result.stderr)
-    if "password is required" in line or "a terminal is required" in line:
-        return f"{line} — allow it without a password in sudoers (see deploy/target/)"
+    if "password is required" in line.text or "a terminal is required" in line.text:
+        return msg("facts.sudo_hint", error=line)
     return line
 
 

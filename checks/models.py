@@ -56,6 +56,9 @@ class CheckResult(BaseModel):
     summary: str
     details: dict[str, Any] = Field(default_factory=dict)
     duration_ms: float = 0.0
+    #: How to say `summary` in another language (checks/messages.py); not part of the `--json` output.
+    summary_key: str = ""
+    summary_params: dict[str, Any] = Field(default_factory=dict)
 
 
 class Cause(BaseModel):
@@ -68,6 +71,11 @@ class Cause(BaseModel):
     severity: Status = Status.FAIL
     evidence: tuple[str, ...] = ()
     fix: tuple[str, ...] = ()
+    #: How to say `summary` and each `fix` line in another language (checks/messages.py): `fix_keys[i]` is
+    #: (key, params) for `fix[i]`, key "" for a command line (never translated). Plain JSON: incidents persist it.
+    summary_key: str = ""
+    summary_params: dict[str, Any] = Field(default_factory=dict)
+    fix_keys: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 class TargetReport(BaseModel):

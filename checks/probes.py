@@ -23,16 +23,18 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from checks.transport.base import AsyncioStream, ByteStream, ProbeConnectError, os_reason
+from checks.messages import Msg, msg
+from checks.transport.base import AsyncioStream, ByteStream, ProbeConnectError, SaidError, os_reason
 
 USER_AGENT = "wscheck/0.1 (+https://github.com/wscheck)"
 _READ = 65536
 
 
-class ProbeError(Exception):
+class ProbeError(SaidError):
     """The peer answered, but not with what the protocol requires (or not at all)."""
 
-    def __init__(self, message: str, *, status: int | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, message: str | Msg, *, status: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
@@ -83,7 +85,7 @@ async def http_get(open_stream: Opener, *, host_header: str, path: str, timeout:
                 try:
                     event = conn.next_event()
                 except h11.RemoteProtocolError as exc:
-                    raise ProbeError(f"not an HTTP answer: {exc}") from None
+                    raise ProbeError(msg("probe.not_http", error=str(exc))) from None
                 if event is h11.NEED_DATA:
                     conn.receive_data(await stream.read(_READ))
                     continue
@@ -96,7 +98,7 @@ async def http_get(open_stream: Opener, *, host_header: str, path: str, timeout:
                         elapsed_ms=(time.perf_counter() - started) * 1000,
                     )
                 if isinstance(event, h11.ConnectionClosed):
-                    raise ProbeError("connection closed without an HTTP answer")
+                    raise ProbeError(msg("probe.closed_no_answer"))
         finally:
             await stream.aclose()
 
@@ -154,14 +156,14 @@ async def _await_pong(protocol: ClientProtocol, stream: ByteStream, payload: byt
     while True:
         data = await stream.read(_READ)
         if not data:
-            raise ProbeError("WebSocket closed before answering the ping", status=101)
+            raise ProbeError(msg("probe.ws_closed"), status=101)
         protocol.receive_data(data)
         for event in protocol.events_received():
             if isinstance(event, Frame):
                 if event.opcode is Opcode.PONG and event.data == payload:
                     return (time.perf_counter() - ping_at) * 1000
                 if event.opcode is Opcode.CLOSE:
-                    raise ProbeError("WebSocket closed by the server before answering the ping", status=101)
+                    raise ProbeError(msg("probe.ws_closed_by_server"), status=101)
         await _flush(protocol, stream)
 
 
@@ -170,16 +172,17 @@ def _handshake_error(exc: Exception | None, response: Response | None) -> ProbeE
         status = exc.response.status_code
         headers = {k.lower(): v for k, v in exc.response.headers.raw_items()}
         return ProbeError(
-            f"handshake answered HTTP {status} {exc.response.reason_phrase} instead of 101",
+            msg("probe.handshake_status", status=status, reason=exc.response.reason_phrase),
             status=status,
             headers=headers,
         )
     if response is not None:
         headers = {k.lower(): v for k, v in response.headers.raw_items()}
-        return ProbeError(f"handshake rejected: {exc}", status=response.status_code, headers=headers)
+        return ProbeError(msg("probe.handshake_rejected", error=str(exc)), status=response.status_code,
+                          headers=headers)
     if isinstance(exc, WebSocketException | ValueError):
-        return ProbeError(f"handshake failed: {exc}")
-    return ProbeError("connection closed during the WebSocket handshake")
+        return ProbeError(msg("probe.handshake_failed", error=str(exc)))
+    return ProbeError(msg("probe.handshake_closed"))
 
 
 def public_opener(scheme: str, host: str, port: int, *, timeout: float) -> Opener:
@@ -193,11 +196,12 @@ def public_opener(scheme: str, host: str, port: int, *, timeout: float) -> Opene
                 timeout,
             )
         except TimeoutError:
-            raise ProbeConnectError(f"connection to {host}:{port} timed out") from None
+            raise ProbeConnectError(msg("probe.timed_out", host=host, port=port)) from None
         except ssl.SSLError as exc:
-            raise ProbeConnectError(f"TLS with {host}:{port} failed: {exc.reason or exc}") from None
+            reason = str(exc.reason or exc)
+            raise ProbeConnectError(msg("probe.tls_failed", host=host, port=port, reason=reason)) from None
         except OSError as exc:
-            raise ProbeConnectError(f"connection to {host}:{port} failed: {os_reason(exc)}") from None
+            raise ProbeConnectError(msg("probe.failed", host=host, port=port, reason=os_reason(exc))) from None
         return AsyncioStream(reader, writer)
 
     return open_stream

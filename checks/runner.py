@@ -18,10 +18,11 @@ from checks.diagnosis import diagnose
 from checks.facts import FactError, Facts
 from checks.items import CHECK_FUNCTIONS
 from checks.items.base import Outcome
+from checks.messages import Msg, msg, plain_params
 from checks.models import CheckResult, Status, TargetReport
 from checks.redact import redact
 from checks.registry import resolve_selection
-from checks.transport.base import CommandTimeout, HostKeyError, Transport, TransportError
+from checks.transport.base import CommandTimeout, HostKeyError, Transport, TransportError, said
 
 log = logging.getLogger(__name__)
 
@@ -29,31 +30,38 @@ log = logging.getLogger(__name__)
 async def _run_one(check_id: str, facts: Facts, timeout: float) -> CheckResult:
     started = time.perf_counter()
     details: dict[str, object]
+    summary: Msg
     try:
         async with asyncio.timeout(timeout):
             outcome: Outcome = await CHECK_FUNCTIONS[check_id](facts)
-        status, summary, details = outcome.status, outcome.summary, dict(outcome.details)
+        status, details = outcome.status, dict(outcome.details)
+        summary = Msg(outcome.summary, {"$msg": outcome.key, "params": outcome.params} if outcome.key
+                      else outcome.summary)
     except FactError as exc:
-        status, summary, details = exc.status, exc.reason, {**exc.details, "error_kind": exc.kind}
+        status, details = exc.status, {**exc.details, "error_kind": exc.kind}
+        summary = Msg(exc.reason, {"$msg": exc.key, "params": exc.params} if exc.key else exc.reason)
     except HostKeyError as exc:
-        status, summary, details = Status.ERROR, str(exc), {"error_kind": "unreachable", "host_key": True}
+        status, summary, details = Status.ERROR, said(exc), {"error_kind": "unreachable", "host_key": True}
     except TransportError as exc:
-        status, summary, details = Status.ERROR, str(exc), {"error_kind": "unreachable"}
+        status, summary, details = Status.ERROR, said(exc), {"error_kind": "unreachable"}
     except CommandTimeout as exc:
-        status, summary, details = Status.ERROR, f"command timed out: {exc}", {"error_kind": "timeout"}
+        status, summary = Status.ERROR, msg("runner.command_timeout", error=said(exc))
+        details = {"error_kind": "timeout"}
     except TimeoutError:
-        status, summary = Status.ERROR, f"did not finish within {timeout:g} s (check_timeout)"
+        status, summary = Status.ERROR, msg("runner.timeout", timeout=timeout)
         details = {"error_kind": "timeout"}
     except Exception as exc:
         log.exception("check %s crashed", check_id)
-        status, summary = Status.ERROR, f"internal error in the check: {type(exc).__name__}: {exc}"
+        status, summary = Status.ERROR, msg("runner.internal", kind=type(exc).__name__, error=str(exc))
         details = {"error_kind": "internal"}
     return CheckResult(
         id=check_id,
         status=status,
-        summary=redact(summary),
+        summary=redact(summary.text),
         details=details,
         duration_ms=(time.perf_counter() - started) * 1000,
+        summary_key=summary.key,
+        summary_params=plain_params(summary.params, redact),
     )
 
 

@@ -16,6 +16,7 @@ from typing import TextIO
 
 from bot import commands as cmd
 from bot.core import Bot, Requester, Responder
+from bot.i18n import t
 from bot.render import plain, report_text
 from checks.models import TargetReport
 
@@ -28,8 +29,8 @@ class ConsoleResponder(Responder):
         self.write = write
 
     async def progress(self, description: str, *, count: int, target: str | None) -> None:
-        where = target or "every target"
-        self.write(f"⏳ running {count} checks on {where}…")
+        where = target or t("render.every_target")
+        self.write(t("console.running", count=count, where=where))
 
     async def reports(self, reports: Sequence[TargetReport], *, command: cmd.RunChecks) -> None:
         self.write("\n\n".join(report_text(r) for r in reports))
@@ -37,11 +38,11 @@ class ConsoleResponder(Responder):
     async def invalid(self, problem: cmd.Invalid, *, targets: Sequence[str]) -> None:
         lines = [f"✗ {plain(problem.message)}"]
         if problem.suggestion:
-            lines.append(f"  did you mean `{problem.suggestion}`?".replace("`", ""))
+            lines.append(t("console.did_you_mean", word=problem.suggestion.replace("`", "")))
         if problem.show_targets:
-            lines.append(f"  targets: {', '.join(targets)}")
+            lines.append(t("console.targets", names=", ".join(targets)))
         if problem.show_usage:
-            lines.append("  " + plain(cmd.HELP.splitlines()[0]) + "   (type `help` for more)".replace("`", ""))
+            lines.append("  " + plain(cmd.help_text().splitlines()[0]) + t("console.usage_more"))
         self.write("\n".join(lines))
 
     async def text(self, text: str) -> None:
@@ -77,8 +78,8 @@ class ConsoleFront:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         threading.Thread(target=self._reader, args=(loop, queue), name="console-stdin", daemon=True).start()
-        self.write("wscheck console mode: type `/wscheck help` (or just `help`); `quit` to stop.")
-        self.write(f"targets: {', '.join(self.bot.target_names)}")
+        self.write(t("console.welcome"))
+        self.write(t("console.targets_line", names=", ".join(self.bot.target_names)))
         while not stop.is_set():
             self._prompt()
             getter = asyncio.ensure_future(queue.get())
@@ -90,7 +91,7 @@ class ConsoleFront:
             stopper.cancel()
             line = getter.result()
             if line is None:
-                self.write("(stdin closed: no more commands; the bot keeps running until SIGTERM/Ctrl-C)")
+                self.write(t("console.stdin_closed"))
                 return
             if line.strip().lower() in ("quit", "exit", "/quit"):
                 stop.set()

@@ -30,6 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import commands as cmd
 from bot import render
 from bot.core import Bot, Requester, Responder
+from bot.i18n import t
 from bot.settings import Settings
 from checks.models import TargetReport
 
@@ -96,7 +97,7 @@ class SlackResponder(Responder):
             raise
 
     async def progress(self, description: str, *, count: int, target: str | None) -> None:
-        await self._send(text=f"running {count} checks…",
+        await self._send(text=t("slack.running", count=count),
                          blocks=render.progress_blocks(description, count=count, target=target,
                                                        requested_by=self.who.user_id))
 
@@ -118,9 +119,10 @@ class SlackResponder(Responder):
             self.replace = False
 
     async def invalid(self, problem: cmd.Invalid, *, targets: Sequence[str]) -> None:
-        text = problem.message + (f" (did you mean `{problem.suggestion}`?)" if problem.suggestion else "")
+        text = t("slack.did_you_mean", message=problem.message, word=problem.suggestion) if problem.suggestion \
+            else problem.message
         await self._send(text=text, blocks=render.error_blocks(
-            problem.message, suggestion=problem.suggestion, usage=cmd.HELP if problem.show_usage else None,
+            problem.message, suggestion=problem.suggestion, usage=cmd.help_text() if problem.show_usage else None,
             targets=targets if problem.show_targets else ()))
 
     async def text(self, text: str) -> None:
@@ -291,7 +293,7 @@ class SlackFront:
         try:
             who = await self.requester(body)
         except SlackApiError as exc:
-            await respond(text=f"Could not look you up in Slack ({exc.response.get('error')}); try again.", **answer)
+            await respond(text=t("slack.lookup_failed", error=exc.response.get("error")), **answer)
             return None
         refusal = self.bot.admit(who)
         if refusal:
@@ -306,7 +308,7 @@ class SlackFront:
         if isinstance(command, cmd.RunChecks):
             names, count = self.bot.plan(command)
             target = command.target or (names[0] if len(names) == 1 else None)
-            await ack(text=f"running {count} checks…", blocks=render.progress_blocks(
+            await ack(text=t("slack.running", count=count), blocks=render.progress_blocks(
                 cmd.describe(command), count=count, target=target, requested_by=str(body.get("user_id") or "")))
         else:
             await ack()
@@ -329,8 +331,7 @@ class SlackFront:
                 return
             shared = self._shared.get(value)
             if shared is None:
-                await respond(text="This report is no longer available to share (the bot restarted or it is old): "
-                              "press Run again.", replace_original=False, response_type="ephemeral")
+                await respond(text=t("slack.share_expired"), replace_original=False, response_type="ephemeral")
                 return
             now = datetime.now(UTC)
             if len(shared.reports) > MAX_SEPARATE_REPORTS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from checks.facts import Facts
 from checks.items.base import Outcome, error, fail, ok, warn
+from checks.messages import Msg, joined, msg, verbatim
 from checks.parsers.nginx import NginxLocation, parse_nginx_test
 
 #: nginx cuts a proxied connection that is idle this long; 60 s is its default.
@@ -22,26 +23,29 @@ WS_LINES = {
 async def nginx_syntax(f: Facts) -> Outcome:
     result = await f.nginx_dump()
     if result.exit_status == 127:
-        return error(f"{f.target.nginx_bin} not found on the target (set nginx_bin)", kind="missing_binary")
+        return error(msg("nginx.syntax.missing_binary", bin=f.target.nginx_bin), kind="missing_binary")
     if "a password is required" in result.stderr or "a terminal is required" in result.stderr:
-        return error("sudo -n asks for a password: allow nginx -t/-T in sudoers (see deploy/target/)",
-                     kind="sudo")
+        return error(msg("nginx.syntax.sudo"), kind="sudo")
     test = parse_nginx_test(result.stderr, result.exit_status)
     details = {"message": test.message, "file": test.file, "line": test.line, "warnings": list(test.warnings)}
     if test.ok:
-        note = f" ({len(test.warnings)} warning(s))" if test.warnings else ""
-        return ok(f"nginx -t: syntax ok{note}", **details)
+        if test.warnings:
+            return ok(msg("nginx.syntax.ok_warnings", count=len(test.warnings)), **details)
+        return ok(msg("nginx.syntax.ok"), **details)
     if test.kind == "permission":
-        hint = "" if f.target.sudo else " — set sudo = true for this target"
-        return error(f"cannot test the config: permission denied ({test.message}){hint}", kind="permission",
-                     **details)
-    where = f" in {test.file}:{test.line}" if test.file else ""
+        key = "nginx.syntax.permission" if f.target.sudo else "nginx.syntax.permission_sudo"
+        return error(msg(key, message=test.message), kind="permission", **details)
     if test.kind == "missing_file":
-        return fail(f"nginx -t fails: a file it needs is missing{where}: {test.message}", kind="missing_file",
-                    **details)
+        if test.file:
+            return fail(msg("nginx.syntax.missing_file_at", file=test.file, line=test.line, message=test.message),
+                        kind="missing_file", **details)
+        return fail(msg("nginx.syntax.missing_file", message=test.message), kind="missing_file", **details)
     if test.kind == "syntax":
-        return fail(f"nginx -t fails{where}: {test.message}", kind="syntax", **details)
-    return fail(f"nginx -t fails: {test.message}", kind="other", **details)
+        if test.file:
+            return fail(msg("nginx.syntax.syntax_at", file=test.file, line=test.line, message=test.message),
+                        kind="syntax", **details)
+        return fail(msg("nginx.syntax.fails", message=test.message), kind="syntax", **details)
+    return fail(msg("nginx.syntax.fails", message=test.message), kind="other", **details)
 
 
 def location_label(loc: NginxLocation) -> str:
@@ -82,21 +86,18 @@ async def nginx_websocket(f: Facts) -> Outcome:
         "add_lines": [WS_LINES[k] for k in (*missing, *weak)],
     }
     names = {
-        "http_version": "proxy_http_version 1.1",
-        "upgrade": "Upgrade $http_upgrade forwarding",
-        "connection": "Connection upgrade forwarding",
+        "http_version": verbatim("proxy_http_version 1.1"),
+        "upgrade": msg("nginx.websocket.name.upgrade"),
+        "connection": msg("nginx.websocket.name.connection"),
     }
     if missing:
-        return fail(f"{label} lacks the WebSocket upgrade setup: " + ", ".join(names[m] for m in missing),
+        return fail(msg("nginx.websocket.lacks", label=label, missing=joined([names[m] for m in missing], ", ")),
                     **details)
-    problems: list[str] = []
+    problems: list[Msg] = []
     if "read_timeout" in weak:
-        problems.append(
-            f"proxy_read_timeout {loc.read_timeout_s:g} s: nginx cuts idle WebSockets after it "
-            "(a classic cause of 'the chat keeps dropping')"
-        )
+        problems.append(msg("nginx.websocket.read_timeout", timeout=loc.read_timeout_s))
     if "buffering" in weak:
-        problems.append("proxy_buffering is on (set it off for real-time traffic)")
+        problems.append(msg("nginx.websocket.buffering"))
     if problems:
-        return warn(f"{label}: " + "; ".join(problems), **details)
-    return ok(f"{label} proxies to {', '.join(upstream) or loc.proxy_pass} with WebSocket upgrade", **details)
+        return warn(msg("nginx.websocket.weak", label=label, problems=joined(problems, "; ")), **details)
+    return ok(msg("nginx.websocket.ok", label=label, upstream=", ".join(upstream) or loc.proxy_pass), **details)

@@ -7,7 +7,7 @@ import time
 
 from checks.facts import FactError, Facts
 from checks.items.base import Outcome, error, fail, ok, warn
-from checks.models import Status
+from checks.messages import Msg, msg
 from checks.parsers.logs import scan_log
 from checks.parsers.pm2 import Pm2Process
 from checks.redact import redact
@@ -42,12 +42,8 @@ async def pm2_status(f: Facts) -> Outcome:
     if not instances:
         names = sorted({p.name for p in processes})
         if not names:
-            return fail(
-                f"{app} is not in `pm2 jlist`, which is empty: PM2 runs as another user or with another "
-                "PM2_HOME (set user / pm2_home / pm2_user)",
-                known_apps=[],
-            )
-        return fail(f"{app} is not in `pm2 jlist` (PM2 knows: {', '.join(names)})", known_apps=names)
+            return fail(msg("pm2.status.jlist_empty", app=app), known_apps=[])
+        return fail(msg("pm2.status.not_in_jlist", app=app, names=", ".join(names)), known_apps=names)
     now_ms = time.time() * 1000
     described = [_describe(p, now_ms) for p in instances]
     details: dict[str, object] = {"instances": described, "status": instances[0].status}
@@ -55,18 +51,14 @@ async def pm2_status(f: Facts) -> Outcome:
     if bad:
         p = bad[0]
         if p.status == "online":
-            return fail(f"{app} is `online` but has pid 0: PM2 has no process for it", **details)
+            return fail(msg("pm2.status.online_pid0", app=app), **details)
         if p.status == "waiting restart":
-            return fail(
-                f"{app} is `waiting restart` (pid 0) after {p.restart_time} restarts: it keeps exiting",
-                **details,
-            )
+            return fail(msg("pm2.status.waiting_restart", app=app, restarts=p.restart_time), **details)
         if p.status == "errored":
-            return fail(f"{app} is `errored` after {p.restart_time} restarts: PM2 gave up restarting it",
-                        **details)
+            return fail(msg("pm2.status.errored", app=app, restarts=p.restart_time), **details)
         if p.status == "launching":
-            return warn(f"{app} is `launching`", **details)
-        return fail(f"{app} is `{p.status}`", **details)
+            return warn(msg("pm2.status.launching", app=app), **details)
+        return fail(msg("pm2.status.other", app=app, status=p.status), **details)
     looping = [
         p for p in instances
         if p.unstable_restarts >= UNSTABLE_LOOP and p.pm_uptime and (now_ms - p.pm_uptime) / 1000 < LOOP_UPTIME_S
@@ -74,38 +66,36 @@ async def pm2_status(f: Facts) -> Outcome:
     if looping:
         p = looping[0]
         details["crash_loop"] = True
-        return fail(
-            f"{app} is `online` but crash-looping: {p.unstable_restarts} unstable restarts, "
-            f"up only {(now_ms - (p.pm_uptime or now_ms)) / 1000:.0f} s",
-            **details,
-        )
+        return fail(msg("pm2.status.crash_loop", app=app, unstable=p.unstable_restarts,
+                        uptime=(now_ms - (p.pm_uptime or now_ms)) / 1000), **details)
     p = instances[0]
     uptime = described[0]["uptime_s"]
-    count = f"{len(instances)} instances " if len(instances) > 1 else ""
-    return ok(f"{app} {count}online, pid {p.pid}, up {_human(uptime)}, {p.restart_time} restarts", **details)
+    count = msg("pm2.status.instances", count=len(instances)) if len(instances) > 1 else ""
+    return ok(msg("pm2.status.ok", app=app, count=count, pid=p.pid, uptime=_human(uptime), restarts=p.restart_time),
+              **details)
 
 
-def _human(seconds: object) -> str:
+def _human(seconds: object) -> str | Msg:
     if not isinstance(seconds, int | float):
         return "?"
     s = int(seconds)
     if s < 120:
-        return f"{s} s"
+        return msg("unit.s", n=s)
     if s < 7200:
-        return f"{s // 60} min"
+        return msg("unit.min", n=s // 60)
     if s < 172800:
-        return f"{s // 3600} h"
-    return f"{s // 86400} d"
+        return msg("unit.h", n=s // 3600)
+    return msg("unit.d", n=s // 86400)
 
 
 async def pm2_logs(f: Facts) -> Outcome:
     instances = await f.app_instances()
     if not instances:
-        raise f.explained_by("pm2.status", f"{f.target.pm2_app} is not known to PM2, so neither are its logs")
+        raise f.explained_by("pm2.status", msg("pm2.logs.unknown_app", app=f.target.pm2_app))
     app = instances[0]
     paths = tuple(dict.fromkeys(p for p in (app.err_log, app.out_log) if p))
     if not paths:
-        return error("PM2 names no log files for the app (logs disabled with /dev/null?)")
+        return error(msg("pm2.logs.no_files"))
     tails, stats = await asyncio.gather(
         asyncio.gather(*(f.log_tail(p) for p in paths)),
         f.log_stat(paths),
@@ -137,11 +127,11 @@ async def pm2_logs(f: Facts) -> Outcome:
         "unchanged_since_start": stale,
     }
     if unreadable and len(unreadable) == len(paths):
-        raise FactError("cannot read the PM2 log files: " + "; ".join(unreadable), details=details)
+        raise FactError(msg("pm2.logs.unreadable", files="; ".join(unreadable)), details=details)
     if lines:
         latest = lines[-1]
         tag = f" [{', '.join(known)}]" if known else ""
-        return Outcome(Status.WARN, f"{len(lines)} recent error line(s){tag}; latest: {latest[:200]}", details)
+        return warn(msg("pm2.logs.errors", count=len(lines), tag=tag, latest=latest[:200]), **details)
     if stale:
-        return ok("no new log lines since the app last started", **details)
-    return ok("no error lines in the recent PM2 logs", **details)
+        return ok(msg("pm2.logs.no_new"), **details)
+    return ok(msg("pm2.logs.clean"), **details)

@@ -6,6 +6,7 @@ import asyncio
 
 from checks.facts import LOOPBACK, Facts
 from checks.items.base import Outcome, fail, ok, warn
+from checks.messages import Msg, joined, msg
 from checks.parsers.ps import ProcInfo
 from checks.parsers.ss import Listener
 
@@ -24,9 +25,10 @@ def _owners(listeners: list[Listener], procs: dict[int, ProcInfo]) -> list[dict[
     return list(seen.values())
 
 
-def _who(owner: dict[str, object]) -> str:
-    user = f", user {owner['user']}" if owner.get("user") else ""
-    return f"{owner['name']} (pid {owner['pid']}{user})"
+def _who(owner: dict[str, object]) -> Msg:
+    if owner.get("user"):
+        return msg("port.who_user", name=owner["name"], pid=owner["pid"], user=owner["user"])
+    return msg("port.who", name=owner["name"], pid=owner["pid"])
 
 
 async def port_listen(f: Facts) -> Outcome:
@@ -40,20 +42,18 @@ async def port_listen(f: Facts) -> Outcome:
         "app_running": tree.running,
     }
     if not on_port:
-        elsewhere = f"; {app} listens on {', '.join(map(str, tree.ports))}" if tree.ports else ""
-        state = "" if tree.running else f" ({app} is not running)"
-        return fail(f"nothing listens on port {port}{elsewhere}{state}", **details)
+        elsewhere = msg("port.listen.elsewhere", app=app, ports=", ".join(map(str, tree.ports))) if tree.ports else ""
+        state = "" if tree.running else msg("port.listen.not_running", app=app)
+        return fail(msg("port.listen.none", port=port, elsewhere=elsewhere, state=state), **details)
     mine = [o for o in owners if o["pid"] in tree.pids]
     if mine:
         addrs = sorted({str(o["addr"]) for o in mine})
-        return ok(f"{app} listens on {', '.join(addrs)} ({_who(mine[0])})", **details)
+        return ok(msg("port.listen.ok", app=app, addrs=", ".join(addrs), who=_who(mine[0])), **details)
     if owners:
-        return fail(f"port {port} is held by {_who(owners[0])}, not by {app}", **details)
+        return fail(msg("port.listen.held", port=port, who=_who(owners[0]), app=app), **details)
     if not tree.running:
-        return fail(f"something holds port {port} while {app} is not running (owner hidden: enable sudo)",
-                    **details)
-    return warn(f"something listens on port {port} but its owner is not visible (enable sudo for ss -p)",
-                **details)
+        return fail(msg("port.listen.hidden_not_running", port=port, app=app), **details)
+    return warn(msg("port.listen.hidden", port=port), **details)
 
 
 def _local_ports(upstream: tuple[tuple[str, int], ...]) -> list[int]:
@@ -74,28 +74,25 @@ async def port_match(f: Facts) -> Outcome:
         "line": loc.line,
     }
     if not nginx_ports:
-        return warn(f"nginx proxies to {loc.proxy_pass}, not to a port on this host: cannot compare", **details)
+        return warn(msg("port.match.not_local", proxy_pass=loc.proxy_pass), **details)
     if not tree.ports:
-        raise f.explained_by("port.listen", f"{app} listens on no port, so there is nothing to compare")
+        raise f.explained_by("port.listen", msg("port.match.no_port", app=app))
     nginx_port = nginx_ports[0]
     app_on = port in tree.ports
     nginx_on = port in nginx_ports
     if app_on and nginx_on:
-        return ok(f"nginx, {app} and app_port agree on {port}", side=None, **details)
+        return ok(msg("port.match.ok", app=app, port=port), side=None, **details)
     app_desc = ", ".join(map(str, tree.ports))
     if nginx_on:
-        return fail(f"nginx proxies to {port} but {app} listens on {app_desc}", side="app", **details)
+        return fail(msg("port.match.app_side", port=port, app=app, app_ports=app_desc), side="app", **details)
     if app_on:
-        return fail(f"nginx proxies to {nginx_port} but {app} listens on {port}", side="nginx", **details)
+        return fail(msg("port.match.nginx_side", nginx_port=nginx_port, app=app, port=port), side="nginx",
+                    **details)
     if nginx_port in tree.ports:
-        return warn(
-            f"nginx and {app} agree on {nginx_port}, but wscheck's app_port is {port}: update app_port",
-            side="config", **details,
-        )
-    return fail(
-        f"nginx proxies to {nginx_port}, {app} listens on {app_desc}, app_port is {port}: nothing agrees",
-        side="both", **details,
-    )
+        return warn(msg("port.match.config_side", app=app, nginx_port=nginx_port, port=port), side="config",
+                    **details)
+    return fail(msg("port.match.nothing_agrees", nginx_port=nginx_port, app=app, app_ports=app_desc, port=port),
+                side="both", **details)
 
 
 async def port_conflict(f: Facts) -> Outcome:
@@ -105,15 +102,15 @@ async def port_conflict(f: Facts) -> Outcome:
     foreign = [o for o in owners if o["pid"] not in tree.pids]
     details: dict[str, object] = {"app_port": port, "holders": owners, "foreign": foreign}
     if foreign:
-        return fail(f"port {port} is held by {', '.join(_who(o) for o in foreign)}", **details)
+        return fail(msg("port.conflict.held", port=port, holders=joined([_who(o) for o in foreign], ", ")),
+                    **details)
     if on_port and not owners:
         if tree.running and port in tree.ports:
-            return ok(f"port {port} is the app's", **details)
+            return ok(msg("port.conflict.app_only_hidden", port=port), **details)
         if not tree.running:
-            return fail(f"port {port} is held by a process whose owner is hidden (enable sudo for ss -p) "
-                        f"while {f.target.pm2_app} is not running", **details)
-        return warn(f"cannot tell who holds port {port}: owners hidden (enable sudo for ss -p)", **details)
+            return fail(msg("port.conflict.hidden_not_running", port=port, app=f.target.pm2_app), **details)
+        return warn(msg("port.conflict.hidden", port=port), **details)
     if on_port:
-        return ok(f"only {f.target.pm2_app} holds port {port}", **details)
-    return ok(f"port {port} is free of other processes", **details)
+        return ok(msg("port.conflict.only_app", app=f.target.pm2_app, port=port), **details)
+    return ok(msg("port.conflict.free", port=port), **details)
 

@@ -7,9 +7,10 @@ from urllib.parse import urlsplit
 
 from checks.facts import FactError, Facts
 from checks.items.base import Outcome, fail, ok, warn
+from checks.messages import Msg, msg
 from checks.parsers.pm2 import Pm2Process
 from checks.probes import Opener, ProbeError, http_get, public_opener, ws_handshake
-from checks.transport.base import ByteStream, ProbeConnectError
+from checks.transport.base import ByteStream, ProbeConnectError, said
 
 #: A probe must answer faster than this; a hung app is a failure, not an endless wait.
 PROBE_TIMEOUT_S = 5.0
@@ -29,16 +30,14 @@ async def next_build(f: Facts) -> Outcome:
         "built_at": build_id.mtime if build_id else None,
     }
     if f"{base}/package.json" not in files:
-        raise FactError(f"app_dir {base} has no package.json on the target: is app_dir right?", details=details)
+        raise FactError(msg("next.build.no_package_json", app_dir=base), details=details)
     if mode == "dev":
-        return warn("the app runs in dev mode (next dev): no production build needed, but dev mode is slow "
-                    "and not meant for production", **details)
+        return warn(msg("next.build.dev"), **details)
     if build_id is None:
-        what = ".next/BUILD_ID" if f"{base}/.next" in files else ".next (the whole build)"
-        return fail(f"no production build: {what} missing in {base}, so `next start` fails with "
-                    "\"Could not find a production build\"", **details)
+        what = ".next/BUILD_ID" if f"{base}/.next" in files else msg("next.build.whole_build")
+        return fail(msg("next.build.missing", what=what, app_dir=base), **details)
     age = _age(build_id.mtime)
-    return ok(f"production build present (.next/BUILD_ID, built {age} ago)", **details)
+    return ok(msg("next.build.ok", age=age), **details)
 
 
 async def _instances_or_empty(f: Facts) -> tuple[Pm2Process, ...]:
@@ -49,25 +48,26 @@ async def _instances_or_empty(f: Facts) -> tuple[Pm2Process, ...]:
         return ()
 
 
-def _age(mtime: int) -> str:
+def _age(mtime: int) -> Msg:
     seconds = max(0, int(time.time() - mtime))
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+    for key, size in (("unit.d", 86400), ("unit.h", 3600), ("unit.min", 60)):
         if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
+            return msg(key, n=seconds // size)
+    return msg("unit.s", n=seconds)
 
 
 def _status_outcome(where: str, status: int, reason: str, location: str | None,
                     details: dict[str, object]) -> Outcome:
     if 200 <= status < 300:
-        return ok(f"{where} answers {status} {reason}".rstrip(), **details)
+        return ok(msg("web.answers", url=where, status=f"{status} {reason}".rstrip(), hint=""), **details)
     if 300 <= status < 400:
-        target = f" to {location}" if location else ""
-        return ok(f"{where} answers {status} (redirect{target})", **details)
-    hint = ""
+        if location:
+            return ok(msg("web.redirect_to", url=where, status=status, location=location), **details)
+        return ok(msg("web.redirect", url=where, status=status), **details)
     if status in (502, 504):
-        hint = ": nginx cannot reach the app" if status == 502 else ": the app did not answer nginx in time"
-    return fail(f"{where} answers {status} {reason}{hint}".rstrip(), **details)
+        hint = msg("web.hint_502") if status == 502 else msg("web.hint_504")
+        return fail(msg("web.answers", url=where, status=f"{status} {reason}", hint=hint), **details)
+    return fail(msg("web.answers", url=where, status=f"{status} {reason}".rstrip(), hint=""), **details)
 
 
 async def http_local(f: Facts) -> Outcome:
@@ -82,11 +82,11 @@ async def http_local(f: Facts) -> Outcome:
         answer = await http_get(opener, host_header=f"127.0.0.1:{port}", path=f.target.http_path,
                                 timeout=PROBE_TIMEOUT_S)
     except ProbeConnectError as exc:
-        return fail(f"{where}: {exc}", **details)
+        return fail(msg("web.probe_error", url=where, error=said(exc)), **details)
     except ProbeError as exc:
-        return fail(f"{where}: {exc}", **details)
+        return fail(msg("web.probe_error", url=where, error=said(exc)), **details)
     except TimeoutError:
-        return fail(f"{where}: no answer within {PROBE_TIMEOUT_S:g} s", **details)
+        return fail(msg("web.no_answer", url=where, timeout=PROBE_TIMEOUT_S), **details)
     details.update(status=answer.status, elapsed_ms=round(answer.elapsed_ms, 1))
     return _status_outcome(where, answer.status, answer.reason, answer.headers.get("location"), details)
 
@@ -102,16 +102,16 @@ async def http_proxy(f: Facts) -> Outcome:
         answer = await http_get(public_opener(scheme, host, port, timeout=PROBE_TIMEOUT_S),
                                 host_header=host_header, path=path, timeout=PROBE_TIMEOUT_S)
     except ProbeConnectError as exc:
-        return fail(f"{url}: {exc} (is nginx running?)", refused=True, **details)
+        return fail(msg("web.refused_nginx", url=url, error=said(exc)), refused=True, **details)
     except ProbeError as exc:
-        return fail(f"{url}: {exc}", **details)
+        return fail(msg("web.probe_error", url=url, error=said(exc)), **details)
     except TimeoutError:
-        return fail(f"{url}: no answer within {PROBE_TIMEOUT_S:g} s", **details)
+        return fail(msg("web.no_answer", url=url, timeout=PROBE_TIMEOUT_S), **details)
     details.update(status=answer.status, server=answer.server, elapsed_ms=round(answer.elapsed_ms, 1))
     outcome = _status_outcome(url, answer.status, answer.reason, answer.headers.get("location"), details)
     if outcome.status.value == "ok" and not answer.server.lower().startswith("nginx"):
-        shown = answer.server or "no Server header"
-        return warn(f"{url} answers {answer.status}, but not from nginx ({shown})", **details)
+        shown = answer.server or msg("web.no_server_header")
+        return warn(msg("web.not_nginx", url=url, status=answer.status, server=shown), **details)
     return outcome
 
 
@@ -138,13 +138,13 @@ async def _ws(uri: str, opener: Opener, *, origin: str) -> Outcome:
     try:
         answer = await ws_handshake(opener, uri=uri, timeout=PROBE_TIMEOUT_S, origin=origin)
     except ProbeConnectError as exc:
-        return fail(f"{uri}: {exc}", refused=True, **details)
+        return fail(msg("web.probe_error", url=uri, error=said(exc)), refused=True, **details)
     except ProbeError as exc:
         if exc.status is not None:
             details["status"] = exc.status
             details["server"] = exc.headers.get("server", "")
-        return fail(f"{uri}: {exc}", **details)
+        return fail(msg("web.probe_error", url=uri, error=said(exc)), **details)
     except TimeoutError:
-        return fail(f"{uri}: no WebSocket answer within {PROBE_TIMEOUT_S:g} s", **details)
+        return fail(msg("ws.no_answer", url=uri, timeout=PROBE_TIMEOUT_S), **details)
     details.update(status=101, rtt_ms=round(answer.rtt_ms, 1), elapsed_ms=round(answer.elapsed_ms, 1))
-    return ok(f"{uri}: 101 Switching Protocols, ping/pong {answer.rtt_ms:.0f} ms", **details)
+    return ok(msg("ws.ok", url=uri, rtt=answer.rtt_ms), **details)

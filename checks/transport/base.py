@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from checks.messages import Msg, msg, verbatim
+
 
 @dataclass(frozen=True, slots=True)
 class CommandResult:
@@ -28,7 +30,20 @@ class CommandResult:
         return self.exit_status == 0
 
 
-class TransportError(Exception):
+class SaidError(Exception):
+    """An error whose message is ours: `str(exc)` is English (logs), `exc.msg` says it in any language."""
+
+    def __init__(self, message: str | Msg = "") -> None:
+        self.msg = message if isinstance(message, Msg) else verbatim(message)
+        super().__init__(self.msg.text)
+
+
+def said(exc: BaseException) -> Msg:
+    """What an exception says, as a message (its own words, if it is not one of ours)."""
+    return exc.msg if isinstance(exc, SaidError) else verbatim(str(exc))
+
+
+class TransportError(SaidError):
     """The target cannot be reached or cannot run anything: every command-based check is `error`."""
 
 
@@ -36,11 +51,11 @@ class HostKeyError(TransportError):
     """The SSH host key is unknown or changed. Never a prompt, never accepted silently."""
 
 
-class CommandTimeout(Exception):
+class CommandTimeout(SaidError):
     """One command did not finish in time; the connection itself may be fine."""
 
 
-class ProbeConnectError(Exception):
+class ProbeConnectError(SaidError):
     """A TCP stream inside the target could not be opened (refused, unreachable, channel denied)."""
 
 
@@ -124,5 +139,5 @@ class FunctionTransport(Transport):
 
     async def open_tcp(self, host: str, port: int, *, timeout: float) -> ByteStream:
         if self.tcp_handler is None:
-            raise ProbeConnectError(f"connection to {host}:{port} refused")
+            raise ProbeConnectError(msg("probe.refused", host=host, port=port))
         return await self.tcp_handler(host, port)

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Sequence
 
+from checks.messages import msg
 from checks.transport.base import (
     AsyncioStream,
     ByteStream,
@@ -50,13 +51,13 @@ class LocalTransport(Transport):
         except PermissionError:
             return CommandResult(tuple(argv), 126, "", f"{argv[0]}: permission denied", 0.0)
         except OSError as exc:
-            raise TransportError(f"cannot start {argv[0]}: {exc}") from exc
+            raise TransportError(msg("transport.cannot_start", command=argv[0], error=str(exc))) from exc
         try:
             out, err = await asyncio.wait_for(proc.communicate(), timeout)
         except TimeoutError:
             proc.kill()
             await proc.wait()
-            raise CommandTimeout(f"{argv[0]} did not finish within {timeout:g} s") from None
+            raise CommandTimeout(msg("transport.command_timeout", command=argv[0], timeout=timeout)) from None
         except asyncio.CancelledError:
             proc.kill()
             await proc.wait()
@@ -73,7 +74,7 @@ class LocalTransport(Transport):
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         except TimeoutError:
-            raise ProbeConnectError(f"connection to {host}:{port} timed out") from None
+            raise ProbeConnectError(msg("probe.timed_out", host=host, port=port)) from None
         except OSError as exc:
-            raise ProbeConnectError(f"connection to {host}:{port} failed: {os_reason(exc)}") from None
+            raise ProbeConnectError(msg("probe.failed", host=host, port=port, reason=os_reason(exc))) from None
         return AsyncioStream(reader, writer)

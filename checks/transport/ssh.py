@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
+from checks.messages import msg
 from checks.transport.base import (
     AsyncioStream,
     ByteStream,
@@ -62,10 +63,8 @@ class SSHTransport(Transport):
         target = self.target
         known_hosts = Path(target.known_hosts).expanduser()
         if not known_hosts.is_file():
-            raise HostKeyError(
-                f"known_hosts file {known_hosts} does not exist: host keys are always verified; "
-                f"add {target.host}'s key with `wscheck trust {target.name}`"
-            )
+            raise HostKeyError(msg("transport.known_hosts_missing", path=str(known_hosts), host=target.host,
+                                   target=target.name))
         options: dict[str, Any] = {
             "port": target.port,
             "known_hosts": str(known_hosts),
@@ -78,7 +77,7 @@ class SSHTransport(Transport):
         if target.identity_file:
             identity = Path(target.identity_file).expanduser()
             if not identity.is_file():
-                raise TransportError(f"identity_file {identity} does not exist")
+                raise TransportError(msg("transport.identity_missing", path=str(identity)))
             options["client_keys"] = [str(identity)]
             options["agent_path"] = None
         return options
@@ -92,7 +91,7 @@ class SSHTransport(Transport):
             now = time.monotonic()
             if self._last_error is not None and now < self._retry_at:
                 wait = self._retry_at - now
-                raise type(self._last_error)(f"{self._last_error} (next attempt in {wait:.0f} s)")
+                raise type(self._last_error)(msg("transport.retry_later", error=self._last_error.msg, wait=wait))
             try:
                 conn = await asyncio.wait_for(
                     asyncssh.connect(self.target.host, **self._options()), self.target.connect_timeout
@@ -101,30 +100,25 @@ class SSHTransport(Transport):
                 self._fail(exc)
                 raise
             except asyncssh.HostKeyNotVerifiable as exc:
-                err: TransportError = HostKeyError(
-                    f"host key of {self.target.host}:{self.target.port} is not trusted ({exc.reason}): it is "
-                    f"unknown or has CHANGED. Compare its fingerprint with `ssh-keygen -lf` on the server, then "
-                    f"run `wscheck trust {self.target.name}`"
-                )
+                err: TransportError = HostKeyError(msg(
+                    "transport.host_key", host=self.target.host, port=self.target.port, reason=str(exc.reason),
+                    target=self.target.name))
                 self._fail(err)
                 raise err from None
             except asyncssh.PermissionDenied:
-                err = TransportError(
-                    f"SSH login as {self.target.user or '(default user)'} to {self.target.host} was refused "
-                    "(key not authorized?)"
-                )
+                err = TransportError(msg("transport.login_refused", host=self.target.host,
+                                         user=self.target.user or msg("transport.default_user")))
                 self._fail(err)
                 raise err from None
             except TimeoutError:
-                err = TransportError(
-                    f"cannot reach {self.target.host}:{self.target.port}: "
-                    f"no SSH connection within {self.target.connect_timeout:g} s"
-                )
+                err = TransportError(msg("transport.ssh_timeout", host=self.target.host, port=self.target.port,
+                                         timeout=self.target.connect_timeout))
                 self._fail(err)
                 raise err from None
             except (OSError, asyncssh.Error) as exc:
                 reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
-                err = TransportError(f"cannot reach {self.target.host}:{self.target.port}: {reason}")
+                err = TransportError(msg("transport.unreachable", host=self.target.host, port=self.target.port,
+                                         reason=str(reason)))
                 self._fail(err)
                 raise err from None
             self._conn = conn
@@ -167,16 +161,17 @@ class SSHTransport(Transport):
                                           errors="replace", stdin=asyncssh.DEVNULL)
                 except asyncssh.ChannelOpenError as exc:
                     if attempt == _CHANNEL_RETRIES:
-                        raise TransportError(f"SSH server refused a new channel: {exc.reason}") from None
+                        raise TransportError(msg("transport.channel_refused", reason=str(exc.reason))) from None
                     await asyncio.sleep(0.02 * 2**attempt)
                     continue
                 except TimeoutError:
-                    raise CommandTimeout(f"{argv[0]} did not finish within {timeout:g} s") from None
+                    raise CommandTimeout(msg("transport.command_timeout", command=argv[0], timeout=timeout)) from None
                 except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
                     self._drop(conn)
                     if attempt == 0:
                         continue  # a reused connection died while idle: one fresh attempt
-                    raise TransportError(f"SSH connection to {self.target.host} lost: {exc}") from None
+                    raise TransportError(msg("transport.connection_lost", host=self.target.host,
+                                             error=str(exc))) from None
                 status = proc.exit_status
                 if status is None:
                     status = 128 + 9 if proc.exit_signal else -1
@@ -195,12 +190,12 @@ class SSHTransport(Transport):
         try:
             reader, writer = await asyncio.wait_for(conn.open_connection(host, port), timeout)
         except asyncssh.ChannelOpenError as exc:
-            raise ProbeConnectError(f"connection to {host}:{port} on the target failed: {exc.reason}") from None
+            raise ProbeConnectError(msg("probe.target_failed", host=host, port=port, reason=str(exc.reason))) from None
         except TimeoutError:
-            raise ProbeConnectError(f"connection to {host}:{port} on the target timed out") from None
+            raise ProbeConnectError(msg("probe.target_timed_out", host=host, port=port)) from None
         except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
             self._drop(conn)
-            raise TransportError(f"SSH connection to {self.target.host} lost: {exc}") from None
+            raise TransportError(msg("transport.connection_lost", host=self.target.host, error=str(exc))) from None
         return AsyncioStream(reader, writer)  # type: ignore[arg-type]  # SSHReader/Writer quack alike
 
 

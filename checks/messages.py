@@ -1,0 +1,920 @@
+"""Every sentence the checks and the diagnosis say to a human, in English and Korean.
+
+Check code builds its summaries with `msg(key, **params)`: the English text is rendered from the catalog at
+once (so the English output is what it always was, and `--json` keeps it), and the key and params travel
+with the result (`CheckResult.summary_key/summary_params`, `Cause.summary_key/summary_params/fix_keys`) so a
+renderer can say the same in another language later: `localize(report, "ko")`.
+
+Params are plain JSON values (the incident machine persists causes as JSON). A param may itself be a
+message (`msg(...)`, stored as `{"$msg": key, "params": {...}}`) or a list of messages joined with a
+separator (`joined(...)`, stored as `{"$join": [...], "sep": ", "}`): sentence parts are translated with the
+sentence. Text that is not ours — a redacted log line, nginx's own error message, an OS or parser error — is
+passed as a plain string param and never translated. Command lines (`pm2 restart app`) are never translated:
+their fix key is "".
+
+Pure data and pure functions; `checks/` never imports `bot/` (the bot keeps its own catalog in bot/i18n.py).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from checks.models import Cause, CheckResult, TargetReport
+from checks.redact import redact
+from checks.registry import CHECKS
+
+LANGS: tuple[str, ...] = ("en", "ko")
+
+# ---------------------------------------------------------------------------------------------------------------
+# The catalog: key -> {"en": template, "ko": template} (str.format placeholders, the same set in both).
+# Technical tokens stay as they are in Korean: nginx, PM2, BUILD_ID, ports, commands, check and cause ids, and
+# status words in backticks.
+# ---------------------------------------------------------------------------------------------------------------
+
+MESSAGES: dict[str, dict[str, str]] = {
+    # -- nginx.syntax ---------------------------------------------------------------------------------------------
+    "nginx.syntax.missing_binary": {
+        "en": "{bin} not found on the target (set nginx_bin)",
+        "ko": "대상 서버에서 {bin}을(를) 찾을 수 없습니다 (nginx_bin을 설정하세요)",
+    },
+    "nginx.syntax.sudo": {
+        "en": "sudo -n asks for a password: allow nginx -t/-T in sudoers (see deploy/target/)",
+        "ko": "sudo -n이 비밀번호를 요구합니다: sudoers에서 nginx -t/-T를 허용하세요 (deploy/target/ 참고)",
+    },
+    "nginx.syntax.ok": {
+        "en": "nginx -t: syntax ok",
+        "ko": "nginx -t: 문법 정상",
+    },
+    "nginx.syntax.ok_warnings": {
+        "en": "nginx -t: syntax ok ({count} warning(s))",
+        "ko": "nginx -t: 문법 정상 (경고 {count}개)",
+    },
+    "nginx.syntax.permission": {
+        "en": "cannot test the config: permission denied ({message})",
+        "ko": "설정을 검사할 수 없습니다: 권한 없음 ({message})",
+    },
+    "nginx.syntax.permission_sudo": {
+        "en": "cannot test the config: permission denied ({message}) — set sudo = true for this target",
+        "ko": "설정을 검사할 수 없습니다: 권한 없음 ({message}) — 이 대상에 sudo = true를 설정하세요",
+    },
+    "nginx.syntax.missing_file_at": {
+        "en": "nginx -t fails: a file it needs is missing in {file}:{line}: {message}",
+        "ko": "nginx -t 실패: {file}:{line}에서 필요한 파일이 없습니다: {message}",
+    },
+    "nginx.syntax.missing_file": {
+        "en": "nginx -t fails: a file it needs is missing: {message}",
+        "ko": "nginx -t 실패: 필요한 파일이 없습니다: {message}",
+    },
+    "nginx.syntax.syntax_at": {
+        "en": "nginx -t fails in {file}:{line}: {message}",
+        "ko": "nginx 설정 문법 오류 ({file}:{line}): {message}",
+    },
+    "nginx.syntax.fails": {
+        "en": "nginx -t fails: {message}",
+        "ko": "nginx -t 실패: {message}",
+    },
+    # -- nginx.websocket ------------------------------------------------------------------------------------------
+    "nginx.websocket.lacks": {
+        "en": "{label} lacks the WebSocket upgrade setup: {missing}",
+        "ko": "{label}: WebSocket 업그레이드 설정이 없습니다: {missing}",
+    },
+    "nginx.websocket.name.upgrade": {
+        "en": "Upgrade $http_upgrade forwarding",
+        "ko": "Upgrade $http_upgrade 전달",
+    },
+    "nginx.websocket.name.connection": {
+        "en": "Connection upgrade forwarding",
+        "ko": "Connection upgrade 전달",
+    },
+    "nginx.websocket.weak": {
+        "en": "{label}: {problems}",
+        "ko": "{label}: {problems}",
+    },
+    "nginx.websocket.read_timeout": {
+        "en": "proxy_read_timeout {timeout:g} s: nginx cuts idle WebSockets after it "
+              "(a classic cause of 'the chat keeps dropping')",
+        "ko": "proxy_read_timeout {timeout:g}초: 이 시간 동안 조용한 WebSocket은 nginx가 끊습니다 "
+              "('채팅 연결이 자꾸 끊어지는' 전형적인 원인)",
+    },
+    "nginx.websocket.buffering": {
+        "en": "proxy_buffering is on (set it off for real-time traffic)",
+        "ko": "proxy_buffering이 켜져 있습니다 (실시간 통신에는 off로 설정하세요)",
+    },
+    "nginx.websocket.ok": {
+        "en": "{label} proxies to {upstream} with WebSocket upgrade",
+        "ko": "{label}: {upstream}(으)로 프록시, WebSocket 업그레이드 설정됨",
+    },
+    # -- pm2.status -----------------------------------------------------------------------------------------------
+    "pm2.status.jlist_empty": {
+        "en": "{app} is not in `pm2 jlist`, which is empty: PM2 runs as another user or with another "
+              "PM2_HOME (set user / pm2_home / pm2_user)",
+        "ko": "`pm2 jlist`가 비어 있어 {app} 프로세스가 없습니다: PM2가 다른 사용자나 다른 PM2_HOME으로 "
+              "실행 중입니다 (user / pm2_home / pm2_user를 설정하세요)",
+    },
+    "pm2.status.not_in_jlist": {
+        "en": "{app} is not in `pm2 jlist` (PM2 knows: {names})",
+        "ko": "`pm2 jlist`에 {app} 프로세스가 없습니다 (PM2에 있는 앱: {names})",
+    },
+    "pm2.status.online_pid0": {
+        "en": "{app} is `online` but has pid 0: PM2 has no process for it",
+        "ko": "{app} 프로세스가 `online` 상태인데 pid가 0입니다: PM2에 실제 프로세스가 없습니다",
+    },
+    "pm2.status.waiting_restart": {
+        "en": "{app} is `waiting restart` (pid 0) after {restarts} restarts: it keeps exiting",
+        "ko": "{app} 프로세스가 {restarts}번 재시작한 뒤 `waiting restart` 상태입니다 (pid 0): 계속 종료되고 있습니다",
+    },
+    "pm2.status.errored": {
+        "en": "{app} is `errored` after {restarts} restarts: PM2 gave up restarting it",
+        "ko": "{app} 프로세스가 {restarts}번 재시작한 뒤 `errored` 상태입니다: PM2가 재시작을 포기했습니다",
+    },
+    "pm2.status.launching": {
+        "en": "{app} is `launching`",
+        "ko": "{app} 프로세스가 `launching` 상태입니다",
+    },
+    "pm2.status.other": {
+        "en": "{app} is `{status}`",
+        "ko": "{app} 프로세스가 `{status}` 상태입니다",
+    },
+    "pm2.status.crash_loop": {
+        "en": "{app} is `online` but crash-looping: {unstable} unstable restarts, up only {uptime:.0f} s",
+        "ko": "{app} 프로세스가 `online` 상태지만 크래시 루프 중입니다: 불안정 재시작 {unstable}회, "
+              "가동 시간 {uptime:.0f}초",
+    },
+    "pm2.status.ok": {
+        "en": "{app} {count}online, pid {pid}, up {uptime}, {restarts} restarts",
+        "ko": "{app} {count}online, pid {pid}, 가동 {uptime}, 재시작 {restarts}회",
+    },
+    "pm2.status.instances": {
+        "en": "{count} instances ",
+        "ko": "인스턴스 {count}개 ",
+    },
+    # -- pm2.logs -------------------------------------------------------------------------------------------------
+    "pm2.logs.unknown_app": {
+        "en": "{app} is not known to PM2, so neither are its logs",
+        "ko": "PM2가 {app} 프로세스를 모르므로 로그도 알 수 없습니다",
+    },
+    "pm2.logs.no_files": {
+        "en": "PM2 names no log files for the app (logs disabled with /dev/null?)",
+        "ko": "PM2에 이 앱의 로그 파일이 지정되어 있지 않습니다 (/dev/null로 로그를 껐나요?)",
+    },
+    "pm2.logs.unreadable": {
+        "en": "cannot read the PM2 log files: {files}",
+        "ko": "PM2 로그 파일을 읽을 수 없습니다: {files}",
+    },
+    "pm2.logs.errors": {
+        "en": "{count} recent error line(s){tag}; latest: {latest}",
+        "ko": "최근 에러 로그 {count}줄{tag}; 마지막 줄: {latest}",
+    },
+    "pm2.logs.no_new": {
+        "en": "no new log lines since the app last started",
+        "ko": "앱이 마지막으로 시작된 뒤 새 로그가 없습니다",
+    },
+    "pm2.logs.clean": {
+        "en": "no error lines in the recent PM2 logs",
+        "ko": "최근 PM2 로그에 에러가 없습니다",
+    },
+    # -- port.* ---------------------------------------------------------------------------------------------------
+    "port.who": {
+        "en": "{name} (pid {pid})",
+        "ko": "{name} (pid {pid})",
+    },
+    "port.who_user": {
+        "en": "{name} (pid {pid}, user {user})",
+        "ko": "{name} (pid {pid}, 사용자 {user})",
+    },
+    "port.listen.none": {
+        "en": "nothing listens on port {port}{elsewhere}{state}",
+        "ko": "{port} 포트에서 수신 대기 중인 프로세스가 없습니다{elsewhere}{state}",
+    },
+    "port.listen.elsewhere": {
+        "en": "; {app} listens on {ports}",
+        "ko": "; {app} 프로세스는 {ports} 포트에서 수신 대기 중",
+    },
+    "port.listen.not_running": {
+        "en": " ({app} is not running)",
+        "ko": " ({app} 프로세스가 실행 중이 아님)",
+    },
+    "port.listen.ok": {
+        "en": "{app} listens on {addrs} ({who})",
+        "ko": "{app} 프로세스가 {addrs}에서 수신 대기 중입니다 ({who})",
+    },
+    "port.listen.held": {
+        "en": "port {port} is held by {who}, not by {app}",
+        "ko": "{port} 포트를 {app} 프로세스가 아닌 다른 프로세스가 점유하고 있습니다: {who}",
+    },
+    "port.listen.hidden_not_running": {
+        "en": "something holds port {port} while {app} is not running (owner hidden: enable sudo)",
+        "ko": "{app} 프로세스가 실행 중이 아닌데 무언가가 {port} 포트를 점유하고 있습니다 "
+              "(소유자가 보이지 않음: sudo를 켜세요)",
+    },
+    "port.listen.hidden": {
+        "en": "something listens on port {port} but its owner is not visible (enable sudo for ss -p)",
+        "ko": "{port} 포트에서 무언가가 수신 대기 중이지만 소유자가 보이지 않습니다 (ss -p를 위해 sudo를 켜세요)",
+    },
+    "port.match.not_local": {
+        "en": "nginx proxies to {proxy_pass}, not to a port on this host: cannot compare",
+        "ko": "nginx가 이 호스트의 포트가 아닌 {proxy_pass}(으)로 프록시합니다: 비교할 수 없습니다",
+    },
+    "port.match.no_port": {
+        "en": "{app} listens on no port, so there is nothing to compare",
+        "ko": "{app} 프로세스가 어떤 포트에서도 수신 대기하지 않아 비교할 대상이 없습니다",
+    },
+    "port.match.ok": {
+        "en": "nginx, {app} and app_port agree on {port}",
+        "ko": "nginx, {app}, app_port가 모두 {port} 포트로 일치합니다",
+    },
+    "port.match.app_side": {
+        "en": "nginx proxies to {port} but {app} listens on {app_ports}",
+        "ko": "{app} 프로세스가 {app_ports} 포트에서 실행 중인데 nginx는 {port} 포트로 프록시합니다",
+    },
+    "port.match.nginx_side": {
+        "en": "nginx proxies to {nginx_port} but {app} listens on {port}",
+        "ko": "{app} 프로세스가 {port} 포트에서 실행 중인데 nginx는 {nginx_port} 포트로 프록시합니다",
+    },
+    "port.match.config_side": {
+        "en": "nginx and {app} agree on {nginx_port}, but wscheck's app_port is {port}: update app_port",
+        "ko": "nginx와 {app} 프로세스는 {nginx_port} 포트로 일치하지만 wscheck의 app_port는 {port}입니다: "
+              "app_port를 고치세요",
+    },
+    "port.match.nothing_agrees": {
+        "en": "nginx proxies to {nginx_port}, {app} listens on {app_ports}, app_port is {port}: nothing agrees",
+        "ko": "nginx는 {nginx_port} 포트로 프록시하고, {app} 프로세스는 {app_ports} 포트에서 수신 대기하며, "
+              "app_port는 {port}입니다: 일치하는 것이 없습니다",
+    },
+    "port.conflict.held": {
+        "en": "port {port} is held by {holders}",
+        "ko": "다른 프로세스가 {port} 포트를 점유하고 있습니다: {holders}",
+    },
+    "port.conflict.app_only_hidden": {
+        "en": "port {port} is the app's",
+        "ko": "{port} 포트는 앱이 사용 중입니다",
+    },
+    "port.conflict.hidden_not_running": {
+        "en": "port {port} is held by a process whose owner is hidden (enable sudo for ss -p) while {app} is "
+              "not running",
+        "ko": "{app} 프로세스가 실행 중이 아닌데 소유자가 보이지 않는 프로세스가 {port} 포트를 점유하고 있습니다 "
+              "(ss -p를 위해 sudo를 켜세요)",
+    },
+    "port.conflict.hidden": {
+        "en": "cannot tell who holds port {port}: owners hidden (enable sudo for ss -p)",
+        "ko": "{port} 포트를 누가 점유하는지 알 수 없습니다: 소유자가 보이지 않습니다 (ss -p를 위해 sudo를 켜세요)",
+    },
+    "port.conflict.only_app": {
+        "en": "only {app} holds port {port}",
+        "ko": "{port} 포트는 {app} 프로세스만 사용 중입니다",
+    },
+    "port.conflict.free": {
+        "en": "port {port} is free of other processes",
+        "ko": "{port} 포트를 점유한 다른 프로세스가 없습니다",
+    },
+    # -- next.build -----------------------------------------------------------------------------------------------
+    "next.build.no_package_json": {
+        "en": "app_dir {app_dir} has no package.json on the target: is app_dir right?",
+        "ko": "대상 서버의 app_dir {app_dir}에 package.json이 없습니다: app_dir이 맞나요?",
+    },
+    "next.build.dev": {
+        "en": "the app runs in dev mode (next dev): no production build needed, but dev mode is slow and not "
+              "meant for production",
+        "ko": "앱이 개발 모드(next dev)로 실행 중입니다: 프로덕션 빌드는 필요 없지만 개발 모드는 느리고 "
+              "프로덕션용이 아닙니다",
+    },
+    "next.build.missing": {
+        "en": "no production build: {what} missing in {app_dir}, so `next start` fails with "
+              "\"Could not find a production build\"",
+        "ko": "프로덕션 빌드가 없습니다: {app_dir}에 {what} 없음 → `next start`가 "
+              "\"Could not find a production build\"로 실패합니다",
+    },
+    "next.build.whole_build": {
+        "en": ".next (the whole build)",
+        "ko": ".next (빌드 전체)",
+    },
+    "next.build.ok": {
+        "en": "production build present (.next/BUILD_ID, built {age} ago)",
+        "ko": "프로덕션 빌드 있음 (.next/BUILD_ID, {age} 전 빌드)",
+    },
+    # -- http.*, ws.* ---------------------------------------------------------------------------------------------
+    "web.answers": {
+        "en": "{url} answers {status}{hint}",
+        "ko": "{url} 응답: {status}{hint}",
+    },
+    "web.hint_502": {
+        "en": ": nginx cannot reach the app",
+        "ko": ": nginx가 앱에 연결하지 못합니다",
+    },
+    "web.hint_504": {
+        "en": ": the app did not answer nginx in time",
+        "ko": ": 앱이 제시간에 nginx에 응답하지 않았습니다",
+    },
+    "web.redirect": {
+        "en": "{url} answers {status} (redirect)",
+        "ko": "{url} 응답: {status} (리다이렉트)",
+    },
+    "web.redirect_to": {
+        "en": "{url} answers {status} (redirect to {location})",
+        "ko": "{url} 응답: {status} ({location}(으)로 리다이렉트)",
+    },
+    "web.probe_error": {
+        "en": "{url}: {error}",
+        "ko": "{url}: {error}",
+    },
+    "web.refused_nginx": {
+        "en": "{url}: {error} (is nginx running?)",
+        "ko": "{url}: {error} (nginx가 실행 중인가요?)",
+    },
+    "web.no_answer": {
+        "en": "{url}: no answer within {timeout:g} s",
+        "ko": "{url}: {timeout:g}초 안에 응답이 없습니다",
+    },
+    "web.not_nginx": {
+        "en": "{url} answers {status}, but not from nginx ({server})",
+        "ko": "{url} 응답: {status}, 그런데 nginx의 응답이 아닙니다 ({server})",
+    },
+    "web.no_server_header": {
+        "en": "no Server header",
+        "ko": "Server 헤더 없음",
+    },
+    "ws.no_answer": {
+        "en": "{url}: no WebSocket answer within {timeout:g} s",
+        "ko": "{url}: {timeout:g}초 안에 WebSocket 응답이 없습니다",
+    },
+    "ws.ok": {
+        "en": "{url}: 101 Switching Protocols, ping/pong {rtt:.0f} ms",
+        "ko": "{url}: 101 Switching Protocols, ping/pong 응답 {rtt:.0f} ms",
+    },
+    # -- facts (why a check could not find out) -------------------------------------------------------------------
+    "facts.nginx_dump_failed": {
+        "en": "nginx -T failed, so its config cannot be read",
+        "ko": "nginx -T가 실패해 설정을 읽을 수 없습니다",
+    },
+    "facts.nginx_parse": {
+        "en": "cannot parse the nginx -T dump: {error}",
+        "ko": "nginx -T 출력을 해석할 수 없습니다: {error}",
+    },
+    "facts.location_no_proxy": {
+        "en": "location {location} ({file}:{line}) serves {ws_path} but has no proxy_pass",
+        "ko": "location {location} ({file}:{line}): {ws_path} 경로를 처리하지만 proxy_pass가 없습니다",
+    },
+    "facts.no_location": {
+        "en": "no nginx location proxies to the app (no server on port {port} for {host}, no proxy_pass to port "
+              "{app_port})",
+        "ko": "앱으로 프록시하는 nginx location이 없습니다 ({host}의 {port} 포트를 맡는 server 없음, "
+              "{app_port} 포트로 가는 proxy_pass 없음)",
+    },
+    "facts.pm2_missing": {
+        "en": "{bin} not found on the target: set pm2_bin to its absolute path (nvm and npm -g bins are not on a "
+              "non-login PATH)",
+        "ko": "대상 서버에서 {bin}을(를) 찾을 수 없습니다: pm2_bin에 절대 경로를 설정하세요 "
+              "(nvm이나 npm -g로 설치한 실행 파일은 로그인하지 않은 셸의 PATH에 없습니다)",
+    },
+    "facts.pm2_failed": {
+        "en": "pm2 jlist failed ({code}): {error}",
+        "ko": "pm2 jlist 실패 ({code}): {error}",
+    },
+    "facts.pm2_parse": {
+        "en": "cannot parse pm2 jlist output: {error}",
+        "ko": "pm2 jlist 출력을 해석할 수 없습니다: {error}",
+    },
+    "facts.ss_missing": {
+        "en": "ss not found on the target (package iproute2)",
+        "ko": "대상 서버에 ss가 없습니다 (iproute2 패키지)",
+    },
+    "facts.ss_failed": {
+        "en": "ss -ltnp failed: {error}",
+        "ko": "ss -ltnp 실패: {error}",
+    },
+    "facts.sudo_hint": {
+        "en": "{error} — allow it without a password in sudoers (see deploy/target/)",
+        "ko": "{error} — sudoers에서 비밀번호 없이 허용하세요 (deploy/target/ 참고)",
+    },
+    "facts.ss_parse": {
+        "en": "cannot parse ss output: {error}",
+        "ko": "ss 출력을 해석할 수 없습니다: {error}",
+    },
+    "facts.ps_failed": {
+        "en": "ps failed: {error}",
+        "ko": "ps 실패: {error}",
+    },
+    "facts.ps_parse": {
+        "en": "cannot parse ps output: {error}",
+        "ko": "ps 출력을 해석할 수 없습니다: {error}",
+    },
+    "facts.stat_missing": {
+        "en": "stat not found on the target",
+        "ko": "대상 서버에 stat이 없습니다",
+    },
+    "facts.stat_failed": {
+        "en": "stat failed: {error}",
+        "ko": "stat 실패: {error}",
+    },
+    "facts.no_output": {
+        "en": "(no output)",
+        "ko": "(출력 없음)",
+    },
+    # -- transport and probe errors (the OS's own words, e.g. "Connection refused", stay as they are) ----------
+    "transport.known_hosts_missing": {
+        "en": "known_hosts file {path} does not exist: host keys are always verified; add {host}'s key with "
+              "`wscheck trust {target}`",
+        "ko": "known_hosts 파일 {path}이(가) 없습니다: 호스트 키는 항상 검증합니다; `wscheck trust {target}`로 "
+              "{host}의 키를 추가하세요",
+    },
+    "transport.identity_missing": {
+        "en": "identity_file {path} does not exist",
+        "ko": "identity_file {path}이(가) 없습니다",
+    },
+    "transport.retry_later": {
+        "en": "{error} (next attempt in {wait:.0f} s)",
+        "ko": "{error} (다음 시도까지 {wait:.0f}초)",
+    },
+    "transport.host_key": {
+        "en": "host key of {host}:{port} is not trusted ({reason}): it is unknown or has CHANGED. Compare its "
+              "fingerprint with `ssh-keygen -lf` on the server, then run `wscheck trust {target}`",
+        "ko": "{host}:{port}의 호스트 키를 신뢰할 수 없습니다 ({reason}): 모르는 키이거나 키가 바뀌었습니다. "
+              "서버에서 `ssh-keygen -lf`로 지문을 비교한 뒤 `wscheck trust {target}`를 실행하세요",
+    },
+    "transport.login_refused": {
+        "en": "SSH login as {user} to {host} was refused (key not authorized?)",
+        "ko": "{host}에 {user} 계정으로 SSH 로그인이 거부되었습니다 (키가 등록되지 않았나요?)",
+    },
+    "transport.default_user": {
+        "en": "(default user)",
+        "ko": "(기본 사용자)",
+    },
+    "transport.ssh_timeout": {
+        "en": "cannot reach {host}:{port}: no SSH connection within {timeout:g} s",
+        "ko": "{host}:{port}에 접속할 수 없습니다: {timeout:g}초 안에 SSH 연결이 되지 않았습니다",
+    },
+    "transport.unreachable": {
+        "en": "cannot reach {host}:{port}: {reason}",
+        "ko": "{host}:{port}에 접속할 수 없습니다: {reason}",
+    },
+    "transport.channel_refused": {
+        "en": "SSH server refused a new channel: {reason}",
+        "ko": "SSH 서버가 새 채널을 거부했습니다: {reason}",
+    },
+    "transport.command_timeout": {
+        "en": "{command} did not finish within {timeout:g} s",
+        "ko": "{command} 명령이 {timeout:g}초 안에 끝나지 않았습니다",
+    },
+    "transport.connection_lost": {
+        "en": "SSH connection to {host} lost: {error}",
+        "ko": "{host}와의 SSH 연결이 끊겼습니다: {error}",
+    },
+    "transport.cannot_start": {
+        "en": "cannot start {command}: {error}",
+        "ko": "{command} 명령을 시작할 수 없습니다: {error}",
+    },
+    "probe.refused": {
+        "en": "connection to {host}:{port} refused",
+        "ko": "{host}:{port} 연결이 거부되었습니다",
+    },
+    "probe.timed_out": {
+        "en": "connection to {host}:{port} timed out",
+        "ko": "{host}:{port} 연결 시간 초과",
+    },
+    "probe.failed": {
+        "en": "connection to {host}:{port} failed: {reason}",
+        "ko": "{host}:{port} 연결 실패: {reason}",
+    },
+    "probe.target_failed": {
+        "en": "connection to {host}:{port} on the target failed: {reason}",
+        "ko": "대상 서버 안에서 {host}:{port} 연결 실패: {reason}",
+    },
+    "probe.target_timed_out": {
+        "en": "connection to {host}:{port} on the target timed out",
+        "ko": "대상 서버 안에서 {host}:{port} 연결 시간 초과",
+    },
+    "probe.tls_failed": {
+        "en": "TLS with {host}:{port} failed: {reason}",
+        "ko": "{host}:{port}와의 TLS 실패: {reason}",
+    },
+    "probe.not_http": {
+        "en": "not an HTTP answer: {error}",
+        "ko": "HTTP 응답이 아닙니다: {error}",
+    },
+    "probe.closed_no_answer": {
+        "en": "connection closed without an HTTP answer",
+        "ko": "HTTP 응답 없이 연결이 닫혔습니다",
+    },
+    "probe.ws_closed": {
+        "en": "WebSocket closed before answering the ping",
+        "ko": "WebSocket이 ping에 응답하기 전에 닫혔습니다",
+    },
+    "probe.ws_closed_by_server": {
+        "en": "WebSocket closed by the server before answering the ping",
+        "ko": "서버가 ping에 응답하기 전에 WebSocket을 닫았습니다",
+    },
+    "probe.handshake_status": {
+        "en": "handshake answered HTTP {status} {reason} instead of 101",
+        "ko": "핸드셰이크 응답이 101이 아니라 HTTP {status} {reason}입니다",
+    },
+    "probe.handshake_rejected": {
+        "en": "handshake rejected: {error}",
+        "ko": "핸드셰이크 거부됨: {error}",
+    },
+    "probe.handshake_failed": {
+        "en": "handshake failed: {error}",
+        "ko": "핸드셰이크 실패: {error}",
+    },
+    "probe.handshake_closed": {
+        "en": "connection closed during the WebSocket handshake",
+        "ko": "WebSocket 핸드셰이크 중에 연결이 닫혔습니다",
+    },
+    # -- durations in sentences ("5 min" -> "5분"); exact timings ("412 ms", "1.3 s") stay as they are ----------
+    "unit.s": {
+        "en": "{n} s",
+        "ko": "{n}초",
+    },
+    "unit.min": {
+        "en": "{n} min",
+        "ko": "{n}분",
+    },
+    "unit.h": {
+        "en": "{n} h",
+        "ko": "{n}시간",
+    },
+    "unit.d": {
+        "en": "{n} d",
+        "ko": "{n}일",
+    },
+    # -- config ---------------------------------------------------------------------------------------------------
+    "config.this_machine": {
+        "en": "this machine",
+        "ko": "이 서버",
+    },
+    # -- runner ---------------------------------------------------------------------------------------------------
+    "runner.command_timeout": {
+        "en": "command timed out: {error}",
+        "ko": "명령 시간 초과: {error}",
+    },
+    "runner.timeout": {
+        "en": "did not finish within {timeout:g} s (check_timeout)",
+        "ko": "{timeout:g}초 안에 끝나지 않았습니다 (check_timeout)",
+    },
+    "runner.internal": {
+        "en": "internal error in the check: {kind}: {error}",
+        "ko": "검사 내부 오류: {kind}: {error}",
+    },
+    # -- diagnosis: cause summaries ---------------------------------------------------------------------------------
+    "cause.target_unreachable": {
+        "en": "the bot cannot see the server: {reason}",
+        "ko": "봇이 서버를 볼 수 없습니다: {reason}",
+    },
+    "cause.target_unreachable_public": {
+        "en": "the bot cannot see the server (and public_url does not answer either): {reason}",
+        "ko": "봇이 서버를 볼 수 없습니다 (public_url도 응답하지 않습니다): {reason}",
+    },
+    "cause.nginx_config_invalid": {
+        "en": "nginx config is invalid: {message}",
+        "ko": "nginx 설정 문법 오류: {message}",
+    },
+    "cause.port_conflict": {
+        "en": "port {port} is held by {who}, so {app} cannot bind it",
+        "ko": "{port} 포트를 {who}이(가) 점유하고 있어 {app} 프로세스가 포트를 열 수 없습니다",
+    },
+    "cause.another_process": {
+        "en": "another process",
+        "ko": "다른 프로세스",
+    },
+    "cause.next_build_missing": {
+        "en": "no production build in {app_dir} (.next/BUILD_ID missing): `next start` exits with "
+              "\"Could not find a production build\", so PM2 cannot keep {app} up",
+        "ko": "{app_dir}에 프로덕션 빌드가 없습니다 (.next/BUILD_ID 누락): `next start`가 "
+              "\"Could not find a production build\"로 종료되어 PM2가 {app} 프로세스를 살려 둘 수 없습니다",
+    },
+    "cause.app_not_listening": {
+        "en": "{summary} although {app} is online",
+        "ko": "{summary} — {app} 프로세스는 online 상태인데도",
+    },
+    "cause.nginx_not_running": {
+        "en": "nothing answers on {url}: nginx is not running or listens elsewhere",
+        "ko": "{url}에서 아무것도 응답하지 않습니다: nginx가 실행 중이 아니거나 다른 곳에서 수신 대기 중입니다",
+    },
+    "cause.app_websocket_missing": {
+        "en": "{app} answers HTTP but not the WebSocket handshake on {ws_path}: wrong ws_path, or the app's "
+              "upgrade handler is not attached",
+        "ko": "{app} 프로세스가 HTTP에는 응답하지만 {ws_path} 경로의 WebSocket 핸드셰이크에는 응답하지 않습니다: "
+              "ws_path가 틀렸거나 앱의 업그레이드 핸들러가 연결되지 않았습니다",
+    },
+    "cause.unknown": {
+        "en": "failing without a known cause: {checks}",
+        "ko": "알려진 원인 없이 실패 중: {checks}",
+    },
+    # -- diagnosis: descriptive fix lines (command lines are never translated) -------------------------------------
+    "fix.ssh_login": {
+        "en": "{command}   # can you log in from the bot's host?",
+        "ko": "{command}   # 봇 호스트에서 로그인되나요?",
+    },
+    "fix.trust": {
+        "en": "wscheck trust {target}   # after comparing the fingerprint with ssh-keygen -lf on the server",
+        "ko": "wscheck trust {target}   # 서버에서 ssh-keygen -lf로 지문을 비교한 뒤에",
+    },
+    "fix.edit": {
+        "en": "edit {where}",
+        "ko": "{where} 수정",
+    },
+    "fix.the_nginx_config": {
+        "en": "the nginx config",
+        "ko": "nginx 설정",
+    },
+    "fix.confirm_port_holder": {
+        "en": "ss -ltnp 'sport = :{port}'   # confirm who holds the port",
+        "ko": "ss -ltnp 'sport = :{port}'   # 누가 포트를 점유하는지 확인",
+    },
+    "fix.kill": {
+        "en": "kill {pids}   # only if that process is not needed",
+        "ko": "kill {pids}   # 그 프로세스가 필요 없을 때만",
+    },
+    "fix.set_app_port": {
+        "en": "set app_port = {port} for {target} in wscheck.toml",
+        "ko": "wscheck.toml에서 {target}의 app_port = {port}로 설정",
+    },
+    "fix.edit_proxy_pass": {
+        "en": "edit {where}: proxy_pass http://127.0.0.1:{port};",
+        "ko": "{where} 수정: proxy_pass http://127.0.0.1:{port};",
+    },
+    "fix.restart_nginx": {
+        "en": "systemctl restart nginx   # or start nginx your usual way",
+        "ko": "systemctl restart nginx   # 또는 평소 방식으로 nginx 시작",
+    },
+    "fix.add_to_location": {
+        "en": "add to {location} in {where}:",
+        "ko": "{where}의 {location}에 추가:",
+    },
+    "fix.check_ws_path": {
+        "en": "check ws_path ({ws_path}) against the app's WebSocket route",
+        "ko": "ws_path({ws_path})가 앱의 WebSocket 경로와 맞는지 확인",
+    },
+}
+
+#: Korean check titles and descriptions; the English side is checks/registry.py's (one source of truth).
+_CHECK_KO: dict[str, tuple[str, str]] = {
+    "nginx.syntax": ("nginx 설정 문법", "`nginx -t`: 설정을 해석하고 불러올 수 있는지"),
+    "nginx.websocket": (
+        "nginx WebSocket 프록시",
+        "ws_path를 처리하는 location이 HTTP/1.1, Upgrade/Connection 전달, 긴 proxy_read_timeout, "
+        "proxy_buffering off로 앱에 프록시하는지",
+    ),
+    "pm2.status": ("PM2 프로세스", "PM2 앱이 `online`이고 pid가 있으며 크래시 루프가 아닌지"),
+    "port.listen": (
+        "app_port 수신 대기",
+        "app_port에서 무언가가 수신 대기 중이고 그것이 PM2 앱의 프로세스 트리에 속하는지",
+    ),
+    "port.match": (
+        "포트 일치",
+        "nginx 업스트림 포트 = 앱이 실제로 수신 대기하는 포트 = app_port인지 (3000 vs 3003 문제)",
+    ),
+    "port.conflict": ("포트 충돌 없음", "다른 프로세스가 app_port를 점유하고 있지 않은지"),
+    "next.build": ("Next.js 빌드", "프로덕션 모드에 `.next/BUILD_ID`가 있는지; 개발 모드는 감지해서 알려 줌"),
+    "http.local": ("호스트 내부 HTTP", "대상 서버 안에서 127.0.0.1:app_port의 http_path로 GET"),
+    "http.proxy": ("nginx 경유 HTTP", "public_url + http_path로 GET하면 nginx가 2xx/3xx로 응답하는지"),
+    "ws.local": ("호스트 내부 WebSocket", "127.0.0.1:app_port + ws_path에서 101 핸드셰이크 + ping/pong"),
+    "ws.proxy": ("nginx 경유 WebSocket", "public_url + ws_path에서 101 핸드셰이크 + ping/pong"),
+    "pm2.logs": ("PM2 로그", "앱의 PM2 로그 파일에서 최근 에러 줄 (비밀값은 가림)"),
+}
+
+for _spec in CHECKS:
+    _title_ko, _desc_ko = _CHECK_KO[_spec.id]
+    MESSAGES[f"title.{_spec.id}"] = {"en": _spec.title, "ko": _title_ko}
+    MESSAGES[f"check_desc.{_spec.id}"] = {"en": _spec.description, "ko": _desc_ko}
+
+#: checks.diagnosis.CAUSES in both languages (a test keeps the English side equal to CAUSES).
+CAUSE_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "target_unreachable": {
+        "en": "the bot cannot reach the server (SSH or network), so it cannot see the stack",
+        "ko": "봇이 서버에 접속할 수 없어(SSH 또는 네트워크) 스택을 볼 수 없습니다",
+    },
+    "nginx_config_invalid": {
+        "en": "`nginx -t` fails: the next reload or restart of nginx will fail",
+        "ko": "`nginx -t` 실패: 다음 nginx reload나 restart가 실패합니다",
+    },
+    "port_conflict": {
+        "en": "another process holds the app port, so the app cannot bind it (EADDRINUSE)",
+        "ko": "다른 프로세스가 앱 포트를 점유하고 있어 앱이 포트를 열 수 없습니다 (EADDRINUSE)",
+    },
+    "next_build_missing": {
+        "en": "production mode without `.next/BUILD_ID`: `next start` exits at once",
+        "ko": "프로덕션 모드인데 `.next/BUILD_ID`가 없음: `next start`가 바로 종료됩니다",
+    },
+    "pm2_crash_loop": {
+        "en": "PM2 shows the app online but it keeps crashing and restarting",
+        "ko": "PM2에는 online으로 보이지만 앱이 계속 죽고 재시작됩니다",
+    },
+    "pm2_not_online": {
+        "en": "the PM2 app is not `online` (stopped, errored, waiting restart, or missing)",
+        "ko": "PM2 앱이 `online` 상태가 아닙니다 (stopped, errored, waiting restart 또는 없음)",
+    },
+    "port_mismatch": {
+        "en": "nginx proxies to one port, the app listens on another (the 3000-vs-3003 bug)",
+        "ko": "nginx가 프록시하는 포트와 앱이 실행 중인 포트가 다릅니다 (3000 vs 3003 문제)",
+    },
+    "app_port_misconfigured": {
+        "en": "nginx and the app agree on a port, but wscheck's app_port is different",
+        "ko": "nginx와 앱은 같은 포트를 쓰지만 wscheck의 app_port가 다릅니다",
+    },
+    "app_not_listening": {
+        "en": "PM2 says online but nothing listens on the app port",
+        "ko": "PM2는 online이라고 하지만 앱 포트에서 수신 대기하는 프로세스가 없습니다",
+    },
+    "nginx_not_running": {
+        "en": "nothing answers on public_url: nginx is down or listens elsewhere",
+        "ko": "public_url에서 아무것도 응답하지 않습니다: nginx가 꺼져 있거나 다른 곳에서 수신 대기 중입니다",
+    },
+    "nginx_upgrade_headers_missing": {
+        "en": "the nginx location lacks the WebSocket upgrade setup",
+        "ko": "nginx location에 WebSocket 업그레이드 설정이 없습니다",
+    },
+    "app_websocket_missing": {
+        "en": "the app answers HTTP but not the WebSocket handshake on ws_path",
+        "ko": "앱이 HTTP에는 응답하지만 ws_path의 WebSocket 핸드셰이크에는 응답하지 않습니다",
+    },
+    "nginx_ws_timeout_short": {
+        "en": "nginx cuts idle WebSockets after proxy_read_timeout (60 s by default)",
+        "ko": "proxy_read_timeout(기본 60초)이 지나면 nginx가 조용한 WebSocket을 끊습니다",
+    },
+    "unknown": {
+        "en": "checks fail, but no known cause explains them",
+        "ko": "검사가 실패하지만 알려진 원인으로 설명되지 않습니다",
+    },
+}
+
+for _cause, _texts in CAUSE_DESCRIPTIONS.items():
+    MESSAGES[f"cause_desc.{_cause}"] = _texts
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Building messages (check code) and rendering them (renderers)
+# ---------------------------------------------------------------------------------------------------------------
+
+_FORMATTER = string.Formatter()
+
+
+@dataclass(frozen=True, slots=True)
+class Msg:
+    """One message: its English text (what the checks always said) and how to say it again in any language.
+
+    `ref` is a plain string (text that is not ours: shown as is in every language), `{"$msg": key, "params":
+    {...}}`, or `{"$join": [refs], "sep": sep}`.
+    """
+
+    text: str
+    ref: Any = field(default=None)
+
+    @property
+    def key(self) -> str:
+        return str(self.ref["$msg"]) if isinstance(self.ref, dict) and "$msg" in self.ref else ""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        if isinstance(self.ref, dict) and "$msg" in self.ref:
+            return dict(self.ref.get("params") or {})
+        return {}
+
+
+def _stored(value: Any) -> Any:
+    return value.ref if isinstance(value, Msg) else value
+
+
+def msg(key: str, **params: Any) -> Msg:
+    """The message `key` with `params` (a param may itself be a Msg: a translated part of the sentence)."""
+    template = MESSAGES[key]["en"]
+    text = _format(template, {k: (v.text if isinstance(v, Msg) else v) for k, v in params.items()})
+    return Msg(text, {"$msg": key, "params": {k: _stored(v) for k, v in params.items()}})
+
+
+def verbatim(text: str) -> Msg:
+    """Text that is not ours (a command, a log line, nginx's error): the same in every language."""
+    return Msg(text, text)
+
+
+def joined(items: Sequence[Msg], sep: str) -> Msg:
+    """Several messages joined with `sep` (each translated on its own)."""
+    return Msg(sep.join(m.text for m in items), {"$join": [m.ref for m in items], "sep": sep})
+
+
+def of_result(result: CheckResult) -> Msg:
+    """A check's summary as a message (its English text as reported, its key when it has one)."""
+    if result.summary_key:
+        return Msg(result.summary, {"$msg": result.summary_key, "params": dict(result.summary_params)})
+    return verbatim(result.summary)
+
+
+def _format(template: str, values: Mapping[str, Any]) -> str:
+    return template.format(**values)
+
+
+def render_ref(ref: Any, lang: str) -> str:
+    """A stored message (see Msg.ref) in `lang`; English for a language or key the catalog lacks."""
+    if isinstance(ref, dict):
+        if "$msg" in ref:
+            return render(str(ref["$msg"]), ref.get("params") or {}, lang)
+        if "$join" in ref:
+            return str(ref.get("sep", ", ")).join(render_ref(item, lang) for item in ref["$join"] or [])
+    return "" if ref is None else str(ref)
+
+
+def _param(value: Any, lang: str) -> Any:
+    if isinstance(value, dict) and ("$msg" in value or "$join" in value):
+        return render_ref(value, lang)
+    return value
+
+
+def render(key: str, params: Mapping[str, Any], lang: str) -> str:
+    """`key` in `lang` with `params`; English when the language or the translation cannot be used."""
+    entry = MESSAGES[key]
+    values = {k: _param(v, lang) for k, v in params.items()}
+    template = entry.get(lang) or entry["en"]
+    try:
+        return _format(template, values)
+    except (KeyError, IndexError, ValueError, TypeError):
+        if lang == "en":
+            raise
+        return _format(entry["en"], {k: _param(v, "en") for k, v in params.items()})
+
+
+def placeholders(template: str) -> set[str]:
+    """The field names a template uses (for tests: both languages must use the same ones)."""
+    return {name for _, name, _, _ in _FORMATTER.parse(template) if name is not None}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Localizing results
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _localized(text: str, key: str, params: Mapping[str, Any], lang: str) -> str:
+    """`text` said in `lang`, or `text` itself (English, no key, unknown key, or a template that fails)."""
+    if lang == "en" or not key or key not in MESSAGES or lang not in LANGS:
+        return text
+    try:
+        return redact(render(key, params, lang))
+    except (KeyError, IndexError, ValueError, TypeError):
+        return text
+
+
+def localize_result(result: CheckResult, lang: str) -> CheckResult:
+    summary = _localized(result.summary, result.summary_key, result.summary_params, lang)
+    return result if summary == result.summary else result.model_copy(update={"summary": summary})
+
+
+def localize_cause(cause: Cause, lang: str) -> Cause:
+    """A copy of `cause` with its summary and descriptive fix lines in `lang` (commands stay as they are)."""
+    if lang == "en":
+        return cause
+    summary = _localized(cause.summary, cause.summary_key, cause.summary_params, lang)
+    fix = cause.fix
+    if len(cause.fix_keys) == len(cause.fix):
+        fix = tuple(_localized(line, key, params, lang) for line, (key, params) in zip(cause.fix, cause.fix_keys,
+                                                                                        strict=True))
+    if summary == cause.summary and fix == cause.fix:
+        return cause
+    return cause.model_copy(update={"summary": summary, "fix": fix})
+
+
+def localize_where(where: str, lang: str) -> str:
+    """A target's `where` ("deploy@203.0.113.10", or "this machine" for a local target) in `lang`."""
+    return render("config.this_machine", {}, lang) if where == MESSAGES["config.this_machine"]["en"] else where
+
+
+def localize(report: TargetReport, lang: str) -> TargetReport:
+    """A copy of `report` with check summaries, cause summaries and fix lines in `lang`."""
+    if lang == "en":
+        return report
+    return report.model_copy(update={
+        "host": localize_where(report.host, lang),
+        "checks": tuple(localize_result(c, lang) for c in report.checks),
+        "diagnosis": tuple(localize_cause(c, lang) for c in report.diagnosis),
+    })
+
+
+def check_title(check_id: str, lang: str) -> str | None:
+    """The check's short title in `lang` (None for an unknown check id)."""
+    key = f"title.{check_id}"
+    return render(key, {}, lang) if key in MESSAGES else None
+
+
+def check_description(check_id: str, lang: str) -> str | None:
+    key = f"check_desc.{check_id}"
+    return render(key, {}, lang) if key in MESSAGES else None
+
+
+def cause_description(cause: str, lang: str) -> str | None:
+    key = f"cause_desc.{cause}"
+    return render(key, {}, lang) if key in MESSAGES else None
+
+
+def plain_params(params: Mapping[str, Any], clean: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """Params with every string passed through `clean` (the runner redacts them), nested messages included."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return clean(value) if clean else value
+        if isinstance(value, dict):
+            return {str(k): (v if k == "$msg" else walk(v)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(v) for v in value]
+        return value
+
+    return {str(k): walk(v) for k, v in params.items()}
