@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bot.fronts.console import ConsoleFront
     from bot.fronts.slack import SlackFront
     from bot.monitor import Monitor
+    from bot.outbox import Sink
     from bot.remediation import Remediation
     from bot.store import Store
 
@@ -131,19 +132,20 @@ class BotServer:
         body["healthy"] = healthy
         return body
 
-    def _make_remediation(self, store: Store) -> Remediation:
-        from bot.outbox import Sink
-        from bot.remediation import Remediation
+    def _sink(self) -> Sink:
+        """Where the bot's own messages go (alerts, approval requests): Slack, or the console."""
         from bot.sinks import ConsoleSink, SlackSink, alert_client
 
-        sink: Sink
         if self.console is not None:
-            sink = ConsoleSink(self.console.write)
-        else:
-            assert self.settings.slack_bot_token is not None
-            sink = SlackSink(alert_client(self.settings.slack_bot_token.get_secret_value(),
-                                          self.settings.slack_api_url, timeout=self.settings.slack_timeout))
-        return Remediation(self.settings, self.service, store, sink,
+            return ConsoleSink(self.console.write)
+        assert self.settings.slack_bot_token is not None
+        return SlackSink(alert_client(self.settings.slack_bot_token.get_secret_value(), self.settings.slack_api_url,
+                                      timeout=self.settings.slack_timeout))
+
+    def _make_remediation(self, store: Store) -> Remediation:
+        from bot.remediation import Remediation
+
+        return Remediation(self.settings, self.service, store, self._sink(),
                            bot_team_id=lambda: self.slack.team_id if self.slack else "",
                            approvers=self._approvers)
 
@@ -161,17 +163,8 @@ class BotServer:
     def _make_monitor(self, store: Store) -> Monitor:
         from bot import handlers
         from bot.monitor import Monitor
-        from bot.outbox import Sink
-        from bot.sinks import ConsoleSink, SlackSink, alert_client
 
-        sink: Sink
-        if self.console is not None:
-            sink = ConsoleSink(self.console.write)
-        else:
-            assert self.settings.slack_bot_token is not None
-            sink = SlackSink(alert_client(self.settings.slack_bot_token.get_secret_value(),
-                                          self.settings.slack_api_url, timeout=self.settings.slack_timeout))
-        monitor = Monitor(self.settings, self.service, store, sink, console=self.console is not None)
+        monitor = Monitor(self.settings, self.service, store, self._sink(), console=self.console is not None)
         handlers.install(self.bot, monitor)
         return monitor
 

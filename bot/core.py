@@ -80,6 +80,17 @@ class Access:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class CheckPlan:
+    targets: list[str]
+    count: int  # checks per target
+
+    @property
+    def shown_target(self) -> str | None:
+        """The target named in progress messages (None: several)."""
+        return self.targets[0] if len(self.targets) == 1 else None
+
+
 Handler = Callable[[cmd.Command, Requester, Responder], Awaitable[None]]
 #: A button: (its value, who clicked, how to answer the clicker).
 ActionHandler = Callable[[str, Requester, Responder], Awaitable[None]]
@@ -136,10 +147,15 @@ class Bot:
             return t("core.rate_limited", limit=self.limiter.limit, window=self.limiter.window, wait=wait)
         return None
 
-    def plan(self, command: cmd.RunChecks) -> tuple[list[str], int]:
-        """(target names, number of checks per target) for a check request."""
+    def plan(self, command: cmd.RunChecks) -> CheckPlan:
+        """Which targets a check request covers and how many checks run on each."""
         names = [command.target] if command.target else self.target_names
-        return names, len(resolve_selection(list(command.checks)))
+        return CheckPlan(targets=names, count=len(resolve_selection(list(command.checks))))
+
+    async def progress(self, command: cmd.RunChecks, out: Responder) -> None:
+        """The immediate "running N checks on TARGET…" answer."""
+        plan = self.plan(command)
+        await out.progress(cmd.describe(command), count=plan.count, target=plan.shown_target)
 
     async def handle(self, command: cmd.Command, who: Requester, out: Responder) -> None:
         """Do what the (already admitted) command asks and answer through `out`."""
@@ -159,6 +175,6 @@ class Bot:
             await out.text(t("core.not_enabled"))
 
     async def run_checks(self, command: cmd.RunChecks, out: Responder) -> None:
-        names, _ = self.plan(command)
+        names = self.plan(command).targets
         reports = await asyncio.gather(*(self.service.run(name, command.checks) for name in names))
         await out.reports(reports, command=command)

@@ -11,7 +11,6 @@ Errors are `ConfigError`s that name the variable or the file and key, never a tr
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,7 +19,7 @@ from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, Validation
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from checks.config import ConfigError, Duration, read_toml
+from checks.config import ConfigError, Duration, read_toml, slack_approver, slack_channel, slack_mention
 
 DEFAULT_CONFIG = Path("wscheck.toml")
 ENV_FILE = Path(".env")
@@ -177,27 +176,18 @@ class Settings(BaseSettings):
     heartbeat_url: str = ""
     retention: Duration = 90 * 86400.0
 
-    @field_validator("alert_channel")
-    @classmethod
-    def _alert_channel(cls, value: str) -> str:
-        if value and not re.fullmatch(r"[CG][A-Z0-9]{4,20}", value):
-            raise ValueError(f"{value!r} is not a Slack channel ID like C0123ABCD (channel details > About)")
-        return value
+    _v_channel = field_validator("alert_channel")(slack_channel)
+    _v_mention = field_validator("alert_mention")(slack_mention)
 
-    @field_validator("alert_mention")
+    @field_validator("allowed_channels")
     @classmethod
-    def _alert_mention(cls, value: str) -> str:
-        if value and not re.fullmatch(r"[UWS][A-Z0-9]{2,20}|here|channel", value):
-            raise ValueError(f"{value!r} is not a user ID (U…), a user-group ID (S…), 'here' or 'channel'")
-        return value
+    def _channels(cls, value: list[str]) -> list[str]:
+        return [slack_channel(item) for item in value]
 
-    @field_validator("allowed_channels", "allowed_users", "approvers")
+    @field_validator("allowed_users", "approvers")
     @classmethod
-    def _ids(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if not re.fullmatch(r"[A-Z][A-Z0-9]{2,20}", item):
-                raise ValueError(f"{item!r} is not a Slack ID (like U0123ABCD, C0123ABCD or S0123ABCD)")
-        return value
+    def _users(cls, value: list[str]) -> list[str]:
+        return [slack_approver(item) for item in value]
 
     @field_validator("db")
     @classmethod
@@ -227,17 +217,6 @@ class Settings(BaseSettings):
             raise ValueError("must be an app-level token starting with xapp- (Basic Information > App-Level Tokens)")
         return value if value is not None and value.get_secret_value() else None
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, dotenv_settings)
-
     @property
     def slack_enabled(self) -> bool:
         return self.slack_bot_token is not None
@@ -252,6 +231,8 @@ def load_settings(config_path: Path | None, **overrides: Any) -> Settings:
     toml = TomlSettingsSource(Settings, config_path)
 
     class _FromFile(Settings):
+        """Settings with the TOML file as the last source: the environment and .env win over it."""
+
         @classmethod
         def settings_customise_sources(
             cls,

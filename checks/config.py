@@ -42,8 +42,9 @@ _IPV6_RE = re.compile(r"^[0-9A-Fa-f:.]+$")
 _ABS_PATH_RE = re.compile(r"^/[A-Za-z0-9_./+@-]*$")
 _BIN_RE = re.compile(r"^(?:/[A-Za-z0-9_./+@-]+|[A-Za-z0-9_.+-]+)$")
 _URL_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
-_CHANNEL_RE = re.compile(r"^[A-Z0-9]{5,20}$")
-_MENTION_RE = re.compile(r"^(?:[UWS][A-Z0-9]{4,20}|here|channel)$")
+_CHANNEL_RE = re.compile(r"^[CG][A-Z0-9]{4,20}$")
+_MENTION_RE = re.compile(r"^(?:[UWS][A-Z0-9]{2,20}|here|channel)$")
+_APPROVER_RE = re.compile(r"^[UWS][A-Z0-9]{2,20}$")
 
 
 class ConfigError(Exception):
@@ -79,6 +80,25 @@ def _check(pattern: re.Pattern[str], what: str) -> Any:
         return value
 
     return validate
+
+
+def slack_channel(value: str) -> str:
+    """A Slack channel ID (alerts go to IDs: names change, IDs do not). Shared with bot settings."""
+    if value and not _CHANNEL_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Slack channel ID like C0123ABCD (channel details > About)")
+    return value
+
+
+def slack_mention(value: str) -> str:
+    if value and not _MENTION_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Slack user ID (U…), user-group ID (S…), 'here' or 'channel'")
+    return value
+
+
+def slack_approver(value: str) -> str:
+    if not _APPROVER_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a Slack user ID (U…/W…) or user-group ID (S…)")
+    return value
 
 
 def _optional_abs_path(value: str) -> str:
@@ -163,27 +183,13 @@ class Target(BaseModel):
             raise ValueError("nginx_reload must start with a binary name or absolute path")
         return value
 
-    @field_validator("alert_channel")
-    @classmethod
-    def _channel(cls, value: str) -> str:
-        if value and not _CHANNEL_RE.fullmatch(value):
-            raise ValueError(f"{value!r} is not a Slack channel ID (like C0123ABCD)")
-        return value
+    _v_channel = field_validator("alert_channel")(slack_channel)
+    _v_mention = field_validator("alert_mention")(slack_mention)
 
     @field_validator("approvers")
     @classmethod
     def _approvers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for who in value:
-            if not re.fullmatch(r"[UWS][A-Z0-9]{2,20}", who):
-                raise ValueError(f"{who!r} is not a Slack user ID (U…/W…) or user-group ID (S…)")
-        return value
-
-    @field_validator("alert_mention")
-    @classmethod
-    def _mention(cls, value: str) -> str:
-        if value and not _MENTION_RE.fullmatch(value):
-            raise ValueError(f"{value!r} is not a Slack user ID (U…), user-group ID (S…), 'here' or 'channel'")
-        return value
+        return tuple(slack_approver(who) for who in value)
 
     @field_validator("public_url")
     @classmethod

@@ -117,11 +117,6 @@ class ConsoleFront:
             return
         command = self.bot.parse(line)
         if isinstance(command, cmd.RunChecks):
-            names, count = self.bot.plan(command)
-            await out.progress(cmd.describe(command), count=count,
-                               target=command.target or (names[0] if len(names) == 1 else None))
+            await self.bot.progress(command, out)
         await self.bot.handle(command, who, out)
 
-    def alert(self, text: str) -> None:
-        """Incident lifecycle messages (monitoring) are printed here in console mode."""
-        self.write(plain(text))

@@ -306,10 +306,10 @@ class SlackFront:
     async def on_command(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond) -> None:
         command = self.bot.parse(str(body.get("text") or ""))
         if isinstance(command, cmd.RunChecks):
-            names, count = self.bot.plan(command)
-            target = command.target or (names[0] if len(names) == 1 else None)
-            await ack(text=t("slack.running", count=count), blocks=render.progress_blocks(
-                cmd.describe(command), count=count, target=target, requested_by=str(body.get("user_id") or "")))
+            plan = self.bot.plan(command)
+            await ack(text=t("slack.running", count=plan.count), blocks=render.progress_blocks(
+                cmd.describe(command), count=plan.count, target=plan.shown_target,
+                requested_by=str(body.get("user_id") or "")))
         else:
             await ack()
 
@@ -321,68 +321,65 @@ class SlackFront:
 
         self.bot.spawn(work(), name=f"/wscheck {body.get('text', '')!r}")
 
-    async def on_share(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond) -> None:
+    async def _on_button(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond, *,
+                         name: str, handle: Callable[[str, Requester, Respond], Awaitable[None]]) -> None:
+        """Every button: ack at once, then admit the clicker and hand the button's value over, in the background.
+
+        A refusal never replaces the message the button sits on (an alert, an approval request): it is an
+        ephemeral answer to the clicker alone.
+        """
         await ack()
         value = str((body.get("actions") or [{}])[0].get("value") or "")
 
         async def work() -> None:
             who = await self.admitted(body, respond, replace=False)
-            if who is None:
-                return
-            shared = self._shared.get(value)
-            if shared is None:
-                await respond(text=t("slack.share_expired"), replace_original=False, response_type="ephemeral")
-                return
-            now = datetime.now(UTC)
-            if len(shared.reports) > MAX_SEPARATE_REPORTS:
-                blocks = render.multi_report_blocks(shared.reports, requested_by=shared.requested_by, now=now,
-                                                    share=False, shared_by=who.user_id)
-                await respond(text="\n".join(render.report_fallback(r) for r in shared.reports)[:3000],
-                              blocks=blocks, response_type="in_channel", replace_original=False)
-                return
-            for report in shared.reports:
-                blocks = render.report_blocks(report, requested_by=shared.requested_by, now=now, share=False,
-                                              shared_by=who.user_id)
-                await respond(text=render.report_fallback(report), blocks=blocks, response_type="in_channel",
-                              replace_original=False)
+            if who is not None:
+                await handle(value, who, respond)
 
-        self.bot.spawn(work(), name="share")
+        self.bot.spawn(work(), name=name)
+
+    async def on_share(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond) -> None:
+        await self._on_button(ack, body, respond, name="share", handle=self._share)
+
+    async def _share(self, value: str, who: Requester, respond: Respond) -> None:
+        shared = self._shared.get(value)
+        if shared is None:
+            await respond(text=t("slack.share_expired"), replace_original=False, response_type="ephemeral")
+            return
+        now = datetime.now(UTC)
+        if len(shared.reports) > MAX_SEPARATE_REPORTS:
+            blocks = render.multi_report_blocks(shared.reports, requested_by=shared.requested_by, now=now,
+                                                share=False, shared_by=who.user_id)
+            await respond(text="\n".join(render.report_fallback(r) for r in shared.reports)[:3000],
+                          blocks=blocks, response_type="in_channel", replace_original=False)
+            return
+        for report in shared.reports:
+            blocks = render.report_blocks(report, requested_by=shared.requested_by, now=now, share=False,
+                                          shared_by=who.user_id)
+            await respond(text=render.report_fallback(report), blocks=blocks, response_type="in_channel",
+                          replace_original=False)
 
     async def on_run_again(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
                            respond: Respond) -> None:
-        await ack()
-        value = str((body.get("actions") or [{}])[0].get("value") or "")
+        await self._on_button(ack, body, respond, name="run again", handle=self._run_again)
 
-        async def work() -> None:
-            who = await self.admitted(body, respond, replace=False)
-            if who is None:
-                return
-            command = self.bot.parse(value)
-            out = SlackResponder(self, respond, who)
-            if isinstance(command, cmd.RunChecks):
-                names, count = self.bot.plan(command)
-                await out.progress(cmd.describe(command), count=count,
-                                   target=command.target or (names[0] if len(names) == 1 else None))
-            await self.bot.handle(command, who, out)
-
-        self.bot.spawn(work(), name="run again")
+    async def _run_again(self, value: str, who: Requester, respond: Respond) -> None:
+        command = self.bot.parse(value)
+        out = SlackResponder(self, respond, who)  # replaces the requester's own ephemeral report
+        if isinstance(command, cmd.RunChecks):
+            await self.bot.progress(command, out)
+        await self.bot.handle(command, who, out)
 
     def _button(self, action_id: str) -> Callable[..., Awaitable[None]]:
-        """A listener for a button another feature registered (alerts, approvals): ack, admit, hand over."""
+        """A listener for a button another feature registered (alerts, approvals)."""
+
+        async def handle(value: str, who: Requester, respond: Respond) -> None:
+            responder = SlackResponder(self, respond, who)
+            responder.replace = False  # never overwrite the alert or approval message the button sits on
+            await self.bot.actions[action_id](value, who, responder)
 
         async def listener(ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond) -> None:
-            await ack()
-            value = str((body.get("actions") or [{}])[0].get("value") or "")
-
-            async def work() -> None:
-                who = await self.admitted(body, respond, replace=False)
-                if who is None:
-                    return
-                responder = SlackResponder(self, respond, who)
-                responder.replace = False  # never overwrite the alert or approval message the button sits on
-                await self.bot.actions[action_id](value, who, responder)
-
-            self.bot.spawn(work(), name=action_id)
+            await self._on_button(ack, body, respond, name=action_id, handle=handle)
 
         return listener
 
