@@ -103,6 +103,9 @@ class Bot:
     access: Access = field(default_factory=Access)
     extra_handlers: dict[type, Handler] = field(default_factory=dict)
     actions: dict[str, ActionHandler] = field(default_factory=dict)
+    #: Buttons whose handler decides who may click (approve/deny): the front does not refuse at the door, so
+    #: every click, an outsider's included, reaches the handler and its audit log.
+    self_guarded: set[str] = field(default_factory=set)
     #: Extra buttons for a report (remediation adds "Propose restart" for a fixable root cause).
     report_buttons: Callable[[TargetReport], list[dict[str, Any]]] | None = None
 

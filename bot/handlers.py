@@ -149,6 +149,7 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
     bot.extra_handlers.update({cmd.RequestAction: request_command, cmd.Decide: decide, cmd.History: history})
     bot.actions.update({ACTION_APPROVE: decision_button(True), ACTION_DENY: decision_button(False),
                         ACTION_PROPOSE: propose})
+    bot.self_guarded.update({ACTION_APPROVE, ACTION_DENY})  # remediation.click refuses and audits every click
     bot.report_buttons = report_buttons
 
 

@@ -322,7 +322,8 @@ class SlackFront:
         self.bot.spawn(work(), name=f"/wscheck {body.get('text', '')!r}")
 
     async def _on_button(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond, *,
-                         name: str, handle: Callable[[str, Requester, Respond], Awaitable[None]]) -> None:
+                         name: str, handle: Callable[[str, Requester, Respond], Awaitable[None]],
+                         admit: bool = True) -> None:
         """Every button: ack at once, then admit the clicker and hand the button's value over, in the background.
 
         A refusal never replaces the message the button sits on (an alert, an approval request): it is an
@@ -332,7 +333,15 @@ class SlackFront:
         value = str((body.get("actions") or [{}])[0].get("value") or "")
 
         async def work() -> None:
-            who = await self.admitted(body, respond, replace=False)
+            if admit:
+                who = await self.admitted(body, respond, replace=False)
+            else:
+                try:
+                    who = await self.requester(body)
+                except SlackApiError as exc:
+                    await respond(text=t("slack.lookup_failed", error=exc.response.get("error")),
+                                  replace_original=False, response_type="ephemeral")
+                    return
             if who is not None:
                 await handle(value, who, respond)
 
@@ -379,7 +388,8 @@ class SlackFront:
             await self.bot.actions[action_id](value, who, responder)
 
         async def listener(ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond) -> None:
-            await self._on_button(ack, body, respond, name=action_id, handle=handle)
+            await self._on_button(ack, body, respond, name=action_id, handle=handle,
+                                  admit=action_id not in self.bot.self_guarded)
 
         return listener
 

@@ -66,7 +66,14 @@ async def start_bot(fake: FakeSlack, config: Path, db: Path, **extra: str) -> Bo
 
 
 def roots(fake: FakeSlack) -> list[Any]:
-    return fake.messages(ALERTS)
+    """Incident root messages (what the bot posts at the top level of the alert channel by itself)."""
+    return [m for m in fake.messages(ALERTS) if (m.metadata or {}).get("event_type") == "wscheck_alert"]
+
+
+def bot_top_level(fake: FakeSlack) -> list[Any]:
+    """Top-level messages the bot posted through the Web API (answers to commands come via response_url)."""
+    return [m for m in fake.messages(ALERTS) if m.via == "chat.postMessage"
+            and (m.metadata or {}).get("event_type") != "wscheck_alert"]
 
 
 async def wait_root(fake: FakeSlack, needle: str, *, count: int = 1, timeout: float = 30) -> Any:
@@ -92,6 +99,7 @@ async def test_pm2_stop_alerts_once_and_start_resolves_the_same_message(
         await fake.wait_for(lambda: [r for r in fake.replies(ALERTS, root.ts) if "Resolved after" in r.text] or None,
                             what="resolved reply")
         assert len(roots(fake)) == 1, fake.dump()
+        assert bot_top_level(fake) == [], "nothing but incident roots at the top level of the alert channel"
     finally:
         assert await bot.stop() == 0, bot.log()
 
@@ -207,5 +215,34 @@ async def test_a_restart_that_heals_is_not_an_incident(
         await bot.wait_line(r"full probe sandbox: (ok|warn)", start=len(bot.lines), timeout=40)
         assert sandbox.app_process()["pid"] != before
         assert roots(fake) == [], fake.dump()
+    finally:
+        assert await bot.stop() == 0, bot.log()
+
+
+async def test_silence_holds_alerts_and_status_shows_it(
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, tmp_path: Path, healthy: None
+) -> None:
+    bot = await start_bot(fake, sandbox_config_file, tmp_path / "db")
+    try:
+        env = await fake.send_slash_command("silence sandbox 30m", user_id=ALICE, channel_id=ALERTS)
+        shown = await fake.wait_for(lambda: [r for r in fake.responses(env) if r.get("response_type") == "in_channel"]
+                                    or None, what="silence announced in the channel")
+        assert ALICE in shown[0]["text"] and "sandbox" in shown[0]["text"]
+        await asyncio.to_thread(sandbox.pm2, "stop", "kathario-saas")
+        mark = len(bot.lines)
+        await bot.wait_line(r"full probe sandbox: fail", start=mark, timeout=40)
+        await bot.wait_line(r"full probe sandbox: fail", start=len(bot.lines), timeout=40)
+        assert roots(fake) == [], fake.dump()  # failing twice over, but silenced: nothing posted
+        env = await fake.send_slash_command("status", user_id=ALICE, channel_id=ALERTS)
+        status = await fake.wait_for(lambda: fake.responses(env) or None, what="status")
+        assert "sandbox" in status[-1]["text"] and ALICE in status[-1]["text"]
+        env = await fake.send_slash_command("unsilence sandbox", user_id=ALICE, channel_id=ALERTS)
+        await fake.wait_for(lambda: fake.responses(env) or None, what="unsilence answer")
+        # Still failing when the silence is lifted: the incident is announced now, once.
+        (root,) = await wait_root(fake, "pm2_not_online", timeout=40)
+        await asyncio.to_thread(sandbox.pm2, "start", "kathario-saas")
+        await fake.wait_for(lambda: "resolved after" in fake.message(ALERTS, root.ts).text or None, timeout=40,
+                            what="resolved")
+        assert len(roots(fake)) == 1
     finally:
         assert await bot.stop() == 0, bot.log()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,16 @@ async def test_self_approval_and_outsiders_are_refused_and_audited(
         history = await fake.wait_for(lambda: [m for m in fake.ephemeral(channel=OPS, user=ALICE)
                                                if "Remediation history" in m.text] or None, what="history")
         assert "refused (self_approval)" in history[-1].text and "refused (not_approver)" in history[-1].text
+        export = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "audit", "--json", "--db", str(tmp_path / "db"), cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await export.communicate()
+        assert export.returncode == 0, err.decode()
+        rows = [json.loads(line) for line in out.decode().splitlines()]
+        kinds = [row["kind"] for row in rows]
+        assert kinds[0] == "request" and kinds.count("click") == 4, kinds
+        refused = [row["data"]["reason"] for row in rows if row["kind"] == "click" and not row["data"]["allowed"]]
+        assert set(refused) == {"self_approval", "not_approver", "other_team"}, refused
     finally:
         assert await bot.stop() == 0, bot.log()
 
