@@ -227,7 +227,14 @@ class Monitor:
                         except TimeoutError:
                             reason = f"no pong within {self.settings.canary_pong_timeout:g} s"
                             break
-                        await asyncio.sleep(self.settings.canary_ping_interval)
+                        # Between pings, wake up the moment the connection closes (a dropped WebSocket must be
+                        # noticed now, not at the next ping): the close is what the alert is about.
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(ws.wait_closed(), self.settings.canary_ping_interval)
+                        if ws.close_code is not None or ws.state.name == "CLOSED":
+                            code = ws.close_code
+                            reason = f"WebSocket closed ({code if code is not None else 'no close frame'})"
+                            break
             except asyncio.CancelledError:
                 raise
             except ConnectionClosed as exc:
