@@ -115,6 +115,7 @@ class BotServer:
             await heartbeat.cycle_done(name)
 
         monitor.on_cycle.append(cycle_done)
+        monitor.on_schedule.append(self.metrics.scheduled)
 
     async def health(self) -> dict[str, Any]:
         """/healthz: the Slack connection, the scheduler, and a recent full cycle for every target."""

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -50,11 +51,27 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+async def _drain(ws: Any) -> None:
+    """Consume the canary's incoming messages until the connection closes (however it closes)."""
+    with contextlib.suppress(ConnectionClosed):
+        async for _message in ws:
+            pass
+
+
+#: What a PM2 app that is still starting explains: its own checks and nginx's 502 in front of it.
+APP_STARTING = frozenset({"pm2.status", "port.listen", "port.match", "http.local", "ws.local", "http.proxy",
+                          "ws.proxy", "pm2.logs"})
+
+
 def healing(report: TargetReport, grace: float = RESTART_GRACE) -> bool:
     """PM2 is restarting the app right now (a crash it is healing), so a failure is not yet confirmed."""
     pm2 = report.result("pm2.status")
     if pm2 is None or pm2.details.get("crash_loop"):
         return False
+    failing = {c.id for c in report.checks if c.status in (Status.FAIL, Status.ERROR)}
+    proxy = report.result("http.proxy")
+    if failing - APP_STARTING or (proxy is not None and proxy.details.get("refused")):
+        return False  # something a starting app does not explain (nginx down, config invalid, ...)
     for instance in pm2.details.get("instances") or []:
         if not isinstance(instance, dict):
             continue
@@ -95,6 +112,8 @@ class Monitor:
         self.last_cycle: dict[str, datetime] = {}
         #: Called after each completed full probe of a target (heartbeat, metrics).
         self.on_cycle: list[Callable[[str], Awaitable[None]]] = []
+        #: Called for each scheduled run: (job kind, seconds late, skipped) (metrics).
+        self.on_schedule: list[Callable[[str, float, bool], None]] = []
         self.canary_up: dict[str, bool] = {}
         self._started_at: datetime | None = None
 
@@ -127,27 +146,49 @@ class Monitor:
                             "incidents are tracked but not posted", target.name)
         self._tasks.append(asyncio.ensure_future(self.outbox.run(self.stop_event)))
         full, fast = self.settings.check_interval, self.settings.fast_interval
-        for target in self.service.targets:
+        count = len(self.service.targets) or 1
+        for index, target in enumerate(self.service.targets):
             name = target.name
+            # Spread the targets over the interval: with 500 targets all running their checklist at the same
+            # instant, the burst saturates the event loop and the probes' own timeouts fail healthy targets
+            # (bench/RESULTS.md, "Scale"). Jitter alone (a few seconds) does not spread a burst that long.
+            phase = index / count
             self.scheduler.add_job(self.full_probe, "interval", args=[name], seconds=full, id=f"full:{name}",
                                    jitter=min(self.settings.jitter, full / 4), max_instances=1, coalesce=True,
-                                   next_run_time=now, misfire_grace_time=int(full) + 1)
+                                   next_run_time=now + timedelta(seconds=phase * full),
+                                   misfire_grace_time=int(full) + 1)
             self.scheduler.add_job(self.fast_probe, "interval", args=[name], seconds=fast, id=f"fast:{name}",
                                    jitter=min(self.settings.jitter, fast / 4), max_instances=1, coalesce=True,
-                                   next_run_time=now + timedelta(seconds=fast), misfire_grace_time=int(fast) + 1)
+                                   next_run_time=now + timedelta(seconds=fast * (1 + phase)),
+                                   misfire_grace_time=int(fast) + 1)
             if self.settings.canary:
                 self._tasks.append(asyncio.ensure_future(self.canary(target)))
         self.scheduler.add_job(self.tick_all, "interval", seconds=TICK_INTERVAL, id="tick", max_instances=1,
                                coalesce=True)
+        self.scheduler.add_listener(self._on_submission, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
         self.scheduler.start()
+
+    def _on_submission(self, event: JobSubmissionEvent) -> None:
+        """How late runs start, and the runs skipped because the previous one still runs (a slow target)."""
+        if not event.scheduled_run_times:
+            return
+        late = max(0.0, (self.clock() - event.scheduled_run_times[-1]).total_seconds())
+        skipped = event.code == EVENT_JOB_MAX_INSTANCES
+        if skipped:
+            log.warning("%s skipped: its previous run is still going (%.1f s after its time)", event.job_id, late)
+        else:
+            log.debug("%s started %.0f ms after its time", event.job_id, late * 1000)
+        for hook in self.on_schedule:
+            hook(str(event.job_id).split(":", 1)[0], late, skipped)
 
     async def stop(self) -> None:
         self.stop_event.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         try:
             await asyncio.wait_for(self.outbox.drain_once(), 5)
         except Exception:  # best effort: what is not delivered stays in the outbox for the next start
@@ -156,21 +197,46 @@ class Monitor:
     # -- probes ----------------------------------------------------------------------------------
 
     async def full_probe(self, name: str) -> None:
-        report = await self.service.run(name)
-        await self.observe(name, report, kind="full")
-        await self._alive(name)
-        for hook in self.on_cycle:
-            await hook(name)
+        try:
+            report = await self.service.run(name)
+            await self.observe(name, report, kind="full")
+            await self._alive(name)
+            for hook in self.on_cycle:
+                await hook(name)
+        except asyncio.CancelledError:
+            if not self.stop_event.is_set():
+                raise
+            return  # shutting down: a run cut short is not an error worth a traceback per target
         log.debug("full probe %s: %s in %.0f ms", name, report.status.value, report.duration_ms)
 
     async def fast_probe(self, name: str) -> None:
-        report = await self.service.run(name, FAST_CHECKS)
-        failing = report.status in (Status.FAIL, Status.ERROR)
-        await self.observe(name, report, kind="fast")
-        state = self.states[name]
-        if failing and not (state.incident is not None and state.incident.announced):
-            await self.confirm(name, reason="fast probe failed")
-        await self._alive(name)
+        try:
+            report = await self.service.run(name, FAST_CHECKS)
+            failing = report.status in (Status.FAIL, Status.ERROR)
+            await self.observe(name, report, kind="fast")
+            state = self.states[name]
+            if failing and not (state.incident is not None and state.incident.announced):
+                # Outside this job: the next fast run must not be skipped while the confirmation runs.
+                self._background(self.confirm(name, reason="fast probe failed"))
+            await self._alive(name)
+        except asyncio.CancelledError:
+            if not self.stop_event.is_set():
+                raise
+
+    def _background(self, coro: Awaitable[None]) -> None:
+        """Work started by a probe that must not hold the probe's scheduler slot; cancelled at stop()."""
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("monitoring work failed")
+
+        task = asyncio.ensure_future(guarded())
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
 
     async def confirm(self, name: str, *, reason: str) -> None:
         """Re-run the whole checklist at once: a failure seen again right away is confirmed."""
@@ -199,9 +265,7 @@ class Monitor:
             finally:
                 self._rechecking.discard(name)
 
-        task = asyncio.ensure_future(later())
-        self._tasks.append(task)
-        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+        self._background(later())
 
     async def canary(self, target: Target) -> None:
         """One long-lived WebSocket through nginx; a drop or a missed pong triggers a confirmation."""
@@ -220,21 +284,15 @@ class Monitor:
                     was_up = True
                     self.canary_up[target.name] = True
                     backoff = 1.0
-                    while True:
-                        pong = await ws.ping()
-                        try:
-                            await asyncio.wait_for(pong, self.settings.canary_pong_timeout)
-                        except TimeoutError:
-                            reason = f"no pong within {self.settings.canary_pong_timeout:g} s"
-                            break
-                        # Between pings, wake up the moment the connection closes (a dropped WebSocket must be
-                        # noticed now, not at the next ping): the close is what the alert is about.
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(ws.wait_closed(), self.settings.canary_ping_interval)
-                        if ws.close_code is not None or ws.state.name == "CLOSED":
-                            code = ws.close_code
-                            reason = f"WebSocket closed ({code if code is not None else 'no close frame'})"
-                            break
+                    # Read (and drop) what the app sends: unread messages pile up and, past websockets' queue
+                    # limit, stop it from reading anything — pongs included. The reader also ends the moment the
+                    # connection closes, which is what wakes this loop up between pings.
+                    reader = asyncio.ensure_future(_drain(ws))
+                    try:
+                        reason = await self._ping_until_closed(ws, reader)
+                    finally:
+                        reader.cancel()
+                        await asyncio.gather(reader, return_exceptions=True)
             except asyncio.CancelledError:
                 raise
             except ConnectionClosed as exc:
@@ -248,6 +306,19 @@ class Monitor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), backoff)
             backoff = min(CANARY_BACKOFF_MAX, backoff * 2)
+
+    async def _ping_until_closed(self, ws: Any, reader: asyncio.Task[None]) -> str:
+        """Ping every canary_ping_interval; return why the canary is down (closed, or a pong too late)."""
+        while True:
+            pong = await ws.ping()
+            try:
+                await asyncio.wait_for(pong, self.settings.canary_pong_timeout)
+            except TimeoutError:
+                return f"no pong within {self.settings.canary_pong_timeout:g} s"
+            done, _ = await asyncio.wait({reader}, timeout=self.settings.canary_ping_interval)
+            if done:
+                code = ws.close_code
+                return f"WebSocket closed ({code if code is not None else 'no close frame'})"
 
     async def _canary_failed(self, name: str, reason: str) -> None:
         now = self.clock()

@@ -43,8 +43,20 @@ class Metrics:
                                   registry=self.registry)
         self.approvals = Counter("wscheck_approvals_total", "Remediation requests by final outcome", ["outcome"],
                                  registry=self.registry)
+        self.schedule_lateness = Histogram("wscheck_schedule_lateness_seconds",
+                                           "How late scheduled runs start (full, fast, tick)", ["job"],
+                                           buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30), registry=self.registry)
+        self.skipped_runs = Counter("wscheck_skipped_runs_total",
+                                    "Scheduled runs skipped because the previous one still ran (a slow target)",
+                                    ["job"], registry=self.registry)
         self.last_cycle = Gauge("wscheck_last_cycle_timestamp_seconds", "Last completed full check per target",
                                 ["target"], registry=self.registry)
+
+    def scheduled(self, job: str, late: float, skipped: bool) -> None:
+        if skipped:
+            self.skipped_runs.labels(job).inc()
+        else:
+            self.schedule_lateness.labels(job).observe(late)
 
     def observe(self, report: TargetReport) -> None:
         self.reports.labels(report.target, report.status.value).inc()

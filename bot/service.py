@@ -18,6 +18,9 @@ from checks.registry import resolve_selection
 from checks.runner import run_checks
 from checks.transport import Transport, make_transport
 
+#: Checklists running at once, across targets (each is ~6 SSH channels and a few probes).
+MAX_PARALLEL_RUNS = 48
+
 
 class CheckService:
     def __init__(self, config: TargetsConfig) -> None:
@@ -25,6 +28,7 @@ class CheckService:
         self._transports: dict[str, Transport] = {}
         self._inflight: dict[tuple[str, tuple[str, ...]], asyncio.Task[TargetReport]] = {}
         self.runs = 0
+        self._slots = asyncio.Semaphore(MAX_PARALLEL_RUNS)
         #: Called with every fresh report (metrics); shared runs are reported once.
         self.on_report: list[Callable[[TargetReport], None]] = []
 
@@ -53,10 +57,17 @@ class CheckService:
         task = self._inflight.get(key)
         if task is None:
             self.runs += 1
-            task = asyncio.ensure_future(run_checks(target, self.transport(target), ids))
+            task = asyncio.ensure_future(self._run_capped(target, ids))
             self._inflight[key] = task
             task.add_done_callback(lambda t: self._finished(key, t))
         return await asyncio.shield(task)
+
+    async def _run_capped(self, target: Target, ids: tuple[str, ...]) -> TargetReport:
+        """At most MAX_PARALLEL_RUNS checklists at once: past that, runs wait their turn *before* their own
+        timeouts start, so an overloaded bot is late (visible in wscheck_schedule_lateness_seconds) instead
+        of blaming healthy targets for its own queueing."""
+        async with self._slots:
+            return await run_checks(target, self.transport(target), ids)
 
     def _finished(self, key: tuple[str, tuple[str, ...]], task: asyncio.Task[TargetReport]) -> None:
         self._inflight.pop(key, None)
