@@ -20,14 +20,19 @@ Lines start with `BENCH ` and carry time.time() values:
     BENCH missed JOB_ID SCHEDULED NOW         (misfire grace time exceeded)
     BENCH checkrun TARGET NOW CHECK_IDS       (CheckService starts a new checklist run; joiners don't)
 
-The patch proposed for bot/monitor.py in bench/RESULTS.md logs the same at debug level inside the product.
+With BENCH_STAGGER=1 it also offsets each target's first runs by crc32(name)/2^32 of their interval: the
+what-if that showed, before a6ea518, what spreading the targets would do (a6ea518 now spreads them itself).
+Since a6ea518 the product also logs each run's lateness (debug) and each skipped run (warning) itself.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+import zlib
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +83,7 @@ def _start(self: AsyncIOScheduler, *args: Any, **kwargs: Any) -> None:
     _original_start(self, *args, **kwargs)
 
 
-Probe = Callable[[Any, str], Awaitable[None]]
+Probe = Callable[[Any, str], Coroutine[Any, Any, None]]
 
 
 def _timed(kind: str, original: Probe) -> Probe:
@@ -94,7 +99,7 @@ def _timed(kind: str, original: Probe) -> Probe:
     return probe
 
 
-_original_run_checks = service.run_checks
+_original_run_checks = vars(service)["run_checks"]
 
 
 async def _counted_run_checks(target: Any, transport: Any, only: Any = ()) -> Any:
@@ -103,10 +108,25 @@ async def _counted_run_checks(target: Any, transport: Any, only: Any = ()) -> An
     return await _original_run_checks(target, transport, only)
 
 
-AsyncIOScheduler.start = _start  # type: ignore[method-assign]
-monitor.Monitor.full_probe = _timed("full", monitor.Monitor.full_probe)  # type: ignore[method-assign]
-monitor.Monitor.fast_probe = _timed("fast", monitor.Monitor.fast_probe)  # type: ignore[method-assign]
-service.run_checks = _counted_run_checks
+_original_add_job = AsyncIOScheduler.add_job
+
+
+def _staggered_add_job(self: AsyncIOScheduler, func: Any, *args: Any, **kwargs: Any) -> Any:
+    """BENCH_STAGGER=1 (a what-if, not the product): spread each target's first run over its interval."""
+    job_id = str(kwargs.get("id") or "")
+    if job_id.startswith(("full:", "fast:")) and kwargs.get("next_run_time") is not None:
+        interval = float(kwargs.get("seconds") or 0)
+        phase = zlib.crc32(job_id.split(":", 1)[1].encode()) / 2**32
+        kwargs["next_run_time"] = kwargs["next_run_time"] + timedelta(seconds=phase * interval)
+    return _original_add_job(self, func, *args, **kwargs)
+
+
+AsyncIOScheduler.start = _start
+if os.environ.get("BENCH_STAGGER") == "1":
+    AsyncIOScheduler.add_job = _staggered_add_job
+monitor.Monitor.full_probe = _timed("full", monitor.Monitor.full_probe)  # type: ignore[method-assign,assignment]
+monitor.Monitor.fast_probe = _timed("fast", monitor.Monitor.fast_probe)  # type: ignore[method-assign,assignment]
+vars(service)["run_checks"] = _counted_run_checks
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -60,6 +60,9 @@ class Result:
     hwm_mb: float = math.nan
     fds_end: int = 0
     sim_cpu: float = math.nan
+    sim_cpu_peak: float = math.nan
+    stagger: bool = False
+    alerts_total: int = 0
     late: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     submit_late: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     took: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
@@ -84,7 +87,7 @@ def _log_time(stamp: str) -> float:
 
 
 async def one(n: int, canary: bool, args: argparse.Namespace) -> Result:
-    res = Result(targets=n, canary=canary, jitter=args.jitter)
+    res = Result(targets=n, canary=canary, jitter=args.jitter, stagger=args.stagger)
     work = Path(tempfile.mkdtemp(prefix=f"wscheck-scale-{n}-", dir="/tmp"))
     sim = Child([PYTHON, str(ROOT / "bench" / "simtargets.py"), "serve", "--targets", str(n), "--workdir", str(work),
                  "--latency-scale", str(args.latency_scale)], bot_env({}), name="simtargets")
@@ -102,6 +105,7 @@ async def one(n: int, canary: bool, args: argparse.Namespace) -> Result:
             "WSCHECK_JITTER": f"{args.jitter:g}",
             "WSCHECK_LOG_LEVEL": "debug",
             "WSCHECK_DB": str(work / "wscheck.db"),
+            **({"BENCH_STAGGER": "1"} if args.stagger else {}),
         })
         bot = Child(bot_argv(work / "wscheck.toml", instrumented=True, console=True), env, name="bot")
         started = time.monotonic()
@@ -141,8 +145,10 @@ async def one(n: int, canary: bool, args: argparse.Namespace) -> Result:
         res.hwm_mb = window[-1].hwm_kb / 1024
         res.fds_end = window[-1].fds
         res.sim_cpu = Sampler.cpu_share(sim_sampler.window(t0 - 1.5, t1 + 0.1))
+        res.sim_cpu_peak = Sampler.cpu_share_peak(sim_sampler.window(t0 - 1.5, t1 + 0.1))
         _digest(res, [x.text for x in bot.err[mark_err:]], w0, w1)
         res.alerts = sum("ALERT" in x.text for x in bot.out[mark_out:])
+        res.alerts_total = sum("ALERT" in x.text for x in bot.out)
         res.errors = sum(" ERROR " in x.text or "Traceback" in x.text for x in bot.err[mark_err:])
     finally:
         stop.set()
@@ -209,22 +215,27 @@ def report(results: list[Result]) -> None:
     print()
     print("| targets | canary | jitter | bot CPU (avg / peak 5 s) | bot RSS (window max / end / lifetime peak) "
           "| full runs late p50/p99/max | fast runs late p50/p99/max | runs done / expected (full, fast) "
-          "| skipped | full run took p50/p99 | simulator CPU |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| skipped | full run took p50/p99 | full probes not ok / all, alerts since start "
+          "| simulator CPU (avg / peak 5 s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         done = (f"{len(r.late['full'])}/{r.expected('full'):.0f}, {len(r.late['fast'])}/{r.expected('fast'):.0f}")
         skipped = sum(r.skipped.values()) + sum(r.missed.values())
         took = r.took["full"]
         took_s = f"{pct(took, 50):.2f} / {pct(took, 99):.2f} s" if took else "-"
-        print(f"| {r.targets} | {'on' if r.canary else 'off'} | {r.jitter:g} s | {_f(r.cpu)} / {_f(r.cpu_peak)} | "
+        bad = f"{sum(v for k, v in r.statuses.items() if k != 'ok')}/{sum(r.statuses.values())}, {r.alerts_total}"
+        jitter = f"{r.jitter:g} s" + (" + stagger (what-if)" if r.stagger else "")
+        print(f"| {r.targets} | {'on' if r.canary else 'off'} | {jitter} | {_f(r.cpu)} / {_f(r.cpu_peak)} | "
               f"{_f(r.rss_max_mb, ' MB', 0)} / {_f(r.rss_end_mb, ' MB', 0)} / {_f(r.hwm_mb, ' MB', 0)} | "
-              f"{_lat(r.late['full'])} | {_lat(r.late['fast'])} | {done} | {skipped} | {took_s} | {_f(r.sim_cpu)} |")
+              f"{_lat(r.late['full'])} | {_lat(r.late['fast'])} | {done} | {skipped} | {took_s} | {bad} | "
+              f"{_f(r.sim_cpu)} / {_f(r.sim_cpu_peak)} |")
     print()
     for r in results:
         dev = [abs(d) for d in r.interval_dev]
         print(f"N={r.targets} canary={'on' if r.canary else 'off'}: start-up to ready {_f(r.startup_s, ' s', 1)}, "
               f"to first full check of every target {_f(r.first_round_s, ' s', 1)}; "
-              f"full-probe statuses {dict(r.statuses)}; alerts {r.alerts}; canary drops {r.canary_drops}; "
+              f"full-probe statuses {dict(r.statuses)}; alerts in the window {r.alerts} (since start "
+              f"{r.alerts_total}); canary drops {r.canary_drops}; "
               f"error lines {r.errors}; fds {r.fds_end}")
         if dev:
             print(f"   interval between consecutive full probes of a target (from the debug lines), |deviation "
@@ -250,6 +261,9 @@ def main() -> None:
     parser.add_argument("--jitter", type=float, default=0.0, help="WSCHECK_JITTER (0: exact schedule)")
     parser.add_argument("--latency-scale", type=float, default=1.0,
                         help="simulated command latency as a multiple of the sandbox's (0: instant)")
+    parser.add_argument("--stagger", action="store_true",
+                        help="what-if for bots before a6ea518 (which spread targets themselves): offset each "
+                             "target's first runs over the interval (see bench/_instrumented_bot.py)")
     parser.add_argument("--keep", action="store_true", help="keep the work directories in /tmp")
     args = parser.parse_args()
     soft, hard = raise_nofile()
