@@ -18,6 +18,7 @@ from bot import commands as cmd
 from bot.i18n import localize_where, t
 from bot.service import CheckService, RateLimiter
 from bot.settings import Settings
+from bot.tasks import Background
 from checks.models import TargetReport
 from checks.registry import resolve_selection
 
@@ -111,7 +112,7 @@ class Bot:
 
     def __post_init__(self) -> None:
         self.limiter = RateLimiter(self.settings.rate_limit, self.settings.rate_window)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._work = Background("request")
 
     @property
     def target_names(self) -> list[str]:
@@ -119,23 +120,11 @@ class Bot:
 
     def spawn(self, coro: Awaitable[None], *, name: str) -> None:
         """Run work after the front has acked; errors are logged, never lost silently."""
-
-        async def guarded() -> None:
-            try:
-                await coro
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("background work %s failed", name)
-
-        task = asyncio.ensure_future(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._work.spawn(coro, name=name)
 
     async def drain(self) -> None:
         """Wait for running requests (graceful shutdown)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._work.drain()
 
     def parse(self, text: str) -> cmd.Command:
         return cmd.parse(text, self.target_names)

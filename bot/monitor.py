@@ -33,6 +33,7 @@ from bot.outbox import Outbox, Payload, Sink
 from bot.service import CheckService
 from bot.settings import Settings
 from bot.store import Store
+from bot.tasks import Background
 from checks.config import Target
 from checks.models import Status, TargetReport
 
@@ -105,7 +106,7 @@ class Monitor:
         self.outbox = Outbox(store, sink, on_root_posted=self._root_posted, root_ts=self._root_ts, clock=clock)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self.stop_event = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = Background("monitor")
         self._confirming: set[str] = set()
         self._rechecking: set[str] = set()
         self._set_aside: dict[str, int] = {}
@@ -144,7 +145,7 @@ class Monitor:
             if not self.channel_for(target):
                 log.warning("no alert channel for %s: set WSCHECK_ALERT_CHANNEL or the target's alert_channel; "
                             "incidents are tracked but not posted", target.name)
-        self._tasks.append(asyncio.ensure_future(self.outbox.run(self.stop_event)))
+        self._tasks.spawn(self.outbox.run(self.stop_event), name="outbox")
         full, fast = self.settings.check_interval, self.settings.fast_interval
         count = len(self.service.targets) or 1
         for index, target in enumerate(self.service.targets):
@@ -162,7 +163,7 @@ class Monitor:
                                    next_run_time=now + timedelta(seconds=fast * (1 + phase)),
                                    misfire_grace_time=int(fast) + 1)
             if self.settings.canary:
-                self._tasks.append(asyncio.ensure_future(self.canary(target)))
+                self._tasks.spawn(self.canary(target), name=f"canary {name}")
         self.scheduler.add_job(self.tick_all, "interval", seconds=TICK_INTERVAL, id="tick", max_instances=1,
                                coalesce=True)
         self.scheduler.add_listener(self._on_submission, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
@@ -185,10 +186,7 @@ class Monitor:
         self.stop_event.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel()
         try:
             await asyncio.wait_for(self.outbox.drain_once(), 5)
         except Exception:  # best effort: what is not delivered stays in the outbox for the next start
@@ -217,26 +215,12 @@ class Monitor:
             state = self.states[name]
             if failing and not (state.incident is not None and state.incident.announced):
                 # Outside this job: the next fast run must not be skipped while the confirmation runs.
-                self._background(self.confirm(name, reason="fast probe failed"))
+                self._tasks.spawn(self.confirm(name, reason="fast probe failed"), name=f"confirm {name}")
             await self._alive(name)
         except asyncio.CancelledError:
             if not self.stop_event.is_set():
                 raise
 
-    def _background(self, coro: Awaitable[None]) -> None:
-        """Work started by a probe that must not hold the probe's scheduler slot; cancelled at stop()."""
-
-        async def guarded() -> None:
-            try:
-                await coro
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("monitoring work failed")
-
-        task = asyncio.ensure_future(guarded())
-        self._tasks.append(task)
-        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
 
     async def confirm(self, name: str, *, reason: str) -> None:
         """Re-run the whole checklist at once: a failure seen again right away is confirmed."""
@@ -265,7 +249,7 @@ class Monitor:
             finally:
                 self._rechecking.discard(name)
 
-        self._background(later())
+        self._tasks.spawn(later(), name=f"recheck {name}")
 
     async def canary(self, target: Target) -> None:
         """One long-lived WebSocket through nginx; a drop or a missed pong triggers a confirmation."""

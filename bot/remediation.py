@@ -27,6 +27,7 @@ from bot.render import clamp_blocks, fix_block, slack_date, untrusted
 from bot.service import CheckService
 from bot.settings import Settings
 from bot.store import Store
+from bot.tasks import Background
 from checks.config import Target
 from checks.models import Status, TargetReport
 from checks.redact import redact
@@ -181,7 +182,7 @@ class Remediation:
         self.resolve_approvers = approvers
         self.clock = clock or (lambda: datetime.now(UTC))
         self.locks: dict[str, asyncio.Lock] = {t.name: asyncio.Lock() for t in service.targets}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Background("remediation")
         self._stop = asyncio.Event()
         #: Called with a request's final status (metrics).
         self.on_final: list[Callable[[str], None]] = []
@@ -212,14 +213,11 @@ class Remediation:
                     await self._audit("interrupted", changed, actor=None, data={"was": status})
                     await self._post_update(changed)
                     await self._thread_note(changed, t("remediation.interrupted", id=changed.id, status=status))
-        task = asyncio.ensure_future(self._expiry_loop())
-        self._tasks.add(task)
+        self._tasks.spawn(self._expiry_loop(), name="expiry sweep")
 
     async def stop(self) -> None:
         self._stop.set()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel()
 
     async def _expiry_loop(self) -> None:
         while not self._stop.is_set():
@@ -330,7 +328,7 @@ class Remediation:
             if result.changed:
                 await self._post_update(result.request)
             if result.outcome == "approved":
-                self._spawn(self.execute(result.request))
+                self._tasks.spawn(self.execute(result.request), name=f"execute {result.request.id}")
             if language() == "en":
                 return result.message
             return click_message(result, approve=approve, policy=policy)
@@ -338,18 +336,6 @@ class Remediation:
 
     # -- execution -------------------------------------------------------------------------------
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        async def guarded() -> None:
-            try:
-                await coro
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("remediation failed unexpectedly")
-
-        task = asyncio.ensure_future(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def execute(self, approved: ap.ApprovalRequest) -> None:
         """Pre-check, run once, verify. One remediation per target at a time."""
