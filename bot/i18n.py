@@ -427,10 +427,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "알려진 원인 (진단, 근본 원인부터):",
     },
     # -- bot/fronts/console.py -------------------------------------------------------------------------------------
-    "console.running": {
-        "en": "⏳ running {count} checks on {where}…",
-        "ko": "⏳ {where}에서 검사 {count}개 실행 중…",
-    },
     "console.did_you_mean": {
         "en": "  did you mean {word}?",
         "ko": "  혹시 {word}인가요?",
@@ -464,9 +460,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "  (승인: as UXXXX approve {request} · 거부: as UXXXX deny {request})",
     },
     # -- bot/fronts/slack.py ---------------------------------------------------------------------------------------
-    "slack.running": {
-        "en": "running {count} checks…",
-        "ko": "검사 {count}개 실행 중…",
+    "slack.running.one": {
+        "en": "running {n} check…",
+        "ko": "검사 {n}개 실행 중…",
+    },
+    "slack.running.other": {
+        "en": "running {n} checks…",
+        "ko": "검사 {n}개 실행 중…",
     },
     "slack.did_you_mean": {
         "en": "{message} (did you mean `{word}`?)",

@@ -16,7 +16,7 @@ from typing import TextIO
 
 from bot import commands as cmd
 from bot.core import Bot, Requester, Responder
-from bot.i18n import t
+from bot.i18n import t, tn
 from bot.render import plain, report_text
 from checks.models import TargetReport
 
@@ -30,7 +30,7 @@ class ConsoleResponder(Responder):
 
     async def progress(self, description: str, *, count: int, target: str | None) -> None:
         where = target or t("render.every_target")
-        self.write(t("console.running", count=count, where=where))
+        self.write(tn("render.running", count, where=where))
 
     async def reports(self, reports: Sequence[TargetReport], *, command: cmd.RunChecks) -> None:
         self.write("\n\n".join(report_text(r) for r in reports))

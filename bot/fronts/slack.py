@@ -30,7 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import commands as cmd
 from bot import render
 from bot.core import Bot, Requester, Responder
-from bot.i18n import t
+from bot.i18n import t, tn
 from bot.settings import Settings
 from checks.models import TargetReport
 
@@ -97,7 +97,7 @@ class SlackResponder(Responder):
             raise
 
     async def progress(self, description: str, *, count: int, target: str | None) -> None:
-        await self._send(text=t("slack.running", count=count),
+        await self._send(text=tn("slack.running", count),
                          blocks=render.progress_blocks(description, count=count, target=target,
                                                        requested_by=self.who.user_id))
 
@@ -307,7 +307,7 @@ class SlackFront:
         command = self.bot.parse(str(body.get("text") or ""))
         if isinstance(command, cmd.RunChecks):
             plan = self.bot.plan(command)
-            await ack(text=t("slack.running", count=plan.count), blocks=render.progress_blocks(
+            await ack(text=tn("slack.running", plan.count), blocks=render.progress_blocks(
                 cmd.describe(command), count=plan.count, target=plan.shown_target,
                 requested_by=str(body.get("user_id") or "")))
         else:

@@ -94,7 +94,7 @@ async def test_full_checklist_acks_with_progress_then_replaces_with_report(
 async def test_single_item_and_broken_stack_names_the_cause(fake: FakeSlack, bot: BotProcess, sandbox: Any) -> None:
     await asyncio.to_thread(sandbox.set_mode, "pm2-stopped")
     env = await fake.send_slash_command("pm2", user_id=ALICE, channel_id=CHAN)
-    assert "running 1 checks" in json.dumps(env.ack_payload)
+    assert env.ack_payload["text"] == "running 1 check…"
     (report,) = await final_report(fake, env)
     body = texts(report["blocks"])
     assert "pm2.status" in body and "nginx.syntax" not in body
@@ -200,7 +200,7 @@ async def test_http_mode_verifies_signatures(fake: FakeSlack, sandbox_config_fil
             async with session.post(url, data=body, headers=good) as resp:
                 assert resp.status == 200
                 ack = await resp.json(content_type=None)
-        assert "running 1 checks" in json.dumps(ack)
+        assert ack["text"] == "running 1 check…"
         posted = await fake.wait_for(
             lambda: [m for m in fake.ephemeral(channel=CHAN, user=ALICE) if "pm2.status" in json.dumps(m.blocks)]
             or None, timeout=30, what="HTTP-mode report through response_url")
