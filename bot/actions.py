@@ -200,11 +200,6 @@ def proposal(report: TargetReport, target: Target) -> tuple[str | None, str]:
     return action, f"{cause.cause}: {localize_cause(cause).summary}"
 
 
-#: Checks to run again right before executing: enough to tell "already recovered" and the PM2 fingerprint.
-PRECHECK = ("pm2.status", "port.listen", "port.match", "next.build", "nginx.syntax", "http.local", "ws.local",
-            "http.proxy", "ws.proxy")
-
-
 def fingerprint(report: TargetReport) -> dict[str, int | str]:
     """The PM2 process identity at one moment: if it changes between request and run, ask again."""
     pm2 = report.result("pm2.status")

@@ -347,14 +347,14 @@ class Remediation:
             except RemediationError as exc:
                 await self._finish_abort(approved, str(exc))
                 return
-            pre = await self.service.run(target.name, act.PRECHECK)
-            if not [c for c in pre.diagnosis if c.severity in (Status.FAIL, Status.ERROR)] and approved.cause:
+            # One fresh checklist answers all three questions: recovered already? same PM2 process? same plan?
+            report = await self.service.run(target.name)
+            if not [c for c in report.diagnosis if c.severity in (Status.FAIL, Status.ERROR)] and approved.cause:
                 await self._finish_abort(approved, text("remediation.abort_recovered").en)
                 return
-            if ap.fingerprint_changed(approved.fingerprint, act.fingerprint(pre)):
+            if ap.fingerprint_changed(approved.fingerprint, act.fingerprint(report)):
                 await self._finish_abort(approved, text("remediation.abort_changed").en)
                 return
-            report = await self.service.run(target.name)
             try:
                 plan = act.plan(approved.action, target, report)
             except act.NotOffered as exc:
