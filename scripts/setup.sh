@@ -2,12 +2,15 @@
 # Create .venv with wscheck installed (editable), on a fresh Debian machine or any Linux with Python 3.11+.
 #   scripts/setup.sh          the bot
 #   scripts/setup.sh --test   the bot plus the test and lint tools
-# Idempotent: a second run only re-checks (pip is fast when everything is installed).
+# Installs the exact versions of requirements/run.lock (test.lock with --test), checked against their hashes,
+# then wscheck itself without dependencies. Refresh the locks with `bash scripts/lock.sh`.
+# Idempotent: it re-installs only when the lock or pyproject.toml is newer than the last install.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
+lock=requirements/run.lock
+if [ "${1:-}" = "--test" ]; then extras="[test]"; lock=requirements/test.lock; fi
 
 as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"
@@ -31,8 +34,11 @@ stamp=".venv/.wscheck-installed$extras"
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >&2
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras" >&2
-    touch "$stamp"
+# The stamp records which lock was installed (its hash): a changed or different lock means a re-install.
+want="$(sha256sum "$lock" pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+    "${pip[@]}" --require-hashes -r "$lock" >&2
+    "${pip[@]}" --no-deps -e . >&2
+    echo "$want" >"$stamp"
 fi
