@@ -251,6 +251,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bot.logs import setup_early_logging
+
+    # First, before any command imports asyncssh/cryptography: warnings they emit on import become log lines.
+    setup_early_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"check": cmd_check, "checks": cmd_checks, "config": cmd_config, "run": cmd_run, "trust": cmd_trust,
@@ -271,6 +275,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `wscheck config | head`: the reader left; say nothing more (and keep Python from complaining at exit).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        # A bug or an environment we did not foresee: one log line (JSON in JSON mode) and UNKNOWN, not a
+        # traceback; WSCHECK_LOG_LEVEL=debug adds the traceback to the record for whoever reports it.
+        import logging
+
+        debug = os.environ.get("WSCHECK_LOG_LEVEL", "").strip().lower() == "debug"
+        logging.getLogger("wscheck").error("wscheck %s failed: %s: %s", args.command, type(exc).__name__, exc,
+                                           exc_info=exc if debug else None)
+        return EXIT_UNKNOWN
 
 
 if __name__ == "__main__":  # pragma: no cover

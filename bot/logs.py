@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import warnings
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from bot.settings import Settings
 from checks.redact import redact
+
+if TYPE_CHECKING:  # the CLI sets up logging before anything heavy (pydantic) is imported
+    from bot.settings import Settings
 
 
 class RedactingFilter(logging.Filter):
@@ -42,13 +47,64 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
-def setup_logging(settings: Settings) -> None:
+class OneLineWarning(logging.Filter):
+    """`logging.captureWarnings` logs `warnings.formatwarning`'s text: "file:line: Category: message" plus the
+    source line on a second line. One event is one line, so the source line goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage().strip()
+        first = text.splitlines()[0] if text else text
+        record.msg, record.args = first, None
+        return True
+
+
+def quiet_known_warnings() -> None:
+    """Ignore the deprecations we know are harmless, narrowly (category and module), and nothing else.
+
+    asyncssh still names `cryptography`'s DSA classes (it supports ssh-dss keys), so importing it under
+    cryptography >= 47 raises CryptographyDeprecationWarning, ten times, from asyncssh's own modules. The same
+    category from anywhere else, or any other warning from asyncssh, still reaches the log.
+    """
+    try:
+        from cryptography.utils import CryptographyDeprecationWarning
+    except ImportError:  # pragma: no cover - cryptography comes with asyncssh
+        return
+    warnings.filterwarnings("ignore", category=CryptographyDeprecationWarning, module=r"asyncssh(\.|$)")
+
+
+def _handler(log_format: str) -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
-    if settings.log_format == "json":
+    if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
+def capture_warnings() -> None:
+    """Python warnings become log records (logger `py.warnings`), one line each, instead of raw stderr text."""
+    quiet_known_warnings()
+    logging.captureWarnings(True)
+    captured = logging.getLogger("py.warnings")
+    if not any(isinstance(f, OneLineWarning) for f in captured.filters):
+        captured.addFilter(OneLineWarning())
+
+
+def setup_early_logging() -> None:
+    """Before any heavy import: a stderr handler in the format WSCHECK_LOG_FORMAT asks for, and warnings routed
+    through it, so what a library says while being imported (asyncssh, cryptography) is a log line too.
+    `setup_logging` replaces the handler once the settings (which may set the format in the config) are read."""
+    fmt = "json" if os.environ.get("WSCHECK_LOG_FORMAT", "").strip().lower() == "json" else "text"
+    root = logging.getLogger()
+    root.handlers[:] = [_handler(fmt)]
+    root.setLevel(logging.WARNING)
+    capture_warnings()
+
+
+def setup_logging(settings: Settings) -> None:
+    capture_warnings()
+    handler = _handler(settings.log_format)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     level = settings.log_level.upper()

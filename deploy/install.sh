@@ -10,7 +10,8 @@
 #
 # What it does (idempotent: a second run changes nothing but the program and the unit file):
 #   user and group `wscheck` (system account, home /var/lib/wscheck, no login shell)
-#   /opt/wscheck/venv            a venv with the wscheck-bot package (pip install SOURCE), upgraded on every run
+#   /opt/wscheck/venv            a venv with requirements/run.lock's exact versions and the wscheck-bot package
+#                                (pip install --no-deps SOURCE), upgraded on every run
 #   /usr/local/bin/wscheck       runs wscheck as the service user with the service's config (`wscheck trust prod`)
 #   /etc/wscheck/wscheck.toml    targets and settings, created once from a template (root:wscheck 0640)
 #   /etc/wscheck/env             Slack tokens, created once from .env.example or a template (root:root 0600)
@@ -172,7 +173,13 @@ else
     log "creating $VENV and installing wscheck from $SOURCE"
     run "$PYTHON" -m venv "$VENV"
 fi
-run "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$SOURCE"
+# The exact dependency versions of the lock (hash-checked; the source checkout's own lock when it has one),
+# then wscheck itself without dependencies: what runs is what the test suite ran.
+LOCK=$CHECKOUT/requirements/run.lock
+[ ! -f "$SOURCE/requirements/run.lock" ] || LOCK=$SOURCE/requirements/run.lock
+[ -f "$LOCK" ] || die "$LOCK is missing (refresh it with: bash scripts/lock.sh)"
+run "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes -r "$LOCK"
+run "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade --no-deps "$SOURCE"
 
 put_file "$WRAPPER" 0755 root:root <<EOF
 #!/bin/sh

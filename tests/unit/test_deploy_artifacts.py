@@ -443,7 +443,10 @@ def _mode(path: Path) -> int:
 def test_install_into_a_scratch_root(staged_install: Path) -> None:
     root = staged_install
     pip_log = (root / "opt/wscheck/venv/bin/pip.log").read_text()
-    assert f"-m pip install --quiet --disable-pip-version-check --upgrade {ROOT}" in pip_log
+    lock_line = f"-m pip install --quiet --disable-pip-version-check --require-hashes -r {ROOT}/requirements/run.lock"
+    assert pip_log.splitlines()[-2:] == [
+        lock_line, f"-m pip install --quiet --disable-pip-version-check --upgrade --no-deps {ROOT}"
+    ], pip_log  # the lock first, then the program without dependencies (nothing unpinned is resolved)
 
     etc = root / "etc/wscheck"
     assert _mode(etc) == 0o750 and _mode(etc / "ssh") == 0o700 and _mode(root / "var/lib/wscheck") == 0o750
@@ -505,7 +508,7 @@ def test_install_is_idempotent_and_keeps_local_changes(staged_install: Path) -> 
     assert _mode(etc / "env") == 0o600  # mode corrected
     assert (etc / "wscheck.toml").read_text() == '[[targets]]\nname = "kept"\n'
     assert (etc / "ssh/id_ed25519").read_bytes() == key_before
-    assert (staged_install / "opt/wscheck/venv/bin/pip.log").read_text().count("-m pip install") == 2  # upgraded
+    assert (staged_install / "opt/wscheck/venv/bin/pip.log").read_text().count("--no-deps") == 2  # upgraded
 
 
 def test_install_and_unit_agree_on_paths(unit: dict[str, list[str]]) -> None:
@@ -584,7 +587,11 @@ def test_dockerfile_installs_the_project_with_pip(dockerfile: list[tuple[str, st
     assert any(args.split()[0] == "." for args in copies), "the checkout is copied in"
     source = next(args.split()[1] for args in copies if args.split()[0] == ".")
     runs = " && ".join(args for word, args in dockerfile if word == "RUN")
-    assert re.search(rf"pip install {re.escape(source)}\b", runs), runs
+    lock = f"pip install --require-hashes -r {source}/requirements/run.lock"
+    program = f"pip install --no-deps {source}"
+    assert lock in runs and re.search(rf"{re.escape(program)}\b", runs), runs
+    assert runs.index(lock) < runs.index(program), "the locked dependencies first, then the program"
+    assert (ROOT / "requirements/run.lock").is_file()
     assert "wscheck --version" in runs  # the console script exists in the image
 
 
@@ -654,7 +661,7 @@ def test_dockerignore_sends_the_package_and_no_secrets(dockerignore: list[str],
         return _dockerignore_included(path, dockerignore)
 
     for needed in ("pyproject.toml", "README.md", "bot/app.py", "bot/fronts/slack.py", "checks/config.py",
-                   "bot/py.typed", "deploy/docker-entrypoint.sh"):
+                   "bot/py.typed", "deploy/docker-entrypoint.sh", "requirements/run.lock"):
         assert inc(needed), f"{needed} must be in the build context"
     for secret in (".env", "bot/.env", ".env.local", "wscheck.toml", "wscheck.db", "data/wscheck.db-wal",
                    ".venv/bin/python", ".git/config", "tests/unit/test_store.py", "deploy/sandbox/app/package.json",
