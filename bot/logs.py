@@ -97,7 +97,11 @@ def setup_early_logging() -> None:
     `setup_logging` replaces the handler once the settings (which may set the format in the config) are read."""
     fmt = "json" if os.environ.get("WSCHECK_LOG_FORMAT", "").strip().lower() == "json" else "text"
     root = logging.getLogger()
-    root.handlers[:] = [_handler(fmt)]
+    # Only our own earlier handler is replaced: a host program's (pytest's capture, say) stays.
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "wscheck_early", False)]
+    handler = _handler(fmt)
+    handler.wscheck_early = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
     root.setLevel(logging.WARNING)
     capture_warnings()
 
