@@ -195,7 +195,10 @@ def cmd_checks(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    cfg = _load_targets(args.config)
+    """The same validation as `wscheck run` (bot.settings.load_config): every problem, one line each, exit 3."""
+    from bot.settings import load_config, resolve_config_path
+
+    _, cfg = load_config(resolve_config_path(args.config))
     print(f"# config: {cfg.source}: {len(cfg.targets)} target(s), valid")
     for target in cfg.targets:
         print(json.dumps(target.masked(), indent=2))
@@ -262,7 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return handlers[args.command](args)
-    except (UsageError, ConfigError) as exc:
+    except ConfigError as exc:
+        print(exc.lines(), file=sys.stderr)
+        return EXIT_UNKNOWN
+    except UsageError as exc:
         print(f"wscheck: {exc}", file=sys.stderr)
         return EXIT_UNKNOWN
     except KeyboardInterrupt:

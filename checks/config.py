@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -50,6 +51,10 @@ _APPROVER_RE = re.compile(r"^[UWS][A-Z0-9]{2,20}$")
 class ConfigError(Exception):
     """A problem with the configuration; the message is meant for a human, one line per problem."""
 
+    def lines(self) -> str:
+        """What `wscheck config` (exit 3) and `wscheck run` (exit 78) print: `wscheck: ` before each problem."""
+        return "\n".join(f"wscheck: {line}" for line in str(self).splitlines())
+
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -70,7 +75,17 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+def _positive(seconds: float) -> float:
+    """0 would make a timeout fire at once or an interval spin: refused where it has no meaning."""
+    if seconds <= 0:
+        raise ValueError("must be more than 0 (use seconds, or 30s / 5m / 1h)")
+    return seconds
+
+
+#: A duration that must be > 0 (timeouts, intervals, windows): `0` is refused, naming the key.
+Duration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive)]
+#: A duration where 0 means something (e.g. `jitter = 0`: no random delay).
+DurationOrZero = Annotated[float, BeforeValidator(parse_duration)]
 
 
 def _check(pattern: re.Pattern[str], what: str) -> Any:
