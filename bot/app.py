@@ -21,7 +21,7 @@ from bot.i18n import set_language
 from bot.logs import setup_logging
 from bot.ops import Heartbeat, Metrics, OpsServer, retention_loop
 from bot.service import CheckService
-from bot.settings import Settings, load_config, resolve_config_path
+from bot.settings import Settings, builtin_notice, load_config, resolve_config_path
 from checks.config import ConfigError, Target, TargetsConfig
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class BotServer:
         if self.console_mode:
             from bot.fronts.console import ConsoleFront
 
-            self.console = ConsoleFront(self.bot)
+            self.console = ConsoleFront(self.bot, notice=builtin_notice(self.targets))
         if self.settings.monitor:
             self.monitor = self._make_monitor(self.store)
         from bot import handlers

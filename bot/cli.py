@@ -148,9 +148,15 @@ async def _check_all(targets: list[Target], only: list[str]) -> list[TargetRepor
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from bot.settings import builtin_notice
+
     cfg = _load_targets(args.config)
     targets = _pick(cfg, args.target)
     only = _selection(args.only)
+    _use_language(args.config)
+    if notice := builtin_notice(cfg):
+        # stderr, first: stdout stays the report (Nagios reads its first line) or pure JSON with --json.
+        print(notice, file=sys.stderr, flush=True)
     reports = asyncio.run(_check_all(targets, only))
     if args.json:
         for report in reports:
@@ -158,7 +164,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         from bot.render import report_text
 
-        _use_language(args.config)
         print("\n\n".join(report_text(r) for r in reports))
     return max((r.exit_code for r in reports), key=_exit_rank, default=0)
 

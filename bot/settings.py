@@ -319,3 +319,14 @@ def load_config(config_path: Path | None, **overrides: Any) -> tuple[Settings, T
     if problems or settings is None or targets is None:
         raise ConfigError("\n".join(problems))
     return settings, targets
+
+
+def builtin_notice(targets: TargetsConfig) -> str:
+    """The first line a person reads when no config file was found (console mode, `wscheck check`)."""
+    if not targets.builtin:
+        return ""
+    from bot.i18n import t
+    from checks.config import DEFAULT_TARGET
+
+    return t("config.builtin_defaults", target=DEFAULT_TARGET["name"], app=DEFAULT_TARGET["pm2_app"],
+             port=DEFAULT_TARGET["app_port"])

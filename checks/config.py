@@ -270,6 +270,10 @@ DEFAULT_TARGET: dict[str, Any] = {
 }
 
 
+#: `TargetsConfig.source` when no file was given: the CLI and the console say so in their first line.
+BUILTIN_SOURCE = "(built-in default)"
+
+
 class TargetsConfig(BaseModel):
     """The targets part of a config file (other top-level tables belong to bot settings)."""
 
@@ -287,6 +291,11 @@ class TargetsConfig(BaseModel):
     @property
     def names(self) -> list[str]:
         return [t.name for t in self.targets]
+
+    @property
+    def builtin(self) -> bool:
+        """No config file: the one `DEFAULT_TARGET`."""
+        return self.source == BUILTIN_SOURCE
 
 
 def _format_error(source: str, raw_targets: list[Any], err: Mapping[str, Any]) -> str:
@@ -360,6 +369,6 @@ def load_targets(path: Path | None) -> TargetsConfig:
     only bot/settings.py reads the environment.
     """
     if path is None:
-        return TargetsConfig(source="(built-in default)", targets=(Target.model_validate(DEFAULT_TARGET),))
+        return TargetsConfig(source=BUILTIN_SOURCE, targets=(Target.model_validate(DEFAULT_TARGET),))
     return parse_targets(read_toml(path), str(path))
 
