@@ -42,7 +42,9 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="wscheck", description="Check, explain and fix an Nginx -> PM2 -> Next.js WebSocket stack.")
+    parser = _Parser(prog="wscheck", description="Check, explain and fix an Nginx -> PM2 -> Next.js WebSocket stack.",
+                     epilog="For a single answer (once, then exit with a Nagios code), use `wscheck check`; "
+                     "`wscheck run` keeps running (Slack or console) and monitors.")
     parser.add_argument("--version", action="version", version=f"wscheck {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -62,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     checks = sub.add_parser("checks", help="list the checks, their items and the known causes")
     checks.add_argument("--json", action="store_true")
 
-    cfg = sub.add_parser("config", help="validate the config file and print the resolved targets")
+    cfg = sub.add_parser("config", help="validate the config file and print the resolved targets",
+                         description="Validate settings and targets exactly as `wscheck run` does (file, environment "
+                         "and .env): every problem, one line each naming the file and key or the variable; exit 3.")
     config_arg(cfg)
 
     trust = sub.add_parser("trust", help="fetch a target's SSH host key, show its fingerprint, add it to known_hosts",
@@ -79,7 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--db", metavar="FILE", help="database (default: WSCHECK_DB / db setting)")
     config_arg(audit)
 
-    run = sub.add_parser("run", help="run the bot (Slack when SLACK_BOT_TOKEN is set, else console mode)")
+    run = sub.add_parser("run", help="run the bot (Slack when SLACK_BOT_TOKEN is set, else console mode)",
+                         description="Run the bot until SIGTERM/Ctrl-C: Slack when SLACK_BOT_TOKEN is set, else console "
+                         "mode (commands on stdin; monitoring goes on after stdin closes). For a single answer, once, "
+                         "use `wscheck check` instead. Exit 78 on a bad config (same lines as `wscheck config`).")
     config_arg(run)
     run.add_argument("--http", action="store_true", help="serve Slack's HTTP endpoint instead of Socket Mode")
     run.add_argument("--console", action="store_true", help="console mode even if Slack tokens are set")
