@@ -20,7 +20,17 @@ from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, Validation
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from checks.config import ConfigError, Duration, DurationOrZero, TargetsConfig, load_targets, read_toml, slack_approver, slack_channel, slack_mention
+from checks.config import (
+    ConfigError,
+    Duration,
+    DurationOrZero,
+    TargetsConfig,
+    load_targets,
+    read_toml,
+    slack_approver,
+    slack_channel,
+    slack_mention,
+)
 
 DEFAULT_CONFIG = Path("wscheck.toml")
 ENV_FILE = Path(".env")

@@ -83,8 +83,8 @@ def test_bad_environment_values_name_the_variable(tmp_path: Path) -> None:
     })
     assert proc.returncode == 3, proc.stdout + proc.stderr
     lines = proc.stderr.splitlines()
-    assert "wscheck: environment: WSCHECK_CHECK_INTERVAL: '1 minute' is not a duration (use seconds, or 30s / 5m / 1h)" \
-        in lines
+    assert ("wscheck: environment: WSCHECK_CHECK_INTERVAL: '1 minute' is not a duration "
+            "(use seconds, or 30s / 5m / 1h)") in lines
     assert any(line.startswith("wscheck: environment: SLACK_BOT_TOKEN: must be a bot token starting with xoxb-")
                for line in lines), lines
     assert any(line.startswith("wscheck: environment: SLACK_SIGNING_SECRET: must be the Signing Secret")
@@ -145,7 +145,8 @@ def test_check_without_config_says_it_uses_the_defaults_and_keeps_json_pure(tmp_
     for line in proc.stdout.splitlines():
         assert json.loads(line)["target"] == "local"
     text = wscheck("check", "--only", "port", cwd=tmp_path, env={"WSCHECK_LANG": "ko"})
-    assert text.stderr.splitlines()[0].startswith("wscheck.toml이 없습니다: 내장 기본값을 사용합니다 (대상 local"), text.stderr
+    first = text.stderr.splitlines()[0]
+    assert first.startswith("wscheck.toml이 없습니다: 내장 기본값을 사용합니다 (대상 local"), text.stderr
     assert notice not in text.stdout
 
 
