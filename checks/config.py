@@ -10,6 +10,7 @@ Errors are `ConfigError`s whose message names the file, the target and the field
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -311,7 +312,9 @@ def _format_error(source: str, raw_targets: list[Any], err: Mapping[str, Any]) -
     if err.get("type") == "missing":
         msg = "required key is missing"
     elif err.get("type") == "extra_forbidden":
-        msg = "unknown key (check the spelling; see README 'Configuration')"
+        close = difflib.get_close_matches(str(loc[-1]), list(Target.model_fields), n=1) if loc else []
+        mean = f" (did you mean {close[0]!r}?)" if close else " (check the spelling)"
+        msg = f"unknown key{mean} (see README 'Configuration')"
     msg = msg.removeprefix("Value error, ")
     return f"{where}: {field}: {msg}" if field else f"{where}: {msg}"
 

@@ -32,6 +32,7 @@ pm2_app = "app"
 app_port = 3000
 app_dir = "/srv/app"
 command_timeout = 0
+comand_timeout = 5
 """
 
 GOOD_TARGET = """
@@ -58,6 +59,8 @@ def expected_lines(path: str) -> list[str]:
         f"wscheck: {path}: fast_interval: must be more than 0 (use seconds, or 30s / 5m / 1h)",
         f"wscheck: {path}: remediation.approval_ttl: must be more than 0 (use seconds, or 30s / 5m / 1h)",
         f"wscheck: {path}: targets[0] (web): command_timeout: must be more than 0 (use seconds, or 30s / 5m / 1h)",
+        f"wscheck: {path}: targets[0] (web): comand_timeout: unknown key (did you mean 'command_timeout'?) "
+        "(see README 'Configuration')",
     ]
 
 
