@@ -21,8 +21,8 @@ from bot.i18n import set_language
 from bot.logs import setup_logging
 from bot.ops import Heartbeat, Metrics, OpsServer, retention_loop
 from bot.service import CheckService
-from bot.settings import Settings, load_settings, resolve_config_path
-from checks.config import ConfigError, Target, TargetsConfig, load_targets
+from bot.settings import Settings, builtin_notice, load_config, resolve_config_path
+from checks.config import ConfigError, Target, TargetsConfig
 
 if TYPE_CHECKING:
     from bot.fronts.console import ConsoleFront
@@ -74,7 +74,7 @@ class BotServer:
         if self.console_mode:
             from bot.fronts.console import ConsoleFront
 
-            self.console = ConsoleFront(self.bot)
+            self.console = ConsoleFront(self.bot, notice=builtin_notice(self.targets))
         if self.settings.monitor:
             self.monitor = self._make_monitor(self.store)
         from bot import handlers
@@ -225,10 +225,9 @@ def main(*, config: str | None, http: bool, console: bool) -> int:
     try:
         path = resolve_config_path(config)
         overrides = {"http": True} if http else {}
-        settings = load_settings(path, **overrides)
-        targets = load_targets(path)
+        settings, targets = load_config(path, **overrides)
     except ConfigError as exc:
-        print(f"wscheck: {exc}", file=sys.stderr)
+        print(exc.lines(), file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(settings)
     use_console = console or not settings.slack_enabled

@@ -42,7 +42,9 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="wscheck", description="Check, explain and fix an Nginx -> PM2 -> Next.js WebSocket stack.")
+    parser = _Parser(prog="wscheck", description="Check, explain and fix an Nginx -> PM2 -> Next.js WebSocket stack.",
+                     epilog="For a single answer (once, then exit with a Nagios code), use `wscheck check`; "
+                     "`wscheck run` keeps running (Slack or console) and monitors.")
     parser.add_argument("--version", action="version", version=f"wscheck {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -62,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     checks = sub.add_parser("checks", help="list the checks, their items and the known causes")
     checks.add_argument("--json", action="store_true")
 
-    cfg = sub.add_parser("config", help="validate the config file and print the resolved targets")
+    cfg = sub.add_parser("config", help="validate the config file and print the resolved targets",
+                         description="Validate settings and targets exactly as `wscheck run` does (file, environment "
+                         "and .env): every problem, one line each naming the file and key or the variable; exit 3.")
     config_arg(cfg)
 
     trust = sub.add_parser("trust", help="fetch a target's SSH host key, show its fingerprint, add it to known_hosts",
@@ -79,7 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--db", metavar="FILE", help="database (default: WSCHECK_DB / db setting)")
     config_arg(audit)
 
-    run = sub.add_parser("run", help="run the bot (Slack when SLACK_BOT_TOKEN is set, else console mode)")
+    run = sub.add_parser("run", help="run the bot (Slack when SLACK_BOT_TOKEN is set, else console mode)",
+                         description="Run the bot until SIGTERM/Ctrl-C: Slack when SLACK_BOT_TOKEN is set, else "
+                         "console mode (commands on stdin; monitoring goes on after stdin closes). For a single "
+                         "answer, once, use `wscheck check` instead. Exit 78 on a bad config (same lines as "
+                         "`wscheck config`).")
     config_arg(run)
     run.add_argument("--http", action="store_true", help="serve Slack's HTTP endpoint instead of Socket Mode")
     run.add_argument("--console", action="store_true", help="console mode even if Slack tokens are set")
@@ -148,9 +156,15 @@ async def _check_all(targets: list[Target], only: list[str]) -> list[TargetRepor
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from bot.settings import builtin_notice
+
     cfg = _load_targets(args.config)
     targets = _pick(cfg, args.target)
     only = _selection(args.only)
+    _use_language(args.config)
+    if notice := builtin_notice(cfg):
+        # stderr, first: stdout stays the report (Nagios reads its first line) or pure JSON with --json.
+        print(notice, file=sys.stderr, flush=True)
     reports = asyncio.run(_check_all(targets, only))
     if args.json:
         for report in reports:
@@ -158,7 +172,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         from bot.render import report_text
 
-        _use_language(args.config)
         print("\n\n".join(report_text(r) for r in reports))
     return max((r.exit_code for r in reports), key=_exit_rank, default=0)
 
@@ -195,7 +208,10 @@ def cmd_checks(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    cfg = _load_targets(args.config)
+    """The same validation as `wscheck run` (bot.settings.load_config): every problem, one line each, exit 3."""
+    from bot.settings import load_config, resolve_config_path
+
+    _, cfg = load_config(resolve_config_path(args.config))
     print(f"# config: {cfg.source}: {len(cfg.targets)} target(s), valid")
     for target in cfg.targets:
         print(json.dumps(target.masked(), indent=2))
@@ -266,7 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return handlers[args.command](args)
-    except (UsageError, ConfigError) as exc:
+    except ConfigError as exc:
+        print(exc.lines(), file=sys.stderr)
+        return EXIT_UNKNOWN
+    except UsageError as exc:
         print(f"wscheck: {exc}", file=sys.stderr)
         return EXIT_UNKNOWN
     except KeyboardInterrupt:

@@ -448,8 +448,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "대상: {names}",
     },
     "console.stdin_closed": {
-        "en": "(stdin closed: no more commands; the bot keeps running until SIGTERM/Ctrl-C)",
-        "ko": "(stdin이 닫혔습니다: 더 이상 명령을 받지 않지만 봇은 SIGTERM/Ctrl-C까지 계속 실행됩니다)",
+        "en": "input closed; monitoring goes on; Ctrl-C stops",
+        "ko": "입력이 닫혔습니다; 모니터링은 계속됩니다; Ctrl-C로 멈춥니다",
+    },
+    "config.builtin_defaults": {
+        "en": "no wscheck.toml: using the built-in defaults (target {target}, app {app}, port {port}); "
+              "see README 'Configuration' or `wscheck config`",
+        "ko": "wscheck.toml이 없습니다: 내장 기본값을 사용합니다 (대상 {target}, 앱 {app}, 포트 {port}); "
+              "README 'Configuration' 또는 `wscheck config`를 보세요",
     },
     "console.alert": {
         "en": "🚨 ALERT {text}",

@@ -10,6 +10,7 @@ Errors are `ConfigError`s that name the variable or the file and key, never a tr
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,7 +20,17 @@ from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, Validation
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from checks.config import ConfigError, Duration, read_toml, slack_approver, slack_channel, slack_mention
+from checks.config import (
+    ConfigError,
+    Duration,
+    DurationOrZero,
+    TargetsConfig,
+    load_targets,
+    read_toml,
+    slack_approver,
+    slack_channel,
+    slack_mention,
+)
 
 DEFAULT_CONFIG = Path("wscheck.toml")
 ENV_FILE = Path(".env")
@@ -80,35 +91,51 @@ def _cooldown(value: Any) -> tuple[int, float]:
     if isinstance(value, str):
         count, _, window = value.partition("/")
         try:
-            return int(count), parse_duration(window or "1h")
+            seconds = parse_duration(window or "1h")
         except ValueError:
-            pass
+            seconds = 0.0
+        if count.strip().isdigit() and seconds > 0:
+            return int(count), seconds
     raise ValueError(f"{value!r} is not a cooldown like 3/1h (at most 3 per hour)")
 
 
+def _unknown(path: Path, key: str, known: set[str], *, table: str = "", hint: str = "") -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    mean = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{path}: {table}{key}: unknown key{mean}{hint} (see README 'Configuration')"
+
+
 class TomlSettingsSource(PydanticBaseSettingsSource):
-    """Top-level keys of wscheck.toml (minus `[[targets]]`), with `[remediation]` flattened in."""
+    """Top-level keys of wscheck.toml (minus `[[targets]]`), with `[remediation]` flattened in.
+
+    Unknown keys are collected in `problems` rather than raised, so one run reports all of them.
+    """
 
     def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
         super().__init__(settings_cls)
         self.path = path
         self.data: dict[str, Any] = {}
+        self.problems: list[str] = []
         if path is None:
             return
         raw = read_toml(path)
         known = set(settings_cls.model_fields)
+        remediation_keys = {k for k in REMEDIATION_KEYS if k in known}
+        top_keys = (known - REMEDIATION_KEYS) | {"targets", "remediation"}
         for key, value in raw.items():
             if key == "targets":
                 continue
             if key == "remediation" and isinstance(value, dict):
                 for sub, subvalue in value.items():
-                    if sub not in REMEDIATION_KEYS or sub not in known:
-                        raise ConfigError(f"{path}: remediation.{sub}: unknown key (see README 'Configuration')")
+                    if sub not in remediation_keys:
+                        self.problems.append(_unknown(path, sub, remediation_keys, table="remediation."))
+                        continue
                     self.data[sub] = subvalue
                 continue
-            if key not in known or key in REMEDIATION_KEYS:
+            if key not in top_keys or key in REMEDIATION_KEYS:
                 hint = " (it belongs in the [remediation] table)" if key in REMEDIATION_KEYS else ""
-                raise ConfigError(f"{path}: {key}: unknown key{hint} (see README 'Configuration')")
+                self.problems.append(_unknown(path, key, set() if hint else top_keys, hint=hint))
+                continue
             self.data[key] = value
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
@@ -154,7 +181,7 @@ class Settings(BaseSettings):
     alert_mention: str = ""
     check_interval: Duration = 60.0
     fast_interval: Duration = 10.0
-    jitter: Duration = 2.0
+    jitter: DurationOrZero = 2.0
     failure_threshold: int = Field(default=2, ge=1)
     success_threshold: int = Field(default=2, ge=1)
     reminder_interval: Duration = 3600.0
@@ -217,6 +244,15 @@ class Settings(BaseSettings):
             raise ValueError("must be an app-level token starting with xapp- (Basic Information > App-Level Tokens)")
         return value if value is not None and value.get_secret_value() else None
 
+    @field_validator("slack_signing_secret")
+    @classmethod
+    def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """The shape we can check without Slack: one word, and not a token pasted into the wrong variable."""
+        secret = value.get_secret_value() if value is not None else ""
+        if secret.startswith(("xoxb-", "xoxp-", "xapp-")) or any(c.isspace() for c in secret):
+            raise ValueError("must be the Signing Secret (Basic Information > App Credentials), not a token")
+        return value if secret else None
+
     @property
     def slack_enabled(self) -> bool:
         return self.slack_bot_token is not None
@@ -226,8 +262,19 @@ def env_name(field: str) -> str:
     return SLACK_ENV.get(field, ENV_PREFIX + field.upper())
 
 
+def _where(field: str, toml: TomlSettingsSource, environ: dict[str, str]) -> str:
+    """Name where a bad value came from: the variable (environment or .env, which win) or the file and key."""
+    env = env_name(field)
+    if env in environ or env.lower() in {k.lower() for k in environ}:
+        return f"environment: {env}"
+    if field in toml.data and toml.path is not None:
+        key = f"remediation.{field}" if field in REMEDIATION_KEYS else field
+        return f"{toml.path}: {key}"
+    return f"setting {field} ({env})"
+
+
 def load_settings(config_path: Path | None, **overrides: Any) -> Settings:
-    """Settings from env, .env and the TOML file; every problem is a one-line ConfigError per field."""
+    """Settings from env, .env and the TOML file; every problem is one line of a ConfigError, all at once."""
     toml = TomlSettingsSource(Settings, config_path)
 
     class _FromFile(Settings):
@@ -244,17 +291,52 @@ def load_settings(config_path: Path | None, **overrides: Any) -> Settings:
         ) -> tuple[PydanticBaseSettingsSource, ...]:
             return (init_settings, env_settings, dotenv_settings, toml)
 
+    problems = list(toml.problems)
     try:
-        return _FromFile(**overrides)
+        settings = _FromFile(**overrides)
     except SettingsError as exc:
         # pydantic-settings could not even decode a value (e.g. malformed JSON for a list): name the field.
-        raise ConfigError(f"setting: {exc}") from None
+        problems.append(f"setting: {exc}")
     except ValidationError as exc:
-        problems = []
+        environ = _env_lookup()
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
             name = next((f for f, env in SLACK_ENV.items() if env == field), field)
             msg = str(err["msg"]).removeprefix("Value error, ")
-            where = f"{env_name(name)} / {name} in {config_path or 'wscheck.toml'}"
-            problems.append(f"setting {name} ({where}): {msg}")
-        raise ConfigError("\n".join(problems)) from None
+            problems.append(f"{_where(name, toml, environ)}: {msg}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return settings
+
+
+def load_config(config_path: Path | None, **overrides: Any) -> tuple[Settings, TargetsConfig]:
+    """The one validation behind `wscheck config` (exit 3) and `wscheck run` (exit 78).
+
+    Settings and targets are both checked and every problem of both is reported, one line each, so a
+    config that `wscheck config` accepts is one the service starts with.
+    """
+    problems: list[str] = []
+    settings: Settings | None = None
+    targets: TargetsConfig | None = None
+    try:
+        settings = load_settings(config_path, **overrides)
+    except ConfigError as exc:
+        problems.extend(str(exc).splitlines())
+    try:
+        targets = load_targets(config_path)
+    except ConfigError as exc:
+        problems.extend(line for line in str(exc).splitlines() if line not in problems)
+    if problems or settings is None or targets is None:
+        raise ConfigError("\n".join(problems))
+    return settings, targets
+
+
+def builtin_notice(targets: TargetsConfig) -> str:
+    """The first line a person reads when no config file was found (console mode, `wscheck check`)."""
+    if not targets.builtin:
+        return ""
+    from bot.i18n import t
+    from checks.config import DEFAULT_TARGET
+
+    return t("config.builtin_defaults", target=DEFAULT_TARGET["name"], app=DEFAULT_TARGET["pm2_app"],
+             port=DEFAULT_TARGET["app_port"])

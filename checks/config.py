@@ -10,6 +10,7 @@ Errors are `ConfigError`s whose message names the file, the target and the field
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -50,6 +52,10 @@ _APPROVER_RE = re.compile(r"^[UWS][A-Z0-9]{2,20}$")
 class ConfigError(Exception):
     """A problem with the configuration; the message is meant for a human, one line per problem."""
 
+    def lines(self) -> str:
+        """What `wscheck config` (exit 3) and `wscheck run` (exit 78) print: `wscheck: ` before each problem."""
+        return "\n".join(f"wscheck: {line}" for line in str(self).splitlines())
+
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -70,7 +76,17 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+def _positive(seconds: float) -> float:
+    """0 would make a timeout fire at once or an interval spin: refused where it has no meaning."""
+    if seconds <= 0:
+        raise ValueError("must be more than 0 (use seconds, or 30s / 5m / 1h)")
+    return seconds
+
+
+#: A duration that must be > 0 (timeouts, intervals, windows): `0` is refused, naming the key.
+Duration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_positive)]
+#: A duration where 0 means something (e.g. `jitter = 0`: no random delay).
+DurationOrZero = Annotated[float, BeforeValidator(parse_duration)]
 
 
 def _check(pattern: re.Pattern[str], what: str) -> Any:
@@ -255,6 +271,10 @@ DEFAULT_TARGET: dict[str, Any] = {
 }
 
 
+#: `TargetsConfig.source` when no file was given: the CLI and the console say so in their first line.
+BUILTIN_SOURCE = "(built-in default)"
+
+
 class TargetsConfig(BaseModel):
     """The targets part of a config file (other top-level tables belong to bot settings)."""
 
@@ -273,6 +293,11 @@ class TargetsConfig(BaseModel):
     def names(self) -> list[str]:
         return [t.name for t in self.targets]
 
+    @property
+    def builtin(self) -> bool:
+        """No config file: the one `DEFAULT_TARGET`."""
+        return self.source == BUILTIN_SOURCE
+
 
 def _format_error(source: str, raw_targets: list[Any], err: Mapping[str, Any]) -> str:
     loc = list(err.get("loc", ()))
@@ -287,7 +312,9 @@ def _format_error(source: str, raw_targets: list[Any], err: Mapping[str, Any]) -
     if err.get("type") == "missing":
         msg = "required key is missing"
     elif err.get("type") == "extra_forbidden":
-        msg = "unknown key (check the spelling; see README 'Configuration')"
+        close = difflib.get_close_matches(str(loc[-1]), list(Target.model_fields), n=1) if loc else []
+        mean = f" (did you mean {close[0]!r}?)" if close else " (check the spelling)"
+        msg = f"unknown key{mean} (see README 'Configuration')"
     msg = msg.removeprefix("Value error, ")
     return f"{where}: {field}: {msg}" if field else f"{where}: {msg}"
 
@@ -345,6 +372,6 @@ def load_targets(path: Path | None) -> TargetsConfig:
     only bot/settings.py reads the environment.
     """
     if path is None:
-        return TargetsConfig(source="(built-in default)", targets=(Target.model_validate(DEFAULT_TARGET),))
+        return TargetsConfig(source=BUILTIN_SOURCE, targets=(Target.model_validate(DEFAULT_TARGET),))
     return parse_targets(read_toml(path), str(path))
 

@@ -55,8 +55,11 @@ class ConsoleResponder(Responder):
 class ConsoleFront:
     """Reads commands from `stdin` until EOF or `quit`; the bot keeps running (monitoring) after EOF."""
 
-    def __init__(self, bot: Bot, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
+    def __init__(self, bot: Bot, *, stdin: TextIO | None = None, stdout: TextIO | None = None,
+                 notice: str = "") -> None:
         self.bot = bot
+        #: Said before anything else (e.g. "no wscheck.toml: using the built-in defaults …").
+        self.notice = notice
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.interactive = self.stdin.isatty()
@@ -78,6 +81,8 @@ class ConsoleFront:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         threading.Thread(target=self._reader, args=(loop, queue), name="console-stdin", daemon=True).start()
+        if self.notice:
+            self.write(self.notice)
         self.write(t("console.welcome"))
         self.write(t("console.targets_line", names=", ".join(self.bot.target_names)))
         while not stop.is_set():

@@ -503,7 +503,7 @@ async def test_console_in_korean(ko: None) -> None:
     assert "사용법: /wscheck [ITEM...] [TARGET]" in text and "• /wscheck targets: 설정된 대상 목록" in text
     assert "✗ 알 수 없는 명령 또는 항목 pm3" in text and "  혹시 pm2인가요?" in text
     assert "(자세한 내용은 help 입력)" in text
-    assert "(stdin이 닫혔습니다" in text
+    assert "입력이 닫혔습니다; 모니터링은 계속됩니다; Ctrl-C로 멈춥니다" in text
     lines: list[str] = []
     responder = ConsoleResponder(lines.append)
     await responder.progress("x", count=12, target=None)
