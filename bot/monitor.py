@@ -44,7 +44,9 @@ TICK_INTERVAL = 5.0
 #: A PM2 app that (re)started less than this ago is healing, not down: confirm again after it.
 RESTART_GRACE = 8.0
 CANARY_BACKOFF_MAX = 30.0
-#: A restart that has not healed after this many looks is a failure like any other (a slow crash loop).
+#: A failure streak that has seen this many PM2 restarts without healing is a failure like any other (a slow
+#: crash loop). Counted in restarts, not in looks: at a 1 s fast interval, with the canary and the scheduled
+#: full probe, one restart is looked at four or five times before it is up, and each look is set aside.
 MAX_SET_ASIDE = 3
 
 
@@ -84,6 +86,13 @@ def healing(report: TargetReport, grace: float = RESTART_GRACE) -> bool:
     return False
 
 
+def restart_mark(report: TargetReport) -> tuple[object, ...]:
+    """Which PM2 (re)start of the app a report saw: each instance's pid and restart count."""
+    pm2 = report.result("pm2.status")
+    instances = pm2.details.get("instances") if pm2 is not None else None
+    return tuple((i.get("pm_id"), i.get("pid"), i.get("restarts")) for i in instances or [] if isinstance(i, dict))
+
+
 class Monitor:
     def __init__(self, settings: Settings, service: CheckService, store: Store, sink: Sink, *,
                  console: bool = False, clock: Callable[[], datetime] = _utcnow) -> None:
@@ -109,7 +118,8 @@ class Monitor:
         self._tasks = Background("monitor")
         self._confirming: set[str] = set()
         self._rechecking: set[str] = set()
-        self._set_aside: dict[str, int] = {}
+        #: Per target, the PM2 restarts (see `restart_marks`) whose failures were set aside in this streak.
+        self._set_aside: dict[str, set[tuple[object, ...]]] = {}
         self.last_cycle: dict[str, datetime] = {}
         #: Called after each completed full probe of a target (heartbeat, metrics).
         self.on_cycle: list[Callable[[str], Awaitable[None]]] = []
@@ -323,8 +333,7 @@ class Monitor:
         at again once the app had time to come up.
         """
         failing = report.status in (Status.FAIL, Status.ERROR)
-        if manual_by is None and failing and healing(report) and self._set_aside.get(name, 0) < MAX_SET_ASIDE:
-            self._set_aside[name] = self._set_aside.get(name, 0) + 1
+        if manual_by is None and failing and healing(report) and self._may_set_aside(name, report):
             log.info("%s: PM2 is restarting the app; checking again in %.0f s", name, RESTART_GRACE)
             self._recheck_later(name)
             return []
@@ -333,6 +342,18 @@ class Monitor:
         now = self.clock()
         obs = inc.Observation.from_report(report, kind=kind, at=now, confirmed=confirmed)
         return await self._apply(name, obs, now, manual_by=manual_by)
+
+    def _may_set_aside(self, name: str, report: TargetReport) -> bool:
+        """Whether this healing report's restart is still within the streak's budget (and note it if so).
+
+        Every look at the same restart is set aside; a streak that saw MAX_SET_ASIDE restarts is a crash loop.
+        """
+        seen = self._set_aside.setdefault(name, set())
+        mark = restart_mark(report)
+        if mark not in seen and len(seen) >= MAX_SET_ASIDE:
+            return False
+        seen.add(mark)
+        return True
 
     async def _apply(self, name: str, obs: inc.Observation, now: datetime, *,
                      manual_by: str | None = None) -> list[inc.Event]:

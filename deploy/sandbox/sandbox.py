@@ -600,6 +600,23 @@ class Sandbox:
                 return proc
         return None
 
+    def kill_app(self, sig: int = signal.SIGKILL) -> set[int]:
+        """Crash this sandbox's app, as an OOM kill would: `sig` to PM2's app pid and every process under it.
+
+        By pid, never by name: every sandbox on the machine runs the same `node server.js` as the same user.
+        The app runs as `npm run start` -> `node server.js`, so the whole tree goes (npm alone would leave node
+        holding the port). PM2 sees the exit and restarts the app. Returns the pids signalled.
+        """
+        proc = self.app_process()
+        pid = int(proc.get("pid") or 0) if proc else 0
+        if not self._is_ours(pid):
+            raise SandboxError(f"{self.app_name} has no running process in this sandbox (pm2 pid {pid})")
+        tree = {pid, *descendants([pid])}
+        for member in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member, sig)
+        return tree
+
     def app_status(self) -> str:
         """PM2's status for the app (`online`, `errored`, `stopped`, ...), or `missing`."""
         proc = self.app_process()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -209,12 +210,13 @@ async def test_a_restart_that_heals_is_not_an_incident(
     try:
         before = sandbox.app_process()["pid"]
         mark = len(bot.lines)
-        # Kill the app's node process (not `pm2 stop`): PM2 restarts it, as it would in production.
-        await asyncio.to_thread(sandbox.run_as_user, ["pkill", "-KILL", "-f", "node server.js"], check=False)
+        # Kill this sandbox's app process by its pid (not `pm2 stop`, and never by name: other sandboxes on
+        # the machine run the same command line): PM2 restarts it, as it would in production.
+        await asyncio.to_thread(sandbox.kill_app, signal.SIGKILL)
         await bot.wait_line(r"canary sandbox: WebSocket closed|PM2 is restarting the app", start=mark)
         await bot.wait_line(r"full probe sandbox: (ok|warn)", start=len(bot.lines), timeout=40)
         assert sandbox.app_process()["pid"] != before
-        assert roots(fake) == [], fake.dump()
+        assert roots(fake) == [], fake.dump() + "\n" + bot.log()
     finally:
         assert await bot.stop() == 0, bot.log()
 
