@@ -134,11 +134,14 @@ def _selection(only: Sequence[str]) -> list[str]:
 
 
 async def _check_all(targets: list[Target], only: list[str]) -> list[TargetReport]:
+    from bot.settings import ssh_agent_path
     from checks.runner import run_checks
     from checks.transport import make_transport
 
+    agent_path = ssh_agent_path()
+
     async def one(target: Target) -> TargetReport:
-        transport = make_transport(target)
+        transport = make_transport(target, agent_path=agent_path)
         try:
             return await run_checks(target, transport, only)
         finally:

@@ -420,6 +420,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "known_hosts 파일 {path}이(가) 없습니다: 호스트 키는 항상 검증합니다; `wscheck trust {target}`로 "
               "{host}의 키를 추가하세요",
     },
+    "transport.key_encrypted": {
+        "en": "the key is encrypted: load it into ssh-agent or use a deploy key without a passphrase ({path})",
+        "ko": "키가 암호화되어 있습니다: ssh-agent에 키를 등록하거나 암호 없는 배포 키를 사용하세요 ({path})",
+    },
+    "transport.identity_unreadable": {
+        "en": "identity_file {path} cannot be read as a private key",
+        "ko": "identity_file {path}을(를) 개인 키로 읽을 수 없습니다",
+    },
     "transport.identity_missing": {
         "en": "identity_file {path} does not exist",
         "ko": "identity_file {path}이(가) 없습니다",
@@ -554,8 +562,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "{timeout:g}초 안에 끝나지 않았습니다 (check_timeout)",
     },
     "runner.internal": {
-        "en": "internal error in the check: {kind}: {error}",
-        "ko": "검사 내부 오류: {kind}: {error}",
+        "en": "internal error in the check ({kind}); see the details and the bot's log",
+        "ko": "검사 내부 오류 ({kind}); details와 봇 로그를 확인하세요",
     },
     # -- diagnosis: cause summaries ---------------------------------------------------------------------------------
     "cause.target_unreachable": {

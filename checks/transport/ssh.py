@@ -47,8 +47,10 @@ _BACKOFF_MAX = 30.0
 class SSHTransport(Transport):
     kind = "ssh"
 
-    def __init__(self, target: Target, *, max_channels: int = MAX_CHANNELS) -> None:
+    def __init__(self, target: Target, *, max_channels: int = MAX_CHANNELS, agent_path: str = "") -> None:
         self.target = target
+        #: The ssh-agent socket (SSH_AUTH_SOCK, read by bot/settings.py); "" = no agent.
+        self.agent_path = agent_path
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
         self._channels = asyncio.Semaphore(max_channels)
@@ -74,13 +76,36 @@ class SSHTransport(Transport):
         }
         if target.user:
             options["username"] = target.user
+        # Passed explicitly so that asyncssh never reads SSH_AUTH_SOCK from the environment itself.
+        options["agent_path"] = self.agent_path or None
         if target.identity_file:
-            identity = Path(target.identity_file).expanduser()
-            if not identity.is_file():
-                raise TransportError(msg("transport.identity_missing", path=str(identity)))
-            options["client_keys"] = [str(identity)]
-            options["agent_path"] = None
+            options.update(self._identity_options(Path(target.identity_file).expanduser()))
         return options
+
+    def _identity_options(self, identity: Path) -> dict[str, Any]:
+        """Load the key once per connection attempt, here rather than inside asyncssh.
+
+        Why: asyncssh raises KeyImportError (not an asyncssh.Error) for an encrypted key, from inside
+        connect(), on every check; loading it first turns that into one clear TransportError, and lets
+        an ssh-agent that holds the key sign for it instead.
+        """
+        if not identity.is_file():
+            raise TransportError(msg("transport.identity_missing", path=str(identity)))
+        try:
+            key = asyncssh.read_private_key(identity)
+        except asyncssh.KeyImportError as exc:
+            if "passphrase" not in str(exc).lower():
+                raise TransportError(msg("transport.identity_unreadable", path=str(identity)),
+                                     details={"library_error": str(exc)}) from None
+            if not self.agent_path:
+                raise TransportError(msg("transport.key_encrypted", path=str(identity))) from None
+            # ignore_encrypted drops the file key and leaves client_keys an empty list, which keeps
+            # the agent on (client_keys=None would turn public-key auth off altogether).
+            return {"client_keys": [str(identity)], "ignore_encrypted": True, "agent_path": self.agent_path}
+        except OSError as exc:
+            raise TransportError(msg("transport.identity_unreadable", path=str(identity)),
+                                 details={"library_error": exc.strerror or str(exc)}) from None
+        return {"client_keys": [key], "agent_path": None}
 
     async def _connection(self) -> asyncssh.SSHClientConnection:
         async with self._lock:
