@@ -133,7 +133,7 @@ def _selection(only: Sequence[str]) -> list[str]:
     return list(only)
 
 
-async def _check_all(targets: list[Target], only: list[str]) -> list[TargetReport]:
+async def _check_all(targets: list[Target], only: list[str], config_file: str = "") -> list[TargetReport]:
     from bot.settings import ssh_agent_path
     from checks.runner import run_checks
     from checks.transport import make_transport
@@ -143,7 +143,7 @@ async def _check_all(targets: list[Target], only: list[str]) -> list[TargetRepor
     async def one(target: Target) -> TargetReport:
         transport = make_transport(target, agent_path=agent_path)
         try:
-            return await run_checks(target, transport, only)
+            return await run_checks(target, transport, only, config_file=config_file)
         finally:
             await transport.aclose()
 
@@ -154,7 +154,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     cfg = _load_targets(args.config)
     targets = _pick(cfg, args.target)
     only = _selection(args.only)
-    reports = asyncio.run(_check_all(targets, only))
+    reports = asyncio.run(_check_all(targets, only, cfg.config_file))
     if args.json:
         for report in reports:
             print(json.dumps(report.to_json_dict(), ensure_ascii=False, default=str))

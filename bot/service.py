@@ -68,7 +68,7 @@ class CheckService:
         timeouts start, so an overloaded bot is late (visible in wscheck_schedule_lateness_seconds) instead
         of blaming healthy targets for its own queueing."""
         async with self._slots:
-            return await run_checks(target, self.transport(target), ids)
+            return await run_checks(target, self.transport(target), ids, config_file=self.config.config_file)
 
     def _finished(self, key: tuple[str, tuple[str, ...]], task: asyncio.Task[TargetReport]) -> None:
         self._inflight.pop(key, None)

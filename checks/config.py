@@ -255,6 +255,10 @@ DEFAULT_TARGET: dict[str, Any] = {
 }
 
 
+#: TargetsConfig.source when no config file was used.
+BUILTIN_SOURCE = "(built-in default)"
+
+
 class TargetsConfig(BaseModel):
     """The targets part of a config file (other top-level tables belong to bot settings)."""
 
@@ -262,6 +266,11 @@ class TargetsConfig(BaseModel):
 
     source: str
     targets: tuple[Target, ...]
+
+    @property
+    def config_file(self) -> str:
+        """The file the targets came from, "" for the built-in default (fix hints pass it as `--config`)."""
+        return "" if self.source == BUILTIN_SOURCE else self.source
 
     def get(self, name: str) -> Target | None:
         for target in self.targets:
@@ -345,6 +354,6 @@ def load_targets(path: Path | None) -> TargetsConfig:
     only bot/settings.py reads the environment.
     """
     if path is None:
-        return TargetsConfig(source="(built-in default)", targets=(Target.model_validate(DEFAULT_TARGET),))
+        return TargetsConfig(source=BUILTIN_SOURCE, targets=(Target.model_validate(DEFAULT_TARGET),))
     return parse_targets(read_toml(path), str(path))
 

@@ -596,6 +596,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{summary} although {app} is online",
         "ko": "{summary} — {app} 프로세스는 online 상태인데도",
     },
+    "cause.app_not_listening_pm2_unknown": {
+        "en": "{summary} (whether {app} is online is unknown: pm2.status did not run)",
+        "ko": "{summary} ({app} 프로세스가 online인지는 알 수 없습니다: pm2.status가 실행되지 않았습니다)",
+    },
     "cause.nginx_not_running": {
         "en": "nothing answers on {url}: nginx is not running or listens elsewhere",
         "ko": "{url}에서 아무것도 응답하지 않습니다: nginx가 실행 중이 아니거나 다른 곳에서 수신 대기 중입니다",
@@ -610,6 +614,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "failing without a known cause: {checks}",
         "ko": "알려진 원인 없이 실패 중: {checks}",
     },
+    "cause.unknown_not_run": {
+        "en": "checks could not run, and no known cause explains it: {checks}",
+        "ko": "검사를 실행할 수 없었고, 알려진 원인으로 설명되지 않습니다: {checks}",
+    },
+    "cause.unknown_mixed": {
+        "en": "failing without a known cause: {checks}; could not run: {errored}",
+        "ko": "알려진 원인 없이 실패 중: {checks}; 실행할 수 없었음: {errored}",
+    },
     # -- diagnosis: descriptive fix lines (command lines are never translated) -------------------------------------
     "fix.ssh_login": {
         "en": "{command}   # can you log in from the bot's host?",
@@ -618,6 +630,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fix.trust": {
         "en": "wscheck trust {target}   # after comparing the fingerprint with ssh-keygen -lf on the server",
         "ko": "wscheck trust {target}   # 서버에서 ssh-keygen -lf로 지문을 비교한 뒤에",
+    },
+    "fix.trust_config": {
+        "en": "{command}   # after comparing the fingerprint with ssh-keygen -lf on the server",
+        "ko": "{command}   # 서버에서 ssh-keygen -lf로 지문을 비교한 뒤에",
+    },
+    "fix.tool_missing": {
+        "en": "{bin} is not installed on the target (or not on PATH): install {tool}, or set {setting} in "
+              "wscheck.toml to its absolute path",
+        "ko": "대상 서버에 {bin}이(가) 설치되어 있지 않습니다 (또는 PATH에 없음): {tool}을(를) 설치하거나 "
+              "wscheck.toml의 {setting}에 절대 경로를 지정하세요",
     },
     "fix.edit": {
         "en": "edit {where}",

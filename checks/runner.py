@@ -67,8 +67,11 @@ async def _run_one(check_id: str, facts: Facts, timeout: float) -> CheckResult:
     )
 
 
-async def run_checks(target: Target, transport: Transport, only: Sequence[str] = ()) -> TargetReport:
-    """Run the selected checks (ids or item aliases; empty = all) and diagnose the results."""
+async def run_checks(target: Target, transport: Transport, only: Sequence[str] = (), *,
+                     config_file: str = "") -> TargetReport:
+    """Run the selected checks (ids or item aliases; empty = all) and diagnose the results.
+
+    `config_file`: the config the target came from ("" = built-in default), for the fix hints."""
     ids = resolve_selection(list(only))
     started_at = datetime.now(UTC)
     started = time.perf_counter()
@@ -83,5 +86,5 @@ async def run_checks(target: Target, transport: Transport, only: Sequence[str] =
         started_at=started_at,
         duration_ms=(time.perf_counter() - started) * 1000,
         checks=tuple(results),
-        diagnosis=diagnose(target, results),
+        diagnosis=diagnose(target, results, config_file=config_file),
     )
