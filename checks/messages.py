@@ -459,16 +459,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "{host}:{port}에 접속할 수 없습니다: {reason}",
     },
     "transport.channel_refused": {
-        "en": "SSH server refused a new channel: {reason}",
-        "ko": "SSH 서버가 새 채널을 거부했습니다: {reason}",
+        "en": "SSH server refused a new channel (MaxSessions?)",
+        "ko": "SSH 서버가 새 채널을 거부했습니다 (MaxSessions?)",
+    },
+    "transport.ssh_failed": {
+        "en": "cannot reach {host}:{port}: the SSH handshake failed (the server's reason is in the details)",
+        "ko": "{host}:{port}에 접속할 수 없습니다: SSH 핸드셰이크 실패 (서버가 밝힌 이유는 details에 있습니다)",
     },
     "transport.command_timeout": {
         "en": "{command} did not finish within {timeout:g} s",
         "ko": "{command} 명령이 {timeout:g}초 안에 끝나지 않았습니다",
     },
     "transport.connection_lost": {
-        "en": "SSH connection to {host} lost: {error}",
-        "ko": "{host}와의 SSH 연결이 끊겼습니다: {error}",
+        "en": "SSH connection to {host} lost",
+        "ko": "{host}와의 SSH 연결이 끊겼습니다",
     },
     "transport.cannot_start": {
         "en": "cannot start {command}: {error}",

@@ -33,6 +33,7 @@ from checks.transport.base import (
     ProbeConnectError,
     Transport,
     TransportError,
+    os_reason,
 )
 
 if TYPE_CHECKING:
@@ -126,8 +127,9 @@ class SSHTransport(Transport):
                 raise
             except asyncssh.HostKeyNotVerifiable as exc:
                 err: TransportError = HostKeyError(msg(
-                    "transport.host_key", host=self.target.host, port=self.target.port, reason=str(exc.reason),
-                    target=self.target.name))
+                    "transport.host_key", host=self.target.host, port=self.target.port,
+                    reason=f"known_hosts {self.target.known_hosts}", target=self.target.name),
+                    details={"library_error": str(exc.reason)})
                 self._fail(err)
                 raise err from None
             except asyncssh.PermissionDenied:
@@ -140,10 +142,15 @@ class SSHTransport(Transport):
                                          timeout=self.target.connect_timeout))
                 self._fail(err)
                 raise err from None
-            except (OSError, asyncssh.Error) as exc:
-                reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+            except OSError as exc:
                 err = TransportError(msg("transport.unreachable", host=self.target.host, port=self.target.port,
-                                         reason=str(reason)))
+                                         reason=os_reason(exc)), details={"library_error": str(exc)})
+                self._fail(err)
+                raise err from None
+            except asyncssh.Error as exc:
+                # The library's words (e.g. a disconnect reason) go to details; the summary says ours.
+                err = TransportError(msg("transport.ssh_failed", host=self.target.host, port=self.target.port),
+                                     details={"library_error": str(exc.reason or exc)})
                 self._fail(err)
                 raise err from None
             self._conn = conn
@@ -186,7 +193,8 @@ class SSHTransport(Transport):
                                           errors="replace", stdin=asyncssh.DEVNULL)
                 except asyncssh.ChannelOpenError as exc:
                     if attempt == _CHANNEL_RETRIES:
-                        raise TransportError(msg("transport.channel_refused", reason=str(exc.reason))) from None
+                        raise TransportError(msg("transport.channel_refused"),
+                                             details={"library_error": str(exc.reason)}) from None
                     await asyncio.sleep(0.02 * 2**attempt)
                     continue
                 except TimeoutError:
@@ -195,8 +203,8 @@ class SSHTransport(Transport):
                     self._drop(conn)
                     if attempt == 0:
                         continue  # a reused connection died while idle: one fresh attempt
-                    raise TransportError(msg("transport.connection_lost", host=self.target.host,
-                                             error=str(exc))) from None
+                    raise TransportError(msg("transport.connection_lost", host=self.target.host),
+                                         details={"library_error": str(exc)}) from None
                 status = proc.exit_status
                 if status is None:
                     status = 128 + 9 if proc.exit_signal else -1
@@ -220,7 +228,8 @@ class SSHTransport(Transport):
             raise ProbeConnectError(msg("probe.target_timed_out", host=host, port=port)) from None
         except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
             self._drop(conn)
-            raise TransportError(msg("transport.connection_lost", host=self.target.host, error=str(exc))) from None
+            raise TransportError(msg("transport.connection_lost", host=self.target.host),
+                                 details={"library_error": str(exc)}) from None
         return AsyncioStream(reader, writer)  # type: ignore[arg-type]  # SSHReader/Writer quack alike
 
 
