@@ -172,6 +172,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "no new log lines since the app last started",
         "ko": "앱이 마지막으로 시작된 뒤 새 로그가 없습니다",
     },
+    "pm2.logs.clean_since_start": {
+        "en": "no error lines since the app last started ({dropped} older line(s) left out)",
+        "ko": "앱이 마지막으로 시작된 뒤 에러가 없습니다 (그 이전 로그 {dropped}줄은 제외)",
+    },
     "pm2.logs.clean": {
         "en": "no error lines in the recent PM2 logs",
         "ko": "최근 PM2 로그에 에러가 없습니다",
