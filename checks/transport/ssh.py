@@ -52,6 +52,8 @@ class SSHTransport(Transport):
         self.target = target
         #: The ssh-agent socket (SSH_AUTH_SOCK, read by bot/settings.py); "" = no agent.
         self.agent_path = agent_path
+        #: The identity_file is encrypted and only the agent can sign for it (set per connection attempt).
+        self._key_via_agent = False
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
         self._channels = asyncio.Semaphore(max_channels)
@@ -79,6 +81,7 @@ class SSHTransport(Transport):
             options["username"] = target.user
         # Passed explicitly so that asyncssh never reads SSH_AUTH_SOCK from the environment itself.
         options["agent_path"] = self.agent_path or None
+        self._key_via_agent = False
         if target.identity_file:
             options.update(self._identity_options(Path(target.identity_file).expanduser()))
         return options
@@ -100,6 +103,7 @@ class SSHTransport(Transport):
                                      details={"library_error": str(exc)}) from None
             if not self.agent_path:
                 raise TransportError(msg("transport.key_encrypted", path=str(identity))) from None
+            self._key_via_agent = True
             # ignore_encrypted drops the file key and leaves client_keys an empty list, which keeps
             # the agent on (client_keys=None would turn public-key auth off altogether).
             return {"client_keys": [str(identity)], "ignore_encrypted": True, "agent_path": self.agent_path}
@@ -133,8 +137,11 @@ class SSHTransport(Transport):
                 self._fail(err)
                 raise err from None
             except asyncssh.PermissionDenied:
-                err = TransportError(msg("transport.login_refused", host=self.target.host,
-                                         user=self.target.user or msg("transport.default_user")))
+                if self._key_via_agent:  # the agent does not hold the encrypted key: same advice as no agent
+                    err = TransportError(msg("transport.key_encrypted", path=self.target.identity_file))
+                else:
+                    err = TransportError(msg("transport.login_refused", host=self.target.host,
+                                             user=self.target.user or msg("transport.default_user")))
                 self._fail(err)
                 raise err from None
             except TimeoutError:

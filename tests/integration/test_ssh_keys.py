@@ -100,6 +100,16 @@ def test_encrypted_key_without_agent_is_one_clear_unreachable(sandbox: Any, sand
     assert "Passphrase must be specified" not in json.dumps(data["diagnosis"])
 
 
+def test_encrypted_key_and_an_agent_without_it_is_the_same_clear_line(sandbox: Any, sandbox_target: Target,
+                                                                      tmp_path: Path, agent: str) -> None:
+    key = encrypted_copy(sandbox_target, tmp_path)
+    proc = wscheck_check(config_with(sandbox_target, tmp_path, key), agent_sock=agent)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    data = report(proc)
+    assert [d["cause"] for d in data["diagnosis"]] == ["target_unreachable"], data["diagnosis"]
+    assert ENCRYPTED_LINE in json.dumps(data["diagnosis"])
+
+
 def test_encrypted_key_held_by_an_agent_works(sandbox: Any, sandbox_target: Target, tmp_path: Path,
                                               agent: str) -> None:
     sandbox.set_mode("healthy")
