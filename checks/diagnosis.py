@@ -163,7 +163,9 @@ def _unreachable(s: _State) -> None:
     hit = [cid for cid, r in s.results.items() if r.details.get("error_kind") == "unreachable"]
     if not hit:
         return
-    reason = of_result(s.results[hit[0]])
+    # The first attempt's own words, not a later check's "… (next attempt in N s)" echo of them.
+    first = next((c for c in hit if s.results[c].summary_key != "transport.retry_later"), hit[0])
+    reason = of_result(s.results[first])
     # "public_url does not answer either" only when the public checks ran and failed: a skipped or
     # errored http.proxy said nothing about public_url.
     public = [c for c in ("http.proxy", "ws.proxy") if c in s.results]

@@ -50,6 +50,17 @@ def test_ssh_hint_uses_the_targets_key_port_and_known_hosts() -> None:
                     "deploy@203.0.113.10", "true"]
 
 
+def test_unreachable_reason_is_the_first_attempts_not_the_retry_echo() -> None:
+    echo = CheckResult(id="nginx.syntax", status=ERROR, summary="the key is encrypted: … (next attempt in 1 s)",
+                       details={"error_kind": "unreachable"}, summary_key="transport.retry_later")
+    first = CheckResult(id="pm2.status", status=ERROR, summary="the key is encrypted: …",
+                        details={"error_kind": "unreachable"}, summary_key="transport.key_encrypted",
+                        summary_params={"path": "/k"})
+    rest = [r for r in results() if r.id not in ("nginx.syntax", "pm2.status")]
+    cause = only(diagnose(SSH_TARGET, [echo, first, *rest]))
+    assert "next attempt" not in cause.summary and "the key is encrypted" in cause.summary
+
+
 def test_trust_hint_keeps_the_config_file() -> None:
     host_key = (ERROR, {"error_kind": "unreachable", "host_key": True})
     cause = only(diagnose(SSH_TARGET, results(**dict.fromkeys(COMMAND_CHECKS, host_key)),
