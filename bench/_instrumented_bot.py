@@ -102,10 +102,10 @@ def _timed(kind: str, original: Probe) -> Probe:
 _original_run_checks = vars(service)["run_checks"]
 
 
-async def _counted_run_checks(target: Any, transport: Any, only: Any = ()) -> Any:
+async def _counted_run_checks(target: Any, transport: Any, only: Any = (), **kwargs: Any) -> Any:
     """CheckService.run starts a new run here (a request joining a run in flight does not get here)."""
     _emit(f"checkrun {target.name} {time.time():.6f} {','.join(only) or 'all'}")
-    return await _original_run_checks(target, transport, only)
+    return await _original_run_checks(target, transport, only, **kwargs)
 
 
 _original_add_job = AsyncIOScheduler.add_job

@@ -141,14 +141,17 @@ def _selection(only: Sequence[str]) -> list[str]:
     return list(only)
 
 
-async def _check_all(targets: list[Target], only: list[str]) -> list[TargetReport]:
+async def _check_all(targets: list[Target], only: list[str], config_file: str = "") -> list[TargetReport]:
+    from bot.settings import ssh_agent_path
     from checks.runner import run_checks
     from checks.transport import make_transport
 
+    agent_path = ssh_agent_path()
+
     async def one(target: Target) -> TargetReport:
-        transport = make_transport(target)
+        transport = make_transport(target, agent_path=agent_path)
         try:
-            return await run_checks(target, transport, only)
+            return await run_checks(target, transport, only, config_file=config_file)
         finally:
             await transport.aclose()
 
@@ -165,7 +168,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if notice := builtin_notice(cfg):
         # stderr, first: stdout stays the report (Nagios reads its first line) or pure JSON with --json.
         print(notice, file=sys.stderr, flush=True)
-    reports = asyncio.run(_check_all(targets, only))
+    reports = asyncio.run(_check_all(targets, only, cfg.config_file))
     if args.json:
         for report in reports:
             print(json.dumps(report.to_json_dict(), ensure_ascii=False, default=str))

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from bot.settings import ssh_agent_path
 from checks.config import Target, TargetsConfig
 from checks.models import TargetReport
 from checks.registry import resolve_selection
@@ -45,7 +46,7 @@ class CheckService:
     def transport(self, target: Target) -> Transport:
         transport = self._transports.get(target.name)
         if transport is None:
-            transport = self._transports[target.name] = make_transport(target)
+            transport = self._transports[target.name] = make_transport(target, agent_path=ssh_agent_path())
         return transport
 
     async def run(self, target_name: str, checks: Sequence[str] = ()) -> TargetReport:
@@ -67,7 +68,7 @@ class CheckService:
         timeouts start, so an overloaded bot is late (visible in wscheck_schedule_lateness_seconds) instead
         of blaming healthy targets for its own queueing."""
         async with self._slots:
-            return await run_checks(target, self.transport(target), ids)
+            return await run_checks(target, self.transport(target), ids, config_file=self.config.config_file)
 
     def _finished(self, key: tuple[str, tuple[str, ...]], task: asyncio.Task[TargetReport]) -> None:
         self._inflight.pop(key, None)

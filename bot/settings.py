@@ -56,6 +56,12 @@ def _env_lookup() -> dict[str, str]:
     return values
 
 
+def ssh_agent_path() -> str:
+    """The ssh-agent socket (`SSH_AUTH_SOCK`), read here because this is the only module that reads
+    the environment; the SSH transport gets it as data. "" = no agent."""
+    return _env_lookup().get("SSH_AUTH_SOCK", "").strip()
+
+
 def resolve_config_path(cli_value: str | None) -> Path | None:
     """`--config FILE`, else `$WSCHECK_CONFIG`, else `./wscheck.toml` if present, else None (built-in default)."""
     if cli_value:

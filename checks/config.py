@@ -283,6 +283,11 @@ class TargetsConfig(BaseModel):
     source: str
     targets: tuple[Target, ...]
 
+    @property
+    def config_file(self) -> str:
+        """The file the targets came from, "" for the built-in default (fix hints pass it as `--config`)."""
+        return "" if self.source == BUILTIN_SOURCE else self.source
+
     def get(self, name: str) -> Target | None:
         for target in self.targets:
             if target.name.lower() == name.lower():

@@ -10,6 +10,7 @@ Cause ids are a public interface (alerts, remediation, the store): never rename 
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -39,10 +40,27 @@ CAUSES: dict[str, str] = {
 }
 
 
+class _Cmd(str):
+    """A command fix line that needs `tool` on the target: dropped when the same report found it missing."""
+
+    tool: str
+
+    def __new__(cls, text: str, tool: str) -> _Cmd:
+        line = super().__new__(cls, text)
+        line.tool = tool
+        return line
+
+
+#: Tools whose binary a check can find missing, and the Target setting that names the binary.
+_TOOL_SETTING = {"pm2": "pm2_bin", "nginx": "nginx_bin"}
+
+
 @dataclass
 class _State:
     target: Target
     results: dict[str, CheckResult]
+    #: The config file the targets came from ("" = built-in default): the `wscheck trust` hint keeps it.
+    config_file: str = ""
     consumed: set[str] = field(default_factory=set)
     causes: list[Cause] = field(default_factory=list)
 
@@ -54,6 +72,17 @@ class _State:
         """The check ran and found the problem (`fail`); an `error` is no evidence of a cause."""
         r = self.results.get(check_id)
         return r is not None and r.status is Status.FAIL and check_id not in self.consumed
+
+    def ran(self, check_id: str) -> bool:
+        """The check ran to a verdict (ok/warn/fail); skipped, errored and absent checks said nothing."""
+        r = self.results.get(check_id)
+        return r is not None and r.status in (Status.OK, Status.WARN, Status.FAIL)
+
+    def missing_tools(self) -> set[str]:
+        """Tools (pm2, nginx) whose binary this very report found missing on the target."""
+        return {cid.split(".", 1)[0] for cid, r in self.results.items()
+                if cid.split(".", 1)[0] in _TOOL_SETTING
+                and "missing_binary" in (r.details.get("error_kind"), r.details.get("kind"))}
 
     def get(self, check_id: str) -> CheckResult | None:
         return self.results.get(check_id)
@@ -68,11 +97,27 @@ class _State:
         triggers = [trigger] if isinstance(trigger, str) else list(trigger)
         evidence = [c for c in (*triggers, *explains) if self._counts(c)]
         self.consumed.update(evidence)
-        lines = [line if isinstance(line, Msg) else Msg(line, line) for line in fix]
+        lines = [line if isinstance(line, Msg) else Msg(str(line), str(line)) for line in self._runnable(fix)]
         self.causes.append(Cause(cause=cause, summary=summary.text, severity=severity,
                                  evidence=tuple(dict.fromkeys(evidence)), fix=tuple(m.text for m in lines),
                                  summary_key=summary.key, summary_params=summary.params,
                                  fix_keys=tuple((m.key, m.params) for m in lines)))
+
+    def _runnable(self, fix: Sequence[str | Msg]) -> list[str | Msg]:
+        """Never suggest a command the report found missing: say that the tool is missing instead (once)."""
+        missing = self.missing_tools()
+        out: list[str | Msg] = []
+        said: set[str] = set()
+        for line in fix:
+            tool = line.tool if isinstance(line, _Cmd) else ("nginx" if isinstance(line, Msg)
+                                                             and line.key == "fix.restart_nginx" else "")
+            if tool not in missing:
+                out.append(line)
+            elif tool not in said:
+                said.add(tool)
+                setting = _TOOL_SETTING[tool]
+                out.append(msg("fix.tool_missing", tool=tool, bin=getattr(self.target, setting), setting=setting))
+        return out
 
     def _counts(self, check_id: str) -> bool:
         r = self.results.get(check_id)
@@ -86,7 +131,7 @@ _APP_DOWN_EFFECTS = ("port.listen", "port.match", "port.conflict", "http.local",
 
 
 def _pm2(t: Target, *args: str, env: dict[str, str] | None = None) -> str:
-    return cmd.display(cmd.pm2(t, *args, env=env))
+    return _Cmd(cmd.display(cmd.pm2(t, *args, env=env)), "pm2")
 
 
 def _start_cmd(t: Target, script: str = "start") -> str:
@@ -94,21 +139,40 @@ def _start_cmd(t: Target, script: str = "start") -> str:
 
 
 def _nginx_apply(t: Target) -> list[str]:
-    return [cmd.display(cmd.nginx_test(t)), cmd.display(cmd.nginx_reload(t))]
+    return [_Cmd(cmd.display(cmd.nginx_test(t)), "nginx"), _Cmd(cmd.display(cmd.nginx_reload(t)), "nginx")]
+
+
+def _ssh_login(t: Target) -> str:
+    """The login the bot itself tries, with the same key, port and known_hosts, so that it works as printed."""
+    argv = ["ssh"]
+    if t.identity_file:
+        argv += ["-i", t.identity_file]
+    argv += ["-p", str(t.port), "-o", f"UserKnownHostsFile={t.known_hosts}", f"{t.user}@{t.host}" if t.user
+             else t.host, "true"]
+    return shlex.join(argv)
+
+
+def _trust(s: _State) -> Msg:
+    if s.config_file:
+        return msg("fix.trust_config", command=shlex.join(["wscheck", "trust", s.target.name,
+                                                           "--config", s.config_file]))
+    return msg("fix.trust", target=s.target.name)
 
 
 def _unreachable(s: _State) -> None:
     hit = [cid for cid, r in s.results.items() if r.details.get("error_kind") == "unreachable"]
     if not hit:
         return
-    reason = of_result(s.results[hit[0]])
-    t = s.target
-    public_down = all(s.bad(c) for c in ("http.proxy", "ws.proxy") if c in s.results)
-    explains = [c for c in ("http.proxy", "ws.proxy") if public_down]
-    login = f"ssh -p {t.port} {t.user + '@' if t.user else ''}{t.host} true"
-    fix: list[str | Msg] = [msg("fix.ssh_login", command=login)]
-    if "host key" in reason.text:
-        fix.append(msg("fix.trust", target=t.name))
+    # The first attempt's own words, not a later check's "… (next attempt in N s)" echo of them.
+    first = next((c for c in hit if s.results[c].summary_key != "transport.retry_later"), hit[0])
+    reason = of_result(s.results[first])
+    # "public_url does not answer either" only when the public checks ran and failed: a skipped or
+    # errored http.proxy said nothing about public_url.
+    public = [c for c in ("http.proxy", "ws.proxy") if c in s.results]
+    explains = public if public and all(s.failed(c) for c in public) else []
+    fix: list[str | Msg] = [msg("fix.ssh_login", command=_ssh_login(s.target))]
+    if any(s.results[c].details.get("host_key") for c in hit):
+        fix.append(_trust(s))
     key = "cause.target_unreachable_public" if explains else "cause.target_unreachable"
     s.add("target_unreachable", msg(key, reason=reason), hit, explains, fix, severity=Status.ERROR)
 
@@ -203,8 +267,9 @@ def _app_not_listening(s: _State) -> None:
     if pm2 is not None and pm2.status in BAD:
         return
     t = s.target
-    s.add("app_not_listening", msg("cause.app_not_listening", summary=of_result(s.results["port.listen"]),
-                                   app=t.pm2_app),
+    # "although the app is online" only when pm2.status ran and said so.
+    key = "cause.app_not_listening" if s.ran("pm2.status") else "cause.app_not_listening_pm2_unknown"
+    s.add("app_not_listening", msg(key, summary=of_result(s.results["port.listen"]), app=t.pm2_app),
           "port.listen", ("http.local", "ws.local", "http.proxy", "ws.proxy", "port.match"),
           [_pm2(t, "logs", t.pm2_app, "--lines", "50", "--nostream"), _pm2(t, "restart", t.pm2_app)])
 
@@ -214,7 +279,7 @@ def _nginx_not_running(s: _State) -> None:
     if not s.failed("http.proxy") or r is None or not r.details.get("refused"):
         return
     s.add("nginx_not_running", msg("cause.nginx_not_running", url=s.target.public_url), "http.proxy", ("ws.proxy",),
-          [cmd.display(cmd.nginx_test(s.target)), msg("fix.restart_nginx")])
+          [_Cmd(cmd.display(cmd.nginx_test(s.target)), "nginx"), msg("fix.restart_nginx")])
 
 
 def _upgrade_missing(s: _State) -> None:
@@ -256,8 +321,16 @@ def _unknown(s: _State) -> None:
     if not left:
         return
     t = s.target
-    names = ", ".join(left)
-    s.add("unknown", msg("cause.unknown", checks=names), left, (),
+    failing = [cid for cid in left if s.results[cid].status is Status.FAIL]
+    errored = [cid for cid in left if s.results[cid].status is Status.ERROR]
+    # An `error` check did not run to a verdict: it is "could not run", never "failing".
+    if not errored:
+        summary = msg("cause.unknown", checks=", ".join(failing))
+    elif not failing:
+        summary = msg("cause.unknown_not_run", checks=", ".join(errored))
+    else:
+        summary = msg("cause.unknown_mixed", checks=", ".join(failing), errored=", ".join(errored))
+    s.add("unknown", summary, left, (),
           [_pm2(t, "logs", t.pm2_app, "--lines", "100", "--nostream"),
            "tail -n 50 /var/log/nginx/error.log"], severity=s.results[left[0]].status)
 
@@ -279,9 +352,12 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def diagnose(target: Target, results: Sequence[CheckResult]) -> tuple[Cause, ...]:
-    """Causes, root first. A healthy stack (no fail/error, no known warning) has none."""
-    state = _State(target=target, results={r.id: r for r in results})
+def diagnose(target: Target, results: Sequence[CheckResult], *, config_file: str = "") -> tuple[Cause, ...]:
+    """Causes, root first. A healthy stack (no fail/error, no known warning) has none.
+
+    `config_file` is the config the targets came from ("" = built-in default), passed in as data so
+    that the `wscheck trust` hint works as printed."""
+    state = _State(target=target, results={r.id: r for r in results}, config_file=config_file)
     for rule in RULES:
         rule(state)
     return tuple(state.causes)

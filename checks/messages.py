@@ -172,6 +172,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "no new log lines since the app last started",
         "ko": "앱이 마지막으로 시작된 뒤 새 로그가 없습니다",
     },
+    "pm2.logs.clean_since_start": {
+        "en": "no error lines since the app last started ({dropped} older line(s) left out)",
+        "ko": "앱이 마지막으로 시작된 뒤 에러가 없습니다 (그 이전 로그 {dropped}줄은 제외)",
+    },
     "pm2.logs.clean": {
         "en": "no error lines in the recent PM2 logs",
         "ko": "최근 PM2 로그에 에러가 없습니다",
@@ -420,6 +424,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "known_hosts 파일 {path}이(가) 없습니다: 호스트 키는 항상 검증합니다; `wscheck trust {target}`로 "
               "{host}의 키를 추가하세요",
     },
+    "transport.key_encrypted": {
+        "en": "the key is encrypted: load it into ssh-agent or use a deploy key without a passphrase ({path})",
+        "ko": "키가 암호화되어 있습니다: ssh-agent에 키를 등록하거나 암호 없는 배포 키를 사용하세요 ({path})",
+    },
+    "transport.identity_unreadable": {
+        "en": "identity_file {path} cannot be read as a private key",
+        "ko": "identity_file {path}을(를) 개인 키로 읽을 수 없습니다",
+    },
     "transport.identity_missing": {
         "en": "identity_file {path} does not exist",
         "ko": "identity_file {path}이(가) 없습니다",
@@ -451,16 +463,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "{host}:{port}에 접속할 수 없습니다: {reason}",
     },
     "transport.channel_refused": {
-        "en": "SSH server refused a new channel: {reason}",
-        "ko": "SSH 서버가 새 채널을 거부했습니다: {reason}",
+        "en": "SSH server refused a new channel (MaxSessions?)",
+        "ko": "SSH 서버가 새 채널을 거부했습니다 (MaxSessions?)",
+    },
+    "transport.ssh_failed": {
+        "en": "cannot reach {host}:{port}: the SSH handshake failed (the server's reason is in the details)",
+        "ko": "{host}:{port}에 접속할 수 없습니다: SSH 핸드셰이크 실패 (서버가 밝힌 이유는 details에 있습니다)",
     },
     "transport.command_timeout": {
         "en": "{command} did not finish within {timeout:g} s",
         "ko": "{command} 명령이 {timeout:g}초 안에 끝나지 않았습니다",
     },
     "transport.connection_lost": {
-        "en": "SSH connection to {host} lost: {error}",
-        "ko": "{host}와의 SSH 연결이 끊겼습니다: {error}",
+        "en": "SSH connection to {host} lost",
+        "ko": "{host}와의 SSH 연결이 끊겼습니다",
     },
     "transport.cannot_start": {
         "en": "cannot start {command}: {error}",
@@ -554,8 +570,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "{timeout:g}초 안에 끝나지 않았습니다 (check_timeout)",
     },
     "runner.internal": {
-        "en": "internal error in the check: {kind}: {error}",
-        "ko": "검사 내부 오류: {kind}: {error}",
+        "en": "internal error in the check ({kind}); see the details and the bot's log",
+        "ko": "검사 내부 오류 ({kind}); details와 봇 로그를 확인하세요",
     },
     # -- diagnosis: cause summaries ---------------------------------------------------------------------------------
     "cause.target_unreachable": {
@@ -588,6 +604,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{summary} although {app} is online",
         "ko": "{summary} — {app} 프로세스는 online 상태인데도",
     },
+    "cause.app_not_listening_pm2_unknown": {
+        "en": "{summary} (whether {app} is online is unknown: pm2.status did not run)",
+        "ko": "{summary} ({app} 프로세스가 online인지는 알 수 없습니다: pm2.status가 실행되지 않았습니다)",
+    },
     "cause.nginx_not_running": {
         "en": "nothing answers on {url}: nginx is not running or listens elsewhere",
         "ko": "{url}에서 아무것도 응답하지 않습니다: nginx가 실행 중이 아니거나 다른 곳에서 수신 대기 중입니다",
@@ -602,6 +622,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "failing without a known cause: {checks}",
         "ko": "알려진 원인 없이 실패 중: {checks}",
     },
+    "cause.unknown_not_run": {
+        "en": "checks could not run, and no known cause explains it: {checks}",
+        "ko": "검사를 실행할 수 없었고, 알려진 원인으로 설명되지 않습니다: {checks}",
+    },
+    "cause.unknown_mixed": {
+        "en": "failing without a known cause: {checks}; could not run: {errored}",
+        "ko": "알려진 원인 없이 실패 중: {checks}; 실행할 수 없었음: {errored}",
+    },
     # -- diagnosis: descriptive fix lines (command lines are never translated) -------------------------------------
     "fix.ssh_login": {
         "en": "{command}   # can you log in from the bot's host?",
@@ -610,6 +638,16 @@ MESSAGES: dict[str, dict[str, str]] = {
     "fix.trust": {
         "en": "wscheck trust {target}   # after comparing the fingerprint with ssh-keygen -lf on the server",
         "ko": "wscheck trust {target}   # 서버에서 ssh-keygen -lf로 지문을 비교한 뒤에",
+    },
+    "fix.trust_config": {
+        "en": "{command}   # after comparing the fingerprint with ssh-keygen -lf on the server",
+        "ko": "{command}   # 서버에서 ssh-keygen -lf로 지문을 비교한 뒤에",
+    },
+    "fix.tool_missing": {
+        "en": "{bin} is not installed on the target (or not on PATH): install {tool}, or set {setting} in "
+              "wscheck.toml to its absolute path",
+        "ko": "대상 서버에 {bin}이(가) 설치되어 있지 않습니다 (또는 PATH에 없음): {tool}을(를) 설치하거나 "
+              "wscheck.toml의 {setting}에 절대 경로를 지정하세요",
     },
     "fix.edit": {
         "en": "edit {where}",

@@ -41,9 +41,10 @@ async def _run_one(check_id: str, facts: Facts, timeout: float) -> CheckResult:
         status, details = exc.status, {**exc.details, "error_kind": exc.kind}
         summary = Msg(exc.reason, {"$msg": exc.key, "params": exc.params} if exc.key else exc.reason)
     except HostKeyError as exc:
-        status, summary, details = Status.ERROR, said(exc), {"error_kind": "unreachable", "host_key": True}
+        status, summary = Status.ERROR, said(exc)
+        details = {**exc.details, "error_kind": "unreachable", "host_key": True}
     except TransportError as exc:
-        status, summary, details = Status.ERROR, said(exc), {"error_kind": "unreachable"}
+        status, summary, details = Status.ERROR, said(exc), {**exc.details, "error_kind": "unreachable"}
     except CommandTimeout as exc:
         status, summary = Status.ERROR, msg("runner.command_timeout", error=said(exc))
         details = {"error_kind": "timeout"}
@@ -51,9 +52,10 @@ async def _run_one(check_id: str, facts: Facts, timeout: float) -> CheckResult:
         status, summary = Status.ERROR, msg("runner.timeout", timeout=timeout)
         details = {"error_kind": "timeout"}
     except Exception as exc:
-        log.exception("check %s crashed", check_id)
-        status, summary = Status.ERROR, msg("runner.internal", kind=type(exc).__name__, error=str(exc))
-        details = {"error_kind": "internal"}
+        # One log line, never a traceback on stderr: the result carries the reason (issue 9).
+        log.error("check %s crashed: %s: %s", check_id, type(exc).__name__, redact(str(exc)))
+        status, summary = Status.ERROR, msg("runner.internal", kind=type(exc).__name__)
+        details = {"error_kind": "internal", "library_error": redact(str(exc))}
     return CheckResult(
         id=check_id,
         status=status,
@@ -65,8 +67,11 @@ async def _run_one(check_id: str, facts: Facts, timeout: float) -> CheckResult:
     )
 
 
-async def run_checks(target: Target, transport: Transport, only: Sequence[str] = ()) -> TargetReport:
-    """Run the selected checks (ids or item aliases; empty = all) and diagnose the results."""
+async def run_checks(target: Target, transport: Transport, only: Sequence[str] = (), *,
+                     config_file: str = "") -> TargetReport:
+    """Run the selected checks (ids or item aliases; empty = all) and diagnose the results.
+
+    `config_file`: the config the target came from ("" = built-in default), for the fix hints."""
     ids = resolve_selection(list(only))
     started_at = datetime.now(UTC)
     started = time.perf_counter()
@@ -81,5 +86,5 @@ async def run_checks(target: Target, transport: Transport, only: Sequence[str] =
         started_at=started_at,
         duration_ms=(time.perf_counter() - started) * 1000,
         checks=tuple(results),
-        diagnosis=diagnose(target, results),
+        diagnosis=diagnose(target, results, config_file=config_file),
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from datetime import UTC, datetime, timedelta
 
 from checks.facts import FactError, Facts
 from checks.items.base import Outcome, error, fail, ok, warn
@@ -75,6 +77,72 @@ async def pm2_status(f: Facts) -> Outcome:
               **details)
 
 
+#: A PM2 `--time` / `time: true` prefix (`2026-11-26T14:25:04: `) or a log_date_format with an offset
+#: (`2026-11-26 14:25:04 +09:00: `). The same shapes checks/parsers/logs.py strips.
+_DATED = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)(?:[.,]\d+)?(?:\s?(Z|[+-]\d{2}:?\d{2}))?:\s?", re.ASCII
+)
+#: Real UTC offsets are whole quarter hours within ±14 h.
+_QUARTER_H = 900
+_MAX_OFFSET_S = 14 * 3600
+
+
+def _line_time(line: str) -> tuple[float, bool] | None:
+    """(seconds, has_offset): epoch seconds if the stamp has an offset, else the naive stamp read as UTC."""
+    m = _DATED.match(line)
+    if m is None:
+        return None
+    try:
+        naive = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}")
+    except ValueError:
+        return None
+    zone = m.group(3)
+    if zone is None:
+        return naive.replace(tzinfo=UTC).timestamp(), False
+    if zone == "Z":
+        return naive.replace(tzinfo=UTC).timestamp(), True
+    sign = -1 if zone[0] == "-" else 1
+    hh, mm = int(zone[1:3]), int(zone[-2:])
+    return (naive.replace(tzinfo=UTC) - sign * timedelta(hours=hh, minutes=mm)).timestamp(), True
+
+
+def since_start(text: str, started_s: float, mtime_s: float | None) -> tuple[str, int, bool]:
+    """The lines of a log tail written since the app's current start: (kept text, lines dropped, ages known).
+
+    Why timestamps: a log file that changed since the start still holds the lines of the previous run
+    above the new ones, and only a line's own stamp (PM2 `--time`, `time: true` or log_date_format) can
+    tell them apart. A stamp without an offset is in the target's local time, which the bot does not
+    know: its offset is taken from the last stamped line against the file's mtime (that line was written
+    when the file last changed), rounded to a quarter hour. Unstamped lines (stack traces) take the age
+    of the stamped line above them; lines above the first stamp are kept unless that stamp is old.
+    Without any stamp the ages are unknown and the text is kept whole (the caller's whole-file mtime
+    rule still applies).
+    """
+    lines = text.splitlines()
+    stamps = [_line_time(line) for line in lines]
+    dated = [s for s in stamps if s is not None]
+    if not dated:
+        return text, 0, False
+    offset = 0.0
+    if not all(has_offset for _, has_offset in dated):
+        if mtime_s is None:
+            return text, 0, False
+        last_naive = next(t for t, has_offset in reversed(dated) if not has_offset)
+        offset = round((last_naive - mtime_s) / _QUARTER_H) * _QUARTER_H
+        if abs(offset) > _MAX_OFFSET_S:
+            return text, 0, False
+    first = dated[0]
+    old = (first[0] - (0 if first[1] else offset)) < started_s - 1
+    kept: list[str] = []
+    for line, stamp in zip(lines, stamps, strict=True):
+        if stamp is not None:
+            seconds, has_offset = stamp
+            old = (seconds - (0 if has_offset else offset)) < started_s - 1
+        if not old:
+            kept.append(line)
+    return "\n".join(kept), len(lines) - len(kept), True
+
+
 def _human(seconds: object) -> str | Msg:
     if not isinstance(seconds, int | float):
         return "?"
@@ -106,6 +174,8 @@ async def pm2_logs(f: Facts) -> Outcome:
     ports: list[int] = []
     unreadable: list[str] = []
     stale: list[str] = []
+    before_start = 0
+    ages_known: list[str] = []
     for path, result in zip(paths, tails, strict=True):
         if not result.ok:
             unreadable.append(f"{path}: {redact(result.stderr.strip().splitlines()[-1] if result.stderr else '?')}")
@@ -114,7 +184,13 @@ async def pm2_logs(f: Facts) -> Outcome:
         if app.status == "online" and entry is not None and started_s and entry.mtime < started_s - 1:
             stale.append(path)
             continue
-        scan = scan_log(result.stdout, from_error_log=(path == app.err_log))
+        text = result.stdout
+        if app.status == "online" and started_s:
+            text, dropped, known_ages = since_start(text, started_s, entry.mtime if entry else None)
+            before_start += dropped
+            if known_ages:
+                ages_known.append(path)
+        scan = scan_log(text, from_error_log=(path == app.err_log))
         lines.extend(scan.error_lines)
         known.extend(k for k in scan.known if k not in known)
         ports.extend(p for p in scan.eaddrinuse_ports if p not in ports)
@@ -125,6 +201,9 @@ async def pm2_logs(f: Facts) -> Outcome:
         "eaddrinuse_ports": ports,
         "unreadable": unreadable,
         "unchanged_since_start": stale,
+        # Lines of the previous run(s) left out, and the files whose lines carry a time (see since_start).
+        "lines_before_start": before_start,
+        "dated_files": ages_known,
     }
     if unreadable and len(unreadable) == len(paths):
         raise FactError(msg("pm2.logs.unreadable", files="; ".join(unreadable)), details=details)
@@ -132,6 +211,8 @@ async def pm2_logs(f: Facts) -> Outcome:
         latest = lines[-1]
         tag = f" [{', '.join(known)}]" if known else ""
         return warn(msg("pm2.logs.errors", count=len(lines), tag=tag, latest=latest[:200]), **details)
+    if before_start:
+        return ok(msg("pm2.logs.clean_since_start", dropped=before_start), **details)
     if stale:
         return ok(msg("pm2.logs.no_new"), **details)
     return ok(msg("pm2.logs.clean"), **details)

@@ -31,12 +31,14 @@ __all__ = [
 ]
 
 
-def make_transport(target: Target) -> Transport:
-    """The transport a target's config asks for. asyncssh is imported only for SSH targets (~0.2 s)."""
+def make_transport(target: Target, *, agent_path: str = "") -> Transport:
+    """The transport a target's config asks for. asyncssh is imported only for SSH targets (~0.2 s).
+
+    `agent_path` is the ssh-agent socket (bot/settings.py reads SSH_AUTH_SOCK); "" = no agent."""
     if target.is_local:
         from checks.transport.local import LocalTransport
 
         return LocalTransport()
     from checks.transport.ssh import SSHTransport
 
-    return SSHTransport(target)
+    return SSHTransport(target, agent_path=agent_path)

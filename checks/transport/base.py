@@ -33,8 +33,10 @@ class CommandResult:
 class SaidError(Exception):
     """An error whose message is ours: `str(exc)` is English (logs), `exc.msg` says it in any language."""
 
-    def __init__(self, message: str | Msg = "") -> None:
+    def __init__(self, message: str | Msg = "", *, details: dict[str, object] | None = None) -> None:
         self.msg = message if isinstance(message, Msg) else verbatim(message)
+        #: The library's own words and other data for a result's `details`, kept out of the summary.
+        self.details: dict[str, object] = dict(details or {})
         super().__init__(self.msg.text)
 
 

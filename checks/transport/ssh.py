@@ -33,6 +33,7 @@ from checks.transport.base import (
     ProbeConnectError,
     Transport,
     TransportError,
+    os_reason,
 )
 
 if TYPE_CHECKING:
@@ -47,8 +48,12 @@ _BACKOFF_MAX = 30.0
 class SSHTransport(Transport):
     kind = "ssh"
 
-    def __init__(self, target: Target, *, max_channels: int = MAX_CHANNELS) -> None:
+    def __init__(self, target: Target, *, max_channels: int = MAX_CHANNELS, agent_path: str = "") -> None:
         self.target = target
+        #: The ssh-agent socket (SSH_AUTH_SOCK, read by bot/settings.py); "" = no agent.
+        self.agent_path = agent_path
+        #: The identity_file is encrypted and only the agent can sign for it (set per connection attempt).
+        self._key_via_agent = False
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
         self._channels = asyncio.Semaphore(max_channels)
@@ -74,13 +79,38 @@ class SSHTransport(Transport):
         }
         if target.user:
             options["username"] = target.user
+        # Passed explicitly so that asyncssh never reads SSH_AUTH_SOCK from the environment itself.
+        options["agent_path"] = self.agent_path or None
+        self._key_via_agent = False
         if target.identity_file:
-            identity = Path(target.identity_file).expanduser()
-            if not identity.is_file():
-                raise TransportError(msg("transport.identity_missing", path=str(identity)))
-            options["client_keys"] = [str(identity)]
-            options["agent_path"] = None
+            options.update(self._identity_options(Path(target.identity_file).expanduser()))
         return options
+
+    def _identity_options(self, identity: Path) -> dict[str, Any]:
+        """Load the key once per connection attempt, here rather than inside asyncssh.
+
+        Why: asyncssh raises KeyImportError (not an asyncssh.Error) for an encrypted key, from inside
+        connect(), on every check; loading it first turns that into one clear TransportError, and lets
+        an ssh-agent that holds the key sign for it instead.
+        """
+        if not identity.is_file():
+            raise TransportError(msg("transport.identity_missing", path=str(identity)))
+        try:
+            key = asyncssh.read_private_key(identity)
+        except asyncssh.KeyImportError as exc:
+            if "passphrase" not in str(exc).lower():
+                raise TransportError(msg("transport.identity_unreadable", path=str(identity)),
+                                     details={"library_error": str(exc)}) from None
+            if not self.agent_path:
+                raise TransportError(msg("transport.key_encrypted", path=str(identity))) from None
+            self._key_via_agent = True
+            # ignore_encrypted drops the file key and leaves client_keys an empty list, which keeps
+            # the agent on (client_keys=None would turn public-key auth off altogether).
+            return {"client_keys": [str(identity)], "ignore_encrypted": True, "agent_path": self.agent_path}
+        except OSError as exc:
+            raise TransportError(msg("transport.identity_unreadable", path=str(identity)),
+                                 details={"library_error": exc.strerror or str(exc)}) from None
+        return {"client_keys": [key], "agent_path": None}
 
     async def _connection(self) -> asyncssh.SSHClientConnection:
         async with self._lock:
@@ -101,13 +131,17 @@ class SSHTransport(Transport):
                 raise
             except asyncssh.HostKeyNotVerifiable as exc:
                 err: TransportError = HostKeyError(msg(
-                    "transport.host_key", host=self.target.host, port=self.target.port, reason=str(exc.reason),
-                    target=self.target.name))
+                    "transport.host_key", host=self.target.host, port=self.target.port,
+                    reason=f"known_hosts {self.target.known_hosts}", target=self.target.name),
+                    details={"library_error": str(exc.reason)})
                 self._fail(err)
                 raise err from None
             except asyncssh.PermissionDenied:
-                err = TransportError(msg("transport.login_refused", host=self.target.host,
-                                         user=self.target.user or msg("transport.default_user")))
+                if self._key_via_agent:  # the agent does not hold the encrypted key: same advice as no agent
+                    err = TransportError(msg("transport.key_encrypted", path=self.target.identity_file))
+                else:
+                    err = TransportError(msg("transport.login_refused", host=self.target.host,
+                                             user=self.target.user or msg("transport.default_user")))
                 self._fail(err)
                 raise err from None
             except TimeoutError:
@@ -115,10 +149,15 @@ class SSHTransport(Transport):
                                          timeout=self.target.connect_timeout))
                 self._fail(err)
                 raise err from None
-            except (OSError, asyncssh.Error) as exc:
-                reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+            except OSError as exc:
                 err = TransportError(msg("transport.unreachable", host=self.target.host, port=self.target.port,
-                                         reason=str(reason)))
+                                         reason=os_reason(exc)), details={"library_error": str(exc)})
+                self._fail(err)
+                raise err from None
+            except asyncssh.Error as exc:
+                # The library's words (e.g. a disconnect reason) go to details; the summary says ours.
+                err = TransportError(msg("transport.ssh_failed", host=self.target.host, port=self.target.port),
+                                     details={"library_error": str(exc.reason or exc)})
                 self._fail(err)
                 raise err from None
             self._conn = conn
@@ -161,7 +200,8 @@ class SSHTransport(Transport):
                                           errors="replace", stdin=asyncssh.DEVNULL)
                 except asyncssh.ChannelOpenError as exc:
                     if attempt == _CHANNEL_RETRIES:
-                        raise TransportError(msg("transport.channel_refused", reason=str(exc.reason))) from None
+                        raise TransportError(msg("transport.channel_refused"),
+                                             details={"library_error": str(exc.reason)}) from None
                     await asyncio.sleep(0.02 * 2**attempt)
                     continue
                 except TimeoutError:
@@ -170,8 +210,8 @@ class SSHTransport(Transport):
                     self._drop(conn)
                     if attempt == 0:
                         continue  # a reused connection died while idle: one fresh attempt
-                    raise TransportError(msg("transport.connection_lost", host=self.target.host,
-                                             error=str(exc))) from None
+                    raise TransportError(msg("transport.connection_lost", host=self.target.host),
+                                         details={"library_error": str(exc)}) from None
                 status = proc.exit_status
                 if status is None:
                     status = 128 + 9 if proc.exit_signal else -1
@@ -195,7 +235,8 @@ class SSHTransport(Transport):
             raise ProbeConnectError(msg("probe.target_timed_out", host=host, port=port)) from None
         except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
             self._drop(conn)
-            raise TransportError(msg("transport.connection_lost", host=self.target.host, error=str(exc))) from None
+            raise TransportError(msg("transport.connection_lost", host=self.target.host),
+                                 details={"library_error": str(exc)}) from None
         return AsyncioStream(reader, writer)  # type: ignore[arg-type]  # SSHReader/Writer quack alike
 
 

@@ -123,7 +123,7 @@ def test_port_mismatch_on_the_nginx_side_edits_nginx() -> None:
 
 
 def test_unreachable_host_key_suggests_trust() -> None:
-    bad = (ERROR, {"error_kind": "unreachable"})
+    bad = (ERROR, {"error_kind": "unreachable", "host_key": True})  # what the runner gives a HostKeyError
     res = [r.model_copy(update={"summary": "host key of 203.0.113.10:22 is not trusted"}) if r.id == "pm2.status"
            else r for r in results(pm2_status=bad)]
     (cause,) = diagnose(TARGET, res)
