@@ -71,7 +71,7 @@ class FunctionStream:
 
     async def write(self, data: bytes) -> None:
         if self._closed:
-            raise ConnectionResetError("the fake peer closed the stream")
+            raise ConnectionResetError  # the fake peer closed: what a real socket raises
         reply = self._server(data)
         self._queued += reply.data
         self._closed = self._closed or reply.close
