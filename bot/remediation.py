@@ -293,14 +293,9 @@ class Remediation:
     async def _cooldown_check(self, target: Target) -> None:
         count, window = self.settings.cooldown
         since = self.clock() - timedelta(seconds=window)
-        recent: list[dict[str, object]] = []
-        for entry in await self.store.audit_entries(target=target.name, limit=200):
-            ts = entry.get("ts")
-            if entry.get("kind") == "execution" and isinstance(ts, datetime) and ts >= since and \
-                    entry.get("request_id") not in {e.get("request_id") for e in recent}:
-                recent.append(entry)
-        if len(recent) >= count:
-            raise RemediationError(text("remediation.cooldown", count=len(recent), target=target.name,
+        recent = await self.store.count_executions(target=target.name, since=since)
+        if recent >= count:
+            raise RemediationError(text("remediation.cooldown", count=recent, target=target.name,
                                         hours=window / 3600, max=count))
 
     # -- clicks ----------------------------------------------------------------------------------

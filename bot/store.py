@@ -646,6 +646,17 @@ class _Ops(abc.ABC):
                 )
         return [_audit_row(row) for row in rows]
 
+    async def count_executions(self, *, target: str, since: datetime) -> int:
+        """Fix runs (distinct requests with an `execution` row) on `target` at or after `since`. Counted in SQL
+        over the whole window: a scan of the newest N rows under-counted when refused clicks filled them."""
+        async with self._reading() as conn:
+            row = await _one(
+                conn,
+                "SELECT COUNT(DISTINCT request_id) FROM audit WHERE target = ? AND kind = 'execution' AND ts >= ?",
+                (target, _ts(since)),
+            )
+        return int(row[0]) if row is not None else 0
+
     async def export_audit(self) -> AsyncIterator[dict[str, object]]:
         """Every audit row, oldest first, fetched page by page (keyset on id): memory stays bounded, and no lock
         is held between pages, so the consumer may use the store while iterating."""

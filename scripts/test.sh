@@ -8,4 +8,5 @@ bash scripts/setup.sh --test
 bash deploy/sandbox/install.sh >/dev/null
 .venv/bin/ruff check .
 .venv/bin/mypy
+.venv/bin/lint-imports
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -8,12 +8,12 @@ from checks.transport.base import (
     ByteStream,
     CommandResult,
     CommandTimeout,
-    FunctionTransport,
     HostKeyError,
     ProbeConnectError,
     Transport,
     TransportError,
 )
+from checks.transport.mock import FunctionTransport
 
 if TYPE_CHECKING:
     from checks.config import Target

@@ -10,11 +10,11 @@ import asyncio
 import contextlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from checks.messages import Msg, msg, verbatim
+from checks.messages import Msg, verbatim
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,33 +113,3 @@ class Transport(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the transport may be used again afterwards (it reconnects)."""
-
-
-Handler = Callable[[tuple[str, ...]], "CommandResult | Awaitable[CommandResult]"]
-
-
-@dataclass
-class FunctionTransport(Transport):
-    """A fake that answers commands with a plain function (like httpx.MockTransport).
-
-    For unit tests of checks and diagnosis: `handler(argv)` returns a CommandResult (or raises
-    TransportError/CommandTimeout). `open_tcp` uses `tcp_handler` when given, else refuses.
-    """
-
-    handler: Handler
-    tcp_handler: Callable[[str, int], Awaitable[ByteStream]] | None = None
-    calls: list[tuple[str, ...]] = field(default_factory=list)
-    kind: str = "fake"
-
-    async def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult:
-        key = tuple(argv)
-        self.calls.append(key)
-        result = self.handler(key)
-        if isinstance(result, CommandResult):
-            return result
-        return await result
-
-    async def open_tcp(self, host: str, port: int, *, timeout: float) -> ByteStream:
-        if self.tcp_handler is None:
-            raise ProbeConnectError(msg("probe.refused", host=host, port=port))
-        return await self.tcp_handler(host, port)

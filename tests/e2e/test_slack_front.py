@@ -142,7 +142,7 @@ async def test_guests_and_other_teams_are_refused(fake: FakeSlack, bot: BotProce
         assert answer
 
 
-async def test_identical_requests_share_one_run(fake: FakeSlack, bot: BotProcess) -> None:
+async def test_concurrent_identical_requests_each_get_a_report(fake: FakeSlack, bot: BotProcess) -> None:
     envs = await asyncio.gather(*(fake.send_slash_command("ws", user_id=u, channel_id=CHAN)
                                   for u in (ALICE, BOB, ALICE, BOB)))
     for env in envs:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
@@ -167,9 +170,20 @@ async def test_local_transport_exit_codes_and_missing_binary() -> None:
     assert missing.exit_status == 127
 
 
-async def test_local_transport_timeout_kills() -> None:
-    with pytest.raises(CommandTimeout):
-        await LocalTransport().run(["sleep", "30"], timeout=0.2)
+async def test_local_transport_timeout_kills(tmp_path: Path) -> None:
+    """The timed-out child is killed (not left running, not waited for): its pid is gone when `run` returns."""
+    pid_file = tmp_path / "pid"
+    try:
+        async with asyncio.timeout(10):  # without the kill, `run` would wait the full 30 s for sleep to end
+            with pytest.raises(CommandTimeout):
+                await LocalTransport().run(["sh", "-c", f"echo $$ > {pid_file}; exec sleep 30"], timeout=0.5)
+        pid = int(pid_file.read_text())
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    finally:
+        if pid_file.exists() and pid_file.read_text().strip():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)  # only the child this test started
 
 
 async def test_local_transport_does_not_leak_bot_secrets(monkeypatch: pytest.MonkeyPatch) -> None:

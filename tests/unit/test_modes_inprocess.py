@@ -1,0 +1,60 @@
+"""The whole middle in-process: `run_checks()` -> `diagnose()` for every sandbox mode, over FunctionTransport fed
+with the real commands' captured outputs (tests/fixtures/captured/modes/, written by capture.py there). The probe
+streams are served by plain functions from the captured bytes. The same causes as the sandbox tests
+(tests/integration/test_checks_sandbox.py), in seconds, with no machine set-up."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from checks.models import Status, TargetReport
+from checks.runner import run_checks
+from checks.transport import FunctionTransport
+from tests.support.captured import TARGET, Replay, load, replay_transport, route_public_probes
+
+#: What tests/integration/test_checks_sandbox.py asserts for each mode.
+EXPECTED = {
+    "healthy": [],
+    "port-mismatch": ["port_mismatch"],
+    "no-build": ["next_build_missing"],
+    "nginx-no-upgrade": ["nginx_upgrade_headers_missing"],
+    "nginx-invalid": ["nginx_config_invalid"],
+    "port-conflict": ["port_conflict"],
+    "pm2-stopped": ["pm2_not_online"],
+    "dev-mode": [],
+}
+
+
+@pytest.fixture
+def public_through_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, FunctionTransport]]:
+    current: dict[str, FunctionTransport] = {}
+    route_public_probes(monkeypatch, lambda: current["transport"])
+    yield current
+
+
+async def replay(mode: str, current: dict[str, FunctionTransport]) -> tuple[TargetReport, Replay]:
+    transport, fake = replay_transport(mode)
+    current["transport"] = transport
+    return await run_checks(TARGET, transport), fake
+
+
+@pytest.mark.parametrize("mode", list(EXPECTED))
+async def test_every_mode_diagnoses_as_on_the_real_sandbox(mode: str,
+                                                          public_through_fake: dict[str, FunctionTransport]) -> None:
+    report, fake = await replay(mode, public_through_fake)
+    assert fake.uncaptured == [], "a command the capture did not see: re-run capture.py"
+    assert [c.cause for c in report.diagnosis] == EXPECTED[mode], report.to_json_dict()
+    assert [c.cause for c in report.diagnosis] == load(mode)["causes"]
+    if mode == "healthy":
+        assert all(c.status is Status.OK for c in report.checks), report.to_json_dict()
+    if mode == "dev-mode":
+        build = report.result("next.build")
+        assert build is not None and build.status is Status.WARN and build.details["mode"] == "dev"
+
+
+async def test_replay_sees_the_same_statuses_as_the_capture(public_through_fake: dict[str, FunctionTransport]) -> None:
+    for mode in EXPECTED:
+        report, _ = await replay(mode, public_through_fake)
+        assert {c.id: c.status.value for c in report.checks} == load(mode)["statuses"], mode

@@ -1,0 +1,117 @@
+"""Monitor in-process: a fake clock, a temporary store, a recording sink, and a stub service that hands out
+prepared reports. Covers set-aside then heal, confirmation opening an incident, and its resolution."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+import bot.incidents as inc
+import bot.monitor as monitor_module
+from bot.monitor import Monitor
+from bot.settings import load_settings
+from bot.store import Store
+from checks.config import Target
+from checks.models import Cause, CheckResult, Status, TargetReport
+
+T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+WEB = Target(name="web", pm2_app="chat", app_port=3000, app_dir="/srv/chat")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class RecordingSink:
+    """Every post and update, in order; posts get increasing ts like Slack's."""
+
+    def __init__(self) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self.updates: list[dict[str, Any]] = []
+
+    async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
+                   metadata: dict[str, Any]) -> str:
+        self.posts.append({"channel": channel, "text": text, "thread_ts": thread_ts, "metadata": metadata})
+        return f"{1000 + len(self.posts)}.000100"
+
+    async def update(self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        self.updates.append({"channel": channel, "ts": ts, "text": text})
+
+    async def find(self, *, channel: str, thread_ts: str | None, key: str, since: datetime) -> str | None:
+        return None
+
+
+def report(status: Status, *, pm2_status: str = "online", uptime_s: float = 600.0,
+           at: datetime = T0) -> TargetReport:
+    pm2 = CheckResult(id="pm2.status", status=status if pm2_status != "online" else Status.OK, summary="pm2",
+                      details={"instances": [{"status": pm2_status, "uptime_s": uptime_s}]})
+    http = CheckResult(id="http.local", status=status, summary="http")
+    causes = (Cause(cause="pm2_not_online", summary="down"),) if status is Status.FAIL else ()
+    return TargetReport(target="web", host="local", started_at=at, checks=(pm2, http), diagnosis=causes)
+
+
+class Harness:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.clock = clock
+        self.sink = RecordingSink()
+        self.reports: list[TargetReport] = []
+        self.runs = 0
+
+        async def run(name: str, checks: Any = ()) -> TargetReport:
+            self.runs += 1
+            return self.reports.pop(0)
+
+        service = SimpleNamespace(targets=(WEB,), target=lambda name: WEB, run=run)
+        settings = load_settings(None, alert_channel="C0ALERTS1")
+        self.monitor = Monitor(settings, cast(Any, service), store, self.sink, clock=clock)
+        self.monitor.states["web"] = inc.TargetState(target="web")
+
+    async def deliver(self) -> None:
+        await self.monitor.outbox.drain_once()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    clock = Clock()
+    async with await Store.open(tmp_path / "wscheck.db", clock=clock) as store:
+        h = Harness(store, clock)
+        yield h
+        await h.monitor.stop()
+
+
+async def test_a_restart_that_heals_is_set_aside_and_never_posted(harness: Harness,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(monitor_module, "RESTART_GRACE", 0.0)  # the recheck waits RESTART_GRACE seconds
+    harness.reports.append(report(Status.OK))  # what the recheck sees: the app came up
+    events = await harness.monitor.observe("web", report(Status.FAIL, pm2_status="launching"), kind="full")
+    assert events == [] and harness.monitor._set_aside["web"] == 1
+    await harness.monitor._tasks.drain()  # the recheck runs as a background task: wait for it
+    assert harness.runs == 1 and "web" not in harness.monitor._set_aside
+    await harness.deliver()
+    assert harness.sink.posts == [] and harness.monitor.states["web"].incident is None
+
+
+async def test_a_confirmed_failure_opens_one_incident_and_recovery_resolves_it(harness: Harness) -> None:
+    mon = harness.monitor
+    await mon.observe("web", report(Status.FAIL, pm2_status="errored"), kind="full", confirmed=True)
+    harness.clock.now += timedelta(seconds=30)
+    await mon.observe("web", report(Status.FAIL, pm2_status="errored"), kind="full", confirmed=True)
+    await harness.deliver()
+    state = mon.states["web"]
+    assert state.incident is not None and state.incident.announced
+    assert len(harness.sink.posts) == 1 and harness.sink.posts[0]["channel"] == "C0ALERTS1"
+    for _ in range(2):  # success_threshold good reports
+        harness.clock.now += timedelta(seconds=30)
+        await mon.observe("web", report(Status.OK), kind="full")
+    await harness.deliver()
+    assert mon.states["web"].incident is None
+    assert harness.sink.posts[1:] or harness.sink.updates, "the resolution was not posted"

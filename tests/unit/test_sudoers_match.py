@@ -1,0 +1,152 @@
+"""The sudoers allow-list that deploy/target/setup-target.sh writes matches what the code runs.
+
+Two halves, both without root or machine set-up:
+- the script's input patterns (RE_*) are the patterns checks/config.py validates the same fields with;
+- the script's own `generate_sudoers` (run in bash from the script's text, with the facts set by hand) allows
+  exactly the sudo commands that the checks (every check, over a recording FunctionTransport) and the fixes
+  (bot/actions.py `plan`) build for the target config that the script prints for those facts.
+The real-sudo behaviour is tested against the sandbox in tests/integration/test_least_privilege.py.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+import bot.actions as act
+import checks.config as config
+from checks.config import Target
+from checks.runner import run_checks
+from checks.transport import CommandResult, FunctionTransport
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = (ROOT / "deploy" / "target" / "setup-target.sh").read_text()
+OWNER = "chatapp"
+
+#: What `resolve_bin` finds in sudo's secure_path for the bare names the config may hold.
+ABS = {"env": "/usr/bin/env", "ss": "/usr/bin/ss", "npm": "/usr/bin/npm", "systemctl": "/usr/bin/systemctl"}
+NGINX_ABS = "/usr/sbin/nginx"
+PM2_ABS = "/usr/local/bin/pm2"
+
+
+def script_regexes() -> dict[str, str]:
+    return dict(re.findall(r"^(RE_[A-Z_]+)='([^']*)'$", SCRIPT, re.MULTILINE))
+
+
+def ere(pattern: re.Pattern[str]) -> str:
+    """A Python pattern as POSIX ERE text (bash's `=~`): no non-capturing groups there."""
+    return pattern.pattern.replace("(?:", "(")
+
+
+def test_the_scripts_input_patterns_are_the_configs() -> None:
+    bash = script_regexes()
+    assert bash["RE_USER"] == ere(config._USER_RE)
+    assert bash["RE_APP"] == ere(config._PM2_APP_RE)
+    assert bash["RE_ABS"] == ere(config._ABS_PATH_RE)
+    assert bash["RE_BIN"] == ere(config._BIN_RE)
+    assert bash["RE_NAME"] == ere(config._NAME_RE)
+    host, ip = bash["RE_HOST"].split("$|^")
+    # the script groups the first label where Python does not: equal once the grouping is set aside
+    assert re.sub(r"[()]", "", f"{host}$") == re.sub(r"[()]", "", ere(config._HOST_RE))
+    assert f"^{ip}" == ere(config._IPV6_RE)
+
+
+def python_host(value: str) -> bool:
+    return bool(config._HOST_RE.fullmatch(value) or config._IPV6_RE.fullmatch(value))
+
+
+@pytest.mark.parametrize(("name", "python", "samples"), [
+    ("RE_USER", config._USER_RE.fullmatch, ["deploy", "_svc", "a-b_9", "Deploy", "9x", "x" * 33, "a b", "a;b", ""]),
+    ("RE_APP", config._PM2_APP_RE.fullmatch, ["chat", "chat@2", "-x", "a/b", "a" * 101, "a.b_c-d"]),
+    ("RE_ABS", config._ABS_PATH_RE.fullmatch, ["/srv/chat", "/", "srv", "/a b", "/a;b", "/a/../b", "/~x"]),
+    ("RE_BIN", config._BIN_RE.fullmatch, ["pm2", "/usr/bin/pm2", "/", "a/b", "pm 2", "$(id)", "node+x"]),
+    ("RE_HOST", python_host, ["web", "web.example.com", "-web", "web-", "a..b", "10.0.0.1", "::1", "a_b", ""]),
+])
+def test_bash_and_python_agree_on_samples(name: str, python: Any, samples: list[str]) -> None:
+    """The same text can still mean different things to ERE and Python: ask bash itself."""
+    pattern = script_regexes()[name]
+    for value in samples:
+        bash = subprocess.run(["bash", "-c", f"[[ $1 =~ {pattern} ]]", "_", value], check=False)
+        assert (bash.returncode == 0) == bool(python(value)), (name, value)
+
+
+def generated_sudoers(facts: dict[str, str], reload_words: list[str]) -> str:
+    """Run the script's sudoers generator (its functions and the snippet section, cut from its text)."""
+    functions = SCRIPT[SCRIPT.index("sudoers_word() {"):SCRIPT.index("toml_str() {")]
+    snippet = SCRIPT[SCRIPT.index("conf_args=()"):SCRIPT.index("SNIPPET=$WORK/sudoers")]
+    setup = "".join(f"{k}={v!r}\n" for k, v in facts.items())
+    words = " ".join(repr(w) for w in reload_words)
+    program = f"{setup}RELOAD_WORDS=({words})\n{functions}\n{snippet}\ngenerate_sudoers\n"
+    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def allowed(sudoers: str) -> dict[str, set[tuple[str, ...]]]:
+    """{"ROOT": {argv, ...}, "OWNER": {...}} from the Cmnd_Alias lines (unescaping `\\ , : =`)."""
+    out: dict[str, set[tuple[str, ...]]] = {}
+    for alias, body in re.findall(r"^Cmnd_Alias \w+_AS_(\w+) = \\\n((?:    .*\n)+)", sudoers, re.MULTILINE):
+        commands = set()
+        for line in body.splitlines():
+            line = line.strip().removesuffix("\\").strip().removesuffix(",")
+            words = tuple(re.sub(r"\\(.)", r"\1", w) for w in line.split(" "))
+            commands.add(words[:1] if words[1:] == ('""',) else words)
+        out[alias] = commands
+    return out
+
+
+def absolute(argv: tuple[str, ...]) -> tuple[str, ...]:
+    return (ABS.get(argv[0], argv[0]), *argv[1:])
+
+
+async def sudo_commands(target: Target) -> dict[str, set[tuple[str, ...]]]:
+    """Every command the checks and the fixes run through sudo, by whom they run as."""
+    def refuse(argv: tuple[str, ...]) -> CommandResult:
+        return CommandResult(argv, 1, "", "not here", 1.0)
+
+    transport = FunctionTransport(refuse)
+    await run_checks(target, transport)  # no selection: every check
+    argvs = set(transport.calls)
+    report = cast(Any, SimpleNamespace(result=lambda _id: SimpleNamespace(details={"side": "app"})))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(act, "_honours_port", lambda _report: (True, ""))
+        for action in act.ACTIONS:
+            argvs |= {step.argv for step in act.plan(action, target, report).steps}
+    out: dict[str, set[tuple[str, ...]]] = {"ROOT": set(), "OWNER": set()}
+    for argv in argvs:
+        if argv[:3] == ("sudo", "-n", "-u"):
+            assert argv[3] == OWNER, argv
+            out["OWNER"].add(absolute(argv[4:]))
+        elif argv[:2] == ("sudo", "-n"):
+            out["ROOT"].add(absolute(argv[2:]))
+        else:
+            assert "sudo" not in argv, argv
+    return out
+
+
+@pytest.mark.parametrize(("pm2_home", "nginx_conf", "reload_words"), [
+    ("/home/chatapp/.pm2", "/etc/nginx/nginx.conf", []),
+    ("", "", ["systemctl", "reload", "nginx"]),
+])
+async def test_the_sudoers_allow_list_is_exactly_what_the_code_runs(pm2_home: str, nginx_conf: str,
+                                                                     reload_words: list[str]) -> None:
+    facts = {
+        "SUDOERS_FILE": "/etc/sudoers.d/wscheck", "SUDOERS_HEADER_TAG": "test", "LOGIN_USER": "wscheck",
+        "SECURE_PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "APP": "chat", "APP_DIR": "/srv/chat", "APP_PORT": "3000", "PM2_USER": OWNER,
+        "PM2_HOME_DIR": pm2_home, "NGINX_CONF": nginx_conf, "ENV_ABS": ABS["env"], "SS_ABS": ABS["ss"],
+        "NGINX_ABS": NGINX_ABS, "NPM_ABS": ABS["npm"], "PM2_ABS": PM2_ABS,
+        "RELOAD_ABS": ABS.get(reload_words[0], "") if reload_words else "",
+    }
+    # the target config the script prints for these facts (its `print_target` section)
+    target = Target(name="web", host="web.example.com", user="wscheck", pm2_app="chat", app_port=3000,
+                    app_dir="/srv/chat", pm2_user=OWNER, pm2_bin=PM2_ABS, pm2_home=pm2_home, nginx_bin=NGINX_ABS,
+                    nginx_conf=nginx_conf, nginx_reload=tuple(reload_words), sudo=True)
+    code = await sudo_commands(target)
+    assert code["ROOT"] and code["OWNER"], "no sudo command found: the comparison would prove nothing"
+    assert allowed(generated_sudoers(facts, reload_words)) == code
