@@ -148,22 +148,62 @@ def _candidates(config: NginxConfig, req: Request) -> tuple[list[tuple[NginxServ
     return wild, None
 
 
+def _effective_names(servers: Sequence[NginxServer]) -> list[tuple[NginxServer, list[str]]]:
+    """Names nginx keeps per address:port: the first server to claim a name wins, later ones are "ignored".
+
+    `.x` claims both the exact name `x` and `*.x`; when `x` is already taken (by an exact name or another
+    `.x`), nginx drops the whole `.x` name ("conflicting server name"), so it matches nothing.
+    """
+    exact: set[str] = set()
+    wild: set[str] = set()
+    out: list[tuple[NginxServer, list[str]]] = []
+    for server in servers:
+        kept: list[str] = []
+        for raw in server.server_names:
+            n = raw.lower()
+            if n.startswith("~"):
+                kept.append(raw)
+            elif n.startswith("."):
+                if n[1:] in exact or "*" + n in wild:
+                    continue
+                exact.add(n[1:])
+                wild.add("*" + n)
+                kept.append(n)
+            elif "*" in n:
+                if n in wild:
+                    continue
+                wild.add(n)
+                kept.append(n)
+            else:
+                if n in exact:
+                    continue
+                exact.add(n)
+                kept.append(n)
+        out.append((server, kept))
+    return out
+
+
 def _by_name(servers: Sequence[NginxServer], name: str) -> NginxServer | None:
     """nginx's order: exact, longest leading wildcard, longest trailing wildcard, first regex (config order)."""
-    for server in servers:
-        for n in server.server_names:
-            if not n.startswith(("~", ".")) and "*" not in n and n.lower() == name:
+    table = _effective_names(servers)
+    for server, names in table:
+        for n in names:
+            if not n.startswith(("~", ".")) and "*" not in n and n == name:
+                return server
+    for server, names in table:
+        for n in names:
+            if n.startswith(".") and n[1:] == name:
                 return server
     for is_match in (_leading_wildcard, _trailing_wildcard):
         best: tuple[int, NginxServer] | None = None
-        for server in servers:
-            for n in server.server_names:
+        for server, names in table:
+            for n in names:
                 if is_match(n.lower(), name) and (best is None or len(n) > best[0]):
                     best = (len(n), server)
         if best is not None:
             return best[1]
-    for server in servers:
-        for n in server.server_names:
+    for server, names in table:
+        for n in names:
             if n.startswith("~"):
                 regex = _pcre(n[1:], caseless=False)
                 if regex is not None and regex.search(name):
@@ -387,6 +427,9 @@ def route(config: NginxConfig, req: Request) -> Route:
             return Route(sref, None, stop.answer, state.uri, tuple(state.steps))
         loc = _find(config, server.locations, state.uri)
         while True:
+            if state.changes > MAX_URI_CHANGES:  # "rewrite or internal redirection cycle"
+                where = None if loc is None else _loc_ref(config, loc)
+                return Route(sref, where, Return(500), state.uri, tuple(state.steps))
             if loc is None:
                 return Route(sref, None, Static(), state.uri, tuple(state.steps))
             stop = _run(loc.directives, req, state)
@@ -411,6 +454,9 @@ def route(config: NginxConfig, req: Request) -> Route:
                     named = _named(config, server, fallback)
                     if named is None:
                         return Route(sref, _loc_ref(config, loc), Return(500), state.uri, tuple(state.steps))
+                    state.changes += 1  # ngx_http_named_location counts as a URI change too
+                    if state.changes > MAX_URI_CHANGES:  # fails while still in the try_files location
+                        return Route(sref, _loc_ref(config, loc), Return(500), state.uri, tuple(state.steps))
                     loc = named
                     stop = _run(loc.directives, req, state)
                     if stop.kind == "return":
@@ -425,6 +471,10 @@ def route(config: NginxConfig, req: Request) -> Route:
                 state.changes += 1
                 if state.changes > MAX_URI_CHANGES:
                     return Route(sref, _loc_ref(config, loc), Return(500), state.uri, tuple(state.steps))
+                stop = _run(server.directives, req, state)  # an internal redirect re-runs the server phase
+                if stop.kind == "return":
+                    assert stop.answer is not None
+                    return Route(sref, None, stop.answer, state.uri, tuple(state.steps))
                 loc = _find(config, server.locations, state.uri)
                 continue
             return _content(config, sref, loc, state)

@@ -2,7 +2,7 @@
 
 Each configuration gets its own ports, so all of them run in one nginx process (one start, one check).
 Every server and location stamps `add_header X-Loc <id> always`, proxied locations reach a tiny local
-upstream that answers `X-Up: 1`, and the root is an empty directory (static = 404, try_files falls through).
+upstream that answers `X-Up: 1`, and the root is a directory that does not exist (static = 404, try_files falls through).
 For each sampled request (Host, address, port, path, with or without an Upgrade header) the model's route
 must name the same server/location and the same outcome (proxy / status / redirect target).
 """
@@ -241,7 +241,7 @@ def test_model_routes_like_real_nginx(tmp_path: Path, upstream: int) -> None:
     conf.write_text(
         f"worker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
         "events { worker_connections 4096; }\n"
-        f"http {{\n    access_log off;\n{temp}\n    root {tmp_path}/www;\n    server_names_hash_bucket_size 128;\n"
+        f"http {{\n    access_log off;\n{temp}\n    root /nonexistent/wscheck-routing;\n    server_names_hash_bucket_size 128;\n"
         + "".join(text for _, text in configs)
         + "}\n"
     )
@@ -252,11 +252,12 @@ def test_model_routes_like_real_nginx(tmp_path: Path, upstream: int) -> None:
                              "-g", "daemon off;"], stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
-        while not (tmp_path / "nginx.pid").exists():  # nginx writes its pid file after binding every port
+        pidfile = tmp_path / "nginx.pid"  # `nginx -t` writes it too: wait for our process's own pid
+        while not (pidfile.exists() and pidfile.read_text().strip() == str(proc.pid)):
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else b""
             assert time.monotonic() < deadline, "nginx did not start"
             time.sleep(0.02)
-        mismatches = []
+        mismatches: list[str] = []
         checked = 0
         for i, (own, text) in enumerate(configs):
             model = parse_dump(f"# configuration file /c{i}.conf:\nhttp {{\n{text}}}\n")
@@ -270,6 +271,7 @@ def test_model_routes_like_real_nginx(tmp_path: Path, upstream: int) -> None:
                 if want != got:
                     mismatches.append(f"config {i} {address}:{port} Host={host} {path} upgrade={upgrade}: "
                                       f"model {want} nginx {got}\n{text}")
+        assert proc.poll() is None, (tmp_path / "error.log").read_text()[-2000:]
         assert checked >= CONFIGS * REQUESTS_PER_CONFIG
         assert not mismatches, f"{len(mismatches)} mismatches; first:\n" + "\n".join(mismatches[:3])
     finally:
