@@ -371,15 +371,14 @@ def _run(directives: Sequence[NginxDirective], req: Request, state: _State) -> _
                 changed = True
                 continue
             return stop
-        if d.name == "if":
-            if _condition(d, req, state.uri):
-                body = d.block or ()
-                if any(b.name not in ("return", "rewrite", "break", "set", "if") for b in body):
-                    raise _Unknown("if block changes the location's configuration", f"{d.file}:{d.line}")
-                stop = _run(body, req, state)
-                if stop.kind == "continue":
-                    continue
-                return stop
+        if d.name == "if" and _condition(d, req, state.uri):
+            body = d.block or ()
+            if any(b.name not in ("return", "rewrite", "break", "set", "if") for b in body):
+                raise _Unknown("if block changes the location's configuration", f"{d.file}:{d.line}")
+            stop = _run(body, req, state)
+            if stop.kind == "continue":
+                continue
+            return stop
         # `set` only matters to variables we already refuse to guess; try_files runs later
     return _Stop("research" if changed else "continue")
 

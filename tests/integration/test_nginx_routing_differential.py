@@ -2,7 +2,8 @@
 
 Each configuration gets its own ports, so all of them run in one nginx process (one start, one check).
 Every server and location stamps `add_header X-Loc <id> always`, proxied locations reach a tiny local
-upstream that answers `X-Up: 1`, and the root is a directory that does not exist (static = 404, try_files falls through).
+upstream that answers `X-Up: 1`, and the root is a directory that does not exist (static = 404, try_files
+falls through; workers run as nobody, who cannot read pytest's tmp_path, so a real empty root would say 403).
 For each sampled request (Host, address, port, path, with or without an Upgrade header) the model's route
 must name the same server/location and the same outcome (proxy / status / redirect target).
 """
@@ -43,13 +44,13 @@ REGEX = [("~", "^/ws"), ("~", "\\.php$"), ("~", "^/api/(.*)$"), ("~", "chat"), (
 
 
 class _Upstream(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("X-Up", "1")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature of the base class
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -241,7 +242,8 @@ def test_model_routes_like_real_nginx(tmp_path: Path, upstream: int) -> None:
     conf.write_text(
         f"worker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
         "events { worker_connections 4096; }\n"
-        f"http {{\n    access_log off;\n{temp}\n    root /nonexistent/wscheck-routing;\n    server_names_hash_bucket_size 128;\n"
+        f"http {{\n    access_log off;\n{temp}\n    root /nonexistent/wscheck-routing;\n"
+        "    server_names_hash_bucket_size 128;\n"
         + "".join(text for _, text in configs)
         + "}\n"
     )
