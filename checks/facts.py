@@ -8,6 +8,7 @@ round of concurrent commands plus one follow-up (the log files PM2 names).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from checks.config import Target
 from checks.messages import Msg, msg, verbatim
 from checks.models import Status
 from checks.parsers import ParseError
-from checks.parsers.nginx import NginxConfig, NginxLocation, find_location, find_proxy_locations, parse_dump
+from checks.parsers.nginx import NginxConfig, NginxLocation, find_proxy_locations, parse_dump
+from checks.parsers.nginx_route import Proxy, Request, Return, Route, Uncertain, route
 from checks.parsers.pm2 import Pm2Process, find_app, parse_jlist
 from checks.parsers.ps import ProcInfo, descendants, parse_ps
 from checks.parsers.ss import Listener, listeners_on, parse_ss
@@ -121,35 +123,25 @@ class Facts:
         return await self._once("nginx_config", go)
 
     async def app_location(self) -> NginxLocation:
-        """The nginx location that serves ws_path on public_url and proxies to the app."""
+        """The nginx location that nginx really picks for ws_path on public_url, when it proxies there.
+
+        No fallback to another location (issue 11): when the routed request does not reach a proxy_pass,
+        that is the finding — `reason` in the details says which ("wrong_server", "not_proxied",
+        "redirect", "uncertain", "no_server"), naming the block(s) nginx uses with file and line.
+        """
 
         async def go() -> NginxLocation:
             config = await self.nginx_config()
-            _, host, port = self.target.public_endpoint()
-            location = find_location(config, listen_port=port, host=host, path=self.target.ws_path)
-            if location is not None and location.proxy_pass:
-                return location
-            candidates = find_proxy_locations(config, app_port=self.target.app_port)
-            if candidates:
-                return candidates[0]
-            loopback = [
-                loc for loc in config.locations
-                if loc.proxy_pass and any(h in LOOPBACK for h, _ in loc.upstream)
-            ]
-            if location is not None and not location.proxy_pass:
-                raise FactError(
-                    msg("facts.location_no_proxy", location=(location.modifier + " " + location.path).strip(),
-                        file=location.file, line=location.line, ws_path=self.target.ws_path),
-                    status=Status.FAIL, kind="nginx", details={"file": location.file, "line": location.line},
-                )
-            if len(loopback) == 1:
-                return loopback[0]
-            raise FactError(
-                msg("facts.no_location", port=port, host=host, app_port=self.target.app_port),
-                status=Status.FAIL, kind="nginx", details={"files": list(config.files)},
-            )
+            scheme, host, port = self.target.public_endpoint()
+            request = Request(host=host, port=port, path=self.target.ws_path, scheme=scheme,
+                              address=_connect_address(host))
+            found = route(config, request)
+            if isinstance(found.outcome, Proxy) and found.location is not None:
+                return config.locations[found.location.index]
+            raise _route_error(config, found, request, self.target.app_port)
 
         return await self._once("app_location", go)
+
 
     # -- PM2 --------------------------------------------------------------------------------------
 
@@ -272,3 +264,57 @@ def _sudo_hint(result: CommandResult) -> Msg:
 
 def now_s() -> float:
     return time.time()
+
+
+def _connect_address(host: str) -> str | None:
+    """The local address a client of public_url connects to, when the URL says it (IP literal, localhost)."""
+    if host.lower() == "localhost":
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
+
+
+def _server_label(config: NginxConfig, index: int) -> str:
+    server = config.servers[index]
+    names = " ".join(n for n in server.server_names if n) or '""'
+    return f"server {names} ({server.file}:{server.line})"
+
+
+def _route_error(config: NginxConfig, found: Route, request: Request, app_port: int) -> FactError:
+    """The finding when nginx's own route for the WebSocket path does not reach a proxy_pass."""
+    where = f"{request.scheme}://{request.host}:{request.port}{request.path}"
+    details: dict[str, Any] = {"request": where, "uri": found.uri, "steps": list(found.steps)}
+    if found.server is not None:
+        details["server"] = {"file": found.server.file, "line": found.server.line, "names": list(found.server.names)}
+    if found.location is not None:
+        loc = found.location
+        details |= {"file": loc.file, "line": loc.line, "location": f"{loc.modifier} {loc.uri}".strip()}
+    if isinstance(found.outcome, Uncertain) and found.outcome.reason != "no_listen":
+        details |= {"reason": "uncertain", "uncertain": found.outcome.reason, "at": found.outcome.where}
+        return FactError(msg("facts.route_uncertain", request=where, why=found.outcome.reason,
+                             at=found.outcome.where or "-"), status=Status.WARN, kind="nginx", details=details)
+    if found.server is None:
+        details |= {"reason": "no_server", "files": list(config.files)}
+        return FactError(msg("facts.no_location", port=request.port, host=request.host, app_port=app_port),
+                         status=Status.FAIL, kind="nginx", details=details)
+    app = [loc for loc in find_proxy_locations(config, app_port=app_port) if loc.server_index != found.server.index]
+    picked = _server_label(config, found.server.index)
+    if app:
+        other = app[0]
+        details |= {"reason": "wrong_server", "app_server": {
+            "file": config.servers[other.server_index].file, "line": config.servers[other.server_index].line,
+            "names": list(config.servers[other.server_index].server_names)}}
+        return FactError(msg("facts.route_wrong_server", request=where, picked=picked,
+                             app=_server_label(config, other.server_index)),
+                         status=Status.FAIL, kind="nginx", details=details)
+    outcome = found.outcome
+    if isinstance(outcome, Return) and outcome.redirect:
+        details |= {"reason": "redirect", "status": outcome.status, "location_header": outcome.location_header}
+        return FactError(msg("facts.route_redirect", request=where, picked=picked, status=outcome.status,
+                             target=outcome.location_header or ""), status=Status.FAIL, kind="nginx", details=details)
+    status = outcome.status if isinstance(outcome, Return) else 404
+    details |= {"reason": "not_proxied", "status": status, "static": not isinstance(outcome, Return)}
+    return FactError(msg("facts.route_not_proxied", request=where, picked=picked, status=status),
+                     status=Status.FAIL, kind="nginx", details=details)

@@ -357,9 +357,21 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "cannot parse the nginx -T dump: {error}",
         "ko": "nginx -T 출력을 해석할 수 없습니다: {error}",
     },
-    "facts.location_no_proxy": {
-        "en": "location {location} ({file}:{line}) serves {ws_path} but has no proxy_pass",
-        "ko": "location {location} ({file}:{line}): {ws_path} 경로를 처리하지만 proxy_pass가 없습니다",
+    "facts.route_uncertain": {
+        "en": "cannot tell where nginx sends {request}: {why} ({at})",
+        "ko": "nginx가 {request} 요청을 어디로 보내는지 설정만으로는 알 수 없습니다: {why} ({at})",
+    },
+    "facts.route_wrong_server": {
+        "en": "nginx answers {request} with {picked}, not with {app}, which proxies to the app",
+        "ko": "nginx는 {request} 요청을 앱으로 프록시하는 {app}이(가) 아니라 {picked}에서 처리합니다",
+    },
+    "facts.route_redirect": {
+        "en": "nginx answers {request} itself in {picked}: redirect {status} to {target}",
+        "ko": "nginx가 {picked}에서 {request} 요청에 직접 응답합니다: {status} 리다이렉트 → {target}",
+    },
+    "facts.route_not_proxied": {
+        "en": "nginx answers {request} itself in {picked} (status {status}); it never reaches the app",
+        "ko": "nginx가 {picked}에서 {request} 요청에 직접 응답합니다 (상태 {status}); 앱에 도달하지 않습니다",
     },
     "facts.no_location": {
         "en": "no nginx location proxies to the app (no server on port {port} for {host}, no proxy_pass to port "

@@ -48,6 +48,11 @@ async def nginx_syntax(f: Facts) -> Outcome:
     return fail(msg("nginx.syntax.fails", message=test.message), kind="other", **details)
 
 
+def _has_upgrade_token(value: str) -> bool:
+    """RFC 9110: Connection is a token list; `keep-alive, Upgrade` asks for the upgrade as well as `upgrade`."""
+    return any(token.strip().strip("'\"").lower() == "upgrade" for token in value.split(","))
+
+
 def location_label(loc: NginxLocation) -> str:
     modifier = f"{loc.modifier} " if loc.modifier else ""
     return f"location {modifier}{loc.path} ({loc.file}:{loc.line})"
@@ -61,10 +66,11 @@ async def nginx_websocket(f: Facts) -> Outcome:
     weak: list[str] = []
     if loc.http_version != "1.1":
         missing.append("http_version")
-    if loc.headers.get("upgrade", "").lower() not in ("$http_upgrade", "websocket"):
+    sent = loc.header_list or tuple(loc.headers.items())  # nginx sends every non-empty repeat
+    if not any(k == "upgrade" and v.lower() in ("$http_upgrade", "websocket") for k, v in sent):
         missing.append("upgrade")
     connection = loc.headers.get("connection", "")
-    if connection.lower() != "upgrade" and not loc.connection_upgrade_map:
+    if not loc.connection_upgrade_map and not any(k == "connection" and _has_upgrade_token(v) for k, v in sent):
         missing.append("connection")
     if loc.read_timeout_s <= NGINX_DEFAULT_TIMEOUT_S:
         weak.append("read_timeout")

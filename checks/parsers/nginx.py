@@ -232,6 +232,18 @@ class NginxListen(BaseModel):
     implicit: bool = False  # the server had no listen directive: nginx listens on *:80
 
 
+class NginxDirective(BaseModel):
+    """A rewrite-phase directive kept in config order (return, rewrite, if, break, set, try_files), for routing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    args: tuple[str, ...]
+    file: str
+    line: int
+    block: tuple[NginxDirective, ...] | None = None  # the body of an `if`
+
+
 class NginxLocation(BaseModel):
     """One location with nginx's inheritance (http -> server -> location -> nested) already applied."""
 
@@ -253,6 +265,8 @@ class NginxLocation(BaseModel):
     send_timeout_s: float
     buffering: bool
     connection_upgrade_map: bool
+    directives: tuple[NginxDirective, ...] = ()  # rewrite-phase directives and try_files, in order
+    header_list: tuple[tuple[str, str], ...] = ()  # every effective proxy_set_header, repeats kept
 
 
 class LocationNode(BaseModel):
@@ -274,6 +288,7 @@ class NginxServer(BaseModel):
     server_names: tuple[str, ...]
     listen: tuple[NginxListen, ...]
     locations: tuple[LocationNode, ...]  # top-level locations in config order
+    directives: tuple[NginxDirective, ...] = ()  # server-level rewrite-phase directives, in order
 
 
 class NginxUpstream(BaseModel):
@@ -742,6 +757,26 @@ def _listen(stmt: _Stmt) -> NginxListen:
 
 # ---------------------------------------------------------------------------------------- parse_dump
 
+_ROUTING_DIRECTIVES = frozenset({"return", "rewrite", "if", "break", "set", "try_files"})
+
+
+def _directives(block: Iterable[_Stmt]) -> tuple[NginxDirective, ...]:
+    """The directives that can change where a request goes, kept in order; `if` bodies keep everything."""
+    out: list[NginxDirective] = []
+    for stmt in block:
+        if stmt.name not in _ROUTING_DIRECTIVES:
+            continue
+        body = None
+        if stmt.name == "if" and stmt.block is not None:
+            body = tuple(
+                NginxDirective(name=s.name, args=s.args, file=s.file, line=s.line) if s.name != "if"
+                else _directives((s,))[0]
+                for s in stmt.block
+            )
+        out.append(NginxDirective(name=stmt.name, args=stmt.args, file=stmt.file, line=stmt.line, block=body))
+    return tuple(out)
+
+
 
 class _Builder:
     """Walks the spliced tree once, producing locations in config order with inheritance applied."""
@@ -772,7 +807,8 @@ class _Builder:
             if inner.name == "location" and inner.block is not None
         )
         self.servers[index] = NginxServer(
-            file=stmt.file, line=stmt.line, server_names=tuple(names), listen=listens, locations=nodes
+            file=stmt.file, line=stmt.line, server_names=tuple(names), listen=listens, locations=nodes,
+            directives=_directives(block),
         )
 
     def location(
@@ -814,6 +850,8 @@ class _Builder:
                 send_timeout_s=_DEFAULT_TIMEOUT_S if level.send_timeout_s is None else level.send_timeout_s,
                 buffering=True if level.buffering is None else level.buffering,
                 connection_upgrade_map=connection is not None and _is_upgrade_map(connection, self.maps),
+                directives=_directives(block),
+                header_list=tuple((k, v) for k, v in level.headers or () if v != ""),
             )
         )
         children = tuple(
