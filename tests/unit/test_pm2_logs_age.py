@@ -9,7 +9,7 @@ from checks.config import Target
 from checks.facts import Facts
 from checks.items.pm2 import pm2_logs, since_start
 from checks.models import Status
-from checks.transport.base import CommandResult, FunctionTransport
+from checks.transport import CommandResult, FunctionTransport
 
 TARGET = Target.model_validate({"name": "web", "host": "203.0.113.10", "pm2_app": "web", "app_port": 3003,
                                 "app_dir": "/srv/web"})
