@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable
 
@@ -29,9 +30,16 @@ class Background:
             except Exception:
                 log.exception("%s: %s failed", self.what, name)
 
+        def finished(task: asyncio.Task[None]) -> None:
+            self._tasks.discard(task)
+            # A task cancelled before its first step never awaited `work`: close it, or Python warns
+            # "coroutine … was never awaited" at shutdown. Closing a finished coroutine does nothing.
+            if inspect.iscoroutine(work):
+                work.close()
+
         task = asyncio.ensure_future(guarded())
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(finished)
         return task
 
     def __len__(self) -> int:

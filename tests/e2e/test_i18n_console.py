@@ -33,6 +33,8 @@ async def test_console_speaks_korean(sandbox: Any, sandbox_config_file: Path, tm
     try:
         await bot.start(stdin=True)
         await bot.wait_line(r"^wscheck 콘솔 모드: `/wscheck help`\(또는 `help`\)를 입력하세요", stdout=True)
+        # The banner ends with the targets line; the answers below are read from after it.
+        await bot.wait_line(r"^대상: sandbox$", stdout=True)
 
         start = len(bot.stdout_lines)
         await bot.send("help")
