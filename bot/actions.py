@@ -11,10 +11,13 @@ from dataclasses import dataclass
 
 from bot.i18n import Text, localize_cause, t, text
 from checks import commands as cmd
+from checks.causes import CAUSE_BY_ID, CAUSE_SPECS, FIX_NAMES, FIXES, HUMAN_LOOK
 from checks.config import Target
 from checks.models import Cause, TargetReport
 
-ACTIONS = ("restart", "reload-nginx", "fix-port", "rebuild")
+#: The fixes `plan` knows how to run (checks/causes.py FIXES, where a fix is registered).
+ACTIONS = FIX_NAMES
+_LONG = frozenset(f.name for f in FIXES if f.long)
 
 #: Next.js' port when neither PORT nor -p says otherwise.
 NEXT_DEFAULT_PORT = 3000
@@ -138,51 +141,23 @@ def plan(action: str, target: Target, report: TargetReport | None = None) -> Pla
         return Plan(action, target.name, target.where, (
             Step(build, "npm run build", timeout=BUILD_TIMEOUT, gate=True),
             Step(_pm2(target, "restart", app), f"pm2 restart {app}"),
-        ), long=True)
+        ), long=action in _LONG)
     raise NotOffered(text("actions.unknown_action", action=repr(action)))
 
 
-#: cause -> the action that fixes it (after approval), or None when a human must act.
-ACTION_FOR_CAUSE: dict[str, str | None] = {
-    "pm2_not_online": "restart",
-    "app_not_listening": "restart",
-    "pm2_crash_loop": None,
-    "next_build_missing": "rebuild",
-    "port_mismatch": "fix-port",
-    "nginx_upgrade_headers_missing": None,
-    "nginx_ws_timeout_short": None,
-    "nginx_config_invalid": None,
-    "port_conflict": None,
-    "target_unreachable": None,
-    "nginx_not_running": None,
-    "app_port_misconfigured": None,
-    "app_websocket_missing": None,
-    "unknown": None,
-}
+#: cause -> the action that fixes it (after approval), or None when a human must act (checks/causes.py).
+ACTION_FOR_CAUSE: dict[str, str | None] = {spec.id: spec.fix for spec in CAUSE_SPECS}
 
 
 def human_step(cause: Cause, target: Target) -> str:
-    """What a person must do for a cause the bot does not fix by itself (with the evidence at hand)."""
-    c = cause.cause
-    summary = localize_cause(cause).summary
-    if c == "nginx_upgrade_headers_missing":
-        lines = [f for f in cause.fix if f.startswith("    ")]
-        return t("actions.human_upgrade", lines="\n".join(line.strip() for line in lines), target=target.name)
-    if c == "nginx_ws_timeout_short":
-        return t("actions.human_timeout", target=target.name)
-    if c == "nginx_config_invalid":
-        return t("actions.human_nginx_config", summary=summary)
-    if c == "port_conflict":
-        return t("actions.human_port_conflict", summary=summary)
-    if c == "target_unreachable":
-        return t("actions.human_unreachable", summary=summary)
-    if c == "port_mismatch":
-        return t("actions.human_ports", summary=summary)
-    if c == "pm2_crash_loop":
-        return t("actions.human_crash_loop")
-    if c == "nginx_not_running":
-        return t("actions.human_start_nginx")
-    return t("actions.human_look", summary=summary)
+    """What a person must do for a cause the bot does not fix by itself (with the evidence at hand).
+
+    The message is the cause's registered `human_step` key; every one gets the same params (the localized
+    summary, the target and the indented config lines of the cause's fix) and uses those it needs."""
+    spec = CAUSE_BY_ID.get(cause.cause)
+    key = spec.human_step if spec is not None else HUMAN_LOOK
+    lines = "\n".join(f.strip() for f in cause.fix if f.startswith("    "))
+    return t(key, summary=localize_cause(cause).summary, target=target.name, lines=lines)
 
 
 def proposal(report: TargetReport, target: Target) -> tuple[str | None, str]:

@@ -36,8 +36,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-#: The remediations a request may name (the same words as the `/wscheck` grammar's ACTIONS).
-ACTIONS: tuple[str, ...] = ("restart", "reload-nginx", "fix-port", "rebuild")
+from checks.causes import FIX_NAMES
+
+#: The remediations a request may name: checks/causes.py FIXES, the same words as the `/wscheck` grammar's.
+ACTIONS: tuple[str, ...] = FIX_NAMES
 #: How long a request may wait for its decision, at most. A week-old button must not work, whatever the config says.
 MAX_TTL = 86_400.0
 #: What `fingerprint_changed` compares: a PM2 process that restarted or was replaced since the request.

@@ -13,11 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.i18n import HELP_EN, t
+from checks.causes import FIX_NAMES
 from checks.config import parse_duration
 from checks.registry import BY_ID, ITEMS
 
 MAX_TEXT = 300
-ACTIONS = ("restart", "reload-nginx", "fix-port", "rebuild")
+#: The fix words (checks/causes.py FIXES, where a fix is registered).
+ACTIONS = FIX_NAMES
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{3,39}$")
 _UNTIL = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _DURATION = re.compile(r"^\d{1,5}(?:s|m|h|d)$")

@@ -27,7 +27,7 @@ Rules the product issue left open, decided here (the docs quote them):
     nor counts as a failure. If the failure is real, the next full run sees it and does reset the streak.
 * The headline cause changes (one CauseChanged) only when the observation could see the current headline:
   it checked the current cause's trigger check (`evidence[0]`), or the new cause is more fundamental
-  (earlier in `checks.diagnosis.CAUSES`, which is root-first). So a fast probe that sees `pm2_not_online`
+  (earlier in `checks.causes.CAUSE_SPECS`, which is root-first). So a fast probe that sees `pm2_not_online`
   does not replace `next_build_missing`, which it cannot see. The same cause seen again refreshes the
   incident's summary and causes silently, but only from an observation that checked all of its evidence
   (so a partial probe never shrinks the evidence a resolve needs).
@@ -77,14 +77,15 @@ from typing import Annotated, Literal, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from bot.i18n import localize_cause, t
-from checks.diagnosis import CAUSES
+from checks.causes import CAUSE_BY_ID, CAUSE_IDS
 from checks.messages import msg
 from checks.models import Cause, Status, TargetReport
 
 UNREACHABLE = "target_unreachable"
 UNKNOWN = "unknown"
 _BAD = (Status.FAIL, Status.ERROR)
-_RANK: dict[str, int] = {cause: i for i, cause in enumerate(CAUSES)}
+#: Root-first rank of each registered cause (checks/causes.py, whose order is the diagnosis').
+_RANK: dict[str, int] = {cause: i for i, cause in enumerate(CAUSE_IDS)}
 
 ObservationKind: TypeAlias = Literal["full", "fast", "canary", "manual"]
 IncidentKind: TypeAlias = Literal["unreachable", "down"]
@@ -606,7 +607,9 @@ def _rank(cause: str) -> int:
 
 
 def _kind(cause: str) -> IncidentKind:
-    return "unreachable" if cause == UNREACHABLE else "down"
+    """The registered kind of the cause (checks/causes.py); "down" for an id the registry no longer knows."""
+    spec = CAUSE_BY_ID.get(cause)
+    return spec.incident_kind if spec is not None else "down"
 
 
 def _retitle(inc: Incident, failing: tuple[Cause, ...]) -> Incident:

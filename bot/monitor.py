@@ -36,6 +36,7 @@ from bot.store import Store
 from bot.tasks import Background
 from checks.config import Target
 from checks.models import Status, TargetReport
+from checks.registry import CHECKS
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,9 @@ async def _drain(ws: Any) -> None:
             pass
 
 
-#: What a PM2 app that is still starting explains: its own checks and nginx's 502 in front of it.
-APP_STARTING = frozenset({"pm2.status", "port.listen", "port.match", "http.local", "ws.local", "http.proxy",
-                          "ws.proxy", "pm2.logs"})
+#: What a PM2 app that is still starting explains: its own checks and nginx's 502 in front of it
+#: (CheckSpec.downstream_of_app; checks.diagnosis._APP_DOWN_EFFECTS says why port.conflict is not one).
+APP_STARTING = frozenset(c.id for c in CHECKS if c.downstream_of_app)
 
 
 def healing(report: TargetReport, grace: float = RESTART_GRACE) -> bool:

@@ -15,29 +15,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from checks import commands as cmd
+from checks.causes import CAUSE_BY_ID, CAUSE_SPECS
 from checks.config import Target
 from checks.messages import Msg, msg, of_result
 from checks.models import Cause, CheckResult, Status
+from checks.registry import CHECKS
 
 BAD = (Status.FAIL, Status.ERROR)
 
-#: Every cause id the diagnosis can produce, root-first, with a one-line description for docs/help.
-CAUSES: dict[str, str] = {
-    "target_unreachable": "the bot cannot reach the server (SSH or network), so it cannot see the stack",
-    "nginx_config_invalid": "`nginx -t` fails: the next reload or restart of nginx will fail",
-    "port_conflict": "another process holds the app port, so the app cannot bind it (EADDRINUSE)",
-    "next_build_missing": "production mode without `.next/BUILD_ID`: `next start` exits at once",
-    "pm2_crash_loop": "PM2 shows the app online but it keeps crashing and restarting",
-    "pm2_not_online": "the PM2 app is not `online` (stopped, errored, waiting restart, or missing)",
-    "port_mismatch": "nginx proxies to one port, the app listens on another (the 3000-vs-3003 bug)",
-    "app_port_misconfigured": "nginx and the app agree on a port, but wscheck's app_port is different",
-    "app_not_listening": "PM2 says online but nothing listens on the app port",
-    "nginx_not_running": "nothing answers on public_url: nginx is down or listens elsewhere",
-    "nginx_upgrade_headers_missing": "the nginx location lacks the WebSocket upgrade setup",
-    "app_websocket_missing": "the app answers HTTP but not the WebSocket handshake on ws_path",
-    "nginx_ws_timeout_short": "nginx cuts idle WebSockets after proxy_read_timeout (60 s by default)",
-    "unknown": "checks fail, but no known cause explains them",
-}
+#: Every cause id the diagnosis can produce, root-first, with its English description (docs, help, `--json`).
+#: Derived from checks/causes.py's CAUSE_SPECS, where a cause is registered.
+CAUSES: dict[str, str] = {spec.id: spec.description for spec in CAUSE_SPECS}
 
 
 class _Cmd(str):
@@ -92,8 +80,12 @@ class _State:
         return r.details.get(key) if r else None
 
     def add(self, cause: str, summary: Msg, trigger: str | Sequence[str], explains: Sequence[str],
-            fix: Sequence[str | Msg], severity: Status = Status.FAIL) -> None:
-        """Record a cause. A fix line given as `str` is a command (never translated), as `Msg` a sentence."""
+            fix: Sequence[str | Msg], severity: Status | None = None) -> None:
+        """Record a cause. A fix line given as `str` is a command (never translated), as `Msg` a sentence.
+
+        `severity` defaults to the cause's registered one (checks/causes.py)."""
+        if severity is None:
+            severity = CAUSE_BY_ID[cause].severity
         triggers = [trigger] if isinstance(trigger, str) else list(trigger)
         evidence = [c for c in (*triggers, *explains) if self._counts(c)]
         self.consumed.update(evidence)
@@ -126,8 +118,26 @@ class _State:
 
 Rule = Callable[[_State], None]
 
-_APP_DOWN_EFFECTS = ("port.listen", "port.match", "port.conflict", "http.local", "ws.local", "http.proxy",
-                     "ws.proxy", "pm2.logs")
+
+def _outward(check_id: str) -> int:
+    """Evidence reads outward from the app, as every rule lists it: the app and its port, then the app answering
+    on the host (`*.local`), then through nginx (`*.proxy`), then its logs. Ties keep the checklist order."""
+    if check_id.endswith(".local"):
+        return 1
+    if check_id.endswith(".proxy"):
+        return 2
+    return 3 if check_id.endswith(".logs") else 0
+
+
+#: What the rules of a down app (no build, port taken, PM2 not online or crash-looping) consume, outward:
+#: every check downstream of the app (CheckSpec.downstream_of_app, the same set as bot.monitor.APP_STARTING)
+#: plus every other check of the app's port, i.e. port.conflict. Why port.conflict here and not there: a
+#: *failing* port.conflict is a foreign holder, which a starting app does not explain (so it is not downstream
+#: and the monitor does not set it aside), and `_port_conflict` runs before these rules and takes it; what is
+#: left of it here is a warn/error/skip ("cannot tell whose the port is while the app has no process"), which
+#: the down app does explain. pm2.status is the trigger of the PM2 rules and named first by the others.
+_APP_DOWN_EFFECTS: tuple[str, ...] = tuple(sorted(
+    (c.id for c in CHECKS if c.downstream_of_app or c.item == "port"), key=_outward))
 
 
 def _pm2(t: Target, *args: str, env: dict[str, str] | None = None) -> str:
@@ -174,7 +184,7 @@ def _unreachable(s: _State) -> None:
     if any(s.results[c].details.get("host_key") for c in hit):
         fix.append(_trust(s))
     key = "cause.target_unreachable_public" if explains else "cause.target_unreachable"
-    s.add("target_unreachable", msg(key, reason=reason), hit, explains, fix, severity=Status.ERROR)
+    s.add("target_unreachable", msg(key, reason=reason), hit, explains, fix)
 
 
 def _nginx_invalid(s: _State) -> None:
@@ -203,7 +213,7 @@ def _port_conflict(s: _State) -> None:
         fix.append(msg("fix.kill", pids=" ".join(pids)))
     fix += [_pm2(t, "restart", t.pm2_app), _pm2(t, "save")]
     s.add("port_conflict", msg("cause.port_conflict", port=t.app_port, who=who, app=t.pm2_app),
-          "port.conflict", ("pm2.status", *_APP_DOWN_EFFECTS), fix)
+          "port.conflict", _APP_DOWN_EFFECTS, fix)
 
 
 def _build_missing(s: _State) -> None:
@@ -212,7 +222,7 @@ def _build_missing(s: _State) -> None:
         return
     t = s.target
     s.add("next_build_missing", msg("cause.next_build_missing", app_dir=t.app_dir, app=t.pm2_app),
-          "next.build", ("pm2.status", *_APP_DOWN_EFFECTS),
+          "next.build", _APP_DOWN_EFFECTS,
           [f"cd {t.app_dir} && npm run build", _pm2(t, "restart", t.pm2_app), _pm2(t, "save")])
 
 
@@ -246,8 +256,7 @@ def _port_mismatch(s: _State) -> None:
     effects = ("port.listen", "http.local", "ws.local", "http.proxy", "ws.proxy")
     if r.status is Status.WARN and side == "config":
         s.add("app_port_misconfigured", of_result(r), "port.match", effects,
-              [msg("fix.set_app_port", port=(r.details.get("nginx_ports") or ["?"])[0], target=t.name)],
-              severity=Status.WARN)
+              [msg("fix.set_app_port", port=(r.details.get("nginx_ports") or ["?"])[0], target=t.name)])
         return
     if r.status is not Status.FAIL:
         return
@@ -313,7 +322,7 @@ def _ws_timeout(s: _State) -> None:
     s.add("nginx_ws_timeout_short", of_result(r), "nginx.websocket", (),
           [msg("fix.add_to_location", location=str(r.details.get("location")), where=where),
            "    proxy_read_timeout 86400;",
-           "    proxy_send_timeout 86400;", *_nginx_apply(s.target)], severity=Status.WARN)
+           "    proxy_send_timeout 86400;", *_nginx_apply(s.target)])
 
 
 def _unknown(s: _State) -> None:

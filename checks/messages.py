@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from checks.causes import CAUSE_SPECS
 from checks.models import Cause, CheckResult, TargetReport
 from checks.redact import redact
 from checks.registry import CHECKS
@@ -730,64 +731,9 @@ for _spec in CHECKS:
     MESSAGES[f"title.{_spec.id}"] = {"en": _spec.title, "ko": _title_ko}
     MESSAGES[f"check_desc.{_spec.id}"] = {"en": _spec.description, "ko": _desc_ko}
 
-#: checks.diagnosis.CAUSES in both languages (a test keeps the English side equal to CAUSES).
+#: Every cause's description in both languages, from its row in checks/causes.py (where a cause is registered).
 CAUSE_DESCRIPTIONS: dict[str, dict[str, str]] = {
-    "target_unreachable": {
-        "en": "the bot cannot reach the server (SSH or network), so it cannot see the stack",
-        "ko": "봇이 서버에 접속할 수 없어(SSH 또는 네트워크) 스택을 볼 수 없습니다",
-    },
-    "nginx_config_invalid": {
-        "en": "`nginx -t` fails: the next reload or restart of nginx will fail",
-        "ko": "`nginx -t` 실패: 다음 nginx reload나 restart가 실패합니다",
-    },
-    "port_conflict": {
-        "en": "another process holds the app port, so the app cannot bind it (EADDRINUSE)",
-        "ko": "다른 프로세스가 앱 포트를 점유하고 있어 앱이 포트를 열 수 없습니다 (EADDRINUSE)",
-    },
-    "next_build_missing": {
-        "en": "production mode without `.next/BUILD_ID`: `next start` exits at once",
-        "ko": "프로덕션 모드인데 `.next/BUILD_ID`가 없음: `next start`가 바로 종료됩니다",
-    },
-    "pm2_crash_loop": {
-        "en": "PM2 shows the app online but it keeps crashing and restarting",
-        "ko": "PM2에는 online으로 보이지만 앱이 계속 죽고 재시작됩니다",
-    },
-    "pm2_not_online": {
-        "en": "the PM2 app is not `online` (stopped, errored, waiting restart, or missing)",
-        "ko": "PM2 앱이 `online` 상태가 아닙니다 (stopped, errored, waiting restart 또는 없음)",
-    },
-    "port_mismatch": {
-        "en": "nginx proxies to one port, the app listens on another (the 3000-vs-3003 bug)",
-        "ko": "nginx가 프록시하는 포트와 앱이 실행 중인 포트가 다릅니다 (3000 vs 3003 문제)",
-    },
-    "app_port_misconfigured": {
-        "en": "nginx and the app agree on a port, but wscheck's app_port is different",
-        "ko": "nginx와 앱은 같은 포트를 쓰지만 wscheck의 app_port가 다릅니다",
-    },
-    "app_not_listening": {
-        "en": "PM2 says online but nothing listens on the app port",
-        "ko": "PM2는 online이라고 하지만 앱 포트에서 수신 대기하는 프로세스가 없습니다",
-    },
-    "nginx_not_running": {
-        "en": "nothing answers on public_url: nginx is down or listens elsewhere",
-        "ko": "public_url에서 아무것도 응답하지 않습니다: nginx가 꺼져 있거나 다른 곳에서 수신 대기 중입니다",
-    },
-    "nginx_upgrade_headers_missing": {
-        "en": "the nginx location lacks the WebSocket upgrade setup",
-        "ko": "nginx location에 WebSocket 업그레이드 설정이 없습니다",
-    },
-    "app_websocket_missing": {
-        "en": "the app answers HTTP but not the WebSocket handshake on ws_path",
-        "ko": "앱이 HTTP에는 응답하지만 ws_path의 WebSocket 핸드셰이크에는 응답하지 않습니다",
-    },
-    "nginx_ws_timeout_short": {
-        "en": "nginx cuts idle WebSockets after proxy_read_timeout (60 s by default)",
-        "ko": "proxy_read_timeout(기본 60초)이 지나면 nginx가 조용한 WebSocket을 끊습니다",
-    },
-    "unknown": {
-        "en": "checks fail, but no known cause explains them",
-        "ko": "검사가 실패하지만 알려진 원인으로 설명되지 않습니다",
-    },
+    spec.id: {"en": spec.description, "ko": spec.description_ko} for spec in CAUSE_SPECS
 }
 
 for _cause, _texts in CAUSE_DESCRIPTIONS.items():

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from checks.causes import FIX_NAMES
+
 
 @dataclass(frozen=True, slots=True)
 class CheckSpec:
@@ -16,6 +18,11 @@ class CheckSpec:
     item: str
     title: str
     description: str
+    #: A down or (re)starting app explains this check failing: PM2 itself, what listens on the app's port and
+    #: answers for it (directly and through nginx), and its logs. The monitor sets aside a failure made only
+    #: of such checks while PM2 restarts the app (bot.monitor.APP_STARTING), and the diagnosis' down-app rules
+    #: take them as their evidence (checks.diagnosis._APP_DOWN_EFFECTS, which says why it adds port.conflict).
+    downstream_of_app: bool = False
 
 
 CHECKS: tuple[CheckSpec, ...] = (
@@ -27,19 +34,28 @@ CHECKS: tuple[CheckSpec, ...] = (
         "the location serving ws_path proxies to the app with HTTP/1.1, Upgrade/Connection forwarding, "
         "a long proxy_read_timeout and proxy_buffering off",
     ),
-    CheckSpec("pm2.status", "pm2", "PM2 process", "the PM2 app is `online`, has a pid and is not crash-looping"),
+    CheckSpec(
+        "pm2.status",
+        "pm2",
+        "PM2 process",
+        "the PM2 app is `online`, has a pid and is not crash-looping",
+        downstream_of_app=True,
+    ),
     CheckSpec(
         "port.listen",
         "port",
         "app listens on app_port",
         "something listens on app_port and it belongs to the PM2 app's process tree",
+        downstream_of_app=True,
     ),
     CheckSpec(
         "port.match",
         "port",
         "ports agree",
         "nginx's upstream port = the port the app really listens on = app_port (the 3000-vs-3003 bug)",
+        downstream_of_app=True,
     ),
+    # A failing port.conflict is a foreign process on the port: a down app does not explain that.
     CheckSpec("port.conflict", "port", "no port conflict", "no foreign process holds app_port"),
     CheckSpec(
         "next.build",
@@ -47,15 +63,41 @@ CHECKS: tuple[CheckSpec, ...] = (
         "Next.js build",
         "production mode has `.next/BUILD_ID`; dev mode is detected and reported",
     ),
-    CheckSpec("http.local", "http", "HTTP on the host", "GET http_path on 127.0.0.1:app_port inside the target"),
-    CheckSpec("http.proxy", "http", "HTTP through nginx", "GET public_url + http_path answers 2xx/3xx from nginx"),
     CheckSpec(
-        "ws.local", "ws", "WebSocket on the host", "101 handshake + ping/pong on 127.0.0.1:app_port + ws_path"
+        "http.local",
+        "http",
+        "HTTP on the host",
+        "GET http_path on 127.0.0.1:app_port inside the target",
+        downstream_of_app=True,
     ),
     CheckSpec(
-        "ws.proxy", "ws", "WebSocket through nginx", "101 handshake + ping/pong on public_url + ws_path"
+        "http.proxy",
+        "http",
+        "HTTP through nginx",
+        "GET public_url + http_path answers 2xx/3xx from nginx",
+        downstream_of_app=True,
     ),
-    CheckSpec("pm2.logs", "logs", "PM2 logs", "recent error lines of the app's PM2 log files (secrets redacted)"),
+    CheckSpec(
+        "ws.local",
+        "ws",
+        "WebSocket on the host",
+        "101 handshake + ping/pong on 127.0.0.1:app_port + ws_path",
+        downstream_of_app=True,
+    ),
+    CheckSpec(
+        "ws.proxy",
+        "ws",
+        "WebSocket through nginx",
+        "101 handshake + ping/pong on public_url + ws_path",
+        downstream_of_app=True,
+    ),
+    CheckSpec(
+        "pm2.logs",
+        "logs",
+        "PM2 logs",
+        "recent error lines of the app's PM2 log files (secrets redacted)",
+        downstream_of_app=True,
+    ),
 )
 
 CHECK_IDS: tuple[str, ...] = tuple(c.id for c in CHECKS)
@@ -67,7 +109,7 @@ for _spec in CHECKS:
     ITEMS.setdefault(_spec.item, ())
     ITEMS[_spec.item] = (*ITEMS[_spec.item], _spec.id)
 
-#: Words of the `/wscheck` grammar that are not items (see bot/commands.py).
+#: Words of the `/wscheck` grammar that are not items (see bot/commands.py); the fix words are checks.causes.FIXES.
 COMMAND_KEYWORDS: frozenset[str] = frozenset(
     {
         "all",
@@ -77,10 +119,7 @@ COMMAND_KEYWORDS: frozenset[str] = frozenset(
         "silence",
         "unsilence",
         "history",
-        "restart",
-        "reload-nginx",
-        "fix-port",
-        "rebuild",
+        *FIX_NAMES,
         "approve",
         "deny",
         "as",

@@ -1,0 +1,165 @@
+"""The causes the diagnosis can name and the fixes the bot can run: one row each, everything else derives.
+
+Why one table: the knowledge about one cause used to be spread over five places (the id list of the
+diagnosis, its descriptions, the cause -> action map, the human-step if-chain and the incident kind), and the
+fix words over four (the grammar, approvals, actions and the reserved words). Now the diagnosis' `CAUSES`,
+`checks.messages`' `cause_desc.*` keys, `bot.actions`' `ACTION_FOR_CAUSE` and `human_step`, the incident
+machine's rank and kind, the `/wscheck` grammar's fix words, approvals' `ACTIONS` and the reserved target names
+all read these two tables (tests/unit/test_cause_registry.py keeps them complete and consistent).
+
+Pure data, next to `checks.registry`'s CheckSpec list: `checks/` and the pure modules of `bot/` import it, it
+imports nothing of either (`bot.i18n` keys are named as plain strings and checked by a test).
+
+Cause ids and fix names are a public interface (alerts, remediation, the store, the `/wscheck` grammar):
+never rename one. Adding a cause: docs/architecture.md, "Adding a cause".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from checks.models import Status
+
+IncidentKind = Literal["unreachable", "down"]
+
+
+@dataclass(frozen=True, slots=True)
+class FixSpec:
+    """A fix the bot may run after approval; `name` is the `/wscheck` word that requests it.
+
+    What it runs on a target is `bot.actions.plan`; here only what the grammar, approvals and the help need.
+    """
+
+    name: str
+    #: Its progress goes to the thread (a build takes minutes).
+    long: bool = False
+
+
+#: The allow-listed fixes, in the order the help and the grammar list them.
+FIXES: tuple[FixSpec, ...] = (
+    FixSpec("restart"),
+    FixSpec("reload-nginx"),
+    FixSpec("fix-port"),
+    FixSpec("rebuild", long=True),
+)
+FIX_NAMES: tuple[str, ...] = tuple(f.name for f in FIXES)
+
+#: The human step of a cause that names none (and of a cause whose fix the bot ends up not offering).
+HUMAN_LOOK = "actions.human_look"
+
+
+@dataclass(frozen=True, slots=True)
+class CauseSpec:
+    """Everything about one cause that is not its rule (checks/diagnosis.py) or its summaries (checks/messages.py).
+
+    The position in CAUSE_SPECS is the cause's rank: root first, the order the rules run in and the order the
+    incident machine uses to let a more fundamental cause replace the headline.
+    """
+
+    id: str
+    #: One line for `wscheck checks`, the README and help: English (also the `--json` text) and Korean.
+    description: str
+    description_ko: str
+    #: The severity a rule gives it unless it says otherwise (`unknown` takes its first check's).
+    severity: Status = Status.FAIL
+    #: "unreachable": the bot cannot see the server; "down": the app is down (the incident's wording).
+    incident_kind: IncidentKind = "down"
+    #: The FIXES name the bot proposes for it (after approval), or None when a person must act.
+    fix: str | None = None
+    #: The bot.i18n key telling a person what to do (params: summary, target, lines) when the bot does not fix it.
+    human_step: str = HUMAN_LOOK
+    #: Where the cause is produced when no rule of checks.diagnosis.RULES names it ("" = by a rule there).
+    produced_by: str = ""
+
+
+CAUSE_SPECS: tuple[CauseSpec, ...] = (
+    CauseSpec(
+        "target_unreachable",
+        "the bot cannot reach the server (SSH or network), so it cannot see the stack",
+        "봇이 서버에 접속할 수 없어(SSH 또는 네트워크) 스택을 볼 수 없습니다",
+        severity=Status.ERROR, incident_kind="unreachable", human_step="actions.human_unreachable",
+    ),
+    CauseSpec(
+        "nginx_config_invalid",
+        "`nginx -t` fails: the next reload or restart of nginx will fail",
+        "`nginx -t` 실패: 다음 nginx reload나 restart가 실패합니다",
+        human_step="actions.human_nginx_config",
+    ),
+    CauseSpec(
+        "port_conflict",
+        "another process holds the app port, so the app cannot bind it (EADDRINUSE)",
+        "다른 프로세스가 앱 포트를 점유하고 있어 앱이 포트를 열 수 없습니다 (EADDRINUSE)",
+        human_step="actions.human_port_conflict",
+    ),
+    CauseSpec(
+        "next_build_missing",
+        "production mode without `.next/BUILD_ID`: `next start` exits at once",
+        "프로덕션 모드인데 `.next/BUILD_ID`가 없음: `next start`가 바로 종료됩니다",
+        fix="rebuild",
+    ),
+    CauseSpec(
+        "pm2_crash_loop",
+        "PM2 shows the app online but it keeps crashing and restarting",
+        "PM2에는 online으로 보이지만 앱이 계속 죽고 재시작됩니다",
+        human_step="actions.human_crash_loop",
+    ),
+    CauseSpec(
+        "pm2_not_online",
+        "the PM2 app is not `online` (stopped, errored, waiting restart, or missing)",
+        "PM2 앱이 `online` 상태가 아닙니다 (stopped, errored, waiting restart 또는 없음)",
+        fix="restart",
+    ),
+    CauseSpec(
+        "port_mismatch",
+        "nginx proxies to one port, the app listens on another (the 3000-vs-3003 bug)",
+        "nginx가 프록시하는 포트와 앱이 실행 중인 포트가 다릅니다 (3000 vs 3003 문제)",
+        fix="fix-port", human_step="actions.human_ports",
+    ),
+    CauseSpec(
+        "app_port_misconfigured",
+        "nginx and the app agree on a port, but wscheck's app_port is different",
+        "nginx와 앱은 같은 포트를 쓰지만 wscheck의 app_port가 다릅니다",
+        severity=Status.WARN,
+    ),
+    CauseSpec(
+        "app_not_listening",
+        "PM2 says online but nothing listens on the app port",
+        "PM2는 online이라고 하지만 앱 포트에서 수신 대기하는 프로세스가 없습니다",
+        fix="restart",
+    ),
+    CauseSpec(
+        "nginx_not_running",
+        "nothing answers on public_url: nginx is down or listens elsewhere",
+        "public_url에서 아무것도 응답하지 않습니다: nginx가 꺼져 있거나 다른 곳에서 수신 대기 중입니다",
+        human_step="actions.human_start_nginx",
+    ),
+    CauseSpec(
+        "nginx_upgrade_headers_missing",
+        "the nginx location lacks the WebSocket upgrade setup",
+        "nginx location에 WebSocket 업그레이드 설정이 없습니다",
+        human_step="actions.human_upgrade",
+    ),
+    CauseSpec(
+        "app_websocket_missing",
+        "the app answers HTTP but not the WebSocket handshake on ws_path",
+        "앱이 HTTP에는 응답하지만 ws_path의 WebSocket 핸드셰이크에는 응답하지 않습니다",
+    ),
+    CauseSpec(
+        "nginx_ws_timeout_short",
+        "nginx cuts idle WebSockets after proxy_read_timeout (60 s by default)",
+        "proxy_read_timeout(기본 60초)이 지나면 nginx가 조용한 WebSocket을 끊습니다",
+        severity=Status.WARN, human_step="actions.human_timeout",
+    ),
+    CauseSpec(
+        "unknown",
+        "checks fail, but no known cause explains them",
+        "검사가 실패하지만 알려진 원인으로 설명되지 않습니다",
+    ),
+)
+
+CAUSE_BY_ID: dict[str, CauseSpec] = {c.id: c for c in CAUSE_SPECS}
+CAUSE_IDS: tuple[str, ...] = tuple(c.id for c in CAUSE_SPECS)
+
+assert len(CAUSE_BY_ID) == len(CAUSE_SPECS), "duplicate cause id in CAUSE_SPECS"
+assert all(c.fix is None or c.fix in FIX_NAMES for c in CAUSE_SPECS), "a cause names a fix that is not in FIXES"
