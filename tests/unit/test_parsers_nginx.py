@@ -650,7 +650,7 @@ _STATEMENTS = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(_STATEMENTS, max_size=8), st.lists(_STATEMENTS, max_size=4))
 def test_parse_dump_of_balanced_random_configs(main: list[str], other: list[str]) -> None:
     text = dump(
