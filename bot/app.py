@@ -37,6 +37,8 @@ log = logging.getLogger("wscheck")
 #: sysexits EX_CONFIG: systemd's RestartPreventExitStatus=78 stops a restart loop on a bad token.
 EXIT_CONFIG = 78
 SHUTDOWN_GRACE = 10.0
+#: The console front's reader task: intake, stopped before the features at shutdown.
+CONSOLE_TASK = "console-front"
 
 
 class BotServer:
@@ -190,36 +192,41 @@ class BotServer:
             return EXIT_CONFIG
         log.info(self.ready_line())
         if self.console is not None:
-            self._tasks.append(asyncio.ensure_future(self.console.run(self.stop)))
+            self._tasks.append(asyncio.create_task(self.console.run(self.stop), name=CONSOLE_TASK))
         await self.stop.wait()
         log.info("stopping")
         await self.shutdown()
         return 0
 
     async def shutdown(self) -> None:
+        """The reverse of intake, as uvicorn does: stop taking commands, let the running ones finish, then stop
+        the features they may still need (an `approve` being handled needs remediation), then the resources."""
+        if self.slack is not None:
+            try:
+                await asyncio.wait_for(self.slack.stop(), SHUTDOWN_GRACE)  # closes intake, then drains
+            except TimeoutError:
+                log.warning("Slack front did not stop within %s s", SHUTDOWN_GRACE)
+        console = [task for task in self._tasks if task.get_name() == CONSOLE_TASK]
+        for task in console:
+            task.cancel()
+        await asyncio.gather(*console, return_exceptions=True)
+        if self.slack is None:
+            try:
+                await asyncio.wait_for(self.bot.drain(), SHUTDOWN_GRACE)
+            except TimeoutError:
+                log.warning("running requests did not finish within %s s", SHUTDOWN_GRACE)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.ops is not None:
             await self.ops.stop()
         if self.remediation is not None:
             await self.remediation.stop()
         if self.monitor is not None:
             await self.monitor.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.slack is not None:
-            try:
-                await asyncio.wait_for(self.slack.stop(), SHUTDOWN_GRACE)
-            except TimeoutError:
-                log.warning("Slack front did not stop within %s s", SHUTDOWN_GRACE)
-        else:
-            try:
-                await asyncio.wait_for(self.bot.drain(), SHUTDOWN_GRACE)
-            except TimeoutError:
-                log.warning("running requests did not finish within %s s", SHUTDOWN_GRACE)
         await self.service.aclose()
         if self.store is not None:
             await self.store.close()
-
 
 def main(*, config: str | None, http: bool, console: bool) -> int:
     try:
