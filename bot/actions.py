@@ -157,6 +157,11 @@ ACTION_FOR_CAUSE: dict[str, str | None] = {
     "nginx_not_running": None,
     "app_port_misconfigured": None,
     "app_websocket_missing": None,
+    # wt-tls: a renewed-but-never-reloaded certificate is fixed by a reload; the others need a human (renewal)
+    "tls_certificate_not_reloaded": "reload-nginx",
+    "tls_certificate_invalid": None,
+    "tls_certificate_expiring": None,
+    "ws_upgrade_redirected": None,
     "unknown": None,
 }
 

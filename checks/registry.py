@@ -56,6 +56,14 @@ CHECKS: tuple[CheckSpec, ...] = (
         "ws.proxy", "ws", "WebSocket through nginx", "101 handshake + ping/pong on public_url + ws_path"
     ),
     CheckSpec("pm2.logs", "logs", "PM2 logs", "recent error lines of the app's PM2 log files (secrets redacted)"),
+    # wt-tls
+    CheckSpec(
+        "tls.certificate",
+        "tls",
+        "TLS certificate",
+        "for an https public_url: the served certificate verifies (dates, name, chain), is not close to expiry, "
+        "and is the one in the ssl_certificate file nginx names (not renewed-but-never-reloaded)",
+    ),
 )
 
 CHECK_IDS: tuple[str, ...] = tuple(c.id for c in CHECKS)
