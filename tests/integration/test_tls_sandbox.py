@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import tomllib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +22,8 @@ from checks.runner import run_checks
 from checks.transport.ssh import SSHTransport
 
 pytestmark = pytest.mark.sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +178,32 @@ async def test_http_probe_follows_same_site_redirects(sandbox: Any, ssh: SSHTran
     assert http.details["final_url"] == f"https://127.0.0.1:{sandbox.tls_port}/ws"
     if http.status is Status.OK:
         assert "after 1 same-site redirect(s)" in http.summary
+
+
+def cli_check(config: Path, **env: str) -> tuple[int, dict[str, Any]]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "check", "--json", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "WSCHECK_CONFIG": "", "WSCHECK_TLS_EXPIRY_WARNING": "", **env},
+    )
+    (line,) = proc.stdout.splitlines()
+    data: dict[str, Any] = json.loads(line)
+    return proc.returncode, data
+
+
+def test_cli_exit_codes_and_the_expiry_variable(sandbox: Any) -> None:
+    """`wscheck check` on the https target: 0 when healthy, 1 for an expiring certificate, 0 again when
+    WSCHECK_TLS_EXPIRY_WARNING says 3 days are enough, 2 for an expired one."""
+    sandbox.set_mode("https")
+    config = Path(sandbox.workdir) / "wscheck-tls.toml"
+    config.write_text(sandbox.tls_target_toml())
+    code, data = cli_check(config)
+    assert code == 0 and data["diagnosis"] == [], data
+    sandbox.set_mode("tls-expiring")
+    code, data = cli_check(config)
+    assert code == 1 and [d["cause"] for d in data["diagnosis"]] == ["tls_certificate_expiring"], data
+    code, data = cli_check(config, WSCHECK_TLS_EXPIRY_WARNING="3")
+    assert code == 0 and data["diagnosis"] == [], data
+    sandbox.set_mode("tls-expired")
+    code, data = cli_check(config)
+    assert code == 2 and [d["cause"] for d in data["diagnosis"]] == ["tls_certificate_invalid"], data
