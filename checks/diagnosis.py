@@ -392,26 +392,37 @@ def _tls_expiring(s: _State) -> None:
 
 
 def _ws_redirected(s: _State) -> None:
-    """A 3xx to the upgrade: browsers and `ws` do not follow it, so the chat never connects."""
+    """A 3xx to the upgrade: browsers and `ws` do not follow it, so the chat never connects.
+
+    Seen by the probe (ws.proxy, with the Location it got), or, when ws.proxy did not run, by the route model
+    alone (nginx.websocket: nginx's own route for ws_path ends in a redirect)."""
     r = s.get("ws.proxy")
-    if not s.failed("ws.proxy") or r is None or not r.details.get("redirect"):
+    nginx = s.get("nginx.websocket")
+    static = nginx is not None and s.failed("nginx.websocket") and nginx.details.get("reason") == "redirect"
+    if s.failed("ws.proxy") and r is not None and r.details.get("redirect"):
+        sent_by = r.details.get("sent_by") if isinstance(r.details.get("sent_by"), dict) else None
+        where = str((sent_by or {}).get("location") or (sent_by or {}).get("server") or "")
+        location = str(r.details.get("location") or "-")
+        url, status, to_https = str(r.details.get("url")), r.details.get("status"), bool(r.details.get("to_https"))
+        trigger, explains = "ws.proxy", ["nginx.websocket"] if static else []
+    elif static and nginx is not None and not s.ran("ws.proxy"):
+        location = str(nginx.details.get("location_header") or "-")
+        where = f"{nginx.details.get('file')}:{nginx.details.get('line')}" if nginx.details.get("file") else ""
+        url, status = str(nginx.details.get("request")), nginx.details.get("status")
+        to_https = s.target.public_url.startswith("http://") and location.startswith("https://")
+        trigger, explains = "nginx.websocket", []
+    else:
         return
-    sent_by = r.details.get("sent_by") if isinstance(r.details.get("sent_by"), dict) else None
-    where = (sent_by or {}).get("location") or (sent_by or {}).get("server") or ""
-    location = str(r.details.get("location") or "-")
-    explains = ["nginx.websocket"] if s.detail("nginx.websocket", "reason") == "redirect" else []
     fix: list[str | Msg]
-    if r.details.get("to_https"):
-        summary = msg("cause.ws_upgrade_redirected_https", url=str(r.details.get("url")),
-                      status=r.details.get("status"), location=location, where=where or "-")
+    if to_https:
+        summary = msg("cause.ws_upgrade_redirected_https", url=url, status=status, location=location,
+                      where=where or "-")
         fix = [msg("fix.ws_use_wss", url=s.target.public_url.replace("http://", "https://", 1), target=s.target.name)]
     else:
-        summary = msg("cause.ws_upgrade_redirected", url=str(r.details.get("url")), status=r.details.get("status"),
-                      location=location, where=where or "-")
+        summary = msg("cause.ws_upgrade_redirected", url=url, status=status, location=location, where=where or "-")
         fix = [msg("fix.ws_no_redirect", ws_path=s.target.ws_path, where=where or msg("fix.the_nginx_config")),
                *_nginx_apply(s.target)]
-    s.add("ws_upgrade_redirected", summary, "ws.proxy", explains, fix)
-
+    s.add("ws_upgrade_redirected", summary, trigger, explains, fix)
 
 def _unknown(s: _State) -> None:
     left = [cid for cid, r in s.results.items() if r.status in BAD and cid not in s.consumed]

@@ -355,3 +355,41 @@ def test_ws_redirect_names_the_block_and_http_to_https() -> None:
                     url="ws://chat.example.com/ws")
     (cause,) = diagnose(plain, [same_scheme])
     assert cause.cause == "ws_upgrade_redirected" and "http->https" not in cause.summary
+
+
+# -- the setting -------------------------------------------------------------------------------------------------
+
+
+def test_expiry_warning_setting_reaches_targets_without_their_own(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    from bot.settings import load_config, tls_expiry_warning_default
+    from checks.config import ConfigError
+
+    config = tmp_path / "wscheck.toml"
+    config.write_text('tls_expiry_warning = 21\n'
+                      '[[targets]]\nname = "a"\npm2_app = "a"\napp_port = 3000\napp_dir = "/srv/a"\n'
+                      '[[targets]]\nname = "b"\npm2_app = "b"\napp_port = 3001\napp_dir = "/srv/b"\n'
+                      'tls_expiry_warning = 7\n')
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.delenv("WSCHECK_TLS_EXPIRY_WARNING", raising=False)
+    _, targets = load_config(config)
+    assert [t.tls_expiry_warning for t in targets.targets] == [21, 7]
+    monkeypatch.setenv("WSCHECK_TLS_EXPIRY_WARNING", "30")
+    _, targets = load_config(config)
+    assert [t.tls_expiry_warning for t in targets.targets] == [30, 7]  # the environment wins over the file
+    assert tls_expiry_warning_default() == 30
+    monkeypatch.setenv("WSCHECK_TLS_EXPIRY_WARNING", "2w")
+    with pytest.raises(ConfigError, match="WSCHECK_TLS_EXPIRY_WARNING"):
+        tls_expiry_warning_default()
+    with pytest.raises(ConfigError, match="WSCHECK_TLS_EXPIRY_WARNING"):
+        load_config(config)
+
+
+def test_ws_redirect_from_the_route_model_alone() -> None:
+    """Only the nginx item ran: nginx's own route for ws_path ends in a redirect; the same cause, from the config."""
+    plain = Target(name="chat", pm2_app="chat", app_port=3003, app_dir="/srv/chat", public_url="http://chat.example.com/")
+    nginx = r("nginx.websocket", Status.FAIL, reason="redirect", status=301, location_header="https://chat.example.com/ws",
+              request="http://chat.example.com:80/ws", file=SITE, line=4)
+    (cause,) = diagnose(plain, [nginx, r("nginx.syntax", Status.OK)])
+    assert cause.cause == "ws_upgrade_redirected" and cause.evidence == ("nginx.websocket",)
+    assert "http->https redirect" in cause.summary and f"{SITE}:4" in cause.summary
