@@ -110,18 +110,20 @@ async def http_proxy(f: Facts) -> Outcome:
         default = 443 if scheme == "https" else 80
         host_header = host if port == default else f"{host}:{port}"
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # `refused` (nginx_not_running) only for public_url itself: a redirect answered there already.
+        said_before = {"redirects": list(hops), "refused_after_redirect": True} if hops else {"refused": True}
+        followed = {"redirects": list(hops)} if hops else {}
         try:
             answer = await http_get(opener, host_header=host_header, path=path, timeout=PROBE_TIMEOUT_S)
         except ProbeTlsError as exc:
             return fail(msg("web.probe_error", url=current, error=said(exc)), tls_error=exc.seen.error,
-                        redirects=hops, **details)
+                        **followed, **details)
         except ProbeConnectError as exc:
-            return fail(msg("web.refused_nginx", url=current, error=said(exc)), refused=True, redirects=hops,
-                        **details)
+            return fail(msg("web.refused_nginx", url=current, error=said(exc)), **said_before, **details)
         except ProbeError as exc:
-            return fail(msg("web.probe_error", url=current, error=said(exc)), redirects=hops, **details)
+            return fail(msg("web.probe_error", url=current, error=said(exc)), **followed, **details)
         except TimeoutError:
-            return fail(msg("web.no_answer", url=current, timeout=PROBE_TIMEOUT_S), redirects=hops, **details)
+            return fail(msg("web.no_answer", url=current, timeout=PROBE_TIMEOUT_S), **followed, **details)
         target = _same_site(current, answer.headers.get("location"), host)
         if not (300 <= answer.status < 400) or target is None or len(hops) >= MAX_REDIRECTS:
             break
