@@ -8,7 +8,10 @@ Starts the sandbox stack (deploy/sandbox), then measures, side by side in one ru
      slowest single command (`pm2 jlist`) on the same warm connection.
 Prints the ratios; copy them into bench/RESULTS.md.
 
-    .venv/bin/python bench/bench_checks.py [--rounds 15]
+    .venv/bin/python bench/bench_checks.py [--rounds 15] [--tls]
+
+--tls (wt-tls): the sandbox in mode `https` and its https target, only part C: the TLS facts come from the
+probes' own handshake and the certificate file is read in the same round, so the ratio must stay the same.
 """
 
 from __future__ import annotations
@@ -105,7 +108,11 @@ async def warm(target: Target, rounds: int) -> tuple[list[float], list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--tls", action="store_true", help="https target (sandbox mode https), part C only")
     args = parser.parse_args()
+    if args.tls:
+        main_tls(args.rounds)
+        return
     module = load_sandbox()
     workdir = Path(tempfile.mkdtemp(prefix="wscheck-bench-", dir="/tmp"))
     workdir.chmod(0o755)
@@ -131,6 +138,27 @@ def main() -> None:
     print(f"slowest single command (pm2 jlist), warm connection:      median {med(jlist):.3f} s")
     print(f"full checklist / pm2 jlist:                               {med(full) / med(jlist):.2f}x")
     print(f"`wscheck checks` (interpreter + CLI, no I/O):             median {med(noop):.3f} s")
+
+
+def main_tls(rounds: int) -> None:
+    module = load_sandbox()
+    workdir = Path(tempfile.mkdtemp(prefix="wscheck-bench-", dir="/tmp"))
+    workdir.chmod(0o755)
+    box = module.Sandbox(workdir)
+    box.up()
+    try:
+        box.set_mode("https")
+        config = workdir / "wscheck-tls.toml"
+        config.write_text(box.tls_target_toml())
+        (target,) = load_targets(config).targets
+        full, jlist = asyncio.run(warm(target, rounds))
+    finally:
+        box.down()
+    med = statistics.median
+    print(f"https target, full checklist in-process, warm connection: median {med(full):.3f} s"
+          f" (p90 {sorted(full)[int(len(full) * 0.9) - 1]:.3f})")
+    print(f"slowest single command (pm2 jlist), warm connection:      median {med(jlist):.3f} s")
+    print(f"full checklist / pm2 jlist:                               {med(full) / med(jlist):.2f}x")
 
 
 if __name__ == "__main__":

@@ -95,10 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_targets(config: str | None) -> TargetsConfig:
-    from bot.settings import resolve_config_path
-    from checks.config import load_targets
+    from bot.settings import resolve_config_path, tls_expiry_warning_default
+    from checks.config import load_targets, with_tls_expiry_warning
 
-    return load_targets(resolve_config_path(config))
+    return with_tls_expiry_warning(load_targets(resolve_config_path(config)), tls_expiry_warning_default())
 
 
 def _pick(cfg: TargetsConfig, name: str | None) -> list[Target]:

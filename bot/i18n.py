@@ -596,6 +596,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "⚠️ The bot was down for {duration}; this incident is still open and being watched again.",
         "ko": "⚠️ 봇이 {duration} 동안 꺼져 있었습니다; 이 장애는 아직 열려 있으며 다시 지켜보고 있습니다.",
     },
+    # -- wt-tls: bot/monitor.py, one notice per expiring certificate ----------------------------------------------
+    "alerts.tls_expiring": {
+        "en": "🔐 *{target}*: {summary}\nFix: {fix}",
+        "ko": "🔐 *{target}*: {summary}\n조치: {fix}",
+    },
+    # -- end wt-tls ------------------------------------------------------------------------------------------------
     # -- bot/incidents.py (/wscheck status lines) and bot/monitor.py ----------------------------------------------
     "incidents.pending": {
         "en": "{target}: failing since {since} ({what}, {count} failed check run(s), not alerted yet)",

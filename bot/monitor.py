@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bot import incidents as inc
 from bot.alerts import AlertOp, ops_for, silence_note
-from bot.i18n import t
+from bot.i18n import localize_cause, t
 from bot.outbox import Outbox, Payload, Sink
 from bot.service import CheckService
 from bot.settings import Settings
@@ -342,7 +342,28 @@ class Monitor:
             self._set_aside.pop(name, None)
         now = self.clock()
         obs = inc.Observation.from_report(report, kind=kind, at=now, confirmed=confirmed)
-        return await self._apply(name, obs, now, manual_by=manual_by)
+        events = await self._apply(name, obs, now, manual_by=manual_by)
+        await self._tls_expiry_notice(self.service.target(name), report)
+        return events
+
+    async def _tls_expiry_notice(self, target: Target, report: TargetReport) -> None:
+        """wt-tls: a certificate close to expiry is a `warn` cause, which opens no incident; it gets one notice
+        per certificate (target + serial, the outbox's dedup key, kept until retention), before a human notices."""
+        cause = next((c for c in report.diagnosis if c.cause == "tls_certificate_expiring"), None)
+        result = report.result("tls.certificate")
+        cert = result.details.get("cert") if result is not None else None
+        serial = cert.get("serial") if isinstance(cert, dict) else None
+        channel = self.channel_for(target)
+        if cause is None or not serial or not channel:
+            return
+        key = f"tls-expiring:{target.name}:{serial}"
+        said = localize_cause(cause)
+        text = t("alerts.tls_expiring", target=target.name, summary=said.summary, fix=" / ".join(said.fix))
+        payload = Payload(kind="notice", target=target.name, incident_id="", key=key, channel=channel, text=text,
+                          blocks=[])
+        async with self.store.transaction() as tx:
+            await tx.enqueue(lane=target.name, kind="notice", payload=payload.dump(), dedup_key=key)
+        self.outbox.wake()
 
     def _may_set_aside(self, name: str, report: TargetReport) -> bool:
         """Whether this healing report's restart is still within the streak's budget (and note it if so).

@@ -21,6 +21,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from checks.config import (
+    DEFAULT_TLS_EXPIRY_WARNING,
     ConfigError,
     Duration,
     DurationOrZero,
@@ -30,6 +31,7 @@ from checks.config import (
     slack_approver,
     slack_channel,
     slack_mention,
+    with_tls_expiry_warning,
 )
 
 DEFAULT_CONFIG = Path("wscheck.toml")
@@ -208,6 +210,8 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     heartbeat_url: str = ""
     retention: Duration = 90 * 86400.0
+    # wt-tls: days before a served certificate expires that tls.certificate warns (a target key overrides it)
+    tls_expiry_warning: int = Field(default=DEFAULT_TLS_EXPIRY_WARNING, ge=0, le=365)
 
     _v_channel = field_validator("alert_channel")(slack_channel)
     _v_mention = field_validator("alert_mention")(slack_mention)
@@ -334,7 +338,18 @@ def load_config(config_path: Path | None, **overrides: Any) -> tuple[Settings, T
         problems.extend(line for line in str(exc).splitlines() if line not in problems)
     if problems or settings is None or targets is None:
         raise ConfigError("\n".join(problems))
-    return settings, targets
+    return settings, with_tls_expiry_warning(targets, settings.tls_expiry_warning)
+
+
+def tls_expiry_warning_default() -> int:
+    """WSCHECK_TLS_EXPIRY_WARNING (environment or .env) for commands that load targets without the bot
+    settings (`wscheck check`); validated like the setting, a bad value is a ConfigError naming the variable."""
+    raw = _env_lookup().get(ENV_PREFIX + "TLS_EXPIRY_WARNING", "").strip()
+    if not raw:
+        return DEFAULT_TLS_EXPIRY_WARNING
+    if not raw.isdigit() or not 0 <= int(raw) <= 365:
+        raise ConfigError(f"environment: {ENV_PREFIX}TLS_EXPIRY_WARNING: {raw!r} is not a number of days (0-365)")
+    return int(raw)
 
 
 def builtin_notice(targets: TargetsConfig) -> str:

@@ -129,10 +129,32 @@ CAUSE_SPECS: tuple[CauseSpec, ...] = (
         fix="restart",
     ),
     CauseSpec(
+        "tls_certificate_not_reloaded",
+        "the certificate file nginx names was renewed, but nginx still serves the old one",
+        "nginx가 가리키는 인증서 파일은 갱신되었지만 nginx는 여전히 이전 인증서를 제공합니다",
+        severity=Status.WARN, fix="reload-nginx",
+    ),
+    CauseSpec(
+        "tls_certificate_invalid",
+        "the served certificate fails verification: expired, not yet valid, wrong name or untrusted chain",
+        "제공되는 인증서가 검증에 실패합니다: 만료, 유효 기간 전, 이름 불일치 또는 신뢰할 수 없는 체인",
+    ),
+    CauseSpec(
+        "tls_certificate_expiring",
+        "the served certificate expires within tls_expiry_warning days (14 by default)",
+        "제공되는 인증서가 tls_expiry_warning일(기본 14일) 안에 만료됩니다",
+        severity=Status.WARN,
+    ),
+    CauseSpec(
         "nginx_not_running",
         "nothing answers on public_url: nginx is down or listens elsewhere",
         "public_url에서 아무것도 응답하지 않습니다: nginx가 꺼져 있거나 다른 곳에서 수신 대기 중입니다",
         human_step="actions.human_start_nginx",
+    ),
+    CauseSpec(
+        "ws_upgrade_redirected",
+        "the WebSocket upgrade request gets a 3xx redirect, which browsers do not follow",
+        "WebSocket 업그레이드 요청이 3xx 리다이렉트를 받습니다: 브라우저는 따라가지 않습니다",
     ),
     CauseSpec(
         "nginx_upgrade_headers_missing",

@@ -67,6 +67,11 @@ def tail(path: str, lines: int) -> list[str]:
     return ["tail", "-n", str(lines), path]
 
 
+def read_file(target: Target, path: str) -> list[str]:
+    """`cat PATH` (a certificate nginx names; wt-tls): certbot's live/ and archive/ are root-only, hence sudo."""
+    return [*_sudo(target), "cat", "--", path]
+
+
 def display(argv: Sequence[str]) -> str:
     """How a command is shown to a human: exactly what would run, copy-pasteable into a shell."""
     return shlex.join(argv)

@@ -154,12 +154,17 @@ class Target(BaseModel):
     alert_channel: str = ""
     alert_mention: str = ""
     approvers: tuple[str, ...] = ()
+    # wt-tls: TLS of an https public_url
+    #: PEM file of a private CA the bot trusts for public_url (besides the system store / SSL_CERT_FILE).
+    ca_file: str = ""
+    #: Warn this many days before the served certificate expires; None = the bot setting (default 14).
+    tls_expiry_warning: int | None = Field(default=None, ge=0, le=365)
 
     _v_name = field_validator("name")(_check(_NAME_RE, "target name"))
     _v_app = field_validator("pm2_app")(_check(_PM2_APP_RE, "PM2 app name"))
     _v_app_dir = field_validator("app_dir")(_check(_ABS_PATH_RE, "absolute path"))
     _v_bins = field_validator("pm2_bin", "nginx_bin")(_check(_BIN_RE, "binary (a bare name or an absolute path)"))
-    _v_paths = field_validator("pm2_home", "nginx_conf")(_optional_abs_path)
+    _v_paths = field_validator("pm2_home", "nginx_conf", "ca_file")(_optional_abs_path)
     _v_paths_url = field_validator("ws_path", "http_path")(_check(_URL_PATH_RE, "URL path starting with /"))
 
     @field_validator("name")
@@ -258,6 +263,17 @@ class Target(BaseModel):
         data = self.model_dump()
         data["nginx_reload"] = list(self.nginx_reload)
         return data
+
+
+#: Days before expiry that `tls.certificate` warns, when neither the target nor the bot setting says.
+DEFAULT_TLS_EXPIRY_WARNING = 14
+
+
+def with_tls_expiry_warning(config: TargetsConfig, days: int) -> TargetsConfig:
+    """Targets without their own `tls_expiry_warning` get the bot-wide one (setting / environment)."""
+    targets = tuple(t if t.tls_expiry_warning is not None else t.model_copy(update={"tls_expiry_warning": days})
+                    for t in config.targets)
+    return config.model_copy(update={"targets": targets})
 
 
 #: What a newcomer gets with no config file: the seed story's stack on this machine.

@@ -19,6 +19,7 @@ from checks.causes import CAUSE_BY_ID, CAUSE_SPECS
 from checks.config import Target
 from checks.messages import Msg, msg, of_result
 from checks.models import Cause, CheckResult, Status
+from checks.parsers.certs import CERT_INVALID_KINDS, WHY_KEYS
 from checks.registry import CHECKS
 
 BAD = (Status.FAIL, Status.ERROR)
@@ -325,6 +326,107 @@ def _ws_timeout(s: _State) -> None:
            "    proxy_send_timeout 86400;", *_nginx_apply(s.target)])
 
 
+# -- wt-tls: TLS and redirects ----------------------------------------------------------------------------------
+
+#: The public probes whose failure a TLS finding explains, when they failed at the handshake.
+_PUBLIC_PROBES = ("http.proxy", "ws.proxy")
+
+
+def _tls_explained(s: _State) -> list[str]:
+    return [c for c in _PUBLIC_PROBES if s.failed(c) and s.detail(c, "tls_error")]
+
+
+def _renew(s: _State, names: str) -> list[str | Msg]:
+    """certbot's renewal when certbot is on the target (a read-only `stat` found it), else the sentence."""
+    certbot = s.detail("tls.certificate", "certbot")
+    if isinstance(certbot, str) and certbot:
+        return [cmd.display([*(["sudo"] if s.target.sudo else []), certbot, "renew"])]
+    return [msg("fix.tls_renew", names=names)]
+
+
+def _tls_not_reloaded(s: _State) -> None:
+    """Renewed on disk, never reloaded: the fix is a reload (not a renewal), even when the served one expired."""
+    r = s.get("tls.certificate")
+    stale = r.details.get("not_reloaded") if r is not None else None
+    if r is None or not isinstance(stale, dict) or r.id in s.consumed or r.status not in (Status.WARN, Status.FAIL):
+        return
+    cert = r.details.get("cert") or {}
+    s.add("tls_certificate_not_reloaded",
+          msg("cause.tls_certificate_not_reloaded", path=stale.get("path"), served=str(cert.get("not_after", ""))[:10],
+              serial=cert.get("serial", "?"), disk=str(stale.get("not_after", ""))[:10],
+              disk_serial=stale.get("serial", "?"), where=f"{stale.get('file')}:{stale.get('line')}"),
+          "tls.certificate", _tls_explained(s), _nginx_apply(s.target),
+          severity=Status.FAIL if r.status is Status.FAIL else Status.WARN)
+
+
+def _tls_invalid(s: _State) -> None:
+    """A certificate the browser refuses. TLS answered, so this is never `nginx_not_running`."""
+    r = s.get("tls.certificate")
+    if not s.failed("tls.certificate") or r is None or r.details.get("verify_error") not in CERT_INVALID_KINDS:
+        return
+    kind = str(r.details.get("verify_error"))
+    cert = r.details.get("cert") or {}
+    names = ", ".join(cert.get("sans") or []) or str(cert.get("subject", "?"))
+    host = str(r.details.get("host", ""))
+    fix: list[str | Msg]
+    if kind == "untrusted":
+        fix = [msg("fix.tls_chain", issuer=str(cert.get("issuer", "?"))), msg("fix.tls_ca_file", target=s.target.name)]
+    elif kind == "wrong_name":
+        fix = [msg("fix.tls_name", host=host, names=names), *_renew(s, host)]
+    else:
+        fix = _renew(s, names)
+    s.add("tls_certificate_invalid",
+          msg("cause.tls_certificate_invalid", url=s.target.public_url, why=msg(WHY_KEYS[kind]), names=names,
+              not_after=str(cert.get("not_after", ""))[:10], issuer=str(cert.get("issuer", "?")),
+              serial=str(cert.get("serial", "?"))),
+          "tls.certificate", _tls_explained(s), [*fix, *_nginx_apply(s.target)])
+
+
+def _tls_expiring(s: _State) -> None:
+    r = s.get("tls.certificate")
+    if r is None or r.id in s.consumed or r.status is not Status.WARN or not r.details.get("expiring"):
+        return
+    cert = r.details.get("cert") or {}
+    names = ", ".join(cert.get("sans") or []) or str(cert.get("subject", "?"))
+    s.add("tls_certificate_expiring",
+          msg("cause.tls_certificate_expiring", names=names, days=int(float(str(r.details.get("days_left", 0)))),
+              not_after=str(cert.get("not_after", ""))[:10], limit=r.details.get("expiry_warning_days", 14)),
+          "tls.certificate", (), [*_renew(s, names), *_nginx_apply(s.target)])
+
+
+def _ws_redirected(s: _State) -> None:
+    """A 3xx to the upgrade: browsers and `ws` do not follow it, so the chat never connects.
+
+    Seen by the probe (ws.proxy, with the Location it got), or, when ws.proxy did not run, by the route model
+    alone (nginx.websocket: nginx's own route for ws_path ends in a redirect)."""
+    r = s.get("ws.proxy")
+    nginx = s.get("nginx.websocket")
+    static = nginx is not None and s.failed("nginx.websocket") and nginx.details.get("reason") == "redirect"
+    if s.failed("ws.proxy") and r is not None and r.details.get("redirect"):
+        sent_by = r.details.get("sent_by") if isinstance(r.details.get("sent_by"), dict) else None
+        where = str((sent_by or {}).get("location") or (sent_by or {}).get("server") or "")
+        location = str(r.details.get("location") or "-")
+        url, status, to_https = str(r.details.get("url")), r.details.get("status"), bool(r.details.get("to_https"))
+        trigger, explains = "ws.proxy", ["nginx.websocket"] if static else []
+    elif static and nginx is not None and not s.ran("ws.proxy"):
+        location = str(nginx.details.get("location_header") or "-")
+        where = f"{nginx.details.get('file')}:{nginx.details.get('line')}" if nginx.details.get("file") else ""
+        url, status = str(nginx.details.get("request")), nginx.details.get("status")
+        to_https = s.target.public_url.startswith("http://") and location.startswith("https://")
+        trigger, explains = "nginx.websocket", []
+    else:
+        return
+    fix: list[str | Msg]
+    if to_https:
+        summary = msg("cause.ws_upgrade_redirected_https", url=url, status=status, location=location,
+                      where=where or "-")
+        fix = [msg("fix.ws_use_wss", url=s.target.public_url.replace("http://", "https://", 1), target=s.target.name)]
+    else:
+        summary = msg("cause.ws_upgrade_redirected", url=url, status=status, location=location, where=where or "-")
+        fix = [msg("fix.ws_no_redirect", ws_path=s.target.ws_path, where=where or msg("fix.the_nginx_config")),
+               *_nginx_apply(s.target)]
+    s.add("ws_upgrade_redirected", summary, trigger, explains, fix)
+
 def _unknown(s: _State) -> None:
     left = [cid for cid, r in s.results.items() if r.status in BAD and cid not in s.consumed]
     if not left:
@@ -353,7 +455,11 @@ RULES: tuple[Rule, ...] = (
     _pm2_not_online,
     _port_mismatch,
     _app_not_listening,
+    _tls_not_reloaded,
+    _tls_invalid,
+    _tls_expiring,
     _nginx_not_running,
+    _ws_redirected,
     _upgrade_missing,
     _app_ws_missing,
     _ws_timeout,

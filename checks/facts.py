@@ -299,8 +299,15 @@ def _route_error(config: NginxConfig, found: Route, request: Request, app_port: 
         details |= {"reason": "no_server", "files": list(config.files)}
         return FactError(msg("facts.no_location", port=request.port, host=request.host, app_port=app_port),
                          status=Status.FAIL, kind="nginx", details=details)
-    app = [loc for loc in find_proxy_locations(config, app_port=app_port) if loc.server_index != found.server.index]
     picked = _server_label(config, found.server.index)
+    # wt-tls: a redirect nginx answers in the chosen server is the finding (naming that block), even when
+    # another server proxies to the app: the classic port-80 `return 301 https://...` block.
+    outcome = found.outcome
+    if isinstance(outcome, Return) and outcome.redirect:
+        details |= {"reason": "redirect", "status": outcome.status, "location_header": outcome.location_header}
+        return FactError(msg("facts.route_redirect", request=where, picked=picked, status=outcome.status,
+                             target=outcome.location_header or ""), status=Status.FAIL, kind="nginx", details=details)
+    app = [loc for loc in find_proxy_locations(config, app_port=app_port) if loc.server_index != found.server.index]
     if app:
         other = app[0]
         details |= {"reason": "wrong_server", "app_server": {
@@ -309,11 +316,6 @@ def _route_error(config: NginxConfig, found: Route, request: Request, app_port: 
         return FactError(msg("facts.route_wrong_server", request=where, picked=picked,
                              app=_server_label(config, other.server_index)),
                          status=Status.FAIL, kind="nginx", details=details)
-    outcome = found.outcome
-    if isinstance(outcome, Return) and outcome.redirect:
-        details |= {"reason": "redirect", "status": outcome.status, "location_header": outcome.location_header}
-        return FactError(msg("facts.route_redirect", request=where, picked=picked, status=outcome.status,
-                             target=outcome.location_header or ""), status=Status.FAIL, kind="nginx", details=details)
     status = outcome.status if isinstance(outcome, Return) else 404
     details |= {"reason": "not_proxied", "status": status, "static": not isinstance(outcome, Return)}
     return FactError(msg("facts.route_not_proxied", request=where, picked=picked, status=status),

@@ -325,6 +325,114 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{url}: {error}",
         "ko": "{url}: {error}",
     },
+    # -- wt-tls: TLS and redirects (one block: checks/items/tls.py, web.py, probes.py, diagnosis.py) -------------
+    "probe.tls_invalid": {
+        "en": "TLS with {host}:{port}: the certificate is refused: {why} ({reason})",
+        "ko": "{host}:{port}와의 TLS: 인증서가 거부되었습니다: {why} ({reason})",
+    },
+    "tls.why.expired": {"en": "it has expired", "ko": "만료되었습니다"},
+    "tls.why.not_yet_valid": {"en": "it is not valid yet", "ko": "아직 유효 기간이 시작되지 않았습니다"},
+    "tls.why.wrong_name": {"en": "it is for another name", "ko": "다른 이름용 인증서입니다"},
+    "tls.why.untrusted": {"en": "its chain is not trusted", "ko": "인증서 체인을 신뢰할 수 없습니다"},
+    "tls.why.unverified": {"en": "it does not verify", "ko": "검증에 실패했습니다"},
+    "tls.not_https": {
+        "en": "{url} is http://: no TLS certificate in play",
+        "ko": "{url}은(는) http://입니다: 확인할 TLS 인증서가 없습니다",
+    },
+    "tls.no_connection": {
+        "en": "no TLS handshake: {error}",
+        "ko": "TLS 핸드셰이크 없음: {error}",
+    },
+    "tls.handshake_failed": {
+        "en": "TLS with {host}:{port} fails before any certificate: {reason}",
+        "ko": "{host}:{port}와의 TLS가 인증서를 받기 전에 실패합니다: {reason}",
+    },
+    "tls.invalid": {
+        "en": "{host}:{port} serves a certificate that browsers refuse: {why} (names {names}, not after "
+              "{not_after}, issuer {issuer})",
+        "ko": "{host}:{port}가 브라우저가 거부하는 인증서를 제공합니다: {why} (이름 {names}, 만료 {not_after}, "
+              "발급자 {issuer})",
+    },
+    "tls.not_reloaded": {
+        "en": "nginx serves a certificate valid until {served}, but {path} holds a newer one (until {disk}): "
+              "renewed, never reloaded",
+        "ko": "nginx는 {served}까지 유효한 인증서를 제공하지만 {path}에는 더 새 인증서({disk}까지)가 있습니다: "
+              "갱신 후 reload되지 않았습니다",
+    },
+    "tls.expiring": {
+        "en": "the certificate for {names} expires in {days} day(s) ({not_after})",
+        "ko": "{names} 인증서가 {days}일 후 만료됩니다 ({not_after})",
+    },
+    "tls.ok": {
+        "en": "certificate for {names} valid until {not_after} ({days} days left), issuer {issuer}",
+        "ko": "{names} 인증서가 {not_after}까지 유효합니다 ({days}일 남음), 발급자 {issuer}",
+    },
+    "web.followed": {
+        "en": "{url} answers {status} at {final} after {n} same-site redirect(s) (followed)",
+        "ko": "{url}이(가) 같은 사이트 리다이렉트 {n}번을 따라간 뒤 {final}에서 {status}로 응답합니다",
+    },
+    "ws.redirected": {
+        "en": "{url} answers the upgrade with {status} to {location}: a redirect, which browsers do not follow",
+        "ko": "{url}이(가) 업그레이드 요청에 {status}({location}(으)로)로 응답합니다: 브라우저는 이 리다이렉트를 "
+              "따라가지 않습니다",
+    },
+    "cause.tls_certificate_invalid": {
+        "en": "{url} serves a certificate browsers refuse: {why} (names {names}, not after {not_after}, issuer "
+              "{issuer}, serial {serial}); nginx is running, TLS answered",
+        "ko": "{url}이(가) 브라우저가 거부하는 인증서를 제공합니다: {why} (이름 {names}, 만료 {not_after}, 발급자 "
+              "{issuer}, 일련번호 {serial}); nginx는 실행 중이며 TLS는 응답했습니다",
+    },
+    "cause.tls_certificate_expiring": {
+        "en": "the certificate for {names} expires in {days} day(s) ({not_after}), under the {limit}-day warning",
+        "ko": "{names} 인증서가 {days}일 후 만료됩니다 ({not_after}), 경고 기준 {limit}일 이내입니다",
+    },
+    "cause.tls_certificate_not_reloaded": {
+        "en": "{path} ({where}) holds a renewed certificate (serial {disk_serial}, until {disk}) but nginx still "
+              "serves the old one (serial {serial}, until {served}): renewed, never reloaded",
+        "ko": "{path} ({where})에는 갱신된 인증서(일련번호 {disk_serial}, {disk}까지)가 있지만 nginx는 여전히 이전 "
+              "인증서(일련번호 {serial}, {served}까지)를 제공합니다: 갱신 후 reload되지 않았습니다",
+    },
+    "cause.ws_upgrade_redirected": {
+        "en": "{url} answers the WebSocket upgrade with {status} to {location} (sent by {where}); browsers do "
+              "not follow redirects on WebSocket",
+        "ko": "{url}이(가) WebSocket 업그레이드에 {status}({location}(으)로)로 응답합니다 (보낸 곳 {where}); "
+              "브라우저는 WebSocket 리다이렉트를 따라가지 않습니다",
+    },
+    "cause.ws_upgrade_redirected_https": {
+        "en": "{url} answers the WebSocket upgrade with an http->https redirect ({status} to {location}, sent by "
+              "{where}); browsers do not follow it: the client must use wss://",
+        "ko": "{url}이(가) WebSocket 업그레이드에 http->https 리다이렉트로 응답합니다 ({status}, {location}(으)로, "
+              "보낸 곳 {where}); 브라우저는 따라가지 않으므로 클라이언트가 wss://를 써야 합니다",
+    },
+    "fix.tls_renew": {
+        "en": "renew the certificate for {names} (your ACME client or CA), then reload nginx",
+        "ko": "{names} 인증서를 갱신하세요 (ACME 클라이언트 또는 CA), 그다음 nginx를 reload하세요",
+    },
+    "fix.tls_chain": {
+        "en": "serve the full chain (ssl_certificate .../fullchain.pem, not cert.pem); the issuer is {issuer}",
+        "ko": "전체 체인을 제공하세요 (ssl_certificate .../fullchain.pem, cert.pem 아님); 발급자: {issuer}",
+    },
+    "fix.tls_ca_file": {
+        "en": "for a private CA, give target {target} a ca_file (or set SSL_CERT_FILE for the bot)",
+        "ko": "사설 CA라면 대상 {target}에 ca_file을 지정하세요 (또는 봇에 SSL_CERT_FILE 설정)",
+    },
+    "fix.tls_name": {
+        "en": "get a certificate that names {host} (it names {names})",
+        "ko": "{host}을(를) 포함하는 인증서를 받으세요 (현재 이름: {names})",
+    },
+    "fix.ws_use_wss": {
+        "en": "connect the WebSocket with wss:// (in the client: derive it from location.protocol, or "
+              "NEXT_PUBLIC_WS_URL=wss://…, then rebuild); set target {target}'s public_url to {url}",
+        "ko": "WebSocket을 wss://로 연결하세요 (클라이언트에서 location.protocol로 정하거나 "
+              "NEXT_PUBLIC_WS_URL=wss://… 후 다시 빌드); 대상 {target}의 public_url을 {url}(으)로 설정하세요",
+    },
+    "fix.ws_no_redirect": {
+        "en": "make {ws_path} proxied without a redirect in {where} (the client path and the location must agree, "
+              "e.g. /ws vs /ws/)",
+        "ko": "{where}에서 {ws_path}가 리다이렉트 없이 프록시되게 하세요 (클라이언트 경로와 location이 일치해야 "
+              "함, 예: /ws 와 /ws/)",
+    },
+    # -- end wt-tls ------------------------------------------------------------------------------------------------
     "web.refused_nginx": {
         "en": "{url}: {error} (is nginx running?)",
         "ko": "{url}: {error} (nginx가 실행 중인가요?)",
@@ -724,6 +832,12 @@ _CHECK_KO: dict[str, tuple[str, str]] = {
     "ws.local": ("호스트 내부 WebSocket", "127.0.0.1:app_port + ws_path에서 101 핸드셰이크 + ping/pong"),
     "ws.proxy": ("nginx 경유 WebSocket", "public_url + ws_path에서 101 핸드셰이크 + ping/pong"),
     "pm2.logs": ("PM2 로그", "앱의 PM2 로그 파일에서 최근 에러 줄 (비밀값은 가림)"),
+    # wt-tls
+    "tls.certificate": (
+        "TLS 인증서",
+        "https public_url일 때: 제공되는 인증서가 검증되고(기간, 이름, 체인) 만료가 가깝지 않으며, nginx가 가리키는 "
+        "ssl_certificate 파일의 인증서와 같은지 (갱신 후 reload 누락 아님)",
+    ),
 }
 
 for _spec in CHECKS:

@@ -9,6 +9,7 @@ and this module only moves bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 import time
@@ -24,6 +25,8 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from checks.messages import Msg, msg
+from checks.parsers import ParseError
+from checks.parsers.certs import WHY_KEYS, CertFacts, from_der
 from checks.transport.base import AsyncioStream, ByteStream, ProbeConnectError, SaidError, os_reason
 
 USER_AGENT = "wscheck/0.1 (+https://github.com/wscheck)"
@@ -185,23 +188,130 @@ def _handshake_error(exc: Exception | None, response: Response | None) -> ProbeE
     return ProbeError(msg("probe.handshake_closed"))
 
 
-def public_opener(scheme: str, host: str, port: int, *, timeout: float) -> Opener:
-    """Stream opener for the public URL, from where the bot runs (TLS for https)."""
+# -- TLS, seen from where the bot stands (wt-tls) -----------------------------------------------------------------
+
+#: OpenSSL verify codes (X509_V_ERR_*) -> our words. Anything else is "other", with OpenSSL's message kept.
+_VERIFY_KINDS = {
+    9: "not_yet_valid",
+    10: "expired",
+    62: "wrong_name",
+    2: "untrusted",
+    18: "untrusted",
+    19: "untrusted",
+    20: "untrusted",
+    21: "untrusted",
+    24: "untrusted",
+    27: "untrusted",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSeen:
+    """What one TLS handshake to the public URL showed: the served leaf and the verification verdict.
+
+    `error` is None when the chain verified for the host name; else one of `_VERIFY_KINDS`' values, "other"
+    (a verify failure we do not name) or "handshake" (no certificate could be had: TLS itself failed).
+    """
+
+    cert: CertFacts | None
+    error: str | None = None
+    message: str = ""  # OpenSSL's own words (verify message or handshake reason), never translated
+    version: str = ""
+
+
+TlsSink = Callable[["TlsSeen | BaseException"], None]
+
+
+class ProbeTlsError(ProbeError):
+    """TLS answered but the handshake did not verify (or failed): the peer is there, nginx is running."""
+
+    def __init__(self, message: str | Msg, seen: TlsSeen) -> None:
+        super().__init__(message)
+        self.seen = seen
+
+
+def tls_context(ca_file: str | None = None, *, verify: bool = True) -> ssl.SSLContext:
+    """The default context (system store, or SSL_CERT_FILE / SSL_CERT_DIR as OpenSSL honours them), plus
+    `ca_file` for a private CA. `verify=False` only to read the certificate of a handshake that failed."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _served(writer: asyncio.StreamWriter) -> CertFacts | None:
+    ssl_object = writer.get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if not der:
+        return None
+    try:
+        return from_der(der)
+    except ParseError:
+        return None
+
+
+async def _unverified_cert(host: str, port: int, timeout: float) -> tuple[CertFacts | None, str]:
+    """Only after a failed verification: one more handshake without verifying, to read what is served.
+
+    Python's ssl drops the peer certificate when verification fails, and there is no verify callback
+    (decision in docs/decisions.md, wt-tls). The connection is closed right after the handshake."""
+    try:
+        _reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=tls_context(verify=False), server_hostname=host), timeout)
+    except (OSError, TimeoutError, ssl.SSLError):
+        return None, ""
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        return _served(writer), (ssl_object.version() or "") if ssl_object is not None else ""
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+def public_opener(scheme: str, host: str, port: int, *, timeout: float, ca_file: str | None = None,
+                  tls_sink: TlsSink | None = None) -> Opener:
+    """Stream opener for the public URL, from where the bot runs (TLS for https).
+
+    With TLS, `tls_sink` is told what this very handshake showed (the served certificate and whether it
+    verified), or the exception when no TCP connection was made: the TLS check reads the probe's own
+    handshake instead of opening one more."""
+
+    tell = tls_sink or (lambda _seen: None)
 
     async def open_stream() -> ByteStream:
-        context = ssl.create_default_context() if scheme in ("https", "wss") else None
+        context = tls_context(ca_file) if scheme in ("https", "wss") else None
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port, ssl=context, server_hostname=host if context else None),
                 timeout,
             )
         except TimeoutError:
-            raise ProbeConnectError(msg("probe.timed_out", host=host, port=port)) from None
+            error = ProbeConnectError(msg("probe.timed_out", host=host, port=port))
+            tell(error)
+            raise error from None
+        except ssl.SSLCertVerificationError as exc:
+            kind = _VERIFY_KINDS.get(exc.verify_code, "other")
+            cert, version = await _unverified_cert(host, port, timeout)
+            seen = TlsSeen(cert=cert, error=kind, message=str(exc.verify_message or exc.reason or exc),
+                           version=version)
+            tell(seen)
+            raise ProbeTlsError(msg("probe.tls_invalid", host=host, port=port, why=msg(WHY_KEYS[kind]),
+                                    reason=seen.message), seen) from None
         except ssl.SSLError as exc:
-            reason = str(exc.reason or exc)
-            raise ProbeConnectError(msg("probe.tls_failed", host=host, port=port, reason=reason)) from None
+            seen = TlsSeen(cert=None, error="handshake", message=str(exc.reason or exc))
+            tell(seen)
+            raise ProbeTlsError(msg("probe.tls_failed", host=host, port=port, reason=seen.message), seen) from None
         except OSError as exc:
-            raise ProbeConnectError(msg("probe.failed", host=host, port=port, reason=os_reason(exc))) from None
+            error = ProbeConnectError(msg("probe.failed", host=host, port=port, reason=os_reason(exc)))
+            tell(error)
+            raise error from None
+        if context is not None:
+            ssl_object = writer.get_extra_info("ssl_object")
+            tell(TlsSeen(cert=_served(writer), version=(ssl_object.version() or "") if ssl_object else ""))
         return AsyncioStream(reader, writer)
 
     return open_stream

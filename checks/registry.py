@@ -98,6 +98,13 @@ CHECKS: tuple[CheckSpec, ...] = (
         "recent error lines of the app's PM2 log files (secrets redacted)",
         downstream_of_app=True,
     ),
+    CheckSpec(
+        "tls.certificate",
+        "tls",
+        "TLS certificate",
+        "for an https public_url: the served certificate verifies (dates, name, chain), is not close to expiry, "
+        "and is the one in the ssl_certificate file nginx names (not renewed-but-never-reloaded)",
+    ),
 )
 
 CHECK_IDS: tuple[str, ...] = tuple(c.id for c in CHECKS)

@@ -6,6 +6,7 @@ from checks.items.base import CheckFn
 from checks.items.nginx import nginx_syntax, nginx_websocket
 from checks.items.pm2 import pm2_logs, pm2_status
 from checks.items.ports import port_conflict, port_listen, port_match
+from checks.items.tls import tls_certificate
 from checks.items.web import http_local, http_proxy, next_build, ws_local, ws_proxy
 from checks.registry import CHECK_IDS
 
@@ -22,6 +23,7 @@ CHECK_FUNCTIONS: dict[str, CheckFn] = {
     "ws.local": ws_local,
     "ws.proxy": ws_proxy,
     "pm2.logs": pm2_logs,
+    "tls.certificate": tls_certificate,
 }
 
 assert tuple(CHECK_FUNCTIONS) == CHECK_IDS, "checks.registry and checks.items disagree"

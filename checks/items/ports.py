@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from checks.facts import LOOPBACK, Facts
+from checks.facts import LOOPBACK, FactError, Facts
 from checks.items.base import Outcome, fail, ok, warn
 from checks.messages import Msg, joined, msg
 from checks.parsers.ps import ProcInfo
@@ -61,7 +61,17 @@ def _local_ports(upstream: tuple[tuple[str, int], ...]) -> list[int]:
 
 
 async def port_match(f: Facts) -> Outcome:
-    loc, tree = await asyncio.gather(f.app_location(), f.app_tree())
+    found, tree = await asyncio.gather(f.app_location(), f.app_tree(), return_exceptions=True)
+    if isinstance(found, FactError) and found.kind == "nginx" and found.details.get("reason") == "redirect":
+        # wt-tls: nginx answers the WebSocket path with a redirect: no upstream port to compare. nginx.websocket
+        # (and ws.proxy) carry that finding; port.match has nothing of its own to say.
+        raise f.explained_by("nginx.websocket", msg(found.key, **found.params) if found.key else found.reason,
+                             route=found.details) from None
+    if isinstance(found, BaseException):
+        raise found
+    if isinstance(tree, BaseException):
+        raise tree
+    loc = found
     app, port = f.target.pm2_app, f.target.app_port
     nginx_ports = _local_ports(loc.upstream)
     details: dict[str, object] = {

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit
+from dataclasses import replace
+from urllib.parse import urljoin, urlsplit
 
 from checks.facts import FactError, Facts
 from checks.items.base import Outcome, fail, ok, warn
+from checks.items.redirects import redirect_origin
+from checks.items.tls import public_probe_opener
 from checks.messages import Msg, msg
 from checks.parsers.pm2 import Pm2Process
-from checks.probes import Opener, ProbeError, http_get, public_opener, ws_handshake
+from checks.probes import Opener, ProbeError, ProbeTlsError, http_get, public_opener, ws_handshake
 from checks.transport.base import ByteStream, ProbeConnectError, said
 
-#: A probe must answer faster than this; a hung app is a failure, not an endless wait.
+#: A probe must answer faster than this; a hung app is a failure, not an endless wait (= checks.items.tls).
 PROBE_TIMEOUT_S = 5.0
 
 
@@ -91,28 +94,66 @@ async def http_local(f: Facts) -> Outcome:
     return _status_outcome(where, answer.status, answer.reason, answer.headers.get("location"), details)
 
 
+#: Same-site redirects the HTTP probe follows (a browser would too); the WebSocket probe follows none.
+MAX_REDIRECTS = 3
+
+
 async def http_proxy(f: Facts) -> Outcome:
     scheme, host, port = f.target.public_endpoint()
     url = f.target.public_join(f.target.http_path)
-    path = urlsplit(url).path or "/"
-    default = 443 if scheme == "https" else 80
-    host_header = host if port == default else f"{host}:{port}"
     details: dict[str, object] = {"url": url}
-    try:
-        answer = await http_get(public_opener(scheme, host, port, timeout=PROBE_TIMEOUT_S),
-                                host_header=host_header, path=path, timeout=PROBE_TIMEOUT_S)
-    except ProbeConnectError as exc:
-        return fail(msg("web.refused_nginx", url=url, error=said(exc)), refused=True, **details)
-    except ProbeError as exc:
-        return fail(msg("web.probe_error", url=url, error=said(exc)), **details)
-    except TimeoutError:
-        return fail(msg("web.no_answer", url=url, timeout=PROBE_TIMEOUT_S), **details)
+    hops: list[dict[str, object]] = []
+    opener = public_probe_opener(f)
+    current = url
+    while True:
+        parts = urlsplit(current)
+        default = 443 if scheme == "https" else 80
+        host_header = host if port == default else f"{host}:{port}"
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # `refused` (nginx_not_running) only for public_url itself: a redirect answered there already.
+        said_before = {"redirects": list(hops), "refused_after_redirect": True} if hops else {"refused": True}
+        followed = {"redirects": list(hops)} if hops else {}
+        try:
+            answer = await http_get(opener, host_header=host_header, path=path, timeout=PROBE_TIMEOUT_S)
+        except ProbeTlsError as exc:
+            return fail(msg("web.probe_error", url=current, error=said(exc)), tls_error=exc.seen.error,
+                        **followed, **details)
+        except ProbeConnectError as exc:
+            return fail(msg("web.refused_nginx", url=current, error=said(exc)), **said_before, **details)
+        except ProbeError as exc:
+            return fail(msg("web.probe_error", url=current, error=said(exc)), **followed, **details)
+        except TimeoutError:
+            return fail(msg("web.no_answer", url=current, timeout=PROBE_TIMEOUT_S), **followed, **details)
+        target = _same_site(current, answer.headers.get("location"), host)
+        if not (300 <= answer.status < 400) or target is None or len(hops) >= MAX_REDIRECTS:
+            break
+        hops.append({"status": answer.status, "from": current, "to": target})
+        current = target
+        scheme = urlsplit(target).scheme
+        port = urlsplit(target).port or (443 if scheme == "https" else 80)
+        opener = public_probe_opener(f) if (scheme, port) == f.target.public_endpoint()[::2] else \
+            public_opener(scheme, host, port, timeout=PROBE_TIMEOUT_S, ca_file=f.target.ca_file or None)
     details.update(status=answer.status, server=answer.server, elapsed_ms=round(answer.elapsed_ms, 1))
-    outcome = _status_outcome(url, answer.status, answer.reason, answer.headers.get("location"), details)
+    if hops:
+        details.update(redirects=hops, final_url=current)
+    outcome = _status_outcome(current, answer.status, answer.reason, answer.headers.get("location"), details)
+    if hops and outcome.status.value == "ok":
+        outcome = ok(msg("web.followed", url=url, n=len(hops), final=current, status=answer.status), **details)
     if outcome.status.value == "ok" and not answer.server.lower().startswith("nginx"):
         shown = answer.server or msg("web.no_server_header")
         return warn(msg("web.not_nginx", url=url, status=answer.status, server=shown), **details)
     return outcome
+
+
+def _same_site(current: str, location: str | None, host: str) -> str | None:
+    """The absolute URL of a redirect that stays on public_url's host (any scheme/port), else None."""
+    if not location:
+        return None
+    target = urljoin(current, location)
+    parts = urlsplit(target)
+    if parts.scheme not in ("http", "https") or (parts.hostname or "").lower() != host.lower():
+        return None
+    return target
 
 
 async def ws_local(f: Facts) -> Outcome:
@@ -126,11 +167,17 @@ async def ws_local(f: Facts) -> Outcome:
 
 
 async def ws_proxy(f: Facts) -> Outcome:
-    scheme, host, port = f.target.public_endpoint()
+    scheme = f.target.public_endpoint()[0]
     http_url = f.target.public_join(f.target.ws_path)
     uri = ("wss" if scheme == "https" else "ws") + http_url[len(scheme):]
     origin = f"{scheme}://{urlsplit(f.target.public_url).netloc}"
-    return await _ws(uri, public_opener(scheme, host, port, timeout=PROBE_TIMEOUT_S), origin=origin)
+    outcome = await _ws(uri, public_probe_opener(f), origin=origin)
+    if outcome.details.get("redirect"):
+        # wt-tls: which server/location of nginx sent the redirect, when the route model can tell.
+        sent_by = await redirect_origin(f)
+        if sent_by:
+            return replace(outcome, details={**outcome.details, "sent_by": sent_by})
+    return outcome
 
 
 async def _ws(uri: str, opener: Opener, *, origin: str) -> Outcome:
@@ -139,10 +186,20 @@ async def _ws(uri: str, opener: Opener, *, origin: str) -> Outcome:
         answer = await ws_handshake(opener, uri=uri, timeout=PROBE_TIMEOUT_S, origin=origin)
     except ProbeConnectError as exc:
         return fail(msg("web.probe_error", url=uri, error=said(exc)), refused=True, **details)
+    except ProbeTlsError as exc:
+        return fail(msg("web.probe_error", url=uri, error=said(exc)), tls_error=exc.seen.error, **details)
     except ProbeError as exc:
         if exc.status is not None:
             details["status"] = exc.status
             details["server"] = exc.headers.get("server", "")
+            location = exc.headers.get("location")
+            if 300 <= exc.status < 400:
+                # wt-tls: the probe never follows a redirect (browsers do not): the redirect is the finding.
+                details |= {"redirect": True, "location": location or "",
+                            "to_https": uri.startswith("ws://") and (location or "").startswith(("https://",
+                                                                                                 "wss://"))}
+                return fail(msg("ws.redirected", url=uri, status=exc.status, location=location or "-"),
+                            **details)
         return fail(msg("web.probe_error", url=uri, error=said(exc)), **details)
     except TimeoutError:
         return fail(msg("ws.no_answer", url=uri, timeout=PROBE_TIMEOUT_S), **details)

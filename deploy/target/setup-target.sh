@@ -61,6 +61,8 @@ APP=""
 APP_DIR=""
 APP_PORT=""
 LOG_DIR=""
+#: wt-tls: certificate files nginx names (ssl_certificate) that the bot may read with `sudo cat --` (repeatable).
+TLS_CERTS=()
 T_NAME=""
 T_HOST=""
 T_SSH_PORT=22
@@ -92,6 +94,8 @@ Facts about the target (what the bot's [[targets]] entry says; see checks/config
   --npm-bin PATH       npm executable for the rebuild action (default: npm in sudo's secure_path)
   --app APP            PM2 app name;  --app-dir DIR  the app's directory;  --app-port PORT  its port
   --log-dir DIR        where PM2 writes the app's logs (default PM2_HOME/logs)
+  --tls-cert FILE      an ssl_certificate file nginx names (repeatable), e.g. /etc/letsencrypt/live/DOMAIN/fullchain.pem:
+                       the bot reads it (sudo cat -- FILE) to tell "renewed, never reloaded"
 For the printed [[targets]] table (the bot's side):
   --name NAME  --host HOST  --ssh-port PORT  --identity-file PATH  --known-hosts PATH  --public-url URL
 Modes:
@@ -126,6 +130,7 @@ while [[ $# -gt 0 ]]; do
         --app-dir) need_value "$@"; APP_DIR=$2; shift 2 ;;
         --app-port) need_value "$@"; APP_PORT=$2; shift 2 ;;
         --log-dir) need_value "$@"; LOG_DIR=$2; shift 2 ;;
+        --tls-cert) need_value "$@"; TLS_CERTS+=("$2"); shift 2 ;;
         --name) need_value "$@"; T_NAME=$2; shift 2 ;;
         --host) need_value "$@"; T_HOST=$2; shift 2 ;;
         --ssh-port) need_value "$@"; T_SSH_PORT=$2; shift 2 ;;
@@ -318,6 +323,9 @@ if [[ -z $LOG_DIR ]]; then
     fi
 fi
 [[ $LOG_DIR =~ $RE_ABS ]] || die "--log-dir must be an absolute path ($RE_ABS)"
+for cert in "${TLS_CERTS[@]}"; do
+    [[ $cert =~ $RE_ABS && $cert != */ ]] || die "--tls-cert $cert must be an absolute file path ($RE_ABS)"
+done
 [[ -z $FROM || $FROM =~ $RE_FROM ]] || die "--from $FROM: only addresses, CIDRs, * ? ! and commas"
 [[ $T_IDENTITY =~ $RE_TILDE_PATH ]] || die "--identity-file: a path of plain characters"
 [[ $T_KNOWN_HOSTS =~ $RE_TILDE_PATH ]] || die "--known-hosts: a path of plain characters"
@@ -337,6 +345,7 @@ ENV_ABS=$(resolve_bin env)
 SS_ABS=$(resolve_bin ss)
 NGINX_ABS=$(resolve_bin "$NGINX_BIN")
 NPM_ABS=$(resolve_bin "$NPM_BIN")
+CAT_ABS=$(resolve_bin cat)
 PM2_ABS=$(resolve_bin "$PM2_BIN")   # what the bot's config names (env then runs exactly this path)
 
 read -ra RELOAD_WORDS <<<"$NGINX_RELOAD"
@@ -376,7 +385,10 @@ fi
 
 ALIAS=$(printf '%s' "$LOGIN_USER" | tr 'a-z-' 'A-Z_')
 generate_sudoers() {
-    local c="    "
+    local c="    " tls_lines="" cert
+    for cert in "${TLS_CERTS[@]}"; do  # wt-tls: exactly these files, no glob
+        tls_lines+="$c$(sudoers_cmd "$CAT_ABS" -- "$cert"), \\"$'\n'
+    done
     cat <<EOF
 # $SUDOERS_FILE: $SUDOERS_HEADER_TAG; run the script again to change it.
 # The wscheck bot logs in as $LOGIN_USER and may run exactly these commands with sudo, each with exactly
@@ -387,7 +399,7 @@ Cmnd_Alias ${ALIAS}_AS_ROOT = \\
 $c$(sudoers_cmd "$NGINX_ABS" -t "${conf_args[@]}"), \\
 $c$(sudoers_cmd "$NGINX_ABS" -T "${conf_args[@]}"), \\
 $c$(sudoers_cmd "${reload_cmd[@]}"), \\
-$c$(sudoers_cmd "$SS_ABS" -ltnpH)
+${tls_lines}$c$(sudoers_cmd "$SS_ABS" -ltnpH)
 Cmnd_Alias ${ALIAS}_AS_OWNER = \\
 $c$(sudoers_cmd "${pm2_prefix[@]}" "$PM2_ABS" jlist), \\
 $c$(sudoers_cmd "${pm2_prefix[@]}" "$PM2_ABS" restart "$APP"), \\

@@ -93,9 +93,11 @@ def replay_transport(mode: str) -> tuple[FunctionTransport, Replay]:
 
 def route_public_probes(monkeypatch: Any, transport: Callable[[], FunctionTransport]) -> None:
     """The public probes (to nginx) open their own sockets: send them to the current fake transport too."""
+    import checks.items.tls as tls
     import checks.items.web as web
 
-    def opener(scheme: str, host: str, port: int, *, timeout: float) -> Any:
+    def opener(scheme: str, host: str, port: int, *, timeout: float, **_tls: Any) -> Any:
         return lambda: transport().open_tcp(host, port, timeout=timeout)
 
     monkeypatch.setattr(web, "public_opener", opener)
+    monkeypatch.setattr(tls, "public_opener", opener)

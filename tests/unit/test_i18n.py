@@ -290,6 +290,11 @@ def real_summary(check_id: str, status: Status) -> cm.Msg:
     if check_id in ("ws.local", "ws.proxy"):
         url = "ws://127.0.0.1:3003/ws"
         return cm.msg("ws.ok", url=url, rtt=3.2) if good else cm.msg("ws.no_answer", url=url, timeout=5.0)
+    if check_id == "tls.certificate":  # wt-tls
+        if good:
+            return cm.msg("tls.not_https", url="http://203.0.113.10/")
+        return cm.msg("tls.invalid", host="chat.example.com", port=443, why=cm.msg("tls.why.expired"),
+                      names="chat.example.com", not_after="2026-01-01", issuer="CN=R11")
     assert check_id == "pm2.logs"
     if good:
         return cm.msg("pm2.logs.clean")

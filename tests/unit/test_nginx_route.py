@@ -128,7 +128,9 @@ def test_redirect_and_not_proxied_are_findings_not_fallbacks() -> None:
                   f"server {{ listen 443 ssl; {APP} }}")
     req = Request(host="chat.test", port=80, path="/ws")
     err = _route_error(cfg, route(cfg, req), req, 3000)
-    assert err.details["reason"] == "wrong_server"  # the 443 block proxies to the app, nginx never uses it
+    # wt-tls: the port-80 block that nginx picks answers the upgrade with a redirect itself: that redirect is the
+    # finding (ws_upgrade_redirected, "use wss://"), not "wrong server" (the 443 block is meant for https)
+    assert err.details["reason"] == "redirect" and err.details["location_header"] == "https://chat.test/ws"
     cfg = _config("server { listen 80; location / { return 301 /login; } }")
     err = _route_error(cfg, route(cfg, req), req, 3000)
     assert err.details["reason"] == "redirect" and err.details["status"] == 301

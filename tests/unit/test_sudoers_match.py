@@ -29,7 +29,8 @@ SCRIPT = (ROOT / "deploy" / "target" / "setup-target.sh").read_text()
 OWNER = "chatapp"
 
 #: What `resolve_bin` finds in sudo's secure_path for the bare names the config may hold.
-ABS = {"env": "/usr/bin/env", "ss": "/usr/bin/ss", "npm": "/usr/bin/npm", "systemctl": "/usr/bin/systemctl"}
+ABS = {"env": "/usr/bin/env", "ss": "/usr/bin/ss", "npm": "/usr/bin/npm", "systemctl": "/usr/bin/systemctl",
+       "cat": "/usr/bin/cat"}
 NGINX_ABS = "/usr/sbin/nginx"
 PM2_ABS = "/usr/local/bin/pm2"
 
@@ -75,11 +76,12 @@ def test_bash_and_python_agree_on_samples(name: str, python: Any, samples: list[
         assert (bash.returncode == 0) == bool(python(value)), (name, value)
 
 
-def generated_sudoers(facts: dict[str, str], reload_words: list[str]) -> str:
+def generated_sudoers(facts: dict[str, str], reload_words: list[str], tls_certs: tuple[str, ...] = ()) -> str:
     """Run the script's sudoers generator (its functions and the snippet section, cut from its text)."""
     functions = SCRIPT[SCRIPT.index("sudoers_word() {"):SCRIPT.index("toml_str() {")]
     snippet = SCRIPT[SCRIPT.index("conf_args=()"):SCRIPT.index("SNIPPET=$WORK/sudoers")]
     setup = "".join(f"{k}={v!r}\n" for k, v in facts.items())
+    setup += "TLS_CERTS=(" + " ".join(repr(c) for c in tls_certs) + ")\n"
     words = " ".join(repr(w) for w in reload_words)
     program = f"{setup}RELOAD_WORDS=({words})\n{functions}\n{snippet}\ngenerate_sudoers\n"
     done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=False)
@@ -150,3 +152,25 @@ async def test_the_sudoers_allow_list_is_exactly_what_the_code_runs(pm2_home: st
     code = await sudo_commands(target)
     assert code["ROOT"] and code["OWNER"], "no sudo command found: the comparison would prove nothing"
     assert allowed(generated_sudoers(facts, reload_words)) == code
+
+
+async def test_tls_cert_files_are_allowed_exactly_as_the_tls_check_reads_them() -> None:
+    """wt-tls: `--tls-cert FILE` allows `cat -- FILE` as root, the very argv commands.read_file builds (the check
+    reads the ssl_certificate files nginx names with it); every other line stays what the code runs."""
+    from checks import commands
+
+    certs = ("/etc/letsencrypt/live/chat.example.com/fullchain.pem", "/etc/ssl/certs/chat,x=1.pem")
+    facts = {
+        "SUDOERS_FILE": "/etc/sudoers.d/wscheck", "SUDOERS_HEADER_TAG": "test", "LOGIN_USER": "wscheck",
+        "SECURE_PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "APP": "chat", "APP_DIR": "/srv/chat", "APP_PORT": "3000", "PM2_USER": OWNER,
+        "PM2_HOME_DIR": "", "NGINX_CONF": "", "ENV_ABS": ABS["env"], "SS_ABS": ABS["ss"],
+        "NGINX_ABS": NGINX_ABS, "NPM_ABS": ABS["npm"], "PM2_ABS": PM2_ABS, "RELOAD_ABS": "", "CAT_ABS": ABS["cat"],
+    }
+    target = Target(name="web", host="web.example.com", user="wscheck", pm2_app="chat", app_port=3000,
+                    app_dir="/srv/chat", pm2_user=OWNER, pm2_bin=PM2_ABS, nginx_bin=NGINX_ABS, sudo=True)
+    code = await sudo_commands(target)
+    reads = {absolute(tuple(commands.read_file(target, c)[2:])) for c in certs}
+    assert all(commands.read_file(target, c)[:2] == ["sudo", "-n"] for c in certs)
+    got = allowed(generated_sudoers(facts, [], certs))
+    assert got == {"ROOT": code["ROOT"] | reads, "OWNER": code["OWNER"]}
