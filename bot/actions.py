@@ -137,12 +137,33 @@ def plan(action: str, target: Target, report: TargetReport | None = None) -> Pla
             Step(_pm2(target, "save"), "pm2 save"),
         ))
     if action == "rebuild":
+        _rebuild_short(target, report)
         build = _as_owner(target, ["npm", "--prefix", target.app_dir, "run", "build"])
         return Plan(action, target.name, target.where, (
             Step(build, "npm run build", timeout=BUILD_TIMEOUT, gate=True),
             Step(_pm2(target, "restart", app), f"pm2 restart {app}"),
         ), long=action in _LONG)
     raise NotOffered(text("actions.unknown_action", action=repr(action)))
+
+
+def _rebuild_short(target: Target, report: TargetReport | None) -> None:
+    """wt-host2: refuse a build the host cannot carry (issue 12, A4: `next build` OOM-kills small VPSes; A6: ENOSPC).
+
+    Judged from the same fresh report the plan is made from (host.memory, host.disk). A check that did not run
+    or could not read says nothing, and the build is not refused on a guess."""
+    if report is None:
+        return
+    mem = report.result("host.memory")
+    if mem is not None and isinstance(mem.details.get("mem_available_mb"), int):
+        free = int(mem.details["mem_available_mb"]) + int(mem.details.get("swap_free_mb") or 0)
+        if free < target.rebuild_min_memory_mb:
+            raise NotOffered(text("actions.rebuild_short_memory", available=free, needed=target.rebuild_min_memory_mb))
+    disk = report.result("host.disk")
+    for fs in (disk.details.get("filesystems") or []) if disk is not None else []:
+        if isinstance(fs, dict) and "app_dir" in (fs.get("holds") or []) \
+                and int(fs.get("available_mb") or 0) < target.rebuild_min_disk_mb:
+            raise NotOffered(text("actions.rebuild_short_disk", mount=str(fs.get("mount")),
+                                  available=int(fs.get("available_mb") or 0), needed=target.rebuild_min_disk_mb))
 
 
 #: cause -> the action that fixes it (after approval), or None when a human must act (checks/causes.py).

@@ -958,6 +958,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "PM2로는 앱 포트를 바꿀 수 없습니다 ({why}): 사람이 시작 명령을 {port} 포트에서 수신 대기하도록 "
               "바꿔야 합니다",
     },
+    # -- wt-host2: the rebuild gate (bot/actions.py _rebuild_short) ------------------------------------------------
+    "actions.rebuild_short_memory": {
+        "en": "not starting a rebuild: the host has {available} MB of memory free (MemAvailable + swap), below "
+              "rebuild_min_memory_mb = {needed} MB: `next build` could get OOM-killed and take the app with it. Free "
+              "memory or add swap first",
+        "ko": "다시 빌드하지 않습니다: 호스트의 여유 메모리(MemAvailable + 스왑)가 {available} MB로 "
+              "rebuild_min_memory_mb = {needed} MB보다 적습니다: `next build`가 OOM으로 종료되며 앱까지 멈출 수 "
+              "있습니다. 먼저 메모리를 확보하거나 스왑을 추가하세요",
+    },
+    "actions.rebuild_short_disk": {
+        "en": "not starting a rebuild: {mount} (app_dir) has {available} MB free, below rebuild_min_disk_mb = "
+              "{needed} MB: the build would fail with ENOSPC. Free disk space first",
+        "ko": "다시 빌드하지 않습니다: {mount}(app_dir)의 여유 공간이 {available} MB로 rebuild_min_disk_mb = "
+              "{needed} MB보다 적습니다: 빌드가 ENOSPC로 실패합니다. 먼저 디스크 공간을 확보하세요",
+    },
+    # -- end wt-host2 ----------------------------------------------------------------------------------------------
     "actions.unknown_action": {
         "en": "unknown action {action}",
         "ko": "알 수 없는 조치 {action}",

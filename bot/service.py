@@ -11,9 +11,11 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from bot.settings import ssh_agent_path
 from checks.config import Target, TargetsConfig
+from checks.items.host import restart_sample
 from checks.models import TargetReport
 from checks.registry import resolve_selection
 from checks.runner import run_checks
@@ -32,6 +34,10 @@ class CheckService:
         self._slots = asyncio.Semaphore(MAX_PARALLEL_RUNS)
         #: Called with every fresh report (metrics); shared runs are reported once.
         self.on_report: list[Callable[[TargetReport], None]] = []
+        #: wt-host2: per target, the PM2 restart counts of the last report that saw them (pm2.status), which the
+        #: next run's pm2.restarts compares with. Kept here, where every report passes (the monitor's scheduled,
+        #: fast and confirming runs, and people's), so the check and the diagnosis get it as plain data.
+        self.restart_samples: dict[str, dict[str, Any]] = {}
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -68,14 +74,20 @@ class CheckService:
         timeouts start, so an overloaded bot is late (visible in wscheck_schedule_lateness_seconds) instead
         of blaming healthy targets for its own queueing."""
         async with self._slots:
-            return await run_checks(target, self.transport(target), ids, config_file=self.config.config_file)
+            return await run_checks(target, self.transport(target), ids, config_file=self.config.config_file,
+                                    restart_sample=self.restart_samples.get(target.name))
 
     def _finished(self, key: tuple[str, tuple[str, ...]], task: asyncio.Task[TargetReport]) -> None:
         self._inflight.pop(key, None)
         if task.cancelled() or task.exception() is not None:
             return
+        report = task.result()
+        pm2 = report.result("pm2.status")
+        sample = restart_sample(pm2.details, report.started_at.timestamp()) if pm2 is not None else None
+        if sample is not None:
+            self.restart_samples[report.target] = sample
         for hook in self.on_report:
-            hook(task.result())
+            hook(report)
 
     async def aclose(self) -> None:
         for task in list(self._inflight.values()):

@@ -92,6 +92,22 @@ CAUSE_SPECS: tuple[CauseSpec, ...] = (
         "다른 프로세스가 앱 포트를 점유하고 있어 앱이 포트를 열 수 없습니다 (EADDRINUSE)",
         human_step="actions.human_port_conflict",
     ),
+    # wt-host2: the host under the app (before the app-down causes they explain)
+    CauseSpec(
+        "host_out_of_memory",
+        "the kernel OOM killer or the V8 heap limit killed the app or its build",
+        "커널 OOM killer 또는 V8 힙 한도 때문에 앱이나 빌드가 강제 종료되었습니다",
+    ),
+    CauseSpec(
+        "host_disk_full",
+        "a file system of the app, the PM2 logs or nginx's logs is (nearly) full, or writes fail with ENOSPC",
+        "앱, PM2 로그 또는 nginx 로그의 파일 시스템이 (거의) 가득 찼거나 쓰기가 ENOSPC로 실패합니다",
+    ),
+    CauseSpec(
+        "process_fd_exhausted",
+        "the app ran out of file descriptors (EMFILE): its open files hit its limit",
+        "앱의 파일 디스크립터가 바닥났습니다 (EMFILE): 열린 파일이 한도에 닿았습니다",
+    ),
     CauseSpec(
         "next_build_missing",
         "production mode without `.next/BUILD_ID`: `next start` exits at once",
@@ -99,10 +115,20 @@ CAUSE_SPECS: tuple[CauseSpec, ...] = (
         fix="rebuild",
     ),
     CauseSpec(
+        "next_static_assets_missing",
+        "the standalone server runs without `.next/static` or `public` next to it: pages load, assets 404",
+        "standalone 서버 옆에 `.next/static` 또는 `public`이 없습니다: 페이지는 뜨지만 자산은 404",
+    ),
+    CauseSpec(
         "pm2_crash_loop",
         "PM2 shows the app online but it keeps crashing and restarting",
         "PM2에는 online으로 보이지만 앱이 계속 죽고 재시작됩니다",
         human_step="actions.human_crash_loop",
+    ),
+    CauseSpec(
+        "pm2_restart_loop_online",
+        "PM2 shows the app online, but keeps restarting it (max_memory_restart, watch)",
+        "PM2에는 online으로 보이지만 계속 재시작합니다 (max_memory_restart, watch)",
     ),
     CauseSpec(
         "pm2_not_online",

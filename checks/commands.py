@@ -75,3 +75,50 @@ def read_file(target: Target, path: str) -> list[str]:
 def display(argv: Sequence[str]) -> str:
     """How a command is shown to a human: exactly what would run, copy-pasteable into a shell."""
     return shlex.join(argv)
+
+
+# -- wt-host2: host facts (checks/items/host.py); every read bounded, only tools every Linux has ----------------
+
+#: The target's clock, as epoch seconds and as local wall time (PM2's pm2.log stamps are local and naive).
+DATE_ARGV = ("date", "+%s%n%Y-%m-%dT%H:%M:%S")
+#: MemAvailable/MemTotal/SwapFree and the uptime (dmesg stamps are seconds since boot); both files are tiny.
+MEMINFO_ARGV = ("head", "-c", "8192", "/proc/meminfo", "/proc/uptime")
+#: The kernel's log of the last 6 h (OOM kills), bounded to 400 lines; not readable for every user.
+JOURNAL_KERNEL_ARGV = ("journalctl", "-k", "-q", "--no-pager", "-o", "short-iso", "--since", "-6h", "-n", "400")
+#: The kernel ring buffer when journalctl is missing or not allowed (dmesg_restrict may refuse it too).
+DMESG_ARGV = ("sh", "-c", "dmesg 2>&1 | tail -n 400")
+MAX_FD_PIDS = 8
+
+_DISK_SCRIPT = (
+    'H="$1"; shift; [ -n "$H" ] || H="${PM2_HOME:-$HOME/.pm2}"; '
+    'echo "== df"; df -P -k -- "$H" "$@" 2>&1 | head -n 40; '
+    'echo "== logs $H/logs"; ls -lS -- "$H/logs" 2>&1 | head -n 6'
+)
+_FD_SCRIPT = (
+    'for p in "$@"; do echo "== $p"; grep -E "^Max open files" "/proc/$p/limits" 2>&1 | head -n 1; '
+    'if [ -r "/proc/$p/fd" ]; then echo "fds $(ls -U "/proc/$p/fd" | wc -l)"; else echo "fds unreadable"; fi; done'
+)
+_PM2_LOG_SCRIPT = 'H="$1"; [ -n "$H" ] || H="${PM2_HOME:-$HOME/.pm2}"; tail -n "$2" -- "$H/pm2.log"'
+
+
+def disk_usage(pm2_home: str, paths: Sequence[str]) -> list[str]:
+    """`df -P -k` of the PM2 home ("" = $PM2_HOME or ~/.pm2) and `paths` (app_dir, nginx's log dirs), then the
+    biggest PM2 logs (`ls -lS`)."""
+    return ["sh", "-c", _DISK_SCRIPT, "sh", pm2_home, *paths]
+
+
+def fd_usage(pids: Sequence[int]) -> list[str]:
+    """Each pid's `Max open files` line and its open fd count (`unreadable` for another user's process)."""
+    return ["sh", "-c", _FD_SCRIPT, "sh", *(str(int(p)) for p in pids[:MAX_FD_PIDS])]
+
+
+def pm2_daemon_log(pm2_home: str, lines: int) -> list[str]:
+    """The tail of `$PM2_HOME/pm2.log`: why PM2 restarted the app (max_memory_restart, watch, exits)."""
+    return ["sh", "-c", _PM2_LOG_SCRIPT, "sh", pm2_home, str(int(lines))]
+
+
+def next_config_grep(target: Target) -> list[str]:
+    """Which next.config.* declares `output: "standalone"` (grep prints the file names; missing files are noise)."""
+    base = target.app_dir.rstrip("/")
+    files = [f"{base}/next.config.{ext}" for ext in ("js", "mjs", "cjs", "ts")]
+    return ["grep", "-l", "-E", "output[\"']?[[:space:]]*:[[:space:]]*[\"']standalone", "--", *files]

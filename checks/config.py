@@ -159,6 +159,13 @@ class Target(BaseModel):
     ca_file: str = ""
     #: Warn this many days before the served certificate expires; None = the bot setting (default 14).
     tls_expiry_warning: int | None = Field(default=None, ge=0, le=365)
+    # wt-host2: host resources (checks/items/host.py) and the rebuild gate (bot/actions.py)
+    #: host.disk warns at this use % of the file systems of app_dir, the PM2 logs and nginx's logs, fails at the next.
+    disk_warn_percent: int = Field(default=90, ge=1, le=100)
+    disk_fail_percent: int = Field(default=98, ge=1, le=100)
+    #: The `rebuild` action refuses to start with less than this MemAvailable + SwapFree, or free disk at app_dir.
+    rebuild_min_memory_mb: int = Field(default=768, ge=0, le=1_048_576)
+    rebuild_min_disk_mb: int = Field(default=1024, ge=0, le=1_048_576)
 
     _v_name = field_validator("name")(_check(_NAME_RE, "target name"))
     _v_app = field_validator("pm2_app")(_check(_PM2_APP_RE, "PM2 app name"))

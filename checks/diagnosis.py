@@ -427,6 +427,82 @@ def _ws_redirected(s: _State) -> None:
                *_nginx_apply(s.target)]
     s.add("ws_upgrade_redirected", summary, trigger, explains, fix)
 
+
+# -- wt-host2: the host under the app, PM2 restarting an online app, standalone assets --------------------------
+
+
+def _host_out_of_memory(s: _State) -> None:
+    """A recent kernel OOM kill or V8 heap OOM. It explains the app being down only when the victim is the app
+    (a node/next/npm process, or the app's own heap message); another victim is named, and explains nothing else."""
+    r = s.get("host.memory")
+    if not s.failed("host.memory") or r is None:
+        return
+    t = s.target
+    app_hit = r.details.get("kind") == "heap" or any(
+        isinstance(k, dict) and k.get("app") for k in r.details.get("oom_kills") or [])
+    fix: list[str | Msg] = [msg("fix.oom_memory")]
+    if r.details.get("kind") == "heap":
+        fix.append(msg("fix.oom_heap"))
+    fix.append(_pm2(t, "logs", t.pm2_app, "--err", "--lines", "100", "--nostream"))
+    s.add("host_out_of_memory", of_result(r), "host.memory", _APP_DOWN_EFFECTS if app_hit else (), fix)
+
+
+def _host_disk_full(s: _State) -> None:
+    r = s.get("host.disk")
+    if r is None or r.id in s.consumed or r.status not in (Status.FAIL, Status.WARN):
+        return
+    t = s.target
+    fss = [fs for fs in r.details.get("filesystems") or [] if isinstance(fs, dict)]
+    mount = str(max(fss, key=lambda fs: int(fs.get("use_percent") or 0)).get("mount")) if fss else "/"
+    fix: list[str | Msg] = [msg("fix.disk_free", mount=mount), _pm2(t, "flush", t.pm2_app),
+                            _pm2(t, "install", "pm2-logrotate"), _pm2(t, "set", "pm2-logrotate:max_size", "50M"),
+                            _pm2(t, "set", "pm2-logrotate:retain", "7")]
+    explains = ("pm2.logs",) if r.details.get("enospc") else ()
+    s.add("host_disk_full", of_result(r), "host.disk", explains, fix, severity=r.status)
+
+
+def _process_fd_exhausted(s: _State) -> None:
+    r = s.get("host.fds")
+    if not s.failed("host.fds") or r is None:
+        return
+    t = s.target
+    s.add("process_fd_exhausted", of_result(r), "host.fds",
+          ("pm2.logs", "http.local", "ws.local", "http.proxy", "ws.proxy"),
+          [msg("fix.fd_limit"), _pm2(t, "restart", t.pm2_app)])
+
+
+def _next_static_missing(s: _State) -> None:
+    r = s.get("next.static")
+    if not s.failed("next.static") or r is None:
+        return
+    t = s.target
+    root = str(r.details.get("server") or "").rsplit("/", 1)[0]
+    base = t.app_dir.rstrip("/")
+    s.add("next_static_assets_missing", of_result(r), "next.static", ("http.proxy", "http.local"),
+          [msg("fix.static_copy"), f"    cp -r {shlex.quote(base + '/public')} {shlex.quote(root + '/')}",
+           f"    cp -r {shlex.quote(base + '/.next/static')} {shlex.quote(root + '/.next/')}",
+           _pm2(t, "restart", t.pm2_app), _pm2(t, "save")])
+
+
+def _pm2_restart_loop_online(s: _State) -> None:
+    """The restart count climbs while PM2 says online (pm2.restarts: against the previous look, or PM2's own
+    restart lines of the last minutes). The app's intermittent 502s and refused probes are its effects."""
+    r = s.get("pm2.restarts")
+    if not s.failed("pm2.restarts") or r is None or not r.details.get("loop"):
+        return
+    t = s.target
+    kind = r.details.get("kind")
+    fix: list[str | Msg] = []
+    limit, memory = r.details.get("max_memory_restart"), r.details.get("memory")
+    if kind == "memory" or (isinstance(limit, int) and limit > 0):
+        fix.append(msg("fix.restart_loop_memory", memory=(memory or 0) // 1048576 if isinstance(memory, int) else "?",
+                       limit=limit // 1048576 if isinstance(limit, int) else "?"))
+    if kind == "watch" or r.details.get("watch"):
+        fix.append(msg("fix.restart_loop_watch"))
+    fix += [_pm2(t, "logs", t.pm2_app, "--lines", "100", "--nostream"), _pm2(t, "save")]
+    s.add("pm2_restart_loop_online", of_result(r), "pm2.restarts", _APP_DOWN_EFFECTS, fix)
+
+
 def _unknown(s: _State) -> None:
     left = [cid for cid, r in s.results.items() if r.status in BAD and cid not in s.consumed]
     if not left:
@@ -450,8 +526,13 @@ RULES: tuple[Rule, ...] = (
     _unreachable,
     _nginx_invalid,
     _port_conflict,
+    _host_out_of_memory,  # wt-host2
+    _host_disk_full,  # wt-host2
+    _process_fd_exhausted,  # wt-host2
     _build_missing,
+    _next_static_missing,  # wt-host2
     _pm2_crash_loop,
+    _pm2_restart_loop_online,  # wt-host2
     _pm2_not_online,
     _port_mismatch,
     _app_not_listening,

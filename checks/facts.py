@@ -77,6 +77,9 @@ class Facts:
         self.selected = frozenset(selected)
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self.commands_run: list[CommandResult] = []
+        #: wt-host2: the previous `pm2.restarts` sample of this target ({"at": epoch, "restarts": {pm_id: n}}),
+        #: passed in by the caller (bot.service keeps the last one per target); None = no earlier look.
+        self.restart_sample: dict[str, Any] | None = None
 
     # -- memoisation ----------------------------------------------------------------------------
 

@@ -457,6 +457,157 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{url}: 101 Switching Protocols, ping/pong {rtt:.0f} ms",
         "ko": "{url}: 101 Switching Protocols, ping/pong 응답 {rtt:.0f} ms",
     },
+    # -- wt-host2: host resources, restarts while online, standalone assets (checks/items/host.py, diagnosis.py) --
+    "host.memory.unreadable": {
+        "en": "cannot read /proc/meminfo: {error}",
+        "ko": "/proc/meminfo를 읽을 수 없습니다: {error}",
+    },
+    "host.memory.numbers": {
+        "en": "MemAvailable {available} MB of {total} MB, swap free {swap} MB",
+        "ko": "MemAvailable {available} MB / {total} MB, 여유 스왑 {swap} MB",
+    },
+    "host.memory.oom_kernel": {
+        "en": "the kernel OOM killer killed {count} process(es), last {comm} (pid {pid}) ({source}); {numbers}",
+        "ko": "커널 OOM killer가 프로세스 {count}개를 강제 종료했습니다, 마지막은 {comm} (pid {pid}) ({source}); "
+              "{numbers}",
+    },
+    "host.memory.oom_heap": {
+        "en": "the app ran out of V8 heap: {line}; {numbers}",
+        "ko": "앱의 V8 힙 메모리가 부족했습니다: {line}; {numbers}",
+    },
+    "host.memory.ok_no_kernel_log": {
+        "en": "{numbers}; the kernel log is not readable here ({why}), so OOM kills are not known",
+        "ko": "{numbers}; 여기서는 커널 로그를 읽을 수 없어({why}) OOM 강제 종료 여부를 알 수 없습니다",
+    },
+    "host.memory.ok": {
+        "en": "{numbers}; no OOM kill in the kernel log ({source})",
+        "ko": "{numbers}; 커널 로그에 OOM 강제 종료 없음 ({source})",
+    },
+    "host.disk.no_df": {
+        "en": "df not found on the target",
+        "ko": "대상 서버에 df가 없습니다",
+    },
+    "host.disk.unreadable": {
+        "en": "df gave no file system: {error}",
+        "ko": "df가 파일 시스템을 보여 주지 않았습니다: {error}",
+    },
+    "host.disk.biggest": {
+        "en": "; biggest PM2 log {file} ({mb} MB)",
+        "ko": "; 가장 큰 PM2 로그 {file} ({mb} MB)",
+    },
+    "host.disk.enospc": {
+        "en": "no space left on device in the logs: {line} ({mount} {percent}% used, {free} MB free{biggest})",
+        "ko": "로그에 디스크 공간 부족(ENOSPC)이 있습니다: {line} ({mount} {percent}% 사용, 여유 {free} MB{biggest})",
+    },
+    "host.disk.full": {
+        "en": "{mount} is {percent}% full (fail at {limit}%), {free} MB free{biggest}",
+        "ko": "{mount}이(가) {percent}% 찼습니다 (실패 기준 {limit}%), 여유 {free} MB{biggest}",
+    },
+    "host.disk.almost_full": {
+        "en": "{mount} is {percent}% full (warn at {limit}%), {free} MB free{biggest}",
+        "ko": "{mount}이(가) {percent}% 찼습니다 (경고 기준 {limit}%), 여유 {free} MB{biggest}",
+    },
+    "host.disk.ok": {
+        "en": "{count} file system(s), fullest {mount} at {percent}% ({free} MB free){biggest}",
+        "ko": "파일 시스템 {count}개, 가장 찬 곳 {mount} {percent}% (여유 {free} MB){biggest}",
+    },
+    "host.fds.no_app": {
+        "en": "{app} has no running process to look at",
+        "ko": "{app}에 살펴볼 실행 중인 프로세스가 없습니다",
+    },
+    "host.fds.usage": {
+        "en": "pid {pid}: {open} open of {limit} allowed",
+        "ko": "pid {pid}: 허용 {limit}개 중 {open}개 열림",
+    },
+    "host.fds.usage_unreadable": {
+        "en": "the app's /proc/PID/fd is not readable for this login",
+        "ko": "이 로그인으로는 앱의 /proc/PID/fd를 읽을 수 없습니다",
+    },
+    "host.fds.emfile": {
+        "en": "the app ran out of file descriptors: {line} ({usage})",
+        "ko": "앱의 파일 디스크립터가 바닥났습니다: {line} ({usage})",
+    },
+    "host.fds.near_limit": {
+        "en": "the app is close to its open-files limit ({usage})",
+        "ko": "앱이 열린 파일 한도에 가깝습니다 ({usage})",
+    },
+    "host.fds.ok": {
+        "en": "no EMFILE in the app's logs ({usage})",
+        "ko": "앱 로그에 EMFILE 없음 ({usage})",
+    },
+    "pm2.restarts.not_online": {
+        "en": "{app} is not online in PM2: restarts while online cannot be judged",
+        "ko": "{app}이(가) PM2에서 online이 아니어서 online 중 재시작을 판단할 수 없습니다",
+    },
+    "pm2.restarts.why.memory": {"en": "max_memory_restart is below its memory use",
+                                "ko": "max_memory_restart가 메모리 사용량보다 낮습니다"},
+    "pm2.restarts.why.watch": {"en": "watch restarts it on file changes",
+                               "ko": "watch가 파일 변경마다 재시작합니다"},
+    "pm2.restarts.why.exit": {"en": "it exits and PM2 starts it again", "ko": "앱이 종료되고 PM2가 다시 시작합니다"},
+    "pm2.restarts.why.unknown": {"en": "PM2's log does not say why", "ko": "PM2 로그에 이유가 없습니다"},
+    "pm2.restarts.loop": {
+        "en": "{app} reads online but PM2 restarted it {count} time(s) within {window}: {why}",
+        "ko": "{app}은(는) online으로 보이지만 PM2가 {window} 동안 {count}번 재시작했습니다: {why}",
+    },
+    "pm2.restarts.ok_first": {
+        "en": "{app}: {restarts} restart(s) so far, {recent} in PM2's log lately (no earlier look to compare)",
+        "ko": "{app}: 지금까지 재시작 {restarts}번, 최근 PM2 로그에 {recent}번 (비교할 이전 확인 없음)",
+    },
+    "pm2.restarts.ok": {
+        "en": "{app}: {restarts} restart(s), {delta} since the last look",
+        "ko": "{app}: 재시작 {restarts}번, 지난 확인 이후 {delta}번",
+    },
+    "next.static.not_standalone": {
+        "en": "not a standalone deployment (PM2 does not run .next/standalone/server.js)",
+        "ko": "standalone 배포가 아닙니다 (PM2가 .next/standalone/server.js를 실행하지 않음)",
+    },
+    "next.static.standalone_not_run": {
+        "en": "{config} sets output standalone, but PM2 does not run .next/standalone/server.js",
+        "ko": "{config}에 output standalone이 설정되어 있지만 PM2는 .next/standalone/server.js를 실행하지 않습니다",
+    },
+    "next.static.missing": {
+        "en": "PM2 runs {server}, but {missing} is missing next to it: /_next/static answers 404",
+        "ko": "PM2가 {server}를 실행하지만 옆에 {missing}이(가) 없습니다: /_next/static이 404로 응답합니다",
+    },
+    "next.static.ok": {
+        "en": "{server} has .next/static and public next to it",
+        "ko": "{server} 옆에 .next/static과 public이 있습니다",
+    },
+    "fix.oom_memory": {
+        "en": "give the host memory: add swap (fallocate -l 2G /swapfile && chmod 600 /swapfile && mkswap /swapfile "
+              "&& swapon /swapfile) or a bigger plan; build elsewhere or stop the app while building",
+        "ko": "호스트 메모리를 늘리세요: 스왑 추가 (fallocate -l 2G /swapfile && chmod 600 /swapfile && mkswap "
+              "/swapfile && swapon /swapfile) 또는 더 큰 플랜; 다른 곳에서 빌드하거나 빌드 중에는 앱을 멈추세요",
+    },
+    "fix.oom_heap": {
+        "en": "raise the app's heap (NODE_OPTIONS=--max-old-space-size=<MB> in its PM2 env) or find the leak",
+        "ko": "앱의 힙을 늘리거나(PM2 env에 NODE_OPTIONS=--max-old-space-size=<MB>) 메모리 누수를 찾으세요",
+    },
+    "fix.disk_free": {
+        "en": "free space on {mount} (the biggest PM2 logs first), and rotate PM2's logs:",
+        "ko": "{mount}의 공간을 확보하세요 (가장 큰 PM2 로그부터), 그리고 PM2 로그를 회전시키세요:",
+    },
+    "fix.fd_limit": {
+        "en": "raise the open-files limit of PM2 and the app (LimitNOFILE=65535 in the pm2-<user> unit, then start "
+              "PM2 through it), and look for leaked sockets",
+        "ko": "PM2와 앱의 열린 파일 한도를 올리세요 (pm2-<user> 유닛에 LimitNOFILE=65535, PM2를 그 유닛으로 시작), "
+              "그리고 새는 소켓이 없는지 보세요",
+    },
+    "fix.restart_loop_memory": {
+        "en": "raise max_memory_restart above the app's working set ({memory} MB now, limit {limit} MB) in the "
+              "ecosystem file, then reload it with --update-env",
+        "ko": "ecosystem 파일에서 max_memory_restart를 앱의 작업 메모리보다 높이세요 (현재 {memory} MB, 한도 "
+              "{limit} MB), 그다음 --update-env로 reload",
+    },
+    "fix.restart_loop_watch": {
+        "en": "turn watch off in production, or ignore_watch the files the app writes (logs, uploads, .next)",
+        "ko": "프로덕션에서는 watch를 끄거나, 앱이 쓰는 파일(logs, uploads, .next)을 ignore_watch에 넣으세요",
+    },
+    "fix.static_copy": {
+        "en": "copy the assets next to the standalone server after each build (Next does not):",
+        "ko": "빌드할 때마다 standalone 서버 옆에 자산을 복사하세요 (Next가 해 주지 않음):",
+    },
+    # -- end wt-host2 ----------------------------------------------------------------------------------------------
     # -- facts (why a check could not find out) -------------------------------------------------------------------
     "facts.nginx_dump_failed": {
         "en": "nginx -T failed, so its config cannot be read",
@@ -838,6 +989,16 @@ _CHECK_KO: dict[str, tuple[str, str]] = {
         "https public_url일 때: 제공되는 인증서가 검증되고(기간, 이름, 체인) 만료가 가깝지 않으며, nginx가 가리키는 "
         "ssl_certificate 파일의 인증서와 같은지 (갱신 후 reload 누락 아님)",
     ),
+    # wt-host2
+    "pm2.restarts": ("online 중 PM2 재시작",
+                     "앱이 `online`인 채로 재시작 횟수가 늘지 않는지 (max_memory_restart, watch); "
+                     "이전 확인과 PM2 자체 로그로 비교"),
+    "next.static": ("Next.js standalone 자산",
+                    "PM2가 실행하는 standalone `server.js` 옆에 `.next/static`과 `public`이 있는지"),
+    "host.memory": ("호스트 메모리", "최근 커널 OOM 강제 종료나 V8 힙 부족이 없는지; MemAvailable"),
+    "host.disk": ("호스트 디스크", "app_dir, PM2 로그, nginx 로그의 파일 시스템이 disk_warn_percent(90) / "
+                  "disk_fail_percent(98) 미만이고 로그에 ENOSPC가 없는지"),
+    "host.fds": ("열린 파일", "앱 로그에 EMFILE이 없는지; 앱의 열린 fd와 한도"),
 }
 
 for _spec in CHECKS:

@@ -105,6 +105,30 @@ CHECKS: tuple[CheckSpec, ...] = (
         "for an https public_url: the served certificate verifies (dates, name, chain), is not close to expiry, "
         "and is the one in the ssl_certificate file nginx names (not renewed-but-never-reloaded)",
     ),
+    # wt-host2: the host under the app, and PM2 restarting an app that reads `online` (checks/items/host.py)
+    CheckSpec(
+        "pm2.restarts",
+        "pm2",
+        "PM2 restarts while online",
+        "the app's restart count does not climb while it reads `online` (max_memory_restart, watch), compared "
+        "with the previous look and PM2's own log",
+        downstream_of_app=True,
+    ),
+    CheckSpec(
+        "next.static",
+        "build",
+        "Next.js standalone assets",
+        "a standalone `server.js` run by PM2 has `.next/static` and `public` next to it",
+    ),
+    CheckSpec("host.memory", "host", "host memory", "no recent kernel OOM kill or V8 heap OOM; MemAvailable"),
+    CheckSpec(
+        "host.disk",
+        "host",
+        "host disk",
+        "the file systems of app_dir, the PM2 logs and nginx's logs are below disk_warn_percent (90) / "
+        "disk_fail_percent (98) and no ENOSPC in the logs",
+    ),
+    CheckSpec("host.fds", "host", "open files", "no EMFILE in the app's logs; its open fds against its limit"),
 )
 
 CHECK_IDS: tuple[str, ...] = tuple(c.id for c in CHECKS)

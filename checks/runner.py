@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from checks.config import Target
 from checks.diagnosis import diagnose
@@ -68,7 +69,7 @@ async def _run_one(check_id: str, facts: Facts, timeout: float) -> CheckResult:
 
 
 async def run_checks(target: Target, transport: Transport, only: Sequence[str] = (), *,
-                     config_file: str = "") -> TargetReport:
+                     config_file: str = "", restart_sample: dict[str, Any] | None = None) -> TargetReport:
     """Run the selected checks (ids or item aliases; empty = all) and diagnose the results.
 
     `config_file`: the config the target came from ("" = built-in default), for the fix hints."""
@@ -76,6 +77,7 @@ async def run_checks(target: Target, transport: Transport, only: Sequence[str] =
     started_at = datetime.now(UTC)
     started = time.perf_counter()
     facts = Facts(target, transport, ids)
+    facts.restart_sample = restart_sample  # wt-host2: pm2.restarts compares with it (checks/items/host.py)
     try:
         results = await asyncio.gather(*(_run_one(cid, facts, target.check_timeout) for cid in ids))
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from checks.items.base import CheckFn
+from checks.items.host import host_disk, host_fds, host_memory, next_static, pm2_restarts
 from checks.items.nginx import nginx_syntax, nginx_websocket
 from checks.items.pm2 import pm2_logs, pm2_status
 from checks.items.ports import port_conflict, port_listen, port_match
@@ -24,6 +25,12 @@ CHECK_FUNCTIONS: dict[str, CheckFn] = {
     "ws.proxy": ws_proxy,
     "pm2.logs": pm2_logs,
     "tls.certificate": tls_certificate,
+    # wt-host2
+    "pm2.restarts": pm2_restarts,
+    "next.static": next_static,
+    "host.memory": host_memory,
+    "host.disk": host_disk,
+    "host.fds": host_fds,
 }
 
 assert tuple(CHECK_FUNCTIONS) == CHECK_IDS, "checks.registry and checks.items disagree"

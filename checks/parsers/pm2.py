@@ -57,6 +57,10 @@ class Pm2Process(BaseModel):
     autorestart: bool | None = None
     max_restarts: int | None = None
     restart_delay: int | None = None
+    # wt-host2: what makes PM2 restart an `online` app by itself (pm2_restart_loop_online)
+    max_memory_restart: int | None = None  # bytes
+    watch: bool | None = None
+    memory: int | None = None  # monit.memory, bytes
 
     @property
     def mode(self) -> Mode:
@@ -213,6 +217,9 @@ def _process(entry: object) -> Pm2Process:
         autorestart=_as_bool(pm2_env.get("autorestart")),
         max_restarts=_as_int(pm2_env.get("max_restarts")),
         restart_delay=_as_int(pm2_env.get("restart_delay")),
+        max_memory_restart=_as_int(pm2_env.get("max_memory_restart")),
+        watch=_as_bool(pm2_env.get("watch")) if not isinstance(pm2_env.get("watch"), list) else True,
+        memory=_as_int((entry.get("monit") or {}).get("memory")) if isinstance(entry.get("monit"), dict) else None,
     )
 
 

@@ -105,7 +105,8 @@ def test_rules_record_the_registered_severity() -> None:
     overriding = {func.name for func in tree.body if isinstance(func, ast.FunctionDef) for node in ast.walk(func)
                   if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add"
                   and any(k.arg == "severity" for k in node.keywords)}
-    assert overriding == {"_unknown", "_tls_not_reloaded"}
+    # wt-host2: host_disk_full is a warn at disk_warn_percent, a fail at disk_fail_percent or on ENOSPC.
+    assert overriding == {"_unknown", "_tls_not_reloaded", "_host_disk_full"}
     seen = set()
     for overrides, _ in CASES.values():
         for cause in diagnosis.diagnose(DIAG_TARGET, results(**overrides)):
@@ -156,8 +157,9 @@ def test_downstream_of_app_is_the_one_source_of_both_lists() -> None:
     # The deliberate difference: a failing port.conflict is a foreign holder, not a starting app.
     assert set(diagnosis._APP_DOWN_EFFECTS) - monitor.APP_STARTING == {"port.conflict"}
     # Evidence order is visible (`--json`, Slack): outward from the app, as it always was.
-    assert diagnosis._APP_DOWN_EFFECTS == ("pm2.status", "port.listen", "port.match", "port.conflict", "http.local",
-                                           "ws.local", "http.proxy", "ws.proxy", "pm2.logs")
+    assert diagnosis._APP_DOWN_EFFECTS == ("pm2.status", "port.listen", "port.match", "port.conflict",
+                                           "pm2.restarts", "http.local", "ws.local", "http.proxy", "ws.proxy",
+                                           "pm2.logs")
 
 
 def test_architecture_doc_names_the_files_of_a_new_cause() -> None:

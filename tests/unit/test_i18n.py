@@ -295,6 +295,31 @@ def real_summary(check_id: str, status: Status) -> cm.Msg:
             return cm.msg("tls.not_https", url="http://203.0.113.10/")
         return cm.msg("tls.invalid", host="chat.example.com", port=443, why=cm.msg("tls.why.expired"),
                       names="chat.example.com", not_after="2026-01-01", issuer="CN=R11")
+    # wt-host2
+    numbers = cm.msg("host.memory.numbers", available=512, total=2048, swap=0)
+    if check_id == "pm2.restarts":
+        if good:
+            return cm.msg("pm2.restarts.ok", app=app, restarts=2, delta=0)
+        return cm.msg("pm2.restarts.loop", app=app, count=4, window="30 s", why=cm.msg("pm2.restarts.why.watch"))
+    if check_id == "next.static":
+        if good:
+            return cm.msg("next.static.not_standalone")
+        return cm.msg("next.static.missing", server="/srv/app/.next/standalone/server.js",
+                      missing="/srv/app/.next/standalone/.next/static")
+    if check_id == "host.memory":
+        if good:
+            return cm.msg("host.memory.ok", numbers=numbers, source="journalctl")
+        return cm.msg("host.memory.oom_kernel", count=1, comm="node", pid=4242, source="dmesg", numbers=numbers)
+    if check_id == "host.disk":
+        if good:
+            return cm.msg("host.disk.ok", count=2, mount="/", percent=40, free=9000, biggest="")
+        return cm.msg("host.disk.full", mount="/", percent=99, free=12, limit=98,
+                      biggest=cm.msg("host.disk.biggest", file="app-out.log", mb=812.0))
+    if check_id == "host.fds":
+        usage = cm.msg("host.fds.usage", pid=4242, open=1024, limit=1024)
+        if good:
+            return cm.msg("host.fds.ok", usage=usage)
+        return cm.msg("host.fds.emfile", line="Error: accept EMFILE", usage=usage)
     assert check_id == "pm2.logs"
     if good:
         return cm.msg("pm2.logs.clean")

@@ -1,0 +1,357 @@
+"""wt-host2: the host under the app, and PM2 restarting an app that reads `online`.
+
+host.memory (kernel OOM kills, V8 heap OOM, MemAvailable), host.disk (df of app_dir / PM2 home / nginx's log dirs,
+ENOSPC, the biggest PM2 logs), host.fds (EMFILE against /proc/PID/limits), pm2.restarts (the restart count growing
+while `online`) and next.static (a standalone server without `.next/static` / `public` next to it).
+
+Every command joins the checklist's one concurrent round (Facts memoises them; the app's log tails are the very
+ones pm2.logs reads). A source that cannot be read (dmesg restricted, another user's /proc/PID/fd) is said in the
+details, never guessed: it is no evidence either way.
+
+The previous restart sample (pm2.restarts) is data the caller passes in (`Facts.restart_sample`, filled by
+bot.service from its last report of the target), so the check and the diagnosis stay pure functions of their input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import posixpath
+import re
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from checks import commands
+from checks.facts import FactError, Facts
+from checks.items.base import Outcome, error, fail, ok, warn
+from checks.messages import msg
+from checks.parsers.host import (
+    EMFILE,
+    ENOSPC,
+    HEAP_OOM,
+    UNREADABLE,
+    FileSystem,
+    df_problems,
+    matching_lines,
+    parse_df,
+    parse_fd_usage,
+    parse_ls_sizes,
+    parse_meminfo,
+    parse_oom_kills,
+    parse_pm2_restarts,
+    split_sections,
+)
+from checks.redact import redact
+from checks.transport.base import CommandResult
+
+#: An app log line (ENOSPC, EMFILE, heap OOM) counts when its file changed this recently.
+RECENT_S = 1800
+#: Kernel OOM kills counted from dmesg within this many seconds (journalctl reads `--since -6h` itself).
+KERNEL_WINDOW_S = 6 * 3600
+#: pm2.log restart lines within this window: this many, while `online`, is a loop without any earlier sample.
+LOOP_WINDOW = timedelta(minutes=10)
+LOOP_LINES = 3
+PM2_LOG_LINES = 300
+#: Why PM2 restarts the app, as the summary says it.
+_WHY = {"memory": "pm2.restarts.why.memory", "watch": "pm2.restarts.why.watch", "exit": "pm2.restarts.why.exit",
+        "unknown": "pm2.restarts.why.unknown"}
+#: Processes whose OOM kill is the app's or its build's (`next-server (v15…)` is Next's process title).
+_APP_COMMS = ("node", "next", "npm", "next-server")
+_LOG_DIRECTIVE = re.compile(r"^\s*(?:error_log|access_log)\s+(/[^\s;]+)", re.MULTILINE)
+MAX_NGINX_LOG_DIRS = 4
+
+
+# -- shared facts -------------------------------------------------------------------------------------------------
+
+
+async def _clock(f: Facts) -> tuple[float, datetime] | None:
+    """The target's clock (epoch, local wall time), or None when `date` did not answer."""
+    result = await f.run("date", list(commands.DATE_ARGV))
+    lines = result.stdout.split()
+    if not result.ok or len(lines) < 2:
+        return None
+    try:
+        return float(lines[0]), datetime.fromisoformat(lines[1])
+    except ValueError:
+        return None
+
+
+async def _recent_app_logs(f: Facts) -> tuple[str, list[str]]:
+    """(text, files) of the app's PM2 log tails changed within RECENT_S (the same reads as pm2.logs)."""
+    try:
+        instances = await f.app_instances()
+    except FactError:
+        return "", []
+    if not instances:
+        return "", []
+    app = instances[0]
+    paths = tuple(dict.fromkeys(p for p in (app.err_log, app.out_log) if p))
+    if not paths:
+        return "", []
+    tails, stats, clock = await asyncio.gather(
+        asyncio.gather(*(f.log_tail(p) for p in paths)), f.log_stat(paths), _clock(f))
+    now = clock[0] if clock else time.time()
+    texts: list[str] = []
+    used: list[str] = []
+    for path, result in zip(paths, tails, strict=True):
+        entry = stats.get(path)
+        if result.ok and entry is not None and entry.mtime >= now - RECENT_S:
+            texts.append(result.stdout)
+            used.append(path)
+    return "\n".join(texts), used
+
+
+async def _pm2_home(f: Facts) -> str:
+    """PM2_HOME: the target's setting, else the directory above the app's PM2 logs (`<home>/logs/app-out.log`),
+    else "" (the login's $PM2_HOME or ~/.pm2, which is right when the bot logs in as the PM2 owner)."""
+    if f.target.pm2_home:
+        return f.target.pm2_home
+    try:
+        instances = await f.app_instances()
+    except FactError:
+        return ""
+    for p in instances[:1]:
+        for path in (p.out_log, p.err_log):
+            if path and posixpath.basename(posixpath.dirname(path)) == "logs":
+                return posixpath.dirname(posixpath.dirname(path))
+    return ""
+
+
+async def _pm2_log(f: Facts) -> CommandResult:
+    home = await _pm2_home(f)
+    return await f.run("pm2.log", commands.pm2_daemon_log(home, PM2_LOG_LINES))
+
+
+def _lines(lines: list[str]) -> list[str]:
+    return [redact(line) for line in lines]
+
+
+# -- host.memory --------------------------------------------------------------------------------------------------
+
+
+def _kernel_source(journal: CommandResult, dmesg: CommandResult, uptime: float | None) -> tuple[str, str, list[Any]]:
+    """(source, why unreadable, OOM kills): journalctl where it reads the kernel log, else dmesg, else neither."""
+    jtext = journal.stdout + journal.stderr
+    if journal.ok and not UNREADABLE.search(jtext[:2000]):
+        return "journalctl", "", parse_oom_kills(journal.stdout)
+    dtext = dmesg.stdout + dmesg.stderr
+    if dmesg.ok and dmesg.stdout.strip() and not UNREADABLE.search(dtext[:2000]):
+        kills = parse_oom_kills(dmesg.stdout)
+        if uptime is not None:
+            kills = [k for k in kills if k.since_boot is None or k.since_boot >= uptime - KERNEL_WINDOW_S]
+        return "dmesg", "", kills
+    why = next((ln.strip() for ln in (jtext + "\n" + dtext).splitlines() if UNREADABLE.search(ln)), "")
+    return "", (why or f"journalctl exit {journal.exit_status}, dmesg exit {dmesg.exit_status}")[:200], []
+
+
+async def host_memory(f: Facts) -> Outcome:
+    meminfo, journal, dmesg, (logs, files) = await asyncio.gather(
+        f.run("meminfo", list(commands.MEMINFO_ARGV)),
+        f.run("journalctl -k", list(commands.JOURNAL_KERNEL_ARGV)),
+        f.run("dmesg", list(commands.DMESG_ARGV)),
+        _recent_app_logs(f),
+    )
+    mem = parse_meminfo(meminfo.stdout) if meminfo.ok else None
+    if mem is None:
+        return error(msg("host.memory.unreadable", error=(meminfo.stderr.strip() or "?")[:200]))
+    source, why, kills = _kernel_source(journal, dmesg, mem.uptime_s)
+    heap = _lines(matching_lines(logs, HEAP_OOM))
+    details: dict[str, Any] = {
+        "mem_available_mb": mem.available_kb // 1024, "mem_total_mb": mem.total_kb // 1024,
+        "swap_free_mb": mem.swap_free_kb // 1024, "kernel_log": source or "unreadable",
+        "oom_kills": [{"pid": k.pid, "comm": k.comm, "app": k.comm.startswith(_APP_COMMS), "line": redact(k.line)}
+                      for k in kills[-5:]],
+        "heap_oom_lines": heap, "log_files": files,
+    }
+    if why:
+        details["kernel_log_unreadable"] = why
+    avail = msg("host.memory.numbers", available=mem.available_kb // 1024, total=mem.total_kb // 1024,
+                swap=mem.swap_free_kb // 1024)
+    if kills:
+        last = kills[-1]
+        details["kind"] = "kernel"
+        return fail(msg("host.memory.oom_kernel", count=len(kills), comm=last.comm, pid=last.pid, source=source,
+                        numbers=avail), **details)
+    if heap:
+        details["kind"] = "heap"
+        return fail(msg("host.memory.oom_heap", line=heap[-1], numbers=avail), **details)
+    if not source:
+        return ok(msg("host.memory.ok_no_kernel_log", numbers=avail, why=why), **details)
+    return ok(msg("host.memory.ok", numbers=avail, source=source), **details)
+
+
+# -- host.disk ----------------------------------------------------------------------------------------------------
+
+
+async def _nginx_log_dirs(f: Facts) -> list[str]:
+    try:
+        dump = await f.nginx_dump()
+    except FactError:
+        return []
+    if not dump.ok:
+        return []
+    dirs = dict.fromkeys(posixpath.dirname(m.group(1)) for m in _LOG_DIRECTIVE.finditer(dump.stdout[:2_000_000]))
+    return [d for d in dirs if d and d != "/dev"][:MAX_NGINX_LOG_DIRS]
+
+
+async def host_disk(f: Facts) -> Outcome:
+    t = f.target
+    home, nginx_dirs = await asyncio.gather(_pm2_home(f), _nginx_log_dirs(f))
+    paths = [t.app_dir, *(nginx_dirs or ["/var/log/nginx"])]
+    result, pm2_log, (logs, _files) = await asyncio.gather(
+        f.run("df", commands.disk_usage(home, paths)), _pm2_log(f), _recent_app_logs(f))
+    if result.exit_status == 127:
+        raise FactError(msg("host.disk.no_df"), kind="missing_binary")
+    sections = split_sections(result.stdout)
+    df_text = sections.get("df", "")
+    filesystems = parse_df(df_text)
+    if not filesystems:
+        return error(msg("host.disk.unreadable", error=(df_problems(df_text) or [result.stderr.strip() or "?"])[0]))
+    labels = ["pm2_home", "app_dir", *(["nginx_logs"] * len(paths[1:]))]
+    by_mount: dict[str, tuple[FileSystem, list[str]]] = {}
+    mapped = len(filesystems) == len(labels)
+    for i, fs in enumerate(filesystems):
+        entry = by_mount.setdefault(fs.mount, (fs, []))
+        if mapped and labels[i] not in entry[1]:
+            entry[1].append(labels[i])
+    logs_key = next((k for k in sections if k.startswith("logs ")), "")
+    biggest = parse_ls_sizes(sections.get(logs_key, ""))[:3]
+    enospc = _lines(matching_lines(logs, ENOSPC) + matching_lines(pm2_log.stdout if pm2_log.ok else "", ENOSPC))
+    details: dict[str, Any] = {
+        "filesystems": [{"mount": fs.mount, "use_percent": fs.use_percent, "available_mb": fs.available_kb // 1024,
+                         "size_mb": fs.size_kb // 1024, "holds": holds} for fs, holds in by_mount.values()],
+        "biggest_pm2_logs": [{"file": name, "bytes": size} for name, size in biggest],
+        "pm2_logs_dir": logs_key[5:], "enospc_lines": enospc[-3:],
+        "warn_percent": t.disk_warn_percent, "fail_percent": t.disk_fail_percent,
+        "df_problems": df_problems(df_text),
+    }
+    worst = max((fs for fs, _ in by_mount.values()), key=lambda fs: fs.use_percent)
+    big = msg("host.disk.biggest", file=biggest[0][0], mb=round(biggest[0][1] / 1048576, 1)) if biggest else ""
+    say = {"mount": worst.mount, "percent": worst.use_percent, "free": worst.available_kb // 1024, "biggest": big}
+    if enospc:
+        details["enospc"] = True
+        return fail(msg("host.disk.enospc", line=enospc[-1], **say), **details)
+    if worst.use_percent >= t.disk_fail_percent:
+        return fail(msg("host.disk.full", limit=t.disk_fail_percent, **say), **details)
+    if worst.use_percent >= t.disk_warn_percent:
+        return warn(msg("host.disk.almost_full", limit=t.disk_warn_percent, **say), **details)
+    return ok(msg("host.disk.ok", count=len(by_mount), **say), **details)
+
+
+# -- host.fds -----------------------------------------------------------------------------------------------------
+
+
+async def host_fds(f: Facts) -> Outcome:
+    try:
+        tree = await f.app_tree()
+    except FactError as exc:
+        raise f.explained_by("pm2.status", msg("host.fds.no_app", app=f.target.pm2_app)) from exc
+    pids = sorted(tree.pids)
+    if not pids:
+        raise f.explained_by("pm2.status", msg("host.fds.no_app", app=f.target.pm2_app))
+    result, (logs, files) = await asyncio.gather(f.run("fds", commands.fd_usage(pids)), _recent_app_logs(f))
+    usage = parse_fd_usage(result.stdout)
+    emfile = _lines(matching_lines(logs, EMFILE))
+    details: dict[str, Any] = {
+        "processes": [{"pid": u.pid, "open_fds": u.open_fds, "limit": u.soft_limit} for u in usage],
+        "emfile_lines": emfile, "log_files": files,
+    }
+    readable = [u for u in usage if u.open_fds is not None and u.soft_limit]
+    top = max(readable, key=lambda u: (u.open_fds or 0) / (u.soft_limit or 1), default=None)
+    where = msg("host.fds.usage", pid=top.pid, open=top.open_fds, limit=top.soft_limit) if top else \
+        msg("host.fds.usage_unreadable")
+    if emfile:
+        return fail(msg("host.fds.emfile", line=emfile[-1], usage=where), **details)
+    if top is not None and top.soft_limit and (top.open_fds or 0) >= 0.9 * top.soft_limit:
+        return warn(msg("host.fds.near_limit", usage=where), **details)
+    return ok(msg("host.fds.ok", usage=where), **details)
+
+
+# -- pm2.restarts -------------------------------------------------------------------------------------------------
+
+
+def restart_sample(details: dict[str, Any], at: float) -> dict[str, Any] | None:
+    """The sample pm2.restarts compares with next time, from a pm2.status result's details (bot.service keeps it)."""
+    instances = details.get("instances")
+    if not isinstance(instances, list):
+        return None
+    counts = {str(i["pm_id"]): int(i.get("restarts") or 0) for i in instances
+              if isinstance(i, dict) and isinstance(i.get("pm_id"), int)}
+    return {"at": at, "restarts": counts} if counts else None
+
+
+async def pm2_restarts(f: Facts) -> Outcome:
+    instances = await f.app_instances()
+    app = f.target.pm2_app
+    online = [p for p in instances if p.status == "online" and p.pid > 0]
+    if not instances or len(online) != len(instances):
+        raise f.explained_by("pm2.status", msg("pm2.restarts.not_online", app=app))
+    log, clock = await asyncio.gather(_pm2_log(f), _clock(f))
+    pm_ids = frozenset(p.pm_id for p in instances)
+    reasons = parse_pm2_restarts(log.stdout, app, pm_ids) if log.ok else []
+    now_local = clock[1] if clock else None
+    recent = [r for r in reasons if now_local and r.at and r.at >= now_local - LOOP_WINDOW]
+    sample = f.restart_sample
+    restarts = {str(p.pm_id): p.restart_time for p in instances}
+    delta: int | None = None
+    since_prev: list[Any] = []
+    seconds = None
+    if sample and isinstance(sample.get("restarts"), dict) and set(sample["restarts"]) == set(restarts):
+        delta = sum(max(0, restarts[k] - int(v)) for k, v in sample["restarts"].items())
+        if any(restarts[k] < int(v) for k, v in sample["restarts"].items()):
+            delta = None  # the counter was reset (pm2 reset / delete + start): not comparable
+        seconds = max(0.0, time.time() - float(sample.get("at") or 0))
+        if now_local is not None:
+            since_prev = [r for r in reasons if r.at and r.at >= now_local - timedelta(seconds=seconds + 2)]
+    first = instances[0]
+    kinds = Counter(r.kind for r in (since_prev or recent))
+    kind = kinds.most_common(1)[0][0] if kinds else (
+        "memory" if first.max_memory_restart and first.memory and first.memory >= 0.8 * first.max_memory_restart
+        else "unknown")
+    details: dict[str, Any] = {
+        "restarts": sum(restarts.values()), "previous": sample, "delta": delta,
+        "seconds_since_previous": round(seconds, 1) if seconds is not None else None,
+        "recent_restart_lines": len(recent), "kind": kind,
+        "max_memory_restart": first.max_memory_restart, "memory": first.memory, "watch": first.watch,
+        "reason_lines": _lines([r.line for r in (since_prev or recent or reasons)][-3:]),
+        "pm2_log": "read" if log.ok else redact((log.stderr.strip().splitlines() or ["?"])[-1][:200]),
+    }
+    looping = (delta is not None and (delta >= 2 or (delta >= 1 and bool(since_prev)))) or len(recent) >= LOOP_LINES
+    if looping:
+        details["loop"] = True
+        count = delta if delta else len(recent)
+        window = f"{seconds:.0f} s" if delta else f"{int(LOOP_WINDOW.total_seconds() // 60)} min"
+        return fail(msg("pm2.restarts.loop", app=app, count=count, window=window, why=msg(_WHY[kind])),
+                    **details)
+    if delta is None:
+        return ok(msg("pm2.restarts.ok_first", app=app, restarts=details["restarts"], recent=len(recent)), **details)
+    return ok(msg("pm2.restarts.ok", app=app, restarts=details["restarts"], delta=delta), **details)
+
+
+# -- next.static --------------------------------------------------------------------------------------------------
+
+
+async def next_static(f: Facts) -> Outcome:
+    t = f.target
+    base = t.app_dir.rstrip("/")
+    instances, config = await asyncio.gather(f.app_instances(), f.run("next.config", commands.next_config_grep(t)))
+    declared = [ln.strip() for ln in config.stdout.splitlines() if ln.strip()] if config.exit_status == 0 else []
+    server = next((p.exec_path for p in instances if p.exec_path and p.exec_path.endswith("/server.js")
+                   and "/.next/standalone" in p.exec_path), None)
+    if server is None:
+        if declared:
+            return ok(msg("next.static.standalone_not_run", config=declared[0]), standalone=True, config=declared)
+        return ok(msg("next.static.not_standalone"), standalone=False)
+    root = posixpath.dirname(server)
+    wanted = {"static": f"{root}/.next/static", "public": f"{root}/public",
+              "built_static": f"{base}/.next/static", "app_public": f"{base}/public"}
+    result = await f.run("stat standalone", commands.file_stat(tuple(wanted.values())))
+    present = {line.split("|", 1)[0] for line in result.stdout.splitlines()}
+    has = {k: v in present for k, v in wanted.items()}
+    missing = [wanted[k] for k in ("static", "public") if not has[k] and (k == "static" or has["app_public"])]
+    details: dict[str, Any] = {"standalone": True, "server": server, "config": declared, "present": has,
+                               "missing": missing}
+    if missing:
+        return fail(msg("next.static.missing", server=server, missing=", ".join(missing)), **details)
+    return ok(msg("next.static.ok", server=server), **details)
