@@ -431,6 +431,10 @@ def _ws_redirected(s: _State) -> None:
 # -- wt-host2: the host under the app, PM2 restarting an online app, standalone assets --------------------------
 
 
+#: Below this MemAvailable + free swap (MB), the host itself is short of memory.
+_LOW_MEMORY_MB = 256
+
+
 def _host_out_of_memory(s: _State) -> None:
     """A recent kernel OOM kill or V8 heap OOM. It explains the app being down only when the victim is the app
     (a node/next/npm process, or the app's own heap message); another victim is named, and explains nothing else."""
@@ -440,9 +444,13 @@ def _host_out_of_memory(s: _State) -> None:
     t = s.target
     app_hit = r.details.get("kind") == "heap" or any(
         isinstance(k, dict) and k.get("app") for k in r.details.get("oom_kills") or [])
-    fix: list[str | Msg] = [msg("fix.oom_memory")]
-    if r.details.get("kind") == "heap":
-        fix.append(msg("fix.oom_heap"))
+    # The heap limit is the app's own (V8), not the host's: more host memory is the fix only when the kernel
+    # killed, or when the host is short as well.
+    heap = r.details.get("kind") == "heap"
+    short = int(r.details.get("mem_available_mb") or 0) + int(r.details.get("swap_free_mb") or 0) < _LOW_MEMORY_MB
+    fix: list[str | Msg] = [msg("fix.oom_heap")] if heap else []
+    if not heap or short:
+        fix.append(msg("fix.oom_memory"))
     fix.append(_pm2(t, "logs", t.pm2_app, "--err", "--lines", "100", "--nostream"))
     s.add("host_out_of_memory", of_result(r), "host.memory", _APP_DOWN_EFFECTS if app_hit else (), fix)
 

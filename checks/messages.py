@@ -475,6 +475,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the app ran out of V8 heap: {line}; {numbers}",
         "ko": "앱의 V8 힙 메모리가 부족했습니다: {line}; {numbers}",
     },
+    "host.memory.oom_earlier": {
+        "en": "the kernel OOM killer killed {count} process(es) before the app's current start, last {comm} (pid "
+              "{pid}) ({source}); {numbers}",
+        "ko": "앱이 지금 시작되기 전에 커널 OOM killer가 프로세스 {count}개를 강제 종료했습니다, 마지막은 {comm} "
+              "(pid {pid}) ({source}); {numbers}",
+    },
     "host.memory.ok_no_kernel_log": {
         "en": "{numbers}; the kernel log is not readable here ({why}), so OOM kills are not known",
         "ko": "{numbers}; 여기서는 커널 로그를 읽을 수 없어({why}) OOM 강제 종료 여부를 알 수 없습니다",

@@ -25,6 +25,7 @@ from typing import Any
 from checks import commands
 from checks.facts import FactError, Facts
 from checks.items.base import Outcome, error, fail, ok, warn
+from checks.items.pm2 import since_start
 from checks.messages import msg
 from checks.parsers.host import (
     EMFILE,
@@ -32,6 +33,7 @@ from checks.parsers.host import (
     HEAP_OOM,
     UNREADABLE,
     FileSystem,
+    OomKill,
     df_problems,
     matching_lines,
     parse_df,
@@ -52,7 +54,10 @@ KERNEL_WINDOW_S = 6 * 3600
 #: pm2.log restart lines within this window: this many, while `online`, is a loop without any earlier sample.
 LOOP_WINDOW = timedelta(minutes=10)
 LOOP_LINES = 3
+#: ... and only while the app's current run is younger than this.
+YOUNG_MS = 300_000
 PM2_LOG_LINES = 300
+_LOOP_STATES = frozenset({"online", "stopping", "launching"})
 #: Why PM2 restarts the app, as the summary says it.
 _WHY = {"memory": "pm2.restarts.why.memory", "watch": "pm2.restarts.why.watch", "exit": "pm2.restarts.why.exit",
         "unknown": "pm2.restarts.why.unknown"}
@@ -92,13 +97,18 @@ async def _recent_app_logs(f: Facts) -> tuple[str, list[str]]:
     tails, stats, clock = await asyncio.gather(
         asyncio.gather(*(f.log_tail(p) for p in paths)), f.log_stat(paths), _clock(f))
     now = clock[0] if clock else time.time()
+    started_s = (app.pm_uptime or 0) / 1000 if app.status == "online" else 0.0
     texts: list[str] = []
     used: list[str] = []
     for path, result in zip(paths, tails, strict=True):
         entry = stats.get(path)
-        if result.ok and entry is not None and entry.mtime >= now - RECENT_S:
-            texts.append(result.stdout)
-            used.append(path)
+        if not result.ok or entry is None or entry.mtime < now - RECENT_S:
+            continue
+        if started_s and entry.mtime < started_s - 1:
+            continue  # an online app's file unchanged since its start: what it says is over (as pm2.logs reads it)
+        text = since_start(result.stdout, started_s, entry.mtime)[0] if started_s else result.stdout
+        texts.append(text)
+        used.append(path)
     return "\n".join(texts), used
 
 
@@ -145,6 +155,15 @@ def _kernel_source(journal: CommandResult, dmesg: CommandResult, uptime: float |
     return "", (why or f"journalctl exit {journal.exit_status}, dmesg exit {dmesg.exit_status}")[:200], []
 
 
+def _kill_epoch(kill: OomKill, now: float, uptime: float | None) -> float | None:
+    """When the kernel killed it: journalctl's own stamp, or dmesg's seconds since boot against /proc/uptime."""
+    if kill.at is not None:
+        return kill.at
+    if kill.since_boot is not None and uptime is not None:
+        return now - (uptime - kill.since_boot)
+    return None
+
+
 async def host_memory(f: Facts) -> Outcome:
     meminfo, journal, dmesg, (logs, files) = await asyncio.gather(
         f.run("meminfo", list(commands.MEMINFO_ARGV)),
@@ -157,6 +176,16 @@ async def host_memory(f: Facts) -> Outcome:
         return error(msg("host.memory.unreadable", error=(meminfo.stderr.strip() or "?")[:200]))
     source, why, kills = _kernel_source(journal, dmesg, mem.uptime_s)
     heap = _lines(matching_lines(logs, HEAP_OOM))
+    # A kill before the app's current start is history once the app is back online: a warning, not the cause.
+    try:
+        instances = await f.app_instances()
+    except FactError:
+        instances = ()
+    up = [p for p in instances if p.status == "online" and p.pm_uptime]
+    started = min((p.pm_uptime or 0) / 1000 for p in up) if up and len(up) == len(instances) else None
+    now = time.time()
+    ages = [_kill_epoch(k, now, mem.uptime_s) for k in kills]
+    current = [k for k, at in zip(kills, ages, strict=True) if started is None or at is None or at >= started - 60]
     details: dict[str, Any] = {
         "mem_available_mb": mem.available_kb // 1024, "mem_total_mb": mem.total_kb // 1024,
         "swap_free_mb": mem.swap_free_kb // 1024, "kernel_log": source or "unreadable",
@@ -168,14 +197,19 @@ async def host_memory(f: Facts) -> Outcome:
         details["kernel_log_unreadable"] = why
     avail = msg("host.memory.numbers", available=mem.available_kb // 1024, total=mem.total_kb // 1024,
                 swap=mem.swap_free_kb // 1024)
-    if kills:
-        last = kills[-1]
+    if current:
+        last = current[-1]
         details["kind"] = "kernel"
-        return fail(msg("host.memory.oom_kernel", count=len(kills), comm=last.comm, pid=last.pid, source=source,
+        return fail(msg("host.memory.oom_kernel", count=len(current), comm=last.comm, pid=last.pid, source=source,
                         numbers=avail), **details)
     if heap:
         details["kind"] = "heap"
         return fail(msg("host.memory.oom_heap", line=heap[-1], numbers=avail), **details)
+    if kills:
+        last = kills[-1]
+        details["before_app_start"] = True
+        return warn(msg("host.memory.oom_earlier", count=len(kills), comm=last.comm, pid=last.pid, source=source,
+                        numbers=avail), **details)
     if not source:
         return ok(msg("host.memory.ok_no_kernel_log", numbers=avail, why=why), **details)
     return ok(msg("host.memory.ok", numbers=avail, source=source), **details)
@@ -284,8 +318,9 @@ def restart_sample(details: dict[str, Any], at: float) -> dict[str, Any] | None:
 async def pm2_restarts(f: Facts) -> Outcome:
     instances = await f.app_instances()
     app = f.target.pm2_app
-    online = [p for p in instances if p.status == "online" and p.pid > 0]
-    if not instances or len(online) != len(instances):
+    # A loop passes through stopping and launching between its `online`s: a look may land on either.
+    moving = [p for p in instances if p.status in _LOOP_STATES]
+    if not instances or len(moving) != len(instances):
         raise f.explained_by("pm2.status", msg("pm2.restarts.not_online", app=app))
     log, clock = await asyncio.gather(_pm2_log(f), _clock(f))
     pm_ids = frozenset(p.pm_id for p in instances)
@@ -306,7 +341,8 @@ async def pm2_restarts(f: Facts) -> Outcome:
             since_prev = [r for r in reasons if r.at and r.at >= now_local - timedelta(seconds=seconds + 2)]
     first = instances[0]
     kinds = Counter(r.kind for r in (since_prev or recent))
-    kind = kinds.most_common(1)[0][0] if kinds else (
+    # What PM2 says triggered the restarts wins over the exits they cause.
+    kind = next((k for k in ("memory", "watch", "exit") if kinds[k]), "") or (
         "memory" if first.max_memory_restart and first.memory and first.memory >= 0.8 * first.max_memory_restart
         else "unknown")
     details: dict[str, Any] = {
@@ -317,7 +353,12 @@ async def pm2_restarts(f: Facts) -> Outcome:
         "reason_lines": _lines([r.line for r in (since_prev or recent or reasons)][-3:]),
         "pm2_log": "read" if log.ok else redact((log.stderr.strip().splitlines() or ["?"])[-1][:200]),
     }
-    looping = (delta is not None and (delta >= 2 or (delta >= 1 and bool(since_prev)))) or len(recent) >= LOOP_LINES
+    # PM2's lines alone: only as many as the counter holds (a `pm2 delete` + start resets both the counter and the
+    # story), and only while the app's current run is young (a loop that stopped leaves its lines behind).
+    young = any(p.status != "online" or not p.pm_uptime or time.time() * 1000 - p.pm_uptime < YOUNG_MS
+                for p in instances)
+    by_lines = young and min(len(recent), details["restarts"]) >= LOOP_LINES
+    looping = (delta is not None and (delta >= 2 or (delta >= 1 and bool(since_prev)))) or by_lines
     if looping:
         details["loop"] = True
         count = delta if delta else len(recent)

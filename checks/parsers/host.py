@@ -106,11 +106,14 @@ class OomKill:
     line: str
     #: dmesg: seconds since boot; journalctl: None (its `--since -6h` already bounds the age)
     since_boot: float | None
+    #: journalctl `-o short-iso`: the line's epoch seconds
+    at: float | None = None
 
 
 _OOM_KILLED = re.compile(r"(?:Out of memory|Memory cgroup out of memory): Killed process (\d+) \(([^)]{1,64})\)")
 _OOM_TASK = re.compile(r"oom-kill:.*?\btask=([^,\s]{1,64}),pid=(\d+)")
 _DMESG_STAMP = re.compile(r"^\[\s*(\d+(?:\.\d+)?)\]")
+_ISO_STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2}))\s")
 #: What a kernel log reader prints when it may not read: dmesg_restrict, no journal access, no journal.
 UNREADABLE = re.compile(r"Operation not permitted|Permission denied|No journal files|not seeing messages from other "
                         r"users|insufficient permissions|command not found|not found", re.IGNORECASE)
@@ -131,7 +134,14 @@ def parse_oom_kills(text: str) -> list[OomKill]:
             if t is None:
                 continue
             pid, comm = int(t.group(2)), t.group(1)
-        kills.setdefault(pid, OomKill(pid=pid, comm=comm, line=line[:300], since_boot=since_boot))
+        iso = _ISO_STAMP.match(line)
+        at = None
+        if iso is not None:
+            try:
+                at = datetime.fromisoformat(iso.group(1).replace(",", ".")).timestamp()
+            except ValueError:
+                at = None
+        kills.setdefault(pid, OomKill(pid=pid, comm=comm, line=line[:300], since_boot=since_boot, at=at))
     return list(kills.values())
 
 
@@ -184,7 +194,8 @@ def parse_pm2_restarts(text: str, app: str, pm_ids: frozenset[int]) -> list[Rest
     """The lines of pm2.log (PM2 6/7 wording, lib/Worker.js, lib/Watcher.js, lib/God.js) that restart `app`."""
     memory = re.compile(r"Process (\d+) restarted because it exceeds --max-memory-restart value")
     watch = re.compile(r"Change detected on path .* for app (\S+) - restarting")
-    exited = re.compile(r"App \[(.+):(\d+)\] exited with code \[")
+    # `exited with code [0]` is PM2's own stop of the app (a watch or memory restart), not a crash.
+    exited = re.compile(r"App \[(.+):(\d+)\] exited with code \[(?!0\])")
     out: list[RestartReason] = []
     for raw in text.splitlines():
         line = raw.rstrip()

@@ -59,6 +59,9 @@ MODES: tuple[str, ...] = (
     "tls-expiring",
     "tls-not-reloaded",
     "ws-redirect",
+    # wt-host2: PM2 restarting an online app, and the V8 heap limit
+    "restart-loop",
+    "heap-oom",
 )
 
 #: The name the TLS modes serve and the https target uses (resolves to loopback without DNS).
@@ -1151,7 +1154,8 @@ class Sandbox:
 
     # ---- the app under PM2 ----------------------------------------------------------------------------
 
-    def _start_app(self, *, port: int, script: str = "start") -> None:
+    def _start_app(self, *, port: int, script: str = "start", extra: Mapping[str, Any] | None = None,
+                   env: Mapping[str, str] | None = None) -> None:
         """The seed's `PORT=<port> pm2 start npm --name <app> -- run <script>`, plus a restart policy.
 
         npm -> sh -> node: the listener is several levels below the PM2 pid, as on the real server.
@@ -1171,10 +1175,11 @@ class Sandbox:
             "script": "npm",
             "args": ["run", script],
             "cwd": str(self.app_dir),
-            "env": {"PORT": str(port)},
+            "env": {"PORT": str(port), **(env or {})},
             "max_restarts": 3,
             "min_uptime": 10000,
             "vizion": False,
+            **(extra or {}),
         }
         self._write_user_file(ecosystem, json.dumps({"apps": [app]}, indent=2) + "\n")
         self.pm2("delete", self.app_name, check=False)
@@ -1211,6 +1216,8 @@ class Sandbox:
         env = proc.get("pm2_env", {})
         return (
             env.get("status") == "online"
+            and not env.get("watch")  # wt-host2: restart-loop
+            and "NODE_OPTIONS" not in (env.get("env") or {})  # wt-host2: heap-oom
             and list(env.get("args") or []) == ["run", "start"]
             and str(env.get("PORT") or env.get("env", {}).get("PORT")) == str(self.app_port)
             and tcp_accepts(self.app_port)
@@ -1460,6 +1467,38 @@ class Sandbox:
             interval=0.5,
             detail=lambda: _tail(self.pm2_out_log) + "\n" + _tail(self.pm2_error_log),
         )
+
+    # ---- wt-host2: PM2 restarting an online app, the V8 heap limit ----------------------------------------
+
+    @property
+    def watch_log(self) -> Path:
+        """restart-loop: the app's stdout inside its own (watched) directory, as in the PM2 threads."""
+        return self.app_dir / "logs" / "app-out.log"
+
+    def restarts(self) -> int:
+        proc = self.app_process() or {}
+        return int(proc.get("pm2_env", {}).get("restart_time") or 0)
+
+    def _break_restart_loop(self) -> None:
+        """`watch: true` with the app's own log written into the watched app dir: every line it prints (its
+        "ready" line at each start) is a change, so PM2 restarts it again and again while it reads `online`."""
+        logs = self.watch_log.parent
+        logs.mkdir(exist_ok=True)
+        self._chown(logs)
+        # `pm2 start server.js --watch` (the threads' usual form): PM2 stops the node process itself at each change.
+        # Through npm (npm -> sh -> node) a stop can leave the node child holding the port for a moment.
+        self._start_app(port=self.app_port, env={"NODE_ENV": "production"},
+                        extra={"script": "server.js", "args": [], "watch": True, "out_file": str(self.watch_log)})
+        before = self.restarts()
+        wait_for("PM2 to restart the watched app at least 3 times while online",
+                 lambda: self.restarts() >= before + 3 and self._app_is("online"), timeout=60, interval=0.3,
+                 detail=lambda: f"pm2 status: {self.app_status()}, restarts {self.restarts()}")
+
+    def _break_heap_oom(self) -> None:
+        """NODE_OPTIONS=--max-old-space-size=20: npm starts, the app's node dies with "JavaScript heap out of
+        memory" (V8's own message, exit 134) at every start, and PM2 ends `errored` after max_restarts."""
+        self._start_app(port=self.app_port, env={"NODE_OPTIONS": "--max-old-space-size=20"})
+        self._wait_app_status("errored", timeout=90)
 
     # ---- TLS and redirects (wt-tls) -------------------------------------------------------------------
 
