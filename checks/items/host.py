@@ -151,8 +151,10 @@ def _kernel_source(journal: CommandResult, dmesg: CommandResult, uptime: float |
         if uptime is not None:
             kills = [k for k in kills if k.since_boot is None or k.since_boot >= uptime - KERNEL_WINDOW_S]
         return "dmesg", "", kills
-    why = next((ln.strip() for ln in (jtext + "\n" + dtext).splitlines() if UNREADABLE.search(ln)), "")
-    return "", (why or f"journalctl exit {journal.exit_status}, dmesg exit {dmesg.exit_status}")[:200], []
+    said = [f"{name}: " + next((ln.strip() for ln in text.splitlines() if UNREADABLE.search(ln)),
+                                 f"exit {result.exit_status}")
+            for name, text, result in (("journalctl", jtext, journal), ("dmesg", dtext, dmesg))]
+    return "", "; ".join(s[:200] for s in said), []
 
 
 def _kill_epoch(kill: OomKill, now: float, uptime: float | None) -> float | None:

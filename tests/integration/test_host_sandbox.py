@@ -1,0 +1,117 @@
+"""wt-host2 on the real sandbox: PM2 restarting an online app (watch on the app's own log), the V8 heap limit,
+and the disk thresholds against the real `df`, over real SSH. Each mode gets its cause and no other; the healthy
+sandbox stays all ok with exit 0.
+
+Not real here: a full disk (no privilege for a small mounted file system in every place this runs) — driven by
+the `disk_warn_percent` / `disk_fail_percent` settings against the real `df` output instead; a kernel OOM kill and
+EMFILE — in-process (tests/unit/test_host_checks.py) with captured `dmesg` / `journalctl` / `/proc` outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot import actions
+from checks.config import Target
+from checks.models import Status, TargetReport
+from checks.runner import run_checks
+from checks.transport.ssh import SSHTransport
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture(scope="module")
+async def ssh(sandbox_target: Target) -> AsyncIterator[SSHTransport]:
+    transport = SSHTransport(sandbox_target)
+    yield transport
+    await transport.aclose()
+
+
+def explain(report: TargetReport) -> str:
+    return json.dumps(report.to_json_dict(), indent=1, default=str)
+
+
+def causes(report: TargetReport) -> list[str]:
+    return [c.cause for c in report.diagnosis]
+
+
+def result(report: TargetReport, check_id: str) -> Any:
+    found = report.result(check_id)
+    assert found is not None
+    return found
+
+
+async def in_mode(sandbox: Any, mode: str) -> None:
+    await asyncio.to_thread(sandbox.set_mode, mode)
+
+
+async def test_healthy_host_checks_are_ok(sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
+    await in_mode(sandbox, "healthy")
+    report = await run_checks(sandbox_target, ssh)
+    assert report.exit_code == 0, explain(report)
+    for check_id in ("host.memory", "host.disk", "host.fds", "pm2.restarts", "next.static"):
+        assert result(report, check_id).status is Status.OK, explain(report)
+    disk = result(report, "host.disk").details
+    assert any("app_dir" in fs["holds"] for fs in disk["filesystems"]), disk
+    assert disk["biggest_pm2_logs"], disk  # the sandbox's PM2 logs, named
+    memory = result(report, "host.memory").details
+    assert memory["mem_total_mb"] > 0 and memory["mem_available_mb"] > 0
+    fds = result(report, "host.fds").details
+    assert any(p["open_fds"] and p["limit"] for p in fds["processes"]), fds
+
+
+async def test_watch_restart_loop_is_named_while_pm2_says_online(sandbox: Any, sandbox_target: Target,
+                                                                 ssh: SSHTransport) -> None:
+    await in_mode(sandbox, "restart-loop")
+    report = await run_checks(sandbox_target, ssh)
+    assert causes(report) == ["pm2_restart_loop_online"], explain(report)
+    restarts = result(report, "pm2.restarts")
+    assert restarts.details["kind"] == "watch" and restarts.details["watch"] is True, explain(report)
+    assert any("Change detected on path" in line for line in restarts.details["reason_lines"])
+    # The sample the bot keeps (bot.service) makes the next look compare counts as well.
+    first = restarts.details["restarts"]
+    again = await run_checks(sandbox_target, ssh, restart_sample={"at": report.started_at.timestamp(),
+                                                                  "restarts": {"0": first}})
+    assert causes(again) == ["pm2_restart_loop_online"], explain(again)
+    assert result(again, "pm2.restarts").details["delta"] is not None
+
+
+async def test_heap_oom_is_named_instead_of_a_crash(sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
+    await in_mode(sandbox, "heap-oom")
+    report = await run_checks(sandbox_target, ssh)
+    assert causes(report) == ["host_out_of_memory"], explain(report)
+    memory = result(report, "host.memory")
+    assert memory.details["kind"] == "heap" and "heap out of memory" in memory.details["heap_oom_lines"][-1]
+    # The fix names the app's heap, not the host's memory (the host has plenty).
+    assert any("max-old-space-size" in line for line in report.diagnosis[0].fix)
+    # Back to healthy: the old heap lines are before the app's new start, so they are history.
+    await in_mode(sandbox, "healthy")
+    healed = await run_checks(sandbox_target, ssh)
+    assert healed.exit_code == 0, explain(healed)
+
+
+async def test_disk_thresholds_against_the_real_df(sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
+    """The real df of the sandbox's file systems; the thresholds stand in for a full disk (see the module doc)."""
+    await in_mode(sandbox, "healthy")
+    report = await run_checks(sandbox_target, ssh, ["host"])
+    used = max(fs["use_percent"] for fs in result(report, "host.disk").details["filesystems"])
+    assert used >= 1
+    warn_at = sandbox_target.model_copy(update={"disk_warn_percent": used, "disk_fail_percent": 100})
+    warned = await run_checks(warn_at, ssh)
+    assert causes(warned) == ["host_disk_full"], explain(warned)
+    assert warned.diagnosis[0].severity is Status.WARN and warned.exit_code == 1
+    full = sandbox_target.model_copy(update={"disk_warn_percent": used, "disk_fail_percent": used})
+    failed = await run_checks(full, ssh)
+    assert causes(failed) == ["host_disk_full"] and failed.diagnosis[0].severity is Status.FAIL, explain(failed)
+    assert any("pm2-logrotate" in line for line in failed.diagnosis[0].fix)
+    # The rebuild action refuses to start on it, and says why (free disk at app_dir below the gate).
+    gate = sandbox_target.model_copy(update={"rebuild_min_disk_mb": 10**6})
+    with pytest.raises(actions.NotOffered) as refused:
+        actions.plan("rebuild", gate, failed)
+    assert "rebuild_min_disk_mb" in str(refused.value)
+    assert actions.plan("rebuild", sandbox_target, failed).action == "rebuild"
