@@ -167,11 +167,12 @@ def _kill_epoch(kill: OomKill, now: float, uptime: float | None) -> float | None
 
 
 async def host_memory(f: Facts) -> Outcome:
-    meminfo, journal, dmesg, (logs, files) = await asyncio.gather(
+    meminfo, journal, dmesg, (logs, files), clock = await asyncio.gather(
         f.run("meminfo", list(commands.MEMINFO_ARGV)),
         f.run("journalctl -k", list(commands.JOURNAL_KERNEL_ARGV)),
         f.run("dmesg", list(commands.DMESG_ARGV)),
         _recent_app_logs(f),
+        _clock(f),
     )
     mem = parse_meminfo(meminfo.stdout) if meminfo.ok else None
     if mem is None:
@@ -185,7 +186,7 @@ async def host_memory(f: Facts) -> Outcome:
         instances = ()
     up = [p for p in instances if p.status == "online" and p.pm_uptime]
     started = min((p.pm_uptime or 0) / 1000 for p in up) if up and len(up) == len(instances) else None
-    now = time.time()
+    now = clock[0] if clock else time.time()
     ages = [_kill_epoch(k, now, mem.uptime_s) for k in kills]
     current = [k for k, at in zip(kills, ages, strict=True) if started is None or at is None or at >= started - 60]
     details: dict[str, Any] = {
@@ -357,7 +358,8 @@ async def pm2_restarts(f: Facts) -> Outcome:
     }
     # PM2's lines alone: only as many as the counter holds (a `pm2 delete` + start resets both the counter and the
     # story), and only while the app's current run is young (a loop that stopped leaves its lines behind).
-    young = any(p.status != "online" or not p.pm_uptime or time.time() * 1000 - p.pm_uptime < YOUNG_MS
+    now_ms = (clock[0] if clock else time.time()) * 1000  # pm_uptime is the target's clock
+    young = any(p.status != "online" or not p.pm_uptime or now_ms - p.pm_uptime < YOUNG_MS
                 for p in instances)
     by_lines = young and min(len(recent), details["restarts"]) >= LOOP_LINES
     looping = (delta is not None and (delta >= 2 or (delta >= 1 and bool(since_prev)))) or by_lines

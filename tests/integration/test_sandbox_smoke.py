@@ -360,6 +360,15 @@ def _assert_mode(sb: Any, mode: str) -> None:
     elif mode == "dev-mode":
         assert env["args"] == ["run", "dev"] and str(env["PORT"]) == str(sb.app_port)
         assert build_id.is_file(), "dev mode must not touch the production build"
+    # wt-host2
+    elif mode == "restart-loop":
+        assert env["watch"] is True and env["pm_out_log_path"] == str(sb.watch_log)
+        before = sb.restarts()
+        sbmod.wait_for("PM2 to restart the watched app again", lambda: sb.restarts() > before, timeout=30)
+        assert "Change detected on path" in (Path(sb.pm2_home) / "pm2.log").read_text(errors="replace")
+    elif mode == "heap-oom":
+        assert status == "errored" and sb.app_port not in ports
+        assert "JavaScript heap out of memory" in error_log
 
 
 @pytest.mark.parametrize("mode", [*sbmod.MODES[1:], "healthy"])

@@ -24,6 +24,9 @@ EXPECTED = {
     "port-conflict": ["port_conflict"],
     "pm2-stopped": ["pm2_not_online"],
     "dev-mode": [],
+    # wt-host2 (tests/integration/test_host_sandbox.py)
+    "restart-loop": ["pm2_restart_loop_online"],
+    "heap-oom": ["host_out_of_memory"],
 }
 
 
