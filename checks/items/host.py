@@ -319,13 +319,25 @@ def restart_sample(details: dict[str, Any], at: float) -> dict[str, Any] | None:
 
 
 async def pm2_restarts(f: Facts) -> Outcome:
-    instances = await f.app_instances()
+    # pm2.log and the clock do not depend on jlist when pm2_home is set: all three in the same round.
+    log_task = asyncio.ensure_future(_pm2_log(f))
+    clock_task = asyncio.ensure_future(_clock(f))
+    try:
+        instances = await f.app_instances()
+    except BaseException:
+        log_task.cancel()
+        clock_task.cancel()
+        await asyncio.gather(log_task, clock_task, return_exceptions=True)
+        raise
     app = f.target.pm2_app
     # A loop passes through stopping and launching between its `online`s: a look may land on either.
     moving = [p for p in instances if p.status in _LOOP_STATES]
     if not instances or len(moving) != len(instances):
+        log_task.cancel()
+        clock_task.cancel()
+        await asyncio.gather(log_task, clock_task, return_exceptions=True)
         raise f.explained_by("pm2.status", msg("pm2.restarts.not_online", app=app))
-    log, clock = await asyncio.gather(_pm2_log(f), _clock(f))
+    log, clock = await asyncio.gather(log_task, clock_task)
     pm_ids = frozenset(p.pm_id for p in instances)
     reasons = parse_pm2_restarts(log.stdout, app, pm_ids) if log.ok else []
     now_local = clock[1] if clock else None
@@ -377,10 +389,19 @@ async def pm2_restarts(f: Facts) -> Outcome:
 # -- next.static --------------------------------------------------------------------------------------------------
 
 
+def _standalone_paths(base: str, root: str) -> dict[str, str]:
+    return {"static": f"{root}/.next/static", "public": f"{root}/public",
+            "built_static": f"{base}/.next/static", "app_public": f"{base}/public"}
+
+
 async def next_static(f: Facts) -> Outcome:
     t = f.target
     base = t.app_dir.rstrip("/")
-    instances, config = await asyncio.gather(f.app_instances(), f.run("next.config", commands.next_config_grep(t)))
+    # The usual layout (`<app_dir>/.next/standalone/server.js`) is looked at in the same round as jlist.
+    usual = _standalone_paths(base, f"{base}/.next/standalone")
+    instances, config, usual_stat = await asyncio.gather(
+        f.app_instances(), f.run("next.config", commands.next_config_grep(t)),
+        f.run("stat standalone", commands.file_stat(tuple(usual.values()))))
     declared = [ln.strip() for ln in config.stdout.splitlines() if ln.strip()] if config.exit_status == 0 else []
     server = next((p.exec_path for p in instances if p.exec_path and p.exec_path.endswith("/server.js")
                    and "/.next/standalone" in p.exec_path), None)
@@ -389,9 +410,9 @@ async def next_static(f: Facts) -> Outcome:
             return ok(msg("next.static.standalone_not_run", config=declared[0]), standalone=True, config=declared)
         return ok(msg("next.static.not_standalone"), standalone=False)
     root = posixpath.dirname(server)
-    wanted = {"static": f"{root}/.next/static", "public": f"{root}/public",
-              "built_static": f"{base}/.next/static", "app_public": f"{base}/public"}
-    result = await f.run("stat standalone", commands.file_stat(tuple(wanted.values())))
+    wanted = _standalone_paths(base, root)
+    result = usual_stat if wanted == usual else await f.run(
+        f"stat {root}", commands.file_stat(tuple(wanted.values())))
     present = {line.split("|", 1)[0] for line in result.stdout.splitlines()}
     has = {k: v in present for k, v in wanted.items()}
     missing = [wanted[k] for k in ("static", "public") if not has[k] and (k == "static" or has["app_public"])]

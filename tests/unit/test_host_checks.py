@@ -354,3 +354,38 @@ async def test_rebuild_refuses_when_memory_or_disk_is_short_and_says_why() -> No
     assert "195 MB free" in str(short_disk.value)
     # Without the host checks in the report nothing is known: the build is not refused on a guess.
     assert actions.plan("rebuild", TARGET, None).action == "rebuild"
+
+
+# -- the previous sample, kept by the check service ----------------------------------------------------------------
+
+
+async def test_the_service_keeps_each_targets_last_restart_sample_and_passes_it_on() -> None:
+    """bot.service is where every report passes (the monitor's and people's): it keeps the restart counts of the
+    last one, and the next run's pm2.restarts compares with them. The fast probe (pm2.status only) feeds it too."""
+    from bot.service import CheckService
+    from checks.config import TargetsConfig
+
+    host = Host()
+    count = {"n": 7}
+
+    def restarts(entries: list[dict[str, Any]]) -> None:
+        limits(entries)
+        entries[0]["pm2_env"]["restart_time"] = count["n"]
+
+    host.jlist_edit = restarts
+    service = CheckService(TargetsConfig(source="test", targets=(TARGET,)))
+    service._transports[TARGET.name] = FunctionTransport(host.handle)
+    try:
+        first = await service.run(TARGET.name, ["pm2.status"])
+        assert first.result("pm2.status") is not None
+        assert service.restart_samples[TARGET.name]["restarts"] == {"0": 7}
+        count["n"] = 9  # PM2 restarted it twice since, for memory, while it reads online
+        host.pm2_log = memory_lines(host, 2, minutes_ago=0)
+        report = await service.run(TARGET.name, SELECTED)
+        assert causes(report) == ["pm2_restart_loop_online"], show(report)
+        assert check(report, "pm2.restarts").details["delta"] == 2
+        assert service.restart_samples[TARGET.name]["restarts"] == {"0": 9}
+        calm = await service.run(TARGET.name, SELECTED)  # no restart since: the loop is over
+        assert causes(calm) == [] and check(calm, "pm2.restarts").details["delta"] == 0, show(calm)
+    finally:
+        await service.aclose()
