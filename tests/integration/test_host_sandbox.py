@@ -4,7 +4,7 @@ sandbox stays all ok with exit 0.
 
 Not real here: a full disk (no privilege for a small mounted file system in every place this runs) — driven by
 the `disk_warn_percent` / `disk_fail_percent` settings against the real `df` output instead; a kernel OOM kill and
-EMFILE — in-process (tests/unit/test_host_checks.py) with captured `dmesg` / `journalctl` / `/proc` outputs.
+EMFILE — in-process (tests/unit/test_host_resources.py) with captured `dmesg` / `journalctl` / `/proc` outputs.
 """
 
 from __future__ import annotations
