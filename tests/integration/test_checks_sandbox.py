@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,6 @@ from checks.transport.ssh import SSHTransport
 pytestmark = pytest.mark.sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-async def ssh(sandbox_target: Target) -> AsyncIterator[SSHTransport]:
-    transport = SSHTransport(sandbox_target)
-    yield transport
-    await transport.aclose()
 
 
 async def check_mode(sandbox: Any, target: Target, ssh: SSHTransport, mode: str) -> TargetReport:

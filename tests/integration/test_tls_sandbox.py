@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import tomllib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,6 @@ from checks.transport.ssh import SSHTransport
 pytestmark = pytest.mark.sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-async def ssh(sandbox_target: Target) -> AsyncIterator[SSHTransport]:
-    transport = SSHTransport(sandbox_target)
-    yield transport
-    await transport.aclose()
 
 
 def tls_target(sandbox: Any, **update: Any) -> Target:
