@@ -36,6 +36,13 @@ CAUSES: dict[str, str] = {
     "nginx_upgrade_headers_missing": "the nginx location lacks the WebSocket upgrade setup",
     "app_websocket_missing": "the app answers HTTP but not the WebSocket handshake on ws_path",
     "nginx_ws_timeout_short": "nginx cuts idle WebSockets after proxy_read_timeout (60 s by default)",
+    # wt-host (issue 12)
+    "app_listen_address_mismatch": "the app listens on app_port, but not on the address nginx dials "
+                                   "(::1 vs 127.0.0.1, LAN IP vs loopback)",
+    "app_unresponsive": "PM2 says online and the port accepts, but the app answers neither HTTP nor WebSocket (hung)",
+    "pm2_not_saved": "the running PM2 list differs from the saved dump: the app will not come back after a reboot",
+    "pm2_startup_missing": "no enabled pm2-<user> systemd unit (or one pointing at a removed node): PM2 will not "
+                           "start at boot",
     "unknown": "checks fail, but no known cause explains them",
 }
 
@@ -316,6 +323,78 @@ def _ws_timeout(s: _State) -> None:
            "    proxy_send_timeout 86400;", *_nginx_apply(s.target)], severity=Status.WARN)
 
 
+# -- wt-host (issue 12): bind address, hung app, reboot survival ---------------------------------------------------
+
+_PROBES = ("http.local", "ws.local", "http.proxy", "ws.proxy")
+
+
+def _address_mismatch(s: _State) -> None:
+    """port.match found the ports equal and the addresses apart: the app is up, nginx dials where it is not."""
+    r = s.get("port.match")
+    if not s.failed("port.match") or r is None or r.details.get("side") != "address":
+        return
+    t = s.target
+    missed = [str(a) for a in r.details.get("missed") or []]
+    bind = "::" if any(":" in a for a in missed) else "0.0.0.0"
+    listen = [str(a) for a in r.details.get("listen_addrs") or []]
+    address = listen[0].rsplit(":", 1)[0] if listen else "127.0.0.1"
+    where = f"{r.details.get('file')}:{r.details.get('line')}"
+    fix: list[str | Msg] = [msg("fix.bind_all"),
+                            _pm2(t, "restart", t.pm2_app, "--update-env", env={"HOSTNAME": bind}), _pm2(t, "save"),
+                            msg("fix.proxy_pass_address", where=where, address=address, port=t.app_port),
+                            *_nginx_apply(t)]
+    s.add("app_listen_address_mismatch", msg("cause.app_listen_address_mismatch", summary=of_result(r)),
+          "port.match", [c for c in _PROBES if s.failed(c)], fix)
+
+
+def _timed_out(r: CheckResult | None) -> bool:
+    return r is not None and r.status is Status.FAIL and bool(r.details.get("no_answer"))
+
+
+def _app_unresponsive(s: _State) -> None:
+    """Online, listening, accepting — and silent on both protocols: a hung process, not a missing one.
+
+    Every piece must be seen: pm2.status and port.listen ok, both local probes timed out (not refused, not an
+    error status), and nginx (when probed) timed out too or said 504. A proxy that answered contradicts it."""
+    pm2, listen = s.get("pm2.status"), s.get("port.listen")
+    if pm2 is None or pm2.status is not Status.OK or listen is None or listen.status is not Status.OK:
+        return
+    local = ("http.local", "ws.local")
+    if not all(_timed_out(s.get(c)) and c not in s.consumed for c in local):
+        return
+    proxies = [c for c in ("http.proxy", "ws.proxy") if c in s.results]
+    for cid in proxies:
+        r = s.results[cid]
+        if not (_timed_out(r) or (r.status is Status.FAIL and r.details.get("status") == 504)):
+            return
+    t = s.target
+    said = [f"{c}: " + ("504" if s.results[c].details.get("status") == 504 else "timeout") for c in proxies]
+    proxy: str | Msg = msg("cause.app_unresponsive_proxy", what=", ".join(said)) if said else ""
+    timeout = float(str(s.results["http.local"].details.get("timeout") or 5.0))
+    s.add("app_unresponsive", msg("cause.app_unresponsive", app=t.pm2_app, port=t.app_port, timeout=timeout,
+                                  proxy=proxy),
+          local, proxies,
+          [_pm2(t, "restart", t.pm2_app), _pm2(t, "save"),
+           _pm2(t, "logs", t.pm2_app, "--lines", "100", "--nostream")])
+
+
+def _pm2_not_saved(s: _State) -> None:
+    r = s.get("pm2.saved")
+    if r is None or r.status is not Status.WARN or r.id in s.consumed:
+        return
+    s.add("pm2_not_saved", msg("cause.pm2_not_saved", summary=of_result(r)), "pm2.saved", (),
+          [_pm2(s.target, "save")], severity=Status.WARN)
+
+
+def _pm2_startup_missing(s: _State) -> None:
+    r = s.get("pm2.startup")
+    if r is None or r.status is not Status.WARN or r.id in s.consumed:
+        return
+    t = s.target
+    s.add("pm2_startup_missing", msg("cause.pm2_startup_missing", summary=of_result(r)), "pm2.startup", (),
+          [_pm2(t, "startup"), msg("fix.pm2_startup"), _pm2(t, "save")], severity=Status.WARN)
+
+
 def _unknown(s: _State) -> None:
     left = [cid for cid, r in s.results.items() if r.status in BAD and cid not in s.consumed]
     if not left:
@@ -342,12 +421,16 @@ RULES: tuple[Rule, ...] = (
     _build_missing,
     _pm2_crash_loop,
     _pm2_not_online,
+    _address_mismatch,
     _port_mismatch,
+    _app_unresponsive,
     _app_not_listening,
     _nginx_not_running,
     _upgrade_missing,
     _app_ws_missing,
     _ws_timeout,
+    _pm2_not_saved,
+    _pm2_startup_missing,
     _unknown,
 )
 

@@ -56,6 +56,11 @@ CHECKS: tuple[CheckSpec, ...] = (
         "ws.proxy", "ws", "WebSocket through nginx", "101 handshake + ping/pong on public_url + ws_path"
     ),
     CheckSpec("pm2.logs", "logs", "PM2 logs", "recent error lines of the app's PM2 log files (secrets redacted)"),
+    # wt-host (issue 12): will the app come back after a reboot?
+    CheckSpec("pm2.saved", "pm2", "PM2 list saved",
+              "the app is in PM2's saved list ($PM2_HOME/dump.pm2), saved after the app's last (re)creation"),
+    CheckSpec("pm2.startup", "pm2", "PM2 starts at boot",
+              "an enabled pm2-<user> systemd unit whose binaries exist (skipped where systemd is not the init)"),
 )
 
 CHECK_IDS: tuple[str, ...] = tuple(c.id for c in CHECKS)

@@ -86,7 +86,8 @@ async def http_local(f: Facts) -> Outcome:
     except ProbeError as exc:
         return fail(msg("web.probe_error", url=where, error=said(exc)), **details)
     except TimeoutError:
-        return fail(msg("web.no_answer", url=where, timeout=PROBE_TIMEOUT_S), **details)
+        return fail(msg("web.no_answer", url=where, timeout=PROBE_TIMEOUT_S), no_answer=True, timeout=PROBE_TIMEOUT_S,
+                    **details)
     details.update(status=answer.status, elapsed_ms=round(answer.elapsed_ms, 1))
     return _status_outcome(where, answer.status, answer.reason, answer.headers.get("location"), details)
 
@@ -106,7 +107,8 @@ async def http_proxy(f: Facts) -> Outcome:
     except ProbeError as exc:
         return fail(msg("web.probe_error", url=url, error=said(exc)), **details)
     except TimeoutError:
-        return fail(msg("web.no_answer", url=url, timeout=PROBE_TIMEOUT_S), **details)
+        return fail(msg("web.no_answer", url=url, timeout=PROBE_TIMEOUT_S), no_answer=True, timeout=PROBE_TIMEOUT_S,
+                    **details)
     details.update(status=answer.status, server=answer.server, elapsed_ms=round(answer.elapsed_ms, 1))
     outcome = _status_outcome(url, answer.status, answer.reason, answer.headers.get("location"), details)
     if outcome.status.value == "ok" and not answer.server.lower().startswith("nginx"):
@@ -145,6 +147,7 @@ async def _ws(uri: str, opener: Opener, *, origin: str) -> Outcome:
             details["server"] = exc.headers.get("server", "")
         return fail(msg("web.probe_error", url=uri, error=said(exc)), **details)
     except TimeoutError:
-        return fail(msg("ws.no_answer", url=uri, timeout=PROBE_TIMEOUT_S), **details)
+        return fail(msg("ws.no_answer", url=uri, timeout=PROBE_TIMEOUT_S), no_answer=True, timeout=PROBE_TIMEOUT_S,
+                    **details)
     details.update(status=101, rtt_ms=round(answer.rtt_ms, 1), elapsed_ms=round(answer.elapsed_ms, 1))
     return ok(msg("ws.ok", url=uri, rtt=answer.rtt_ms), **details)

@@ -290,6 +290,11 @@ def real_summary(check_id: str, status: Status) -> cm.Msg:
     if check_id in ("ws.local", "ws.proxy"):
         url = "ws://127.0.0.1:3003/ws"
         return cm.msg("ws.ok", url=url, rtt=3.2) if good else cm.msg("ws.no_answer", url=url, timeout=5.0)
+    if check_id == "pm2.saved":  # wt-host
+        dump = "/root/.pm2/dump.pm2"
+        return cm.msg("pm2.saved.ok" if good else "pm2.saved.stale", app=app, dump=dump)
+    if check_id == "pm2.startup":  # wt-host
+        return cm.msg("pm2.startup.ok" if good else "pm2.startup.not_enabled", unit="pm2-root", state="disabled")
     assert check_id == "pm2.logs"
     if good:
         return cm.msg("pm2.logs.clean")

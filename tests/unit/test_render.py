@@ -357,7 +357,7 @@ def test_escaping_neutralises_markup() -> None:
 def test_fallback_text() -> None:
     story = "port_mismatch: nginx proxies to 3003 but kathario-saas listens on 3000"
     assert report_fallback(seed()) == f"web: FAIL — {story}"
-    assert report_fallback(healthy()) == "web: ok — 12 checks ok: the stack looks healthy"
+    assert report_fallback(healthy()) == "web: ok — 14 checks ok: the stack looks healthy"
     warn_only = TargetReport(target="web", host="h",
                              checks=(check("nginx.syntax"), check("pm2.logs", WARN, "3\nlines")))
     assert report_fallback(warn_only) == "web: WARN — pm2.logs: 3 lines"
@@ -421,7 +421,7 @@ def test_many_failing_targets_are_trimmed_from_the_middle() -> None:
 def test_progress_blocks() -> None:
     blocks = progress_blocks("pm2, port on web", count=12, target="web", requested_by="U1")
     assert_valid(blocks)
-    assert blocks[0]["text"]["text"] == "⏳ Running 12 checks on *web*…"
+    assert blocks[0]["text"]["text"] == "⏳ Running 14 checks on *web*…"
     assert blocks[1]["elements"][0]["text"] == "pm2, port on web · asked by <@U1>"
     one = progress_blocks("", count=1, target=None, requested_by=None)
     assert_valid(one)
