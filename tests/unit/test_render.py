@@ -421,7 +421,7 @@ def test_many_failing_targets_are_trimmed_from_the_middle() -> None:
 def test_progress_blocks() -> None:
     blocks = progress_blocks("pm2, port on web", count=12, target="web", requested_by="U1")
     assert_valid(blocks)
-    assert blocks[0]["text"]["text"] == "⏳ Running 14 checks on *web*…"
+    assert blocks[0]["text"]["text"] == "⏳ Running 12 checks on *web*…"
     assert blocks[1]["elements"][0]["text"] == "pm2, port on web · asked by <@U1>"
     one = progress_blocks("", count=1, target=None, requested_by=None)
     assert_valid(one)
