@@ -331,20 +331,29 @@ _PROBES = ("http.local", "ws.local", "http.proxy", "ws.proxy")
 def _address_mismatch(s: _State) -> None:
     """port.match found the ports equal and the addresses apart: the app is up, nginx dials where it is not."""
     r = s.get("port.match")
-    if not s.failed("port.match") or r is None or r.details.get("side") != "address":
+    if r is None or r.id in s.consumed or r.status not in (Status.FAIL, Status.WARN) \
+            or r.details.get("side") != "address":
+        return
+    # It says the app is up and listening: a report that proves it down, or nginx reaching it, contradicts that.
+    pm2, listen = s.get("pm2.status"), s.get("port.listen")
+    if (pm2 is not None and pm2.status is Status.FAIL) or (listen is not None and listen.status is Status.FAIL):
+        return
+    missed = [str(a) for a in r.details.get("missed") or []]
+    dialed = [str(a) for a in r.details.get("dialed") or []]
+    proxies = [s.results[c] for c in ("http.proxy", "ws.proxy") if c in s.results]
+    if not missed or (set(missed) >= set(dialed) and proxies and all(p.status is Status.OK for p in proxies)):
         return
     t = s.target
-    missed = [str(a) for a in r.details.get("missed") or []]
     bind = "::" if any(":" in a for a in missed) else "0.0.0.0"
-    listen = [str(a) for a in r.details.get("listen_addrs") or []]
-    address = listen[0].rsplit(":", 1)[0] if listen else "127.0.0.1"
+    addrs = [str(a) for a in r.details.get("listen_addrs") or []]
+    address = addrs[0].rsplit(":", 1)[0] if addrs else "127.0.0.1"
     where = f"{r.details.get('file')}:{r.details.get('line')}"
     fix: list[str | Msg] = [msg("fix.bind_all"),
                             _pm2(t, "restart", t.pm2_app, "--update-env", env={"HOSTNAME": bind}), _pm2(t, "save"),
                             msg("fix.proxy_pass_address", where=where, address=address, port=t.app_port),
                             *_nginx_apply(t)]
     s.add("app_listen_address_mismatch", msg("cause.app_listen_address_mismatch", summary=of_result(r)),
-          "port.match", [c for c in _PROBES if s.failed(c)], fix)
+          "port.match", [c for c in _PROBES if s.failed(c)], fix, severity=r.status)
 
 
 def _timed_out(r: CheckResult | None) -> bool:
@@ -381,6 +390,9 @@ def _app_unresponsive(s: _State) -> None:
 def _pm2_not_saved(s: _State) -> None:
     r = s.get("pm2.saved")
     if r is None or r.status is not Status.WARN or r.id in s.consumed:
+        return
+    pm2 = s.get("pm2.status")
+    if pm2 is not None and "known_apps" in pm2.details:  # "runs but is not saved" needs it to be in PM2's list
         return
     s.add("pm2_not_saved", msg("cause.pm2_not_saved", summary=of_result(r)), "pm2.saved", (),
           [_pm2(s.target, "save")], severity=Status.WARN)
