@@ -42,15 +42,29 @@ async def _instances(f: Facts) -> tuple[Pm2Process, ...]:
     return instances
 
 
+def _dump_reads(f: Facts, dump: str) -> asyncio.Future[tuple[CommandResult, CommandResult]]:
+    return asyncio.gather(f.run("stat dump", commands.file_stat([dump])), f.run("grep dump", commands.dump_names(dump)))
+
+
+def _dump_path(home: str) -> str:
+    return f"{home}/dump.pm2" if home != "/" else "/dump.pm2"
+
+
 async def pm2_saved(f: Facts) -> Outcome:
     app = f.target.pm2_app
-    instances = await _instances(f)
+    # With pm2_home configured the dump is read in the first round, next to `pm2 jlist` (not after it).
+    early = _dump_reads(f, _dump_path(pm2_home_of(f, None))) if f.target.pm2_home else None
+    try:
+        instances = await _instances(f)
+    except BaseException:
+        if early is not None:  # still collected, so that an error in it is never reported as unretrieved
+            early.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
+        raise
     home = pm2_home_of(f, instances[0])
     if not home:
         return error(msg("pm2.saved.no_home", app=app))
-    dump = f"{home}/dump.pm2" if home != "/" else "/dump.pm2"
-    stat_result, names_result = await asyncio.gather(
-        f.run("stat dump", commands.file_stat([dump])), f.run("grep dump", commands.dump_names(dump)))
+    dump = _dump_path(home)
+    stat_result, names_result = await (early if early is not None else _dump_reads(f, dump))
     entry = _parse_stat(stat_result).get(dump)
     created = max((p.created_at or 0) for p in instances) // 1000
     details: dict[str, object] = {"dump": dump, "created_at": created or None,
@@ -77,8 +91,8 @@ async def pm2_startup(f: Facts) -> Outcome:
     if not booted:
         # A container or another init: no pm2-<user> unit can exist, and that is no fault of the app.
         return skip(msg("pm2.startup.no_systemd", path=commands.SYSTEMD_RUN_DIR), systemd=False)
-    instances = await _instances(f)
-    user = f.target.pm2_user or (instances[0].username or "") or f.target.user
+    # PM2 runs as pm2_user, else as the login user; only a local target without either asks PM2 itself.
+    user = f.target.pm2_user or f.target.user or ((await _instances(f))[0].username or "")
     if not _USER.fullmatch(user):
         return error(msg("pm2.startup.no_user"), systemd=True)
     unit = f"pm2-{user}"
