@@ -42,8 +42,17 @@ async def _instances(f: Facts) -> tuple[Pm2Process, ...]:
     return instances
 
 
+def _stat_argv(f: Facts, dump: str) -> tuple[str, list[str]]:
+    """One `stat` for the dump and systemd's run directory when the dump's path is known up front (one channel
+    less in the first round, which the benchmark counts), else the dump's own."""
+    if f.target.pm2_home and dump == _dump_path(pm2_home_of(f, None)):
+        return "stat pm2 boot", commands.file_stat([dump, commands.SYSTEMD_RUN_DIR])
+    return "stat dump", commands.file_stat([dump])
+
+
 def _dump_reads(f: Facts, dump: str) -> asyncio.Future[tuple[CommandResult, CommandResult]]:
-    return asyncio.gather(f.run("stat dump", commands.file_stat([dump])), f.run("grep dump", commands.dump_names(dump)))
+    key, argv = _stat_argv(f, dump)
+    return asyncio.gather(f.run(key, argv), f.run("grep dump", commands.dump_names(dump)))
 
 
 def _dump_path(home: str) -> str:
@@ -70,7 +79,7 @@ async def pm2_saved(f: Facts) -> Outcome:
     details: dict[str, object] = {"dump": dump, "created_at": created or None,
                                   "saved_at": entry.mtime if entry else None}
     if entry is None:
-        if "No such file" in stat_result.stderr:
+        if any(dump in line and "No such file" in line for line in stat_result.stderr.splitlines()):
             return warn(msg("pm2.saved.no_dump", app=app, dump=dump), reason="no_dump", **details)
         return error(msg("pm2.saved.unreadable", dump=dump, error=_last(stat_result)), **details)
     # grep: 0 found, 1 none found (an empty dump `[]`), 2 unreadable: then only the date speaks.
@@ -86,7 +95,9 @@ async def pm2_saved(f: Facts) -> Outcome:
 
 
 async def pm2_startup(f: Facts) -> Outcome:
-    probe = await f.run("stat systemd", commands.file_stat([commands.SYSTEMD_RUN_DIR]))
+    key, argv = _stat_argv(f, _dump_path(pm2_home_of(f, None))) if f.target.pm2_home else \
+        ("stat systemd", commands.file_stat([commands.SYSTEMD_RUN_DIR]))
+    probe = await f.run(key, argv)
     booted = commands.SYSTEMD_RUN_DIR in _parse_stat(probe)
     if not booted:
         # A container or another init: no pm2-<user> unit can exist, and that is no fault of the app.

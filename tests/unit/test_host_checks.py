@@ -18,7 +18,18 @@ from tests.support.captured import TARGET, Replay, load, route_public_probes
 
 Override = Callable[[tuple[str, ...]], CommandResult | None]
 DUMP = f"{TARGET.pm2_home}/dump.pm2"
-SYSTEMD = tuple(commands.file_stat([commands.SYSTEMD_RUN_DIR]))
+
+
+def stat_of(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """The paths of a `stat -c FORMAT PATH...` argv (none for another command)."""
+    return argv[3:] if argv[:1] == ("stat",) else ()
+
+
+def stat_answer(argv: tuple[str, ...], present: dict[str, str], missing: tuple[str, ...]) -> CommandResult:
+    """What GNU stat prints: a line per present path, a complaint per missing one, exit 1 if any is missing."""
+    out = "".join(f"{p}|{present[p]}\n" for p in stat_of(argv) if p in present)
+    err = "".join(f"stat: cannot statx '{p}': No such file or directory\n" for p in stat_of(argv) if p in missing)
+    return done(argv, 1 if err else 0, out, err)
 
 
 def done(argv: tuple[str, ...], status: int = 0, out: str = "", err: str = "") -> CommandResult:
@@ -60,8 +71,10 @@ async def test_the_healthy_capture_is_saved(current: dict[str, FunctionTransport
 
 async def test_no_dump_file_means_never_saved(current: dict[str, FunctionTransport]) -> None:
     def no_dump(argv: tuple[str, ...]) -> CommandResult | None:
-        if argv[-1] == DUMP:
-            return done(argv, 1 if argv[0] == "stat" else 2, "", f"{argv[0]}: {DUMP}: No such file or directory")
+        if DUMP in stat_of(argv):
+            return stat_answer(argv, {}, stat_of(argv))
+        if argv[:2] == ("grep", "-o"):
+            return done(argv, 2, "", f"grep: {DUMP}: No such file or directory")
         return None
 
     report = await healthy_with(current, no_dump)
@@ -94,7 +107,7 @@ async def test_an_unreadable_dump_is_judged_by_its_date_only(current: dict[str, 
 
 async def test_a_dump_older_than_the_app(current: dict[str, FunctionTransport]) -> None:
     def old(argv: tuple[str, ...]) -> CommandResult | None:
-        return done(argv, 0, f"{DUMP}|1000|812\n") if argv[:1] == ("stat",) and argv[-1] == DUMP else None
+        return stat_answer(argv, {DUMP: "1000|812"}, (commands.SYSTEMD_RUN_DIR,)) if DUMP in stat_of(argv) else None
 
     report = await healthy_with(current, old)
     assert causes(report) == ["pm2_not_saved"]
@@ -107,8 +120,9 @@ async def test_a_dump_older_than_the_app(current: dict[str, FunctionTransport]) 
 
 def systemd_host(state: str, unit: str, present: tuple[str, ...]) -> Override:
     def answer(argv: tuple[str, ...]) -> CommandResult | None:
-        if argv == SYSTEMD:
-            return done(argv, 0, f"{commands.SYSTEMD_RUN_DIR}|1700000000|80\n")
+        if commands.SYSTEMD_RUN_DIR in stat_of(argv):
+            fresh = str(2**40)  # a dump saved "in the future": pm2.saved stays ok on this host
+            return stat_answer(argv, {commands.SYSTEMD_RUN_DIR: "1700000000|80", DUMP: f"{fresh}|812"}, ())
         if argv[:2] == ("systemctl", "is-enabled"):
             return done(argv, 0 if state == "enabled" else 1, f"{state}\n")
         if argv[:2] == ("systemctl", "cat"):
