@@ -75,3 +75,25 @@ def read_file(target: Target, path: str) -> list[str]:
 def display(argv: Sequence[str]) -> str:
     """How a command is shown to a human: exactly what would run, copy-pasteable into a shell."""
     return shlex.join(argv)
+
+
+# -- wt-host (issue 12): bind addresses, the saved PM2 list, the PM2 startup unit ----------------------------------
+
+def getent_hosts(name: str) -> list[str]:
+    """What a name in proxy_pass resolves to on the target (nginx dials every address, in turn)."""
+    return ["getent", "ahosts", "--", name]
+
+
+IP_ADDR_ARGV = ("ip", "-o", "addr", "show")
+
+#: sd_booted(3): systemd is the init exactly when this directory exists.
+SYSTEMD_RUN_DIR = "/run/systemd/system"
+
+
+def dump_names(dump: str) -> list[str]:
+    """Only the `"name":"…"` fields of PM2's dump (it also holds every saved process's environment: secrets)."""
+    return ["grep", "-o", "-E", '"name": ?"[^"]*"', dump]
+
+
+def systemctl(*args: str) -> list[str]:
+    return ["systemctl", *args]
