@@ -118,7 +118,11 @@ def plan(action: str, target: Target, report: TargetReport | None = None) -> Pla
             status = report.result("pm2.status")
             if status is not None and "known_apps" in status.details:
                 raise NotOffered(text("actions.unknown_to_pm2", app=app, port=target.app_port))
-        return Plan(action, target.name, target.where, (Step(_pm2(target, "restart", app), f"pm2 restart {app}"),))
+        return Plan(action, target.name, target.where, (
+            Step(_pm2(target, "restart", app), f"pm2 restart {app}"),
+            # wt-host: a fix that a reboot undoes is no fix (issue 12 item 3).
+            Step(_pm2(target, "save"), "pm2 save"),
+        ))
     if action == "reload-nginx":
         return Plan(action, target.name, target.where, (
             Step(tuple(cmd.nginx_test(target)), "nginx -t", gate=True),

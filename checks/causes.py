@@ -137,6 +137,11 @@ CAUSE_SPECS: tuple[CauseSpec, ...] = (
         fix="restart",
     ),
     CauseSpec(
+        "app_listen_address_mismatch",
+        "the app listens on app_port, but not on the address nginx dials (::1 vs 127.0.0.1, LAN IP vs loopback)",
+        "앱이 app_port에서 수신 대기하지만 nginx가 접속하는 주소에서는 아닙니다 (::1 vs 127.0.0.1, LAN IP vs 루프백)",
+    ),
+    CauseSpec(
         "port_mismatch",
         "nginx proxies to one port, the app listens on another (the 3000-vs-3003 bug)",
         "nginx가 프록시하는 포트와 앱이 실행 중인 포트가 다릅니다 (3000 vs 3003 문제)",
@@ -147,6 +152,12 @@ CAUSE_SPECS: tuple[CauseSpec, ...] = (
         "nginx and the app agree on a port, but wscheck's app_port is different",
         "nginx와 앱은 같은 포트를 쓰지만 wscheck의 app_port가 다릅니다",
         severity=Status.WARN,
+    ),
+    CauseSpec(
+        "app_unresponsive",
+        "PM2 says online and the port accepts, but the app answers neither HTTP nor WebSocket (hung)",
+        "PM2는 online이고 포트도 연결을 받지만 앱이 HTTP에도 WebSocket에도 응답하지 않습니다 (멈춤)",
+        fix="restart",
     ),
     CauseSpec(
         "app_not_listening",
@@ -198,6 +209,18 @@ CAUSE_SPECS: tuple[CauseSpec, ...] = (
         "nginx cuts idle WebSockets after proxy_read_timeout (60 s by default)",
         "proxy_read_timeout(기본 60초)이 지나면 nginx가 조용한 WebSocket을 끊습니다",
         severity=Status.WARN, human_step="actions.human_timeout",
+    ),
+    CauseSpec(
+        "pm2_not_saved",
+        "the running PM2 list differs from the saved dump: the app will not come back after a reboot",
+        "실행 중인 PM2 목록이 저장된 dump와 다릅니다: 재부팅 후 앱이 다시 뜨지 않습니다",
+        severity=Status.WARN,
+    ),
+    CauseSpec(
+        "pm2_startup_missing",
+        "no enabled pm2-<user> systemd unit (or one pointing at a removed node): PM2 will not start at boot",
+        "활성화된 pm2-<user> systemd 유닛이 없습니다 (또는 지워진 node를 가리킴): 부팅할 때 PM2가 시작되지 않습니다",
+        severity=Status.WARN,
     ),
     CauseSpec(
         "unknown",

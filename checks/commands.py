@@ -77,6 +77,26 @@ def display(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
+# -- wt-host (issue 12): bind addresses, the saved PM2 list, the PM2 startup unit ----------------------------------
+
+def getent_hosts(name: str) -> list[str]:
+    """What a name in proxy_pass resolves to on the target (nginx dials every address, in turn)."""
+    return ["getent", "ahosts", "--", name]
+
+
+IP_ADDR_ARGV = ("ip", "-o", "addr", "show")
+
+#: sd_booted(3): systemd is the init exactly when this directory exists.
+SYSTEMD_RUN_DIR = "/run/systemd/system"
+
+
+def dump_names(dump: str) -> list[str]:
+    """Only the `"name":"…"` fields of PM2's dump (it also holds every saved process's environment: secrets)."""
+    return ["grep", "-o", "-E", '"name": ?"[^"]*"', dump]
+
+
+def systemctl(*args: str) -> list[str]:
+    return ["systemctl", *args]
 # -- wt-host2: host facts (checks/items/host.py); every read bounded, only tools every Linux has ----------------
 
 #: The target's clock, as epoch seconds and as local wall time (PM2's pm2.log stamps are local and naive).

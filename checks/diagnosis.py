@@ -428,6 +428,88 @@ def _ws_redirected(s: _State) -> None:
     s.add("ws_upgrade_redirected", summary, trigger, explains, fix)
 
 
+# -- wt-host (issue 12): bind address, hung app, reboot survival ---------------------------------------------------
+
+_PROBES = ("http.local", "ws.local", "http.proxy", "ws.proxy")
+
+
+def _address_mismatch(s: _State) -> None:
+    """port.match found the ports equal and the addresses apart: the app is up, nginx dials where it is not."""
+    r = s.get("port.match")
+    if r is None or r.id in s.consumed or r.status not in (Status.FAIL, Status.WARN) \
+            or r.details.get("side") != "address":
+        return
+    # It says the app is up and listening: a report that proves it down, or nginx reaching it, contradicts that.
+    pm2, listen = s.get("pm2.status"), s.get("port.listen")
+    if (pm2 is not None and pm2.status is Status.FAIL) or (listen is not None and listen.status is Status.FAIL):
+        return
+    missed = [str(a) for a in r.details.get("missed") or []]
+    dialed = [str(a) for a in r.details.get("dialed") or []]
+    proxies = [s.results[c] for c in ("http.proxy", "ws.proxy") if c in s.results]
+    if not missed or (set(missed) >= set(dialed) and proxies and all(p.status is Status.OK for p in proxies)):
+        return
+    t = s.target
+    bind = "::" if any(":" in a for a in missed) else "0.0.0.0"
+    addrs = [str(a) for a in r.details.get("listen_addrs") or []]
+    address = addrs[0].rsplit(":", 1)[0] if addrs else "127.0.0.1"
+    where = f"{r.details.get('file')}:{r.details.get('line')}"
+    fix: list[str | Msg] = [msg("fix.bind_all"),
+                            _pm2(t, "restart", t.pm2_app, "--update-env", env={"HOSTNAME": bind}), _pm2(t, "save"),
+                            msg("fix.proxy_pass_address", where=where, address=address, port=t.app_port),
+                            *_nginx_apply(t)]
+    s.add("app_listen_address_mismatch", msg("cause.app_listen_address_mismatch", summary=of_result(r)),
+          "port.match", [c for c in _PROBES if s.failed(c)], fix, severity=r.status)
+
+
+def _timed_out(r: CheckResult | None) -> bool:
+    return r is not None and r.status is Status.FAIL and bool(r.details.get("no_answer"))
+
+
+def _app_unresponsive(s: _State) -> None:
+    """Online, listening, accepting — and silent on both protocols: a hung process, not a missing one.
+
+    Every piece must be seen: pm2.status and port.listen ok, both local probes timed out (not refused, not an
+    error status), and nginx (when probed) timed out too or said 504. A proxy that answered contradicts it."""
+    pm2, listen = s.get("pm2.status"), s.get("port.listen")
+    if pm2 is None or pm2.status is not Status.OK or listen is None or listen.status is not Status.OK:
+        return
+    local = ("http.local", "ws.local")
+    if not all(_timed_out(s.get(c)) and c not in s.consumed for c in local):
+        return
+    proxies = [c for c in ("http.proxy", "ws.proxy") if c in s.results]
+    for cid in proxies:
+        r = s.results[cid]
+        if not (_timed_out(r) or (r.status is Status.FAIL and r.details.get("status") == 504)):
+            return
+    t = s.target
+    said = [f"{c}: " + ("504" if s.results[c].details.get("status") == 504 else "timeout") for c in proxies]
+    proxy: str | Msg = msg("cause.app_unresponsive_proxy", what=", ".join(said)) if said else ""
+    timeout = float(str(s.results["http.local"].details.get("timeout") or 5.0))
+    s.add("app_unresponsive", msg("cause.app_unresponsive", app=t.pm2_app, port=t.app_port, timeout=timeout,
+                                  proxy=proxy),
+          local, proxies,
+          [_pm2(t, "restart", t.pm2_app), _pm2(t, "save"),
+           _pm2(t, "logs", t.pm2_app, "--lines", "100", "--nostream")])
+
+
+def _pm2_not_saved(s: _State) -> None:
+    r = s.get("pm2.saved")
+    if r is None or r.status is not Status.WARN or r.id in s.consumed:
+        return
+    pm2 = s.get("pm2.status")
+    if pm2 is not None and "known_apps" in pm2.details:  # "runs but is not saved" needs it to be in PM2's list
+        return
+    s.add("pm2_not_saved", msg("cause.pm2_not_saved", summary=of_result(r)), "pm2.saved", (),
+          [_pm2(s.target, "save")])
+
+
+def _pm2_startup_missing(s: _State) -> None:
+    r = s.get("pm2.startup")
+    if r is None or r.status is not Status.WARN or r.id in s.consumed:
+        return
+    t = s.target
+    s.add("pm2_startup_missing", msg("cause.pm2_startup_missing", summary=of_result(r)), "pm2.startup", (),
+          [_pm2(t, "startup"), msg("fix.pm2_startup"), _pm2(t, "save")])
 # -- wt-host2: the host under the app, PM2 restarting an online app, standalone assets --------------------------
 
 
@@ -508,7 +590,11 @@ def _pm2_restart_loop_online(s: _State) -> None:
     if kind == "watch" or r.details.get("watch"):
         fix.append(msg("fix.restart_loop_watch"))
     fix += [_pm2(t, "logs", t.pm2_app, "--lines", "100", "--nostream"), _pm2(t, "save")]
-    s.add("pm2_restart_loop_online", of_result(r), "pm2.restarts", _APP_DOWN_EFFECTS, fix)
+    # PM2 stamps created_at at every restart (God/ActionMethods.js), so a looping app always looks changed since
+    # the last `pm2 save` (pm2.saved "stale"): the loop explains that, it is not a second cause.
+    saved = s.get("pm2.saved")
+    stale = ("pm2.saved",) if saved is not None and saved.details.get("reason") == "stale" else ()
+    s.add("pm2_restart_loop_online", of_result(r), "pm2.restarts", (*_APP_DOWN_EFFECTS, *stale), fix)
 
 
 def _unknown(s: _State) -> None:
@@ -542,7 +628,9 @@ RULES: tuple[Rule, ...] = (
     _pm2_crash_loop,
     _pm2_restart_loop_online,  # wt-host2
     _pm2_not_online,
+    _address_mismatch,
     _port_mismatch,
+    _app_unresponsive,
     _app_not_listening,
     _tls_not_reloaded,
     _tls_invalid,
@@ -552,6 +640,8 @@ RULES: tuple[Rule, ...] = (
     _upgrade_missing,
     _app_ws_missing,
     _ws_timeout,
+    _pm2_not_saved,
+    _pm2_startup_missing,
     _unknown,
 )
 

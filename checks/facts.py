@@ -137,7 +137,7 @@ class Facts:
             config = await self.nginx_config()
             scheme, host, port = self.target.public_endpoint()
             request = Request(host=host, port=port, path=self.target.ws_path, scheme=scheme,
-                              address=_connect_address(host))
+                              address=connect_address(host))
             found = route(config, request)
             if isinstance(found.outcome, Proxy) and found.location is not None:
                 return config.locations[found.location.index]
@@ -269,7 +269,7 @@ def now_s() -> float:
     return time.time()
 
 
-def _connect_address(host: str) -> str | None:
+def connect_address(host: str) -> str | None:
     """The local address a client of public_url connects to, when the URL says it (IP literal, localhost)."""
     if host.lower() == "localhost":
         return "127.0.0.1"

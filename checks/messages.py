@@ -963,6 +963,103 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "check ws_path ({ws_path}) against the app's WebSocket route",
         "ko": "ws_path({ws_path})가 앱의 WebSocket 경로와 맞는지 확인",
     },
+    # -- wt-host (issue 12): bind address, hung app, reboot survival ----------------------------------------------
+    "port.match.address": {
+        "en": "{app} listens on {listen}, but nginx dials {dialed}: same port, another address (nothing accepts there)",
+        "ko": "{app} 프로세스는 {listen}에서 수신 대기하지만 nginx는 {dialed}로 접속합니다: 포트는 같고 주소가 "
+              "다릅니다 (그 주소에서는 아무도 받지 않습니다)",
+    },
+    "pm2.saved.unknown_app": {
+        "en": "{app} is not in PM2's list: nothing to compare with the saved list",
+        "ko": "{app} 앱이 PM2 목록에 없습니다: 저장된 목록과 비교할 것이 없습니다",
+    },
+    "pm2.saved.no_home": {
+        "en": "cannot tell PM2_HOME of {app} (set pm2_home for this target)",
+        "ko": "{app} 앱의 PM2_HOME을 알 수 없습니다 (이 대상에 pm2_home을 설정하세요)",
+    },
+    "pm2.saved.no_dump": {
+        "en": "{dump} does not exist: `pm2 save` was never run, so {app} will not come back after a reboot",
+        "ko": "{dump} 파일이 없습니다: `pm2 save`를 한 번도 하지 않아 재부팅 후 {app} 앱이 다시 뜨지 않습니다",
+    },
+    "pm2.saved.unreadable": {
+        "en": "cannot read {dump}: {error}",
+        "ko": "{dump} 파일을 읽을 수 없습니다: {error}",
+    },
+    "pm2.saved.not_in_dump": {
+        "en": "{app} runs but is not in the saved list {dump}: a reboot will not bring it back",
+        "ko": "{app} 앱이 실행 중이지만 저장된 목록 {dump}에 없습니다: 재부팅하면 다시 뜨지 않습니다",
+    },
+    "pm2.saved.stale": {
+        "en": "{app} was (re)created after the last `pm2 save` ({dump} is older): a reboot brings back the old list",
+        "ko": "{app} 앱이 마지막 `pm2 save` 이후에 (다시) 만들어졌습니다 ({dump}이(가) 더 오래됨): 재부팅하면 "
+              "예전 목록이 돌아옵니다",
+    },
+    "pm2.saved.ok": {
+        "en": "{app} is in the saved list {dump}",
+        "ko": "{app} 앱이 저장된 목록 {dump}에 있습니다",
+    },
+    "pm2.startup.no_systemd": {
+        "en": "systemd is not the init here ({path} is missing, a container?): no PM2 startup unit to check",
+        "ko": "이 호스트의 init은 systemd가 아닙니다 ({path} 없음, 컨테이너?): 확인할 PM2 시작 유닛이 없습니다",
+    },
+    "pm2.startup.no_user": {
+        "en": "cannot tell which user PM2 runs as (set pm2_user for this target)",
+        "ko": "PM2가 어떤 사용자로 실행되는지 알 수 없습니다 (이 대상에 pm2_user를 설정하세요)",
+    },
+    "pm2.startup.no_systemctl": {
+        "en": "systemctl not found on the target",
+        "ko": "대상 서버에서 systemctl을 찾을 수 없습니다",
+    },
+    "pm2.startup.not_enabled": {
+        "en": "no enabled {unit} systemd unit ({state}): PM2 will not start at boot",
+        "ko": "활성화된 {unit} systemd 유닛이 없습니다 ({state}): 부팅할 때 PM2가 시작되지 않습니다",
+    },
+    "pm2.startup.stale": {
+        "en": "{unit} points at files that no longer exist ({missing}): PM2 will not start at boot (node upgraded?)",
+        "ko": "{unit} 유닛이 더 이상 없는 파일을 가리킵니다 ({missing}): 부팅할 때 PM2가 시작되지 않습니다 "
+              "(node를 업그레이드했나요?)",
+    },
+    "pm2.startup.ok": {
+        "en": "{unit} is enabled",
+        "ko": "{unit} 유닛이 활성화되어 있습니다",
+    },
+    "cause.app_listen_address_mismatch": {
+        "en": "{summary}",
+        "ko": "{summary}",
+    },
+    "cause.app_unresponsive": {
+        "en": "{app} is online in PM2 and port {port} accepts connections, but neither HTTP nor the WebSocket "
+              "answers within {timeout:g} s (a blocked event loop?){proxy}",
+        "ko": "{app} 앱은 PM2에서 online이고 {port} 포트가 연결을 받지만, HTTP도 WebSocket도 {timeout:g}초 안에 "
+              "응답하지 않습니다 (이벤트 루프가 막혔나요?){proxy}",
+    },
+    "cause.app_unresponsive_proxy": {
+        "en": "; nginx: {what}",
+        "ko": "; nginx: {what}",
+    },
+    "cause.pm2_not_saved": {
+        "en": "{summary}",
+        "ko": "{summary}",
+    },
+    "cause.pm2_startup_missing": {
+        "en": "{summary}",
+        "ko": "{summary}",
+    },
+    "fix.bind_all": {
+        "en": "make the app listen where nginx dials: HOSTNAME=0.0.0.0 (next start: -H 0.0.0.0; or "
+              "server.listen(port, '0.0.0.0')), then:",
+        "ko": "nginx가 접속하는 주소에서 앱이 수신 대기하게 하세요: HOSTNAME=0.0.0.0 (next start: -H 0.0.0.0; 또는 "
+              "server.listen(port, '0.0.0.0')), 그다음:",
+    },
+    "fix.proxy_pass_address": {
+        "en": "or edit {where}: proxy_pass http://{address}:{port};   # the address the app listens on",
+        "ko": "또는 {where} 수정: proxy_pass http://{address}:{port};   # 앱이 수신 대기하는 주소",
+    },
+    "fix.pm2_startup": {
+        "en": "run the line `pm2 startup` prints (as root), then `pm2 save`",
+        "ko": "`pm2 startup`이 출력하는 줄을 (root로) 실행한 다음 `pm2 save`",
+    },
+    # -- end wt-host ------------------------------------------------------------------------------------------------
 }
 
 #: Korean check titles and descriptions; the English side is checks/registry.py's (one source of truth).
@@ -995,6 +1092,12 @@ _CHECK_KO: dict[str, tuple[str, str]] = {
         "https public_url일 때: 제공되는 인증서가 검증되고(기간, 이름, 체인) 만료가 가깝지 않으며, nginx가 가리키는 "
         "ssl_certificate 파일의 인증서와 같은지 (갱신 후 reload 누락 아님)",
     ),
+    # wt-host
+    "pm2.saved": ("PM2 목록 저장",
+                  "앱이 PM2의 저장된 목록($PM2_HOME/dump.pm2)에 있고, 앱을 마지막으로 (다시) 만든 뒤에 저장되었는지"),
+    "pm2.startup": ("부팅 시 PM2 시작",
+                    "활성화된 pm2-<user> systemd 유닛이 있고 그 실행 파일이 존재하는지 "
+                    "(systemd가 init이 아니면 건너뜀)"),
     # wt-host2
     "pm2.restarts": ("online 중 PM2 재시작",
                      "앱이 `online`인 채로 재시작 횟수가 늘지 않는지 (max_memory_restart, watch); "

@@ -105,6 +105,11 @@ CHECKS: tuple[CheckSpec, ...] = (
         "for an https public_url: the served certificate verifies (dates, name, chain), is not close to expiry, "
         "and is the one in the ssl_certificate file nginx names (not renewed-but-never-reloaded)",
     ),
+    # wt-host (issue 12): will the app come back after a reboot?
+    CheckSpec("pm2.saved", "pm2", "PM2 list saved",
+              "the app is in PM2's saved list ($PM2_HOME/dump.pm2), saved after the app's last (re)creation"),
+    CheckSpec("pm2.startup", "pm2", "PM2 starts at boot",
+              "an enabled pm2-<user> systemd unit whose binaries exist (skipped where systemd is not the init)"),
     # wt-host2: the host under the app, and PM2 restarting an app that reads `online` (checks/items/host.py)
     CheckSpec(
         "pm2.restarts",

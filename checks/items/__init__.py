@@ -6,6 +6,7 @@ from checks.items.base import CheckFn
 from checks.items.host import host_disk, host_fds, host_memory, next_static, pm2_restarts
 from checks.items.nginx import nginx_syntax, nginx_websocket
 from checks.items.pm2 import pm2_logs, pm2_status
+from checks.items.pm2_boot import pm2_saved, pm2_startup
 from checks.items.ports import port_conflict, port_listen, port_match
 from checks.items.tls import tls_certificate
 from checks.items.web import http_local, http_proxy, next_build, ws_local, ws_proxy
@@ -25,6 +26,8 @@ CHECK_FUNCTIONS: dict[str, CheckFn] = {
     "ws.proxy": ws_proxy,
     "pm2.logs": pm2_logs,
     "tls.certificate": tls_certificate,
+    "pm2.saved": pm2_saved,
+    "pm2.startup": pm2_startup,
     # wt-host2
     "pm2.restarts": pm2_restarts,
     "next.static": next_static,

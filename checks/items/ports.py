@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
+from checks import commands
 from checks.facts import LOOPBACK, FactError, Facts
 from checks.items.base import Outcome, fail, ok, warn
 from checks.messages import Msg, joined, msg
+from checks.parsers.addr import Address, covers, ip_of, parse_getent_ahosts, parse_ip_addr
 from checks.parsers.ps import ProcInfo
 from checks.parsers.ss import Listener
 
@@ -83,6 +86,9 @@ async def port_match(f: Facts) -> Outcome:
         "file": loc.file,
         "line": loc.line,
     }
+    lan = await _lan_upstream(f, loc.upstream, port) if not nginx_ports else None
+    if lan:
+        nginx_ports = [port]
     if not nginx_ports:
         return warn(msg("port.match.not_local", proxy_pass=loc.proxy_pass), **details)
     if not tree.ports:
@@ -91,7 +97,7 @@ async def port_match(f: Facts) -> Outcome:
     app_on = port in tree.ports
     nginx_on = port in nginx_ports
     if app_on and nginx_on:
-        return ok(msg("port.match.ok", app=app, port=port), side=None, **details)
+        return await _address_match(f, loc.upstream, tree.pids, details)
     app_desc = ", ".join(map(str, tree.ports))
     if nginx_on:
         return fail(msg("port.match.app_side", port=port, app=app, app_ports=app_desc), side="app", **details)
@@ -124,3 +130,62 @@ async def port_conflict(f: Facts) -> Outcome:
         return ok(msg("port.conflict.only_app", app=f.target.pm2_app, port=port), **details)
     return ok(msg("port.conflict.free", port=port), **details)
 
+
+
+# -- wt-host (issue 12 item 1): the address, not only the port --------------------------------------------------
+
+#: A host name worth asking the target's resolver about (an nginx variable or a unix: socket is not).
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})")
+
+
+async def _lan_upstream(f: Facts, upstream: tuple[tuple[str, int], ...], port: int) -> bool:
+    """proxy_pass to one of this host's own non-loopback addresses on app_port (`ip -o addr`)."""
+    literal = [ip for h, p in upstream if p == port and (ip := ip_of(h)) is not None and not ip.is_loopback]
+    if not literal:
+        return False
+    result = await f.run("ip addr", list(commands.IP_ADDR_ARGV))
+    return result.ok and any(ip in parse_ip_addr(result.stdout) for ip in literal)
+
+
+async def _dialed(f: Facts, upstream: tuple[tuple[str, int], ...], port: int) -> tuple[list[Address], list[str]]:
+    """The addresses nginx dials for app_port, and the upstream names it could not resolve (left uncompared)."""
+    dialed: list[Address] = []
+    unresolved: list[str] = []
+    for host, p in upstream:
+        if p != port:
+            continue
+        ip = ip_of(host)
+        if ip is not None:
+            dialed.append(ip)
+            continue
+        if not _HOSTNAME.fullmatch(host):
+            unresolved.append(host)
+            continue
+        result = await f.run(f"getent {host}", commands.getent_hosts(host))
+        found = parse_getent_ahosts(result.stdout) if result.ok else []
+        if found:
+            dialed.extend(found)
+        else:
+            unresolved.append(host)
+    return list(dict.fromkeys(dialed)), unresolved
+
+
+async def _address_match(f: Facts, upstream: tuple[tuple[str, int], ...], pids: frozenset[int],
+                         details: dict[str, object]) -> Outcome:
+    """Ports agree: does some listener of the app accept every address nginx dials?"""
+    app, port = f.target.pm2_app, f.target.app_port
+    on_port = await f.port_listeners()
+    mine = [lst for lst in on_port if any(p.pid in pids for p in lst.processes)] or \
+        [lst for lst in on_port if not lst.processes]
+    dialed, unresolved = await _dialed(f, upstream, port)
+    listen = sorted({lst.local_addr for lst in mine})
+    shown = [f"[{a}]:{port}" if ":" in a else f"{a}:{port}" for a in listen]
+    missed = [ip for ip in dialed if not any(covers(a, ip) for a in listen)]
+    details = {**details, "dialed": [str(ip) for ip in dialed], "listen_addrs": shown, "unresolved": unresolved}
+    if not mine or not dialed or not missed:
+        return ok(msg("port.match.ok", app=app, port=port), side=None, **details)
+    dial = ", ".join(f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}" for ip in missed)
+    # Some dialed address is covered (a name resolving both ways): nginx retries on it, the error log fills up.
+    verdict = warn if len(missed) < len(dialed) else fail
+    return verdict(msg("port.match.address", app=app, listen=", ".join(shown), dialed=dial),
+                   side="address", missed=[str(ip) for ip in missed], **details)

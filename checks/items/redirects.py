@@ -8,20 +8,10 @@ When the model cannot tell (no dump, an uncertain `if`, a redirect nginx makes i
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
-from checks.facts import FactError, Facts
+from checks.facts import FactError, Facts, connect_address
 from checks.parsers.nginx_route import Request, Return, route
-
-
-def _address(host: str) -> str | None:
-    if host.lower() == "localhost":
-        return "127.0.0.1"
-    try:
-        return str(ipaddress.ip_address(host.strip("[]")))
-    except ValueError:
-        return None
 
 
 async def redirect_origin(f: Facts) -> dict[str, Any] | None:
@@ -32,7 +22,7 @@ async def redirect_origin(f: Facts) -> dict[str, Any] | None:
         return None
     scheme, host, port = f.target.public_endpoint()
     found = route(config, Request(host=host, port=port, path=f.target.ws_path, scheme=scheme,
-                                  address=_address(host)))
+                                  address=connect_address(host)))
     if not isinstance(found.outcome, Return) or not found.outcome.redirect or found.server is None:
         return None
     out: dict[str, Any] = {"server": f"{found.server.file}:{found.server.line}",

@@ -89,7 +89,8 @@ async def http_local(f: Facts) -> Outcome:
     except ProbeError as exc:
         return fail(msg("web.probe_error", url=where, error=said(exc)), **details)
     except TimeoutError:
-        return fail(msg("web.no_answer", url=where, timeout=PROBE_TIMEOUT_S), **details)
+        return fail(msg("web.no_answer", url=where, timeout=PROBE_TIMEOUT_S), no_answer=True, timeout=PROBE_TIMEOUT_S,
+                    **details)
     details.update(status=answer.status, elapsed_ms=round(answer.elapsed_ms, 1))
     return _status_outcome(where, answer.status, answer.reason, answer.headers.get("location"), details)
 
@@ -123,7 +124,8 @@ async def http_proxy(f: Facts) -> Outcome:
         except ProbeError as exc:
             return fail(msg("web.probe_error", url=current, error=said(exc)), **followed, **details)
         except TimeoutError:
-            return fail(msg("web.no_answer", url=current, timeout=PROBE_TIMEOUT_S), **followed, **details)
+            return fail(msg("web.no_answer", url=current, timeout=PROBE_TIMEOUT_S), no_answer=True,
+                        timeout=PROBE_TIMEOUT_S, **followed, **details)
         target = _same_site(current, answer.headers.get("location"), host)
         if not (300 <= answer.status < 400) or target is None or len(hops) >= MAX_REDIRECTS:
             break
@@ -202,6 +204,7 @@ async def _ws(uri: str, opener: Opener, *, origin: str) -> Outcome:
                             **details)
         return fail(msg("web.probe_error", url=uri, error=said(exc)), **details)
     except TimeoutError:
-        return fail(msg("ws.no_answer", url=uri, timeout=PROBE_TIMEOUT_S), **details)
+        return fail(msg("ws.no_answer", url=uri, timeout=PROBE_TIMEOUT_S), no_answer=True, timeout=PROBE_TIMEOUT_S,
+                    **details)
     details.update(status=101, rtt_ms=round(answer.rtt_ms, 1), elapsed_ms=round(answer.elapsed_ms, 1))
     return ok(msg("ws.ok", url=uri, rtt=answer.rtt_ms), **details)

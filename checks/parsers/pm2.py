@@ -57,6 +57,10 @@ class Pm2Process(BaseModel):
     autorestart: bool | None = None
     max_restarts: int | None = None
     restart_delay: int | None = None
+    #: wt-host: where PM2 keeps its files (pids/, dump.pm2) and the user it runs as, for pm2.saved/pm2.startup.
+    pid_path: str | None = None
+    pm2_home_env: str | None = None
+    username: str | None = None
     # wt-host2: what makes PM2 restart an `online` app by itself (pm2_restart_loop_online)
     max_memory_restart: int | None = None  # bytes
     watch: bool | None = None
@@ -217,6 +221,9 @@ def _process(entry: object) -> Pm2Process:
         autorestart=_as_bool(pm2_env.get("autorestart")),
         max_restarts=_as_int(pm2_env.get("max_restarts")),
         restart_delay=_as_int(pm2_env.get("restart_delay")),
+        pid_path=_as_str(pm2_env.get("pm_pid_path")),
+        pm2_home_env=_as_str(pm2_env.get("PM2_HOME")),
+        username=_as_str(pm2_env.get("username")),
         max_memory_restart=_as_int(pm2_env.get("max_memory_restart")),
         watch=_as_bool(pm2_env.get("watch")) if not isinstance(pm2_env.get("watch"), list) else True,
         memory=_as_int((entry.get("monit") or {}).get("memory")) if isinstance(entry.get("monit"), dict) else None,

@@ -59,6 +59,10 @@ MODES: tuple[str, ...] = (
     "tls-expiring",
     "tls-not-reloaded",
     "ws-redirect",
+    # wt-host (issue 12): the app and the host as they really fail.
+    "app-ipv6-only",
+    "app-hung",
+    "pm2-not-saved",
     # wt-host2: PM2 restarting an online app, and the V8 heap limit
     "restart-loop",
     "heap-oom",
@@ -66,6 +70,9 @@ MODES: tuple[str, ...] = (
 
 #: The name the TLS modes serve and the https target uses (resolves to loopback without DNS).
 TLS_HOST = "localhost"
+
+#: wt-host: the app's environment switch (deploy/sandbox/app/server.js) that blocks its event loop once listening.
+HANG_ENV = "WSCHECK_APP_HANG"
 
 #: The system user that runs PM2, nginx and the app when the sandbox is started as root.
 SANDBOX_USER = "wsbox"
@@ -1154,8 +1161,8 @@ class Sandbox:
 
     # ---- the app under PM2 ----------------------------------------------------------------------------
 
-    def _start_app(self, *, port: int, script: str = "start", extra: Mapping[str, Any] | None = None,
-                   env: Mapping[str, str] | None = None) -> None:
+    def _start_app(self, *, port: int, script: str = "start", env: Mapping[str, str] | None = None,
+                   save: bool = True, extra: Mapping[str, Any] | None = None) -> None:
         """The seed's `PORT=<port> pm2 start npm --name <app> -- run <script>`, plus a restart policy.
 
         npm -> sh -> node: the listener is several levels below the PM2 pid, as on the real server.
@@ -1183,7 +1190,9 @@ class Sandbox:
         }
         self._write_user_file(ecosystem, json.dumps({"apps": [app]}, indent=2) + "\n")
         self.pm2("delete", self.app_name, check=False)
-        self.pm2("start", str(ecosystem), env={"PORT": str(port)})
+        self.pm2("start", str(ecosystem), env={"PORT": str(port), **(env or {})})
+        if save:  # as an operator would; only the pm2-not-saved mode leaves the list unsaved
+            self.pm2("save")
 
     def _app_is(self, status: str) -> bool:
         return self.app_status() == status
@@ -1197,12 +1206,12 @@ class Sandbox:
             detail=lambda: f"pm2 status: {self.app_status()}\n{_tail(self.pm2_error_log)}",
         )
 
-    def _wait_app_listening(self, port: int, timeout: float = 60) -> None:
+    def _wait_app_listening(self, port: int, timeout: float = 60, host: str = "127.0.0.1") -> None:
         def ready() -> bool:
-            return tcp_accepts(port) and self._app_is("online")
+            return tcp_accepts(port, host=host) and self._app_is("online")
 
         wait_for(
-            f"{self.app_name} online in PM2 and accepting on 127.0.0.1:{port}",
+            f"{self.app_name} online in PM2 and accepting on {host}:{port}",
             ready,
             timeout=timeout,
             interval=0.25,
@@ -1214,14 +1223,40 @@ class Sandbox:
         if not proc:
             return False
         env = proc.get("pm2_env", {})
+        inner = env.get("env", {})
         return (
             env.get("status") == "online"
             and not env.get("watch")  # wt-host2: restart-loop
             and "NODE_OPTIONS" not in (env.get("env") or {})  # wt-host2: heap-oom
             and list(env.get("args") or []) == ["run", "start"]
-            and str(env.get("PORT") or env.get("env", {}).get("PORT")) == str(self.app_port)
+            and str(env.get("PORT") or inner.get("PORT")) == str(self.app_port)
+            and not (env.get("HOSTNAME") or inner.get("HOSTNAME"))  # app-ipv6-only
+            and not (env.get(HANG_ENV) or inner.get(HANG_ENV))  # app-hung
             and tcp_accepts(self.app_port)
         )
+
+    # ---- the saved PM2 list (wt-host) -----------------------------------------------------------------
+
+    @property
+    def pm2_dump(self) -> Path:
+        return self.pm2_home / "dump.pm2"
+
+    def _pm2_saved(self) -> bool:
+        """The dump lists the app and is not older than the app's PM2 entry (what the bot's pm2.saved asks)."""
+        proc = self.app_process()
+        try:
+            saved = json.loads(self.pm2_dump.read_text())
+            mtime = int(self.pm2_dump.stat().st_mtime)
+        except (OSError, ValueError):
+            return False
+        created = int((proc or {}).get("pm2_env", {}).get("created_at") or 0) // 1000
+        names = {e.get("name") for e in saved if isinstance(e, dict)} if isinstance(saved, list) else set()
+        return proc is not None and self.app_name in names and mtime >= created
+
+    def _pm2_save(self) -> None:
+        """`pm2 save`, as an operator ends every change; a healthy sandbox survives a reboot."""
+        self.pm2("save")
+        wait_for("PM2 to write its dump with the app in it", self._pm2_saved, timeout=15)
 
     # ---- the port squatter ----------------------------------------------------------------------------
 
@@ -1302,6 +1337,7 @@ class Sandbox:
                 timeout=30,
                 detail=lambda: _tail(self.nginx_dir / "error.log"),
             )
+            self._pm2_save()
         except BaseException:
             with contextlib.suppress(Exception):
                 self.down()
@@ -1391,6 +1427,8 @@ class Sandbox:
                 lambda: ws_handshake_status(self.http_port) == 101,
                 "nginx to pass WebSocket upgrades again after a reload",
             )
+        if not self._pm2_saved():
+            self._pm2_save()
         self.mode = "healthy"
         self._save_state()
 
@@ -1497,7 +1535,9 @@ class Sandbox:
     def _break_heap_oom(self) -> None:
         """NODE_OPTIONS=--max-old-space-size=20: npm starts, the app's node dies with "JavaScript heap out of
         memory" (V8's own message, exit 134) at every start, and PM2 ends `errored` after max_restarts."""
-        self._start_app(port=self.app_port, env={"NODE_OPTIONS": "--max-old-space-size=20"})
+        # In the app's own env only: PM2's CLI (node too) must not get the tiny heap.
+        self._start_app(port=self.app_port, extra={"env": {"PORT": str(self.app_port),
+                                                          "NODE_OPTIONS": "--max-old-space-size=20"}})
         self._wait_app_status("errored", timeout=90)
 
     # ---- TLS and redirects (wt-tls) -------------------------------------------------------------------
@@ -1644,6 +1684,32 @@ class Sandbox:
         text = text.replace(f'public_url = "http://{self.host}:{self.http_port}/"',
                             f'public_url = "https://{TLS_HOST}:{self.tls_port}/"')
         return text + f'ca_file = "{self.ca_file}"\n'
+
+    # ---- wt-host modes (issue 12) ----------------------------------------------------------------------
+
+    def _break_app_ipv6_only(self) -> None:
+        """Node 17+ `localhost` → `::1`: the app listens on [::1]:app_port only, nginx dials 127.0.0.1."""
+        self._start_app(port=self.app_port, env={"HOSTNAME": "::1"})
+        self._wait_app_listening(self.app_port, host="::1")
+        wait_for(f"127.0.0.1:{self.app_port} to refuse", lambda: not tcp_accepts(self.app_port), timeout=15)
+
+    def _break_app_hung(self) -> None:
+        """A blocked event loop: PM2 `online`, the port accepts (kernel backlog), nothing answers."""
+        self._start_app(port=self.app_port, env={HANG_ENV: "1"})
+        self._wait_app_listening(self.app_port)
+        wait_for("the app to stop answering HTTP", lambda: http_status(self.app_port, timeout=1.0) is None,
+                 timeout=20)
+
+    def _break_pm2_not_saved(self) -> None:
+        """The app recreated (`pm2 delete` + `pm2 start`) after the last `pm2 save`: a reboot brings the old list."""
+        saved_at = int(self.pm2_dump.stat().st_mtime)
+        # stat's mtime is in whole seconds: start in a later second than the save, or the two look simultaneous.
+        wait_for("a second after the last pm2 save", lambda: time.time() >= saved_at + 1, timeout=5, interval=0.05)
+        self._start_app(port=self.app_port, save=False)
+        self._wait_app_listening(self.app_port)
+        wait_for("the app answering through nginx", lambda: http_status(self.http_port) == 200, timeout=30)
+        if self._pm2_saved():
+            raise SandboxError("the PM2 dump still covers the recreated app")
 
     def target_toml(self, name: str = "sandbox") -> str:
         """The `[[targets]]` table that points wscheck at this sandbox over SSH."""

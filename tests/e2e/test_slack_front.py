@@ -83,7 +83,7 @@ async def test_full_checklist_acks_with_progress_then_replaces_with_report(
     await asyncio.to_thread(sandbox.set_mode, "healthy")
     env = await fake.send_slash_command("", user_id=ALICE, channel_id=CHAN)
     assert env.acked and env.ack_latency is not None and env.ack_latency < 3
-    assert "running 12 checks" in json.dumps(env.ack_payload)
+    assert "running 14 checks" in json.dumps(env.ack_payload)
     (report,) = await final_report(fake, env)
     assert report["replace_original"] is True
     body = texts(report["blocks"])

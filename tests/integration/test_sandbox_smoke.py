@@ -360,6 +360,19 @@ def _assert_mode(sb: Any, mode: str) -> None:
     elif mode == "dev-mode":
         assert env["args"] == ["run", "dev"] and str(env["PORT"]) == str(sb.app_port)
         assert build_id.is_file(), "dev mode must not touch the production build"
+    elif mode == "app-ipv6-only":  # wt-host
+        assert status == "online" and env["env"]["HOSTNAME"] == "::1"
+        assert sb.app_port not in ports  # nothing on 127.0.0.1
+        assert sbmod.tcp_accepts(sb.app_port, host="::1")
+        assert through_nginx == 502
+    elif mode == "app-hung":  # wt-host
+        assert status == "online" and [name for name, _ in ports[sb.app_port]] == ["node"]
+        assert sbmod.tcp_accepts(sb.app_port) and through_nginx is None and ws_status is None
+    elif mode == "pm2-not-saved":  # wt-host
+        assert status == "online" and through_nginx == 200 and ws_status == 101
+        assert not sb._pm2_saved()
+    if mode != "pm2-not-saved":
+        assert sb._pm2_saved(), "every other mode leaves the PM2 list saved"
     # wt-host2
     elif mode == "restart-loop":
         assert env["watch"] is True and env["pm_out_log_path"] == str(sb.watch_log)

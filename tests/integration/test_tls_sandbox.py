@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import tomllib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,13 @@ import pytest
 
 from checks.config import Target, parse_targets
 from checks.models import Status, TargetReport
-from checks.registry import CHECK_IDS
 from checks.runner import run_checks
 from checks.transport.ssh import SSHTransport
+from tests.support.healthy import healthy_statuses
 
 pytestmark = pytest.mark.sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-async def ssh(sandbox_target: Target) -> AsyncIterator[SSHTransport]:
-    transport = SSHTransport(sandbox_target)
-    yield transport
-    await transport.aclose()
 
 
 def tls_target(sandbox: Any, **update: Any) -> Target:
@@ -61,7 +53,7 @@ async def test_healthy_https_is_all_ok_with_exit_0(sandbox: Any, ssh: SSHTranspo
     await in_mode(sandbox, "https")
     target = tls_target(sandbox)
     report = await run_checks(target, ssh)
-    assert {c.id: c.status for c in report.checks} == dict.fromkeys(CHECK_IDS, Status.OK), explain(report)
+    assert {c.id: c.status for c in report.checks} == healthy_statuses(), explain(report)
     assert report.diagnosis == () and report.exit_code == 0
     tls = report.result("tls.certificate")
     assert tls is not None
@@ -117,7 +109,8 @@ async def test_expiring_warns(sandbox: Any, ssh: SSHTransport) -> None:
     assert report.diagnosis[0].severity is Status.WARN
     assert status(report, "tls.certificate") is Status.WARN
     assert report.exit_code == 1
-    assert all(c.status is Status.OK for c in report.checks if c.id != "tls.certificate"), explain(report)
+    assert {c.id: c.status for c in report.checks if c.id != "tls.certificate"} == \
+        {cid: status for cid, status in healthy_statuses().items() if cid != "tls.certificate"}, explain(report)
     # a smaller warning window: the same certificate is fine
     relaxed = await run_checks(tls_target(sandbox, tls_expiry_warning=3), ssh)
     assert relaxed.diagnosis == () and relaxed.exit_code == 0, explain(relaxed)
@@ -160,8 +153,9 @@ async def test_ws_upgrade_redirected_http_to_https(sandbox: Any, sandbox_target:
     assert "wss://" in " ".join(cause.fix)
     # the HTTP probe is not redirected on /, and nothing else fails
     assert status(report, "http.proxy") is Status.OK
-    assert {c.id: c.status for c in report.checks if c.status is not Status.OK} == {
-        "ws.proxy": Status.FAIL, "nginx.websocket": Status.FAIL, "port.match": Status.SKIP}, explain(report)
+    expected = {**healthy_statuses(), "ws.proxy": Status.FAIL, "nginx.websocket": Status.FAIL,
+                "port.match": Status.SKIP}
+    assert {c.id: c.status for c in report.checks} == expected, explain(report)
     assert set(cause.evidence) == {"ws.proxy", "nginx.websocket"}
 
 

@@ -31,6 +31,11 @@ def http_server(response: bytes) -> StreamServer:
     return lambda _data: Reply(response, close=True)
 
 
+def silent_server() -> StreamServer:
+    """A peer that accepted and never says anything (a blocked event loop): the probe's own timeout ends it."""
+    return lambda _data: Reply(b"", close=False)
+
+
 def ws_server(response: bytes) -> StreamServer:
     """A 101 is redone by a sans-I/O websockets server (the accept key depends on the probe's random key; it then
     answers the ping and the close); any other captured answer is replayed as it was, then closed."""
@@ -80,7 +85,10 @@ class Replay:
                 upgrade = b"upgrade: websocket" in data.lower()
                 (stream, *_) = self.streams[(port, upgrade)]
                 response = base64.b64decode(stream["response"])
-                server = ws_server(response) if upgrade else http_server(response)
+                if not response and stream.get("eof") is False:
+                    server = silent_server()  # wt-host: a hung peer, as captured (app-hung)
+                else:
+                    server = ws_server(response) if upgrade else http_server(response)
             return server(data)
 
         return serve

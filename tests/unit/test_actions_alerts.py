@@ -46,6 +46,7 @@ def valid(blocks: list[dict[str, Any]]) -> None:
 
 def test_plans_are_argv_lists_from_config_only() -> None:
     restart = act.plan("restart", T)
+    assert restart.steps[-1].argv[-2:] == ("pm2", "save")  # wt-host: a restart a reboot undoes is no fix
     assert restart.steps[0].argv == ("sudo", "-n", "-u", "app", "env", "PM2_HOME=/home/app/.pm2", "pm2", "restart",
                                      "kathario-saas")
     reload = act.plan("reload-nginx", T)

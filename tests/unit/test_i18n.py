@@ -295,6 +295,11 @@ def real_summary(check_id: str, status: Status) -> cm.Msg:
             return cm.msg("tls.not_https", url="http://203.0.113.10/")
         return cm.msg("tls.invalid", host="chat.example.com", port=443, why=cm.msg("tls.why.expired"),
                       names="chat.example.com", not_after="2026-01-01", issuer="CN=R11")
+    if check_id == "pm2.saved":  # wt-host
+        dump = "/root/.pm2/dump.pm2"
+        return cm.msg("pm2.saved.ok" if good else "pm2.saved.stale", app=app, dump=dump)
+    if check_id == "pm2.startup":  # wt-host
+        return cm.msg("pm2.startup.ok" if good else "pm2.startup.not_enabled", unit="pm2-root", state="disabled")
     # wt-host2
     numbers = cm.msg("host.memory.numbers", available=512, total=2048, swap=0)
     if check_id == "pm2.restarts":

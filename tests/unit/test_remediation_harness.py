@@ -33,6 +33,7 @@ class Stack:
     def __init__(self, mode: str) -> None:
         self.set(mode)
         self.fixes: list[tuple[str, ...]] = []
+        self.saves: list[tuple[str, ...]] = []
         self.transport = FunctionTransport(self.run, tcp_handler=serve_streams(self.connect))
 
     def set(self, mode: str) -> None:
@@ -43,6 +44,9 @@ class Stack:
             self.fixes.append(argv)
             self.set("healthy")
             return CommandResult(argv, 0, "[PM2] restarted", "", 1.0)
+        if argv[-1:] == ("save",):  # wt-host: the restart action ends with `pm2 save`
+            self.saves.append(argv)
+            return CommandResult(argv, 0, "[PM2] Successfully saved", "", 1.0)
         return self.replay.run(argv)
 
     def connect(self, host: str, port: int) -> Any:
@@ -108,8 +112,9 @@ async def test_approved_fix_runs_once_and_is_verified(store: Store, monkeypatch:
     assert request.cause == "pm2_not_online" and len(h.sink.posts) == 1
     await h.approve(request)
     assert len(h.stack.fixes) == 1 and await h.status(request) is ap.Status.SUCCEEDED
+    assert len(h.stack.saves) == 1, "the restart is saved, so a reboot keeps it"
     kinds = await h.audit_kinds()
-    assert kinds.count("execution") == 1 and kinds[-1] == "verification"
+    assert kinds.count("execution") == 2 and kinds[-1] == "verification"  # restart, then pm2 save (wt-host)
     (verification,) = [e for e in await store.audit_entries(limit=100) if e["kind"] == "verification"]
     data = verification["data"]
     assert isinstance(data, dict) and data["healthy"] is True and data["status"] == "succeeded"

@@ -65,6 +65,11 @@ app
       process.stdout.write(
         `[kathario-saas] ready on http://${hostname}:${port} (${dev ? 'development' : 'production'}), chat on /ws\n`,
       );
+      // wscheck sandbox "app-hung": a blocked event loop, the way a hung app really looks (PM2 `online`, the
+      // port accepting in the kernel's backlog, no answer). Atomics.wait blocks the thread without burning CPU.
+      if (process.env.WSCHECK_APP_HANG === '1') {
+        setImmediate(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0));
+      }
     });
   })
   .catch((err) => fail('Next.js failed to start', err));
