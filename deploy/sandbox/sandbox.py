@@ -1405,6 +1405,9 @@ class Sandbox:
         may have "fixed" (or further broken) things in between: a reload, a `pm2 start`, a rebuild.
         """
         self._stop_squatter()
+        if self.mode == "restart-loop":  # wt-host2: stop the loop first, then nothing of it may hold the port
+            self.pm2("delete", self.app_name, check=False)
+        self.kill_strays()  # wt-host2
         stashed = self.stash_dir / "BUILD_ID"
         build_id = self.app_dir / ".next" / "BUILD_ID"
         if stashed.exists():
@@ -1525,12 +1528,38 @@ class Sandbox:
         self._chown(logs)
         # `pm2 start server.js --watch` (the threads' usual form): PM2 stops the node process itself at each change.
         # Through npm (npm -> sh -> node) a stop can leave the node child holding the port for a moment.
+        # watch_delay: each restart waits a second after the change, so that PM2 does not restart an instance
+        # still starting (under load it then loses one, which keeps the port: a port conflict on top of the loop).
         self._start_app(port=self.app_port, env={"NODE_ENV": "production"},
-                        extra={"script": "server.js", "args": [], "watch": True, "out_file": str(self.watch_log)})
+                        extra={"script": "server.js", "args": [], "watch": True, "watch_delay": 1000,
+                               "out_file": str(self.watch_log)})
         before = self.restarts()
         wait_for("PM2 to restart the watched app at least 3 times while online",
                  lambda: self.restarts() >= before + 3 and self._app_is("online"), timeout=60, interval=0.3,
                  detail=lambda: f"pm2 status: {self.app_status()}, restarts {self.restarts()}")
+        self.kill_strays()
+
+    def kill_strays(self) -> set[int]:
+        """This sandbox's app processes that PM2 no longer tracks (not below its daemon): PM2 can lose one when a
+        restart hits an instance still starting. They would hold app_port for every later mode."""
+        daemon = self._pm2_daemon_pid()
+        tracked = descendants([daemon]) if daemon else set()
+        strays = set()
+        for pid in _pids_with_env(MARKER_ENV, str(self.workdir), self._pw().pw_uid) - tracked:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"server.js" in cmdline and str(self.app_dir).encode() in cmdline + str(self._cwd(pid)).encode():
+                strays.add(pid)
+        return kill_and_wait(strays, sig=signal.SIGKILL) if strays else set()
+
+    @staticmethod
+    def _cwd(pid: int) -> str:
+        try:
+            return os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            return ""
 
     def _break_heap_oom(self) -> None:
         """NODE_OPTIONS=--max-old-space-size=20: npm starts, the app's node dies with "JavaScript heap out of
