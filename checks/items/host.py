@@ -35,7 +35,7 @@ from checks.parsers.host import (
     FileSystem,
     OomKill,
     df_problems,
-    matching_lines,
+    latest_lines,
     parse_df,
     parse_fd_usage,
     parse_ls_sizes,
@@ -82,18 +82,18 @@ async def _clock(f: Facts) -> tuple[float, datetime] | None:
         return None
 
 
-async def _recent_app_logs(f: Facts) -> tuple[str, list[str]]:
-    """(text, files) of the app's PM2 log tails changed within RECENT_S (the same reads as pm2.logs)."""
+async def _recent_app_logs(f: Facts) -> tuple[list[str], list[str]]:
+    """(texts, files) of the app's PM2 log tails changed within RECENT_S (the same reads as pm2.logs)."""
     try:
         instances = await f.app_instances()
     except FactError:
-        return "", []
+        return [], []
     if not instances:
-        return "", []
+        return [], []
     app = instances[0]
     paths = tuple(dict.fromkeys(p for p in (app.err_log, app.out_log) if p))
     if not paths:
-        return "", []
+        return [], []
     tails, stats, clock = await asyncio.gather(
         asyncio.gather(*(f.log_tail(p) for p in paths)), f.log_stat(paths), _clock(f))
     now = clock[0] if clock else time.time()
@@ -109,7 +109,7 @@ async def _recent_app_logs(f: Facts) -> tuple[str, list[str]]:
         text = since_start(result.stdout, started_s, entry.mtime)[0] if started_s else result.stdout
         texts.append(text)
         used.append(path)
-    return "\n".join(texts), used
+    return texts, used
 
 
 async def _pm2_home(f: Facts) -> str:
@@ -178,7 +178,7 @@ async def host_memory(f: Facts) -> Outcome:
     if mem is None:
         return error(msg("host.memory.unreadable", error=(meminfo.stderr.strip() or "?")[:200]))
     source, why, kills = _kernel_source(journal, dmesg, mem.uptime_s)
-    heap = _lines(matching_lines(logs, HEAP_OOM))
+    heap = _lines(latest_lines(logs, "heap", HEAP_OOM))
     # A kill before the app's current start is history once the app is back online: a warning, not the cause.
     try:
         instances = await f.app_instances()
@@ -236,8 +236,7 @@ async def host_disk(f: Facts) -> Outcome:
     t = f.target
     home, nginx_dirs = await asyncio.gather(_pm2_home(f), _nginx_log_dirs(f))
     paths = [t.app_dir, *(nginx_dirs or ["/var/log/nginx"])]
-    result, pm2_log, (logs, _files) = await asyncio.gather(
-        f.run("df", commands.disk_usage(home, paths)), _pm2_log(f), _recent_app_logs(f))
+    result, (logs, _files) = await asyncio.gather(f.run("df", commands.disk_usage(home, paths)), _recent_app_logs(f))
     if result.exit_status == 127:
         raise FactError(msg("host.disk.no_df"), kind="missing_binary")
     sections = split_sections(result.stdout)
@@ -254,7 +253,7 @@ async def host_disk(f: Facts) -> Outcome:
             entry[1].append(labels[i])
     logs_key = next((k for k in sections if k.startswith("logs ")), "")
     biggest = parse_ls_sizes(sections.get(logs_key, ""))[:3]
-    enospc = _lines(matching_lines(logs, ENOSPC) + matching_lines(pm2_log.stdout if pm2_log.ok else "", ENOSPC))
+    enospc = _lines(latest_lines(logs, "enospc", ENOSPC))
     details: dict[str, Any] = {
         "filesystems": [{"mount": fs.mount, "use_percent": fs.use_percent, "available_mb": fs.available_kb // 1024,
                          "size_mb": fs.size_kb // 1024, "holds": holds} for fs, holds in by_mount.values()],
@@ -289,7 +288,7 @@ async def host_fds(f: Facts) -> Outcome:
         raise f.explained_by("pm2.status", msg("host.fds.no_app", app=f.target.pm2_app))
     result, (logs, files) = await asyncio.gather(f.run("fds", commands.fd_usage(pids)), _recent_app_logs(f))
     usage = parse_fd_usage(result.stdout)
-    emfile = _lines(matching_lines(logs, EMFILE))
+    emfile = _lines(latest_lines(logs, "emfile", EMFILE))
     details: dict[str, Any] = {
         "processes": [{"pid": u.pid, "open_fds": u.open_fds, "limit": u.soft_limit} for u in usage],
         "emfile_lines": emfile, "log_files": files,

@@ -229,6 +229,34 @@ EMFILE = re.compile(r"\bEMFILE\b|Too many open files")
 HEAP_OOM = re.compile(r"JavaScript heap out of memory|Reached heap limit|FATAL ERROR: .{0,80}Allocation failed")
 
 
+#: Other reasons an app dies, as it logs them: a later one of these means the earlier heap/disk/fd line is history.
+OTHER_CRASH = re.compile(r"Could not find a (?:production|valid) build|EADDRINUSE|Cannot find module|MODULE_NOT_FOUND|"
+                         r"SyntaxError|ReferenceError|TypeError")
+_SIGNATURES = (("heap", HEAP_OOM), ("enospc", ENOSPC), ("emfile", EMFILE), ("other", OTHER_CRASH))
+
+
+def last_signature(text: str) -> str:
+    """Which known way of dying the log says last ("heap", "enospc", "emfile", "other", or "")."""
+    last = ""
+    for line in text.splitlines():
+        head = line[:4096]
+        for kind, pattern in _SIGNATURES:
+            if pattern.search(head):
+                last = kind
+                break
+    return last
+
+
+def latest_lines(texts: list[str], kind: str, pattern: re.Pattern[str], limit: int = 3) -> list[str]:
+    """`pattern`'s lines from each log whose last known way of dying is `kind` (an app that died of something
+    else since keeps the old lines in its log: they are no evidence of what is wrong now)."""
+    out: list[str] = []
+    for text in texts:
+        if last_signature(text) == kind:
+            out += matching_lines(text, pattern, limit)
+    return out[-limit:]
+
+
 def matching_lines(text: str, pattern: re.Pattern[str], limit: int = 3) -> list[str]:
     """The last `limit` lines matching `pattern`, cut to 300 characters (the caller redacts them)."""
     hits = [line.strip()[:300] for line in text.splitlines() if pattern.search(line[:4096])]

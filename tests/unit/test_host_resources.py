@@ -389,3 +389,16 @@ async def test_the_service_keeps_each_targets_last_restart_sample_and_passes_it_
         assert causes(calm) == [] and check(calm, "pm2.restarts").details["delta"] == 0, show(calm)
     finally:
         await service.aclose()
+
+
+async def test_an_older_heap_oom_followed_by_another_crash_is_history() -> None:
+    """Seen on the sandbox: heap-oom, then no-build; the error log still holds the heap lines above the new ones."""
+    host = Host()
+    host.err_tail = ("FATAL ERROR: Reached heap limit Allocation failed - JavaScript heap out of memory\n"
+                     " 1: 0xb8d0a3 node::Abort() [node]\nAborted\n"
+                     "[kathario-saas] Next.js failed to start: Could not find a production build in the '.next' "
+                     "directory.\n")
+    report = await host.report()
+    memory = check(report, "host.memory")
+    assert memory.status is Status.OK and memory.details["heap_oom_lines"] == [], show(report)
+    assert "host_out_of_memory" not in causes(report)
