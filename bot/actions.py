@@ -157,6 +157,11 @@ ACTION_FOR_CAUSE: dict[str, str | None] = {
     "nginx_not_running": None,
     "app_port_misconfigured": None,
     "app_websocket_missing": None,
+    # wt-nginxrt
+    "nginx_wrong_server": None,
+    "nginx_ws_not_proxied": None,
+    "connection_capacity_exhausted": None,
+    "nginx_reload_pending": "reload-nginx",
     "unknown": None,
 }
 
