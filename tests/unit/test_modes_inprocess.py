@@ -24,6 +24,11 @@ EXPECTED = {
     "port-conflict": ["port_conflict"],
     "pm2-stopped": ["pm2_not_online"],
     "dev-mode": [],
+    # wt-nginxrt
+    "nginx-wrong-server": ["nginx_wrong_server"],
+    "nginx-ws-static": ["nginx_ws_not_proxied"],
+    "nginx-reload-pending": ["nginx_reload_pending"],
+    "nginx-worker-connections": ["connection_capacity_exhausted"],
 }
 
 
