@@ -122,7 +122,7 @@ async def error_log(f: Facts) -> tuple[ErrorLog, RuntimePaths, int | None]:
     (load, clock, _), tail = await asyncio.gather(
         running(f, where), f.run("tail:nginx-errors", commands.tail_bytes(where.error_logs, ERROR_LOG_BYTES)))
     log = parse_error_log(tail.stdout, tail.stderr, where.error_logs, clock,
-                          since=load.loaded_at if load else None)
+                          since=load.loaded_at if load else None, workers=frozenset(load.workers if load else ()))
     return log, where, load.loaded_at if load else None
 
 

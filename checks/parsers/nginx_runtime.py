@@ -212,6 +212,7 @@ def iso(epoch: int, offset_s: int = 0) -> str:
 # ---------------------------------------------------------------------------------------------- error log
 
 _LOG_LINE = re.compile(r"^(?P<ts>\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) \[(?P<level>[a-z]+)\] (?P<rest>.*)$")
+_PID = re.compile(r"^(?P<pid>\d+)#\d+: ")
 _TAIL_HEADER = re.compile(r"^==> (?P<path>.+) <==$")
 _UPSTREAM = re.compile(r'upstream: "(?:[a-z]+://)?(?P<addr>\[[0-9A-Fa-f:.]+\]:\d+|[^/":]+:\d+|unix:[^"]+?)(?:/[^"]*)?"')
 
@@ -265,18 +266,18 @@ def classify(message: str) -> str:
 
 
 def parse_error_log(stdout: str, stderr: str, files: tuple[str, ...], clock: TargetClock, *,
-                    since: int | None = None, window_s: int = ERROR_LOG_WINDOW_S) -> ErrorLog:
+                    since: int | None = None, workers: frozenset[int] = frozenset(),
+                    window_s: int = ERROR_LOG_WINDOW_S) -> ErrorLog:
     """`tail -v -c N FILE...` output -> the recent problem lines (warn and worse), oldest first.
 
-    "Recent" is within `window_s` of the target's now and, when `since` is given (the last reload), not
-    before it: lines about a config nginx no longer runs are history. The first line of each tail may be cut
-    in the middle, so a line that does not start with a timestamp is skipped."""
+    "Recent" is within `window_s` of the target's now and, when `since` is given (the last reload), from the
+    running config: written by one of its `workers` (the pid in `PID#TID:`), or clearly after the load (the
+    load time is known to ±1 s only). Lines about a config nginx no longer runs are history. The first line of
+    each tail may be cut in the middle, so a line that does not start with a timestamp is skipped."""
     current = files[0] if len(files) == 1 else ""
     out: list[ErrorLine] = []
     tz = timezone(timedelta(seconds=clock.offset_s))
     floor = clock.now - window_s
-    if since is not None:
-        floor = max(floor, since - LOAD_SLACK_S)
     for raw in stdout.splitlines():
         header = _TAIL_HEADER.match(raw)
         if header:
@@ -290,9 +291,11 @@ def parse_error_log(stdout: str, stderr: str, files: tuple[str, ...], clock: Tar
         except ValueError:
             continue
         at = int(stamp.astimezone(UTC).timestamp())
-        if at < floor:
-            continue
         rest = match["rest"]
+        pid = _PID.match(rest)
+        ours = pid is not None and int(pid["pid"]) in workers
+        if at < floor or (since is not None and not ours and at <= since + LOAD_SLACK_S):
+            continue
         upstream = _UPSTREAM.search(rest)
         out.append(ErrorLine(file=current, at=at, level=match["level"], kind=classify(rest),
                              text=redact(raw)[:MAX_LINE], upstream=upstream["addr"] if upstream else ""))

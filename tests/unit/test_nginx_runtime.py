@@ -121,7 +121,8 @@ while SSL handshaking, client: 1.2.3.4, server: 0.0.0.0:443
 2026/12/06 10:03:00 [error] 11#11: *4 client intended to send too large body: 30000000 bytes, client: 1.2.3.4
 2026/12/06 10:04:00 [notice] 11#11: signal process started
 2026/12/06 10:04:10 [error] 11#11: *5 open() "/srv/www/favicon.ico" failed (2: No such file or directory)
-2026/12/06 10:04:20 [error] 11#11: *6 connect() failed (111: Connection refused), Authorization: Bearer sk_live_abcdef123456 x
+2026/12/06 10:04:20 [error] 12#12: *6 connect() failed (111: Connection refused), \
+Authorization: Bearer sk_live_abcdef123456 x
 """
 
 
@@ -139,9 +140,15 @@ def test_error_log_classified_recent_and_redacted() -> None:
     assert "sk_live_abcdef123456" not in "\n".join(ln.text for ln in log.lines)
     # classified lines first, newest first
     assert most_relevant(log, 2)[0].endswith("too large body: 30000000 bytes, client: 1.2.3.4")
-    # lines from before the last reload are history
+    # lines from before the last reload are history, unless a current worker wrote them (the load time is
+    # known to ±1 s); lines clearly after the load count whoever wrote them
     since = parse_error_log(LOG, "", ("/var/log/nginx/error.log",), clock, since=clock.now - 130, window_s=600)
-    assert {ln.kind for ln in since.lines} == {"body_too_large", "other"}
+    assert [ln.text[11:19] for ln in since.lines] == ["10:03:00", "10:04:10", "10:04:20"]
+    edge = parse_error_log(LOG, "", ("/var/log/nginx/error.log",), clock, since=clock.now - 41, window_s=600)
+    assert edge.lines == ()  # 10:04:20 is within the ±2 s of a load at 10:04:19
+    mine = parse_error_log(LOG, "", ("/var/log/nginx/error.log",), clock, since=clock.now - 41,
+                           workers=frozenset({12}), window_s=600)
+    assert len(mine.lines) == 1 and "sk_live" not in mine.lines[0].text
 
 
 def test_unreadable_log_files_are_reported() -> None:
