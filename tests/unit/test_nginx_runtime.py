@@ -285,3 +285,42 @@ def test_results_helper_covers_the_new_checks() -> None:
     ids = {r.id for r in results()}
     assert {"nginx.reload", "nginx.errors"} <= ids
     assert all(isinstance(r, CheckResult) for r in results())
+
+
+# -- the whole path in-process: the healthy sandbox's captured outputs, with nginx -V and the site changed ----------
+
+
+async def _websocket_with(version: str, site_edit: tuple[str, str]) -> CheckResult:
+    from checks.runner import run_checks
+    from checks.transport import CommandResult, FunctionTransport
+    from tests.support.captured import TARGET as CAPTURED_TARGET
+    from tests.support.captured import Replay, load
+
+    fake = Replay(load("healthy"))
+
+    def run(argv: tuple[str, ...]) -> CommandResult:
+        result = fake.run(argv)
+        if argv[-1] == "-V":
+            return CommandResult(argv, 0, "", f"nginx version: nginx/{version}\nconfigure arguments: --prefix=/x\n", 1)
+        if "-T" in argv:
+            return CommandResult(argv, 0, result.stdout.replace(*site_edit), result.stderr, 1.0)
+        return result
+
+    report = await run_checks(CAPTURED_TARGET, FunctionTransport(run), ["nginx.websocket"])
+    (check,) = report.checks
+    return check
+
+
+@pytest.mark.parametrize(("version", "edit", "status", "http_version"), [
+    ("1.29.7", ("proxy_http_version 1.1;", ""), OK, "1.1"),
+    ("1.22.1", ("proxy_http_version 1.1;", ""), FAIL, "1.0"),
+    ("1.29.7", ("proxy_http_version 1.1;", "proxy_http_version 2;"), FAIL, "2"),
+    ("1.22.1", ("", ""), OK, "1.1"),
+])
+async def test_nginx_websocket_knows_the_version(version: str, edit: tuple[str, str], status: Status,
+                                                 http_version: str) -> None:
+    check = await _websocket_with(version, edit)
+    assert check.status is status, check
+    assert check.details["http_version"] == http_version and check.details["nginx_version"] == version
+    if http_version == "2":
+        assert "proxy_http_version 2 breaks WebSocket" in check.summary
