@@ -353,6 +353,8 @@ def _nginx_wrong_server(s: _State) -> None:
     r = s.get("nginx.websocket")
     if not s.failed("nginx.websocket") or r is None or r.details.get("reason") != "wrong_server":
         return
+    if r.details.get("redirect"):
+        return  # e.g. the :80 block that sends everything to https: the live probe's redirect finding owns it
     picked, app = _block_label(r.details.get("server")), _block_label(r.details.get("app_server"))
     request = str(r.details.get("request"))
     host = s.target.public_endpoint()[1]

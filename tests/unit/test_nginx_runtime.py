@@ -221,6 +221,11 @@ def test_a_redirect_is_not_claimed_and_an_uncertain_if_guesses_nothing() -> None
                 "server": SERVER}
     got = causes(nginx_websocket=(FAIL, redirect), ws_proxy=(FAIL, {"status": 301}))
     assert [c for c, _, _ in got] == ["unknown"]  # the check's fail, no cause of ours (the probe's rule owns 3xx)
+    # the :80 block redirects to https while the :443 block proxies: a redirect, not a wrong server
+    to_https = {"reason": "wrong_server", "server": SERVER, "app_server": APP_SERVER, "request": "http://c:80/ws",
+                "status": 301, "redirect": True, "location_header": "https://$host$request_uri"}
+    got = causes(nginx_websocket=(FAIL, to_https), ws_proxy=(FAIL, {"status": 301}))
+    assert [c for c, _, _ in got] == ["unknown"]
     uncertain = {"reason": "uncertain", "uncertain": "if_file_test", "at": "/etc/nginx/x:4"}
     assert causes(nginx_websocket=(WARN, uncertain)) == []
 
@@ -324,3 +329,39 @@ async def test_nginx_websocket_knows_the_version(version: str, edit: tuple[str, 
     assert check.details["http_version"] == http_version and check.details["nginx_version"] == version
     if http_version == "2":
         assert "proxy_http_version 2 breaks WebSocket" in check.summary
+
+
+async def _report_with_site(edit: tuple[str, str]) -> Any:
+    """The healthy capture with the site edited, every check and the diagnosis, in-process."""
+    from checks.runner import run_checks
+    from checks.transport import CommandResult, FunctionTransport
+    from tests.support.captured import TARGET as CAPTURED_TARGET
+    from tests.support.captured import Replay, load
+
+    fake = Replay(load("healthy"))
+
+    def run(argv: tuple[str, ...]) -> CommandResult:
+        result = fake.run(argv)
+        if "-T" in argv:
+            assert edit[0] in result.stdout
+            return CommandResult(argv, 0, result.stdout.replace(*edit, 1), result.stderr, 1.0)
+        return result
+
+    return await run_checks(CAPTURED_TARGET, FunctionTransport(run), ["nginx"])
+
+
+async def test_an_if_on_a_file_test_is_uncertain_and_guesses_no_cause() -> None:
+    report = await _report_with_site(("    location / {", "    if (-f /srv/maintenance) { return 503; }\n\n"
+                                                          "    location / {"))
+    websocket = report.result("nginx.websocket")
+    assert websocket is not None and websocket.status is WARN, websocket
+    assert websocket.details["reason"] == "uncertain"
+    assert report.diagnosis == ()
+
+
+async def test_a_location_that_redirects_is_the_checks_fail_and_not_our_cause() -> None:
+    report = await _report_with_site(("    location / {", "    location = /ws { return 301 /ws/; }\n\n"
+                                                          "    location / {"))
+    websocket = report.result("nginx.websocket")
+    assert websocket is not None and websocket.status is FAIL and websocket.details["reason"] == "redirect"
+    assert [c.cause for c in report.diagnosis] == ["unknown"]
