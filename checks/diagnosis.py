@@ -422,9 +422,16 @@ def _reload_pending(s: _State) -> None:
           severity=Status.FAIL if contradiction else Status.WARN)
 
 
-#: Causes whose failing public probes nginx's "connect() failed ... upstream" lines corroborate.
-_UPSTREAM_CAUSES = frozenset({"port_conflict", "next_build_missing", "pm2_crash_loop", "pm2_not_online",
-                              "port_mismatch", "app_not_listening"})
+#: Which classified error-log lines (checks/parsers/nginx_runtime.py kinds) support which causes. Ids of other
+#: branches' causes are named by string (wt-host: the bind address; wt-tls: certificates): an id nobody produces
+#: simply never matches.
+_LOG_SUPPORTS: dict[str, frozenset[str]] = {
+    "upstream_refused": frozenset({"port_conflict", "next_build_missing", "pm2_crash_loop", "pm2_not_online",
+                                   "port_mismatch", "app_not_listening", "app_bind_address_mismatch"}),
+    "upstream_timeout": frozenset({"pm2_crash_loop", "app_not_listening", "app_hung"}),
+    "upstream_closed": frozenset({"pm2_crash_loop", "pm2_not_online", "app_websocket_missing"}),
+    "ssl_handshake": frozenset({"tls_certificate_invalid", "tls_certificate_not_reloaded"}),
+}
 
 
 def _log_evidence(s: _State) -> None:
@@ -433,9 +440,9 @@ def _log_evidence(s: _State) -> None:
     if r is None:
         return
     counts = r.details.get("counts") or {}
-    upstream = any(counts.get(k) for k in ("upstream_refused", "upstream_timeout", "upstream_closed"))
+    supported = {cause for kind, causes in _LOG_SUPPORTS.items() if counts.get(kind) for cause in causes}
     for i, cause in enumerate(s.causes):
-        if cause.cause in _UPSTREAM_CAUSES and upstream and "nginx.errors" not in cause.evidence:
+        if cause.cause in supported and "nginx.errors" not in cause.evidence:
             s.causes[i] = cause.model_copy(update={"evidence": (*cause.evidence, "nginx.errors")})
 
 
