@@ -74,8 +74,12 @@ def display(argv: Sequence[str]) -> str:
 
 # -- wt-nginxrt: the running nginx (version, (re)load time, error log); all read-only, none needs sudo ----------
 
-#: nginx's master and workers with their ages in seconds (`etimes`) and titles (role, "shutting down").
-NGINX_PS_ARGV = ("ps", "-C", "nginx", "-o", "pid=,ppid=,etimes=,args=")
+def nginx_ps(target: Target) -> list[str]:
+    """nginx's master and workers with their ages in seconds (`etimes`) and titles (role, "shutting down").
+
+    Selected by command name, the binary's own (`openresty` too); the kernel keeps 15 characters of it."""
+    return ["ps", "-C", target.nginx_bin.rsplit("/", 1)[-1][:15], "-o", "pid=,ppid=,etimes=,args="]
+
 #: The target's clock and UTC offset: process ages, file mtimes and the error log's local times share it.
 DATE_ARGV = ("date", "+%s %z")
 

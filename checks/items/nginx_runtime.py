@@ -68,7 +68,7 @@ async def paths(f: Facts) -> RuntimePaths:
 async def running(f: Facts, where: RuntimePaths) -> tuple[LoadTime | None, TargetClock, bool]:
     """The last (re)load of the nginx this config belongs to; the bool says whether any master runs."""
     ps, clock, pid = await asyncio.gather(
-        f.run("ps nginx", list(commands.NGINX_PS_ARGV)), target_clock(f),
+        f.run("ps nginx", commands.nginx_ps(f.target)), target_clock(f),
         f.run(f"pid {where.pid_file}", commands.read_small(where.pid_file)))
     if ps.exit_status == 127:
         raise FactError(msg("facts.ps_failed", error=msg("facts.no_output")), kind="missing_binary")
