@@ -97,3 +97,28 @@ def dump_names(dump: str) -> list[str]:
 
 def systemctl(*args: str) -> list[str]:
     return ["systemctl", *args]
+# -- wt-nginxrt: the running nginx (version, (re)load time, error log); all read-only, none needs sudo ----------
+
+def nginx_ps(target: Target) -> list[str]:
+    """nginx's master and workers with their ages in seconds (`etimes`) and titles (role, "shutting down").
+
+    Selected by command name, the binary's own (`openresty` too); the kernel keeps 15 characters of it."""
+    return ["ps", "-C", target.nginx_bin.rsplit("/", 1)[-1][:15], "-o", "pid=,ppid=,etimes=,args="]
+
+#: The target's clock and UTC offset: process ages, file mtimes and the error log's local times share it.
+DATE_ARGV = ("date", "+%s %z")
+
+
+def nginx_version(target: Target) -> list[str]:
+    """`nginx -V`: version and compiled-in paths (prints to stderr; needs no root, so no sudo)."""
+    return [target.nginx_bin, "-V"]
+
+
+def read_small(path: str) -> list[str]:
+    """A pid file's content (a few bytes; `head -c` bounds it whatever the file is)."""
+    return ["head", "-c", "32", path]
+
+
+def tail_bytes(paths: Sequence[str], size: int) -> list[str]:
+    """The last `size` bytes of each file, each under a `==> path <==` header (-v: even for one file)."""
+    return ["tail", "-v", "-c", str(size), *paths]

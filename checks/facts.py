@@ -313,6 +313,9 @@ def _route_error(config: NginxConfig, found: Route, request: Request, app_port: 
         details |= {"reason": "wrong_server", "app_server": {
             "file": config.servers[other.server_index].file, "line": config.servers[other.server_index].line,
             "names": list(config.servers[other.server_index].server_names)}}
+        if isinstance(found.outcome, Return):  # wt-nginxrt: what the picked block answers (a redirect is its own)
+            details |= {"status": found.outcome.status, "redirect": found.outcome.redirect,
+                        "location_header": found.outcome.location_header}
         return FactError(msg("facts.route_wrong_server", request=where, picked=picked,
                              app=_server_label(config, other.server_index)),
                          status=Status.FAIL, kind="nginx", details=details)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from checks.items.base import CheckFn
 from checks.items.nginx import nginx_syntax, nginx_websocket
+from checks.items.nginx_runtime import nginx_errors, nginx_reload
 from checks.items.pm2 import pm2_logs, pm2_status
 from checks.items.pm2_boot import pm2_saved, pm2_startup
 from checks.items.ports import port_conflict, port_listen, port_match
@@ -14,6 +15,8 @@ from checks.registry import CHECK_IDS
 CHECK_FUNCTIONS: dict[str, CheckFn] = {
     "nginx.syntax": nginx_syntax,
     "nginx.websocket": nginx_websocket,
+    "nginx.reload": nginx_reload,
+    "nginx.errors": nginx_errors,
     "pm2.status": pm2_status,
     "port.listen": port_listen,
     "port.match": port_match,

@@ -267,6 +267,7 @@ class NginxLocation(BaseModel):
     connection_upgrade_map: bool
     directives: tuple[NginxDirective, ...] = ()  # rewrite-phase directives and try_files, in order
     header_list: tuple[tuple[str, str], ...] = ()  # every effective proxy_set_header, repeats kept
+    http_version_set: bool = False  # proxy_http_version is in the config (else nginx's default applies)
 
 
 class LocationNode(BaseModel):
@@ -852,6 +853,7 @@ class _Builder:
                 connection_upgrade_map=connection is not None and _is_upgrade_map(connection, self.maps),
                 directives=_directives(block),
                 header_list=tuple((k, v) for k, v in level.headers or () if v != ""),
+                http_version_set=level.http_version is not None,
             )
         )
         children = tuple(
