@@ -479,6 +479,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "SSH server refused a new channel (MaxSessions?)",
         "ko": "SSH 서버가 새 채널을 거부했습니다 (MaxSessions?)",
     },
+    # --- wt-rel1 (issue 13): bounded commands and bounded input ---
+    "transport.no_timeout": {
+        "en": "{host} has no `timeout` command (coreutils), which bounds every command wscheck runs there",
+        "ko": "{host}에 `timeout` 명령(coreutils)이 없습니다. wscheck가 실행하는 모든 명령의 시간 제한에 필요합니다",
+    },
+    # --- end wt-rel1 ---
     "transport.ssh_failed": {
         "en": "cannot reach {host}:{port}: the SSH handshake failed (the server's reason is in the details)",
         "ko": "{host}:{port}에 접속할 수 없습니다: SSH 핸드셰이크 실패 (서버가 밝힌 이유는 details에 있습니다)",
