@@ -450,8 +450,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "identity_file {path}이(가) 없습니다",
     },
     "transport.retry_later": {
-        "en": "{error} (next attempt in {wait:.0f} s)",
-        "ko": "{error} (다음 시도까지 {wait:.0f}초)",
+        # Kept for results stored before issue 13 (15); rendered without their frozen countdown.
+        "en": "{error}",
+        "ko": "{error}",
     },
     "transport.host_key": {
         "en": "host key of {host}:{port} is not trusted ({reason}): it is unknown or has CHANGED. Compare its "

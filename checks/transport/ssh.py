@@ -84,6 +84,8 @@ class SSHTransport(Transport):
         self._backoff = 0.0
         self._retry_at = 0.0
         self._last_error: TransportError | None = None
+        #: Connection attempts begun: a caller that queued behind one that failed shares its error.
+        self._attempts = 0
         self.connects = 0
 
     # -- connection management -------------------------------------------------------------------
@@ -137,28 +139,33 @@ class SSHTransport(Transport):
         return {"client_keys": [key], "agent_path": None}
 
     async def _connection(self) -> asyncssh.SSHClientConnection:
+        seen = self._attempts
         async with self._lock:
             conn = self._conn
             if conn is not None and not conn.is_closed():
                 return conn
             self._conn = None
-            now = time.monotonic()
-            if self._last_error is not None and now < self._retry_at:
-                wait = self._retry_at - now
-                raise type(self._last_error)(msg("transport.retry_later", error=self._last_error.msg, wait=wait))
+            last = self._last_error
+            # Callers that queued behind a failed attempt share its outcome (one attempt per burst of
+            # commands, not eight); a later call tries again at once unless a human must fix something.
+            if last is not None and (self._attempts != seen or time.monotonic() < self._retry_at):
+                # The same words as the attempt's, and no countdown: alert texts are kept, and a frozen
+                # "next attempt in N s" in them would be wrong the moment it was posted (issue 13, 15).
+                raise type(last)(last.msg, details={**last.details, "repeated": True})
+            self._attempts += 1
             try:
                 conn = await asyncio.wait_for(
                     asyncssh.connect(self.target.host, **self._options()), self.target.connect_timeout
                 )
             except TransportError as exc:
-                self._fail(exc)
+                self._fail(exc, human=True)
                 raise
             except asyncssh.HostKeyNotVerifiable as exc:
                 err: TransportError = HostKeyError(msg(
                     "transport.host_key", host=self.target.host, port=self.target.port,
                     reason=f"known_hosts {self.target.known_hosts}", target=self.target.name),
                     details={"library_error": str(exc.reason)})
-                self._fail(err)
+                self._fail(err, human=True)
                 raise err from None
             except asyncssh.PermissionDenied:
                 if self._key_via_agent:  # the agent does not hold the encrypted key: same advice as no agent
@@ -166,7 +173,7 @@ class SSHTransport(Transport):
                 else:
                     err = TransportError(msg("transport.login_refused", host=self.target.host,
                                              user=self.target.user or msg("transport.default_user")))
-                self._fail(err)
+                self._fail(err, human=True)
                 raise err from None
             except TimeoutError:
                 err = TransportError(msg("transport.ssh_timeout", host=self.target.host, port=self.target.port,
@@ -190,10 +197,20 @@ class SSHTransport(Transport):
             self.connects += 1
             return conn
 
-    def _fail(self, exc: TransportError) -> None:
+    def _fail(self, exc: TransportError, *, human: bool = False) -> None:
+        """Remember a failed attempt; back off only from what a human must fix (key, login, host key).
+
+        Why not from network failures: the next attempt is the next scheduled run anyway, and a backoff
+        there only delays seeing the target come back (issue 13, 15: up to 30 s after SSH recovered).
+        Failed logins are another matter: repeating them feeds the target's fail2ban / PerSourcePenalties.
+        """
         self._last_error = exc
-        self._backoff = min(_BACKOFF_MAX, self._backoff * 2 if self._backoff else _BACKOFF_START)
-        self._retry_at = time.monotonic() + self._backoff
+        if human:
+            self._backoff = min(_BACKOFF_MAX, self._backoff * 2 if self._backoff else _BACKOFF_START)
+            self._retry_at = time.monotonic() + self._backoff
+        else:
+            self._backoff = 0.0
+            self._retry_at = 0.0
 
     def reset_backoff(self) -> None:
         """Let the next call try to connect at once (an operator asked explicitly)."""
