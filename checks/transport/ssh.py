@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shlex
 import time
 from collections.abc import Sequence
@@ -58,6 +59,8 @@ _GRACE = 2.0
 #: `timeout`'s exit status when it ended the command (124), and when it had to KILL it (128 + 9).
 _TIMED_OUT = 124
 _KILLED = 137
+#: dash's "sh: 1: timeout: not found", bash's "bash: line 1: timeout: command not found".
+_SHELL_NO_TIMEOUT = re.compile(r": timeout: (?:command )?not found")
 
 
 def remote_argv(argv: Sequence[str], timeout: float) -> list[str]:
@@ -323,7 +326,7 @@ def _abandon(proc: asyncssh.SSHClientProcess[Any]) -> None:
 def _no_timeout(stderr: str) -> bool:
     """The shell found no `timeout` itself ("sh: 1: timeout: not found"), as opposed to `timeout` not
     finding the command it runs ("timeout: failed to run command 'pm2'"), which is the check's finding."""
-    return any(s in stderr for s in ("timeout: not found", "timeout: command not found"))
+    return _SHELL_NO_TIMEOUT.search(stderr) is not None
 
 
 def _text(value: object) -> str:
