@@ -22,6 +22,7 @@ from checks.parsers import ParseError
 from checks.parsers.limits import LOG_TAIL_BYTES, TooLarge
 from checks.parsers.nginx import NginxConfig, NginxLocation, find_proxy_locations, parse_dump
 from checks.parsers.nginx_route import Proxy, Request, Return, Route, Uncertain, route
+from checks.parsers.offload import parse_off_loop
 from checks.parsers.pm2 import Pm2Process, find_app, parse_jlist
 from checks.parsers.ps import ProcInfo, descendants, parse_ps
 from checks.parsers.ss import Listener, listeners_on, parse_ss
@@ -117,8 +118,8 @@ class Facts:
             if not result.ok:
                 raise self.explained_by("nginx.syntax", msg("facts.nginx_dump_failed"))
             try:
-                # A worker thread: a big dump costs seconds of CPU, which must not hold acks (issue 13, 7).
-                return await asyncio.to_thread(parse_dump, result.stdout)
+                # Off the event loop, once per distinct dump: a big one costs seconds of CPU (issue 13, 7).
+                return await parse_off_loop(parse_dump, result.stdout, cache=True)
             except TooLarge as exc:
                 raise _too_large(exc) from None
             except ParseError as exc:
@@ -157,7 +158,7 @@ class Facts:
             if not result.ok:
                 raise FactError(msg("facts.pm2_failed", code=result.exit_status, error=_last_line(result.stderr)))
             try:
-                return await asyncio.to_thread(parse_jlist, result.stdout)
+                return await parse_off_loop(parse_jlist, result.stdout)
             except TooLarge as exc:
                 raise FactError(msg("facts.pm2_too_large", mb=exc.size / 2**20, limit_mb=exc.limit / 2**20),
                                 kind="too_large") from None
