@@ -18,11 +18,11 @@ from checks import commands
 from checks.config import Target
 from checks.messages import Msg, msg, verbatim
 from checks.models import Status
+from checks.offload import parse_off_loop
 from checks.parsers import ParseError
 from checks.parsers.limits import LOG_TAIL_BYTES, TooLarge
 from checks.parsers.nginx import NginxConfig, NginxLocation, find_proxy_locations, parse_dump
 from checks.parsers.nginx_route import Proxy, Request, Return, Route, Uncertain, route
-from checks.parsers.offload import parse_off_loop
 from checks.parsers.pm2 import Pm2Process, find_app, parse_jlist
 from checks.parsers.ps import ProcInfo, descendants, parse_ps
 from checks.parsers.ss import Listener, listeners_on, parse_ss

@@ -98,3 +98,29 @@ def test_last_lines_drops_the_partial_first_line_of_a_full_read() -> None:
     assert last_lines(text, 200, cut=len(text)).splitlines() == [f"line {i}" for i in range(100, 300)]
     assert last_lines("a\nb\n", 200, cut=LOG_TAIL_BYTES) == "a\nb\n"  # a short file is whole
     assert last_lines("x" * 10, 5, cut=10) == "x" * 10  # one cut line is kept (scan_log shortens it)
+
+
+async def test_the_same_dump_is_modelled_once_and_failures_are_not_kept() -> None:
+    import asyncio
+    import threading
+
+    from checks.offload import parse_off_loop
+
+    seen: list[str] = []
+
+    def parse(text: str) -> str:
+        assert threading.current_thread() is not threading.main_thread(), "parsed on the event loop's thread"
+        seen.append(text)
+        if text.startswith("bad"):
+            raise ParseError("bad")
+        return text.upper()
+
+    same = await asyncio.gather(*(parse_off_loop(parse, "abc", cache=True) for _ in range(5)))
+    assert same == ["ABC"] * 5 and seen == ["abc"], "concurrent callers share one parse"
+    assert await parse_off_loop(parse, "abc", cache=True) == "ABC" and seen == ["abc"]
+    for _ in range(2):
+        with pytest.raises(ParseError):
+            await parse_off_loop(parse, "bad", cache=True)
+    assert seen.count("bad") == 2, "a failure is said again from a fresh parse"
+    assert await parse_off_loop(parse, "xyz") == "XYZ" and await parse_off_loop(parse, "xyz") == "XYZ"
+    assert seen.count("xyz") == 2, "no cache unless asked"
