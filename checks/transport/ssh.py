@@ -64,7 +64,7 @@ _SHELL_NO_TIMEOUT = re.compile(r": timeout: (?:command )?not found")
 
 
 def remote_argv(argv: Sequence[str], timeout: float) -> list[str]:
-    """argv bounded on the target: `timeout` (coreutils, busybox) ends it and its process group.
+    """argv bounded on the target: `timeout` (coreutils; busybox >= 1.30) ends it and its process group.
 
     Outside any `sudo`, so the sudoers allow-list names the commands themselves; a sudo'd command is
     ended through sudo, which relays the TERM to it.
