@@ -128,6 +128,12 @@ async def test_a_hung_pm2_jlist_is_ended_on_the_target_and_the_bot_recovers_at_o
         # fast probe that starts after it answers.
         await bot.wait_line(r"fast probe sandbox: ok", start=released,
                             timeout=FAST + COMMAND_TIMEOUT + KILL_AFTER + 2)
+        # Runs of the fast probe never overlap (max_instances=1): the result after the first "started" line
+        # past the release is that run's. It is ok: no session left over, no backoff to sit out.
+        after = bot.lines[released:]
+        first = next(i for i, line in enumerate(after) if "fast:sandbox started" in line)
+        result = next(line for line in after[first:] if "fast probe sandbox:" in line)
+        assert "fast probe sandbox: ok" in result, f"first fast probe after the release: {result}\n{bot.log()}"
         await fake.wait_for(lambda: all("resolved after" in m.text for m in fake.messages(ALERTS)
                                         if (m.metadata or {}).get("event_type") == "wscheck_alert") or None,
                             timeout=20, what="every incident root resolved")
