@@ -63,8 +63,14 @@ def file_stat(paths: Sequence[str]) -> list[str]:
     return ["stat", "-c", "%n|%Y|%s", *paths]
 
 
-def tail(path: str, lines: int) -> list[str]:
+def tail_lines(path: str, lines: int) -> list[str]:
+    """For a person to run (a fix line): the last lines of a log. The checks read logs by bytes (`tail`)."""
     return ["tail", "-n", str(lines), path]
+
+
+def tail(path: str, max_bytes: int) -> list[str]:
+    """The end of a log, bounded in bytes (not lines: one line can be 30 MB); facts.py keeps the last lines."""
+    return ["tail", "-c", str(max_bytes), path]
 
 
 def read_file(target: Target, path: str) -> list[str]:

@@ -663,7 +663,7 @@ def _unknown(s: _State) -> None:
     logs = [str(x) for x in (errors.details.get("files") or [])] if errors else []
     s.add("unknown", summary, left, (),
           [_pm2(t, "logs", t.pm2_app, "--lines", "100", "--nostream"),
-           cmd.display(cmd.tail(logs[0] if logs else "/var/log/nginx/error.log", 50))],
+           cmd.display(cmd.tail_lines(logs[0] if logs else "/var/log/nginx/error.log", 50))],
           severity=s.results[left[0]].status)
 
 

@@ -558,8 +558,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "identity_file {path}이(가) 없습니다",
     },
     "transport.retry_later": {
-        "en": "{error} (next attempt in {wait:.0f} s)",
-        "ko": "{error} (다음 시도까지 {wait:.0f}초)",
+        # Kept for results stored before issue 13 (15); rendered without their frozen countdown.
+        "en": "{error}",
+        "ko": "{error}",
     },
     "transport.host_key": {
         "en": "host key of {host}:{port} is not trusted ({reason}): it is unknown or has CHANGED. Compare its "
@@ -587,6 +588,28 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "SSH server refused a new channel (MaxSessions?)",
         "ko": "SSH 서버가 새 채널을 거부했습니다 (MaxSessions?)",
     },
+    # --- wt-rel1 (issue 13): bounded commands and bounded input ---
+    "transport.no_timeout": {
+        "en": "{host} has no `timeout` command (coreutils), which bounds every command wscheck runs there",
+        "ko": "{host}에 `timeout` 명령(coreutils)이 없습니다. wscheck가 실행하는 모든 명령의 시간 제한에 필요합니다",
+    },
+    "facts.nginx_too_large_bytes": {
+        "en": "the nginx configuration is too large to model ({mb:.1f} MB, over {limit_mb:.0f} MB): "
+              "its routing is not checked",
+        "ko": "nginx 설정이 너무 커서 분석하지 않습니다 ({mb:.1f} MB, 한도 {limit_mb:.0f} MB): "
+              "라우팅은 검사하지 않았습니다",
+    },
+    "facts.nginx_too_large_statements": {
+        "en": "the nginx configuration is too large to model (about {count} statements, over {limit}): "
+              "its routing is not checked",
+        "ko": "nginx 설정이 너무 커서 분석하지 않습니다 (약 {count}개 구문, 한도 {limit}개): "
+              "라우팅은 검사하지 않았습니다",
+    },
+    "facts.pm2_too_large": {
+        "en": "pm2 jlist printed {mb:.1f} MB, more than the {limit_mb:.0f} MB wscheck reads",
+        "ko": "pm2 jlist 출력이 {mb:.1f} MB로, wscheck가 읽는 한도 {limit_mb:.0f} MB를 넘습니다",
+    },
+    # --- end wt-rel1 ---
     "transport.ssh_failed": {
         "en": "cannot reach {host}:{port}: the SSH handshake failed (the server's reason is in the details)",
         "ko": "{host}:{port}에 접속할 수 없습니다: SSH 핸드셰이크 실패 (서버가 밝힌 이유는 details에 있습니다)",
