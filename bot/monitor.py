@@ -231,6 +231,8 @@ class Monitor:
         except asyncio.CancelledError:
             if not self.stop_event.is_set():
                 raise
+            return
+        log.debug("fast probe %s: %s in %.0f ms", name, report.status.value, report.duration_ms)
 
 
     async def confirm(self, name: str, *, reason: str) -> None:

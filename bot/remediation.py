@@ -344,7 +344,10 @@ class Remediation:
                 return
             # One fresh checklist answers all three questions: recovered already? same PM2 process? same plan?
             report = await self.service.run(target.name)
-            if not [c for c in report.diagnosis if c.severity in (Status.FAIL, Status.ERROR)] and approved.cause:
+            # Recovered = nothing failing and the cause the request was made for is gone (a warning cause such as
+            # "nginx config invalid, a reload now would fail" is still the reason to act: wt-nginxrt).
+            if approved.cause and not [c for c in report.diagnosis
+                                       if c.severity in (Status.FAIL, Status.ERROR) or c.cause == approved.cause]:
                 await self._finish_abort(approved, text("remediation.abort_recovered").en)
                 return
             if ap.fingerprint_changed(approved.fingerprint, act.fingerprint(report)):

@@ -87,6 +87,21 @@ CAUSE_SPECS: tuple[CauseSpec, ...] = (
         human_step="actions.human_nginx_config",
     ),
     CauseSpec(
+        "nginx_wrong_server",
+        "the public host lands on another nginx server block than the one that proxies to the app",
+        "공개 호스트가 앱으로 프록시하는 server 블록이 아닌 다른 nginx server 블록으로 갑니다",
+    ),
+    CauseSpec(
+        "nginx_ws_not_proxied",
+        "nginx answers ws_path itself (a status or static files): it never reaches the app",
+        "nginx가 ws_path에 직접 응답합니다 (상태 코드 또는 정적 파일): 앱에 도달하지 않습니다",
+    ),
+    CauseSpec(
+        "connection_capacity_exhausted",
+        "nginx runs out of connections (`worker_connections are not enough`)",
+        "nginx 연결이 부족합니다 (`worker_connections are not enough`)",
+    ),
+    CauseSpec(
         "port_conflict",
         "another process holds the app port, so the app cannot bind it (EADDRINUSE)",
         "다른 프로세스가 앱 포트를 점유하고 있어 앱이 포트를 열 수 없습니다 (EADDRINUSE)",
@@ -209,6 +224,12 @@ CAUSE_SPECS: tuple[CauseSpec, ...] = (
         "nginx cuts idle WebSockets after proxy_read_timeout (60 s by default)",
         "proxy_read_timeout(기본 60초)이 지나면 nginx가 조용한 WebSocket을 끊습니다",
         severity=Status.WARN, human_step="actions.human_timeout",
+    ),
+    CauseSpec(
+        "nginx_reload_pending",
+        "a config file is newer than the running nginx's last reload: what runs is not on disk",
+        "설정 파일이 실행 중인 nginx의 마지막 reload보다 새롭습니다: 실행 중인 설정이 디스크의 것과 다릅니다",
+        severity=Status.WARN, fix="reload-nginx",
     ),
     CauseSpec(
         "pm2_not_saved",

@@ -63,8 +63,14 @@ def file_stat(paths: Sequence[str]) -> list[str]:
     return ["stat", "-c", "%n|%Y|%s", *paths]
 
 
-def tail(path: str, lines: int) -> list[str]:
+def tail_lines(path: str, lines: int) -> list[str]:
+    """For a person to run (a fix line): the last lines of a log. The checks read logs by bytes (`tail`)."""
     return ["tail", "-n", str(lines), path]
+
+
+def tail(path: str, max_bytes: int) -> list[str]:
+    """The end of a log, bounded in bytes (not lines: one line can be 30 MB); facts.py keeps the last lines."""
+    return ["tail", "-c", str(max_bytes), path]
 
 
 def read_file(target: Target, path: str) -> list[str]:
@@ -97,10 +103,33 @@ def dump_names(dump: str) -> list[str]:
 
 def systemctl(*args: str) -> list[str]:
     return ["systemctl", *args]
+# -- wt-nginxrt: the running nginx (version, (re)load time, error log); all read-only, none needs sudo ----------
+
+def nginx_ps(target: Target) -> list[str]:
+    """nginx's master and workers with their ages in seconds (`etimes`) and titles (role, "shutting down").
+
+    Selected by command name, the binary's own (`openresty` too); the kernel keeps 15 characters of it."""
+    return ["ps", "-C", target.nginx_bin.rsplit("/", 1)[-1][:15], "-o", "pid=,ppid=,etimes=,args="]
+
+#: The target's clock and UTC offset: process ages, file mtimes and the error log's local times share it.
+DATE_ARGV = ("date", "+%s %z")
+
+
+def nginx_version(target: Target) -> list[str]:
+    """`nginx -V`: version and compiled-in paths (prints to stderr; needs no root, so no sudo)."""
+    return [target.nginx_bin, "-V"]
+
+
+def read_small(path: str) -> list[str]:
+    """A pid file's content (a few bytes; `head -c` bounds it whatever the file is)."""
+    return ["head", "-c", "32", path]
+
+
+def tail_bytes(paths: Sequence[str], size: int) -> list[str]:
+    """The last `size` bytes of each file, each under a `==> path <==` header (-v: even for one file)."""
+    return ["tail", "-v", "-c", str(size), *paths]
 # -- wt-host2: host facts (checks/items/host.py); every read bounded, only tools every Linux has ----------------
 
-#: The target's clock, as epoch seconds and as local wall time (PM2's pm2.log stamps are local and naive).
-DATE_ARGV = ("date", "+%s%n%Y-%m-%dT%H:%M:%S")
 #: MemAvailable/MemTotal/SwapFree and the uptime (dmesg stamps are seconds since boot); both files are tiny.
 MEMINFO_ARGV = ("head", "-c", "8192", "/proc/meminfo", "/proc/uptime")
 #: The kernel's log of the last 6 h (OOM kills), bounded to 400 lines; not readable for every user.

@@ -67,6 +67,10 @@ class _State:
         r = self.results.get(check_id)
         return r is not None and r.status in (Status.OK, Status.WARN, Status.FAIL)
 
+    def ok(self, check_id: str) -> bool:
+        r = self.results.get(check_id)
+        return r is not None and r.status is Status.OK
+
     def missing_tools(self) -> set[str]:
         """Tools (pm2, nginx) whose binary this very report found missing on the target."""
         return {cid.split(".", 1)[0] for cid, r in self.results.items()
@@ -194,10 +198,13 @@ def _nginx_invalid(s: _State) -> None:
         return
     where: str | Msg = f"{r.details.get('file')}:{r.details.get('line')}" if r.details.get("file") \
         else msg("fix.the_nginx_config")
-    message = r.details.get("message")
-    s.add("nginx_config_invalid", msg("cause.nginx_config_invalid", message=str(message) if message else of_result(r)),
-          "nginx.syntax", ("nginx.websocket", "port.match"),
-          [msg("fix.edit", where=where), *_nginx_apply(s.target)])
+    message = str(r.details.get("message")) if r.details.get("message") else of_result(r)
+    # The reverse of a pending reload (wt-nginxrt): the running nginx still serves its old config, so the
+    # site works and this is a warning: a reload now would fail.
+    serving = all(s.ok(c) for c in ("http.proxy", "ws.proxy"))
+    key = "cause.nginx_config_invalid_serving" if serving else "cause.nginx_config_invalid"
+    s.add("nginx_config_invalid", msg(key, message=message), "nginx.syntax", ("nginx.websocket", "port.match"),
+          [msg("fix.edit", where=where), *_nginx_apply(s.target)], severity=Status.WARN if serving else Status.FAIL)
 
 
 def _port_conflict(s: _State) -> None:
@@ -401,7 +408,11 @@ def _ws_redirected(s: _State) -> None:
     alone (nginx.websocket: nginx's own route for ws_path ends in a redirect)."""
     r = s.get("ws.proxy")
     nginx = s.get("nginx.websocket")
-    static = nginx is not None and s.failed("nginx.websocket") and nginx.details.get("reason") == "redirect"
+    # nginx's own route for ws_path ends in a redirect: in the block it picks (`redirect`), or in another block
+    # than the app's when that one redirects (`wrong_server` with `redirect`, e.g. certbot's port-80 block).
+    static = nginx is not None and s.failed("nginx.websocket") and (
+        nginx.details.get("reason") == "redirect"
+        or (nginx.details.get("reason") == "wrong_server" and bool(nginx.details.get("redirect"))))
     if s.failed("ws.proxy") and r is not None and r.details.get("redirect"):
         sent_by = r.details.get("sent_by") if isinstance(r.details.get("sent_by"), dict) else None
         where = str((sent_by or {}).get("location") or (sent_by or {}).get("server") or "")
@@ -597,6 +608,124 @@ def _pm2_restart_loop_online(s: _State) -> None:
     s.add("pm2_restart_loop_online", of_result(r), "pm2.restarts", (*_APP_DOWN_EFFECTS, *stale), fix)
 
 
+# -- wt-nginxrt: routing, reloads and the error log ------------------------------------------------------------
+
+
+_CONNECTION_LINE = "proxy_set_header Connection 'upgrade';"
+
+
+def _block_label(block: object) -> str:
+    """`server a b (file:line)` from the route details (data, so it reads the same in every language)."""
+    if not isinstance(block, dict):
+        return "?"
+    names = " ".join(str(n) for n in block.get("names") or [] if n) or '""'
+    return f"server {names} ({block.get('file')}:{block.get('line')})"
+
+
+def _same_route(check_id: str, s: _State, reason: str) -> tuple[str, ...]:
+    """`check_id` when it failed on the very same route finding (port.match asks for the same location)."""
+    r = s.get(check_id)
+    return (check_id,) if r is not None and r.details.get("reason") == reason else ()
+
+
+def _nginx_wrong_server(s: _State) -> None:
+    """The public host lands on a server block that does not proxy to the app, while another block does."""
+    r = s.get("nginx.websocket")
+    if not s.failed("nginx.websocket") or r is None or r.details.get("reason") != "wrong_server":
+        return
+    if r.details.get("redirect"):
+        return  # e.g. the :80 block that sends everything to https: the live probe's redirect finding owns it
+    picked, app = _block_label(r.details.get("server")), _block_label(r.details.get("app_server"))
+    request = str(r.details.get("request"))
+    host = s.target.public_endpoint()[1]
+    s.add("nginx_wrong_server", msg("cause.nginx_wrong_server", request=request, picked=picked, app=app),
+          "nginx.websocket", ("ws.proxy", "http.proxy", *_same_route("port.match", s, "wrong_server")),
+          [msg("fix.wrong_server", app=app, host=host, picked=picked), *_nginx_apply(s.target)])
+
+
+def _nginx_ws_not_proxied(s: _State) -> None:
+    """nginx answers ws_path itself (return of a non-redirect status, or static files).
+
+    A redirect (3xx) is not claimed here: the live probe's `ws_upgrade_redirected` owns it (wt-tls)."""
+    r = s.get("nginx.websocket")
+    if not s.failed("nginx.websocket") or r is None or r.details.get("reason") != "not_proxied":
+        return
+    where = f"{r.details.get('file')}:{r.details.get('line')}" if r.details.get("file") else _block_label(
+        r.details.get("server"))
+    location = str(r.details.get("location") or "")
+    what = msg("cause.static_files") if r.details.get("static") else msg("cause.status_code",
+                                                                         status=r.details.get("status"))
+    s.add("nginx_ws_not_proxied", msg("cause.nginx_ws_not_proxied", request=str(r.details.get("request")),
+                                      location=location or "-", where=where, what=what),
+          "nginx.websocket", ("ws.proxy", *_same_route("port.match", s, "not_proxied")),
+          [msg("fix.add_to_location", location=f"location {location}".strip(), where=where),
+           f"    proxy_pass http://127.0.0.1:{s.target.app_port};", "    proxy_http_version 1.1;",
+           "    proxy_set_header Upgrade $http_upgrade;", f"    {_CONNECTION_LINE}",
+           *_nginx_apply(s.target)])
+
+
+def _capacity_exhausted(s: _State) -> None:
+    """nginx logged `N worker_connections are not enough` (or EMFILE) since its last load: a cause of its own."""
+    r = s.get("nginx.errors")
+    if not s.failed("nginx.errors") or r is None:
+        return
+    limit = r.details.get("worker_connections")
+    at = str(r.details.get("worker_connections_at") or "") or msg("fix.the_nginx_config")
+    lines = [ln for ln in r.details.get("lines") or [] if isinstance(ln, dict)
+             and ln.get("kind") in ("worker_connections", "too_many_open_files")]
+    line = str(lines[-1]["text"]) if lines else ""
+    s.add("connection_capacity_exhausted",
+          msg("cause.connection_capacity_exhausted", count=len(lines), line=line,
+              limit=limit if limit is not None else "?"),
+          "nginx.errors", ("http.proxy", "ws.proxy"),
+          [msg("fix.edit", where=at), "    worker_connections 4096;   # events { }",
+           "    worker_rlimit_nofile 8192;   # main context", *_nginx_apply(s.target)])
+
+
+def _reload_pending(s: _State) -> None:
+    """A file `nginx -T` lists is newer than the last (re)load. A fail when the live behaviour contradicts the
+    file on disk (nginx.websocket judges the disk config fine, the app answers WebSocket directly, yet the
+    public WebSocket fails); a warning when nothing is seen failing yet."""
+    r = s.get("nginx.reload")
+    pending = r.details.get("pending") if r is not None else None
+    if r is None or r.status is not Status.WARN or not pending or r.id in s.consumed:
+        return
+    first = pending[0] if isinstance(pending[0], dict) else {}
+    disk_ok = s.ran("nginx.websocket") and not s.failed("nginx.websocket")
+    contradiction = [c for c, direct in (("ws.proxy", "ws.local"), ("http.proxy", "http.local"))
+                     if s.failed(c) and disk_ok and s.ok(direct)]
+    key = "cause.nginx_reload_pending_live" if contradiction else "cause.nginx_reload_pending"
+    summary = msg(key, file=str(first.get("file")), modified=str(first.get("modified")),
+                  loaded=str(r.details.get("loaded")), more=len(pending) - 1, checks=", ".join(contradiction))
+    s.add("nginx_reload_pending", summary, "nginx.reload", contradiction,
+          [*_nginx_apply(s.target), msg("fix.reload_action", target=s.target.name)],
+          severity=Status.FAIL if contradiction else Status.WARN)
+
+
+#: Which classified error-log lines (checks/parsers/nginx_runtime.py kinds) support which causes. Ids of other
+#: branches' causes are named by string (wt-host: the bind address; wt-tls: certificates): an id nobody produces
+#: simply never matches.
+_LOG_SUPPORTS: dict[str, frozenset[str]] = {
+    "upstream_refused": frozenset({"port_conflict", "next_build_missing", "pm2_crash_loop", "pm2_not_online",
+                                   "port_mismatch", "app_not_listening", "app_listen_address_mismatch"}),
+    "upstream_timeout": frozenset({"pm2_crash_loop", "app_not_listening", "app_unresponsive"}),
+    "upstream_closed": frozenset({"pm2_crash_loop", "pm2_not_online", "app_websocket_missing"}),
+    "ssl_handshake": frozenset({"tls_certificate_invalid", "tls_certificate_not_reloaded"}),
+}
+
+
+def _log_evidence(s: _State) -> None:
+    """Attach nginx.errors as evidence to the causes its classified lines support (data stays in its details)."""
+    r = s.get("nginx.errors")
+    if r is None:
+        return
+    counts = r.details.get("counts") or {}
+    supported = {cause for kind, causes in _LOG_SUPPORTS.items() if counts.get(kind) for cause in causes}
+    for i, cause in enumerate(s.causes):
+        if cause.cause in supported and "nginx.errors" not in cause.evidence:
+            s.causes[i] = cause.model_copy(update={"evidence": (*cause.evidence, "nginx.errors")})
+
+
 def _unknown(s: _State) -> None:
     left = [cid for cid, r in s.results.items() if r.status in BAD and cid not in s.consumed]
     if not left:
@@ -611,14 +740,24 @@ def _unknown(s: _State) -> None:
         summary = msg("cause.unknown_not_run", checks=", ".join(errored))
     else:
         summary = msg("cause.unknown_mixed", checks=", ".join(failing), errored=", ".join(errored))
+    # Never an empty hand (wt-nginxrt): the most relevant recent nginx error lines travel with the summary.
+    errors = s.get("nginx.errors")
+    relevant = [str(x) for x in (errors.details.get("relevant") or [])][:3] if errors else []
+    if relevant:
+        summary = msg("cause.with_log", summary=summary, lines=" | ".join(relevant))
+    logs = [str(x) for x in (errors.details.get("files") or [])] if errors else []
     s.add("unknown", summary, left, (),
           [_pm2(t, "logs", t.pm2_app, "--lines", "100", "--nostream"),
-           "tail -n 50 /var/log/nginx/error.log"], severity=s.results[left[0]].status)
+           cmd.display(cmd.tail_lines(logs[0] if logs else "/var/log/nginx/error.log", 50))],
+          severity=s.results[left[0]].status)
 
 
 RULES: tuple[Rule, ...] = (
     _unreachable,
     _nginx_invalid,
+    _nginx_wrong_server,
+    _nginx_ws_not_proxied,
+    _capacity_exhausted,
     _port_conflict,
     _host_out_of_memory,  # wt-host2
     _host_disk_full,  # wt-host2
@@ -640,8 +779,10 @@ RULES: tuple[Rule, ...] = (
     _upgrade_missing,
     _app_ws_missing,
     _ws_timeout,
+    _reload_pending,
     _pm2_not_saved,
     _pm2_startup_missing,
+    _log_evidence,
     _unknown,
 )
 

@@ -11,14 +11,16 @@ import asyncio
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from checks import commands
 from checks.config import Target
 from checks.messages import Msg, msg, verbatim
 from checks.models import Status
+from checks.offload import parse_off_loop
 from checks.parsers import ParseError
+from checks.parsers.limits import LOG_TAIL_BYTES, TooLarge
 from checks.parsers.nginx import NginxConfig, NginxLocation, find_proxy_locations, parse_dump
 from checks.parsers.nginx_route import Proxy, Request, Return, Route, Uncertain, route
 from checks.parsers.pm2 import Pm2Process, find_app, parse_jlist
@@ -119,7 +121,10 @@ class Facts:
             if not result.ok:
                 raise self.explained_by("nginx.syntax", msg("facts.nginx_dump_failed"))
             try:
-                return parse_dump(result.stdout)
+                # Off the event loop, once per distinct dump: a big one costs seconds of CPU (issue 13, 7).
+                return await parse_off_loop(parse_dump, result.stdout, cache=True)
+            except TooLarge as exc:
+                raise _too_large(exc) from None
             except ParseError as exc:
                 raise FactError(msg("facts.nginx_parse", error=str(exc)), kind="parse") from None
 
@@ -156,7 +161,10 @@ class Facts:
             if not result.ok:
                 raise FactError(msg("facts.pm2_failed", code=result.exit_status, error=_last_line(result.stderr)))
             try:
-                return parse_jlist(result.stdout)
+                return await parse_off_loop(parse_jlist, result.stdout)
+            except TooLarge as exc:
+                raise FactError(msg("facts.pm2_too_large", mb=exc.size / 2**20, limit_mb=exc.limit / 2**20),
+                                kind="too_large") from None
             except ParseError as exc:
                 raise FactError(msg("facts.pm2_parse", error=str(exc)), kind="parse") from None
 
@@ -224,13 +232,38 @@ class Facts:
         return await self._once("build_stat", go)
 
     async def log_tail(self, path: str) -> CommandResult:
-        return await self.run(f"tail {path}", commands.tail(path, self.target.log_lines))
+        """The last `log_lines` lines of `path`, read as at most LOG_TAIL_BYTES bytes (issue 13, 13).
+
+        `tail -c` rather than `tail -n`: one 30 MB line would otherwise be pulled whole on every run.
+        """
+        result = await self.run(f"tail {path}", commands.tail(path, LOG_TAIL_BYTES))
+        if not result.ok:
+            return result
+        return replace(result, stdout=last_lines(result.stdout, self.target.log_lines, cut=LOG_TAIL_BYTES))
 
     async def log_stat(self, paths: tuple[str, ...]) -> dict[str, StatEntry]:
         async def go() -> dict[str, StatEntry]:
             return _parse_stat(await self.run("stat logs", commands.file_stat(paths)))
 
         return await self._once("log_stat", go)
+
+
+def last_lines(text: str, count: int, *, cut: int) -> str:
+    """The last `count` lines of a `tail -c cut` read; its first line is partial when the read was full."""
+    lines = text.splitlines(keepends=True)
+    if len(text.encode("utf-8", "replace")) >= cut and len(lines) > 1:
+        lines = lines[1:]
+    return "".join(lines[-count:])
+
+
+def _too_large(exc: TooLarge) -> FactError:
+    """`warn`, never `error`: a valid config the bot cannot model is the bot's limit, not the server's fault."""
+    if exc.unit == "bytes":
+        reason = msg("facts.nginx_too_large_bytes", mb=exc.size / 2**20, limit_mb=exc.limit / 2**20)
+    else:
+        reason = msg("facts.nginx_too_large_statements", count=exc.size, limit=exc.limit)
+    return FactError(reason, status=Status.WARN, kind="too_large",
+                     details={"too_large": {"size": exc.size, "limit": exc.limit, "unit": exc.unit}})
 
 
 def _parse_stat(result: CommandResult) -> dict[str, StatEntry]:
@@ -316,6 +349,9 @@ def _route_error(config: NginxConfig, found: Route, request: Request, app_port: 
         details |= {"reason": "wrong_server", "app_server": {
             "file": config.servers[other.server_index].file, "line": config.servers[other.server_index].line,
             "names": list(config.servers[other.server_index].server_names)}}
+        if isinstance(found.outcome, Return):  # wt-nginxrt: what the picked block answers (a redirect is its own)
+            details |= {"status": found.outcome.status, "redirect": found.outcome.redirect,
+                        "location_header": found.outcome.location_header}
         return FactError(msg("facts.route_wrong_server", request=where, picked=picked,
                              app=_server_label(config, other.server_index)),
                          status=Status.FAIL, kind="nginx", details=details)

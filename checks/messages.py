@@ -715,8 +715,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "identity_file {path}이(가) 없습니다",
     },
     "transport.retry_later": {
-        "en": "{error} (next attempt in {wait:.0f} s)",
-        "ko": "{error} (다음 시도까지 {wait:.0f}초)",
+        # Kept for results stored before issue 13 (15); rendered without their frozen countdown.
+        "en": "{error}",
+        "ko": "{error}",
     },
     "transport.host_key": {
         "en": "host key of {host}:{port} is not trusted ({reason}): it is unknown or has CHANGED. Compare its "
@@ -744,6 +745,28 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "SSH server refused a new channel (MaxSessions?)",
         "ko": "SSH 서버가 새 채널을 거부했습니다 (MaxSessions?)",
     },
+    # --- wt-rel1 (issue 13): bounded commands and bounded input ---
+    "transport.no_timeout": {
+        "en": "{host} has no `timeout` command (coreutils), which bounds every command wscheck runs there",
+        "ko": "{host}에 `timeout` 명령(coreutils)이 없습니다. wscheck가 실행하는 모든 명령의 시간 제한에 필요합니다",
+    },
+    "facts.nginx_too_large_bytes": {
+        "en": "the nginx configuration is too large to model ({mb:.1f} MB, over {limit_mb:.0f} MB): "
+              "its routing is not checked",
+        "ko": "nginx 설정이 너무 커서 분석하지 않습니다 ({mb:.1f} MB, 한도 {limit_mb:.0f} MB): "
+              "라우팅은 검사하지 않았습니다",
+    },
+    "facts.nginx_too_large_statements": {
+        "en": "the nginx configuration is too large to model (about {count} statements, over {limit}): "
+              "its routing is not checked",
+        "ko": "nginx 설정이 너무 커서 분석하지 않습니다 (약 {count}개 구문, 한도 {limit}개): "
+              "라우팅은 검사하지 않았습니다",
+    },
+    "facts.pm2_too_large": {
+        "en": "pm2 jlist printed {mb:.1f} MB, more than the {limit_mb:.0f} MB wscheck reads",
+        "ko": "pm2 jlist 출력이 {mb:.1f} MB로, wscheck가 읽는 한도 {limit_mb:.0f} MB를 넘습니다",
+    },
+    # --- end wt-rel1 ---
     "transport.ssh_failed": {
         "en": "cannot reach {host}:{port}: the SSH handshake failed (the server's reason is in the details)",
         "ko": "{host}:{port}에 접속할 수 없습니다: SSH 핸드셰이크 실패 (서버가 밝힌 이유는 details에 있습니다)",
@@ -1060,6 +1083,120 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "`pm2 startup`이 출력하는 줄을 (root로) 실행한 다음 `pm2 save`",
     },
     # -- end wt-host ------------------------------------------------------------------------------------------------
+    # -- wt-nginxrt: the running nginx (version, reload, error log) and its causes ---------------------------------
+    "nginx.websocket.name.http2": {
+        "en": "proxy_http_version 1.1 (proxy_http_version 2 breaks WebSocket: nginx cannot upgrade over HTTP/2)",
+        "ko": "proxy_http_version 1.1 (proxy_http_version 2는 WebSocket을 깨뜨립니다: nginx는 HTTP/2로 업그레이드할 수 "
+              "없습니다)",
+    },
+    "nginxrt.v_missing": {
+        "en": "{bin} -V did not run: nginx not found on the target (set nginx_bin)",
+        "ko": "{bin} -V를 실행할 수 없습니다: 대상 서버에 nginx가 없습니다 (nginx_bin을 설정하세요)",
+    },
+    "nginxrt.v_parse": {
+        "en": "cannot read the nginx version from nginx -V: {error}",
+        "ko": "nginx -V에서 nginx 버전을 읽을 수 없습니다: {error}",
+    },
+    "nginxrt.date": {
+        "en": "cannot read the target's clock: {error}",
+        "ko": "대상 서버의 시각을 읽을 수 없습니다: {error}",
+    },
+    "nginxrt.not_running": {
+        "en": "no nginx master process runs, so nothing is loaded",
+        "ko": "nginx master 프로세스가 없어 불러온 설정이 없습니다",
+    },
+    "nginxrt.no_master": {
+        "en": "cannot tell which nginx master runs this config (pid file {pid_file} unreadable or stale, and "
+              "several masters run)",
+        "ko": "어느 nginx master가 이 설정을 실행하는지 알 수 없습니다 (pid 파일 {pid_file}을 읽을 수 없거나 "
+              "오래되었고, master가 여러 개 실행 중)",
+    },
+    "nginxrt.stat_failed": {
+        "en": "cannot read the config files' modification times: {error}",
+        "ko": "설정 파일의 수정 시각을 읽을 수 없습니다: {error}",
+    },
+    "nginxrt.pending": {
+        "en": "{file} changed at {modified}, after nginx last (re)loaded at {loaded} ({more} more file(s)): "
+              "the running nginx does not run it yet",
+        "ko": "{file}이(가) {modified}에 바뀌었지만 nginx는 {loaded}에 마지막으로 (re)load했습니다 (다른 파일 "
+              "{more}개): 실행 중인 nginx는 아직 그 내용을 쓰지 않습니다",
+    },
+    "nginxrt.loaded": {
+        "en": "nginx last (re)loaded at {loaded}; none of its {files} config file(s) changed since",
+        "ko": "nginx는 {loaded}에 마지막으로 (re)load했고, 그 뒤로 설정 파일 {files}개 중 바뀐 것이 없습니다",
+    },
+    "nginxrt.log_unreadable": {
+        "en": "cannot read the nginx error log {file}: {error} (give the login user read access, see deploy/target/)",
+        "ko": "nginx 에러 로그 {file}을(를) 읽을 수 없습니다: {error} (로그인 사용자에게 읽기 권한을 주세요, "
+              "deploy/target/ 참고)",
+    },
+    "nginxrt.capacity": {
+        "en": "nginx ran out of connections {count} time(s) in the last {minutes} min: {line}",
+        "ko": "최근 {minutes}분 동안 nginx 연결이 {count}번 부족했습니다: {line}",
+    },
+    "nginxrt.log_lines": {
+        "en": "{count} problem line(s) in the nginx error log in the last {minutes} min ({kinds}): evidence for "
+              "the other checks",
+        "ko": "최근 {minutes}분 동안 nginx 에러 로그에 문제 줄 {count}개 ({kinds}): 다른 검사의 근거",
+    },
+    "nginxrt.log_quiet": {
+        "en": "no problem lines in the last {minutes} min ({files})",
+        "ko": "최근 {minutes}분 동안 문제 줄 없음 ({files})",
+    },
+    "cause.nginx_wrong_server": {
+        "en": "nginx answers {request} with {picked}, not with {app}, the block that proxies to the app",
+        "ko": "nginx는 {request} 요청을 앱으로 프록시하는 {app}이(가) 아니라 {picked}에서 처리합니다",
+    },
+    "cause.nginx_ws_not_proxied": {
+        "en": "nginx answers {request} itself in location {location} ({where}) with {what}: the WebSocket never "
+              "reaches the app",
+        "ko": "nginx가 {request} 요청에 location {location} ({where})에서 직접 {what}(으)로 응답합니다: "
+              "WebSocket이 앱에 도달하지 않습니다",
+    },
+    "cause.static_files": {
+        "en": "static files",
+        "ko": "정적 파일",
+    },
+    "cause.status_code": {
+        "en": "status {status}",
+        "ko": "상태 {status}",
+    },
+    "cause.connection_capacity_exhausted": {
+        "en": "nginx runs out of connections (worker_connections {limit}): {count} recent line(s) like {line}",
+        "ko": "nginx 연결이 부족합니다 (worker_connections {limit}): 최근 {count}개 줄, 예: {line}",
+    },
+    "cause.nginx_reload_pending": {
+        "en": "{file} changed at {modified}, after nginx last (re)loaded at {loaded} ({more} more file(s)): "
+              "nginx does not run what is on disk",
+        "ko": "{file}이(가) {modified}에 바뀌었지만 nginx는 {loaded}에 마지막으로 (re)load했습니다 (다른 파일 "
+              "{more}개): nginx가 디스크의 설정을 실행하고 있지 않습니다",
+    },
+    "cause.nginx_reload_pending_live": {
+        "en": "nginx was not reloaded: {file} changed at {modified}, after its last (re)load at {loaded} ({more} "
+              "more file(s)); {checks} fail although the config on disk is right and the app answers directly",
+        "ko": "nginx가 reload되지 않았습니다: {file}이(가) 마지막 (re)load({loaded}) 뒤인 {modified}에 바뀌었습니다 "
+              "(다른 파일 {more}개); 디스크의 설정은 맞고 앱도 직접 응답하는데 {checks}이(가) 실패합니다",
+    },
+    "cause.nginx_config_invalid_serving": {
+        "en": "nginx config on disk is invalid: {message}; the running nginx still serves its previous config, "
+              "but a reload now would fail",
+        "ko": "디스크의 nginx 설정에 오류가 있습니다: {message}; 실행 중인 nginx는 이전 설정으로 계속 서비스하지만, "
+              "지금 reload하면 실패합니다",
+    },
+    "cause.with_log": {
+        "en": "{summary} — nginx error log: {lines}",
+        "ko": "{summary} — nginx 에러 로그: {lines}",
+    },
+    "fix.wrong_server": {
+        "en": "make {app} answer {host} (add it to server_name, or mark its listen default_server), or fix {picked}",
+        "ko": "{app}이(가) {host}에 응답하게 하거나 (server_name에 추가, 또는 listen에 default_server 지정), "
+              "{picked}을(를) 고치세요",
+    },
+    "fix.reload_action": {
+        "en": "or approve the reload-nginx action: /wscheck reload-nginx {target}",
+        "ko": "또는 reload-nginx 조치를 승인하세요: /wscheck reload-nginx {target}",
+    },
+    # -- end wt-nginxrt ------------------------------------------------------------------------------------------
 }
 
 #: Korean check titles and descriptions; the English side is checks/registry.py's (one source of truth).
@@ -1085,6 +1222,16 @@ _CHECK_KO: dict[str, tuple[str, str]] = {
     "http.proxy": ("nginx 경유 HTTP", "public_url + http_path로 GET하면 nginx가 2xx/3xx로 응답하는지"),
     "ws.local": ("호스트 내부 WebSocket", "127.0.0.1:app_port + ws_path에서 101 핸드셰이크 + ping/pong"),
     "ws.proxy": ("nginx 경유 WebSocket", "public_url + ws_path에서 101 핸드셰이크 + ping/pong"),
+    # wt-nginxrt
+    "nginx.reload": (
+        "nginx가 디스크의 설정을 실행 중",
+        "`nginx -T`가 나열한 파일 중 실행 중인 nginx의 마지막 (re)load보다 새로운 것이 없는지 (worker 시작 시각)",
+    ),
+    "nginx.errors": (
+        "nginx 에러 로그",
+        "nginx가 지정한 error_log 파일의 최근 줄을 분류 (업스트림 거부/시간 초과, worker_connections, SSL "
+        "핸드셰이크, 너무 큰 본문); 연결 용량 고갈이면 실패",
+    ),
     "pm2.logs": ("PM2 로그", "앱의 PM2 로그 파일에서 최근 에러 줄 (비밀값은 가림)"),
     # wt-tls
     "tls.certificate": (

@@ -102,6 +102,10 @@ async def http_get(open_stream: Opener, *, host_header: str, path: str, timeout:
                     )
                 if isinstance(event, h11.ConnectionClosed):
                     raise ProbeError(msg("probe.closed_no_answer"))
+        except ConnectionError:
+            # wt-nginxrt: a reset before any answer (nginx out of worker_connections drops the client) is a
+            # finding about the server, not a crash of the check.
+            raise ProbeError(msg("probe.closed_no_answer")) from None
         finally:
             await stream.aclose()
 
@@ -145,6 +149,8 @@ async def ws_handshake(open_stream: Opener, *, uri: str, timeout: float, origin:
             await _flush(protocol, stream)
             return WsAnswer(status=101, rtt_ms=rtt, headers=headers,
                             elapsed_ms=(time.perf_counter() - started) * 1000)
+        except ConnectionError:
+            raise ProbeError(msg("probe.handshake_closed")) from None  # wt-nginxrt: a reset, see http_get
         finally:
             await stream.aclose()
 

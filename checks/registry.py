@@ -34,6 +34,20 @@ CHECKS: tuple[CheckSpec, ...] = (
         "the location serving ws_path proxies to the app with HTTP/1.1, Upgrade/Connection forwarding, "
         "a long proxy_read_timeout and proxy_buffering off",
     ),
+    # -- wt-nginxrt: the running nginx vs the files on disk, and its error log as evidence
+    CheckSpec(
+        "nginx.reload",
+        "nginx",
+        "nginx runs what is on disk",
+        "no file that `nginx -T` lists is newer than the running nginx's last (re)load (worker start times)",
+    ),
+    CheckSpec(
+        "nginx.errors",
+        "nginx",
+        "nginx error log",
+        "recent lines of the error_log files nginx names, classified (upstream refused/timed out, "
+        "worker_connections, SSL handshake, body too large); capacity exhaustion fails",
+    ),
     CheckSpec(
         "pm2.status",
         "pm2",

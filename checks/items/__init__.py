@@ -5,6 +5,7 @@ from __future__ import annotations
 from checks.items.base import CheckFn
 from checks.items.host import host_disk, host_fds, host_memory, next_static, pm2_restarts
 from checks.items.nginx import nginx_syntax, nginx_websocket
+from checks.items.nginx_runtime import nginx_errors, nginx_reload
 from checks.items.pm2 import pm2_logs, pm2_status
 from checks.items.pm2_boot import pm2_saved, pm2_startup
 from checks.items.ports import port_conflict, port_listen, port_match
@@ -15,6 +16,8 @@ from checks.registry import CHECK_IDS
 CHECK_FUNCTIONS: dict[str, CheckFn] = {
     "nginx.syntax": nginx_syntax,
     "nginx.websocket": nginx_websocket,
+    "nginx.reload": nginx_reload,
+    "nginx.errors": nginx_errors,
     "pm2.status": pm2_status,
     "port.listen": port_listen,
     "port.match": port_match,

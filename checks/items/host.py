@@ -19,7 +19,7 @@ import posixpath
 import re
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from checks import commands
@@ -71,15 +71,19 @@ MAX_NGINX_LOG_DIRS = 4
 
 
 async def _clock(f: Facts) -> tuple[float, datetime] | None:
-    """The target's clock (epoch, local wall time), or None when `date` did not answer."""
+    """The target's clock (epoch, local wall time: PM2's pm2.log stamps are local and naive), or None when `date`
+    did not answer. The same `date +%s %z` as nginx_runtime's (wt-nginxrt), so one command serves both."""
     result = await f.run("date", list(commands.DATE_ARGV))
-    lines = result.stdout.split()
-    if not result.ok or len(lines) < 2:
+    words = result.stdout.split()
+    if not result.ok or len(words) < 2 or not re.fullmatch(r"[+-]\d{4}", words[1]):
         return None
     try:
-        return float(lines[0]), datetime.fromisoformat(lines[1])
+        epoch = float(words[0])
     except ValueError:
         return None
+    sign = -1 if words[1][0] == "-" else 1
+    offset = timedelta(hours=int(words[1][1:3]), minutes=int(words[1][3:5])) * sign
+    return epoch, datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None) + offset
 
 
 async def _recent_app_logs(f: Facts) -> tuple[list[str], list[str]]:

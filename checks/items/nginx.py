@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from checks.facts import Facts
+import asyncio
+
+from checks.facts import FactError, Facts
 from checks.items.base import Outcome, error, fail, ok, warn
+from checks.items.nginx_runtime import nginx_build
 from checks.messages import Msg, joined, msg, verbatim
 from checks.parsers.nginx import NginxLocation, parse_nginx_test
+from checks.parsers.nginx_runtime import NginxBuild
 
 #: nginx cuts a proxied connection that is idle this long; 60 s is its default.
 NGINX_DEFAULT_TIMEOUT_S = 60.0
@@ -58,13 +62,29 @@ def location_label(loc: NginxLocation) -> str:
     return f"location {modifier}{loc.path} ({loc.file}:{loc.line})"
 
 
+async def _build_or_none(f: Facts) -> NginxBuild | None:
+    """The nginx version when `nginx -V` tells it; None = unknown (judged as before 1.29.7, the safe side)."""
+    try:
+        return await nginx_build(f)
+    except FactError:
+        return None
+
+
+def _effective_http_version(loc: NginxLocation, build: NginxBuild | None) -> str:
+    """What nginx really speaks upstream: the configured value, else 1.1 since nginx 1.29.7, else 1.0."""
+    if loc.http_version_set or build is None or not build.http11_default:
+        return loc.http_version or "1.0"
+    return "1.1"
+
+
 async def nginx_websocket(f: Facts) -> Outcome:
-    loc = await f.app_location()
+    loc, build = await asyncio.gather(f.app_location(), _build_or_none(f))
     label = location_label(loc)
     upstream = [f"{h}:{p}" for h, p in loc.upstream]
     missing: list[str] = []
     weak: list[str] = []
-    if loc.http_version != "1.1":
+    http_version = _effective_http_version(loc, build)
+    if http_version != "1.1":
         missing.append("http_version")
     sent = loc.header_list or tuple(loc.headers.items())  # nginx sends every non-empty repeat
     if not any(k == "upgrade" and v.lower() in ("$http_upgrade", "websocket") for k, v in sent):
@@ -82,7 +102,9 @@ async def nginx_websocket(f: Facts) -> Outcome:
         "location": f"{loc.modifier} {loc.path}".strip(),
         "proxy_pass": loc.proxy_pass,
         "upstream": upstream,
-        "http_version": loc.http_version,
+        "http_version": http_version,
+        "http_version_set": loc.http_version_set,
+        "nginx_version": build.version_text if build else None,
         "upgrade_header": loc.headers.get("upgrade"),
         "connection_header": connection or None,
         "proxy_read_timeout_s": loc.read_timeout_s,
@@ -92,7 +114,8 @@ async def nginx_websocket(f: Facts) -> Outcome:
         "add_lines": [WS_LINES[k] for k in (*missing, *weak)],
     }
     names = {
-        "http_version": verbatim("proxy_http_version 1.1"),
+        "http_version": msg("nginx.websocket.name.http2") if http_version == "2"
+        else verbatim("proxy_http_version 1.1"),
         "upgrade": msg("nginx.websocket.name.upgrade"),
         "connection": msg("nginx.websocket.name.connection"),
     }

@@ -35,6 +35,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from checks.parsers import ParseError
+from checks.parsers.limits import MAX_NGINX_DUMP_BYTES, MAX_NGINX_STATEMENTS, TooLarge, statements_estimate
 
 __all__ = [
     "LocationNode",
@@ -267,6 +268,7 @@ class NginxLocation(BaseModel):
     connection_upgrade_map: bool
     directives: tuple[NginxDirective, ...] = ()  # rewrite-phase directives and try_files, in order
     header_list: tuple[tuple[str, str], ...] = ()  # every effective proxy_set_header, repeats kept
+    http_version_set: bool = False  # proxy_http_version is in the config (else nginx's default applies)
 
 
 class LocationNode(BaseModel):
@@ -344,7 +346,7 @@ class _Stmt:
         return f"{self.file}:{self.line}"
 
 
-_MAX_STATEMENTS = 200_000  # a splice budget: includes of includes can multiply, a real config never does
+_MAX_STATEMENTS = MAX_NGINX_STATEMENTS  # a splice budget: includes of includes can multiply, a real config never does
 
 
 def _tokens(content: str, path: str) -> list[tuple[str, int, bool]]:
@@ -466,7 +468,7 @@ class _Splicer:
         for stmt in stmts:
             self.count += 1
             if self.count > _MAX_STATEMENTS:
-                raise ParseError(f"configuration too large to model (over {_MAX_STATEMENTS} statements)")
+                raise TooLarge("configuration", size=self.count, limit=_MAX_STATEMENTS, unit="statements")
             if stmt.name == "include" and stmt.block is None:
                 for path in self.resolve(stmt):
                     if path in stack:
@@ -852,6 +854,7 @@ class _Builder:
                 connection_upgrade_map=connection is not None and _is_upgrade_map(connection, self.maps),
                 directives=_directives(block),
                 header_list=tuple((k, v) for k, v in level.headers or () if v != ""),
+                http_version_set=level.http_version is not None,
             )
         )
         children = tuple(
@@ -869,6 +872,11 @@ def parse_dump(text: str) -> NginxConfig:
     dump already holds every file nginx read, so matching include patterns against the dumped paths
     (relative to the main file's directory, globs in sorted order) reproduces what nginx loaded.
     """
+    if len(text) > MAX_NGINX_DUMP_BYTES:
+        raise TooLarge("configuration", size=len(text), limit=MAX_NGINX_DUMP_BYTES, unit="bytes")
+    if (estimate := statements_estimate(text)) > MAX_NGINX_STATEMENTS:
+        # Said before lexing: a 5 MB geo list would otherwise cost seconds of CPU and ~350 MB first.
+        raise TooLarge("configuration", size=estimate, limit=MAX_NGINX_STATEMENTS, unit="statements")
     files = split_dump(text)
     splicer = _Splicer(files)
     try:

@@ -21,6 +21,7 @@ from typing import Literal, TypeGuard
 from pydantic import BaseModel, ConfigDict
 
 from checks.parsers import ParseError
+from checks.parsers.limits import MAX_JLIST_BYTES, TooLarge
 from checks.redact import redact
 
 Mode = Literal["dev", "production", "unknown"]
@@ -30,6 +31,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _SCRIPT_RUNNERS = frozenset({"npm", "yarn", "pnpm", "bun"})
 _SCRIPT_SUFFIXES = (".js", ".cjs", ".mjs", ".cmd", ".exe")
 _MAX_FALLBACK_STARTS = 64
+#: raw_decode attempts at most (issue 13, 14): each may read deep into the text, so 200k lines of `[1,`
+#: cost 35 s of CPU. PM2 prints its JSON within the first few lines; `[PM2]` lines are skipped for free.
+_MAX_DECODE_ATTEMPTS = 64
 
 
 class Pm2Process(BaseModel):
@@ -251,9 +255,13 @@ def _find_array(text: str) -> list[object]:
     # Bounded so that garbage full of brackets stays cheap.
     others = [m.start() for m in itertools.islice(re.finditer(r"\[", clean), _MAX_FALLBACK_STARTS)]
     candidates = [(start, True) for start in line_starts] + [(s, False) for s in others if s not in seen]
+    attempts = 0
     for start, at_line_start in candidates:
         if clean.startswith("[PM2]", start):
             continue
+        attempts += 1
+        if attempts > _MAX_DECODE_ATTEMPTS:
+            break
         try:
             value, end = decoder.raw_decode(clean, start)
         except (ValueError, RecursionError):
@@ -270,6 +278,8 @@ def parse_jlist(text: str) -> list[Pm2Process]:
 
     `[]` is valid: no process under this PM2_HOME/user (usually the wrong user or PM2_HOME, not "app down").
     """
+    if len(text) > MAX_JLIST_BYTES:
+        raise TooLarge("pm2 jlist output", size=len(text), limit=MAX_JLIST_BYTES, unit="bytes")
     return [_process(entry) for entry in _find_array(text)]
 
 

@@ -63,6 +63,11 @@ MODES: tuple[str, ...] = (
     "app-ipv6-only",
     "app-hung",
     "pm2-not-saved",
+    # wt-nginxrt (issue 11): routing, reloads and the error log, each on the real nginx
+    "nginx-wrong-server",
+    "nginx-ws-static",
+    "nginx-reload-pending",
+    "nginx-worker-connections",
     # wt-host2: PM2 restarting an online app, and the V8 heap limit
     "restart-loop",
     "heap-oom",
@@ -332,11 +337,11 @@ _SITE_TEMPLATE = """\
 # The seed story's site (websocket-troubleshooting-guide), on 127.0.0.1 only.
 server {{
     listen 127.0.0.1:{http_port};
-    server_name 127.0.0.1 localhost;
+    server_name {server_name};
 
     client_max_body_size 25m;
 
-    location / {{
+{ws_static}    location / {{
         proxy_pass http://127.0.0.1:{app_port};
 {upgrade}
         # Forwarding headers
@@ -355,6 +360,24 @@ server {{
         proxy_send_timeout 86400;
     }}
 }}
+{extra}"""
+
+# wt-nginxrt: a default_server that answers 404 in front of the app's block, whose server_name the public
+# host (127.0.0.1) does not match: nginx never picks the block that proxies to the app.
+_WRONG_SERVER_BLOCK = """\
+server {{
+    listen 127.0.0.1:{http_port} default_server;
+    server_name catch-all.invalid;
+    return 404;
+}}
+"""
+
+# wt-nginxrt: a static location for the WebSocket path (nginx looks for a file, answers 404 itself).
+_WS_STATIC_LOCATION = """\
+    location /ws {{
+        root {nginx_dir}/html;
+    }}
+
 """
 
 _UPGRADE_LINES = """\
@@ -383,7 +406,7 @@ error_log {nginx_dir}/error.log notice;
 worker_shutdown_timeout 3s;
 
 events {{
-    worker_connections 512;
+    worker_connections {worker_connections};
 }}
 
 http {{
@@ -1029,8 +1052,9 @@ class Sandbox:
     # ---- nginx ----------------------------------------------------------------------------------------
 
     def site_text(self, *, upgrade: bool = True, invalid: bool = False, tls: bool = False,
-                  ws_redirect: bool = False) -> str:
-        """The nginx site: the seed's, or without the upgrade lines, or with a misspelt directive.
+                  ws_redirect: bool = False, wrong_server: bool = False, ws_static: bool = False) -> str:
+        """The nginx site: the seed's, or without the upgrade lines, or with a misspelt directive; or (wt-nginxrt)
+        behind a 404 default_server its host does not match, or with a static location for /ws.
 
         `tls` adds a second server block, the same site on 127.0.0.1:tls_port with `ssl` and the certificate in
         tls_dir; `ws_redirect` (implies `tls`) makes the plain-http block answer /ws with an http->https 301,
@@ -1041,6 +1065,9 @@ class Sandbox:
             app_port=self.app_port,
             upgrade=_UPGRADE_LINES if upgrade else _NO_UPGRADE_LINES,
             buffering="proxy_bufering" if invalid else "proxy_buffering",
+            server_name="chat.example.test" if wrong_server else "127.0.0.1 localhost",
+            ws_static=_WS_STATIC_LOCATION.format(nginx_dir=self.nginx_dir) if ws_static else "",
+            extra="\n" + _WRONG_SERVER_BLOCK.format(http_port=self.http_port) if wrong_server else "",
         )
         if not (tls or ws_redirect):
             return text
@@ -1061,12 +1088,14 @@ class Sandbox:
             text = text.replace("    location / {", redirect + "    location / {", 1)
         return text + tls_block
 
-    def _write_nginx_conf(self) -> None:
+    def main_conf_text(self, *, worker_connections: int = 512) -> str:
+        """The main nginx.conf; `worker_connections` 2 (wt-nginxrt) leaves no room for one proxied request."""
         mime = "    include /etc/nginx/mime.types;\n" if Path("/etc/nginx/mime.types").is_file() else ""
-        self._write_user_file(
-            self.nginx_conf,
-            _MAIN_CONF_TEMPLATE.format(user=self.user, nginx_dir=self.nginx_dir, mime=mime),
-        )
+        return _MAIN_CONF_TEMPLATE.format(user=self.user, nginx_dir=self.nginx_dir, mime=mime,
+                                          worker_connections=worker_connections)
+
+    def _write_nginx_conf(self) -> None:
+        self._write_user_file(self.nginx_conf, self.main_conf_text())
         self._write_user_file(self.site_file, self.site_text())
 
     def nginx(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
@@ -1418,13 +1447,17 @@ class Sandbox:
         if not self._app_healthy():
             self._start_app(port=self.app_port)
             self._wait_app_listening(self.app_port)
-        healthy_site = self.site_text()
-        if self.site_file.read_text() != healthy_site:
-            self._write_user_file(self.site_file, healthy_site)
+        # A file rewritten here is reloaded too: a config on disk newer than the running nginx's last load is
+        # itself a finding (nginx.reload), so a healed sandbox must not leave one behind.
+        rewritten = False
+        for path, healthy_text in ((self.site_file, self.site_text()), (self.nginx_conf, self.main_conf_text())):
+            if path.read_text() != healthy_text:
+                self._write_user_file(path, healthy_text)
+                rewritten = True
         if not self.nginx_master_pid():
             kill_and_wait(self._nginx_orphans())  # they would still hold the port
             self._start_nginx(new_port=False)
-        elif self.nginx_live != "healthy" or ws_handshake_status(self.http_port) != 101:
+        elif rewritten or self.nginx_live != "healthy" or ws_handshake_status(self.http_port) != 101:
             self._reload_nginx(
                 "healthy",
                 lambda: ws_handshake_status(self.http_port) == 101,
@@ -1739,6 +1772,58 @@ class Sandbox:
         wait_for("the app answering through nginx", lambda: http_status(self.http_port) == 200, timeout=30)
         if self._pm2_saved():
             raise SandboxError("the PM2 dump still covers the recreated app")
+
+    # ---- wt-nginxrt modes (issue 11) -------------------------------------------------------------------------
+
+    def _apply_site(self, live: str, text: str, confirm: Callable[[], bool], what: str) -> None:
+        self._write_user_file(self.site_file, text)
+        test = self.nginx("-t")
+        if test.returncode != 0:
+            raise SandboxError(f"the {live} site does not pass nginx -t:\n{test.stderr}")
+        self._reload_nginx(live, confirm, what)
+
+    def _break_nginx_wrong_server(self) -> None:
+        """The app's block answers only chat.example.test; a 404 default_server answers 127.0.0.1."""
+        self._apply_site("wrong-server", self.site_text(wrong_server=True),
+                         lambda: http_status(self.http_port) == 404 and ws_handshake_status(self.http_port) == 404,
+                         "nginx to answer 127.0.0.1 from the 404 default_server")
+
+    def _break_nginx_ws_static(self) -> None:
+        """`location /ws { root ...; }`: nginx looks for a file and answers 404; `/` still proxies."""
+        self._apply_site("ws-static", self.site_text(ws_static=True),
+                         lambda: http_status(self.http_port) == 200 and ws_handshake_status(self.http_port) == 404,
+                         "nginx to answer /ws with its own 404")
+
+    def _break_nginx_reload_pending(self) -> None:
+        """The seed's fix written to disk but never reloaded: nginx still runs the site without the upgrade lines.
+
+        The running config is the no-upgrade one (reloaded); then, once the clock has moved past the reload by
+        more than the 1 s resolution of mtimes and process ages, the healthy site is written and not reloaded."""
+        self._apply_site("reload-pending", self.site_text(upgrade=False),
+                         lambda: http_status(self.http_port) == 200
+                         and ws_handshake_status(self.http_port) not in (101, None),
+                         "nginx to refuse WebSocket upgrades after the reload")
+        reloaded = time.time()
+        # 1 s resolution on three clocks (mtime, the worker's age, the target's now): 3.5 s is past all of them.
+        wait_for("the clock to pass the reload by 3.5 s", lambda: time.time() > reloaded + 3.5,
+                 timeout=10, interval=0.1)
+        self._write_user_file(self.site_file, self.site_text())
+        self.nginx_live = "reload-pending"
+
+    def _break_nginx_worker_connections(self) -> None:
+        """`worker_connections 2`: the listening socket and one client fill it, so every proxied request fails
+        with `2 worker_connections are not enough` in the error log."""
+        self._write_user_file(self.nginx_conf, self.main_conf_text(worker_connections=2))
+        test = self.nginx("-t")
+        if test.returncode != 0:
+            raise SandboxError(f"worker_connections 2 does not pass nginx -t:\n{test.stderr}")
+        log = self.nginx_dir / "error.log"
+
+        def exhausted() -> bool:
+            http_status(self.http_port, timeout=2)
+            return "worker_connections are not enough" in log.read_text(errors="replace")[-4096:]
+
+        self._reload_nginx("worker-connections", exhausted, "nginx to log `worker_connections are not enough`")
 
     def target_toml(self, name: str = "sandbox") -> str:
         """The `[[targets]]` table that points wscheck at this sandbox over SSH."""

@@ -63,6 +63,7 @@ APP_PORT=""
 LOG_DIR=""
 #: wt-tls: certificate files nginx names (ssl_certificate) that the bot may read with `sudo cat --` (repeatable).
 TLS_CERTS=()
+NGINX_LOG_DIR=/var/log/nginx
 T_NAME=""
 T_HOST=""
 T_SSH_PORT=22
@@ -96,6 +97,7 @@ Facts about the target (what the bot's [[targets]] entry says; see checks/config
   --log-dir DIR        where PM2 writes the app's logs (default PM2_HOME/logs)
   --tls-cert FILE      an ssl_certificate file nginx names (repeatable), e.g. /etc/letsencrypt/live/DOMAIN/fullchain.pem:
                        the bot reads it (sudo cat -- FILE) to tell "renewed, never reloaded"
+  --nginx-log-dir DIR  where nginx writes its error_log (default /var/log/nginx; read for the nginx.errors check)
 For the printed [[targets]] table (the bot's side):
   --name NAME  --host HOST  --ssh-port PORT  --identity-file PATH  --known-hosts PATH  --public-url URL
 Modes:
@@ -131,6 +133,7 @@ while [[ $# -gt 0 ]]; do
         --app-port) need_value "$@"; APP_PORT=$2; shift 2 ;;
         --log-dir) need_value "$@"; LOG_DIR=$2; shift 2 ;;
         --tls-cert) need_value "$@"; TLS_CERTS+=("$2"); shift 2 ;;
+        --nginx-log-dir) need_value "$@"; NGINX_LOG_DIR=$2; shift 2 ;;
         --name) need_value "$@"; T_NAME=$2; shift 2 ;;
         --host) need_value "$@"; T_HOST=$2; shift 2 ;;
         --ssh-port) need_value "$@"; T_SSH_PORT=$2; shift 2 ;;
@@ -326,6 +329,7 @@ fi
 for cert in "${TLS_CERTS[@]}"; do
     [[ $cert =~ $RE_ABS && $cert != */ ]] || die "--tls-cert $cert must be an absolute file path ($RE_ABS)"
 done
+[[ $NGINX_LOG_DIR =~ $RE_ABS ]] || die "--nginx-log-dir must be an absolute path ($RE_ABS)"
 [[ -z $FROM || $FROM =~ $RE_FROM ]] || die "--from $FROM: only addresses, CIDRs, * ? ! and commas"
 [[ $T_IDENTITY =~ $RE_TILDE_PATH ]] || die "--identity-file: a path of plain characters"
 [[ $T_KNOWN_HOSTS =~ $RE_TILDE_PATH ]] || die "--known-hosts: a path of plain characters"
@@ -597,30 +601,36 @@ grant_traverse() {  # DIR: the user may pass through DIR and every directory abo
     done
 }
 
-grant_access() {
-    grant_traverse "$APP_DIR"
-    [[ ! -d $APP_DIR/.next ]] || grant_traverse "$APP_DIR/.next"
-    if [[ ! -d $LOG_DIR ]]; then
-        warn "no log directory $LOG_DIR yet: run me again once PM2 has written the app's logs"
+grant_log_dir() {  # DIR WHAT: the user may read the files in DIR, and the ones created there later
+    local dir=$1 what=$2 f need=0
+    if [[ ! -d $dir ]]; then
+        warn "no log directory $dir yet: run me again once $what has written its logs"
         return 0
     fi
-    grant_traverse "$LOG_DIR"
-    local f need=0
-    for f in "$LOG_DIR"/*; do
+    grant_traverse "$dir"
+    for f in "$dir"/*; do
         [[ -f $f && ! -L $f ]] || continue
         as_login test -r "$f" || need=1
     done
     if ((need)); then
         ensure_setfacl
         # d: new files (a restarted app, log rotation) inherit read access for this one user
-        setfacl -d -m "u:$LOGIN_USER:r" -- "$LOG_DIR"
-        for f in "$LOG_DIR"/*; do
+        setfacl -d -m "u:$LOGIN_USER:r" -- "$dir"
+        for f in "$dir"/*; do
             [[ -f $f && ! -L $f ]] || continue
             as_login test -r "$f" || setfacl -m "u:$LOGIN_USER:r" -- "$f"
         done
-        record_acl d "$LOG_DIR"
-        info "ACL: $LOGIN_USER may read the files in $LOG_DIR (r only, inherited by new files)"
+        record_acl d "$dir"
+        info "ACL: $LOGIN_USER may read the files in $dir (r only, inherited by new files)"
     fi
+}
+
+grant_access() {
+    grant_traverse "$APP_DIR"
+    [[ ! -d $APP_DIR/.next ]] || grant_traverse "$APP_DIR/.next"
+    grant_log_dir "$LOG_DIR" PM2
+    # the nginx error log (wt-nginxrt): read without sudo, like the PM2 logs
+    grant_log_dir "$NGINX_LOG_DIR" nginx
 }
 grant_access
 

@@ -151,6 +151,7 @@ def facts_for(sandbox: Any) -> list[str]:
         "--pm2-user", sandbox.user, "--pm2-bin", sandbox.pm2_bin, "--pm2-home", str(sandbox.pm2_home),
         "--nginx-bin", sandbox.nginx_bin, "--nginx-conf", str(sandbox.nginx_conf),
         "--app", sandbox.app_name, "--app-dir", str(sandbox.app_dir), "--app-port", str(sandbox.app_port),
+        "--nginx-log-dir", str(sandbox.nginx_dir),
     ]
 
 

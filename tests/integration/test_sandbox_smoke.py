@@ -371,6 +371,20 @@ def _assert_mode(sb: Any, mode: str) -> None:
     elif mode == "pm2-not-saved":  # wt-host
         assert status == "online" and through_nginx == 200 and ws_status == 101
         assert not sb._pm2_saved()
+    # -- wt-nginxrt
+    elif mode == "nginx-wrong-server":
+        assert status == "online" and through_nginx == 404 and ws_status == 404
+        assert ws_chat(sb.app_port)[0] == 101
+        assert "default_server" in Path(sb.site_file).read_text()
+    elif mode == "nginx-ws-static":
+        assert status == "online" and through_nginx == 200 and ws_status == 404
+    elif mode == "nginx-reload-pending":
+        assert status == "online" and through_nginx == 200 and ws_status not in (101, None)
+        assert "Upgrade $http_upgrade" in Path(sb.site_file).read_text()  # fixed on disk, not live
+    elif mode == "nginx-worker-connections":
+        assert "worker_connections 2;" in Path(sb.nginx_conf).read_text()
+        assert ws_status != 101
+        assert "2 worker_connections are not enough" in (Path(sb.nginx_dir) / "error.log").read_text()
     # wt-host2: a restart loop re-stamps created_at at every restart, so its dump always looks older (the
     # diagnosis lets pm2_restart_loop_online explain pm2.saved's "stale").
     if mode not in ("pm2-not-saved", "restart-loop"):

@@ -21,6 +21,7 @@ import pytest
 
 from checks.config import Target
 from tests.support.botproc import ROOT, bot_env
+from tests.support.healthy import healthy_statuses
 
 pytestmark = pytest.mark.sandbox
 
@@ -119,7 +120,8 @@ def test_encrypted_key_held_by_an_agent_works(sandbox: Any, sandbox_target: Targ
     assert "Traceback" not in proc.stderr, proc.stderr
     data = report(proc)
     statuses = {c["id"]: c["status"] for c in data["checks"]}
-    assert statuses and all(s == "ok" for s in statuses.values()), data
+    healthy = healthy_statuses()
+    assert statuses and statuses == {cid: healthy[cid].value for cid in statuses}, data
 
 
 def test_no_identity_file_uses_the_agent(sandbox: Any, sandbox_target: Target, tmp_path: Path, agent: str) -> None:
@@ -129,7 +131,8 @@ def test_no_identity_file_uses_the_agent(sandbox: Any, sandbox_target: Target, t
     assert "Traceback" not in proc.stderr, proc.stderr
     data = report(proc)
     statuses = {c["id"]: c["status"] for c in data["checks"]}
-    assert statuses and all(s == "ok" for s in statuses.values()), data
+    healthy = healthy_statuses()
+    assert statuses and statuses == {cid: healthy[cid].value for cid in statuses}, data
 
 
 async def test_an_encrypted_key_is_read_once_per_connection_attempt(sandbox_target: Target, tmp_path: Path,

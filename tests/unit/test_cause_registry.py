@@ -18,7 +18,7 @@ from checks import diagnosis
 from checks import messages as cm
 from checks.causes import CAUSE_BY_ID, CAUSE_IDS, CAUSE_SPECS, FIX_NAMES, FIXES, HUMAN_LOOK, CauseSpec, FixSpec
 from checks.config import Target
-from checks.models import Cause
+from checks.models import Cause, Status
 from checks.registry import CHECKS, COMMAND_KEYWORDS, RESERVED_WORDS
 from tests.unit.test_diagnosis import CASES, results
 from tests.unit.test_diagnosis import TARGET as DIAG_TARGET
@@ -99,19 +99,26 @@ def test_every_description_exists_in_english_and_korean() -> None:
 
 
 def test_rules_record_the_registered_severity() -> None:
-    """A rule's cause carries its row's severity unless the rule says otherwise: `unknown` (its first check's)
+    """A rule's cause carries its row's severity unless the rule says otherwise: `unknown` (its first check's),
     `tls_certificate_not_reloaded` (a fail when the certificate still served is invalid) and
-    `app_listen_address_mismatch` (a warn when nginx still reaches the app on its other address)."""
+    `app_listen_address_mismatch` (a warn when nginx still reaches the app on its other address),
+    `nginx_config_invalid` (a warn while the running nginx still serves) and `nginx_reload_pending` (a fail
+    when the live behaviour contradicts the files on disk)."""
     tree = ast.parse((ROOT / "checks" / "diagnosis.py").read_text())
     overriding = {func.name for func in tree.body if isinstance(func, ast.FunctionDef) for node in ast.walk(func)
                   if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add"
                   and any(k.arg == "severity" for k in node.keywords)}
     # wt-host2: host_disk_full is a warn at disk_warn_percent, a fail at disk_fail_percent or on ENOSPC.
-    assert overriding == {"_unknown", "_tls_not_reloaded", "_address_mismatch", "_host_disk_full"}
+    assert overriding == {"_unknown", "_tls_not_reloaded", "_address_mismatch", "_nginx_invalid", "_reload_pending",
+                          "_host_disk_full"}
+    dynamic = {"unknown", "tls_certificate_not_reloaded", "app_listen_address_mismatch", "nginx_config_invalid",
+               "nginx_reload_pending", "host_disk_full"}
     seen = set()
     for overrides, _ in CASES.values():
         for cause in diagnosis.diagnose(DIAG_TARGET, results(**overrides)):
-            if cause.cause != "unknown":
+            if cause.cause in dynamic:
+                assert cause.severity in (Status.WARN, Status.FAIL, Status.ERROR), cause
+            else:
                 assert cause.severity is CAUSE_BY_ID[cause.cause].severity, cause
                 seen.add(cause.cause)
     assert {"target_unreachable", "app_port_misconfigured", "nginx_ws_timeout_short", "pm2_not_online"} <= seen

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -75,7 +75,10 @@ class Host:
             return CommandResult(argv, code, text, "", 0.01)
 
         if argv == commands.DATE_ARGV:
-            return out(f"{int(self.now)}\n{self.local.isoformat()}\n")
+            offset = round((self.local - datetime.fromtimestamp(int(self.now), UTC).replace(tzinfo=None))
+                           .total_seconds() / 60)
+            sign = "-" if offset < 0 else "+"
+            return out(f"{int(self.now)} {sign}{abs(offset) // 60:02d}{abs(offset) % 60:02d}\n")
         if argv == commands.MEMINFO_ARGV:
             return out(self.meminfo)
         if argv == commands.JOURNAL_KERNEL_ARGV:
@@ -92,7 +95,7 @@ class Host:
             return CommandResult(argv, self.config_grep.exit_status, self.config_grep.stdout, "", 0.01)
         if argv[0] == "stat" and any("/.next/standalone" in a or a.endswith("/public") for a in argv):
             return out("".join(f"{p}|{int(self.now)}|4096\n" for p in argv[3:] if p in self.standalone_files))
-        if argv[:3] == ("tail", "-n", "200") and argv[3] == ERR_LOG and self.err_tail is not None:
+        if argv[0] == "tail" and argv[-1] == ERR_LOG and self.err_tail is not None:
             return out(self.err_tail)
         if argv[0] == "stat" and ERR_LOG in argv and self.err_tail is not None:
             return out(f"{ERR_LOG}|{int(self.now)}|{len(self.err_tail)}\n{OUT_LOG}|{int(self.now) - 86400}|141\n")

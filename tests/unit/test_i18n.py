@@ -300,6 +300,15 @@ def real_summary(check_id: str, status: Status) -> cm.Msg:
         return cm.msg("pm2.saved.ok" if good else "pm2.saved.stale", app=app, dump=dump)
     if check_id == "pm2.startup":  # wt-host
         return cm.msg("pm2.startup.ok" if good else "pm2.startup.not_enabled", unit="pm2-root", state="disabled")
+    if check_id == "nginx.reload":  # wt-nginxrt
+        if good:
+            return cm.msg("nginxrt.loaded", loaded="2026-12-06 19:00:00 +0000", files=3)
+        return cm.msg("nginxrt.pending", file="/etc/nginx/sites-enabled/k", modified="2026-12-06 19:05:00 +0000",
+                      loaded="2026-12-06 19:00:00 +0000", more=0)
+    if check_id == "nginx.errors":  # wt-nginxrt
+        if good:
+            return cm.msg("nginxrt.log_quiet", minutes=15, files="/var/log/nginx/error.log")
+        return cm.msg("nginxrt.capacity", count=3, minutes=15, line="768 worker_connections are not enough")
     # wt-host2
     numbers = cm.msg("host.memory.numbers", available=512, total=2048, swap=0)
     if check_id == "pm2.restarts":

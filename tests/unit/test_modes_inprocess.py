@@ -29,6 +29,11 @@ EXPECTED = {
     "app-ipv6-only": ["app_listen_address_mismatch"],
     "app-hung": ["app_unresponsive"],
     "pm2-not-saved": ["pm2_not_saved"],
+    # wt-nginxrt
+    "nginx-wrong-server": ["nginx_wrong_server"],
+    "nginx-ws-static": ["nginx_ws_not_proxied"],
+    "nginx-reload-pending": ["nginx_reload_pending"],
+    "nginx-worker-connections": ["connection_capacity_exhausted"],
     # wt-host2 (tests/integration/test_host_sandbox.py)
     "restart-loop": ["pm2_restart_loop_online"],
     "heap-oom": ["host_out_of_memory"],

@@ -1,0 +1,113 @@
+"""Issue 11 on the real nginx (wt-nginxrt): the public host on another server block, nginx answering /ws itself,
+a fix on disk never reloaded, nginx out of worker_connections. Each mode gets exactly its cause and no other, over
+real SSH; the healthy stack after each stays all ok with exit 0 (the heal reloads what it rewrote)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from checks.config import Target
+from checks.models import Status, TargetReport
+from checks.runner import run_checks
+from checks.transport.ssh import SSHTransport
+from tests.support.healthy import healthy_statuses
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture(scope="module")
+async def ssh(sandbox_target: Target) -> AsyncIterator[SSHTransport]:
+    transport = SSHTransport(sandbox_target)
+    yield transport
+    await transport.aclose()
+
+
+async def check_mode(sandbox: Any, target: Target, ssh: SSHTransport, mode: str) -> TargetReport:
+    await asyncio.to_thread(sandbox.set_mode, mode)
+    return await run_checks(target, ssh)
+
+
+def bad(report: TargetReport) -> set[str]:
+    return {c.id for c in report.checks if c.status in (Status.FAIL, Status.ERROR)}
+
+
+def explain(report: TargetReport) -> str:
+    import json
+
+    return json.dumps(report.to_json_dict(), indent=1, default=str)
+
+
+async def assert_healthy(sandbox: Any, target: Target, ssh: SSHTransport) -> None:
+    report = await check_mode(sandbox, target, ssh, "healthy")
+    assert {c.id: c.status for c in report.checks} == healthy_statuses(), explain(report)
+    assert report.diagnosis == () and report.exit_code == 0, explain(report)
+
+
+async def test_wrong_server_block(sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
+    report = await check_mode(sandbox, sandbox_target, ssh, "nginx-wrong-server")
+    assert [c.cause for c in report.diagnosis] == ["nginx_wrong_server"], explain(report)
+    cause = report.diagnosis[0]
+    site = str(sandbox.site_file)
+    # both blocks, with file and line: the 404 default_server nginx picks and the app's block
+    assert "server catch-all.invalid" in cause.summary and "server chat.example.test" in cause.summary
+    assert f"{site}:3)" in cause.summary, cause.summary
+    assert bad(report) == {"nginx.websocket", "port.match", "http.proxy", "ws.proxy"}, explain(report)
+    assert set(cause.evidence) == bad(report)
+    await assert_healthy(sandbox, sandbox_target, ssh)
+
+
+async def test_ws_path_answered_by_nginx(sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
+    report = await check_mode(sandbox, sandbox_target, ssh, "nginx-ws-static")
+    assert [c.cause for c in report.diagnosis] == ["nginx_ws_not_proxied"], explain(report)
+    assert bad(report) == {"nginx.websocket", "port.match", "ws.proxy"}, explain(report)
+    summary = report.diagnosis[0].summary
+    assert "location /ws" in summary and "static files" in summary, summary
+    await assert_healthy(sandbox, sandbox_target, ssh)
+
+
+async def test_fix_on_disk_never_reloaded(sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
+    report = await check_mode(sandbox, sandbox_target, ssh, "nginx-reload-pending")
+    assert [c.cause for c in report.diagnosis] == ["nginx_reload_pending"], explain(report)
+    cause = report.diagnosis[0]
+    assert cause.severity is Status.FAIL and set(cause.evidence) == {"nginx.reload", "ws.proxy"}, explain(report)
+    reload = report.result("nginx.reload")
+    assert reload is not None and reload.status is Status.WARN
+    assert [p["file"] for p in reload.details["pending"]] == [str(sandbox.site_file)]
+    assert reload.details["pending"][0]["mtime"] > reload.details["loaded_at"] + 1
+    websocket = report.result("nginx.websocket")
+    assert websocket is not None and websocket.status is Status.OK  # the disk is right, nginx runs the old one
+    assert any("reload" in line for line in cause.fix), cause.fix
+    await assert_healthy(sandbox, sandbox_target, ssh)
+
+
+async def test_worker_connections_exhausted(sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
+    report = await check_mode(sandbox, sandbox_target, ssh, "nginx-worker-connections")
+    assert [c.cause for c in report.diagnosis] == ["connection_capacity_exhausted"], explain(report)
+    errors = report.result("nginx.errors")
+    assert errors is not None and errors.status is Status.FAIL
+    assert errors.details["counts"].get("worker_connections", 0) >= 1
+    assert errors.details["worker_connections"] == 2
+    assert "2 worker_connections are not enough" in report.diagnosis[0].summary
+    assert bad(report) == {"nginx.errors", "http.proxy", "ws.proxy"}, explain(report)
+    await assert_healthy(sandbox, sandbox_target, ssh)
+
+
+async def test_port_mismatch_has_the_refused_upstream_as_evidence(sandbox: Any, sandbox_target: Target,
+                                                                 ssh: SSHTransport) -> None:
+    """The error log says which address nginx dialled and was refused on."""
+    await asyncio.to_thread(sandbox.set_mode, "port-mismatch")
+    # a user's request first (the checks' own probes run concurrently with the log tail)
+    module = sys.modules[type(sandbox).__module__]
+    assert await asyncio.to_thread(module.http_status, sandbox.http_port) == 502
+    report = await run_checks(sandbox_target, ssh)
+    assert [c.cause for c in report.diagnosis] == ["port_mismatch"], explain(report)
+    errors = report.result("nginx.errors")
+    assert errors is not None and errors.status is Status.OK, explain(report)
+    assert f"127.0.0.1:{sandbox_target.app_port}" in errors.details["upstreams_refused"], explain(report)
+    assert "nginx.errors" in report.diagnosis[0].evidence
+    await assert_healthy(sandbox, sandbox_target, ssh)
