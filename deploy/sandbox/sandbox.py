@@ -1436,6 +1436,11 @@ class Sandbox:
         self._stop_squatter()
         if self.mode == "restart-loop":  # wt-host2: stop the loop first, then nothing of it may hold the port
             self.pm2("delete", self.app_name, check=False)
+        if self.mode == "heap-oom":
+            # wt-host2: the last crash's lines must be older than the healed app's start by more than the 1 s the
+            # log checks allow for clock granularity, as they are when a person fixes it (not milliseconds later).
+            wait_for("the heap-oom crash log to be 2 s old",
+                     lambda: time.time() - self.pm2_error_log.stat().st_mtime > 2, timeout=15, interval=0.2)
         self.kill_strays()  # wt-host2
         stashed = self.stash_dir / "BUILD_ID"
         build_id = self.app_dir / ".next" / "BUILD_ID"
