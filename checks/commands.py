@@ -97,8 +97,9 @@ SYSTEMD_RUN_DIR = "/run/systemd/system"
 
 
 def dump_names(dump: str) -> list[str]:
-    """Only the `"name":"…"` fields of PM2's dump (it also holds every saved process's environment: secrets)."""
-    return ["grep", "-o", "-E", '"name": ?"[^"]*"', dump]
+    """Only the `"name":"…"` and `"unique_id":"…"` fields of PM2's dump (it also holds every saved process's
+    environment: secrets)."""
+    return ["grep", "-o", "-E", '"(name|unique_id)": ?"[^"]*"', dump]
 
 
 def systemctl(*args: str) -> list[str]:

@@ -1265,16 +1265,16 @@ class Sandbox:
         return self.pm2_home / "dump.pm2"
 
     def _pm2_saved(self) -> bool:
-        """The dump lists the app and is not older than the app's PM2 entry (what the bot's pm2.saved asks)."""
+        """The dump lists the app with its current unique_id (what the bot's pm2.saved asks)."""
         proc = self.app_process()
         try:
             saved = json.loads(self.pm2_dump.read_text())
-            mtime = int(self.pm2_dump.stat().st_mtime)
         except (OSError, ValueError):
             return False
-        created = int((proc or {}).get("pm2_env", {}).get("created_at") or 0) // 1000
-        names = {e.get("name") for e in saved if isinstance(e, dict)} if isinstance(saved, list) else set()
-        return proc is not None and self.app_name in names and mtime >= created
+        # As the bot's pm2.saved: a recreated app gets a new unique_id; a stop/start or restart keeps it.
+        entries = [e for e in saved if isinstance(e, dict)] if isinstance(saved, list) else []
+        ids = {e.get("unique_id") for e in entries if e.get("name") == self.app_name}
+        return proc is not None and proc.get("pm2_env", {}).get("unique_id") in ids
 
     def _pm2_save(self) -> None:
         """`pm2 save`, as an operator ends every change; a healthy sandbox survives a reboot."""
