@@ -36,6 +36,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.admission import Refusal
 from checks.causes import FIX_NAMES
 
 #: The remediations a request may name: checks/causes.py FIXES, the same words as the `/wscheck` grammar's.
@@ -57,6 +58,10 @@ RefusalReason = Literal[
     "already_decided",
     "wrong_request",
     "remediation_disabled",
+    # Admission (bot/admission.py) refused the clicker: checked here again, whatever the door did.
+    "guest",
+    "not_allowed_user",
+    "channel_disabled",
 ]
 ClickOutcome = Literal["approved", "vote_recorded", "denied", "refused"]
 
@@ -306,6 +311,15 @@ def _expired(request: ApprovalRequest, now: datetime) -> ApprovalRequest:
     )
 
 
+#: What a clicker refused admission is told (English; remediation.click_message says it in the bot's language).
+ADMISSION_MESSAGES: dict[Refusal, str] = {
+    "guest": "Guests can't decide on remediation requests.",
+    "other_team": "Only members of this workspace can decide on this request.",
+    "not_allowed_user": "You are not on this bot's list of allowed users.",
+    "channel_disabled": "Decisions are not accepted from this channel.",
+}
+
+
 def _refused(request: ApprovalRequest, reason: RefusalReason, message: str) -> ClickResult:
     return ClickResult(request=request, outcome="refused", reason=reason, message=message, changed=False)
 
@@ -324,10 +338,14 @@ def click(
     approve: bool,
     policy: ApprovalPolicy,
     now: datetime,
+    admission: Refusal | None = None,
 ) -> ClickResult:
     """Apply one Approve/Deny click (or `/wscheck approve|deny ID`) to `request`.
 
-    Refusals, first match wins: wrong_request, remediation_disabled, other_team, already_decided,
+    `admission` is bot/admission.decide's verdict on the clicker (guest, other team, allow-lists): the
+    approval core refuses it again, whatever the front did, so no entry point can skip it.
+
+    Refusals, first match wins: wrong_request, the admission refusal, remediation_disabled, other_team, already_decided,
     expired, not_approver, self_approval, already_voted. The order puts the checks that need no
     trust in the clicker first, and tells an approver "already decided" rather than "expired" when
     someone else decided in time. Deny needs the same rights as approve; the requester may deny
@@ -339,6 +357,8 @@ def click(
     at = _now(now)
     if request_id != request.id:
         return _refused(request, "wrong_request", "That button belongs to a different request; nothing was changed.")
+    if admission is not None:
+        return _refused(request, admission, ADMISSION_MESSAGES[admission])
     if not policy.enabled:
         return _refused(request, "remediation_disabled", "Remediation is disabled: no approvers are configured.")
     if team_id != bot_team_id or team_id != request.team_id:

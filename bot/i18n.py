@@ -1036,6 +1036,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "no known problem",
         "ko": "알려진 문제 없음",
     },
+    # --- wt-rel2: reliability (issue 13) ---
+    "approvals.guest": {
+        "en": "Guests can't decide on remediation requests.",
+        "ko": "게스트는 복구 요청을 결정할 수 없습니다.",
+    },
+    "approvals.not_allowed_user": {
+        "en": "You are not on this bot's list of allowed users.",
+        "ko": "이 봇의 허용 사용자 목록에 없습니다.",
+    },
+    "approvals.channel_disabled": {
+        "en": "Decisions are not accepted from this channel.",
+        "ko": "이 채널에서는 결정을 받지 않습니다.",
+    },
+    # --- end wt-rel2 ---
 }
 
 _STATE = {"lang": "en"}

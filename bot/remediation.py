@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import actions as act
+from bot import admission as adm
 from bot import approvals as ap
 from bot.alerts import ACTION_PROPOSE as ACTION_PROPOSE_BUTTON
 from bot.i18n import Text, from_english, language, localize_cause, t, text
@@ -99,6 +100,9 @@ _REFUSALS: dict[str, str] = {
     "expired": "approvals.expired",
     "self_approval": "approvals.self_approval",
     "already_voted": "approvals.already_voted",
+    "guest": "approvals.guest",
+    "not_allowed_user": "approvals.not_allowed_user",
+    "channel_disabled": "approvals.channel_disabled",
 }
 
 
@@ -173,6 +177,7 @@ def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy) -> t
 class Remediation:
     def __init__(self, settings: Settings, service: CheckService, store: Store, sink: Sink, *,
                  bot_team_id: Callable[[], str], approvers: Callable[[Target], Awaitable[frozenset[str]]],
+                 admission: Callable[[], adm.Rules] | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self.service = service
@@ -180,6 +185,8 @@ class Remediation:
         self.sink = sink
         self.bot_team_id = bot_team_id
         self.resolve_approvers = approvers
+        #: The admission rules of the bot (allow-lists, its team): `click` decides admission again with them.
+        self.admission_rules = admission or (lambda: adm.Rules(bot_team_id=self.bot_team_id()))
         self.clock = clock or (lambda: datetime.now(UTC))
         self.locks: dict[str, asyncio.Lock] = {t.name: asyncio.Lock() for t in service.targets}
         self._tasks = Background("remediation")
@@ -300,8 +307,13 @@ class Remediation:
 
     # -- clicks ----------------------------------------------------------------------------------
 
-    async def click(self, request_id: str, *, user: str, team_id: str, approve: bool) -> str:
-        """Apply an Approve/Deny click; returns the sentence for the clicker. Runs the fix if approved."""
+    async def click(self, request_id: str, *, who: adm.Subject, approve: bool) -> str:
+        """Apply an Approve/Deny click; returns the sentence for the clicker. Runs the fix if approved.
+
+        Admission (bot/admission.py) is decided here again, whichever front the click came through.
+        """
+        user, team_id = who.user_id, who.team_id
+        admitted = adm.decide(who, self.admission_rules())
         for _ in range(3):
             row = await self.store.get_request(request_id)
             if row is None:
@@ -314,7 +326,7 @@ class Remediation:
             policy = await self.policy(target)
             result = ap.click(request, request_id=request_id, user=user, team_id=team_id or "console",
                               bot_team_id=self.bot_team_id() or request.team_id, approve=approve,
-                              policy=policy, now=self.clock())
+                              policy=policy, now=self.clock(), admission=admitted)
             if result.changed and not await self._save(request, result.request):
                 continue  # somebody else decided first: look again
             await self.store.audit(kind="click", target=request.target, actor=user, request_id=request_id,

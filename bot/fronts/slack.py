@@ -255,20 +255,20 @@ class SlackFront:
             members |= users
         return members
 
-    async def user_info(self, user_id: str) -> dict[str, Any]:
+    async def user_info(self, user_id: str, *, fresh: bool = False) -> dict[str, Any]:
         cached = self._users.get(user_id)
-        if cached and time.monotonic() - cached[0] < USER_CACHE_TTL:
+        if cached and not fresh and time.monotonic() - cached[0] < USER_CACHE_TTL:
             return cached[1]
         response = await self.client.users_info(user=user_id)
         user = dict(response.get("user") or {})
         self._users[user_id] = (time.monotonic(), user)
         return user
 
-    async def requester(self, body: dict[str, Any]) -> Requester:
+    async def requester(self, body: dict[str, Any], *, fresh: bool = False) -> Requester:
         user = body.get("user") if isinstance(body.get("user"), dict) else None
         user_id = str(body.get("user_id") or (user or {}).get("id") or "")
         channel = body.get("channel_id") or (body.get("channel") or {}).get("id") or ""
-        info = await self.user_info(user_id)
+        info = await self.user_info(user_id, fresh=fresh)
         container = body.get("container") if isinstance(body.get("container"), dict) else {}
         message = body.get("message") if isinstance(body.get("message"), dict) else {}
         return Requester(
@@ -323,9 +323,12 @@ class SlackFront:
 
     async def _on_button(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond, *,
                          name: str, handle: Callable[[str, Requester, Respond], Awaitable[None]],
-                         admit: bool = True) -> None:
+                         guarded: bool = False) -> None:
         """Every button: ack at once, then admit the clicker and hand the button's value over, in the background.
 
+        Admission is the same decision as for slash commands (bot/admission.py). A `guarded` button
+        (approve/deny) looks the clicker up afresh (a user turned into a guest a minute ago is a guest now)
+        and, refused or not, goes to its handler, which decides admission again and audits the click.
         A refusal never replaces the message the button sits on (an alert, an approval request): it is an
         ephemeral answer to the clicker alone.
         """
@@ -333,15 +336,15 @@ class SlackFront:
         value = str((body.get("actions") or [{}])[0].get("value") or "")
 
         async def work() -> None:
-            if admit:
-                who = await self.admitted(body, respond, replace=False)
-            else:
+            if guarded:
                 try:
-                    who = await self.requester(body)
+                    who: Requester | None = await self.requester(body, fresh=True)
                 except SlackApiError as exc:
                     await respond(text=t("slack.lookup_failed", error=exc.response.get("error")),
                                   replace_original=False, response_type="ephemeral")
                     return
+            else:
+                who = await self.admitted(body, respond, replace=False)
             if who is not None:
                 await handle(value, who, respond)
 
@@ -389,7 +392,7 @@ class SlackFront:
 
         async def listener(ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond) -> None:
             await self._on_button(ack, body, respond, name=action_id, handle=handle,
-                                  admit=action_id not in self.bot.self_guarded)
+                                  guarded=action_id in self.bot.self_guarded)
 
         return listener
 

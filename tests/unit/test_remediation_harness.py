@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bot import approvals as ap
+from bot.admission import Subject
 from bot.i18n import text
 from bot.remediation import Remediation
 from bot.service import CheckService
@@ -70,7 +71,8 @@ class Harness:
                                               channel="C0ALERTS1")
 
     async def approve(self, request: ap.ApprovalRequest) -> str:
-        answer = await self.remediation.click(request.id, user=APPROVER, team_id="T1", approve=True)
+        answer = await self.remediation.click(request.id, who=Subject(user_id=APPROVER, source="slack", team_id="T1"),
+                                              approve=True)
         await self.remediation._tasks.drain()  # the fix runs as a background task: wait for it
         return answer
 
