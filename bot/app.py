@@ -87,7 +87,7 @@ class BotServer:
             from bot.fronts.slack import SlackFront
 
             self.slack = SlackFront(self.bot, self.settings, http=self.http)
-            await self.slack.start()
+            await self.slack.start(self.stop)
         self.remediation.on_final.append(lambda status: self.metrics.approvals.labels(status).inc())
         if self.monitor is not None:
             self.monitor.remediation = self.remediation.enabled()
@@ -183,8 +183,12 @@ class BotServer:
         try:
             await self.startup()
         except Exception as exc:
-            from bot.fronts.slack import StartupError
+            from bot.fronts.slack import StartupCancelled, StartupError
 
+            if isinstance(exc, StartupCancelled):
+                log.info("stopped while waiting for Slack at startup")
+                await self.shutdown()
+                return 0
             if not isinstance(exc, StartupError | ConfigError):
                 raise
             log.error("cannot start: %s", exc)

@@ -7,6 +7,8 @@ base URL comes from SLACK_API_URL for everything, Socket Mode included (GovSlack
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -14,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -44,6 +46,7 @@ REPORT_CACHE = 200
 MAX_SEPARATE_REPORTS = 4
 
 Respond = Callable[..., Awaitable[Any]]
+T = TypeVar("T")
 
 
 #: Bolt's own logger, quiet below ERROR: it warns at every start that it ignores SLACK_BOT_TOKEN from the
@@ -54,6 +57,26 @@ _BOLT_LOG.setLevel(logging.ERROR)
 
 class StartupError(Exception):
     """The front cannot start (bad token, missing app token…); one line for the operator."""
+
+
+class StartupCancelled(Exception):
+    """SIGTERM arrived while the front was still waiting for Slack: a clean stop, not an error."""
+
+
+#: Slack's answers at startup that only a human can fix (a new token, a reinstalled app): exit 78 (EX_CONFIG),
+#: which the systemd unit does not restart. Everything else — 5xx, 429, timeouts, refused connections, an unknown
+#: error code — is a blip: retried with backoff, forever, and logged (issue 13: a 500 at boot stopped the service).
+FATAL_AUTH_ERRORS = frozenset({
+    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "not_allowed_token_type",
+})
+#: Backoff between startup attempts: doubles from the first delay up to the cap.
+STARTUP_FIRST_DELAY = 1.0
+STARTUP_MAX_DELAY = 60.0
+
+
+def startup_delay(attempt: int) -> float:
+    """Seconds before startup attempt `attempt + 1` (attempt counts failures so far, from 0)."""
+    return min(STARTUP_MAX_DELAY, STARTUP_FIRST_DELAY * 2.0 ** min(attempt, 16))
 
 
 def make_client(settings: Settings) -> AsyncWebClient:
@@ -173,7 +196,33 @@ class SlackFront:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def _patient(self, call: Callable[[], Awaitable[T]], *, what: str, setting: str,
+                       stop: asyncio.Event | None) -> T:
+        """`call()` until it succeeds: StartupError only for what a human must fix, otherwise log and back off."""
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except SlackApiError as exc:
+                error = str(exc.response.get("error") or "")
+                if error in FATAL_AUTH_ERRORS:
+                    raise StartupError(f"{setting} was rejected by Slack ({error}): copy the token again") from None
+                reason = f"Slack answered {getattr(exc.response, 'status_code', '?')} {error}"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # aiohttp errors, OSError (refused), TimeoutError: Slack or the network blinked
+                reason = f"cannot reach Slack at {self.settings.slack_api_url}: {type(exc).__name__}: {exc}"
+            delay = startup_delay(attempt)
+            attempt += 1
+            log.warning("startup: %s failed (%s); attempt %d, retrying in %.0f s", what, reason, attempt, delay)
+            if stop is None:
+                await asyncio.sleep(delay)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+                raise StartupCancelled(what)
+
+    async def start(self, stop: asyncio.Event | None = None) -> None:
         if not self.http and self.settings.slack_app_token is None:
             raise StartupError(
                 "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor --http / WSCHECK_HTTP=true "
@@ -181,13 +230,7 @@ class SlackFront:
             )
         if self.http and self.settings.slack_signing_secret is None:
             raise StartupError("HTTP mode needs SLACK_SIGNING_SECRET to verify that requests come from Slack")
-        try:
-            auth = await self.client.auth_test()
-        except SlackApiError as exc:
-            raise StartupError(f"SLACK_BOT_TOKEN was rejected by Slack ({exc.response.get('error')}): "
-                               "copy the Bot User OAuth Token again") from None
-        except Exception as exc:
-            raise StartupError(f"cannot reach Slack at {self.settings.slack_api_url}: {exc}") from None
+        auth = await self._patient(self.client.auth_test, what="auth.test", setting="SLACK_BOT_TOKEN", stop=stop)
         self.team_id = str(auth.get("team_id") or "")
         self.bot_user_id = str(auth.get("user_id") or "")
         self.bot.access.bot_team_id = self.team_id
@@ -204,7 +247,12 @@ class SlackFront:
                      self.bound_port)
         else:
             assert self.settings.slack_app_token is not None
-            self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token.get_secret_value())
+            app_token = self.settings.slack_app_token.get_secret_value()
+            # slack_sdk's Socket Mode client retries a failed connect forever, a rejected app token included: ask
+            # apps.connections.open once ourselves, so a bad token is exit 78 and a blip is retried and logged.
+            await self._patient(lambda: self.client.apps_connections_open(app_token=app_token),
+                                what="apps.connections.open", setting="SLACK_APP_TOKEN", stop=stop)
+            self._socket = AsyncSocketModeHandler(self.app, app_token)
             await self._socket.connect_async()
             log.info("Slack Socket Mode: connected as %s in team %s", self.bot_user_id, self.team_id)
 

@@ -114,7 +114,9 @@ class FakeSlack:
 
     # == lifecycle ===========================================================================================
     async def start(self) -> None:
-        """Listen on 127.0.0.1 (OS-chosen port); returns once the socket is bound and accepting."""
+        """Listen on 127.0.0.1 (OS-chosen port); returns once the socket is bound and accepting.
+
+        Started again after `stop()`, it binds the port it had (a Slack that was down and came back)."""
         self._stopping.clear()
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
@@ -122,7 +124,7 @@ class FakeSlack:
         app.router.add_post("/response/{rid}", self._response_url)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 
