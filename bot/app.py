@@ -118,6 +118,7 @@ class BotServer:
 
         monitor.on_cycle.append(cycle_done)
         monitor.on_schedule.append(self.metrics.scheduled)
+        monitor.outbox.on_event.append(lambda event: self.metrics.outbox_events.labels(event).inc())
 
     async def health(self) -> dict[str, Any]:
         """/healthz: the Slack connection, the scheduler, and a recent full cycle for every target."""

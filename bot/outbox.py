@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
 IDLE_POLL = 1.0
+#: A message whose outcome is still unknown this long after it was queued (every lookup failed) is reported
+#: once, in the log (ERROR) and in metrics; it stays uncertain and its lookup keeps being retried, never a blind post.
+UNCERTAIN_REPORT_AFTER = timedelta(minutes=10)
 
 
 class SinkError(Exception):
@@ -86,6 +89,9 @@ class Outbox:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._wake = asyncio.Event()
         self.delivered = 0
+        #: Called with "lookup_failed" or "uncertain_overdue" (metrics).
+        self.on_event: list[Callable[[str], None]] = []
+        self._overdue_reported: set[int] = set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -111,11 +117,16 @@ class Outbox:
         await asyncio.gather(*(self._deliver(item) for item in items))
         return len(items)
 
+    def _event(self, name: str) -> None:
+        for hook in self.on_event:
+            hook(name)
+
     def _backoff(self, item: OutboxItem) -> timedelta:
         return timedelta(seconds=min(MAX_BACKOFF, 2.0 ** min(item.attempts, 6)))
 
     async def _deliver(self, item: OutboxItem) -> None:
         payload = Payload.load(item.payload)
+        looking_up = False
         try:
             thread_ts = payload.thread_ts
             if payload.kind in ("reply", "edit_root") and not thread_ts:
@@ -132,8 +143,11 @@ class Outbox:
                 return
             ts: str | None = None
             if item.status == "uncertain":
+                # Until this lookup succeeds, the item stays uncertain: a failed lookup is never a reason to post.
+                looking_up = True
                 ts = await self.sink.find(channel=payload.channel, thread_ts=thread_ts, key=payload.key,
                                           since=item.created_at - timedelta(seconds=5))
+                looking_up = False
                 if ts:
                     log.info("message %s had reached Slack already (found by metadata); not posting it again",
                              payload.key)
@@ -152,12 +166,30 @@ class Outbox:
                 await self.store.mark_failed(item.id, error=str(exc))
                 return
             delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else self._backoff(item)
-            log.warning("alert message %s delayed %.0f s: %s", payload.key, delay.total_seconds(), exc)
+            if looking_up:
+                self._lookup_failed(item, payload, exc, delay)
+            else:
+                log.warning("alert message %s delayed %.0f s: %s", payload.key, delay.total_seconds(), exc)
             await self.store.mark_retry(item.id, next_attempt_at=self.clock() + delay, error=str(exc),
-                                        uncertain=exc.uncertain)
+                                        uncertain=exc.uncertain or looking_up)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if looking_up:
+                self._lookup_failed(item, payload, exc, self._backoff(item))
             log.exception("alert message %s: unexpected delivery error", payload.key)
             await self.store.mark_retry(item.id, next_attempt_at=self.clock() + self._backoff(item),
                                         error=f"{type(exc).__name__}: {exc}", uncertain=True)
+
+    def _lookup_failed(self, item: OutboxItem, payload: Payload, exc: Exception, delay: timedelta) -> None:
+        """A lookup of an uncertain message failed: it stays uncertain (retried with backoff); reported once when
+        its outcome has been unknown for longer than UNCERTAIN_REPORT_AFTER."""
+        self._event("lookup_failed")
+        log.warning("message %s: outcome unknown and the lookup failed (%s); not posting it again, lookup retried in "
+                    "%.0f s", payload.key, exc, delay.total_seconds())
+        if self.clock() - item.created_at >= UNCERTAIN_REPORT_AFTER and item.id not in self._overdue_reported:
+            self._overdue_reported.add(item.id)
+            self._event("uncertain_overdue")
+            log.error("message %s (outbox item %d, %s for %s) has had an unknown outcome for over %d min: every lookup "
+                      "failed; it is not posted again until a lookup succeeds", payload.key, item.id, payload.kind,
+                      payload.target, UNCERTAIN_REPORT_AFTER.total_seconds() // 60)
