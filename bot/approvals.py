@@ -23,7 +23,7 @@ Lifecycle::
     pending --(quorum of distinct approvers)--> approved --> running --> succeeded | failed
        |                                           |            `--(bot restarted)--> interrupted
        |                                           `--> aborted  (already recovered / process changed)
-       `--> denied | expired | superseded
+       `--> denied | expired | superseded | cancelled  (its approval message could not be posted)
 """
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ class Status(StrEnum):
     EXPIRED = "expired"
     SUPERSEDED = "superseded"
     INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
 
 
 #: Statuses nothing moves out of.
@@ -146,6 +147,7 @@ FINAL: frozenset[Status] = frozenset(
         Status.EXPIRED,
         Status.SUPERSEDED,
         Status.INTERRUPTED,
+        Status.CANCELLED,
     }
 )
 
@@ -440,6 +442,25 @@ def supersede(request: ApprovalRequest, *, by_request_id: str, now: datetime) ->
     if at >= request.expires_at:
         return _expired(request, at)
     return _bump(request, status=Status.SUPERSEDED, decided_at=at, outcome_note=f"superseded by {by_request_id}")
+
+
+def cancel(request: ApprovalRequest, *, note: str, now: datetime) -> ApprovalRequest | None:
+    """Withdraw a pending request whose approval message could not be posted (or not be found after an uncertain
+    post): nothing may stay approvable that the channel may not have seen. None when it is not pending any more."""
+    at = _now(now)
+    if request.status is not Status.PENDING:
+        return None
+    if not note.strip():
+        raise ValueError("cancel needs a note saying why the request was withdrawn")
+    return _bump(request, status=Status.CANCELLED, decided_at=at, outcome_note=note)
+
+
+def joinable(existing: ApprovalRequest, *, commands: tuple[str, ...], now: datetime) -> bool:
+    """Whether a new request for the same target and action should join `existing` instead of being made: it is
+    still pending and live, and it would run exactly the same commands. Two requests for the same fix at once then
+    become one (two approvals could otherwise run it twice); a request with a new plan supersedes instead."""
+    at = _now(now)
+    return existing.status is Status.PENDING and at < existing.expires_at and existing.commands == tuple(commands)
 
 
 def _require(request: ApprovalRequest, expected: Status, doing: str) -> None:

@@ -102,10 +102,15 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
             thread_ts = who.thread_ts
         channel = who.channel_id or (monitor.channel_for(target) if monitor else "") or "console"
         try:
-            made = await remediation.request(action, target, requested_by=who.user_id, team_id=who.team_id,
-                                             channel=channel, thread_ts=thread_ts, incident_id=incident_id)
+            made, joined = await remediation.request_or_join(action, target, requested_by=who.user_id,
+                                                             team_id=who.team_id, channel=channel,
+                                                             thread_ts=thread_ts, incident_id=incident_id)
         except RemediationError as exc:
             await out.text(f"🛑 {exc.message}")
+            return
+        if joined:
+            await out.text(t("handlers.joined", id=made.id, action=action, target=target.name,
+                             user=made.requested_by))
             return
         await out.text(t("handlers.requested", id=made.id, action=action, target=target.name))
 

@@ -1049,6 +1049,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Decisions are not accepted from this channel.",
         "ko": "이 채널에서는 결정을 받지 않습니다.",
     },
+    "handlers.joined": {
+        "en": "`{action}` on `{target}` is already waiting for approval as `{id}` (asked by <@{user}>): your request "
+              "joined it.",
+        "ko": "`{target}`의 `{action}`은(는) 이미 `{id}`로 승인을 기다리고 있습니다 (<@{user}> 요청): "
+              "요청이 여기에 합쳐졌습니다.",
+    },
+    "approvals.note_post_failed": {
+        "en": "the approval message could not be posted ({error}): withdrawn, ask again",
+        "ko": "승인 메시지를 게시하지 못했습니다 ({error}): 철회되었으니 다시 요청하세요",
+    },
     # --- end wt-rel2 ---
 }
 

@@ -42,6 +42,9 @@ ACTION_PROPOSE = ACTION_PROPOSE_BUTTON
 VERIFY_EVERY = 2.0
 TAIL = 1500
 EXPIRY_SWEEP = 5.0
+#: Lookups of an approval message whose post had an unknown outcome, before the request is cancelled instead.
+POST_LOOKUPS = 3
+POST_LOOKUP_DELAY = 1.0
 
 Reply = Callable[[str], Awaitable[None]]
 
@@ -56,7 +59,8 @@ def _ts_key(request_id: str) -> str:
 #: the approval message is drawn. The actions' keys are there for the `why` a "No longer applicable" note quotes.
 NOTE_KEYS: tuple[str, ...] = (
     "approvals.note_expired", "approvals.note_superseded", "approvals.note_stopped_running",
-    "approvals.note_restarted_approved", "remediation.done", "remediation.step_refused", "remediation.step_failed",
+    "approvals.note_restarted_approved", "approvals.note_post_failed",
+    "remediation.done", "remediation.step_refused", "remediation.step_failed",
     "remediation.abort_recovered", "remediation.abort_changed", "remediation.abort_not_applicable",
     "remediation.abort_commands_differ", "remediation.cooldown", "actions.unknown_to_pm2", "actions.fix_port_side",
     "actions.port_not_from_pm2", "actions.unknown_action", "actions.no_report", "actions.not_run",
@@ -132,7 +136,8 @@ def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy) -> t
     status = request.status
     icon = {ap.Status.PENDING: "🛠️", ap.Status.APPROVED: "▶️", ap.Status.RUNNING: "⏳", ap.Status.SUCCEEDED: "✅",
             ap.Status.FAILED: "❌", ap.Status.ABORTED: "⏹️", ap.Status.DENIED: "🚫", ap.Status.EXPIRED: "⌛",
-            ap.Status.SUPERSEDED: "↪️", ap.Status.INTERRUPTED: "⚠️"}[status]
+            ap.Status.SUPERSEDED: "↪️", ap.Status.INTERRUPTED: "⚠️",
+            ap.Status.CANCELLED: "✖️"}[status]
     title = t("remediation.title", icon=icon, action=request.action, target=request.target, status=status.value)
     lines = [t("remediation.requested_line", action=untrusted(request.action), target=untrusted(request.target),
                host=untrusted(request.host), user=request.requested_by),
@@ -189,6 +194,7 @@ class Remediation:
         self.admission_rules = admission or (lambda: adm.Rules(bot_team_id=self.bot_team_id()))
         self.clock = clock or (lambda: datetime.now(UTC))
         self.locks: dict[str, asyncio.Lock] = {t.name: asyncio.Lock() for t in service.targets}
+        self._request_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks = Background("remediation")
         self._stop = asyncio.Event()
         #: Called with a request's final status (metrics).
@@ -251,8 +257,28 @@ class Remediation:
     async def request(self, action: str, target: Target, *, requested_by: str, team_id: str, channel: str,
                       thread_ts: str | None = None, incident_id: str | None = None) -> ap.ApprovalRequest:
         """Check, plan, record and post one approval request; RemediationError says why not."""
+        request, _ = await self.request_or_join(action, target, requested_by=requested_by, team_id=team_id,
+                                                channel=channel, thread_ts=thread_ts, incident_id=incident_id)
+        return request
+
+    async def request_or_join(self, action: str, target: Target, *, requested_by: str, team_id: str, channel: str,
+                              thread_ts: str | None = None,
+                              incident_id: str | None = None) -> tuple[ap.ApprovalRequest, bool]:
+        """(the request, whether it is an existing one this request joined).
+
+        One request at a time per target and action, from the look at the latest one to the posted message: two
+        requests for the same fix at once become one (the second joins the first, ap.joinable), and a request whose
+        approval message could not be posted is cancelled before anybody else looks.
+        """
         if action not in act.ACTIONS:
             raise RemediationError(text("remediation.unknown_action", action=action))
+        lock = self._request_locks.setdefault((target.name, action), asyncio.Lock())
+        async with lock:
+            return await self._request(action, target, requested_by=requested_by, team_id=team_id, channel=channel,
+                                       thread_ts=thread_ts, incident_id=incident_id)
+
+    async def _request(self, action: str, target: Target, *, requested_by: str, team_id: str, channel: str,
+                       thread_ts: str | None, incident_id: str | None) -> tuple[ap.ApprovalRequest, bool]:
         policy = await self.policy(target)
         if not policy.enabled:
             raise RemediationError(text("remediation.off"))
@@ -266,6 +292,12 @@ class Remediation:
         # The reason is shown to the approvers, so it is written in the bot's language (it is not in the audit).
         reason = f"{cause.cause}: {localize_cause(cause).summary}" if cause else t("remediation.by_hand")
         now = self.clock()
+        latest = await self.store.latest_request(target=target.name, action=action)
+        older = ap.ApprovalRequest.model_validate_json(latest) if latest is not None else None
+        if older is not None and ap.joinable(older, commands=plan.commands, now=now):
+            await self._audit("joined", older, actor=requested_by)
+            ts = await self.store.get_meta(_ts_key(older.id))
+            return older.model_copy(update={"message_ts": ts}), True
         try:
             request = ap.new_request(
                 entropy=os.urandom(ap.ID_BYTES), target=target.name, action=action, commands=plan.commands,
@@ -276,13 +308,11 @@ class Remediation:
         except ValueError as exc:
             sentence = str(exc)[:1].upper() + str(exc)[1:]
             raise RemediationError(sentence, localized=from_english(sentence, REQUEST_ERROR_KEYS)) from None
-        latest = await self.store.latest_request(target=target.name, action=action)
         await self.store.insert_request(id=request.id, target=request.target, action=request.action,
                                         status=request.status.value, version=request.version,
                                         expires_at=request.expires_at, data=request.model_dump_json())
         await self._audit("request", request, actor=requested_by, data={"commands": list(plan.commands)})
-        if latest is not None:
-            older = ap.ApprovalRequest.model_validate_json(latest)
+        if older is not None:
             superseded = ap.supersede(older, by_request_id=request.id, now=now)
             if superseded is not None and await self._save(older, superseded):
                 await self._audit("superseded", superseded, actor=requested_by, data={"by": request.id})
@@ -292,10 +322,39 @@ class Remediation:
             ts = await self.sink.post(channel=channel, text=fallback, blocks=blocks, thread_ts=thread_ts,
                                       metadata={"event_type": "wscheck_approval", "event_payload": {"op": request.id}})
         except SinkError as exc:
-            log.error("cannot post approval request %s: %s", request.id, exc)
-            raise RemediationError(text("remediation.post_failed", error=str(exc))) from None
+            found = await self._find_posted(request) if exc.uncertain else None
+            if found is None:
+                await self._cancel_unposted(request, exc)
+                raise RemediationError(text("remediation.post_failed", error=str(exc))) from None
+            log.info("approval request %s had reached Slack (found by metadata); using that message", request.id)
+            ts = found
         await self.store.set_meta(_ts_key(request.id), ts)
-        return request.model_copy(update={"message_ts": ts})
+        return request.model_copy(update={"message_ts": ts}), False
+
+    async def _find_posted(self, request: ap.ApprovalRequest) -> str | None:
+        """After an uncertain post: the message's ts if a lookup finds it; None if the lookups say it is not there
+        or keep failing (then the caller cancels: a request nobody may have seen must not stay approvable)."""
+        for attempt in range(POST_LOOKUPS):
+            try:
+                return await self.sink.find(channel=request.channel, thread_ts=request.thread_ts, key=request.id,
+                                            since=request.requested_at - timedelta(seconds=5))
+            except SinkError as exc:
+                log.warning("approval request %s: lookup %d of its uncertain post failed: %s", request.id,
+                            attempt + 1, exc)
+                if exc.permanent:
+                    return None
+                delay = exc.retry_after if exc.retry_after is not None else POST_LOOKUP_DELAY * 2 ** attempt
+                await asyncio.sleep(delay)
+        return None
+
+    async def _cancel_unposted(self, request: ap.ApprovalRequest, exc: SinkError) -> None:
+        note = text("approvals.note_post_failed", error=str(exc)[:200]).en
+        cancelled = ap.cancel(request, note=note, now=self.clock())
+        if cancelled is not None and await self._save(request, cancelled):
+            log.error("approval request %s cancelled: its message could not be posted (%s)", request.id, exc)
+            await self._audit("cancelled", cancelled, actor=None, data={"error": str(exc)[:300]})
+            if exc.uncertain:  # it may be there after all (every lookup failed): edited to "cancelled" if found
+                await self._post_update(cancelled)
 
     async def _cooldown_check(self, target: Target) -> None:
         count, window = self.settings.cooldown

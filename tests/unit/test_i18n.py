@@ -149,6 +149,7 @@ NOT_MESSAGES: dict[str, str] = {
     "no pong within ": "a canary reason that is only logged",
     "no close frame": "a canary reason that is only logged",
     "WebSocket handshake failed: ": "a canary reason that is only logged",
+    "cannot reach Slack at ": "a startup retry reason that is only logged (wt-rel2)",
     "wscheck probe done": "the close reason the probe sends to the server",
     ": command not found": "a local command's stderr, as a shell would write it",
 }
