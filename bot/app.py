@@ -91,6 +91,16 @@ class BotServer:
         self.remediation.on_final.append(lambda status: self.metrics.approvals.labels(status).inc())
         if self.monitor is not None:
             self.monitor.remediation = self.remediation.enabled()
+            monitor = self.monitor
+
+            def hold(target: str, request_id: str, action: str, seconds: float) -> None:
+                monitor.hold(target, request_id=request_id, action=action, seconds=seconds)
+
+            async def release(target: str, request_id: str, healthy: bool, outcome: str) -> None:
+                await monitor.release(target, request_id=request_id, healthy=healthy, outcome=outcome)
+
+            self.remediation.on_fix_start.append(hold)
+            self.remediation.on_fix_end.append(release)
             self._watch_cycles(self.monitor)
             await self.monitor.start()
         await self.remediation.start()

@@ -1059,6 +1059,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the approval message could not be posted ({error}): withdrawn, ask again",
         "ko": "승인 메시지를 게시하지 못했습니다 ({error}): 철회되었으니 다시 요청하세요",
     },
+    "alerts.fix_outcome": {
+        "en": "This opened right after the approved fix `{id}` (`{action}`): {outcome}",
+        "ko": "승인된 수정 `{id}` (`{action}`) 직후에 열렸습니다: {outcome}",
+    },
     # --- end wt-rel2 ---
 }
 

@@ -27,7 +27,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bot import incidents as inc
-from bot.alerts import AlertOp, ops_for, silence_note
+from bot.alerts import AlertOp, fix_outcome_note, ops_for, silence_note
 from bot.i18n import t
 from bot.outbox import Outbox, Payload, Sink
 from bot.service import CheckService
@@ -94,6 +94,28 @@ def restart_mark(report: TargetReport) -> tuple[object, ...]:
     return tuple((i.get("pm_id"), i.get("pid"), i.get("restarts")) for i in instances or [] if isinstance(i, dict))
 
 
+#: How long after a failed verification an incident that opens is said to follow the fix.
+FIX_OUTCOME_TTL = timedelta(minutes=15)
+
+
+class FixHold:
+    """Alerts of one target held while the bot's own approved fix runs and is verified (issue 13: a restart paged
+    the channel with "the app is down … `stopping`" seconds before its own "verified healthy").
+
+    The hold is handed to the pure incident machine as a silence: the machine keeps running underneath (streaks,
+    an unannounced incident), good news about an announced incident still goes out, nothing new is announced.
+    """
+
+    def __init__(self, request_id: str, action: str, until: datetime) -> None:
+        self.request_id = request_id
+        self.action = action
+        self.until = until
+        #: Set when verification failed: said in the thread of the incident that then opens.
+        self.outcome: str | None = None
+        #: After a verified fix: the hold only lasts until the machine has settled (no open incident).
+        self.verified = False
+
+
 class Monitor:
     def __init__(self, settings: Settings, service: CheckService, store: Store, sink: Sink, *,
                  console: bool = False, clock: Callable[[], datetime] = _utcnow) -> None:
@@ -128,6 +150,10 @@ class Monitor:
         self.on_schedule: list[Callable[[str, float, bool], None]] = []
         self.canary_up: dict[str, bool] = {}
         self._started_at: datetime | None = None
+        #: Targets whose alerts are held while the bot's own fix runs (see FixHold).
+        self.holds: dict[str, FixHold] = {}
+        #: After a failed verification: (request id, action, outcome) for the incident that opens next.
+        self._fix_outcomes: dict[str, tuple[str, str, str, datetime]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -385,16 +411,61 @@ class Monitor:
         await self.store.set_meta("last_alive_at", now.isoformat())
 
     async def _silence(self, name: str, now: datetime) -> inc.Silence | None:
+        found: inc.Silence | None = None
         for row in await self.store.silences(now=now):
             if row["target"] == name:
-                return inc.Silence.model_validate({k: row[k] for k in ("target", "until", "by", "at")})
-        return None
+                found = inc.Silence.model_validate({k: row[k] for k in ("target", "until", "by", "at")})
+        hold = self.holds.get(name)
+        if hold is not None:
+            state = self.states.get(name)
+            settled = hold.verified and (state is None or (state.incident is None and not state.consecutive_failures))
+            if now >= hold.until or settled:
+                del self.holds[name]
+            elif found is None or found.until < hold.until:
+                return inc.Silence(target=name, until=hold.until, by=f"fix {hold.request_id}", at=now)
+        return found
+
+    # -- the bot's own fixes -----------------------------------------------------------------------
+
+    def hold(self, name: str, *, request_id: str, action: str, seconds: float) -> None:
+        """Hold `name`'s alerts while an approved fix runs and is verified (at most `seconds`)."""
+        self.holds[name] = FixHold(request_id, action, self.clock() + timedelta(seconds=seconds))
+        self._fix_outcomes.pop(name, None)
+        log.info("%s: alerts held while fix %s runs", name, request_id)
+
+    async def release(self, name: str, *, request_id: str, healthy: bool, outcome: str) -> None:
+        """The fix is over. Verified healthy: stay quiet until the incident machine has settled (bounded by the
+        check interval times the success threshold); otherwise stop holding at once, and the incident that opens
+        (now, from what was held, or at the next failing look) carries the fix's outcome in its thread."""
+        hold = self.holds.get(name)
+        if hold is None or hold.request_id != request_id:
+            return
+        if healthy:
+            hold.verified = True
+            grace = self.settings.check_interval * (self.settings.success_threshold + 1)
+            hold.until = min(hold.until, self.clock() + timedelta(seconds=grace))
+            return
+        del self.holds[name]
+        if outcome:
+            self._fix_outcomes[name] = (request_id, hold.action, outcome, self.clock())
+        log.info("%s: fix %s did not verify; alerts no longer held", name, request_id)
+        now = self.clock()
+        async with self.locks[name]:
+            state, events = inc.tick(self.states[name], now=now, policy=self.policy,
+                                     silence=await self._silence(name, now))
+            await self._commit(self.service.target(name), state, events, now)
 
     async def _commit(self, target: Target, state: inc.TargetState, events: list[inc.Event], now: datetime) -> None:
         """Save the state and enqueue its messages in one transaction: both happen, or neither."""
         ops = [op for seq, event in enumerate(events)
                for op in ops_for(event, mention=self.mention_for(target), now=now, remediation=self.remediation,
                                  seq=seq)]
+        opened = [e.incident for e in events if isinstance(e, inc.IncidentOpened)]
+        if opened and target.name in self._fix_outcomes:
+            request_id, action, outcome, at = self._fix_outcomes.pop(target.name)
+            if now - at <= FIX_OUTCOME_TTL:  # an incident much later is not about the fix
+                ops.append(fix_outcome_note(opened[-1], request_id=request_id, action=action, outcome=outcome,
+                                            now=now))
         await self._store_ops(target, state, ops)
         self.states[target.name] = state
         for event in events:

@@ -199,6 +199,11 @@ class Remediation:
         self._stop = asyncio.Event()
         #: Called with a request's final status (metrics).
         self.on_final: list[Callable[[str], None]] = []
+        #: (target, request id, action, at most how many seconds) when an approved fix starts running: the monitor
+        #: holds the target's alerts, so the bot's own restart does not page the channel.
+        self.on_fix_start: list[Callable[[str, str, str, float], None]] = []
+        #: (target, request id, healthy, outcome) once the fix is verified or not: the monitor releases the hold.
+        self.on_fix_end: list[Callable[[str, str, bool, str], Awaitable[None]]] = []
 
     # -- policy ----------------------------------------------------------------------------------
 
@@ -432,12 +437,22 @@ class Remediation:
             running = ap.start(approved, now=now)
             if not await self._save(approved, running):
                 return  # another worker started it: exactly once
-            await self._post_update(running)
-            ok, exit_code, note = await self._run(plan, running, target)
-            finished = ap.finish(running, ok=ok, exit_code=exit_code, note=note, now=self.clock())
-            await self._save(running, finished)
-            await self._post_update(finished)
-            await self._verify(finished, target)
+            budget = sum(step.timeout for step in plan.steps) + self.settings.verify_timeout + VERIFY_EVERY * 2
+            for hold in self.on_fix_start:
+                hold(target.name, running.id, running.action, budget)
+            healthy, outcome = False, ""
+            try:
+                await self._post_update(running)
+                ok, exit_code, note = await self._run(plan, running, target)
+                finished = ap.finish(running, ok=ok, exit_code=exit_code, note=note, now=self.clock())
+                await self._save(running, finished)
+                await self._post_update(finished)
+                healthy, outcome = await self._verify(finished, target)
+                if not ok:
+                    healthy, outcome = False, note_text(note)
+            finally:
+                for release in self.on_fix_end:
+                    await release(target.name, running.id, healthy, outcome)
 
     async def _run(self, plan: act.Plan, request: ap.ApprovalRequest, target: Target) -> tuple[bool, int, str]:
         transport = self.service.transport(target)
@@ -463,7 +478,8 @@ class Remediation:
                 return False, code, redact(text(key, label=step.label, code=code, output=last[0][:300]).en)
         return True, 0, text("remediation.done").en
 
-    async def _verify(self, request: ap.ApprovalRequest, target: Target) -> None:
+    async def _verify(self, request: ap.ApprovalRequest, target: Target) -> tuple[bool, str]:
+        """Check until healthy or `verify_timeout`: (healthy, what the thread was told)."""
         started = time.perf_counter()
         deadline = started + self.settings.verify_timeout
         report: TargetReport | None = None
@@ -472,22 +488,24 @@ class Remediation:
             failing = [c for c in report.diagnosis if c.severity in (Status.FAIL, Status.ERROR)]
             if not failing:
                 took = time.perf_counter() - started
-                await self._thread_note(request, t("remediation.verified", seconds=took, action=request.action))
+                said = t("remediation.verified", seconds=took, action=request.action)
+                await self._thread_note(request, said)
                 await self._audit("verification", request, actor=None, data={"healthy": True, "after_s": took})
-                return
+                return True, said
             if time.perf_counter() >= deadline:
                 break
             try:
                 await asyncio.wait_for(self._stop.wait(), VERIFY_EVERY)
-                return
+                return False, ""
             except TimeoutError:
                 pass
         cause = failing[0]
         shown = localize_cause(cause)
-        await self._thread_note(request, t("remediation.still_failing", seconds=self.settings.verify_timeout,
-                                           action=request.action, cause=untrusted(cause.cause),
-                                           summary=untrusted(shown.summary)))
+        said = t("remediation.still_failing", seconds=self.settings.verify_timeout, action=request.action,
+                 cause=untrusted(cause.cause), summary=untrusted(shown.summary))
+        await self._thread_note(request, said)
         await self._audit("verification", request, actor=None, data={"healthy": False, "cause": cause.cause})
+        return False, said
 
     async def _finish_abort(self, approved: ap.ApprovalRequest, note: str) -> None:
         aborted = ap.abort(approved, note=note, now=self.clock())
