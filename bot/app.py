@@ -89,6 +89,7 @@ class BotServer:
             self.slack = SlackFront(self.bot, self.settings, http=self.http)
             await self.slack.start(self.stop)
         self.remediation.on_final.append(lambda status: self.metrics.approvals.labels(status).inc())
+        self.remediation.on_error.append(lambda loop: self.metrics.background_errors.labels(loop).inc())
         if self.monitor is not None:
             self.monitor.remediation = self.remediation.enabled()
             monitor = self.monitor
@@ -128,7 +129,14 @@ class BotServer:
 
         monitor.on_cycle.append(cycle_done)
         monitor.on_schedule.append(self.metrics.scheduled)
-        monitor.outbox.on_event.append(lambda event: self.metrics.outbox_events.labels(event).inc())
+        def outbox_event(event: str) -> None:
+            if event == "drain_error":
+                self.metrics.background_errors.labels("outbox").inc()
+            else:
+                self.metrics.outbox_events.labels(event).inc()
+
+        monitor.outbox.on_event.append(outbox_event)
+        monitor.on_error.append(lambda loop: self.metrics.background_errors.labels(loop).inc())
 
     async def health(self) -> dict[str, Any]:
         """/healthz: the Slack connection, the scheduler, and a recent full cycle for every target."""

@@ -150,6 +150,9 @@ class Monitor:
         self.on_schedule: list[Callable[[str, float, bool], None]] = []
         self.canary_up: dict[str, bool] = {}
         self._started_at: datetime | None = None
+        #: Called with the loop's name ("canary", "full", "fast", "tick", "confirm") each time one survives an
+        #: error of its own (a store error: disk full, a locked database) (metrics).
+        self.on_error: list[Callable[[str], None]] = []
         #: Targets whose alerts are held while the bot's own fix runs (see FixHold).
         self.holds: dict[str, FixHold] = {}
         #: After a failed verification: (request id, action, outcome) for the incident that opens next.
@@ -229,6 +232,15 @@ class Monitor:
         except Exception:  # best effort: what is not delivered stays in the outbox for the next start
             log.warning("outbox not drained at shutdown; it will be delivered at the next start")
 
+    def survived(self, loop: str, name: str) -> None:
+        """A background loop hit an error of its own: log it with its traceback, count it, and let the loop go on.
+
+        One `disk full` used to end a target's canary until the bot restarted (issue 13): a loop that stops on the
+        first error is a watch that silently stopped watching."""
+        log.exception("%s %s: error survived; carrying on", loop, name)
+        for hook in self.on_error:
+            hook(loop)
+
     # -- probes ----------------------------------------------------------------------------------
 
     async def full_probe(self, name: str) -> None:
@@ -242,6 +254,9 @@ class Monitor:
             if not self.stop_event.is_set():
                 raise
             return  # shutting down: a run cut short is not an error worth a traceback per target
+        except Exception:
+            self.survived("full", name)
+            return
         log.debug("full probe %s: %s in %.0f ms", name, report.status.value, report.duration_ms)
 
     async def fast_probe(self, name: str) -> None:
@@ -257,6 +272,8 @@ class Monitor:
         except asyncio.CancelledError:
             if not self.stop_event.is_set():
                 raise
+        except Exception:
+            self.survived("fast", name)
 
 
     async def confirm(self, name: str, *, reason: str) -> None:
@@ -268,6 +285,10 @@ class Monitor:
             log.info("confirming %s: %s", name, reason)
             report = await self.service.run(name)
             await self.observe(name, report, kind="full", confirmed=report.status in (Status.FAIL, Status.ERROR))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.survived("confirm", name)
         finally:
             self._confirming.discard(name)
 
@@ -323,7 +344,12 @@ class Monitor:
             self.canary_up[target.name] = False
             if was_up and not self.stop_event.is_set():
                 log.warning("canary %s: %s", target.name, reason)
-                await self._canary_failed(target.name, reason)
+                try:
+                    await self._canary_failed(target.name, reason)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self.survived("canary", target.name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), backoff)
             backoff = min(CANARY_BACKOFF_MAX, backoff * 2)
@@ -399,11 +425,18 @@ class Monitor:
     async def tick_all(self) -> None:
         now = self.clock()
         for target in self.service.targets:
-            async with self.locks[target.name]:
-                silence = await self._silence(target.name, now)
-                state, events = inc.tick(self.states[target.name], now=now, policy=self.policy, silence=silence)
-                await self._commit(target, state, events, now)
-        await self.store.set_meta("last_alive_at", now.isoformat())
+            try:
+                async with self.locks[target.name]:
+                    silence = await self._silence(target.name, now)
+                    state, events = inc.tick(self.states[target.name], now=now, policy=self.policy,
+                                             silence=silence)
+                    await self._commit(target, state, events, now)
+            except Exception:  # one target's store error must not stop the others' ticks
+                self.survived("tick", target.name)
+        try:
+            await self.store.set_meta("last_alive_at", now.isoformat())
+        except Exception:
+            self.survived("tick", "last_alive_at")
 
     async def _alive(self, name: str) -> None:
         now = self.clock()

@@ -107,6 +107,7 @@ class Outbox:
                 raise
             except Exception:
                 log.exception("outbox drain failed; retrying")
+                self._event("drain_error")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_POLL)

@@ -199,6 +199,8 @@ class Remediation:
         self._stop = asyncio.Event()
         #: Called with a request's final status (metrics).
         self.on_final: list[Callable[[str], None]] = []
+        #: Called with "expiry" when the expiry sweep survived an error of its own (metrics).
+        self.on_error: list[Callable[[str], None]] = []
         #: (target, request id, action, at most how many seconds) when an approved fix starts running: the monitor
         #: holds the target's alerts, so the bot's own restart does not page the channel.
         self.on_fix_start: list[Callable[[str, str, str, float], None]] = []
@@ -245,6 +247,8 @@ class Remediation:
                 raise
             except Exception:
                 log.exception("expiry sweep failed")
+                for hook in self.on_error:
+                    hook("expiry")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), EXPIRY_SWEEP)
 
