@@ -1063,6 +1063,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "This opened right after the approved fix `{id}` (`{action}`): {outcome}",
         "ko": "승인된 수정 `{id}` (`{action}`) 직후에 열렸습니다: {outcome}",
     },
+    "remediation.started": {
+        "en": "started",
+        "ko": "시작됨",
+    },
     # --- end wt-rel2 ---
 }
 

@@ -463,6 +463,9 @@ class Remediation:
         for step in plan.steps:
             if plan.long:
                 await self._thread_note(request, t("remediation.step_running", label=untrusted(step.label)))
+            # Recorded before the command runs: a crash mid-command still leaves the audit saying it ran (issue 13).
+            await self.store.audit(kind="execution", target=target.name, actor=None, request_id=request.id,
+                                   data={"argv": list(step.argv), "state": "started"}, at=self.clock())
             started = time.perf_counter()
             try:
                 result = await transport.run(list(step.argv), timeout=step.timeout)
@@ -471,7 +474,7 @@ class Remediation:
                 code, out, err = 255, "", str(exc)
             took = time.perf_counter() - started
             await self.store.audit(kind="execution", target=target.name, actor=None, request_id=request.id, data={
-                "argv": list(step.argv), "exit_code": code, "duration_s": round(took, 2),
+                "argv": list(step.argv), "state": "finished", "exit_code": code, "duration_s": round(took, 2),
                 "stdout_tail": redact(out[-TAIL:]), "stderr_tail": redact(err[-TAIL:])}, at=self.clock())
             if plan.long:
                 await self._thread_note(request, t("remediation.step_done", icon="✅" if code == 0 else "❌",
@@ -585,6 +588,8 @@ class Remediation:
             when = ts.strftime("%Y-%m-%d %H:%M") if isinstance(ts, datetime) else str(ts)
             what = data.get("summary") or (f"{' '.join(data.get('argv', []))} → exit {data.get('exit_code')}"
                                            if entry.get("kind") == "execution" else "")
+            if entry.get("kind") == "execution" and data.get("state") == "started":
+                what = f"{' '.join(data.get('argv', []))} → {t('remediation.started')}"
             if entry.get("kind") == "click":
                 verdict = t("remediation.allowed") if data.get("allowed") else \
                     t("remediation.refused", reason=data.get("reason"))

@@ -277,7 +277,8 @@ async def test_happy_path_from_a_real_alert(
         await fake.send_slash_command("history sandbox", user_id=ALICE, channel_id=ALERTS)
         history = await fake.wait_for(lambda: [m for m in fake.ephemeral(channel=ALERTS, user=ALICE)
                                                if "Remediation history" in m.text] or None, what="history")
-        assert history[-1].text.count("`execution`") == 1, history[-1].text
+        text = history[-1].text  # the execution, recorded as started before it ran, then finished
+        assert text.count("`execution`") == 2 and "→ started" in text and "→ exit 0" in text, text
         assert len(fake.messages(ALERTS)) == 1
     finally:
         assert await bot.stop() == 0, bot.log()

@@ -111,7 +111,7 @@ async def test_approved_fix_runs_once_and_is_verified(store: Store, monkeypatch:
     await h.approve(request)
     assert len(h.stack.fixes) == 1 and await h.status(request) is ap.Status.SUCCEEDED
     kinds = await h.audit_kinds()
-    assert kinds.count("execution") == 1 and kinds[-1] == "verification"
+    assert kinds.count("execution") == 2 and kinds[-1] == "verification"  # started, then finished
     (verification,) = [e for e in await store.audit_entries(limit=100) if e["kind"] == "verification"]
     data = verification["data"]
     assert isinstance(data, dict) and data["healthy"] is True and data["status"] == "succeeded"
