@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -27,6 +29,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import commands as cmd
@@ -42,6 +46,11 @@ log = logging.getLogger(__name__)
 USER_LOOKUP_BUDGET = 1.2
 USER_CACHE_TTL = 600.0
 REPORT_CACHE = 200
+#: response_url posts: attempts before falling back to the Web API, and the first delay between them (doubling).
+RESPOND_ATTEMPTS = 3
+RESPOND_DELAY = 0.5
+#: Socket Mode envelope ids remembered to drop re-deliveries (Slack retries an envelope whose ack was late).
+SEEN_ENVELOPES = 2000
 #: At most this many separate report messages for one request; more targets get one compact message.
 MAX_SEPARATE_REPORTS = 4
 
@@ -113,11 +122,40 @@ class SlackResponder(Responder):
     async def _send(self, *, text: str, blocks: list[dict[str, Any]], **extra: Any) -> None:
         if not self.replace:
             extra.setdefault("response_type", "ephemeral")
+        await self._deliver(text=text, blocks=blocks, replace_original=self.replace, **extra)
+
+    async def _deliver(self, *, text: str, blocks: list[dict[str, Any]], **args: Any) -> None:
+        """Post through response_url; retry a 5xx, a 429 or a lost connection, then fall back to the Web API
+        (an ephemeral message to the requester, or a channel message for an announcement) — never silently lost:
+        a 500 used to leave the requester at "running N checks…" for good (issue 13)."""
+        problem = ""
+        for attempt in range(RESPOND_ATTEMPTS):
+            try:
+                response = await self.respond(text=text, blocks=blocks, **args)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                status = int(getattr(response, "status_code", 200) or 200)
+                if status < 400:
+                    return
+                problem = f"HTTP {status}"
+                if status < 500 and status != 429:
+                    break  # expired or used up: retrying cannot help
+            if attempt + 1 < RESPOND_ATTEMPTS:
+                await asyncio.sleep(RESPOND_DELAY * 2 ** attempt)
+        log.warning("response_url post for %s failed (%s); sending it through the Web API instead",
+                    self.who.user_id, problem)
         try:
-            await self.respond(text=text, blocks=blocks, replace_original=self.replace, **extra)
-        except Exception:
-            log.exception("response_url post failed for %s", self.who.user_id)
-            raise
+            if args.get("response_type") == "in_channel":
+                await self.front.client.chat_postMessage(channel=self.who.channel_id, text=text, blocks=blocks)
+            else:
+                await self.front.client.chat_postEphemeral(channel=self.who.channel_id, user=self.who.user_id,
+                                                           text=text, blocks=blocks)
+        except Exception as exc:
+            log.error("answer to %s lost: response_url failed (%s) and so did the Web API (%s: %s)",
+                      self.who.user_id, problem, type(exc).__name__, exc)
 
     async def progress(self, description: str, *, count: int, target: str | None) -> None:
         await self._send(text=tn("slack.running", count),
@@ -152,8 +190,41 @@ class SlackResponder(Responder):
         await self._send(text=text[:3000], blocks=render.help_blocks(text))
 
     async def announce(self, text: str) -> None:
-        await self.respond(text=text[:3000], blocks=render.help_blocks(text), response_type="in_channel",
-                           replace_original=False)
+        await self._deliver(text=text[:3000], blocks=render.help_blocks(text), response_type="in_channel",
+                            replace_original=False)
+
+
+def malformed_body(body: bytes, content_type: str) -> str | None:
+    """Why a Slack HTTP request body cannot be parsed, or None. Checked before Bolt sees it: Bolt parses before it
+    verifies the signature, so an unsigned POST with a broken `payload` was a 500 and a traceback per request."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "body is not UTF-8"
+    if content_type == "application/json":
+        try:
+            json.loads(text or "null")
+        except ValueError:
+            return "body is not JSON"
+        return None
+    if "payload" in (form := parse_qs(text, keep_blank_values=True)):
+        try:
+            json.loads(form["payload"][0])
+        except ValueError:
+            return "payload is not JSON"
+    return None
+
+
+@web.middleware
+async def _reject_malformed(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                            ) -> web.StreamResponse:
+    if request.method == "POST":
+        body = await request.read()  # cached by aiohttp: Bolt reads it again
+        problem = malformed_body(body, request.content_type)
+        if problem is not None:
+            log.warning("HTTP mode: 400 for a malformed request from %s: %s", request.remote, problem)
+            return web.Response(status=400, text="malformed request\n")
+    return await handler(request)
 
 
 def _with_share_id(blocks: list[dict[str, Any]], share_id: str) -> list[dict[str, Any]]:
@@ -174,6 +245,7 @@ class SlackFront:
         self._users: dict[str, tuple[float, dict[str, Any]]] = {}
         self._groups: dict[str, tuple[float, set[str]]] = {}
         self._shared: OrderedDict[str, _Shared] = OrderedDict()
+        self._envelopes: OrderedDict[str, None] = OrderedDict()
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
         self.bound_port: int | None = None
@@ -236,6 +308,7 @@ class SlackFront:
         self.bot.access.bot_team_id = self.team_id
         if self.http:
             web_app = self.app.web_app(path="/slack/events", port=self.settings.http_port)
+            web_app.middlewares.append(_reject_malformed)
             self._runner = web.AppRunner(web_app, access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -253,8 +326,29 @@ class SlackFront:
             await self._patient(lambda: self.client.apps_connections_open(app_token=app_token),
                                 what="apps.connections.open", setting="SLACK_APP_TOKEN", stop=stop)
             self._socket = AsyncSocketModeHandler(self.app, app_token)
+            listeners = self._socket.client.socket_mode_request_listeners
+            listeners[:] = [self._once(listener) for listener in listeners]
             await self._socket.connect_async()
             log.info("Slack Socket Mode: connected as %s in team %s", self.bot_user_id, self.team_id)
+
+    def _once(self, listener: Callable[[Any, SocketModeRequest], Awaitable[None]]
+              ) -> Callable[[Any, SocketModeRequest], Awaitable[None]]:
+        """A Socket Mode listener that processes each envelope once: Slack re-delivers an envelope (same id,
+        retry_attempt + 1) when it thinks the ack came late, and a re-delivered `/wscheck restart` or Approve was
+        processed twice (issue 13). A repeat is acked again and dropped."""
+
+        async def once(client: Any, req: SocketModeRequest) -> None:
+            if req.envelope_id in self._envelopes:
+                log.info("Socket Mode envelope %s delivered again (retry %s): acked, not processed again",
+                         req.envelope_id, getattr(req, "retry_attempt", "?"))
+                await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+                return
+            self._envelopes[req.envelope_id] = None
+            while len(self._envelopes) > SEEN_ENVELOPES:
+                self._envelopes.popitem(last=False)
+            await listener(client, req)
+
+        return once
 
     async def connected(self) -> bool:
         """For /healthz: the Socket Mode WebSocket is up (HTTP mode: the server runs)."""

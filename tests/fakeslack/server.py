@@ -281,6 +281,7 @@ class FakeSlack:
         count: int = 1,
     ) -> None:
         """Make the next `count` calls of `method` fail without being processed (nothing is stored).
+        `method="response_url"`: the next posts to any response URL answer `status` (500 unless >= 400).
 
         * default: HTTP 429, ``Retry-After: retry_after``, ``{"ok": false, "error": "ratelimited"}``;
         * ``status=500`` (or any 5xx): that status with ``{"ok": false, "error": "fatal_error"}``;
@@ -1005,7 +1006,11 @@ class FakeSlack:
         body: Any = raw.decode("utf-8", "replace")
         status = 200
         response: JSON = {"ok": True}
+        failure = self._pop(self._failures, "response_url")  # fail_next("response_url", status=500): not processed
         try:
+            if failure is not None:
+                status = failure.status if failure.status >= 400 else 500
+                raise ApiError("injected")
             if ru is None or time.monotonic() - ru.created_at > self.response_url_ttl:
                 status = 404
                 raise ApiError("expired_url")
@@ -1026,7 +1031,8 @@ class FakeSlack:
             ru.uses += 1
         except ApiError as e:
             response = {"ok": False, "error": e.error, **e.extra}
-            self.problems.append(f"response_url post rejected ({status} {e.error}): {str(body)[:200]}")
+            if failure is None:
+                self.problems.append(f"response_url post rejected ({status} {e.error}): {str(body)[:200]}")
         post = ResponseUrlPost(
             url=ru.url if ru is not None else str(request.url),
             body=body,
