@@ -165,11 +165,20 @@ class BotServer:
                                       timeout=self.settings.slack_timeout))
 
     def _make_remediation(self, store: Store) -> Remediation:
+        from bot.outbox import Outbox
         from bot.remediation import Remediation
 
+        if self.monitor is not None:
+            outbox = self.monitor.outbox  # one outbox worker per database: the monitor runs it
+        else:
+            async def no_root(*_: Any) -> None:
+                return None
+
+            outbox = Outbox(store, self._sink(), on_root_posted=no_root, root_ts=no_root)
+            self._tasks.append(asyncio.ensure_future(outbox.run(self.stop)))
         return Remediation(self.settings, self.service, store, self._sink(),
                            bot_team_id=lambda: self.slack.team_id if self.slack else "",
-                           approvers=self._approvers)
+                           approvers=self._approvers, admission=self.bot.access.rules, outbox=outbox)
 
     async def _approvers(self, target: Target) -> frozenset[str]:
         """User IDs, with user groups (S…) expanded through Slack (a paid-plan feature)."""

@@ -72,7 +72,13 @@ class Payload:
         return json.dumps({k: getattr(self, k) for k in self.__dataclass_fields__}, ensure_ascii=False)
 
     def metadata(self) -> dict[str, Any]:
+        if self.kind == APPROVAL:
+            return {"event_type": "wscheck_approval", "event_payload": {"op": self.key}}
         return {"event_type": "wscheck_alert", "event_payload": {"op": self.key, "incident": self.incident_id}}
+
+
+#: An approval request's message (bot/remediation.py): posted like a root alert, its ts handed to `on_sent`.
+APPROVAL = "approval"
 
 
 RootPosted = Callable[[str, str, str, str], Awaitable[None]]  # (target, incident_id, channel, ts)
@@ -89,6 +95,10 @@ class Outbox:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._wake = asyncio.Event()
         self.delivered = 0
+        #: Per kind (APPROVAL): called with the payload and the message's ts once it is posted (or found) ...
+        self.on_sent: dict[str, Callable[[Payload, str], Awaitable[None]]] = {}
+        #: ... or with the payload and the reason when it can never be posted.
+        self.on_failed: dict[str, Callable[[Payload, str], Awaitable[None]]] = {}
         #: Called with "lookup_failed" or "uncertain_overdue" (metrics).
         self.on_event: list[Callable[[str], None]] = []
         self._overdue_reported: set[int] = set()
@@ -159,12 +169,16 @@ class Outbox:
                                           thread_ts=thread_ts, metadata=payload.metadata())
             if payload.kind == "post_root":
                 await self.on_root_posted(payload.target, payload.incident_id, payload.channel, ts)
+            elif payload.kind in self.on_sent:
+                await self.on_sent[payload.kind](payload, ts)
             await self.store.mark_sent(item.id, result=json.dumps({"ts": ts, "channel": payload.channel}))
             self.delivered += 1
         except SinkError as exc:
             if exc.permanent:
                 log.error("alert message %s cannot be delivered: %s", payload.key, exc)
                 await self.store.mark_failed(item.id, error=str(exc))
+                if payload.kind in self.on_failed:
+                    await self.on_failed[payload.kind](payload, str(exc))
                 return
             delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else self._backoff(item)
             if looking_up:

@@ -23,7 +23,7 @@ from bot import admission as adm
 from bot import approvals as ap
 from bot.alerts import ACTION_PROPOSE as ACTION_PROPOSE_BUTTON
 from bot.i18n import Text, from_english, language, localize_cause, t, text
-from bot.outbox import Sink, SinkError
+from bot.outbox import APPROVAL, Outbox, Payload, Sink, SinkError
 from bot.render import clamp_blocks, fix_block, slack_date, untrusted
 from bot.service import CheckService
 from bot.settings import Settings
@@ -45,6 +45,8 @@ EXPIRY_SWEEP = 5.0
 #: Lookups of an approval message whose post had an unknown outcome, before the request is cancelled instead.
 POST_LOOKUPS = 3
 POST_LOOKUP_DELAY = 1.0
+#: How long a request waits for the outbox to post its approval message before answering the requester anyway.
+POST_WAIT = 20.0
 
 Reply = Callable[[str], Awaitable[None]]
 
@@ -182,7 +184,7 @@ def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy) -> t
 class Remediation:
     def __init__(self, settings: Settings, service: CheckService, store: Store, sink: Sink, *,
                  bot_team_id: Callable[[], str], approvers: Callable[[Target], Awaitable[frozenset[str]]],
-                 admission: Callable[[], adm.Rules] | None = None,
+                 admission: Callable[[], adm.Rules] | None = None, outbox: Outbox | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self.service = service
@@ -195,6 +197,14 @@ class Remediation:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.locks: dict[str, asyncio.Lock] = {t.name: asyncio.Lock() for t in service.targets}
         self._request_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        #: With an outbox, approval messages are posted through it (written in the same transaction as the request):
+        #: an uncertain post is looked up before it is ever sent again, and a crash loses nothing.
+        self.outbox = outbox
+        #: Approval posts being waited for: resolved with the message's ts, or the SinkError that ended them.
+        self._posting: dict[str, asyncio.Future[str | SinkError]] = {}
+        if outbox is not None:
+            outbox.on_sent[APPROVAL] = self._approval_sent
+            outbox.on_failed[APPROVAL] = self._approval_failed
         self._tasks = Background("remediation")
         self._stop = asyncio.Event()
         #: Called with a request's final status (metrics).
@@ -317,16 +327,26 @@ class Remediation:
         except ValueError as exc:
             sentence = str(exc)[:1].upper() + str(exc)[1:]
             raise RemediationError(sentence, localized=from_english(sentence, REQUEST_ERROR_KEYS)) from None
-        await self.store.insert_request(id=request.id, target=request.target, action=request.action,
-                                        status=request.status.value, version=request.version,
-                                        expires_at=request.expires_at, data=request.model_dump_json())
+        fallback, blocks = approval_blocks(request, policy)
+        posting: asyncio.Future[str | SinkError] | None = None
+        async with self.store.transaction() as tx:
+            await tx.insert_request(id=request.id, target=request.target, action=request.action,
+                                    status=request.status.value, version=request.version,
+                                    expires_at=request.expires_at, data=request.model_dump_json())
+            if self.outbox is not None:
+                message = Payload(kind=APPROVAL, target=request.target, incident_id=request.id, key=request.id,
+                                  channel=channel, text=fallback, blocks=blocks, thread_ts=thread_ts)
+                await tx.enqueue(lane=f"approval:{request.target}", kind=APPROVAL, payload=message.dump(),
+                                 dedup_key=f"{request.id}/post")
+                posting = self._posting[request.id] = asyncio.get_running_loop().create_future()
         await self._audit("request", request, actor=requested_by, data={"commands": list(plan.commands)})
         if older is not None:
             superseded = ap.supersede(older, by_request_id=request.id, now=now)
             if superseded is not None and await self._save(older, superseded):
                 await self._audit("superseded", superseded, actor=requested_by, data={"by": request.id})
                 await self._post_update(superseded)
-        fallback, blocks = approval_blocks(request, policy)
+        if posting is not None:
+            return await self._posted(request, posting), False
         try:
             ts = await self.sink.post(channel=channel, text=fallback, blocks=blocks, thread_ts=thread_ts,
                                       metadata={"event_type": "wscheck_approval", "event_payload": {"op": request.id}})
@@ -339,6 +359,37 @@ class Remediation:
             ts = found
         await self.store.set_meta(_ts_key(request.id), ts)
         return request.model_copy(update={"message_ts": ts}), False
+
+    async def _posted(self, request: ap.ApprovalRequest,
+                      posting: asyncio.Future[str | SinkError]) -> ap.ApprovalRequest:
+        """Wait (bounded) for the outbox to post the approval message. Failed for good → RemediationError (the
+        request was cancelled); still uncertain after the wait → the request stands, its message follows."""
+        assert self.outbox is not None
+        self.outbox.wake()
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(posting), POST_WAIT)
+        except TimeoutError:
+            log.warning("approval request %s: its message is not posted yet; the outbox keeps at it", request.id)
+            return request
+        if isinstance(outcome, SinkError):
+            raise RemediationError(text("remediation.post_failed", error=str(outcome))) from None
+        return request.model_copy(update={"message_ts": outcome})
+
+    async def _approval_sent(self, payload: Payload, ts: str) -> None:
+        await self.store.set_meta(_ts_key(payload.key), ts)
+        posting = self._posting.pop(payload.key, None)
+        if posting is not None and not posting.done():
+            posting.set_result(ts)
+
+    async def _approval_failed(self, payload: Payload, error: str) -> None:
+        """The outbox gave up on an approval message (Slack refused it): nothing may stay approvable."""
+        exc = SinkError(error, permanent=True)
+        row = await self.store.get_request(payload.key)
+        if row is not None:
+            await self._cancel_unposted(ap.ApprovalRequest.model_validate_json(row[1]), exc)
+        posting = self._posting.pop(payload.key, None)
+        if posting is not None and not posting.done():
+            posting.set_result(exc)
 
     async def _find_posted(self, request: ap.ApprovalRequest) -> str | None:
         """After an uncertain post: the message's ts if a lookup finds it; None if the lookups say it is not there

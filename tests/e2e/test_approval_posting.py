@@ -1,8 +1,8 @@
 """Issue 13, defects 5 and 8: the real bot, the strict fake Slack and the real sandbox.
 
 5. An approval request stayed approvable after its post "failed" (the message reached Slack, the answer did
-   not): now the posted message is found by its metadata and used, or — when it cannot be found — the request
-   is cancelled, so a click on a message that did reach Slack runs nothing.
+   not): now approval messages go through the outbox (written with the request in one transaction); an
+   uncertain post is looked up, found and used; a post Slack refuses for good cancels the request.
 8. Two requests for the same fix and target at the same instant both stayed pending: now the second joins the
    first, one approval message, one run.
 """
@@ -55,30 +55,31 @@ async def test_an_approval_post_with_a_lost_answer_is_found_or_cancelled(
     bot = await start(fake, sandbox_config_file, tmp_path / "db")
     try:
         await asyncio.to_thread(stack.pm2, "stop", APP)
-        # The post reaches Slack, its answer does not, and every lookup fails: the request is withdrawn.
+        # The post reaches Slack, its answer does not, and the first lookups fail: the approval message goes
+        # through the outbox, which never posts it again before a lookup succeeded; then that message is used.
         fake.hang_next("chat.postMessage", 6)
-        fake.fail_next("conversations.history", status=500, count=20)
-        asked = await fake.send_slash_command("restart sandbox", user_id=ALICE, channel_id=OPS)
-        answer = await answer_to(fake, asked)
-        assert "🛑" in answer, answer
-        (message,) = top_level_approvals(fake)  # it did reach the channel, with live-looking buttons
-        rid = message.metadata["event_payload"]["op"]
-        clicked = await click(fake, "wscheck_approve", rid, BOB, message)
-        assert "cancelled" in await answer_to(fake, clicked)
-        rows = await audit_rows(tmp_path / "db")
-        assert [r["kind"] for r in rows if r["request_id"] == rid][:2] == ["request", "cancelled"], rows
-        assert not [r for r in rows if r["kind"] == "execution"]
-        # The post reaches Slack, its answer does not, the lookup works: that message is the request's.
-        fake.reset()
-        fake.hang_next("chat.postMessage", 6)
+        fake.fail_next("conversations.history", status=500, count=2)
         asked = await fake.send_slash_command("restart sandbox", user_id=ALICE, channel_id=OPS)
         assert "Approval requested" in await answer_to(fake, asked)
+        await bot.wait_line(r"had reached Slack already", timeout=60)
         (message,) = top_level_approvals(fake)
         rid = message.metadata["event_payload"]["op"]
         clicked = await click(fake, "wscheck_approve", rid, BOB, message)
         assert "Approved" in await answer_to(fake, clicked)
-        await final_state(fake, message, "succeeded")
+        await final_state(fake, message, "succeeded")  # the message found is the one edited
         assert len(top_level_approvals(fake)) == 1
+        # Slack refuses the post for good: the request is cancelled, nothing is approvable, the requester is told.
+        await asyncio.to_thread(stack.pm2, "stop", APP)
+        fake.fail_next("chat.postMessage", error="channel_not_found")
+        asked = await fake.send_slash_command("restart sandbox", user_id=ALICE, channel_id=OPS)
+        answer = await answer_to(fake, asked)
+        assert "🛑" in answer and "channel_not_found" in answer, answer
+        rows = await audit_rows(tmp_path / "db")
+        (cancelled,) = [r for r in rows if r["kind"] == "cancelled"]
+        refused = await fake.send_slash_command(f"approve {cancelled['request_id']}", user_id=BOB, channel_id=OPS)
+        assert "cancelled" in await answer_to(fake, refused)
+        rows = await audit_rows(tmp_path / "db")
+        assert len([r for r in rows if r["kind"] == "execution" and r["data"]["state"] == "started"]) == 1
     finally:
         assert await bot.stop() == 0, bot.log()
 
