@@ -141,6 +141,9 @@ NOT_MESSAGES: dict[str, str] = {
     "a terminal is required": "compared with sudo's stderr",
     "password is required": "compared with sudo's stderr",
     "No such file": "compared with stat's stderr",
+    "body is not UTF-8": "an HTTP 400 body for a malformed POST (a client, not a Slack user, reads it)",
+    "body is not JSON": "an HTTP 400 body for a malformed POST (a client, not a Slack user, reads it)",
+    "payload is not JSON": "an HTTP 400 body for a malformed POST (a client, not a Slack user, reads it)",
     "checks.registry and checks.items disagree": "an import-time assertion",
     " && npm run build": "a command",
     "npm run build": "a step label (a command)",
@@ -149,6 +152,7 @@ NOT_MESSAGES: dict[str, str] = {
     "no pong within ": "a canary reason that is only logged",
     "no close frame": "a canary reason that is only logged",
     "WebSocket handshake failed: ": "a canary reason that is only logged",
+    "cannot reach Slack at ": "a startup retry reason that is only logged (wt-rel2)",
     "wscheck probe done": "the close reason the probe sends to the server",
     ": command not found": "a local command's stderr, as a shell would write it",
 }
