@@ -75,3 +75,19 @@ def read_file(target: Target, path: str) -> list[str]:
 def display(argv: Sequence[str]) -> str:
     """How a command is shown to a human: exactly what would run, copy-pasteable into a shell."""
     return shlex.join(argv)
+
+
+# -- wt-sio: which PM2 daemon runs the app, and where a login shell finds pm2 ---------------------------------------
+
+#: Every process with its owner and whole command line: only the God Daemons' titles are kept (the parser drops
+#: every other line at once, since a command line may carry secrets). PM2's title carries its PM2_HOME:
+#: `PM2 v6.0.14: God Daemon (/home/app/.pm2)` (PM2 lib/Daemon.js).
+PS_ARGS_ARGV = ("ps", "-eo", "pid=,user=,args=")
+
+#: Where a login shell (nvm's lines live in ~/.bashrc or ~/.profile) and the usual places find `pm2`, asked only
+#: after a non-interactive `pm2` was not found (exit 127). A constant: nothing of the target or the chat in it.
+PM2_LOGIN_LOOKUP = (
+    "sh", "-c",
+    "bash -lic 'command -v pm2' </dev/null 2>/dev/null | tail -n 1; "
+    "ls -1d \"$HOME\"/.nvm/versions/node/*/bin/pm2 /usr/local/bin/pm2 /usr/bin/pm2 2>/dev/null; true",
+)

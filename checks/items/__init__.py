@@ -5,7 +5,9 @@ from __future__ import annotations
 from checks.items.base import CheckFn
 from checks.items.nginx import nginx_syntax, nginx_websocket
 from checks.items.pm2 import pm2_logs, pm2_status
+from checks.items.pm2_daemon import pm2_daemon
 from checks.items.ports import port_conflict, port_listen, port_match
+from checks.items.socketio import ws_sessions
 from checks.items.tls import tls_certificate
 from checks.items.web import http_local, http_proxy, next_build, ws_local, ws_proxy
 from checks.registry import CHECK_IDS
@@ -24,6 +26,8 @@ CHECK_FUNCTIONS: dict[str, CheckFn] = {
     "ws.proxy": ws_proxy,
     "pm2.logs": pm2_logs,
     "tls.certificate": tls_certificate,
+    "pm2.daemon": pm2_daemon,
+    "ws.sessions": ws_sessions,
 }
 
 assert tuple(CHECK_FUNCTIONS) == CHECK_IDS, "checks.registry and checks.items disagree"
