@@ -79,10 +79,10 @@ def display(argv: Sequence[str]) -> str:
 
 # -- wt-sio: which PM2 daemon runs the app, and where a login shell finds pm2 ---------------------------------------
 
-#: Every process with its owner and whole command line: only the God Daemons' titles are kept (the parser drops
-#: every other line at once, since a command line may carry secrets). PM2's title carries its PM2_HOME:
-#: `PM2 v6.0.14: God Daemon (/home/app/.pm2)` (PM2 lib/Daemon.js).
-PS_ARGS_ARGV = ("ps", "-eo", "pid=,user=,args=")
+#: The PM2 God Daemons with their owner and title, which carries the daemon's PM2_HOME:
+#: `PM2 v6.0.14: God Daemon (/home/app/.pm2)` (PM2 lib/Daemon.js). Filtered on the target by a constant grep, so
+#: that no other process's command line (which may carry secrets) ever leaves it.
+PS_ARGS_ARGV = ("sh", "-c", "ps -eo pid=,user=,args= | grep -F 'God Daemon (' || true")
 
 #: Where a login shell (nvm's lines live in ~/.bashrc or ~/.profile) and the usual places find `pm2`, asked only
 #: after a non-interactive `pm2` was not found (exit 127). A constant: nothing of the target or the chat in it.

@@ -123,7 +123,7 @@ Rule = Callable[[_State], None]
 def _outward(check_id: str) -> int:
     """Evidence reads outward from the app, as every rule lists it: the app and its port, then the app answering
     on the host (`*.local`), then through nginx (`*.proxy`), then its logs. Ties keep the checklist order."""
-    if check_id.endswith(".local"):
+    if check_id.endswith(".local") or check_id == "ws.sessions":  # wt-sio: a probe on the host, too
         return 1
     if check_id.endswith(".proxy"):
         return 2

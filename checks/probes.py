@@ -209,19 +209,30 @@ def parse_open_packet(text: str) -> dict[str, object]:
 
 
 async def _engineio_open(protocol: ClientProtocol, stream: ByteStream, early: list[Frame]) -> dict[str, object]:
-    """Wait for the app's Engine.IO open packet (its answer on a Socket.IO target); `early`: frames already read."""
+    """Wait for the app's Engine.IO open packet (its answer on a Socket.IO target); `early`: frames already read.
+
+    The open packet comes first; a ping (`2`) read in the same batch is answered (`3`), never dropped."""
+    opened: dict[str, object] | None = None
     while True:
         for event in [*early, *protocol.events_received()]:
             if not isinstance(event, Frame):
                 continue
             if event.opcode is Opcode.CLOSE:
                 raise ProbeError(msg("probe.ws_closed_by_server"), status=101)
-            if event.opcode is Opcode.TEXT:
-                text = bytes(event.data).decode("utf-8", "replace")
-                try:
-                    return parse_open_packet(text)
-                except ValueError:
-                    raise ProbeError(msg("probe.eio_not_open", got=text[:60]), status=101) from None
+            if event.opcode is not Opcode.TEXT:
+                continue
+            if opened is not None:
+                if event.data == EIO_PING:
+                    protocol.send_text(EIO_PONG)
+                continue
+            text = bytes(event.data).decode("utf-8", "replace")
+            try:
+                opened = parse_open_packet(text)
+            except ValueError:
+                raise ProbeError(msg("probe.eio_not_open", got=text[:60]), status=101) from None
+        if opened is not None:
+            await _flush(protocol, stream)
+            return opened
         early = []
         data = await stream.read(_READ)
         if not data:

@@ -30,7 +30,7 @@ class GodDaemon:
 
 
 def parse_god_daemons(text: str) -> list[GodDaemon]:
-    """The PM2 God Daemons of `ps -eo pid=,user=,args=`; every other line is dropped unread."""
+    """The PM2 God Daemons of `ps -eo pid=,user=,args=` (the grep itself and anything else is not matched)."""
     found = []
     for line in text.splitlines():
         m = _GOD.match(line)

@@ -148,6 +148,7 @@ NOT_MESSAGES: dict[str, str] = {
     "PM2 restarted the app a moment ago": "a reason that is only logged",
     "no pong within ": "a canary reason that is only logged",
     "no close frame": "a canary reason that is only logged",
+    "Session ID unknown": "Engine.IO's own error message, matched in its answers (wt-sio)",
     "WebSocket handshake failed: ": "a canary reason that is only logged",
     "wscheck probe done": "the close reason the probe sends to the server",
     ": command not found": "a local command's stderr, as a shell would write it",
@@ -295,6 +296,15 @@ def real_summary(check_id: str, status: Status) -> cm.Msg:
             return cm.msg("tls.not_https", url="http://203.0.113.10/")
         return cm.msg("tls.invalid", host="chat.example.com", port=443, why=cm.msg("tls.why.expired"),
                       names="chat.example.com", not_after="2026-01-01", issuer="CN=R11")
+    if check_id == "pm2.daemon":  # wt-sio
+        if good:
+            return cm.msg("pm2.daemon.ok", port=port, user="deploy", home="/home/deploy/.pm2")
+        return cm.msg("pm2.daemon.mismatch", port=port, pid=4242, user="root", home="/root/.pm2",
+                      our_user="deploy", our_home="~/.pm2")
+    if check_id == "ws.sessions":  # wt-sio
+        if good:
+            return cm.msg("ws.sessions.not_socketio", protocol="websocket")
+        return cm.msg("ws.sessions.unknown", n=3, polls=6, instances=2)
     assert check_id == "pm2.logs"
     if good:
         return cm.msg("pm2.logs.clean")
