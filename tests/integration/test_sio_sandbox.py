@@ -147,10 +147,37 @@ async def test_healthy_again_after_the_modes(sandbox: Any, sandbox_target: Targe
 # -- the canary against a Socket.IO app ---------------------------------------------------------------------------
 
 
+class Watched(dict[str, bool]):
+    """Monitor.canary_up, telling when the canary comes up (its real "connected" signal, not a poll)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = asyncio.Event()
+
+    def __setitem__(self, key: str, value: bool) -> None:
+        super().__setitem__(key, value)
+        if value:
+            self.up.set()
+
+
+class Canary:
+    def __init__(self, mon: Monitor) -> None:
+        self.mon = mon
+        self.failures: list[str] = []
+        self.failed = asyncio.Event()
+        self.up = Watched()
+        mon.canary_up = self.up
+
+        async def failed(name: str, reason: str) -> None:
+            self.failures.append(reason)
+            self.failed.set()
+
+        mon._canary_failed = failed  # type: ignore[method-assign]
+
+
 @pytest.fixture
-async def canary_monitor(tmp_path: Path, sio_target: Target) -> AsyncIterator[tuple[Monitor, list[str]]]:
-    """A real Monitor whose confirmations are recorded instead of run (the canary must never ask for one)."""
-    confirmed: list[str] = []
+async def canary(tmp_path: Path, sio_target: Target) -> AsyncIterator[Canary]:
+    """A real Monitor whose canary failures are recorded instead of confirmed (it must never ask for one here)."""
 
     async def run(name: str, checks: Any = ()) -> TargetReport:
         raise AssertionError(f"the canary asked for a confirmation of {name}")
@@ -159,41 +186,24 @@ async def canary_monitor(tmp_path: Path, sio_target: Target) -> AsyncIterator[tu
     settings = load_settings(None, alert_channel="C0ALERTS1", canary_ping_interval=1.0, canary_pong_timeout=2.0)
     async with await Store.open(tmp_path / "wscheck.db", clock=lambda: datetime.now(UTC)) as store:
         mon = Monitor(settings, cast(Any, service), store, cast(Any, SimpleNamespace()))
-
-        async def failed(name: str, reason: str) -> None:
-            confirmed.append(reason)
-
-        mon._canary_failed = failed  # type: ignore[method-assign]
-        yield mon, confirmed
+        yield Canary(mon)
         mon.stop_event.set()
 
 
-async def _until(predicate: Any, timeout: float) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
-
-
-async def test_canary_stays_connected_to_socketio(sandbox: Any, sio_target: Target,
-                                                  canary_monitor: tuple[Monitor, list[str]]) -> None:
+async def test_canary_stays_connected_to_socketio(sandbox: Any, sio_target: Target, canary: Canary) -> None:
     await asyncio.to_thread(sandbox.set_mode, "socketio")
-    mon, failures = canary_monitor
-    task = asyncio.ensure_future(mon.canary(sio_target))
+    task = asyncio.ensure_future(canary.mon.canary(sio_target))
     try:
-        await _until(lambda: mon.canary_up.get(sio_target.name), 10)
-        loop = asyncio.get_running_loop()
-        end = loop.time() + CANARY_SECONDS
-        while loop.time() < end:
-            assert failures == [] and mon.canary_up[sio_target.name], failures
-            await asyncio.sleep(0.25)
-        assert failures == [] and mon.canary_up[sio_target.name], failures
+        await asyncio.wait_for(canary.up.up.wait(), 10)
+        with pytest.raises(TimeoutError):  # CANARY_SECONDS go by without the canary failing once
+            await asyncio.wait_for(canary.failed.wait(), CANARY_SECONDS)
+        assert canary.failures == [] and canary.up[sio_target.name] is True
     finally:
         task.cancel()  # as Monitor.stop() ends its canaries
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_canary_that_ignores_engineio_pings_is_dropped(sandbox: Any, sio_target: Target,
-                                                            canary_monitor: tuple[Monitor, list[str]],
+async def test_canary_that_ignores_engineio_pings_is_dropped(sandbox: Any, sio_target: Target, canary: Canary,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Control: without the pong to Engine.IO's ping, the server closes the canary after pingInterval +
     pingTimeout (2.5 s) — so the test above staying up for CANARY_SECONDS means the heartbeat was answered."""
@@ -204,11 +214,11 @@ async def test_canary_that_ignores_engineio_pings_is_dropped(sandbox: Any, sio_t
         await real_drain(ws, False)
 
     monkeypatch.setattr(monitor_module, "_drain", deaf)
-    mon, failures = canary_monitor
-    task = asyncio.ensure_future(mon.canary(sio_target))
+    task = asyncio.ensure_future(canary.mon.canary(sio_target))
     try:
-        await _until(lambda: bool(failures), 15)
-        assert "closed" in failures[0], failures
+        await asyncio.wait_for(canary.up.up.wait(), 10)
+        await asyncio.wait_for(canary.failed.wait(), 15)
+        assert "closed" in canary.failures[0], canary.failures
     finally:
-        task.cancel()  # as Monitor.stop() ends its canaries
+        task.cancel()
         await asyncio.gather(task, return_exceptions=True)
