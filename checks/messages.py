@@ -849,6 +849,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "nothing listens on port {port}: no process whose PM2 daemon to check",
         "ko": "{port} 포트에서 수신 대기하는 프로세스가 없어 PM2 데몬을 확인할 대상이 없습니다",
     },
+    "pm2.daemon.hidden": {
+        "en": "the process on port {port} is not shown (ss -p shows another user's process only as root): "
+              "its PM2 daemon cannot be told",
+        "ko": "{port} 포트의 프로세스가 보이지 않습니다 (ss -p는 root일 때만 다른 사용자의 프로세스를 보여 줌): "
+              "그 PM2 데몬을 알 수 없습니다",
+    },
     "pm2.daemon.mismatch": {
         "en": "the process on port {port} (pid {pid}) runs under the PM2 daemon of user {user} with PM2_HOME "
               "{home}, not the one the bot asks (user {our_user}, PM2_HOME {our_home})",

@@ -10,6 +10,7 @@ before (research A14, A15):
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 
@@ -53,21 +54,28 @@ async def pm2_login_paths(f: Facts) -> list[str]:
 async def pm2_daemon(f: Facts) -> Outcome:
     t = f.target
     details: dict[str, object] = {}
-    try:
-        await f.pm2_processes()
-    except FactError as exc:
-        if exc.kind == "missing_binary":
-            details["pm2_login_paths"] = await pm2_login_paths(f)
-    ps = await f.run("ps args", list(commands.PS_ARGS_ARGV))
+    # One round: pm2 jlist, the daemons, the sockets and the process table all at once (no command waits for pm2).
+    pm2, ps, listeners, procs = await asyncio.gather(
+        f.pm2_processes(), f.run("ps args", list(commands.PS_ARGS_ARGV)), f.port_listeners(), f.processes(),
+        return_exceptions=True)
+    if isinstance(pm2, FactError) and pm2.kind == "missing_binary":
+        details["pm2_login_paths"] = await pm2_login_paths(f)
+    if isinstance(ps, BaseException):
+        raise ps
+    if isinstance(listeners, BaseException):
+        raise listeners
+    if isinstance(procs, BaseException):
+        raise procs
     if not ps.ok:
         raise FactError(msg("facts.ps_failed", error=ps.stderr.strip()[-300:] or "?"))
     daemons = {d.pid: d for d in parse_god_daemons(ps.stdout)}
     details["daemons"] = [{"pid": d.pid, "user": d.user, "home": d.home, "version": d.version}
                           for d in daemons.values()]
-    listeners, procs = await f.port_listeners(), await f.processes()
     holders = [p.pid for lst in listeners for p in lst.processes]
     if not holders:
-        raise f.explained_by("port.listen", msg("pm2.daemon.no_holder", port=t.app_port), **details)
+        # Nothing listens, or `ss -p` does not show another user's process without root: port.listen says which.
+        key = "pm2.daemon.hidden" if listeners else "pm2.daemon.no_holder"
+        raise f.explained_by("port.listen", msg(key, port=t.app_port), **details)
     expected_user = t.pm2_user or t.user
     for pid in holders:
         seen: set[int] = set()

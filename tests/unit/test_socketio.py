@@ -16,9 +16,12 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from checks.config import SOCKETIO_PATH, Target
 from checks.diagnosis import diagnose
-from checks.items.pm2_daemon import parse_god_daemons, parse_login_lookup
+from checks.facts import FactError, Facts
+from checks.items.pm2_daemon import parse_god_daemons, parse_login_lookup, pm2_daemon
 from checks.items.socketio import session_unknown
+from checks.models import Status
 from checks.probes import ProbeError, engineio_uri, parse_open_packet, ws_handshake
+from checks.transport import CommandResult, FunctionTransport
 from checks.transport.base import AsyncioStream, ByteStream
 from tests.unit.test_diagnosis import ERROR, FAIL, OK, SKIP, TARGET, results
 
@@ -186,3 +189,47 @@ def test_plain_pm2_failures_keep_their_causes() -> None:
     found = diagnose(TARGET, results(pm2_status=FAIL, port_listen=FAIL, http_local=FAIL, ws_local=FAIL,
                                      http_proxy=(FAIL, {"status": 502}), ws_proxy=(FAIL, {"status": 502})))
     assert causes(found) == ["pm2_not_online"]
+
+
+# -- pm2.daemon in process (FunctionTransport) ------------------------------------------------------------------------
+
+SS_LINE = 'LISTEN 0 511 127.0.0.1:3003 0.0.0.0:* users:(("node",pid=4300,fd=20))'
+PS_TABLE = "    1     0 root     systemd\n  900     1 root     PM2 v6.0.14: God\n 4242   900 root     npm start\n" \
+           " 4300  4242 root     node\n"
+GODS = "  900 root     PM2 v6.0.14: God Daemon (/root/.pm2)\n"
+
+
+def daemon_transport(ss: str, jlist: str = "[]") -> FunctionTransport:
+    def handler(argv: tuple[str, ...]) -> CommandResult:
+        if "jlist" in argv:
+            return CommandResult(argv, 0, jlist, "")
+        if argv[:2] == ("ss", "-ltnpH"):
+            return CommandResult(argv, 0, ss, "")
+        if argv[0] == "ps":
+            return CommandResult(argv, 0, PS_TABLE, "")
+        if argv[0] == "sh" and "God Daemon" in argv[2]:
+            return CommandResult(argv, 0, GODS, "")
+        raise AssertionError(argv)
+
+    return FunctionTransport(handler)
+
+
+async def test_pm2_daemon_of_another_user_without_pm2_home() -> None:
+    target = Target.model_validate({"name": "web", "host": "203.0.113.10", "user": "deploy", "pm2_app": "web",
+                                    "app_port": 3003, "app_dir": "/srv/web"})
+    result = await pm2_daemon(Facts(target, daemon_transport(SS_LINE), ["pm2.daemon"]))
+    assert result.status is Status.FAIL and result.details["mismatch"] is True
+    assert result.details["holder"] == {"pid": 4300, "daemon": 900, "user": "root", "home": "/root/.pm2"}
+    same = target.model_copy(update={"user": "root"})
+    result = await pm2_daemon(Facts(same, daemon_transport(SS_LINE), ["pm2.daemon"]))
+    assert result.status is Status.OK, result.summary
+
+
+async def test_pm2_daemon_cannot_tell_a_hidden_holder() -> None:
+    """`ss -p` without root: a listener without its process is no evidence of any daemon (skip, see port.listen)."""
+    target = Target.model_validate({"name": "web", "host": "203.0.113.10", "user": "deploy", "pm2_app": "web",
+                                    "app_port": 3003, "app_dir": "/srv/web"})
+    hidden = "LISTEN 0 511 127.0.0.1:3003 0.0.0.0:*"
+    with pytest.raises(FactError) as info:
+        await pm2_daemon(Facts(target, daemon_transport(hidden), ["pm2.daemon", "port.listen"]))
+    assert info.value.status is Status.SKIP and "not shown" in info.value.reason
