@@ -36,6 +36,7 @@ from bot.store import Store
 from bot.tasks import Background
 from checks.config import Target
 from checks.models import Status, TargetReport
+from checks.probes import SIO_CONNECT, engineio_uri, parse_open_packet
 from checks.registry import CHECKS
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,26 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def _drain(ws: Any) -> None:
-    """Consume the canary's incoming messages until the connection closes (however it closes)."""
+async def _drain(ws: Any, engineio: bool = False) -> None:
+    """Consume the canary's incoming messages until the connection closes (however it closes).
+
+    On a Socket.IO target (wt-sio) it also answers Engine.IO's heartbeat: the server sends ping `2` every
+    pingInterval and closes a client that does not answer pong `3` within pingTimeout."""
     with contextlib.suppress(ConnectionClosed):
-        async for _message in ws:
-            pass
+        async for message in ws:
+            if engineio and message == "2":
+                await ws.send("3")
+
+
+async def _engineio_open(ws: Any, timeout: float) -> None:
+    """A Socket.IO target's answer is its Engine.IO open packet; then join the main namespace (`40`), or the
+    server drops the canary after its connectTimeout (45 s by default)."""
+    async with asyncio.timeout(timeout):
+        first = await ws.recv()
+    if not isinstance(first, str):
+        raise ValueError("the first message is binary, not an Engine.IO open packet")
+    parse_open_packet(first)
+    await ws.send(SIO_CONNECT)
 
 
 #: What a PM2 app that is still starting explains: its own checks and nginx's 502 in front of it
@@ -316,6 +332,8 @@ class Monitor:
         """One long-lived WebSocket through nginx; a drop or a missed pong triggers a confirmation."""
         scheme = target.public_endpoint()[0]
         uri = ("wss" if scheme == "https" else "ws") + target.public_join(target.ws_path)[len(scheme):]
+        engineio = target.ws_protocol == "socket.io"
+        uri = engineio_uri(uri) if engineio else uri
         origin = f"{scheme}://{target.public_url.split('://', 1)[1].split('/', 1)[0]}"
         backoff = 1.0
         while not self.stop_event.is_set():
@@ -326,13 +344,15 @@ class Monitor:
                                       origin=origin,  # type: ignore[arg-type]
                                       user_agent_header="wscheck-canary/0.1",
                                       ssl=ssl.create_default_context() if scheme == "https" else None) as ws:
+                    if engineio:
+                        await _engineio_open(ws, 5)
                     was_up = True
                     self.canary_up[target.name] = True
                     backoff = 1.0
                     # Read (and drop) what the app sends: unread messages pile up and, past websockets' queue
                     # limit, stop it from reading anything — pongs included. The reader also ends the moment the
                     # connection closes, which is what wakes this loop up between pings.
-                    reader = asyncio.ensure_future(_drain(ws))
+                    reader = asyncio.ensure_future(_drain(ws, engineio))
                     try:
                         reason = await self._ping_until_closed(ws, reader)
                     finally:
@@ -344,6 +364,8 @@ class Monitor:
                 reason = f"WebSocket closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
             except (InvalidHandshake, OSError, TimeoutError) as exc:
                 reason = f"WebSocket handshake failed: {exc}"
+            except ValueError as exc:  # wt-sio: no Engine.IO open packet
+                reason = f"WebSocket opened, but {exc}"
             self.canary_up[target.name] = False
             if was_up and not self.stop_event.is_set():
                 log.warning("canary %s: %s", target.name, reason)

@@ -15,7 +15,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -34,6 +34,8 @@ from checks.messages import msg
 from checks.registry import RESERVED_WORDS
 
 LOCAL_HOSTS = frozenset({"", "local"})
+#: Socket.IO's default `path` (wt-sio): ws_path when ws_protocol = "socket.io" and ws_path is not given.
+SOCKETIO_PATH = "/socket.io/"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _PM2_APP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
@@ -159,6 +161,9 @@ class Target(BaseModel):
     ca_file: str = ""
     #: Warn this many days before the served certificate expires; None = the bot setting (default 14).
     tls_expiry_warning: int | None = Field(default=None, ge=0, le=365)
+    # wt-sio: Socket.IO
+    #: "socket.io": the WebSocket probes and the canary speak Engine.IO v4 on ws_path (default `/socket.io/`).
+    ws_protocol: Literal["websocket", "socket.io"] = "websocket"
 
     _v_name = field_validator("name")(_check(_NAME_RE, "target name"))
     _v_app = field_validator("pm2_app")(_check(_PM2_APP_RE, "PM2 app name"))
@@ -226,6 +231,8 @@ class Target(BaseModel):
 
     @model_validator(mode="after")
     def _derived(self) -> Target:
+        if self.ws_protocol == "socket.io" and "ws_path" not in self.model_fields_set:
+            object.__setattr__(self, "ws_path", SOCKETIO_PATH)
         if not self.public_url:
             host = "127.0.0.1" if self.is_local else (f"[{self.host}]" if ":" in self.host else self.host)
             object.__setattr__(self, "public_url", f"http://{host}/")

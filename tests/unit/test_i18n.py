@@ -151,6 +151,7 @@ NOT_MESSAGES: dict[str, str] = {
     "PM2 restarted the app a moment ago": "a reason that is only logged",
     "no pong within ": "a canary reason that is only logged",
     "no close frame": "a canary reason that is only logged",
+    "Session ID unknown": "Engine.IO's own error message, matched in its answers (wt-sio)",
     "WebSocket handshake failed: ": "a canary reason that is only logged",
     "cannot reach Slack at ": "a startup retry reason that is only logged (wt-rel2)",
     "wscheck probe done": "the close reason the probe sends to the server",
@@ -313,6 +314,15 @@ def real_summary(check_id: str, status: Status) -> cm.Msg:
         if good:
             return cm.msg("nginxrt.log_quiet", minutes=15, files="/var/log/nginx/error.log")
         return cm.msg("nginxrt.capacity", count=3, minutes=15, line="768 worker_connections are not enough")
+    if check_id == "pm2.daemon":  # wt-sio
+        if good:
+            return cm.msg("pm2.daemon.ok", port=port, user="deploy", home="/home/deploy/.pm2")
+        return cm.msg("pm2.daemon.mismatch", port=port, pid=4242, user="root", home="/root/.pm2",
+                      our_user="deploy", our_home="~/.pm2")
+    if check_id == "ws.sessions":  # wt-sio
+        if good:
+            return cm.msg("ws.sessions.not_socketio", protocol="websocket")
+        return cm.msg("ws.sessions.unknown", n=3, polls=6, instances=2)
     assert check_id == "pm2.logs"
     if good:
         return cm.msg("pm2.logs.clean")

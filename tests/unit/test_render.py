@@ -357,7 +357,7 @@ def test_escaping_neutralises_markup() -> None:
 def test_fallback_text() -> None:
     story = "port_mismatch: nginx proxies to 3003 but kathario-saas listens on 3000"
     assert report_fallback(seed()) == f"web: FAIL — {story}"
-    assert report_fallback(healthy()) == "web: ok — 17 checks ok: the stack looks healthy"
+    assert report_fallback(healthy()) == "web: ok — 19 checks ok: the stack looks healthy"
     warn_only = TargetReport(target="web", host="h",
                              checks=(check("nginx.syntax"), check("pm2.logs", WARN, "3\nlines")))
     assert report_fallback(warn_only) == "web: WARN — pm2.logs: 3 lines"
