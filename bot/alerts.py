@@ -150,6 +150,13 @@ def silence_note(incident: Incident, *, by: str, until: datetime | None, now: da
                                    until=slack_date(until)))
 
 
+def fix_outcome_note(incident: Incident, *, request_id: str, action: str, outcome: str, now: datetime) -> AlertOp:
+    """Why an incident opens right after the bot's own fix: what was run and how its verification ended."""
+    key = f"{incident.id}/fix/{request_id}/{now.timestamp():.6f}"
+    return _reply(incident, key, t("alerts.fix_outcome", id=escape(request_id), action=escape(action),
+                                   outcome=escape(outcome)))
+
+
 def ops_for(event: Event, *, mention: str, now: datetime, remediation: bool = False, seq: int = 0) -> list[AlertOp]:
     """The messages one incident event needs, in the order they must reach the channel.
 

@@ -87,10 +87,21 @@ class BotServer:
             from bot.fronts.slack import SlackFront
 
             self.slack = SlackFront(self.bot, self.settings, http=self.http)
-            await self.slack.start()
+            await self.slack.start(self.stop)
         self.remediation.on_final.append(lambda status: self.metrics.approvals.labels(status).inc())
+        self.remediation.on_error.append(lambda loop: self.metrics.background_errors.labels(loop).inc())
         if self.monitor is not None:
             self.monitor.remediation = self.remediation.enabled()
+            monitor = self.monitor
+
+            def hold(target: str, request_id: str, action: str, seconds: float) -> None:
+                monitor.hold(target, request_id=request_id, action=action, seconds=seconds)
+
+            async def release(target: str, request_id: str, healthy: bool, outcome: str) -> None:
+                await monitor.release(target, request_id=request_id, healthy=healthy, outcome=outcome)
+
+            self.remediation.on_fix_start.append(hold)
+            self.remediation.on_fix_end.append(release)
             self._watch_cycles(self.monitor)
             await self.monitor.start()
         await self.remediation.start()
@@ -118,6 +129,14 @@ class BotServer:
 
         monitor.on_cycle.append(cycle_done)
         monitor.on_schedule.append(self.metrics.scheduled)
+        def outbox_event(event: str) -> None:
+            if event == "drain_error":
+                self.metrics.background_errors.labels("outbox").inc()
+            else:
+                self.metrics.outbox_events.labels(event).inc()
+
+        monitor.outbox.on_event.append(outbox_event)
+        monitor.on_error.append(lambda loop: self.metrics.background_errors.labels(loop).inc())
 
     async def health(self) -> dict[str, Any]:
         """/healthz: the Slack connection, the scheduler, and a recent full cycle for every target."""
@@ -146,11 +165,20 @@ class BotServer:
                                       timeout=self.settings.slack_timeout))
 
     def _make_remediation(self, store: Store) -> Remediation:
+        from bot.outbox import Outbox
         from bot.remediation import Remediation
 
+        if self.monitor is not None:
+            outbox = self.monitor.outbox  # one outbox worker per database: the monitor runs it
+        else:
+            async def no_root(*_: Any) -> None:
+                return None
+
+            outbox = Outbox(store, self._sink(), on_root_posted=no_root, root_ts=no_root)
+            self._tasks.append(asyncio.ensure_future(outbox.run(self.stop)))
         return Remediation(self.settings, self.service, store, self._sink(),
                            bot_team_id=lambda: self.slack.team_id if self.slack else "",
-                           approvers=self._approvers)
+                           approvers=self._approvers, admission=self.bot.access.rules, outbox=outbox)
 
     async def _approvers(self, target: Target) -> frozenset[str]:
         """User IDs, with user groups (S…) expanded through Slack (a paid-plan feature)."""
@@ -183,8 +211,12 @@ class BotServer:
         try:
             await self.startup()
         except Exception as exc:
-            from bot.fronts.slack import StartupError
+            from bot.fronts.slack import StartupCancelled, StartupError
 
+            if isinstance(exc, StartupCancelled):
+                log.info("stopped while waiting for Slack at startup")
+                await self.shutdown()
+                return 0
             if not isinstance(exc, StartupError | ConfigError):
                 raise
             log.error("cannot start: %s", exc)

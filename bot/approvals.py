@@ -23,7 +23,7 @@ Lifecycle::
     pending --(quorum of distinct approvers)--> approved --> running --> succeeded | failed
        |                                           |            `--(bot restarted)--> interrupted
        |                                           `--> aborted  (already recovered / process changed)
-       `--> denied | expired | superseded
+       `--> denied | expired | superseded | cancelled  (its approval message could not be posted)
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bot.admission import Refusal
 from checks.causes import FIX_NAMES
 
 #: The remediations a request may name: checks/causes.py FIXES, the same words as the `/wscheck` grammar's.
@@ -57,6 +58,10 @@ RefusalReason = Literal[
     "already_decided",
     "wrong_request",
     "remediation_disabled",
+    # Admission (bot/admission.py) refused the clicker: checked here again, whatever the door did.
+    "guest",
+    "not_allowed_user",
+    "channel_disabled",
 ]
 ClickOutcome = Literal["approved", "vote_recorded", "denied", "refused"]
 
@@ -129,6 +134,7 @@ class Status(StrEnum):
     EXPIRED = "expired"
     SUPERSEDED = "superseded"
     INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
 
 
 #: Statuses nothing moves out of.
@@ -141,6 +147,7 @@ FINAL: frozenset[Status] = frozenset(
         Status.EXPIRED,
         Status.SUPERSEDED,
         Status.INTERRUPTED,
+        Status.CANCELLED,
     }
 )
 
@@ -306,6 +313,15 @@ def _expired(request: ApprovalRequest, now: datetime) -> ApprovalRequest:
     )
 
 
+#: What a clicker refused admission is told (English; remediation.click_message says it in the bot's language).
+ADMISSION_MESSAGES: dict[Refusal, str] = {
+    "guest": "Guests can't decide on remediation requests.",
+    "other_team": "Only members of this workspace can decide on this request.",
+    "not_allowed_user": "You are not on this bot's list of allowed users.",
+    "channel_disabled": "Decisions are not accepted from this channel.",
+}
+
+
 def _refused(request: ApprovalRequest, reason: RefusalReason, message: str) -> ClickResult:
     return ClickResult(request=request, outcome="refused", reason=reason, message=message, changed=False)
 
@@ -324,10 +340,14 @@ def click(
     approve: bool,
     policy: ApprovalPolicy,
     now: datetime,
+    admission: Refusal | None = None,
 ) -> ClickResult:
     """Apply one Approve/Deny click (or `/wscheck approve|deny ID`) to `request`.
 
-    Refusals, first match wins: wrong_request, remediation_disabled, other_team, already_decided,
+    `admission` is bot/admission.decide's verdict on the clicker (guest, other team, allow-lists): the
+    approval core refuses it again, whatever the front did, so no entry point can skip it.
+
+    Refusals, first match wins: wrong_request, the admission refusal, remediation_disabled, other_team, already_decided,
     expired, not_approver, self_approval, already_voted. The order puts the checks that need no
     trust in the clicker first, and tells an approver "already decided" rather than "expired" when
     someone else decided in time. Deny needs the same rights as approve; the requester may deny
@@ -339,6 +359,8 @@ def click(
     at = _now(now)
     if request_id != request.id:
         return _refused(request, "wrong_request", "That button belongs to a different request; nothing was changed.")
+    if admission is not None:
+        return _refused(request, admission, ADMISSION_MESSAGES[admission])
     if not policy.enabled:
         return _refused(request, "remediation_disabled", "Remediation is disabled: no approvers are configured.")
     if team_id != bot_team_id or team_id != request.team_id:
@@ -420,6 +442,25 @@ def supersede(request: ApprovalRequest, *, by_request_id: str, now: datetime) ->
     if at >= request.expires_at:
         return _expired(request, at)
     return _bump(request, status=Status.SUPERSEDED, decided_at=at, outcome_note=f"superseded by {by_request_id}")
+
+
+def cancel(request: ApprovalRequest, *, note: str, now: datetime) -> ApprovalRequest | None:
+    """Withdraw a pending request whose approval message could not be posted (or not be found after an uncertain
+    post): nothing may stay approvable that the channel may not have seen. None when it is not pending any more."""
+    at = _now(now)
+    if request.status is not Status.PENDING:
+        return None
+    if not note.strip():
+        raise ValueError("cancel needs a note saying why the request was withdrawn")
+    return _bump(request, status=Status.CANCELLED, decided_at=at, outcome_note=note)
+
+
+def joinable(existing: ApprovalRequest, *, commands: tuple[str, ...], now: datetime) -> bool:
+    """Whether a new request for the same target and action should join `existing` instead of being made: it is
+    still pending and live, and it would run exactly the same commands. Two requests for the same fix at once then
+    become one (two approvals could otherwise run it twice); a request with a new plan supersedes instead."""
+    at = _now(now)
+    return existing.status is Status.PENDING and at < existing.expires_at and existing.commands == tuple(commands)
 
 
 def _require(request: ApprovalRequest, expected: Status, doing: str) -> None:

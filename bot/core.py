@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot import admission
 from bot import commands as cmd
 from bot.i18n import localize_where, t
 from bot.service import CheckService, RateLimiter
@@ -36,6 +37,11 @@ class Requester:
     source: str = "slack"  # "slack" | "console"
     message_ts: str = ""  # for a button: the message it sits on
     thread_ts: str = ""  # ... and that message's thread, if it is a reply
+
+    def subject(self) -> admission.Subject:
+        """What admission decides on (bot/admission.py)."""
+        return admission.Subject(user_id=self.user_id, source=self.source, team_id=self.team_id,
+                                 is_guest=self.is_guest, channel_id=self.channel_id)
 
 
 class Responder(ABC):
@@ -61,24 +67,32 @@ class Responder(ABC):
 
 @dataclass
 class Access:
-    """Who may ask: allow-lists of channel and user IDs (empty = everyone), never guests or other teams."""
+    """Who may ask: allow-lists of channel and user IDs (empty = everyone), never guests or other teams.
+
+    The decision itself is bot/admission.py's `decide`, the one function every entry point calls.
+    """
 
     allowed_channels: frozenset[str] = frozenset()
     allowed_users: frozenset[str] = frozenset()
     bot_team_id: str = ""
 
+    def rules(self) -> admission.Rules:
+        return admission.Rules(allowed_users=self.allowed_users, allowed_channels=self.allowed_channels,
+                               bot_team_id=self.bot_team_id)
+
+    def reason(self, who: Requester) -> admission.Refusal | None:
+        return admission.decide(who.subject(), self.rules())
+
     def refusal(self, who: Requester) -> str | None:
-        if who.source == "console":
-            return None
-        if who.is_guest:
-            return t("core.guest")
-        if self.bot_team_id and who.team_id and who.team_id != self.bot_team_id:
-            return t("core.other_team")
-        if self.allowed_users and who.user_id not in self.allowed_users:
-            return t("core.not_allowed_user")
-        if self.allowed_channels and who.channel_id not in self.allowed_channels:
-            return t("core.channel_disabled")
-        return None
+        reason = self.reason(who)
+        return t(_REFUSAL_KEYS[reason]) if reason else None
+
+
+#: What the door says for each admission refusal.
+_REFUSAL_KEYS: dict[admission.Refusal, str] = {
+    "guest": "core.guest", "other_team": "core.other_team", "not_allowed_user": "core.not_allowed_user",
+    "channel_disabled": "core.channel_disabled",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +118,9 @@ class Bot:
     access: Access = field(default_factory=Access)
     extra_handlers: dict[type, Handler] = field(default_factory=dict)
     actions: dict[str, ActionHandler] = field(default_factory=dict)
-    #: Buttons whose handler decides who may click (approve/deny): the front does not refuse at the door, so
-    #: every click, an outsider's included, reaches the handler and its audit log.
+    #: Buttons whose handler decides admission itself, with the same `admission.decide`, and audits every click
+    #: (approve/deny → Remediation.click): the front hands even a click it would refuse over, so that the refusal
+    #: reaches the audit log. A handler listed here must call `admission.decide`.
     self_guarded: set[str] = field(default_factory=set)
     #: Extra buttons for a report (remediation adds "Propose restart" for a fixable root cause).
     report_buttons: Callable[[TargetReport], list[dict[str, Any]]] | None = None

@@ -102,10 +102,15 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
             thread_ts = who.thread_ts
         channel = who.channel_id or (monitor.channel_for(target) if monitor else "") or "console"
         try:
-            made = await remediation.request(action, target, requested_by=who.user_id, team_id=who.team_id,
-                                             channel=channel, thread_ts=thread_ts, incident_id=incident_id)
+            made, joined = await remediation.request_or_join(action, target, requested_by=who.user_id,
+                                                             team_id=who.team_id, channel=channel,
+                                                             thread_ts=thread_ts, incident_id=incident_id)
         except RemediationError as exc:
             await out.text(f"🛑 {exc.message}")
+            return
+        if joined:
+            await out.text(t("handlers.joined", id=made.id, action=action, target=target.name,
+                             user=made.requested_by))
             return
         await out.text(t("handlers.requested", id=made.id, action=action, target=target.name))
 
@@ -115,8 +120,7 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
 
     async def decide(command: cmd.Command, who: Requester, out: Responder) -> None:
         assert isinstance(command, cmd.Decide)
-        await out.text(await remediation.click(command.request_id, user=who.user_id, team_id=who.team_id,
-                                               approve=command.approve))
+        await out.text(await remediation.click(command.request_id, who=who.subject(), approve=command.approve))
 
     async def history(command: cmd.Command, who: Requester, out: Responder) -> None:
         assert isinstance(command, cmd.History)
@@ -127,7 +131,7 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
 
     def decision_button(approve: bool) -> ActionHandler:
         async def clicked(value: str, who: Requester, out: Responder) -> None:
-            await out.text(await remediation.click(value, user=who.user_id, team_id=who.team_id, approve=approve))
+            await out.text(await remediation.click(value, who=who.subject(), approve=approve))
 
         return clicked
 
@@ -149,7 +153,9 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
     bot.extra_handlers.update({cmd.RequestAction: request_command, cmd.Decide: decide, cmd.History: history})
     bot.actions.update({ACTION_APPROVE: decision_button(True), ACTION_DENY: decision_button(False),
                         ACTION_PROPOSE: propose})
-    bot.self_guarded.update({ACTION_APPROVE, ACTION_DENY})  # remediation.click refuses and audits every click
+    # Approve/Deny: the door admits as for every button, but a refusal still reaches remediation.click, which
+    # decides admission again (the same function), refuses and audits the click.
+    bot.self_guarded.update({ACTION_APPROVE, ACTION_DENY})
     bot.report_buttons = report_buttons
 
 

@@ -1058,6 +1058,38 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "no known problem",
         "ko": "알려진 문제 없음",
     },
+    # --- wt-rel2: reliability (issue 13) ---
+    "approvals.guest": {
+        "en": "Guests can't decide on remediation requests.",
+        "ko": "게스트는 복구 요청을 결정할 수 없습니다.",
+    },
+    "approvals.not_allowed_user": {
+        "en": "You are not on this bot's list of allowed users.",
+        "ko": "이 봇의 허용 사용자 목록에 없습니다.",
+    },
+    "approvals.channel_disabled": {
+        "en": "Decisions are not accepted from this channel.",
+        "ko": "이 채널에서는 결정을 받지 않습니다.",
+    },
+    "handlers.joined": {
+        "en": "`{action}` on `{target}` is already waiting for approval as `{id}` (asked by <@{user}>): your request "
+              "joined it.",
+        "ko": "`{target}`의 `{action}`은(는) 이미 `{id}`로 승인을 기다리고 있습니다 (<@{user}> 요청): "
+              "요청이 여기에 합쳐졌습니다.",
+    },
+    "approvals.note_post_failed": {
+        "en": "the approval message could not be posted ({error}): withdrawn, ask again",
+        "ko": "승인 메시지를 게시하지 못했습니다 ({error}): 철회되었으니 다시 요청하세요",
+    },
+    "alerts.fix_outcome": {
+        "en": "This opened right after the approved fix `{id}` (`{action}`): {outcome}",
+        "ko": "승인된 수정 `{id}` (`{action}`) 직후에 열렸습니다: {outcome}",
+    },
+    "remediation.started": {
+        "en": "started",
+        "ko": "시작됨",
+    },
+    # --- end wt-rel2 ---
 }
 
 _STATE = {"lang": "en"}

@@ -27,7 +27,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bot import incidents as inc
-from bot.alerts import AlertOp, ops_for, silence_note
+from bot.alerts import AlertOp, fix_outcome_note, ops_for, silence_note
 from bot.i18n import localize_cause, t
 from bot.outbox import Outbox, Payload, Sink
 from bot.service import CheckService
@@ -36,6 +36,7 @@ from bot.store import Store
 from bot.tasks import Background
 from checks.config import Target
 from checks.models import Status, TargetReport
+from checks.probes import SIO_CONNECT, engineio_uri, parse_open_packet
 from checks.registry import CHECKS
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,26 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def _drain(ws: Any) -> None:
-    """Consume the canary's incoming messages until the connection closes (however it closes)."""
+async def _drain(ws: Any, engineio: bool = False) -> None:
+    """Consume the canary's incoming messages until the connection closes (however it closes).
+
+    On a Socket.IO target (wt-sio) it also answers Engine.IO's heartbeat: the server sends ping `2` every
+    pingInterval and closes a client that does not answer pong `3` within pingTimeout."""
     with contextlib.suppress(ConnectionClosed):
-        async for _message in ws:
-            pass
+        async for message in ws:
+            if engineio and message == "2":
+                await ws.send("3")
+
+
+async def _engineio_open(ws: Any, timeout: float) -> None:
+    """A Socket.IO target's answer is its Engine.IO open packet; then join the main namespace (`40`), or the
+    server drops the canary after its connectTimeout (45 s by default)."""
+    async with asyncio.timeout(timeout):
+        first = await ws.recv()
+    if not isinstance(first, str):
+        raise ValueError("the first message is binary, not an Engine.IO open packet")
+    parse_open_packet(first)
+    await ws.send(SIO_CONNECT)
 
 
 #: What a PM2 app that is still starting explains: its own checks and nginx's 502 in front of it
@@ -92,6 +108,28 @@ def restart_mark(report: TargetReport) -> tuple[object, ...]:
     pm2 = report.result("pm2.status")
     instances = pm2.details.get("instances") if pm2 is not None else None
     return tuple((i.get("pm_id"), i.get("pid"), i.get("restarts")) for i in instances or [] if isinstance(i, dict))
+
+
+#: How long after a failed verification an incident that opens is said to follow the fix.
+FIX_OUTCOME_TTL = timedelta(minutes=15)
+
+
+class FixHold:
+    """Alerts of one target held while the bot's own approved fix runs and is verified (issue 13: a restart paged
+    the channel with "the app is down … `stopping`" seconds before its own "verified healthy").
+
+    The hold is handed to the pure incident machine as a silence: the machine keeps running underneath (streaks,
+    an unannounced incident), good news about an announced incident still goes out, nothing new is announced.
+    """
+
+    def __init__(self, request_id: str, action: str, until: datetime) -> None:
+        self.request_id = request_id
+        self.action = action
+        self.until = until
+        #: Set when verification failed: said in the thread of the incident that then opens.
+        self.outcome: str | None = None
+        #: After a verified fix: the hold only lasts until the machine has settled (no open incident).
+        self.verified = False
 
 
 class Monitor:
@@ -128,6 +166,13 @@ class Monitor:
         self.on_schedule: list[Callable[[str, float, bool], None]] = []
         self.canary_up: dict[str, bool] = {}
         self._started_at: datetime | None = None
+        #: Called with the loop's name ("canary", "full", "fast", "tick", "confirm") each time one survives an
+        #: error of its own (a store error: disk full, a locked database) (metrics).
+        self.on_error: list[Callable[[str], None]] = []
+        #: Targets whose alerts are held while the bot's own fix runs (see FixHold).
+        self.holds: dict[str, FixHold] = {}
+        #: After a failed verification: (request id, action, outcome) for the incident that opens next.
+        self._fix_outcomes: dict[str, tuple[str, str, str, datetime]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -203,6 +248,15 @@ class Monitor:
         except Exception:  # best effort: what is not delivered stays in the outbox for the next start
             log.warning("outbox not drained at shutdown; it will be delivered at the next start")
 
+    def survived(self, loop: str, name: str) -> None:
+        """A background loop hit an error of its own: log it with its traceback, count it, and let the loop go on.
+
+        One `disk full` used to end a target's canary until the bot restarted (issue 13): a loop that stops on the
+        first error is a watch that silently stopped watching."""
+        log.exception("%s %s: error survived; carrying on", loop, name)
+        for hook in self.on_error:
+            hook(loop)
+
     # -- probes ----------------------------------------------------------------------------------
 
     async def full_probe(self, name: str) -> None:
@@ -216,6 +270,9 @@ class Monitor:
             if not self.stop_event.is_set():
                 raise
             return  # shutting down: a run cut short is not an error worth a traceback per target
+        except Exception:
+            self.survived("full", name)
+            return
         log.debug("full probe %s: %s in %.0f ms", name, report.status.value, report.duration_ms)
 
     async def fast_probe(self, name: str) -> None:
@@ -232,6 +289,9 @@ class Monitor:
             if not self.stop_event.is_set():
                 raise
             return
+        except Exception:
+            self.survived("fast", name)
+            return
         log.debug("fast probe %s: %s in %.0f ms", name, report.status.value, report.duration_ms)
 
 
@@ -244,6 +304,10 @@ class Monitor:
             log.info("confirming %s: %s", name, reason)
             report = await self.service.run(name)
             await self.observe(name, report, kind="full", confirmed=report.status in (Status.FAIL, Status.ERROR))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.survived("confirm", name)
         finally:
             self._confirming.discard(name)
 
@@ -268,6 +332,8 @@ class Monitor:
         """One long-lived WebSocket through nginx; a drop or a missed pong triggers a confirmation."""
         scheme = target.public_endpoint()[0]
         uri = ("wss" if scheme == "https" else "ws") + target.public_join(target.ws_path)[len(scheme):]
+        engineio = target.ws_protocol == "socket.io"
+        uri = engineio_uri(uri) if engineio else uri
         origin = f"{scheme}://{target.public_url.split('://', 1)[1].split('/', 1)[0]}"
         backoff = 1.0
         while not self.stop_event.is_set():
@@ -278,13 +344,15 @@ class Monitor:
                                       origin=origin,  # type: ignore[arg-type]
                                       user_agent_header="wscheck-canary/0.1",
                                       ssl=ssl.create_default_context() if scheme == "https" else None) as ws:
+                    if engineio:
+                        await _engineio_open(ws, 5)
                     was_up = True
                     self.canary_up[target.name] = True
                     backoff = 1.0
                     # Read (and drop) what the app sends: unread messages pile up and, past websockets' queue
                     # limit, stop it from reading anything — pongs included. The reader also ends the moment the
                     # connection closes, which is what wakes this loop up between pings.
-                    reader = asyncio.ensure_future(_drain(ws))
+                    reader = asyncio.ensure_future(_drain(ws, engineio))
                     try:
                         reason = await self._ping_until_closed(ws, reader)
                     finally:
@@ -296,10 +364,17 @@ class Monitor:
                 reason = f"WebSocket closed ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
             except (InvalidHandshake, OSError, TimeoutError) as exc:
                 reason = f"WebSocket handshake failed: {exc}"
+            except ValueError as exc:  # wt-sio: no Engine.IO open packet
+                reason = f"WebSocket opened, but {exc}"
             self.canary_up[target.name] = False
             if was_up and not self.stop_event.is_set():
                 log.warning("canary %s: %s", target.name, reason)
-                await self._canary_failed(target.name, reason)
+                try:
+                    await self._canary_failed(target.name, reason)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self.survived("canary", target.name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), backoff)
             backoff = min(CANARY_BACKOFF_MAX, backoff * 2)
@@ -396,11 +471,18 @@ class Monitor:
     async def tick_all(self) -> None:
         now = self.clock()
         for target in self.service.targets:
-            async with self.locks[target.name]:
-                silence = await self._silence(target.name, now)
-                state, events = inc.tick(self.states[target.name], now=now, policy=self.policy, silence=silence)
-                await self._commit(target, state, events, now)
-        await self.store.set_meta("last_alive_at", now.isoformat())
+            try:
+                async with self.locks[target.name]:
+                    silence = await self._silence(target.name, now)
+                    state, events = inc.tick(self.states[target.name], now=now, policy=self.policy,
+                                             silence=silence)
+                    await self._commit(target, state, events, now)
+            except Exception:  # one target's store error must not stop the others' ticks
+                self.survived("tick", target.name)
+        try:
+            await self.store.set_meta("last_alive_at", now.isoformat())
+        except Exception:
+            self.survived("tick", "last_alive_at")
 
     async def _alive(self, name: str) -> None:
         now = self.clock()
@@ -408,16 +490,61 @@ class Monitor:
         await self.store.set_meta("last_alive_at", now.isoformat())
 
     async def _silence(self, name: str, now: datetime) -> inc.Silence | None:
+        found: inc.Silence | None = None
         for row in await self.store.silences(now=now):
             if row["target"] == name:
-                return inc.Silence.model_validate({k: row[k] for k in ("target", "until", "by", "at")})
-        return None
+                found = inc.Silence.model_validate({k: row[k] for k in ("target", "until", "by", "at")})
+        hold = self.holds.get(name)
+        if hold is not None:
+            state = self.states.get(name)
+            settled = hold.verified and (state is None or (state.incident is None and not state.consecutive_failures))
+            if now >= hold.until or settled:
+                del self.holds[name]
+            elif found is None or found.until < hold.until:
+                return inc.Silence(target=name, until=hold.until, by=f"fix {hold.request_id}", at=now)
+        return found
+
+    # -- the bot's own fixes -----------------------------------------------------------------------
+
+    def hold(self, name: str, *, request_id: str, action: str, seconds: float) -> None:
+        """Hold `name`'s alerts while an approved fix runs and is verified (at most `seconds`)."""
+        self.holds[name] = FixHold(request_id, action, self.clock() + timedelta(seconds=seconds))
+        self._fix_outcomes.pop(name, None)
+        log.info("%s: alerts held while fix %s runs", name, request_id)
+
+    async def release(self, name: str, *, request_id: str, healthy: bool, outcome: str) -> None:
+        """The fix is over. Verified healthy: stay quiet until the incident machine has settled (bounded by the
+        check interval times the success threshold); otherwise stop holding at once, and the incident that opens
+        (now, from what was held, or at the next failing look) carries the fix's outcome in its thread."""
+        hold = self.holds.get(name)
+        if hold is None or hold.request_id != request_id:
+            return
+        if healthy:
+            hold.verified = True
+            grace = self.settings.check_interval * (self.settings.success_threshold + 1)
+            hold.until = min(hold.until, self.clock() + timedelta(seconds=grace))
+            return
+        del self.holds[name]
+        if outcome:
+            self._fix_outcomes[name] = (request_id, hold.action, outcome, self.clock())
+        log.info("%s: fix %s did not verify; alerts no longer held", name, request_id)
+        now = self.clock()
+        async with self.locks[name]:
+            state, events = inc.tick(self.states[name], now=now, policy=self.policy,
+                                     silence=await self._silence(name, now))
+            await self._commit(self.service.target(name), state, events, now)
 
     async def _commit(self, target: Target, state: inc.TargetState, events: list[inc.Event], now: datetime) -> None:
         """Save the state and enqueue its messages in one transaction: both happen, or neither."""
         ops = [op for seq, event in enumerate(events)
                for op in ops_for(event, mention=self.mention_for(target), now=now, remediation=self.remediation,
                                  seq=seq)]
+        opened = [e.incident for e in events if isinstance(e, inc.IncidentOpened)]
+        if opened and target.name in self._fix_outcomes:
+            request_id, action, outcome, at = self._fix_outcomes.pop(target.name)
+            if now - at <= FIX_OUTCOME_TTL:  # an incident much later is not about the fix
+                ops.append(fix_outcome_note(opened[-1], request_id=request_id, action=action, outcome=outcome,
+                                            now=now))
         await self._store_ops(target, state, ops)
         self.states[target.name] = state
         for event in events:

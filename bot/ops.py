@@ -49,6 +49,15 @@ class Metrics:
         self.skipped_runs = Counter("wscheck_skipped_runs_total",
                                     "Scheduled runs skipped because the previous one still ran (a slow target)",
                                     ["job"], registry=self.registry)
+        # --- wt-rel2: reliability (issue 13) ---
+        self.outbox_events = Counter("wscheck_outbox_events_total",
+                                     "Outbox trouble: lookup_failed (an uncertain message could not be looked up), "
+                                     "uncertain_overdue (outcome still unknown after the bounded time)", ["event"],
+                                     registry=self.registry)
+        self.background_errors = Counter("wscheck_background_errors_total",
+                                         "Errors a background loop survived (canary, scheduler, outbox, expiry)",
+                                         ["loop"], registry=self.registry)
+        # --- end wt-rel2 ---
         self.last_cycle = Gauge("wscheck_last_cycle_timestamp_seconds", "Last completed full check per target",
                                 ["target"], registry=self.registry)
 

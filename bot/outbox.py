@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
 IDLE_POLL = 1.0
+#: A message whose outcome is still unknown this long after it was queued (every lookup failed) is reported
+#: once, in the log (ERROR) and in metrics; it stays uncertain and its lookup keeps being retried, never a blind post.
+UNCERTAIN_REPORT_AFTER = timedelta(minutes=10)
 
 
 class SinkError(Exception):
@@ -69,7 +72,13 @@ class Payload:
         return json.dumps({k: getattr(self, k) for k in self.__dataclass_fields__}, ensure_ascii=False)
 
     def metadata(self) -> dict[str, Any]:
+        if self.kind == APPROVAL:
+            return {"event_type": "wscheck_approval", "event_payload": {"op": self.key}}
         return {"event_type": "wscheck_alert", "event_payload": {"op": self.key, "incident": self.incident_id}}
+
+
+#: An approval request's message (bot/remediation.py): posted like a root alert, its ts handed to `on_sent`.
+APPROVAL = "approval"
 
 
 RootPosted = Callable[[str, str, str, str], Awaitable[None]]  # (target, incident_id, channel, ts)
@@ -86,6 +95,13 @@ class Outbox:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._wake = asyncio.Event()
         self.delivered = 0
+        #: Per kind (APPROVAL): called with the payload and the message's ts once it is posted (or found) ...
+        self.on_sent: dict[str, Callable[[Payload, str], Awaitable[None]]] = {}
+        #: ... or with the payload and the reason when it can never be posted.
+        self.on_failed: dict[str, Callable[[Payload, str], Awaitable[None]]] = {}
+        #: Called with "lookup_failed" or "uncertain_overdue" (metrics).
+        self.on_event: list[Callable[[str], None]] = []
+        self._overdue_reported: set[int] = set()
 
     def wake(self) -> None:
         self._wake.set()
@@ -101,6 +117,7 @@ class Outbox:
                 raise
             except Exception:
                 log.exception("outbox drain failed; retrying")
+                self._event("drain_error")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
@@ -111,11 +128,16 @@ class Outbox:
         await asyncio.gather(*(self._deliver(item) for item in items))
         return len(items)
 
+    def _event(self, name: str) -> None:
+        for hook in self.on_event:
+            hook(name)
+
     def _backoff(self, item: OutboxItem) -> timedelta:
         return timedelta(seconds=min(MAX_BACKOFF, 2.0 ** min(item.attempts, 6)))
 
     async def _deliver(self, item: OutboxItem) -> None:
         payload = Payload.load(item.payload)
+        looking_up = False
         try:
             thread_ts = payload.thread_ts
             if payload.kind in ("reply", "edit_root") and not thread_ts:
@@ -132,8 +154,11 @@ class Outbox:
                 return
             ts: str | None = None
             if item.status == "uncertain":
+                # Until this lookup succeeds, the item stays uncertain: a failed lookup is never a reason to post.
+                looking_up = True
                 ts = await self.sink.find(channel=payload.channel, thread_ts=thread_ts, key=payload.key,
                                           since=item.created_at - timedelta(seconds=5))
+                looking_up = False
                 if ts:
                     log.info("message %s had reached Slack already (found by metadata); not posting it again",
                              payload.key)
@@ -144,20 +169,42 @@ class Outbox:
                                           thread_ts=thread_ts, metadata=payload.metadata())
             if payload.kind == "post_root":
                 await self.on_root_posted(payload.target, payload.incident_id, payload.channel, ts)
+            elif payload.kind in self.on_sent:
+                await self.on_sent[payload.kind](payload, ts)
             await self.store.mark_sent(item.id, result=json.dumps({"ts": ts, "channel": payload.channel}))
             self.delivered += 1
         except SinkError as exc:
             if exc.permanent:
                 log.error("alert message %s cannot be delivered: %s", payload.key, exc)
                 await self.store.mark_failed(item.id, error=str(exc))
+                if payload.kind in self.on_failed:
+                    await self.on_failed[payload.kind](payload, str(exc))
                 return
             delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else self._backoff(item)
-            log.warning("alert message %s delayed %.0f s: %s", payload.key, delay.total_seconds(), exc)
+            if looking_up:
+                self._lookup_failed(item, payload, exc, delay)
+            else:
+                log.warning("alert message %s delayed %.0f s: %s", payload.key, delay.total_seconds(), exc)
             await self.store.mark_retry(item.id, next_attempt_at=self.clock() + delay, error=str(exc),
-                                        uncertain=exc.uncertain)
+                                        uncertain=exc.uncertain or looking_up)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if looking_up:
+                self._lookup_failed(item, payload, exc, self._backoff(item))
             log.exception("alert message %s: unexpected delivery error", payload.key)
             await self.store.mark_retry(item.id, next_attempt_at=self.clock() + self._backoff(item),
                                         error=f"{type(exc).__name__}: {exc}", uncertain=True)
+
+    def _lookup_failed(self, item: OutboxItem, payload: Payload, exc: Exception, delay: timedelta) -> None:
+        """A lookup of an uncertain message failed: it stays uncertain (retried with backoff); reported once when
+        its outcome has been unknown for longer than UNCERTAIN_REPORT_AFTER."""
+        self._event("lookup_failed")
+        log.warning("message %s: outcome unknown and the lookup failed (%s); not posting it again, lookup retried in "
+                    "%.0f s", payload.key, exc, delay.total_seconds())
+        if self.clock() - item.created_at >= UNCERTAIN_REPORT_AFTER and item.id not in self._overdue_reported:
+            self._overdue_reported.add(item.id)
+            self._event("uncertain_overdue")
+            log.error("message %s (outbox item %d, %s for %s) has had an unknown outcome for over %d min: every lookup "
+                      "failed; it is not posted again until a lookup succeeds", payload.key, item.id, payload.kind,
+                      payload.target, UNCERTAIN_REPORT_AFTER.total_seconds() // 60)

@@ -19,10 +19,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot import actions as act
+from bot import admission as adm
 from bot import approvals as ap
 from bot.alerts import ACTION_PROPOSE as ACTION_PROPOSE_BUTTON
 from bot.i18n import Text, from_english, language, localize_cause, t, text
-from bot.outbox import Sink, SinkError
+from bot.outbox import APPROVAL, Outbox, Payload, Sink, SinkError
 from bot.render import clamp_blocks, fix_block, slack_date, untrusted
 from bot.service import CheckService
 from bot.settings import Settings
@@ -41,6 +42,11 @@ ACTION_PROPOSE = ACTION_PROPOSE_BUTTON
 VERIFY_EVERY = 2.0
 TAIL = 1500
 EXPIRY_SWEEP = 5.0
+#: Lookups of an approval message whose post had an unknown outcome, before the request is cancelled instead.
+POST_LOOKUPS = 3
+POST_LOOKUP_DELAY = 1.0
+#: How long a request waits for the outbox to post its approval message before answering the requester anyway.
+POST_WAIT = 20.0
 
 Reply = Callable[[str], Awaitable[None]]
 
@@ -55,7 +61,8 @@ def _ts_key(request_id: str) -> str:
 #: the approval message is drawn. The actions' keys are there for the `why` a "No longer applicable" note quotes.
 NOTE_KEYS: tuple[str, ...] = (
     "approvals.note_expired", "approvals.note_superseded", "approvals.note_stopped_running",
-    "approvals.note_restarted_approved", "remediation.done", "remediation.step_refused", "remediation.step_failed",
+    "approvals.note_restarted_approved", "approvals.note_post_failed",
+    "remediation.done", "remediation.step_refused", "remediation.step_failed",
     "remediation.abort_recovered", "remediation.abort_changed", "remediation.abort_not_applicable",
     "remediation.abort_commands_differ", "remediation.cooldown", "actions.unknown_to_pm2", "actions.fix_port_side",
     "actions.port_not_from_pm2", "actions.unknown_action", "actions.no_report", "actions.not_run",
@@ -99,6 +106,9 @@ _REFUSALS: dict[str, str] = {
     "expired": "approvals.expired",
     "self_approval": "approvals.self_approval",
     "already_voted": "approvals.already_voted",
+    "guest": "approvals.guest",
+    "not_allowed_user": "approvals.not_allowed_user",
+    "channel_disabled": "approvals.channel_disabled",
 }
 
 
@@ -128,7 +138,8 @@ def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy) -> t
     status = request.status
     icon = {ap.Status.PENDING: "🛠️", ap.Status.APPROVED: "▶️", ap.Status.RUNNING: "⏳", ap.Status.SUCCEEDED: "✅",
             ap.Status.FAILED: "❌", ap.Status.ABORTED: "⏹️", ap.Status.DENIED: "🚫", ap.Status.EXPIRED: "⌛",
-            ap.Status.SUPERSEDED: "↪️", ap.Status.INTERRUPTED: "⚠️"}[status]
+            ap.Status.SUPERSEDED: "↪️", ap.Status.INTERRUPTED: "⚠️",
+            ap.Status.CANCELLED: "✖️"}[status]
     title = t("remediation.title", icon=icon, action=request.action, target=request.target, status=status.value)
     lines = [t("remediation.requested_line", action=untrusted(request.action), target=untrusted(request.target),
                host=untrusted(request.host), user=request.requested_by),
@@ -173,6 +184,7 @@ def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy) -> t
 class Remediation:
     def __init__(self, settings: Settings, service: CheckService, store: Store, sink: Sink, *,
                  bot_team_id: Callable[[], str], approvers: Callable[[Target], Awaitable[frozenset[str]]],
+                 admission: Callable[[], adm.Rules] | None = None, outbox: Outbox | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self.service = service
@@ -180,12 +192,30 @@ class Remediation:
         self.sink = sink
         self.bot_team_id = bot_team_id
         self.resolve_approvers = approvers
+        #: The admission rules of the bot (allow-lists, its team): `click` decides admission again with them.
+        self.admission_rules = admission or (lambda: adm.Rules(bot_team_id=self.bot_team_id()))
         self.clock = clock or (lambda: datetime.now(UTC))
         self.locks: dict[str, asyncio.Lock] = {t.name: asyncio.Lock() for t in service.targets}
+        self._request_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        #: With an outbox, approval messages are posted through it (written in the same transaction as the request):
+        #: an uncertain post is looked up before it is ever sent again, and a crash loses nothing.
+        self.outbox = outbox
+        #: Approval posts being waited for: resolved with the message's ts, or the SinkError that ended them.
+        self._posting: dict[str, asyncio.Future[str | SinkError]] = {}
+        if outbox is not None:
+            outbox.on_sent[APPROVAL] = self._approval_sent
+            outbox.on_failed[APPROVAL] = self._approval_failed
         self._tasks = Background("remediation")
         self._stop = asyncio.Event()
         #: Called with a request's final status (metrics).
         self.on_final: list[Callable[[str], None]] = []
+        #: Called with "expiry" when the expiry sweep survived an error of its own (metrics).
+        self.on_error: list[Callable[[str], None]] = []
+        #: (target, request id, action, at most how many seconds) when an approved fix starts running: the monitor
+        #: holds the target's alerts, so the bot's own restart does not page the channel.
+        self.on_fix_start: list[Callable[[str, str, str, float], None]] = []
+        #: (target, request id, healthy, outcome) once the fix is verified or not: the monitor releases the hold.
+        self.on_fix_end: list[Callable[[str, str, bool, str], Awaitable[None]]] = []
 
     # -- policy ----------------------------------------------------------------------------------
 
@@ -227,6 +257,8 @@ class Remediation:
                 raise
             except Exception:
                 log.exception("expiry sweep failed")
+                for hook in self.on_error:
+                    hook("expiry")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), EXPIRY_SWEEP)
 
@@ -244,8 +276,28 @@ class Remediation:
     async def request(self, action: str, target: Target, *, requested_by: str, team_id: str, channel: str,
                       thread_ts: str | None = None, incident_id: str | None = None) -> ap.ApprovalRequest:
         """Check, plan, record and post one approval request; RemediationError says why not."""
+        request, _ = await self.request_or_join(action, target, requested_by=requested_by, team_id=team_id,
+                                                channel=channel, thread_ts=thread_ts, incident_id=incident_id)
+        return request
+
+    async def request_or_join(self, action: str, target: Target, *, requested_by: str, team_id: str, channel: str,
+                              thread_ts: str | None = None,
+                              incident_id: str | None = None) -> tuple[ap.ApprovalRequest, bool]:
+        """(the request, whether it is an existing one this request joined).
+
+        One request at a time per target and action, from the look at the latest one to the posted message: two
+        requests for the same fix at once become one (the second joins the first, ap.joinable), and a request whose
+        approval message could not be posted is cancelled before anybody else looks.
+        """
         if action not in act.ACTIONS:
             raise RemediationError(text("remediation.unknown_action", action=action))
+        lock = self._request_locks.setdefault((target.name, action), asyncio.Lock())
+        async with lock:
+            return await self._request(action, target, requested_by=requested_by, team_id=team_id, channel=channel,
+                                       thread_ts=thread_ts, incident_id=incident_id)
+
+    async def _request(self, action: str, target: Target, *, requested_by: str, team_id: str, channel: str,
+                       thread_ts: str | None, incident_id: str | None) -> tuple[ap.ApprovalRequest, bool]:
         policy = await self.policy(target)
         if not policy.enabled:
             raise RemediationError(text("remediation.off"))
@@ -259,6 +311,12 @@ class Remediation:
         # The reason is shown to the approvers, so it is written in the bot's language (it is not in the audit).
         reason = f"{cause.cause}: {localize_cause(cause).summary}" if cause else t("remediation.by_hand")
         now = self.clock()
+        latest = await self.store.latest_request(target=target.name, action=action)
+        older = ap.ApprovalRequest.model_validate_json(latest) if latest is not None else None
+        if older is not None and ap.joinable(older, commands=plan.commands, now=now):
+            await self._audit("joined", older, actor=requested_by)
+            ts = await self.store.get_meta(_ts_key(older.id))
+            return older.model_copy(update={"message_ts": ts}), True
         try:
             request = ap.new_request(
                 entropy=os.urandom(ap.ID_BYTES), target=target.name, action=action, commands=plan.commands,
@@ -269,26 +327,94 @@ class Remediation:
         except ValueError as exc:
             sentence = str(exc)[:1].upper() + str(exc)[1:]
             raise RemediationError(sentence, localized=from_english(sentence, REQUEST_ERROR_KEYS)) from None
-        latest = await self.store.latest_request(target=target.name, action=action)
-        await self.store.insert_request(id=request.id, target=request.target, action=request.action,
-                                        status=request.status.value, version=request.version,
-                                        expires_at=request.expires_at, data=request.model_dump_json())
+        fallback, blocks = approval_blocks(request, policy)
+        posting: asyncio.Future[str | SinkError] | None = None
+        async with self.store.transaction() as tx:
+            await tx.insert_request(id=request.id, target=request.target, action=request.action,
+                                    status=request.status.value, version=request.version,
+                                    expires_at=request.expires_at, data=request.model_dump_json())
+            if self.outbox is not None:
+                message = Payload(kind=APPROVAL, target=request.target, incident_id=request.id, key=request.id,
+                                  channel=channel, text=fallback, blocks=blocks, thread_ts=thread_ts)
+                await tx.enqueue(lane=f"approval:{request.target}", kind=APPROVAL, payload=message.dump(),
+                                 dedup_key=f"{request.id}/post")
+                posting = self._posting[request.id] = asyncio.get_running_loop().create_future()
         await self._audit("request", request, actor=requested_by, data={"commands": list(plan.commands)})
-        if latest is not None:
-            older = ap.ApprovalRequest.model_validate_json(latest)
+        if older is not None:
             superseded = ap.supersede(older, by_request_id=request.id, now=now)
             if superseded is not None and await self._save(older, superseded):
                 await self._audit("superseded", superseded, actor=requested_by, data={"by": request.id})
                 await self._post_update(superseded)
-        fallback, blocks = approval_blocks(request, policy)
+        if posting is not None:
+            return await self._posted(request, posting), False
         try:
             ts = await self.sink.post(channel=channel, text=fallback, blocks=blocks, thread_ts=thread_ts,
                                       metadata={"event_type": "wscheck_approval", "event_payload": {"op": request.id}})
         except SinkError as exc:
-            log.error("cannot post approval request %s: %s", request.id, exc)
-            raise RemediationError(text("remediation.post_failed", error=str(exc))) from None
+            found = await self._find_posted(request) if exc.uncertain else None
+            if found is None:
+                await self._cancel_unposted(request, exc)
+                raise RemediationError(text("remediation.post_failed", error=str(exc))) from None
+            log.info("approval request %s had reached Slack (found by metadata); using that message", request.id)
+            ts = found
         await self.store.set_meta(_ts_key(request.id), ts)
-        return request.model_copy(update={"message_ts": ts})
+        return request.model_copy(update={"message_ts": ts}), False
+
+    async def _posted(self, request: ap.ApprovalRequest,
+                      posting: asyncio.Future[str | SinkError]) -> ap.ApprovalRequest:
+        """Wait (bounded) for the outbox to post the approval message. Failed for good → RemediationError (the
+        request was cancelled); still uncertain after the wait → the request stands, its message follows."""
+        assert self.outbox is not None
+        self.outbox.wake()
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(posting), POST_WAIT)
+        except TimeoutError:
+            log.warning("approval request %s: its message is not posted yet; the outbox keeps at it", request.id)
+            return request
+        if isinstance(outcome, SinkError):
+            raise RemediationError(text("remediation.post_failed", error=str(outcome))) from None
+        return request.model_copy(update={"message_ts": outcome})
+
+    async def _approval_sent(self, payload: Payload, ts: str) -> None:
+        await self.store.set_meta(_ts_key(payload.key), ts)
+        posting = self._posting.pop(payload.key, None)
+        if posting is not None and not posting.done():
+            posting.set_result(ts)
+
+    async def _approval_failed(self, payload: Payload, error: str) -> None:
+        """The outbox gave up on an approval message (Slack refused it): nothing may stay approvable."""
+        exc = SinkError(error, permanent=True)
+        row = await self.store.get_request(payload.key)
+        if row is not None:
+            await self._cancel_unposted(ap.ApprovalRequest.model_validate_json(row[1]), exc)
+        posting = self._posting.pop(payload.key, None)
+        if posting is not None and not posting.done():
+            posting.set_result(exc)
+
+    async def _find_posted(self, request: ap.ApprovalRequest) -> str | None:
+        """After an uncertain post: the message's ts if a lookup finds it; None if the lookups say it is not there
+        or keep failing (then the caller cancels: a request nobody may have seen must not stay approvable)."""
+        for attempt in range(POST_LOOKUPS):
+            try:
+                return await self.sink.find(channel=request.channel, thread_ts=request.thread_ts, key=request.id,
+                                            since=request.requested_at - timedelta(seconds=5))
+            except SinkError as exc:
+                log.warning("approval request %s: lookup %d of its uncertain post failed: %s", request.id,
+                            attempt + 1, exc)
+                if exc.permanent:
+                    return None
+                delay = exc.retry_after if exc.retry_after is not None else POST_LOOKUP_DELAY * 2 ** attempt
+                await asyncio.sleep(delay)
+        return None
+
+    async def _cancel_unposted(self, request: ap.ApprovalRequest, exc: SinkError) -> None:
+        note = text("approvals.note_post_failed", error=str(exc)[:200]).en
+        cancelled = ap.cancel(request, note=note, now=self.clock())
+        if cancelled is not None and await self._save(request, cancelled):
+            log.error("approval request %s cancelled: its message could not be posted (%s)", request.id, exc)
+            await self._audit("cancelled", cancelled, actor=None, data={"error": str(exc)[:300]})
+            if exc.uncertain:  # it may be there after all (every lookup failed): edited to "cancelled" if found
+                await self._post_update(cancelled)
 
     async def _cooldown_check(self, target: Target) -> None:
         count, window = self.settings.cooldown
@@ -300,8 +426,13 @@ class Remediation:
 
     # -- clicks ----------------------------------------------------------------------------------
 
-    async def click(self, request_id: str, *, user: str, team_id: str, approve: bool) -> str:
-        """Apply an Approve/Deny click; returns the sentence for the clicker. Runs the fix if approved."""
+    async def click(self, request_id: str, *, who: adm.Subject, approve: bool) -> str:
+        """Apply an Approve/Deny click; returns the sentence for the clicker. Runs the fix if approved.
+
+        Admission (bot/admission.py) is decided here again, whichever front the click came through.
+        """
+        user, team_id = who.user_id, who.team_id
+        admitted = adm.decide(who, self.admission_rules())
         for _ in range(3):
             row = await self.store.get_request(request_id)
             if row is None:
@@ -314,7 +445,7 @@ class Remediation:
             policy = await self.policy(target)
             result = ap.click(request, request_id=request_id, user=user, team_id=team_id or "console",
                               bot_team_id=self.bot_team_id() or request.team_id, approve=approve,
-                              policy=policy, now=self.clock())
+                              policy=policy, now=self.clock(), admission=admitted)
             if result.changed and not await self._save(request, result.request):
                 continue  # somebody else decided first: look again
             await self.store.audit(kind="click", target=request.target, actor=user, request_id=request_id,
@@ -364,18 +495,31 @@ class Remediation:
             running = ap.start(approved, now=now)
             if not await self._save(approved, running):
                 return  # another worker started it: exactly once
-            await self._post_update(running)
-            ok, exit_code, note = await self._run(plan, running, target)
-            finished = ap.finish(running, ok=ok, exit_code=exit_code, note=note, now=self.clock())
-            await self._save(running, finished)
-            await self._post_update(finished)
-            await self._verify(finished, target)
+            budget = sum(step.timeout for step in plan.steps) + self.settings.verify_timeout + VERIFY_EVERY * 2
+            for hold in self.on_fix_start:
+                hold(target.name, running.id, running.action, budget)
+            healthy, outcome = False, ""
+            try:
+                await self._post_update(running)
+                ok, exit_code, note = await self._run(plan, running, target)
+                finished = ap.finish(running, ok=ok, exit_code=exit_code, note=note, now=self.clock())
+                await self._save(running, finished)
+                await self._post_update(finished)
+                healthy, outcome = await self._verify(finished, target)
+                if not ok:
+                    healthy, outcome = False, note_text(note)
+            finally:
+                for release in self.on_fix_end:
+                    await release(target.name, running.id, healthy, outcome)
 
     async def _run(self, plan: act.Plan, request: ap.ApprovalRequest, target: Target) -> tuple[bool, int, str]:
         transport = self.service.transport(target)
         for step in plan.steps:
             if plan.long:
                 await self._thread_note(request, t("remediation.step_running", label=untrusted(step.label)))
+            # Recorded before the command runs: a crash mid-command still leaves the audit saying it ran (issue 13).
+            await self.store.audit(kind="execution", target=target.name, actor=None, request_id=request.id,
+                                   data={"argv": list(step.argv), "state": "started"}, at=self.clock())
             started = time.perf_counter()
             try:
                 result = await transport.run(list(step.argv), timeout=step.timeout)
@@ -384,7 +528,7 @@ class Remediation:
                 code, out, err = 255, "", str(exc)
             took = time.perf_counter() - started
             await self.store.audit(kind="execution", target=target.name, actor=None, request_id=request.id, data={
-                "argv": list(step.argv), "exit_code": code, "duration_s": round(took, 2),
+                "argv": list(step.argv), "state": "finished", "exit_code": code, "duration_s": round(took, 2),
                 "stdout_tail": redact(out[-TAIL:]), "stderr_tail": redact(err[-TAIL:])}, at=self.clock())
             if plan.long:
                 await self._thread_note(request, t("remediation.step_done", icon="✅" if code == 0 else "❌",
@@ -395,7 +539,8 @@ class Remediation:
                 return False, code, redact(text(key, label=step.label, code=code, output=last[0][:300]).en)
         return True, 0, text("remediation.done").en
 
-    async def _verify(self, request: ap.ApprovalRequest, target: Target) -> None:
+    async def _verify(self, request: ap.ApprovalRequest, target: Target) -> tuple[bool, str]:
+        """Check until healthy or `verify_timeout`: (healthy, what the thread was told)."""
         started = time.perf_counter()
         deadline = started + self.settings.verify_timeout
         report: TargetReport | None = None
@@ -404,22 +549,24 @@ class Remediation:
             failing = [c for c in report.diagnosis if c.severity in (Status.FAIL, Status.ERROR)]
             if not failing:
                 took = time.perf_counter() - started
-                await self._thread_note(request, t("remediation.verified", seconds=took, action=request.action))
+                said = t("remediation.verified", seconds=took, action=request.action)
+                await self._thread_note(request, said)
                 await self._audit("verification", request, actor=None, data={"healthy": True, "after_s": took})
-                return
+                return True, said
             if time.perf_counter() >= deadline:
                 break
             try:
                 await asyncio.wait_for(self._stop.wait(), VERIFY_EVERY)
-                return
+                return False, ""
             except TimeoutError:
                 pass
         cause = failing[0]
         shown = localize_cause(cause)
-        await self._thread_note(request, t("remediation.still_failing", seconds=self.settings.verify_timeout,
-                                           action=request.action, cause=untrusted(cause.cause),
-                                           summary=untrusted(shown.summary)))
+        said = t("remediation.still_failing", seconds=self.settings.verify_timeout, action=request.action,
+                 cause=untrusted(cause.cause), summary=untrusted(shown.summary))
+        await self._thread_note(request, said)
         await self._audit("verification", request, actor=None, data={"healthy": False, "cause": cause.cause})
+        return False, said
 
     async def _finish_abort(self, approved: ap.ApprovalRequest, note: str) -> None:
         aborted = ap.abort(approved, note=note, now=self.clock())
@@ -495,6 +642,8 @@ class Remediation:
             when = ts.strftime("%Y-%m-%d %H:%M") if isinstance(ts, datetime) else str(ts)
             what = data.get("summary") or (f"{' '.join(data.get('argv', []))} → exit {data.get('exit_code')}"
                                            if entry.get("kind") == "execution" else "")
+            if entry.get("kind") == "execution" and data.get("state") == "started":
+                what = f"{' '.join(data.get('argv', []))} → {t('remediation.started')}"
             if entry.get("kind") == "click":
                 verdict = t("remediation.allowed") if data.get("allowed") else \
                     t("remediation.refused", reason=data.get("reason"))

@@ -80,11 +80,24 @@ CAUSE_SPECS: tuple[CauseSpec, ...] = (
         "봇이 서버에 접속할 수 없어(SSH 또는 네트워크) 스택을 볼 수 없습니다",
         severity=Status.ERROR, incident_kind="unreachable", human_step="actions.human_unreachable",
     ),
+    # wt-sio: the bot cannot ask PM2 at all; before every rule that reads pm2.status.
+    CauseSpec(
+        "pm2_binary_not_found",
+        "`pm2` is not on the target's non-interactive PATH (nvm): the bot cannot ask PM2, the app may be fine",
+        "대상 서버의 비대화형 PATH에 `pm2`가 없습니다(nvm): 봇이 PM2에 물어볼 수 없으며 앱은 정상일 수 있습니다",
+        severity=Status.ERROR,
+    ),
     CauseSpec(
         "nginx_config_invalid",
         "`nginx -t` fails: the next reload or restart of nginx will fail",
         "`nginx -t` 실패: 다음 nginx reload나 restart가 실패합니다",
         human_step="actions.human_nginx_config",
+    ),
+    # wt-sio: a "foreign" holder of the port and an empty `pm2 jlist` are the app under another PM2.
+    CauseSpec(
+        "pm2_home_mismatch",
+        "the app runs under a PM2 daemon of another user or PM2_HOME than the one the bot asks",
+        "앱이 봇이 조회하는 것과 다른 사용자 또는 PM2_HOME의 PM2 데몬 아래에서 실행 중입니다",
     ),
     CauseSpec(
         "nginx_wrong_server",
@@ -218,6 +231,11 @@ CAUSE_SPECS: tuple[CauseSpec, ...] = (
         "app_websocket_missing",
         "the app answers HTTP but not the WebSocket handshake on ws_path",
         "앱이 HTTP에는 응답하지만 ws_path의 WebSocket 핸드셰이크에는 응답하지 않습니다",
+    ),
+    CauseSpec(
+        "socketio_no_sticky_sessions",
+        "Socket.IO on several instances without sticky sessions: polling gets 400 \"Session ID unknown\"",
+        "sticky session 없이 여러 인스턴스에서 Socket.IO 실행: polling 요청이 400 \"Session ID unknown\"을 받습니다",
     ),
     CauseSpec(
         "nginx_ws_timeout_short",

@@ -97,8 +97,9 @@ SYSTEMD_RUN_DIR = "/run/systemd/system"
 
 
 def dump_names(dump: str) -> list[str]:
-    """Only the `"name":"…"` fields of PM2's dump (it also holds every saved process's environment: secrets)."""
-    return ["grep", "-o", "-E", '"name": ?"[^"]*"', dump]
+    """Only the `"name":"…"` and `"unique_id":"…"` fields of PM2's dump (it also holds every saved process's
+    environment: secrets)."""
+    return ["grep", "-o", "-E", '"(name|unique_id)": ?"[^"]*"', dump]
 
 
 def systemctl(*args: str) -> list[str]:
@@ -128,6 +129,20 @@ def read_small(path: str) -> list[str]:
 def tail_bytes(paths: Sequence[str], size: int) -> list[str]:
     """The last `size` bytes of each file, each under a `==> path <==` header (-v: even for one file)."""
     return ["tail", "-v", "-c", str(size), *paths]
+# -- wt-sio: which PM2 daemon runs the app, and where a login shell finds pm2 ---------------------------------------
+
+#: The PM2 God Daemons with their owner and title, which carries the daemon's PM2_HOME:
+#: `PM2 v6.0.14: God Daemon (/home/app/.pm2)` (PM2 lib/Daemon.js). Filtered on the target by a constant grep, so
+#: that no other process's command line (which may carry secrets) ever leaves it.
+PS_ARGS_ARGV = ("sh", "-c", "ps -eo pid=,user=,args= | grep -F 'God Daemon (' || true")
+
+#: Where a login shell (nvm's lines live in ~/.bashrc or ~/.profile) and the usual places find `pm2`, asked only
+#: after a non-interactive `pm2` was not found (exit 127). A constant: nothing of the target or the chat in it.
+PM2_LOGIN_LOOKUP = (
+    "sh", "-c",
+    "bash -lic 'command -v pm2' </dev/null 2>/dev/null | tail -n 1; "
+    "ls -1d \"$HOME\"/.nvm/versions/node/*/bin/pm2 /usr/local/bin/pm2 /usr/bin/pm2 2>/dev/null; true",
+)
 # -- wt-host2: host facts (checks/items/host.py); every read bounded, only tools every Linux has ----------------
 
 #: MemAvailable/MemTotal/SwapFree and the uptime (dmesg stamps are seconds since boot); both files are tiny.

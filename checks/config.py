@@ -15,7 +15,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -34,6 +34,8 @@ from checks.messages import msg
 from checks.registry import RESERVED_WORDS
 
 LOCAL_HOSTS = frozenset({"", "local"})
+#: Socket.IO's default `path` (wt-sio): ws_path when ws_protocol = "socket.io" and ws_path is not given.
+SOCKETIO_PATH = "/socket.io/"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _PM2_APP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
@@ -159,6 +161,9 @@ class Target(BaseModel):
     ca_file: str = ""
     #: Warn this many days before the served certificate expires; None = the bot setting (default 14).
     tls_expiry_warning: int | None = Field(default=None, ge=0, le=365)
+    # wt-sio: Socket.IO
+    #: "socket.io": the WebSocket probes and the canary speak Engine.IO v4 on ws_path (default `/socket.io/`).
+    ws_protocol: Literal["websocket", "socket.io"] = "websocket"
     # wt-host2: host resources (checks/items/host.py) and the rebuild gate (bot/actions.py)
     #: host.disk warns at this use % of the file systems of app_dir, the PM2 logs and nginx's logs, fails at the next.
     disk_warn_percent: int = Field(default=90, ge=1, le=100)
@@ -233,6 +238,8 @@ class Target(BaseModel):
 
     @model_validator(mode="after")
     def _derived(self) -> Target:
+        if self.ws_protocol == "socket.io" and "ws_path" not in self.model_fields_set:
+            object.__setattr__(self, "ws_path", SOCKETIO_PATH)
         if not self.public_url:
             host = "127.0.0.1" if self.is_local else (f"[{self.host}]" if ":" in self.host else self.host)
             object.__setattr__(self, "public_url", f"http://{host}/")

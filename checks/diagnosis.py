@@ -127,7 +127,7 @@ Rule = Callable[[_State], None]
 def _outward(check_id: str) -> int:
     """Evidence reads outward from the app, as every rule lists it: the app and its port, then the app answering
     on the host (`*.local`), then through nginx (`*.proxy`), then its logs. Ties keep the checklist order."""
-    if check_id.endswith(".local"):
+    if check_id.endswith(".local") or check_id == "ws.sessions":  # wt-sio: a probe on the host, too
         return 1
     if check_id.endswith(".proxy"):
         return 2
@@ -726,6 +726,57 @@ def _log_evidence(s: _State) -> None:
             s.causes[i] = cause.model_copy(update={"evidence": (*cause.evidence, "nginx.errors")})
 
 
+# -- wt-sio: PM2 as the bot sees it, and Socket.IO ---------------------------------------------------------------
+
+def _pm2_binary_not_found(s: _State) -> None:
+    """`pm2` exit 127: the bot cannot ask PM2, which says nothing about the app (never "app down").
+
+    It explains the checks that could not run for want of PM2's answer (errors), never a failing probe."""
+    r = s.get("pm2.status")
+    if r is None or r.status is not Status.ERROR or r.details.get("error_kind") != "missing_binary" \
+            or r.id in s.consumed:
+        return
+    t = s.target
+    paths = s.detail("pm2.daemon", "pm2_login_paths")
+    found = [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else []
+    explains = [cid for cid, res in s.results.items() if cid != "pm2.status" and res.status is Status.ERROR
+                and (res.details.get("error_kind") == "missing_binary" or res.details.get("see") == "pm2.status")]
+    fix: list[str | Msg] = [msg("fix.set_pm2_bin", path=found[0], target=t.name)] if found \
+        else [msg("fix.find_pm2_bin", target=t.name)]
+    s.add("pm2_binary_not_found",
+          msg("cause.pm2_binary_not_found", bin=t.pm2_bin,
+              found=msg("cause.pm2_binary_found_at", path=found[0]) if found else ""),
+          "pm2.status", explains, fix)
+
+
+def _pm2_home_mismatch(s: _State) -> None:
+    """The port's holder descends from another God Daemon: not a conflict, not a down app (research A14)."""
+    r = s.get("pm2.daemon")
+    if not s.failed("pm2.daemon") or r is None or not r.details.get("mismatch"):
+        return
+    holder = r.details.get("holder") or {}
+    t = s.target
+    s.add("pm2_home_mismatch", msg("cause.pm2_home_mismatch", summary=of_result(r), app=t.pm2_app),
+          "pm2.daemon", _APP_DOWN_EFFECTS,
+          [msg("fix.set_pm2_owner", user=holder.get("user", "?"), home=holder.get("home", "?"), target=t.name)])
+
+
+def _socketio_no_sticky(s: _State) -> None:
+    """400 "Session ID unknown" on a session's own polling requests, with more than one instance."""
+    r = s.get("ws.sessions")
+    if not s.failed("ws.sessions") or r is None or not r.details.get("session_unknown"):
+        return
+    instances = r.details.get("instances")
+    if not isinstance(instances, int) or instances < 2:
+        return  # one process forgetting its sessions is something else: left to `unknown`
+    t = s.target
+    s.add("socketio_no_sticky_sessions",
+          msg("cause.socketio_no_sticky_sessions", app=t.pm2_app, instances=instances, summary=of_result(r)),
+          "ws.sessions", (),
+          [msg("fix.sio_sticky"), msg("fix.sio_websocket_only"),
+           msg("fix.sio_scale_one", command=_pm2(t, "scale", t.pm2_app, "1"))])
+
+
 def _unknown(s: _State) -> None:
     left = [cid for cid, r in s.results.items() if r.status in BAD and cid not in s.consumed]
     if not left:
@@ -754,7 +805,9 @@ def _unknown(s: _State) -> None:
 
 RULES: tuple[Rule, ...] = (
     _unreachable,
+    _pm2_binary_not_found,
     _nginx_invalid,
+    _pm2_home_mismatch,
     _nginx_wrong_server,
     _nginx_ws_not_proxied,
     _capacity_exhausted,
@@ -778,6 +831,7 @@ RULES: tuple[Rule, ...] = (
     _ws_redirected,
     _upgrade_missing,
     _app_ws_missing,
+    _socketio_no_sticky,
     _ws_timeout,
     _reload_pending,
     _pm2_not_saved,

@@ -212,10 +212,18 @@ class Facts:
             for inst in instances:
                 if inst.pid > 0:
                     pids |= descendants(procs, inst.pid)
-            ports = sorted({
-                lst.port for lst in listeners if any(p.pid in pids for p in lst.processes)
-            })
-            return AppTree(instances=instances, pids=frozenset(pids), ports=tuple(ports))
+            ports = {lst.port for lst in listeners if any(p.pid in pids for p in lst.processes)}
+            # wt-sio: in PM2 cluster mode the God Daemon (the cluster master, the instances' parent) holds the
+            # listening socket, not the instances. It is the app's on the instances' PORT (or app_port) only:
+            # the same daemon holds the sockets of every other cluster app too.
+            masters = {procs[i.pid].ppid for i in instances
+                       if i.pid > 0 and i.exec_mode == "cluster_mode" and i.pid in procs}
+            if masters:
+                own = {int(e) for i in instances if (e := i.port_env or "").isdigit()} or {self.target.app_port}
+                ports |= {lst.port for lst in listeners
+                          if lst.port in own and any(p.pid in masters for p in lst.processes)}
+                pids |= masters
+            return AppTree(instances=instances, pids=frozenset(pids), ports=tuple(sorted(ports)))
 
         return await self._once("app_tree", go)
 

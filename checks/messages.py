@@ -1197,6 +1197,117 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ko": "또는 reload-nginx 조치를 승인하세요: /wscheck reload-nginx {target}",
     },
     # -- end wt-nginxrt ------------------------------------------------------------------------------------------
+    # -- wt-sio: Socket.IO, and PM2 as the bot sees it -----------------------------------------------------------
+    "probe.eio_not_open": {
+        "en": "the WebSocket opened but the app did not send an Engine.IO open packet (got {got!r}): "
+              "not a Socket.IO v4 server on this path?",
+        "ko": "WebSocket은 열렸지만 앱이 Engine.IO open 패킷을 보내지 않았습니다 (받은 것: {got!r}): "
+              "이 경로에 Socket.IO v4 서버가 없는 것 아닌가요?",
+    },
+    "ws.ok_engineio": {
+        "en": "{url}: 101 Switching Protocols, Engine.IO open (pingInterval {interval} ms), ping/pong {rtt:.0f} ms",
+        "ko": "{url}: 101 Switching Protocols, Engine.IO open (pingInterval {interval} ms), "
+              "ping/pong 응답 {rtt:.0f} ms",
+    },
+    "ws.sessions.not_socketio": {
+        "en": "ws_protocol = {protocol}: not a Socket.IO target, no sessions to check",
+        "ko": "ws_protocol = {protocol}: Socket.IO 대상이 아니므로 확인할 세션이 없습니다",
+    },
+    "ws.sessions.handshake_status": {
+        "en": "{url}: the Engine.IO polling handshake answered HTTP {status}, not 200",
+        "ko": "{url}: Engine.IO polling 핸드셰이크가 200이 아니라 HTTP {status}로 응답했습니다",
+    },
+    "ws.sessions.not_engineio": {
+        "en": "{url}: the answer is not an Engine.IO open packet (got {got!r})",
+        "ko": "{url}: 응답이 Engine.IO open 패킷이 아닙니다 (받은 것: {got!r})",
+    },
+    "ws.sessions.unknown": {
+        "en": "{n} of {polls} polling requests of one Socket.IO session got 400 \"Session ID unknown\" "
+              "(instances: {instances})",
+        "ko": "한 Socket.IO 세션의 polling 요청 {polls}개 중 {n}개가 400 \"Session ID unknown\"을 받았습니다 "
+              "(인스턴스 {instances}개)",
+    },
+    "ws.sessions.status": {
+        "en": "polling requests of one Socket.IO session answered: {statuses} (expected 200 x {polls})",
+        "ko": "한 Socket.IO 세션의 polling 요청 응답: {statuses} (기대값: 200 x {polls})",
+    },
+    "ws.sessions.ok": {
+        "en": "{polls} polling requests of one Socket.IO session all reached its process (instances: {instances})",
+        "ko": "한 Socket.IO 세션의 polling 요청 {polls}개가 모두 그 세션의 프로세스에 도달했습니다 "
+              "(인스턴스 {instances}개)",
+    },
+    "pm2.daemon.no_holder": {
+        "en": "nothing listens on port {port}: no process whose PM2 daemon to check",
+        "ko": "{port} 포트에서 수신 대기하는 프로세스가 없어 PM2 데몬을 확인할 대상이 없습니다",
+    },
+    "pm2.daemon.hidden": {
+        "en": "the process on port {port} is not shown (ss -p shows another user's process only as root): "
+              "its PM2 daemon cannot be told",
+        "ko": "{port} 포트의 프로세스가 보이지 않습니다 (ss -p는 root일 때만 다른 사용자의 프로세스를 보여 줌): "
+              "그 PM2 데몬을 알 수 없습니다",
+    },
+    "pm2.daemon.mismatch": {
+        "en": "the process on port {port} (pid {pid}) runs under the PM2 daemon of user {user} with PM2_HOME "
+              "{home}, not the one the bot asks (user {our_user}, PM2_HOME {our_home})",
+        "ko": "{port} 포트의 프로세스(pid {pid})는 봇이 조회하는 PM2 데몬(사용자 {our_user}, "
+              "PM2_HOME {our_home})이 아니라 사용자 {user}, PM2_HOME {home}의 PM2 데몬 아래에서 실행 중입니다",
+    },
+    "pm2.daemon.ok": {
+        "en": "the process on port {port} runs under the PM2 daemon the bot asks (user {user}, PM2_HOME {home})",
+        "ko": "{port} 포트의 프로세스는 봇이 조회하는 PM2 데몬(사용자 {user}, PM2_HOME {home}) 아래에서 실행 중입니다",
+    },
+    "pm2.daemon.no_daemon": {
+        "en": "the process on port {port} was not started by a PM2 daemon",
+        "ko": "{port} 포트의 프로세스는 PM2 데몬이 시작한 것이 아닙니다",
+    },
+    "cause.socketio_no_sticky_sessions": {
+        "en": "{app} runs {instances} Socket.IO instances without sticky sessions: {summary}",
+        "ko": "{app}이(가) sticky session 없이 Socket.IO 인스턴스 {instances}개로 실행 중입니다: {summary}",
+    },
+    "cause.pm2_binary_not_found": {
+        "en": "`{bin}` is not on the non-interactive PATH of the target (exit 127), so the bot cannot ask PM2; "
+              "the app itself may be fine{found}",
+        "ko": "대상 서버의 비대화형 PATH에 `{bin}`이(가) 없어(exit 127) 봇이 PM2에 물어볼 수 없습니다; "
+              "앱 자체는 정상일 수 있습니다{found}",
+    },
+    "cause.pm2_binary_found_at": {
+        "en": " (a login shell finds it at {path})",
+        "ko": " (로그인 셸은 {path}에서 찾습니다)",
+    },
+    "cause.pm2_home_mismatch": {
+        "en": "{summary}: the bot sees another PM2 than the one running {app}",
+        "ko": "{summary}: 봇이 {app}을(를) 실행하는 PM2가 아닌 다른 PM2를 보고 있습니다",
+    },
+    "fix.sio_sticky": {
+        "en": "enable sticky sessions: @socket.io/pm2 (or @socket.io/sticky + @socket.io/cluster-adapter), "
+              "or one PM2 process per port behind an nginx upstream with ip_hash",
+        "ko": "sticky session 사용: @socket.io/pm2 (또는 @socket.io/sticky + @socket.io/cluster-adapter), "
+              "또는 포트마다 PM2 프로세스 하나를 두고 nginx upstream에 ip_hash",
+    },
+    "fix.sio_websocket_only": {
+        "en": "or connect the clients with WebSocket only: io(url, {{ transports: [\"websocket\"] }})",
+        "ko": "또는 클라이언트를 WebSocket으로만 연결: io(url, {{ transports: [\"websocket\"] }})",
+    },
+    "fix.sio_scale_one": {
+        "en": "or run one instance: {command}",
+        "ko": "또는 인스턴스를 하나만 실행: {command}",
+    },
+    "fix.set_pm2_bin": {
+        "en": "set pm2_bin = \"{path}\" for {target} in wscheck.toml",
+        "ko": "wscheck.toml에서 {target}의 pm2_bin = \"{path}\"로 설정",
+    },
+    "fix.find_pm2_bin": {
+        "en": "find pm2 in a login shell on the target (bash -lic 'command -v pm2') and set pm2_bin for {target} "
+              "in wscheck.toml to that absolute path",
+        "ko": "대상 서버의 로그인 셸에서 pm2 위치를 찾아(bash -lic 'command -v pm2') wscheck.toml에서 {target}의 "
+              "pm2_bin을 그 절대 경로로 설정",
+    },
+    "fix.set_pm2_owner": {
+        "en": "set pm2_user = \"{user}\" and pm2_home = \"{home}\" for {target} in wscheck.toml "
+              "(or run the app under the PM2 the bot asks)",
+        "ko": "wscheck.toml에서 {target}의 pm2_user = \"{user}\", pm2_home = \"{home}\"로 설정 "
+              "(또는 봇이 조회하는 PM2에서 앱을 실행)",
+    },
 }
 
 #: Korean check titles and descriptions; the English side is checks/registry.py's (one source of truth).
@@ -1245,6 +1356,17 @@ _CHECK_KO: dict[str, tuple[str, str]] = {
     "pm2.startup": ("부팅 시 PM2 시작",
                     "활성화된 pm2-<user> systemd 유닛이 있고 그 실행 파일이 존재하는지 "
                     "(systemd가 init이 아니면 건너뜀)"),
+    # wt-sio
+    "pm2.daemon": (
+        "앱의 PM2 데몬",
+        "app_port의 프로세스가 봇이 조회하는 PM2 데몬(사용자, PM2_HOME) 아래에서 실행되는지; `pm2`가 비대화형 "
+        "PATH에 없으면 로그인 셸이 찾는 위치",
+    ),
+    "ws.sessions": (
+        "Socket.IO 세션",
+        "ws_protocol = \"socket.io\"일 때: 한 세션의 polling 요청이 모두 그 세션의 프로세스에 도달하는지 "
+        "(400 \"Session ID unknown\" 없음: 인스턴스가 여럿이면 sticky session)",
+    ),
     # wt-host2
     "pm2.restarts": ("online 중 PM2 재시작",
                      "앱이 `online`인 채로 재시작 횟수가 늘지 않는지 (max_memory_restart, watch); "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import ssl
 import time
@@ -61,6 +62,8 @@ class WsAnswer:
     rtt_ms: float
     headers: dict[str, str] = field(default_factory=dict)
     elapsed_ms: float = 0.0
+    #: wt-sio: the Engine.IO open packet's settings (pingInterval, pingTimeout, maxPayload; never the sid).
+    engineio: dict[str, object] | None = None
 
 
 Opener = Callable[[], Awaitable[ByteStream]]
@@ -110,8 +113,12 @@ async def http_get(open_stream: Opener, *, host_header: str, path: str, timeout:
             await stream.aclose()
 
 
-async def ws_handshake(open_stream: Opener, *, uri: str, timeout: float, origin: str | None = None) -> WsAnswer:
-    """Open a WebSocket, require `101 Switching Protocols`, then time one ping/pong round trip."""
+async def ws_handshake(open_stream: Opener, *, uri: str, timeout: float, origin: str | None = None,
+                       engineio: bool = False) -> WsAnswer:
+    """Open a WebSocket, require `101 Switching Protocols`, then time one ping/pong round trip.
+
+    `engineio` (a Socket.IO target, wt-sio): `uri` is the Engine.IO v4 WebSocket URL (`engineio_uri`), and the
+    app's answer is its open packet `0{...}`, required before the ping; an Engine.IO ping (`2`) is answered."""
     started = time.perf_counter()
     async with asyncio.timeout(timeout):
         stream = await open_stream()
@@ -124,6 +131,7 @@ async def ws_handshake(open_stream: Opener, *, uri: str, timeout: float, origin:
             protocol.send_request(request)
             await _flush(protocol, stream)
             response: Response | None = None
+            early: list[Frame] = []  # frames that came with the 101 (an Engine.IO open packet does)
             while protocol.state is State.CONNECTING:
                 data = await stream.read(_READ)
                 if data:
@@ -133,6 +141,8 @@ async def ws_handshake(open_stream: Opener, *, uri: str, timeout: float, origin:
                 for event in protocol.events_received():
                     if isinstance(event, Response):
                         response = event
+                    elif isinstance(event, Frame):
+                        early.append(event)
                 if protocol.handshake_exc is not None:
                     break
                 if not data and protocol.state is State.CONNECTING:
@@ -140,6 +150,7 @@ async def ws_handshake(open_stream: Opener, *, uri: str, timeout: float, origin:
             if protocol.handshake_exc is not None or protocol.state is not State.OPEN:
                 raise _handshake_error(protocol.handshake_exc, response)
             headers = {k.lower(): v for k, v in response.headers.raw_items()} if response else {}
+            opened = await _engineio_open(protocol, stream, early) if engineio else None
             payload = os.urandom(8)
             ping_at = time.perf_counter()
             protocol.send_ping(payload)
@@ -148,7 +159,7 @@ async def ws_handshake(open_stream: Opener, *, uri: str, timeout: float, origin:
             protocol.send_close(1000, "wscheck probe done")
             await _flush(protocol, stream)
             return WsAnswer(status=101, rtt_ms=rtt, headers=headers,
-                            elapsed_ms=(time.perf_counter() - started) * 1000)
+                            elapsed_ms=(time.perf_counter() - started) * 1000, engineio=opened)
         except ConnectionError:
             raise ProbeError(msg("probe.handshake_closed")) from None  # wt-nginxrt: a reset, see http_get
         finally:
@@ -173,7 +184,66 @@ async def _await_pong(protocol: ClientProtocol, stream: ByteStream, payload: byt
                     return (time.perf_counter() - ping_at) * 1000
                 if event.opcode is Opcode.CLOSE:
                     raise ProbeError(msg("probe.ws_closed_by_server"), status=101)
+                if event.opcode is Opcode.TEXT and event.data == EIO_PING:
+                    protocol.send_text(EIO_PONG)
         await _flush(protocol, stream)
+
+
+# -- Engine.IO v4, enough to be a good Socket.IO client (wt-sio) --------------------------------------------------
+
+#: Engine.IO v4 packet types, as the first character of a text frame.
+EIO_OPEN, EIO_PING, EIO_PONG = "0", b"2", b"3"
+#: Socket.IO's "connect to the main namespace": without it the server drops the client after connectTimeout (45 s).
+SIO_CONNECT = "40"
+
+
+def engineio_uri(uri: str) -> str:
+    """The Engine.IO v4 WebSocket URL of a Socket.IO `path` (`/socket.io/?EIO=4&transport=websocket`)."""
+    return uri + ("&" if "?" in uri else "?") + "EIO=4&transport=websocket"
+
+
+def parse_open_packet(text: str) -> dict[str, object]:
+    """The settings of an Engine.IO open packet `0{"sid":…,"pingInterval":…}`; ValueError when it is not one.
+
+    The sid is left out: it identifies a session and is of no use in a report."""
+    if not text.startswith(EIO_OPEN):
+        raise ValueError(f"not an Engine.IO open packet: {text[:40]!r}")
+    data = json.loads(text[1:])
+    if not isinstance(data, dict) or "sid" not in data:
+        raise ValueError(f"not an Engine.IO open packet: {text[:40]!r}")
+    return {k: data[k] for k in ("pingInterval", "pingTimeout", "maxPayload", "upgrades") if k in data}
+
+
+async def _engineio_open(protocol: ClientProtocol, stream: ByteStream, early: list[Frame]) -> dict[str, object]:
+    """Wait for the app's Engine.IO open packet (its answer on a Socket.IO target); `early`: frames already read.
+
+    The open packet comes first; a ping (`2`) read in the same batch is answered (`3`), never dropped."""
+    opened: dict[str, object] | None = None
+    while True:
+        for event in [*early, *protocol.events_received()]:
+            if not isinstance(event, Frame):
+                continue
+            if event.opcode is Opcode.CLOSE:
+                raise ProbeError(msg("probe.ws_closed_by_server"), status=101)
+            if event.opcode is not Opcode.TEXT:
+                continue
+            if opened is not None:
+                if event.data == EIO_PING:
+                    protocol.send_text(EIO_PONG)
+                continue
+            text = bytes(event.data).decode("utf-8", "replace")
+            try:
+                opened = parse_open_packet(text)
+            except ValueError:
+                raise ProbeError(msg("probe.eio_not_open", got=text[:60]), status=101) from None
+        if opened is not None:
+            await _flush(protocol, stream)
+            return opened
+        early = []
+        data = await stream.read(_READ)
+        if not data:
+            raise ProbeError(msg("probe.ws_closed"), status=101)
+        protocol.receive_data(data)
 
 
 def _handshake_error(exc: Exception | None, response: Response | None) -> ProbeError:
@@ -321,3 +391,47 @@ def public_opener(scheme: str, host: str, port: int, *, timeout: float, ca_file:
         return AsyncioStream(reader, writer)
 
     return open_stream
+
+
+# -- one HTTP request with its body (Engine.IO polling; wt-sio) ---------------------------------------------------
+
+#: The most of an answer's body kept: an Engine.IO open packet or error object is far smaller.
+_BODY_MAX = 4096
+
+
+async def http_exchange(open_stream: Opener, *, method: str, host_header: str, path: str, timeout: float,
+                        body: bytes = b"") -> tuple[int, bytes]:
+    """One request on its own connection (`Connection: close`): the status and the first bytes of the body.
+
+    Its own connection on purpose: behind PM2 cluster mode each connection may land on another instance, which
+    is exactly what the Socket.IO sticky-session check looks for."""
+    async with asyncio.timeout(timeout):
+        stream = await open_stream()
+        try:
+            conn = h11.Connection(our_role=h11.CLIENT)
+            headers = [("Host", host_header), ("User-Agent", USER_AGENT), ("Connection", "close")]
+            if method == "POST":
+                headers += [("Content-Type", "text/plain;charset=UTF-8"), ("Content-Length", str(len(body)))]
+            data = conn.send(h11.Request(method=method, target=path, headers=headers)) or b""
+            if body:
+                data += conn.send(h11.Data(data=body)) or b""
+            await stream.write(data + (conn.send(h11.EndOfMessage()) or b""))
+            status, got = 0, b""
+            while True:
+                try:
+                    event = conn.next_event()
+                except h11.RemoteProtocolError as exc:
+                    raise ProbeError(msg("probe.not_http", error=str(exc))) from None
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await stream.read(_READ))
+                    continue
+                if isinstance(event, h11.Response):
+                    status = event.status_code
+                elif isinstance(event, h11.Data):
+                    got = (got + bytes(event.data))[:_BODY_MAX]
+                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                    if not status:
+                        raise ProbeError(msg("probe.closed_no_answer"))
+                    return status, got
+        finally:
+            await stream.aclose()

@@ -124,6 +124,22 @@ CHECKS: tuple[CheckSpec, ...] = (
               "the app is in PM2's saved list ($PM2_HOME/dump.pm2), saved after the app's last (re)creation"),
     CheckSpec("pm2.startup", "pm2", "PM2 starts at boot",
               "an enabled pm2-<user> systemd unit whose binaries exist (skipped where systemd is not the init)"),
+    # wt-sio: PM2 as the bot sees it, and Socket.IO sessions
+    CheckSpec(
+        "pm2.daemon",
+        "pm2",
+        "PM2 daemon of the app",
+        "the process on app_port runs under the PM2 daemon (user, PM2_HOME) the bot talks to; "
+        "when `pm2` is not on the non-interactive PATH, where a login shell finds it",
+    ),
+    CheckSpec(
+        "ws.sessions",
+        "ws",
+        "Socket.IO sessions",
+        "for ws_protocol = \"socket.io\": the polling requests of one session all reach the process holding it "
+        "(no 400 \"Session ID unknown\": sticky sessions with several instances)",
+        downstream_of_app=True,
+    ),
     # wt-host2: the host under the app, and PM2 restarting an app that reads `online` (checks/items/host.py)
     CheckSpec(
         "pm2.restarts",

@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from bot import commands as cmd
+from bot.admission import CONSOLE_OPERATOR
 from bot.core import Bot, Requester, Responder
 from bot.i18n import t, tn
 from bot.render import plain, report_text
 from checks.models import TargetReport
 
-CONSOLE_USER = "UCONSOLE"
+CONSOLE_USER = CONSOLE_OPERATOR  # admission lets the operator at the terminal through any allow-list
 _AS = re.compile(r"^\s*as\s+([A-Z][A-Z0-9]{1,20})\s+(.*)$", re.IGNORECASE)
 
 

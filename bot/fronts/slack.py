@@ -7,6 +7,9 @@ base URL comes from SLACK_API_URL for everything, Socket Mode included (GovSlack
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 import secrets
 import time
@@ -14,7 +17,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -25,6 +29,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import commands as cmd
@@ -40,10 +46,16 @@ log = logging.getLogger(__name__)
 USER_LOOKUP_BUDGET = 1.2
 USER_CACHE_TTL = 600.0
 REPORT_CACHE = 200
+#: response_url posts: attempts before falling back to the Web API, and the first delay between them (doubling).
+RESPOND_ATTEMPTS = 3
+RESPOND_DELAY = 0.5
+#: Socket Mode envelope ids remembered to drop re-deliveries (Slack retries an envelope whose ack was late).
+SEEN_ENVELOPES = 2000
 #: At most this many separate report messages for one request; more targets get one compact message.
 MAX_SEPARATE_REPORTS = 4
 
 Respond = Callable[..., Awaitable[Any]]
+T = TypeVar("T")
 
 
 #: Bolt's own logger, quiet below ERROR: it warns at every start that it ignores SLACK_BOT_TOKEN from the
@@ -54,6 +66,26 @@ _BOLT_LOG.setLevel(logging.ERROR)
 
 class StartupError(Exception):
     """The front cannot start (bad token, missing app token…); one line for the operator."""
+
+
+class StartupCancelled(Exception):
+    """SIGTERM arrived while the front was still waiting for Slack: a clean stop, not an error."""
+
+
+#: Slack's answers at startup that only a human can fix (a new token, a reinstalled app): exit 78 (EX_CONFIG),
+#: which the systemd unit does not restart. Everything else — 5xx, 429, timeouts, refused connections, an unknown
+#: error code — is a blip: retried with backoff, forever, and logged (issue 13: a 500 at boot stopped the service).
+FATAL_AUTH_ERRORS = frozenset({
+    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "not_allowed_token_type",
+})
+#: Backoff between startup attempts: doubles from the first delay up to the cap.
+STARTUP_FIRST_DELAY = 1.0
+STARTUP_MAX_DELAY = 60.0
+
+
+def startup_delay(attempt: int) -> float:
+    """Seconds before startup attempt `attempt + 1` (attempt counts failures so far, from 0)."""
+    return min(STARTUP_MAX_DELAY, STARTUP_FIRST_DELAY * 2.0 ** min(attempt, 16))
 
 
 def make_client(settings: Settings) -> AsyncWebClient:
@@ -90,11 +122,40 @@ class SlackResponder(Responder):
     async def _send(self, *, text: str, blocks: list[dict[str, Any]], **extra: Any) -> None:
         if not self.replace:
             extra.setdefault("response_type", "ephemeral")
+        await self._deliver(text=text, blocks=blocks, replace_original=self.replace, **extra)
+
+    async def _deliver(self, *, text: str, blocks: list[dict[str, Any]], **args: Any) -> None:
+        """Post through response_url; retry a 5xx, a 429 or a lost connection, then fall back to the Web API
+        (an ephemeral message to the requester, or a channel message for an announcement) — never silently lost:
+        a 500 used to leave the requester at "running N checks…" for good (issue 13)."""
+        problem = ""
+        for attempt in range(RESPOND_ATTEMPTS):
+            try:
+                response = await self.respond(text=text, blocks=blocks, **args)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                status = int(getattr(response, "status_code", 200) or 200)
+                if status < 400:
+                    return
+                problem = f"HTTP {status}"
+                if status < 500 and status != 429:
+                    break  # expired or used up: retrying cannot help
+            if attempt + 1 < RESPOND_ATTEMPTS:
+                await asyncio.sleep(RESPOND_DELAY * 2 ** attempt)
+        log.warning("response_url post for %s failed (%s); sending it through the Web API instead",
+                    self.who.user_id, problem)
         try:
-            await self.respond(text=text, blocks=blocks, replace_original=self.replace, **extra)
-        except Exception:
-            log.exception("response_url post failed for %s", self.who.user_id)
-            raise
+            if args.get("response_type") == "in_channel":
+                await self.front.client.chat_postMessage(channel=self.who.channel_id, text=text, blocks=blocks)
+            else:
+                await self.front.client.chat_postEphemeral(channel=self.who.channel_id, user=self.who.user_id,
+                                                           text=text, blocks=blocks)
+        except Exception as exc:
+            log.error("answer to %s lost: response_url failed (%s) and so did the Web API (%s: %s)",
+                      self.who.user_id, problem, type(exc).__name__, exc)
 
     async def progress(self, description: str, *, count: int, target: str | None) -> None:
         await self._send(text=tn("slack.running", count),
@@ -129,8 +190,41 @@ class SlackResponder(Responder):
         await self._send(text=text[:3000], blocks=render.help_blocks(text))
 
     async def announce(self, text: str) -> None:
-        await self.respond(text=text[:3000], blocks=render.help_blocks(text), response_type="in_channel",
-                           replace_original=False)
+        await self._deliver(text=text[:3000], blocks=render.help_blocks(text), response_type="in_channel",
+                            replace_original=False)
+
+
+def malformed_body(body: bytes, content_type: str) -> str | None:
+    """Why a Slack HTTP request body cannot be parsed, or None. Checked before Bolt sees it: Bolt parses before it
+    verifies the signature, so an unsigned POST with a broken `payload` was a 500 and a traceback per request."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "body is not UTF-8"
+    if content_type == "application/json":
+        try:
+            json.loads(text or "null")
+        except ValueError:
+            return "body is not JSON"
+        return None
+    if "payload" in (form := parse_qs(text, keep_blank_values=True)):
+        try:
+            json.loads(form["payload"][0])
+        except ValueError:
+            return "payload is not JSON"
+    return None
+
+
+@web.middleware
+async def _reject_malformed(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                            ) -> web.StreamResponse:
+    if request.method == "POST":
+        body = await request.read()  # cached by aiohttp: Bolt reads it again
+        problem = malformed_body(body, request.content_type)
+        if problem is not None:
+            log.warning("HTTP mode: 400 for a malformed request from %s: %s", request.remote, problem)
+            return web.Response(status=400, text="malformed request\n")
+    return await handler(request)
 
 
 def _with_share_id(blocks: list[dict[str, Any]], share_id: str) -> list[dict[str, Any]]:
@@ -151,6 +245,7 @@ class SlackFront:
         self._users: dict[str, tuple[float, dict[str, Any]]] = {}
         self._groups: dict[str, tuple[float, set[str]]] = {}
         self._shared: OrderedDict[str, _Shared] = OrderedDict()
+        self._envelopes: OrderedDict[str, None] = OrderedDict()
         self._socket: AsyncSocketModeHandler | None = None
         self._runner: web.AppRunner | None = None
         self.bound_port: int | None = None
@@ -173,7 +268,33 @@ class SlackFront:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def _patient(self, call: Callable[[], Awaitable[T]], *, what: str, setting: str,
+                       stop: asyncio.Event | None) -> T:
+        """`call()` until it succeeds: StartupError only for what a human must fix, otherwise log and back off."""
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except SlackApiError as exc:
+                error = str(exc.response.get("error") or "")
+                if error in FATAL_AUTH_ERRORS:
+                    raise StartupError(f"{setting} was rejected by Slack ({error}): copy the token again") from None
+                reason = f"Slack answered {getattr(exc.response, 'status_code', '?')} {error}"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # aiohttp errors, OSError (refused), TimeoutError: Slack or the network blinked
+                reason = f"cannot reach Slack at {self.settings.slack_api_url}: {type(exc).__name__}: {exc}"
+            delay = startup_delay(attempt)
+            attempt += 1
+            log.warning("startup: %s failed (%s); attempt %d, retrying in %.0f s", what, reason, attempt, delay)
+            if stop is None:
+                await asyncio.sleep(delay)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+                raise StartupCancelled(what)
+
+    async def start(self, stop: asyncio.Event | None = None) -> None:
         if not self.http and self.settings.slack_app_token is None:
             raise StartupError(
                 "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor --http / WSCHECK_HTTP=true "
@@ -181,18 +302,13 @@ class SlackFront:
             )
         if self.http and self.settings.slack_signing_secret is None:
             raise StartupError("HTTP mode needs SLACK_SIGNING_SECRET to verify that requests come from Slack")
-        try:
-            auth = await self.client.auth_test()
-        except SlackApiError as exc:
-            raise StartupError(f"SLACK_BOT_TOKEN was rejected by Slack ({exc.response.get('error')}): "
-                               "copy the Bot User OAuth Token again") from None
-        except Exception as exc:
-            raise StartupError(f"cannot reach Slack at {self.settings.slack_api_url}: {exc}") from None
+        auth = await self._patient(self.client.auth_test, what="auth.test", setting="SLACK_BOT_TOKEN", stop=stop)
         self.team_id = str(auth.get("team_id") or "")
         self.bot_user_id = str(auth.get("user_id") or "")
         self.bot.access.bot_team_id = self.team_id
         if self.http:
             web_app = self.app.web_app(path="/slack/events", port=self.settings.http_port)
+            web_app.middlewares.append(_reject_malformed)
             self._runner = web.AppRunner(web_app, access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
@@ -204,9 +320,35 @@ class SlackFront:
                      self.bound_port)
         else:
             assert self.settings.slack_app_token is not None
-            self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token.get_secret_value())
+            app_token = self.settings.slack_app_token.get_secret_value()
+            # slack_sdk's Socket Mode client retries a failed connect forever, a rejected app token included: ask
+            # apps.connections.open once ourselves, so a bad token is exit 78 and a blip is retried and logged.
+            await self._patient(lambda: self.client.apps_connections_open(app_token=app_token),
+                                what="apps.connections.open", setting="SLACK_APP_TOKEN", stop=stop)
+            self._socket = AsyncSocketModeHandler(self.app, app_token)
+            listeners = self._socket.client.socket_mode_request_listeners
+            listeners[:] = [self._once(listener) for listener in listeners]
             await self._socket.connect_async()
             log.info("Slack Socket Mode: connected as %s in team %s", self.bot_user_id, self.team_id)
+
+    def _once(self, listener: Callable[[Any, SocketModeRequest], Awaitable[None]]
+              ) -> Callable[[Any, SocketModeRequest], Awaitable[None]]:
+        """A Socket Mode listener that processes each envelope once: Slack re-delivers an envelope (same id,
+        retry_attempt + 1) when it thinks the ack came late, and a re-delivered `/wscheck restart` or Approve was
+        processed twice (issue 13). A repeat is acked again and dropped."""
+
+        async def once(client: Any, req: SocketModeRequest) -> None:
+            if req.envelope_id in self._envelopes:
+                log.info("Socket Mode envelope %s delivered again (retry %s): acked, not processed again",
+                         req.envelope_id, getattr(req, "retry_attempt", "?"))
+                await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+                return
+            self._envelopes[req.envelope_id] = None
+            while len(self._envelopes) > SEEN_ENVELOPES:
+                self._envelopes.popitem(last=False)
+            await listener(client, req)
+
+        return once
 
     async def connected(self) -> bool:
         """For /healthz: the Socket Mode WebSocket is up (HTTP mode: the server runs)."""
@@ -255,20 +397,20 @@ class SlackFront:
             members |= users
         return members
 
-    async def user_info(self, user_id: str) -> dict[str, Any]:
+    async def user_info(self, user_id: str, *, fresh: bool = False) -> dict[str, Any]:
         cached = self._users.get(user_id)
-        if cached and time.monotonic() - cached[0] < USER_CACHE_TTL:
+        if cached and not fresh and time.monotonic() - cached[0] < USER_CACHE_TTL:
             return cached[1]
         response = await self.client.users_info(user=user_id)
         user = dict(response.get("user") or {})
         self._users[user_id] = (time.monotonic(), user)
         return user
 
-    async def requester(self, body: dict[str, Any]) -> Requester:
+    async def requester(self, body: dict[str, Any], *, fresh: bool = False) -> Requester:
         user = body.get("user") if isinstance(body.get("user"), dict) else None
         user_id = str(body.get("user_id") or (user or {}).get("id") or "")
         channel = body.get("channel_id") or (body.get("channel") or {}).get("id") or ""
-        info = await self.user_info(user_id)
+        info = await self.user_info(user_id, fresh=fresh)
         container = body.get("container") if isinstance(body.get("container"), dict) else {}
         message = body.get("message") if isinstance(body.get("message"), dict) else {}
         return Requester(
@@ -323,9 +465,12 @@ class SlackFront:
 
     async def _on_button(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond, *,
                          name: str, handle: Callable[[str, Requester, Respond], Awaitable[None]],
-                         admit: bool = True) -> None:
+                         guarded: bool = False) -> None:
         """Every button: ack at once, then admit the clicker and hand the button's value over, in the background.
 
+        Admission is the same decision as for slash commands (bot/admission.py). A `guarded` button
+        (approve/deny) looks the clicker up afresh (a user turned into a guest a minute ago is a guest now)
+        and, refused or not, goes to its handler, which decides admission again and audits the click.
         A refusal never replaces the message the button sits on (an alert, an approval request): it is an
         ephemeral answer to the clicker alone.
         """
@@ -333,15 +478,15 @@ class SlackFront:
         value = str((body.get("actions") or [{}])[0].get("value") or "")
 
         async def work() -> None:
-            if admit:
-                who = await self.admitted(body, respond, replace=False)
-            else:
+            if guarded:
                 try:
-                    who = await self.requester(body)
+                    who: Requester | None = await self.requester(body, fresh=True)
                 except SlackApiError as exc:
                     await respond(text=t("slack.lookup_failed", error=exc.response.get("error")),
                                   replace_original=False, response_type="ephemeral")
                     return
+            else:
+                who = await self.admitted(body, respond, replace=False)
             if who is not None:
                 await handle(value, who, respond)
 
@@ -389,7 +534,7 @@ class SlackFront:
 
         async def listener(ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond) -> None:
             await self._on_button(ack, body, respond, name=action_id, handle=handle,
-                                  admit=action_id not in self.bot.self_guarded)
+                                  guarded=action_id in self.bot.self_guarded)
 
         return listener
 

@@ -8,7 +8,9 @@ from checks.items.nginx import nginx_syntax, nginx_websocket
 from checks.items.nginx_runtime import nginx_errors, nginx_reload
 from checks.items.pm2 import pm2_logs, pm2_status
 from checks.items.pm2_boot import pm2_saved, pm2_startup
+from checks.items.pm2_daemon import pm2_daemon
 from checks.items.ports import port_conflict, port_listen, port_match
+from checks.items.socketio import ws_sessions
 from checks.items.tls import tls_certificate
 from checks.items.web import http_local, http_proxy, next_build, ws_local, ws_proxy
 from checks.registry import CHECK_IDS
@@ -31,6 +33,8 @@ CHECK_FUNCTIONS: dict[str, CheckFn] = {
     "tls.certificate": tls_certificate,
     "pm2.saved": pm2_saved,
     "pm2.startup": pm2_startup,
+    "pm2.daemon": pm2_daemon,
+    "ws.sessions": ws_sessions,
     # wt-host2
     "pm2.restarts": pm2_restarts,
     "next.static": next_static,

@@ -8,12 +8,14 @@ tail of the error logs it names) — the same shape as the PM2 log follow-up.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from checks import commands
 from checks.facts import FactError, Facts
 from checks.items.base import Outcome, error, fail, ok, skip, warn
 from checks.messages import msg
+from checks.offload import parse_off_loop
 from checks.parsers import ParseError
 from checks.parsers.nginx_runtime import (
     CAPACITY_KINDS,
@@ -60,7 +62,8 @@ async def paths(f: Facts) -> RuntimePaths:
     dump, build = await asyncio.gather(f.nginx_dump(), nginx_build(f))
     await f.nginx_config()  # raises the nginx.syntax-explained error when the dump failed
     try:
-        return runtime_paths(dump.stdout, build)
+        # Off the event loop: a 5 MB config costs seconds to read (acks must not wait for it).
+        return await parse_off_loop(functools.partial(runtime_paths, build=build), dump.stdout)
     except ParseError as exc:
         raise FactError(msg("facts.nginx_parse", error=str(exc)), kind="parse") from None
 

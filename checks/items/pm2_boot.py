@@ -21,6 +21,7 @@ from checks.transport.base import CommandResult
 
 _USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 _NAME_FIELD = re.compile(r'"name": ?"([^"]*)"')
+_UNIQUE_ID_FIELD = re.compile(r'"unique_id": ?"([^"]*)"')
 
 
 def pm2_home_of(f: Facts, inst: Pm2Process | None) -> str:
@@ -84,12 +85,22 @@ async def pm2_saved(f: Facts) -> Outcome:
         return error(msg("pm2.saved.unreadable", dump=dump, error=_last(stat_result)), **details)
     # grep: 0 found, 1 none found (an empty dump `[]`), 2 unreadable: then only the date speaks.
     names: list[str] | None = None
+    saved_ids: set[str] = set()
     if names_result.exit_status in (0, 1):
         names = sorted(set(_NAME_FIELD.findall(names_result.stdout)))
+        saved_ids = set(_UNIQUE_ID_FIELD.findall(names_result.stdout))
     details["saved_names"] = names
     if names is not None and app not in names:
         return warn(msg("pm2.saved.not_in_dump", app=app, dump=dump), reason="not_in_dump", **details)
-    if created and entry.mtime < created:
+    # Recreated since the save (`pm2 delete` + `pm2 start`: a new unique_id) is stale; a `pm2 stop` + `pm2 start`
+    # keeps the unique_id (and resets created_at), and the dump still brings it back: not stale. Only an
+    # unreadable dump, or a PM2 too old to write unique_id, falls back to the dates.
+    running_ids = {p.unique_id for p in instances if p.unique_id}
+    if names is not None and saved_ids and running_ids:
+        recreated = not running_ids <= saved_ids
+    else:
+        recreated = bool(created and entry.mtime < created)
+    if recreated:
         return warn(msg("pm2.saved.stale", app=app, dump=dump), reason="stale", **details)
     return ok(msg("pm2.saved.ok", app=app, dump=dump), reason=None, **details)
 

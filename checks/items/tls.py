@@ -19,6 +19,7 @@ from checks.config import DEFAULT_TLS_EXPIRY_WARNING
 from checks.facts import FactError, Facts
 from checks.items.base import Outcome, fail, ok, warn
 from checks.messages import msg
+from checks.offload import parse_off_loop
 from checks.parsers import ParseError
 from checks.parsers.certs import CERT_INVALID_KINDS, WHY_KEYS, CertFacts, cert_names, from_pem, ssl_certificate_files
 from checks.parsers.nginx import split_dump
@@ -82,13 +83,17 @@ async def _certbot(f: Facts) -> str:
     return ""
 
 
+def _named_certificates(dump: str) -> list[tuple[str, str, int]]:
+    return ssl_certificate_files(split_dump(dump))
+
+
 async def _disk_certs(f: Facts) -> tuple[list[dict[str, Any]], str]:
     """The `ssl_certificate` files nginx names, each with its facts or the reason it could not be read."""
     dump = await f.nginx_dump()
     if not dump.ok:
         return [], "nginx_dump_failed"
     try:
-        named = ssl_certificate_files(split_dump(dump.stdout))
+        named = await parse_off_loop(_named_certificates, dump.stdout)
     except ParseError:
         return [], "nginx_dump_unparsed"
     unique: dict[str, tuple[str, int]] = {}

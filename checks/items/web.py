@@ -12,7 +12,15 @@ from checks.items.redirects import redirect_origin
 from checks.items.tls import public_probe_opener
 from checks.messages import Msg, msg
 from checks.parsers.pm2 import Pm2Process
-from checks.probes import Opener, ProbeError, ProbeTlsError, http_get, public_opener, ws_handshake
+from checks.probes import (
+    Opener,
+    ProbeError,
+    ProbeTlsError,
+    engineio_uri,
+    http_get,
+    public_opener,
+    ws_handshake,
+)
 from checks.transport.base import ByteStream, ProbeConnectError, said
 
 #: A probe must answer faster than this; a hung app is a failure, not an endless wait (= checks.items.tls).
@@ -160,20 +168,20 @@ def _same_site(current: str, location: str | None, host: str) -> str | None:
 
 async def ws_local(f: Facts) -> Outcome:
     port = f.target.app_port
-    uri = f"ws://127.0.0.1:{port}{f.target.ws_path}"
+    uri = _ws_uri(f, f"ws://127.0.0.1:{port}{f.target.ws_path}")
 
     async def opener() -> ByteStream:
         return await f.transport.open_tcp("127.0.0.1", port, timeout=PROBE_TIMEOUT_S)
 
-    return await _ws(uri, opener, origin=f"http://127.0.0.1:{port}")
+    return await _ws(uri, opener, origin=f"http://127.0.0.1:{port}", engineio=_socketio(f))
 
 
 async def ws_proxy(f: Facts) -> Outcome:
     scheme = f.target.public_endpoint()[0]
     http_url = f.target.public_join(f.target.ws_path)
-    uri = ("wss" if scheme == "https" else "ws") + http_url[len(scheme):]
+    uri = _ws_uri(f, ("wss" if scheme == "https" else "ws") + http_url[len(scheme):])
     origin = f"{scheme}://{urlsplit(f.target.public_url).netloc}"
-    outcome = await _ws(uri, public_probe_opener(f), origin=origin)
+    outcome = await _ws(uri, public_probe_opener(f), origin=origin, engineio=_socketio(f))
     if outcome.details.get("redirect"):
         # wt-tls: which server/location of nginx sent the redirect, when the route model can tell.
         sent_by = await redirect_origin(f)
@@ -182,10 +190,19 @@ async def ws_proxy(f: Facts) -> Outcome:
     return outcome
 
 
-async def _ws(uri: str, opener: Opener, *, origin: str) -> Outcome:
+def _socketio(f: Facts) -> bool:
+    return f.target.ws_protocol == "socket.io"
+
+
+def _ws_uri(f: Facts, uri: str) -> str:
+    """wt-sio: a Socket.IO target's WebSocket is Engine.IO's, on ws_path with `?EIO=4&transport=websocket`."""
+    return engineio_uri(uri) if _socketio(f) else uri
+
+
+async def _ws(uri: str, opener: Opener, *, origin: str, engineio: bool = False) -> Outcome:
     details: dict[str, object] = {"url": uri}
     try:
-        answer = await ws_handshake(opener, uri=uri, timeout=PROBE_TIMEOUT_S, origin=origin)
+        answer = await ws_handshake(opener, uri=uri, timeout=PROBE_TIMEOUT_S, origin=origin, engineio=engineio)
     except ProbeConnectError as exc:
         return fail(msg("web.probe_error", url=uri, error=said(exc)), refused=True, **details)
     except ProbeTlsError as exc:
@@ -207,4 +224,8 @@ async def _ws(uri: str, opener: Opener, *, origin: str) -> Outcome:
         return fail(msg("ws.no_answer", url=uri, timeout=PROBE_TIMEOUT_S), no_answer=True, timeout=PROBE_TIMEOUT_S,
                     **details)
     details.update(status=101, rtt_ms=round(answer.rtt_ms, 1), elapsed_ms=round(answer.elapsed_ms, 1))
+    if answer.engineio is not None:
+        details["engineio"] = answer.engineio
+        return ok(msg("ws.ok_engineio", url=uri, rtt=answer.rtt_ms,
+                      interval=answer.engineio.get("pingInterval", "?")), **details)
     return ok(msg("ws.ok", url=uri, rtt=answer.rtt_ms), **details)

@@ -49,6 +49,8 @@ class Pm2Process(BaseModel):
     unstable_restarts: int = 0
     pm_uptime: int | None = None
     created_at: int | None = None
+    #: PM2's id of the process definition: kept by stop/start/restart, new after `pm2 delete` + `pm2 start`.
+    unique_id: str | None = None
     exec_path: str | None = None
     args: tuple[str, ...] = ()
     interpreter: str | None = None
@@ -213,6 +215,7 @@ def _process(entry: object) -> Pm2Process:
         unstable_restarts=_as_int(pm2_env.get("unstable_restarts")) or 0,
         pm_uptime=_as_int(pm2_env.get("pm_uptime")),
         created_at=_as_int(pm2_env.get("created_at")),
+        unique_id=_as_str(pm2_env.get("unique_id")),
         exec_path=_as_str(pm2_env.get("pm_exec_path")),
         args=_as_args(pm2_env.get("args")),
         interpreter=_as_str(pm2_env.get("exec_interpreter")) or _as_str(pm2_env.get("interpreter")),

@@ -68,10 +68,21 @@ MODES: tuple[str, ...] = (
     "nginx-ws-static",
     "nginx-reload-pending",
     "nginx-worker-connections",
+    # wt-sio: Socket.IO (deploy/sandbox/app/sio-server.js) and PM2 as the bot sees it
+    "socketio",
+    "socketio-cluster",
+    "pm2-not-on-path",
+    "pm2-other-home",
     # wt-host2: PM2 restarting an online app, and the V8 heap limit
     "restart-loop",
     "heap-oom",
 )
+
+#: Engine.IO heartbeat of the Socket.IO modes, short so that a test sees several ping rounds in seconds (ms).
+SIO_PING_INTERVAL_MS = 1000
+SIO_PING_TIMEOUT_MS = 1500
+#: The marker of the line the pm2-not-on-path mode adds to the sandbox user's ~/.profile (login shells only).
+PROFILE_MARK = "# wscheck sandbox pm2-not-on-path"
 
 #: The name the TLS modes serve and the https target uses (resolves to loopback without DNS).
 TLS_HOST = "localhost"
@@ -486,6 +497,8 @@ class Sandbox:
         self.nginx_bin = shutil.which("nginx", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/nginx"
         self.sshd_bin = shutil.which("sshd", path="/usr/sbin:/usr/bin:/sbin:/bin") or "/usr/sbin/sshd"
         self.squatter_pid_file = self.stash_dir / "squatter.pid"
+        #: wt-sio: the PM2_HOME of the pm2-other-home mode's second daemon.
+        self.other_pm2_home = self.workdir / "pm2-other"
         self.state_file = self.workdir / STATE_FILE
 
         self.ssh_port = 0
@@ -1271,16 +1284,16 @@ class Sandbox:
         return self.pm2_home / "dump.pm2"
 
     def _pm2_saved(self) -> bool:
-        """The dump lists the app and is not older than the app's PM2 entry (what the bot's pm2.saved asks)."""
+        """The dump lists the app with its current unique_id (what the bot's pm2.saved asks)."""
         proc = self.app_process()
         try:
             saved = json.loads(self.pm2_dump.read_text())
-            mtime = int(self.pm2_dump.stat().st_mtime)
         except (OSError, ValueError):
             return False
-        created = int((proc or {}).get("pm2_env", {}).get("created_at") or 0) // 1000
-        names = {e.get("name") for e in saved if isinstance(e, dict)} if isinstance(saved, list) else set()
-        return proc is not None and self.app_name in names and mtime >= created
+        # As the bot's pm2.saved: a recreated app gets a new unique_id; a stop/start or restart keeps it.
+        entries = [e for e in saved if isinstance(e, dict)] if isinstance(saved, list) else []
+        ids = {e.get("unique_id") for e in entries if e.get("name") == self.app_name}
+        return proc is not None and proc.get("pm2_env", {}).get("unique_id") in ids
 
     def _pm2_save(self) -> None:
         """`pm2 save`, as an operator ends every change; a healthy sandbox survives a reboot."""
@@ -1395,6 +1408,8 @@ class Sandbox:
                 self.pm2("kill", check=False, timeout=60)
             except SandboxError as exc:
                 errors.append(str(exc))
+        with contextlib.suppress(SandboxError):
+            self._stop_other_pm2()
         master = self.nginx_master_pid()
         if master and self._is_ours(master):
             kill_and_wait([master, *descendants([master])], timeout=5)
@@ -1434,6 +1449,7 @@ class Sandbox:
         may have "fixed" (or further broken) things in between: a reload, a `pm2 start`, a rebuild.
         """
         self._stop_squatter()
+        self._stop_other_pm2()
         if self.mode == "restart-loop":  # wt-host2: stop the loop first, then nothing of it may hold the port
             self.pm2("delete", self.app_name, check=False)
         if self.mode == "heap-oom":
@@ -1547,6 +1563,94 @@ class Sandbox:
             detail=lambda: _tail(self.pm2_out_log) + "\n" + _tail(self.pm2_error_log),
         )
 
+    # ---- Socket.IO and PM2 as the bot sees it (wt-sio) -------------------------------------------------------
+
+    def _start_sio(self, *, instances: int) -> None:
+        """The Socket.IO chat (sio-server.js) as the app, PM2 cluster mode with `instances` > 1 (no sticky)."""
+        ecosystem = self.stash_dir / "pm2-sio.json"
+        app: dict[str, Any] = {
+            "name": self.app_name,
+            "script": "sio-server.js",
+            "cwd": str(self.app_dir),
+            "env": {"PORT": str(self.app_port), "SIO_PING_INTERVAL": str(SIO_PING_INTERVAL_MS),
+                    "SIO_PING_TIMEOUT": str(SIO_PING_TIMEOUT_MS)},
+            "max_restarts": 3,
+            "min_uptime": 10000,
+            "vizion": False,
+        }
+        if instances > 1:
+            app |= {"exec_mode": "cluster", "instances": instances}
+        self._write_user_file(ecosystem, json.dumps({"apps": [app]}, indent=2) + "\n")
+        self.pm2("delete", self.app_name, check=False)
+        wait_for(f"127.0.0.1:{self.app_port} to be free", lambda: not tcp_accepts(self.app_port), timeout=15)
+        self.pm2("start", str(ecosystem))
+        path = "/socket.io/?EIO=4&transport=polling"
+
+        def ready() -> bool:
+            online = [p for p in self.pm2_jlist() if p.get("name") == self.app_name
+                      and p.get("pm2_env", {}).get("status") == "online"]
+            return len(online) == instances and http_status(self.app_port, path) == 200 \
+                and http_status(self.http_port, path) == 200
+
+        wait_for(f"{instances} Socket.IO instance(s) online and answering {path} directly and through nginx",
+                 ready, timeout=60, interval=0.3, detail=lambda: _tail(self.pm2_error_log))
+
+    def _break_socketio(self) -> None:
+        """Healthy, but the chat is Socket.IO: one instance, the target says ws_protocol = "socket.io"."""
+        self._start_sio(instances=1)
+
+    def _break_socketio_cluster(self) -> None:
+        """Socket.IO in PM2 cluster mode, 2 instances, no sticky sessions: polling gets "Session ID unknown"."""
+        self._start_sio(instances=2)
+
+    def _break_pm2_not_on_path(self) -> None:
+        """`pm2` only on a login shell's PATH (as nvm leaves it): ~/.profile of the user adds its directory.
+
+        The app stays healthy; the mode's target (`target_toml(pm2_bin="pm2")`) names the bare `pm2`, which
+        the non-interactive SSH command (`/bin/sh -c`, no profile read) does not find. The line is added once
+        per directory and left there: the user's home is shared by every sandbox on the machine, and it only
+        affects login shells."""
+        home = Path(self._pw().pw_dir)
+        profile = home / ".profile"
+        directory = str(Path(self.pm2_bin).parent)
+        line = f'PATH="{directory}:$PATH"  {PROFILE_MARK}\n'
+        text = profile.read_text() if profile.exists() else ""
+        if line not in text:
+            with profile.open("a") as fh:
+                fh.write(line)
+            self._chown(profile)
+        check = self.run_as_user(["sh", "-c", "command -v pm2 || echo none"], check=False)
+        if check.stdout.strip() != "none":
+            raise SandboxError(f"pm2 is on the sandbox user's non-interactive PATH: {check.stdout.strip()}")
+
+    def _break_pm2_other_home(self) -> None:
+        """The app runs under a second PM2 daemon (PM2_HOME = workdir/pm2-other); the bot's PM2 lists nothing."""
+        self.pm2("delete", self.app_name)
+        wait_for(f"127.0.0.1:{self.app_port} to be free", lambda: not tcp_accepts(self.app_port), timeout=15)
+        self.other_pm2_home.mkdir(exist_ok=True)
+        self._chown(self.other_pm2_home)
+        ecosystem = self.stash_dir / "pm2-app.json"
+        self.run_as_user([self.pm2_bin, "start", str(ecosystem)], cwd=self.app_dir,
+                         env={"PM2_HOME": str(self.other_pm2_home), "PORT": str(self.app_port)})
+        self._wait_app_listening_any(self.app_port)
+
+    def _wait_app_listening_any(self, port: int) -> None:
+        wait_for(f"the app under the other PM2 accepting on 127.0.0.1:{port}", lambda: http_status(port) == 200,
+                 timeout=60, interval=0.3)
+
+    def _stop_other_pm2(self) -> None:
+        """`pm2 kill` of the pm2-other-home daemon, only when it runs (any pm2 command would spawn one)."""
+        try:
+            pid = int((self.other_pm2_home / "pm2.pid").read_text().strip())
+        except (OSError, ValueError):
+            return
+        if self._is_ours(pid) and self.pm2_bin:
+            self.run_as_user([self.pm2_bin, "kill"], env={"PM2_HOME": str(self.other_pm2_home)}, check=False)
+            kill_and_wait([pid])
+
+    def sio_target_toml(self, name: str = "sandbox-sio") -> str:
+        """The target of the Socket.IO modes: ws_protocol = "socket.io", ws_path left to its default."""
+        return self.target_toml(name).replace('ws_path = "/ws"\n', 'ws_protocol = "socket.io"\n')
     # ---- wt-host2: PM2 restarting an online app, the V8 heap limit ----------------------------------------
 
     @property
@@ -1830,8 +1934,8 @@ class Sandbox:
 
         self._reload_nginx("worker-connections", exhausted, "nginx to log `worker_connections are not enough`")
 
-    def target_toml(self, name: str = "sandbox") -> str:
-        """The `[[targets]]` table that points wscheck at this sandbox over SSH."""
+    def target_toml(self, name: str = "sandbox", *, pm2_bin: str = "") -> str:
+        """The `[[targets]]` table that points wscheck at this sandbox over SSH (`pm2_bin`: another pm2)."""
         return (
             "[[targets]]\n"
             f'name = "{name}"\n'
@@ -1846,7 +1950,7 @@ class Sandbox:
             f'public_url = "http://{self.host}:{self.http_port}/"\n'
             'ws_path = "/ws"\n'
             'http_path = "/"\n'
-            f'pm2_bin = "{self.pm2_bin}"\n'
+            f'pm2_bin = "{pm2_bin or self.pm2_bin}"\n'
             f'pm2_home = "{self.pm2_home}"\n'
             f'nginx_bin = "{self.nginx_bin}"\n'
             f'nginx_conf = "{self.nginx_conf}"\n'

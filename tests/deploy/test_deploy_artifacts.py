@@ -158,7 +158,10 @@ def test_scopes_match_the_web_api_methods_the_bot_calls(manifest: dict[str, Any]
     methods = _web_api_methods_called_by_the_bot()
     assert {"auth.test", "chat.postMessage", "chat.update", "users.info"} <= methods, methods
     used: set[str] = set()
-    for method in sorted(methods):
+    # Called with the app-level token (xapp-, scope connections:write in the manifest's Socket Mode settings), not
+    # with a bot scope: the startup check of the app token (wt-rel2, issue 13).
+    app_token_methods = {"apps.connections.open"}
+    for method in sorted(methods - app_token_methods):
         operations = spec["paths"].get(f"/{method}")
         assert operations, f"{method}: not in Slack's Web API spec; check its scope by hand and extend this test"
         required: set[str] = set()

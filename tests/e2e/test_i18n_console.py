@@ -11,6 +11,7 @@ import pytest
 
 from bot.i18n import MESSAGES as BOT_MESSAGES
 from checks.messages import MESSAGES as CHECK_MESSAGES
+from checks.registry import ITEMS
 from tests.support.botproc import ROOT, BotProcess
 
 pytestmark = pytest.mark.sandbox
@@ -45,7 +46,7 @@ async def test_console_speaks_korean(sandbox: Any, sandbox_config_file: Path, tm
 
         start = len(bot.stdout_lines)
         await bot.send("pm2")
-        await bot.wait_line(r"^⏳ sandbox에서 검사 1개 실행 중…$", stdout=True, start=start)
+        await bot.wait_line(rf"^⏳ sandbox에서 검사 {len(ITEMS['pm2'])}개 실행 중…$", stdout=True, start=start)
         cause = await bot.wait_line(r"^  1\. \[pm2_not_online\] (.*)$", stdout=True, start=start, timeout=60)
         await bot.wait_line(r"^     조치:$", stdout=True, start=start)
         answer = bot.stdout_lines[start:]

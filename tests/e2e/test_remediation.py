@@ -277,9 +277,11 @@ async def test_happy_path_from_a_real_alert(
         await fake.send_slash_command("history sandbox", user_id=ALICE, channel_id=ALERTS)
         history = await fake.wait_for(lambda: [m for m in fake.ephemeral(channel=ALERTS, user=ALICE)
                                                if "Remediation history" in m.text] or None, what="history")
-        # the restart, then `pm2 save` (wt-host: a fix a reboot undoes is no fix), each once
-        assert history[-1].text.count("`execution`") == 2, history[-1].text
-        assert history[-1].text.count(" save → exit 0") == 1, history[-1].text
+        # the restart, then `pm2 save` (wt-host: a fix a reboot undoes is no fix), each recorded as started before
+        # it ran, then finished
+        text = history[-1].text
+        assert text.count("`execution`") == 4 and "→ started" in text and "→ exit 0" in text, text
+        assert text.count(" save → exit 0") == 1, text
         assert len(fake.messages(ALERTS)) == 1
     finally:
         assert await bot.stop() == 0, bot.log()

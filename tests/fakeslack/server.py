@@ -114,7 +114,9 @@ class FakeSlack:
 
     # == lifecycle ===========================================================================================
     async def start(self) -> None:
-        """Listen on 127.0.0.1 (OS-chosen port); returns once the socket is bound and accepting."""
+        """Listen on 127.0.0.1 (OS-chosen port); returns once the socket is bound and accepting.
+
+        Started again after `stop()`, it binds the port it had (a Slack that was down and came back)."""
         self._stopping.clear()
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
@@ -122,7 +124,7 @@ class FakeSlack:
         app.router.add_post("/response/{rid}", self._response_url)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 
@@ -279,6 +281,7 @@ class FakeSlack:
         count: int = 1,
     ) -> None:
         """Make the next `count` calls of `method` fail without being processed (nothing is stored).
+        `method="response_url"`: the next posts to any response URL answer `status` (500 unless >= 400).
 
         * default: HTTP 429, ``Retry-After: retry_after``, ``{"ok": false, "error": "ratelimited"}``;
         * ``status=500`` (or any 5xx): that status with ``{"ok": false, "error": "fatal_error"}``;
@@ -1003,7 +1006,11 @@ class FakeSlack:
         body: Any = raw.decode("utf-8", "replace")
         status = 200
         response: JSON = {"ok": True}
+        failure = self._pop(self._failures, "response_url")  # fail_next("response_url", status=500): not processed
         try:
+            if failure is not None:
+                status = failure.status if failure.status >= 400 else 500
+                raise ApiError("injected")
             if ru is None or time.monotonic() - ru.created_at > self.response_url_ttl:
                 status = 404
                 raise ApiError("expired_url")
@@ -1024,7 +1031,8 @@ class FakeSlack:
             ru.uses += 1
         except ApiError as e:
             response = {"ok": False, "error": e.error, **e.extra}
-            self.problems.append(f"response_url post rejected ({status} {e.error}): {str(body)[:200]}")
+            if failure is None:
+                self.problems.append(f"response_url post rejected ({status} {e.error}): {str(body)[:200]}")
         post = ResponseUrlPost(
             url=ru.url if ru is not None else str(request.url),
             body=body,

@@ -26,6 +26,7 @@ from bot.approvals import (
     Status,
     Vote,
     abort,
+    cancel,
     click,
     describe,
     expire,
@@ -416,6 +417,7 @@ def _in(status: Status) -> ApprovalRequest:
         Status.EXPIRED: s_expired,
         Status.SUPERSEDED: s_superseded,
         Status.INTERRUPTED: lambda: _some(interrupt(running, now=at(40))),
+        Status.CANCELLED: lambda: _some(cancel(s_pending(), note="post failed", now=at(1))),
     }
     request = builders[status]()
     assert request.status is status
@@ -484,7 +486,7 @@ def test_final_statuses() -> None:
     assert {Status.PENDING, Status.APPROVED, Status.RUNNING} == set(Status) - FINAL
     assert [s.value for s in Status] == [
         "pending", "approved", "running", "succeeded", "failed", "aborted", "denied", "expired", "superseded",
-        "interrupted",
+        "interrupted", "cancelled",
     ]
 
 

@@ -166,8 +166,8 @@ def test_downstream_of_app_is_the_one_source_of_both_lists() -> None:
     assert set(diagnosis._APP_DOWN_EFFECTS) - monitor.APP_STARTING == {"port.conflict"}
     # Evidence order is visible (`--json`, Slack): outward from the app, as it always was.
     assert diagnosis._APP_DOWN_EFFECTS == ("pm2.status", "port.listen", "port.match", "port.conflict",
-                                           "pm2.restarts", "http.local", "ws.local", "http.proxy", "ws.proxy",
-                                           "pm2.logs")
+                                           "pm2.restarts", "http.local", "ws.local", "ws.sessions", "http.proxy",
+                                           "ws.proxy", "pm2.logs")
 
 
 def test_architecture_doc_names_the_files_of_a_new_cause() -> None:

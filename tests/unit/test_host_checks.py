@@ -105,11 +105,39 @@ async def test_an_unreadable_dump_is_judged_by_its_date_only(current: dict[str, 
     assert saved is not None and saved.status is Status.OK and saved.details["saved_names"] is None
 
 
-async def test_a_dump_older_than_the_app(current: dict[str, FunctionTransport]) -> None:
+async def test_an_app_recreated_since_the_save(current: dict[str, FunctionTransport]) -> None:
+    """`pm2 delete` + `pm2 start` after the save: the dump names the app, but with another unique_id."""
+    def recreated(argv: tuple[str, ...]) -> CommandResult | None:
+        if argv[:2] == ("grep", "-o"):
+            return done(argv, 0, f'"name":"{TARGET.pm2_app}"\n"unique_id":"00000000-0000-0000-0000-000000000000"\n')
+        return None
+
+    report = await healthy_with(current, recreated)
+    assert causes(report) == ["pm2_not_saved"]
+    saved = report.result("pm2.saved")
+    assert saved is not None and saved.details["reason"] == "stale"
+
+
+async def test_a_stop_and_start_after_the_save_is_still_saved(current: dict[str, FunctionTransport]) -> None:
+    """`pm2 stop` + `pm2 start` resets created_at past the dump's date but keeps the unique_id: a reboot
+    still brings the app back, so no warning (judging by the dates alone was a false alarm)."""
     def old(argv: tuple[str, ...]) -> CommandResult | None:
         return stat_answer(argv, {DUMP: "1000|812"}, (commands.SYSTEMD_RUN_DIR,)) if DUMP in stat_of(argv) else None
 
     report = await healthy_with(current, old)
+    saved = report.result("pm2.saved")
+    assert saved is not None and saved.status is Status.OK, report.to_json_dict()
+    assert causes(report) == []
+
+
+async def test_an_unreadable_dump_older_than_the_app_is_stale(current: dict[str, FunctionTransport]) -> None:
+    """Only the dates speak when the dump cannot be read."""
+    def old_and_denied(argv: tuple[str, ...]) -> CommandResult | None:
+        if argv[:2] == ("grep", "-o"):
+            return done(argv, 2, "", f"grep: {DUMP}: Permission denied")
+        return stat_answer(argv, {DUMP: "1000|812"}, (commands.SYSTEMD_RUN_DIR,)) if DUMP in stat_of(argv) else None
+
+    report = await healthy_with(current, old_and_denied)
     assert causes(report) == ["pm2_not_saved"]
     saved = report.result("pm2.saved")
     assert saved is not None and saved.details["reason"] == "stale" and saved.details["saved_at"] == 1000

@@ -141,6 +141,9 @@ NOT_MESSAGES: dict[str, str] = {
     "a terminal is required": "compared with sudo's stderr",
     "password is required": "compared with sudo's stderr",
     "No such file": "compared with stat's stderr",
+    "body is not UTF-8": "an HTTP 400 body for a malformed POST (a client, not a Slack user, reads it)",
+    "body is not JSON": "an HTTP 400 body for a malformed POST (a client, not a Slack user, reads it)",
+    "payload is not JSON": "an HTTP 400 body for a malformed POST (a client, not a Slack user, reads it)",
     "checks.registry and checks.items disagree": "an import-time assertion",
     " && npm run build": "a command",
     "npm run build": "a step label (a command)",
@@ -148,7 +151,9 @@ NOT_MESSAGES: dict[str, str] = {
     "PM2 restarted the app a moment ago": "a reason that is only logged",
     "no pong within ": "a canary reason that is only logged",
     "no close frame": "a canary reason that is only logged",
+    "Session ID unknown": "Engine.IO's own error message, matched in its answers (wt-sio)",
     "WebSocket handshake failed: ": "a canary reason that is only logged",
+    "cannot reach Slack at ": "a startup retry reason that is only logged (wt-rel2)",
     "wscheck probe done": "the close reason the probe sends to the server",
     ": command not found": "a local command's stderr, as a shell would write it",
 }
@@ -309,6 +314,15 @@ def real_summary(check_id: str, status: Status) -> cm.Msg:
         if good:
             return cm.msg("nginxrt.log_quiet", minutes=15, files="/var/log/nginx/error.log")
         return cm.msg("nginxrt.capacity", count=3, minutes=15, line="768 worker_connections are not enough")
+    if check_id == "pm2.daemon":  # wt-sio
+        if good:
+            return cm.msg("pm2.daemon.ok", port=port, user="deploy", home="/home/deploy/.pm2")
+        return cm.msg("pm2.daemon.mismatch", port=port, pid=4242, user="root", home="/root/.pm2",
+                      our_user="deploy", our_home="~/.pm2")
+    if check_id == "ws.sessions":  # wt-sio
+        if good:
+            return cm.msg("ws.sessions.not_socketio", protocol="websocket")
+        return cm.msg("ws.sessions.unknown", n=3, polls=6, instances=2)
     # wt-host2
     numbers = cm.msg("host.memory.numbers", available=512, total=2048, swap=0)
     if check_id == "pm2.restarts":

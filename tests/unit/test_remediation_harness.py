@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bot import approvals as ap
+from bot.admission import Subject
 from bot.i18n import text
 from bot.remediation import Remediation
 from bot.service import CheckService
@@ -74,7 +75,8 @@ class Harness:
                                               channel="C0ALERTS1")
 
     async def approve(self, request: ap.ApprovalRequest) -> str:
-        answer = await self.remediation.click(request.id, user=APPROVER, team_id="T1", approve=True)
+        answer = await self.remediation.click(request.id, who=Subject(user_id=APPROVER, source="slack", team_id="T1"),
+                                              approve=True)
         await self.remediation._tasks.drain()  # the fix runs as a background task: wait for it
         return answer
 
@@ -114,7 +116,8 @@ async def test_approved_fix_runs_once_and_is_verified(store: Store, monkeypatch:
     assert len(h.stack.fixes) == 1 and await h.status(request) is ap.Status.SUCCEEDED
     assert len(h.stack.saves) == 1, "the restart is saved, so a reboot keeps it"
     kinds = await h.audit_kinds()
-    assert kinds.count("execution") == 2 and kinds[-1] == "verification"  # restart, then pm2 save (wt-host)
+    # restart, then pm2 save (wt-host), each started, then finished (wt-rel2)
+    assert kinds.count("execution") == 4 and kinds[-1] == "verification"
     (verification,) = [e for e in await store.audit_entries(limit=100) if e["kind"] == "verification"]
     data = verification["data"]
     assert isinstance(data, dict) and data["healthy"] is True and data["status"] == "succeeded"
