@@ -1594,6 +1594,7 @@ class Sandbox:
 
         wait_for(f"{instances} Socket.IO instance(s) online and answering {path} directly and through nginx",
                  ready, timeout=60, interval=0.3, detail=lambda: _tail(self.pm2_error_log))
+        self._pm2_save()  # as every mode but pm2-not-saved: the one finding is the mode's own
 
     def _break_socketio(self) -> None:
         """Healthy, but the chat is Socket.IO: one instance, the target says ws_protocol = "socket.io"."""

@@ -60,6 +60,9 @@ async def install(sandbox: Any, path: Path, text: str) -> None:
     await asyncio.to_thread(path.chmod, 0o644)
     test = await asyncio.to_thread(sandbox.nginx, "-t")
     assert test.returncode == 0, f"nginx itself refuses the test's config: {test.stderr}"
+    # Loaded, not only on disk: a file newer than the running nginx's load is a finding of its own
+    # (nginx_reload_pending), and this test is about the size. Waits for the new workers.
+    await asyncio.to_thread(sandbox._reload_nginx, "big geo", lambda: True, "nginx to load the big geo list")
 
 
 async def acks_while_checking(fake: FakeSlack, count: int = 30, spacing: float = 0.1) -> list[float]:

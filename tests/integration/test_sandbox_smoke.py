@@ -310,8 +310,22 @@ def test_unknown_mode_is_refused(sb: Any) -> None:
         sb.set_mode("on-fire")
 
 
+def _assert_other_pm2_shape(sb: Any, mode: str, ports: dict[int, Any]) -> None:
+    """Modes whose PM2 list is not "one app entry" (wt-sio); what the bot says of them: test_sio_sandbox.py."""
+    procs = [p for p in sb.pm2_jlist() if p.get("name") == sb.app_name]
+    if mode == "pm2-other-home":
+        assert procs == [] and sb.app_port in ports  # the app runs, under another PM2_HOME
+        return
+    assert len(procs) == (2 if mode == "socketio-cluster" else 1), procs
+    assert all(p["pm2_env"]["status"] == "online" for p in procs), procs
+    assert sb._pm2_saved(), "the Socket.IO modes leave the PM2 list saved"
+
+
 def _assert_mode(sb: Any, mode: str) -> None:
     ports = listeners()
+    if mode in ("socketio", "socketio-cluster", "pm2-other-home"):
+        _assert_other_pm2_shape(sb, mode, ports)
+        return
     through_nginx, _ = get(sb.http_port)
     ws_status, _ = ws_chat(sb.http_port)
     build_id = Path(sb.app_dir) / ".next" / "BUILD_ID"
