@@ -69,6 +69,18 @@ class WsAnswer:
 Opener = Callable[[], Awaitable[ByteStream]]
 
 
+async def _next_event(conn: h11.Connection, stream: ByteStream) -> object:
+    """The next h11 event, reading from `stream` as long as h11 needs data; not HTTP is a ProbeError."""
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise ProbeError(msg("probe.not_http", error=str(exc))) from None
+        if event is not h11.NEED_DATA:
+            return event
+        conn.receive_data(await stream.read(_READ))
+
+
 async def http_get(open_stream: Opener, *, host_header: str, path: str, timeout: float) -> HttpAnswer:
     """GET `path` and return the status line and headers (the body is not read)."""
     started = time.perf_counter()
@@ -88,13 +100,7 @@ async def http_get(open_stream: Opener, *, host_header: str, path: str, timeout:
             )
             await stream.write(conn.send(request) + (conn.send(h11.EndOfMessage()) or b""))
             while True:
-                try:
-                    event = conn.next_event()
-                except h11.RemoteProtocolError as exc:
-                    raise ProbeError(msg("probe.not_http", error=str(exc))) from None
-                if event is h11.NEED_DATA:
-                    conn.receive_data(await stream.read(_READ))
-                    continue
+                event = await _next_event(conn, stream)
                 if isinstance(event, h11.Response):
                     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
                     return HttpAnswer(
@@ -418,13 +424,7 @@ async def http_exchange(open_stream: Opener, *, method: str, host_header: str, p
             await stream.write(data + (conn.send(h11.EndOfMessage()) or b""))
             status, got = 0, b""
             while True:
-                try:
-                    event = conn.next_event()
-                except h11.RemoteProtocolError as exc:
-                    raise ProbeError(msg("probe.not_http", error=str(exc))) from None
-                if event is h11.NEED_DATA:
-                    conn.receive_data(await stream.read(_READ))
-                    continue
+                event = await _next_event(conn, stream)
                 if isinstance(event, h11.Response):
                     status = event.status_code
                 elif isinstance(event, h11.Data):
