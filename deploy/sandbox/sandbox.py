@@ -1486,6 +1486,10 @@ class Sandbox:
             )
         if not self._pm2_saved():
             self._pm2_save()
+        # A clean slate for the next mode: PM2's log lines carry no timestamps, so what an earlier mode wrote
+        # (a heap OOM, EADDRINUSE, a missing build) would read as this mode's evidence. An operator's healthy
+        # stack has no such history in view either.
+        self.pm2("flush", self.app_name, check=False)
         self.mode = "healthy"
         self._save_state()
 
