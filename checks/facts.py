@@ -85,12 +85,15 @@ class Facts:
 
     # -- memoisation ----------------------------------------------------------------------------
 
-    def _once(self, key: str, factory: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+    def _once(self, key: str, factory: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+        """The one run of `factory` that every check asking for `key` shares, shielded: a check that hits its own
+        timeout is cancelled, and an unshielded await would cancel the shared run under the other checks too
+        (they would get a CancelledError instead of the command's result)."""
         task = self._tasks.get(key)
         if task is None:
             task = asyncio.ensure_future(factory())
             self._tasks[key] = task
-        return task
+        return asyncio.shield(task)
 
     async def cancel(self) -> None:
         for task in self._tasks.values():
