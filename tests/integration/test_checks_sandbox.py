@@ -18,31 +18,15 @@ from checks.registry import CHECK_IDS
 from checks.runner import run_checks
 from checks.transport.ssh import SSHTransport
 from tests.support.healthy import healthy_statuses
+from tests.support.reports import bad, causes, check_mode, explain
 
 pytestmark = pytest.mark.sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def check_mode(sandbox: Any, target: Target, ssh: SSHTransport, mode: str) -> TargetReport:
-    await asyncio.to_thread(sandbox.set_mode, mode)
-    return await run_checks(target, ssh)
-
-
 def statuses(report: TargetReport) -> dict[str, Status]:
     return {c.id: c.status for c in report.checks}
-
-
-def bad(report: TargetReport) -> set[str]:
-    return {c.id for c in report.checks if c.status in (Status.FAIL, Status.ERROR)}
-
-
-def causes(report: TargetReport) -> list[str]:
-    return [c.cause for c in report.diagnosis]
-
-
-def explain(report: TargetReport) -> str:
-    return json.dumps(report.to_json_dict(), indent=1, default=str)
 
 
 async def test_healthy_stack_is_all_ok_with_no_cause(sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:

@@ -10,58 +10,26 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from checks.config import Target
 from checks.items.web import PROBE_TIMEOUT_S
-from checks.models import Status, TargetReport
-from checks.registry import CHECK_IDS
+from checks.models import Status
 from checks.runner import run_checks
 from checks.transport.ssh import SSHTransport
+from tests.support.healthy import SYSTEMD_INIT, healthy_statuses
+from tests.support.reports import causes, check_mode, explain, status
 
 pytestmark = pytest.mark.sandbox
 
-SYSTEMD_INIT = Path("/run/systemd/system").is_dir()
-
-
-@pytest.fixture(scope="module")
-async def ssh(sandbox_target: Target) -> AsyncIterator[SSHTransport]:
-    transport = SSHTransport(sandbox_target)
-    yield transport
-    await transport.aclose()
-
-
-async def check_mode(sandbox: Any, target: Target, ssh: SSHTransport, mode: str) -> TargetReport:
-    await asyncio.to_thread(sandbox.set_mode, mode)
-    return await run_checks(target, ssh)
-
-
-def explain(report: TargetReport) -> str:
-    return json.dumps(report.to_json_dict(), indent=1, default=str)
-
-
-def causes(report: TargetReport) -> list[str]:
-    return [c.cause for c in report.diagnosis]
-
-
-def status(report: TargetReport, check_id: str) -> Status:
-    r = report.result(check_id)
-    assert r is not None, check_id
-    return r.status
 
 
 async def test_healthy_is_saved_and_exit_0(sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
     report = await check_mode(sandbox, sandbox_target, ssh, "healthy")
-    expected = dict.fromkeys(CHECK_IDS, Status.OK)
-    if not SYSTEMD_INIT:
-        expected["pm2.startup"] = Status.SKIP
-    assert {c.id: c.status for c in report.checks} == expected, explain(report)
+    assert {c.id: c.status for c in report.checks} == healthy_statuses(), explain(report)
     assert report.diagnosis == () and report.exit_code == 0, explain(report)
     saved = report.result("pm2.saved")
     assert saved is not None and saved.details["dump"] == f"{sandbox.pm2_home}/dump.pm2"

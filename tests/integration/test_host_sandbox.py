@@ -10,8 +10,6 @@ EMFILE — in-process (tests/unit/test_host_resources.py) with captured `dmesg` 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -21,23 +19,9 @@ from checks.config import Target
 from checks.models import Status, TargetReport
 from checks.runner import run_checks
 from checks.transport.ssh import SSHTransport
+from tests.support.reports import causes, explain
 
 pytestmark = pytest.mark.sandbox
-
-
-@pytest.fixture(scope="module")
-async def ssh(sandbox_target: Target) -> AsyncIterator[SSHTransport]:
-    transport = SSHTransport(sandbox_target)
-    yield transport
-    await transport.aclose()
-
-
-def explain(report: TargetReport) -> str:
-    return json.dumps(report.to_json_dict(), indent=1, default=str)
-
-
-def causes(report: TargetReport) -> list[str]:
-    return [c.cause for c in report.diagnosis]
 
 
 def result(report: TargetReport, check_id: str) -> Any:

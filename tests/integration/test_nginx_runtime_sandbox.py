@@ -6,40 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from checks.config import Target
-from checks.models import Status, TargetReport
+from checks.models import Status
 from checks.runner import run_checks
 from checks.transport.ssh import SSHTransport
 from tests.support.healthy import healthy_statuses
+from tests.support.reports import bad, check_mode, explain
 
 pytestmark = pytest.mark.sandbox
-
-
-@pytest.fixture(scope="module")
-async def ssh(sandbox_target: Target) -> AsyncIterator[SSHTransport]:
-    transport = SSHTransport(sandbox_target)
-    yield transport
-    await transport.aclose()
-
-
-async def check_mode(sandbox: Any, target: Target, ssh: SSHTransport, mode: str) -> TargetReport:
-    await asyncio.to_thread(sandbox.set_mode, mode)
-    return await run_checks(target, ssh)
-
-
-def bad(report: TargetReport) -> set[str]:
-    return {c.id for c in report.checks if c.status in (Status.FAIL, Status.ERROR)}
-
-
-def explain(report: TargetReport) -> str:
-    import json
-
-    return json.dumps(report.to_json_dict(), indent=1, default=str)
 
 
 async def assert_healthy(sandbox: Any, target: Target, ssh: SSHTransport) -> None:

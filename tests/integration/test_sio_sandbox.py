@@ -9,7 +9,6 @@ Engine.IO's pings is dropped within 2.5 s.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import tomllib
 from collections.abc import AsyncIterator
@@ -29,6 +28,7 @@ from checks.models import Status, TargetReport
 from checks.runner import run_checks
 from checks.transport.ssh import SSHTransport
 from tests.support.healthy import healthy_statuses
+from tests.support.reports import causes, explain
 
 pytestmark = pytest.mark.sandbox
 
@@ -54,13 +54,6 @@ def nopath_target(sandbox: Any) -> Target:
     return target_of(sandbox.target_toml("sandbox-nopath", pm2_bin="pm2"))
 
 
-@pytest.fixture(scope="module")
-async def ssh(sandbox_target: Target) -> AsyncIterator[SSHTransport]:
-    transport = SSHTransport(sandbox_target)
-    yield transport
-    await transport.aclose()
-
-
 async def check(sandbox: Any, mode: str, target: Target) -> TargetReport:
     await asyncio.to_thread(sandbox.set_mode, mode)
     transport = SSHTransport(target)
@@ -68,14 +61,6 @@ async def check(sandbox: Any, mode: str, target: Target) -> TargetReport:
         return await run_checks(target, transport)
     finally:
         await transport.aclose()
-
-
-def causes(report: TargetReport) -> list[str]:
-    return [c.cause for c in report.diagnosis]
-
-
-def explain(report: TargetReport) -> str:
-    return json.dumps(report.to_json_dict(), indent=1, default=str)
 
 
 async def test_socketio_app_is_healthy_with_the_engineio_probes(sandbox: Any, sio_target: Target) -> None:

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from checks.config import Target, parse_targets
-from checks.models import Status, TargetReport
+from checks.models import Status
 from checks.runner import run_checks
 from checks.transport.ssh import SSHTransport
 from tests.support.healthy import healthy_statuses
+from tests.support.reports import causes, explain, status
 
 pytestmark = pytest.mark.sandbox
 
@@ -33,20 +34,6 @@ def tls_target(sandbox: Any, **update: Any) -> Target:
 
 async def in_mode(sandbox: Any, mode: str) -> None:
     await asyncio.to_thread(sandbox.set_mode, mode)
-
-
-def explain(report: TargetReport) -> str:
-    return json.dumps(report.to_json_dict(), indent=1, default=str)
-
-
-def causes(report: TargetReport) -> list[str]:
-    return [c.cause for c in report.diagnosis]
-
-
-def status(report: TargetReport, check_id: str) -> Status:
-    result = report.result(check_id)
-    assert result is not None
-    return result.status
 
 
 async def test_healthy_https_is_all_ok_with_exit_0(sandbox: Any, ssh: SSHTransport) -> None:
