@@ -37,6 +37,14 @@ class Requester:
     source: str = "slack"  # "slack" | "console"
     message_ts: str = ""  # for a button: the message it sits on
     thread_ts: str = ""  # ... and that message's thread, if it is a reply
+    message_ephemeral: bool = False  # ... and whether only the clicker sees it (no thread can hang from it)
+
+    def thread_of_message(self) -> str:
+        """The thread a reply about the clicked message belongs in ("" when it has none: a command, an
+        ephemeral message)."""
+        if self.thread_ts:
+            return self.thread_ts
+        return "" if self.message_ephemeral else self.message_ts
 
     def subject(self) -> admission.Subject:
         """What admission decides on (bot/admission.py)."""

@@ -98,8 +98,10 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
             target_name = names[0]
         target = bot.service.target(target_name)
         thread_ts, incident_id = incident_thread(target.name, message_ts or who.thread_ts)
-        if thread_ts is None and who.thread_ts:
-            thread_ts = who.thread_ts
+        if thread_ts is None:
+            # A click on a message belongs in its thread even when the incident does not know its root yet
+            # (the click raced the outbox recording the root's ts).
+            thread_ts = (who.thread_of_message() if message_ts else who.thread_ts) or None
         channel = who.channel_id or (monitor.channel_for(target) if monitor else "") or "console"
         try:
             made, joined = await remediation.request_or_join(action, target, requested_by=who.user_id,

@@ -423,6 +423,7 @@ class SlackFront:
             source="slack",
             message_ts=str((container or {}).get("message_ts") or ""),
             thread_ts=str((message or {}).get("thread_ts") or ""),
+            message_ephemeral=bool((container or {}).get("is_ephemeral")),
         )
 
     async def admitted(self, body: dict[str, Any], respond: Respond, *, replace: bool) -> Requester | None:
