@@ -273,7 +273,8 @@ class Monitor:
         except Exception:
             self.survived("full", name)
             return
-        log.debug("full probe %s: %s in %.0f ms", name, report.status.value, report.duration_ms)
+        log.debug("full probe %s: %s in %.0f ms%s", name, report.status.value, report.duration_ms,
+                  "".join(f" {r.id}={r.status.value}" for r in report.checks if r.status is not Status.OK))
 
     async def fast_probe(self, name: str) -> None:
         try:

@@ -96,7 +96,9 @@ async def test_a_big_config_is_parsed_off_the_loop_and_one_too_large_is_warn_not
     bot = BotProcess(["run", "--config", str(sandbox_config_file)], env, cwd=ROOT)
     await bot.start()
     try:
-        await bot.wait_line(r"full probe sandbox: ok", timeout=60)
+        # Modeled: the probe's nginx, port and WebSocket checks are all ok. The host's own checks are not this
+        # test's subject (a CI machine's kernel log may hold OOM kills of other jobs: host.memory says warn).
+        await bot.wait_line(r"full probe sandbox: (?:ok|warn) in \d+ ms(?!.*\b(?:nginx|port|ws)\.)", timeout=60)
         acks = await acks_while_checking(fake)
         assert max(acks) < ACK_LIMIT, f"acks {sorted(acks)} s while a 5 MB config was parsed"
         # 2. About 5 MB over the model's budget (260k statements): `warn` with the reason, never an incident.
