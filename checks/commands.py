@@ -162,6 +162,13 @@ _FD_SCRIPT = (
     'for p in "$@"; do echo "== $p"; grep -E "^Max open files" "/proc/$p/limits" 2>&1 | head -n 1; '
     'if [ -r "/proc/$p/fd" ]; then echo "fds $(ls -U "/proc/$p/fd" | wc -l)"; else echo "fds unreadable"; fi; done'
 )
+#: wt-host3: the file systems of the app's PM2 logs when PM2 writes them outside `$PM2_HOME/logs` (`error_file` /
+#: `out_file` set elsewhere, a logs dir on its own mount), each dir's biggest files.
+_LOG_DIRS_SCRIPT = (
+    'echo "== df"; df -P -k -- "$@" 2>&1 | head -n 20; '
+    'for d; do echo "== logs $d"; ls -lS -- "$d" 2>&1 | head -n 6; done'
+)
+MAX_LOG_DIRS = 2
 _PM2_LOG_SCRIPT = 'H="$1"; [ -n "$H" ] || H="${PM2_HOME:-$HOME/.pm2}"; tail -n "$2" -- "$H/pm2.log"'
 
 
@@ -169,6 +176,11 @@ def disk_usage(pm2_home: str, paths: Sequence[str]) -> list[str]:
     """`df -P -k` of the PM2 home ("" = $PM2_HOME or ~/.pm2) and `paths` (app_dir, nginx's log dirs), then the
     biggest PM2 logs (`ls -lS`)."""
     return ["sh", "-c", _DISK_SCRIPT, "sh", pm2_home, *paths]
+
+
+def log_dirs_usage(dirs: Sequence[str]) -> list[str]:
+    """`df -P -k` and `ls -lS` of the directories the app's PM2 log files are in, when not `$PM2_HOME/logs`."""
+    return ["sh", "-c", _LOG_DIRS_SCRIPT, "sh", *dirs[:MAX_LOG_DIRS]]
 
 
 def fd_usage(pids: Sequence[int]) -> list[str]:
