@@ -106,11 +106,18 @@ def systemctl(*args: str) -> list[str]:
     return ["systemctl", *args]
 # -- wt-nginxrt: the running nginx (version, (re)load time, error log); all read-only, none needs sudo ----------
 
+#: `date +%s` first, in the same command: an age (`etimes`) means something only against the clock read with it.
+#: The shared `date` fact may be read seconds earlier (the `nginx -T` parse runs in between on a busy host), and
+#: the skew made a freshly reloaded nginx look older than its files (nginx_reload_pending on a healthy stack).
+_NGINX_PS_SCRIPT = 'date +%s; exec ps -C "$1" -o pid=,ppid=,etimes=,args='
+
+
 def nginx_ps(target: Target) -> list[str]:
-    """nginx's master and workers with their ages in seconds (`etimes`) and titles (role, "shutting down").
+    """The target's epoch seconds, then nginx's master and workers with their ages in seconds (`etimes`) and titles
+    (role, "shutting down").
 
     Selected by command name, the binary's own (`openresty` too); the kernel keeps 15 characters of it."""
-    return ["ps", "-C", target.nginx_bin.rsplit("/", 1)[-1][:15], "-o", "pid=,ppid=,etimes=,args="]
+    return ["sh", "-c", _NGINX_PS_SCRIPT, "sh", target.nginx_bin.rsplit("/", 1)[-1][:15]]
 
 #: The target's clock and UTC offset: process ages, file mtimes and the error log's local times share it.
 DATE_ARGV = ("date", "+%s %z")
