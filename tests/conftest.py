@@ -59,3 +59,17 @@ def sandbox_target(sandbox_config_file: Path) -> Any:
 
     (target,) = load_targets(sandbox_config_file).targets
     return target
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One private PostgreSQL server per test session (tests/support/postgres.py), started only when a test asks.
+    Tests take a fresh database of their own from it (tests/support/stores.py)."""
+    from tests.support.postgres import PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.up()
+        yield server
+    finally:
+        server.down()
