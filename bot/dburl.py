@@ -13,7 +13,7 @@ never reaches a log line, an error, /healthz or Slack is that the object everyon
 `str()` and `repr()` give the redacted form (`postgresql://wscheck:***@db:5432/wscheck`), and only the store asks
 for the real one (`secret_dsn()`), at the moment it connects. `scrub()` removes it from driver error text too.
 
-Pure: no I/O, no driver import (settings import it; the import-linter contract keeps it that way).
+No driver import and no I/O beyond one stat (is a plain path a directory?): settings import it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 __all__ = ["DEFAULT_DB", "DatabaseURL", "parse_db_url"]
 
@@ -88,8 +88,8 @@ def _postgresql(text: str) -> DatabaseURL:
     if parts.username is not None:
         user = parts.netloc.rpartition("@")[0].partition(":")[0]
         netloc = f"{user}:{REDACTED}@{netloc}" if parts.password is not None else f"{user}@{netloc}"
-    shown_query = urlencode([(k, REDACTED if k in _SECRET_PARAMS else v) for k, v in query], safe="/:,")
-    redacted = urlunsplit(("postgresql", netloc, parts.path, shown_query, ""))
+    shown_query = urlencode([(k, REDACTED if k in _SECRET_PARAMS else v) for k, v in query], safe="/:,*")
+    redacted = f"postgresql://{netloc}{parts.path}" + (f"?{shown_query}" if shown_query else "")
     scrubbed = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
     try:
         _ = parts.port  # raises ValueError on a non-numeric or out-of-range port
