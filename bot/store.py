@@ -1271,6 +1271,23 @@ class Store(_Ops):
             self._db = conn = fresh
         return conn
 
+    async def _begin(self) -> Conn:
+        """BEGIN on a usable connection. A PostgreSQL session found dead by this BEGIN (it died while idle, so
+        nothing of ours was in flight) is replaced once, and the BEGIN tried again on the new one."""
+        for attempt in (1, 2):
+            conn = await self._usable()
+            try:
+                await conn.begin()
+                return conn
+            except BaseException as exc:
+                await _rollback(conn)  # no-op unless the BEGIN completed after we were cancelled
+                if not isinstance(exc, conn.errors):
+                    raise
+                if attempt == 1 and isinstance(conn, PostgresConn) and conn.broken():
+                    continue
+                raise self._wrap(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """`BEGIN` ... `COMMIT`, or `ROLLBACK` on any exception (cancellation included). Explicit on both engines;
@@ -1278,14 +1295,7 @@ class Store(_Ops):
         half-way with SQLITE_BUSY on its first write."""
         self._refuse_inside_own_tx("transaction")
         async with self._mutex:
-            conn = await self._usable()
-            try:
-                await conn.begin()
-            except BaseException as exc:
-                await _rollback(conn)  # no-op unless the BEGIN completed after we were cancelled
-                if isinstance(exc, conn.errors):
-                    raise self._wrap(exc) from exc
-                raise
+            conn = await self._begin()
             tx = Tx(self, conn)
             token = _ACTIVE_TX.set(tx)
             try:

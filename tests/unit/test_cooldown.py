@@ -1,5 +1,6 @@
 """The fix cooldown counts every execution in its window, however many other audit rows (refused clicks, notes)
-came after them. A real SQLite store in tmp_path; the Remediation is built around it with a stub service."""
+came after them. A real SQLite store in tmp_path; the Remediation is built around it with a stub service.
+tests/integration/test_cooldown_postgresql.py runs the same tests on PostgreSQL (the count is SQL of the store's)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,19 @@ import pytest
 
 from bot.remediation import Remediation, RemediationError
 from bot.store import Store
+from tests.support.stores import Backend, SqliteBackend
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(tmp_path / "wscheck.db", clock=lambda: T0) as opened:
+def backend(tmp_path: Path) -> Backend:
+    return SqliteBackend(tmp_path / "wscheck.db")
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[Store]:
+    async with await Store.open(backend.url, clock=lambda: T0) as opened:
         yield opened
 
 
