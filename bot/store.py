@@ -883,6 +883,8 @@ class Tx(_Ops):
         try:
             yield self._conn
         except self._conn.errors as exc:
+            if isinstance(self._conn, PostgresConn):
+                self._conn.discard_if_lost(exc)
             raise self._store._wrap(exc) from exc
 
     def _reading(self) -> AbstractAsyncContextManager[Conn]:
@@ -1283,8 +1285,10 @@ class Store(_Ops):
                 await _rollback(conn)  # no-op unless the BEGIN completed after we were cancelled
                 if not isinstance(exc, conn.errors):
                     raise
-                if attempt == 1 and isinstance(conn, PostgresConn) and conn.broken():
-                    continue
+                if isinstance(conn, PostgresConn):
+                    conn.discard_if_lost(exc)
+                    if attempt == 1 and conn.broken():
+                        continue
                 raise self._wrap(exc) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -1304,6 +1308,8 @@ class Store(_Ops):
                 await conn.commit()
             except BaseException as exc:
                 tx._open = False
+                if isinstance(conn, PostgresConn):
+                    conn.discard_if_lost(exc)
                 await _rollback(conn)
                 if isinstance(exc, conn.errors):
                     raise self._wrap(exc) from exc
@@ -1325,6 +1331,8 @@ class Store(_Ops):
             try:
                 yield conn
             except conn.errors as exc:
+                if isinstance(conn, PostgresConn):
+                    conn.discard_if_lost(exc)
                 raise self._wrap(exc) from exc
 
     def _now(self) -> datetime:

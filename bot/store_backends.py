@@ -34,8 +34,17 @@ class Row(Protocol):
     def __getitem__(self, key: int | str, /) -> Any: ...
 
 
-PG_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-"""What asyncpg raises for a database problem (server errors, a closed connection, the network, a connect timeout)."""
+PG_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError,
+)
+"""What asyncpg raises for a database problem: server errors, a closed connection, a protocol out of step (a FATAL
+that arrived between two queries), the network, a connect timeout."""
+
+_SESSION_LOST: tuple[type[BaseException], ...] = (
+    asyncpg.InterfaceError, asyncpg.InternalClientError, asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError, OSError, TimeoutError,
+)
+"""Errors after which the session cannot be trusted any more (as opposed to an SQL error, after which it can)."""
 
 
 class Conn(abc.ABC):
@@ -189,6 +198,12 @@ class PostgresConn(Conn):
 
     def broken(self) -> bool:
         return bool(self.raw.is_closed())
+
+    def discard_if_lost(self, exc: BaseException) -> None:
+        """After an error that means the session is gone (terminated by the server, network cut, protocol out of
+        step), drop it, so that the store's next call starts a new one instead of failing on this one forever."""
+        if isinstance(exc, _SESSION_LOST) and not self.raw.is_closed():
+            self.raw.terminate()
 
     async def close(self) -> None:
         if not self.raw.is_closed():

@@ -46,8 +46,8 @@ have node || missing+=(nodejs)
 have npm || missing+=(npm)
 # PostgreSQL server binaries, for the store tests on the second engine: tests/support/postgres.py runs its own
 # server (own data directory, own port, as the postgres user); the distribution's cluster is never created.
-pg_initdb() { ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n1; }
-[ -n "$(pg_initdb)" ] || missing+=(postgresql)
+have_pg_server() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
+have_pg_server || missing+=(postgresql)
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then

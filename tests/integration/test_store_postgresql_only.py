@@ -6,8 +6,10 @@ bot's lock again or stops)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +115,15 @@ async def test_db_status_and_migrate_for_operators(postgres: Any, backend: Postg
     assert code == 0 and "applied" in out and "pending" not in out, out + err
     assert postgres.password not in out + err
 
+    # `wscheck audit` reads the same database while a bot holds it.
+    async with await Store.open(backend.url) as bot:
+        await bot.audit(kind="execution", target="web", actor="U1", request_id="r1", data={"argv": ["x"]},
+                        at=datetime(2025, 1, 1, tzinfo=UTC))
+        code, out, err = await wscheck("audit", "--json", env=env, cwd=tmp_path)
+    assert code == 0, err
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    assert (row["kind"], row["target"], row["data"]) == ("execution", "web", {"argv": ["x"]})
+
 
 def postgres_password_free(text: str, backend: PostgresBackend) -> bool:
     secret = backend.url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1]
@@ -129,7 +140,8 @@ async def own_session(store: Store) -> int:
 async def terminate(backend: PostgresBackend, pid: int) -> None:
     conn = await asyncpg.connect(backend.url)
     try:
-        assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+        # With a timeout, it returns once the session is gone (PostgreSQL 14+), not merely signalled.
+        assert await conn.fetchval("SELECT pg_terminate_backend($1, 10000)", pid)
     finally:
         await conn.close()
 
@@ -171,3 +183,23 @@ async def test_a_lost_session_whose_lock_another_bot_took_stops_the_store(backen
                     errors.append(exc)
             assert len(errors) == 2 and isinstance(errors[-1], StoreLocked), errors
             assert await usurper.get_meta("owner") == "usurper"
+
+
+async def test_a_session_lost_inside_a_transaction_loses_all_of_it_never_half(backend: PostgresBackend) -> None:
+    async with await Store.open(backend.url) as store:
+        with pytest.raises(StoreError):
+            async with store.transaction() as tx:
+                await tx.save_state("web", '{"phase": "open"}')
+                await tx.enqueue(lane="alerts", kind="post", payload="{}", dedup_key="open-1")
+                await terminate(backend, await own_session_in(tx))
+                await tx.audit(kind="incident", target="web", actor=None, at=datetime(2025, 1, 1, tzinfo=UTC))
+        # A new session; the state and its outbox row went together (the server rolled the dead session back).
+        assert await store.outbox_depth() == 0
+        assert await store.load_states() == {}
+        assert await store.enqueue(lane="alerts", kind="post", payload="{}", dedup_key="open-1") > 0
+        assert await store.outbox_depth() == 1
+
+
+async def own_session_in(tx: Any) -> int:
+    row = await tx._conn.one("SELECT pg_backend_pid() AS pid")
+    return int(row["pid"])

@@ -59,7 +59,12 @@ class PostgresServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self._as: dict[str, Any] = {}
         if os.geteuid() == 0:  # postgres refuses root; the package's own system user is the natural owner
-            user = pwd.getpwnam("postgres")
+            try:
+                user = pwd.getpwnam("postgres")
+            except KeyError:
+                raise RuntimeError("postgres refuses to run as root and there is no `postgres` user: install the "
+                                   "postgresql package (deploy/sandbox/install.sh does), or run the tests as "
+                                   "another user") from None
             self._as = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
             os.chown(self.workdir, user.pw_uid, user.pw_gid)
         self.workdir.chmod(0o700)
