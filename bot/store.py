@@ -433,7 +433,10 @@ async def _exec(conn: Conn, sql: str, params: Iterable[object] = ()) -> int:
 
 async def _insert(conn: Conn, sql: str, params: Iterable[object] = ()) -> int:
     """Run one INSERT and return the new row's `id`."""
-    return await conn.insert(sql, tuple(params))
+    new_id = await conn.insert(sql, tuple(params))
+    if new_id is None:  # pragma: no cover - only an ON CONFLICT DO NOTHING inserts nothing
+        raise StoreError("INSERT stored no row")
+    return new_id
 
 
 async def _rows(conn: Conn, sql: str, params: Iterable[object] = ()) -> list[Row]:
@@ -497,12 +500,20 @@ class _Ops(abc.ABC):
                     raise StoreError(f"depends_on={depends_on}: no such outbox item")
                 if dep["status"] == "failed":
                     status, error, finished = "failed", f"dependency {depends_on} failed", _ts(now)
-            return await _insert(
-                conn,
+            # ON CONFLICT: another connection (another process, later a replica) may store the same key between
+            # the look-up above and here; it waits for that one's commit and then inserts nothing.
+            new_id = await conn.insert(
                 "INSERT INTO outbox (lane, kind, payload, status, next_attempt_at, depends_on, created_at, "
-                "finished_at, dedup_key, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "finished_at, dedup_key, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (dedup_key) DO NOTHING",
                 (lane, kind, payload, status, next_at, depends_on, _ts(now), finished, dedup_key, error),
             )
+            if new_id is not None:
+                return new_id
+            existing = await _one(conn, "SELECT id FROM outbox WHERE dedup_key = ?", (dedup_key,))
+            if existing is None:  # pragma: no cover - a conflict means the row exists
+                raise StoreError(f"outbox dedup_key {dedup_key!r}: conflict without a row")
+            return int(existing["id"])
 
     async def due_items(self, *, now: datetime, limit: int = 50) -> list[OutboxItem]:
         """What to deliver now: per lane only its head (oldest pending/uncertain item), and only if it is due
@@ -682,14 +693,14 @@ class _Ops(abc.ABC):
         _require_json(data, "data")
         now = _ts(self._now())
         async with self._writing() as conn:
-            if await _one(conn, "SELECT 1 FROM approval_requests WHERE id = ?", (id,)) is not None:
-                raise StoreError(f"approval request {id!r} already exists")
-            await _exec(
+            inserted = await _exec(
                 conn,
                 "INSERT INTO approval_requests (id, target, action, status, version, expires_at, data, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 (id, target, action, status, version, _ts(expires_at), data, now, now),
             )
+            if not inserted:
+                raise StoreError(f"approval request {id!r} already exists")
 
     async def get_request(self, id: str) -> tuple[int, str] | None:
         """(version, JSON) — the version is what a later `update_request` must name as `expected_version`."""

@@ -58,8 +58,9 @@ class Conn(abc.ABC):
         """Run one statement; the number of rows it changed (0 for DDL)."""
 
     @abc.abstractmethod
-    async def insert(self, sql: str, params: Sequence[object] = ()) -> int:
-        """Run one INSERT into a table whose key column is `id`; the new row's id."""
+    async def insert(self, sql: str, params: Sequence[object] = ()) -> int | None:
+        """Run one INSERT into a table whose key column is `id`; the new row's id, or None when it stored nothing
+        (`ON CONFLICT ... DO NOTHING`)."""
 
     @abc.abstractmethod
     async def rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]: ...
@@ -95,12 +96,12 @@ class SqliteConn(Conn):
         async with self.raw.execute(sql, tuple(params)) as cursor:
             return int(cursor.rowcount)
 
-    async def insert(self, sql: str, params: Sequence[object] = ()) -> int:
+    async def insert(self, sql: str, params: Sequence[object] = ()) -> int | None:
         async with self.raw.execute(sql, tuple(params)) as cursor:
-            rowid = cursor.lastrowid
-        if rowid is None:  # pragma: no cover - INSERT always sets it
-            raise sqlite3.OperationalError("INSERT did not produce a row id")
-        return int(rowid)
+            # lastrowid keeps the previous INSERT's id when this one stored nothing: the row count decides.
+            if cursor.rowcount < 1 or cursor.lastrowid is None:
+                return None
+            return int(cursor.lastrowid)
 
     async def rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         return list(cast(Sequence[Row], await self.raw.execute_fetchall(sql, tuple(params))))
@@ -171,8 +172,9 @@ class PostgresConn(Conn):
     async def exec(self, sql: str, params: Sequence[object] = ()) -> int:
         return _count(str(await self.raw.execute(self._sql(sql, params), *params)))
 
-    async def insert(self, sql: str, params: Sequence[object] = ()) -> int:
-        return int(await self.raw.fetchval(self._sql(sql, params) + " RETURNING id", *params))
+    async def insert(self, sql: str, params: Sequence[object] = ()) -> int | None:
+        new_id = await self.raw.fetchval(self._sql(sql, params) + " RETURNING id", *params)
+        return None if new_id is None else int(new_id)
 
     async def rows(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         return list(cast(Sequence[Row], await self.raw.fetch(self._sql(sql, params), *params)))

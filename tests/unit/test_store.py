@@ -347,6 +347,19 @@ async def test_dedup_key_stores_one_item(store: Store) -> None:
     assert await store.outbox_depth() == 2
 
 
+async def test_dedup_key_holds_across_connections_enqueuing_at_once(store: Store, backend: Backend) -> None:
+    """Two connections (two processes, later two replicas) storing the same decision at once: one row, one id."""
+    async with await Store.open(backend.url, exclusive=False) as other:
+        for round_no in range(20):
+            key = f"incident-{round_no}-open"
+            ids = await asyncio.gather(
+                store.enqueue(lane="a", kind="post", payload='{"by": "A"}', dedup_key=key),
+                other.enqueue(lane="a", kind="post", payload='{"by": "B"}', dedup_key=key),
+            )
+            assert ids[0] == ids[1], ids
+    assert await store.outbox_depth() == 20
+
+
 async def test_uncertain_retry_and_failure_semantics(store: Store, clock: Clock) -> None:
     item_id = await store.enqueue(lane="a", kind="post", payload='{"metadata": {"event_type": "wscheck"}}')
     nxt = await store.enqueue(lane="a", kind="post", payload="{}")
@@ -595,6 +608,19 @@ async def test_concurrent_decisions_on_two_connections_exactly_one_wins(store: S
             assert sorted(results) == [False, True], results
             winner = "A" if results[0] else "B"
             assert await other.get_request(rid) == (2, json.dumps({"by": winner}))
+
+
+async def test_the_same_request_inserted_on_two_connections_at_once_is_stored_once(
+    store: Store, backend: Backend
+) -> None:
+    async with await Store.open(backend.url, exclusive=False) as other:
+        for round_no in range(10):
+            results = await asyncio.gather(insert(store, f"q{round_no}"), insert(other, f"q{round_no}"),
+                                           return_exceptions=True)
+            errors = [r for r in results if isinstance(r, BaseException)]
+            assert len(errors) == 1 and isinstance(errors[0], StoreError), results
+            assert "already exists" in str(errors[0])
+    assert len(await store.requests_by_status("pending")) == 10
 
 
 # --- audit -------------------------------------------------------------------------------------------------------
