@@ -48,6 +48,7 @@ import errno
 import fcntl
 import json
 import os
+import secrets
 import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -87,6 +88,10 @@ JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 PG_CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a PostgreSQL connection (DNS, TCP, TLS, authentication) before giving up with an error."""
+
+PG_COMMAND_TIMEOUT = 30.0
+"""Seconds one PostgreSQL statement may take before the session is given up (and replaced on the next call). The
+store's statements take milliseconds; this only catches a server or network that stopped answering."""
 
 PG_BOT_LOCK_KEY = 0x7773_6368_6563_6B01
 """Session advisory lock a bot holds on its PostgreSQL database: the flock's equivalent (one bot per database).
@@ -981,8 +986,9 @@ _CONNECT_ERRORS: tuple[type[BaseException], ...] = (*PG_ERRORS, ValueError)
 
 
 def _application_name() -> str:
-    """What a PostgreSQL session of this process is called in pg_stat_activity (shown to a refused second bot)."""
-    return f"wscheck pid {os.getpid()} on {socket.gethostname()}"[:63]
+    """What the PostgreSQL sessions of one Store are called in pg_stat_activity: the pid and host, shown to a
+    refused second bot, and a token of the Store, by which it recognises a session of its own that it gave up."""
+    return f"wscheck pid {os.getpid()} on {socket.gethostname()[:32]} #{secrets.token_hex(4)}"
 
 
 class Store(_Ops):
@@ -1002,6 +1008,7 @@ class Store(_Ops):
         self._mutex = asyncio.Lock()
         self._closed = False
         self._schema_version = 0
+        self._app_name = ""
 
     @property
     def engine(self) -> str:
@@ -1064,8 +1071,10 @@ class Store(_Ops):
 
     @classmethod
     async def _open_postgresql(cls, url: DatabaseURL, *, exclusive: bool, clock: Callable[[], datetime]) -> Store:
-        conn = await cls._connect_postgresql(url)
+        app_name = _application_name()
+        conn = await cls._connect_postgresql(url, app_name)
         store = cls(url, conn, None, clock, exclusive=exclusive)
+        store._app_name = app_name
         try:
             if exclusive:
                 await store._lock_postgresql(conn)
@@ -1075,28 +1084,37 @@ class Store(_Ops):
         return store
 
     @staticmethod
-    async def _connect_postgresql(url: DatabaseURL) -> PostgresConn:
+    async def _connect_postgresql(url: DatabaseURL, app_name: str) -> PostgresConn:
         try:
-            return await connect_postgres(url.secret_dsn(), application_name=_application_name(),
-                                          timeout=PG_CONNECT_TIMEOUT)
+            return await connect_postgres(url.secret_dsn(), application_name=app_name,
+                                          timeout=PG_CONNECT_TIMEOUT, command_timeout=PG_COMMAND_TIMEOUT)
         except _CONNECT_ERRORS as exc:
             # asyncpg's errors name the host and the user, not the password; scrub anyway (belt and braces).
             raise StoreError(f"database {url}: cannot connect: {url.scrub(str(exc)) or type(exc).__name__}") from None
 
     async def _lock_postgresql(self, conn: PostgresConn) -> None:
         """The flock's equivalent: a session-level advisory lock, held as long as this connection lives and
-        released by the server when the session ends, even if the process is SIGKILLed or the network is cut."""
+        released by the server when the session ends, even if the process is SIGKILLed or the network is cut.
+
+        A session this very process gave up (a statement that got no answer, a network cut) may still hold it on
+        the server, which has not noticed yet: that one, and only that one (this Store's own application_name), is
+        terminated and the lock taken again."""
         try:
-            got = await conn.one("SELECT pg_try_advisory_lock(?) AS got", (PG_BOT_LOCK_KEY,))
-            if got is not None and got["got"]:
-                return
-            holder = await conn.one(
-                """SELECT a.application_name, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                   WHERE l.locktype = 'advisory' AND l.granted AND l.database = (
-                         SELECT oid FROM pg_database WHERE datname = current_database())
-                     AND l.classid = ? AND l.objid = ? AND l.objsubid = 1""",
-                (PG_BOT_LOCK_KEY >> 32, PG_BOT_LOCK_KEY & 0xFFFFFFFF),
-            )
+            for attempt in (1, 2):
+                got = await conn.one("SELECT pg_try_advisory_lock(?) AS got", (PG_BOT_LOCK_KEY,))
+                if got is not None and got["got"]:
+                    return
+                holder = await conn.one(
+                    """SELECT a.application_name, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                       WHERE l.locktype = 'advisory' AND l.granted AND l.database = (
+                             SELECT oid FROM pg_database WHERE datname = current_database())
+                         AND l.classid = ? AND l.objid = ? AND l.objsubid = 1""",
+                    (PG_BOT_LOCK_KEY >> 32, PG_BOT_LOCK_KEY & 0xFFFFFFFF),
+                )
+                if attempt == 1 and holder is not None and holder["application_name"] == self._app_name:
+                    await conn.one("SELECT pg_terminate_backend(?, 5000) AS gone", (int(holder["pid"]),))
+                    continue
+                break
         except PG_ERRORS as exc:
             raise self._wrap(exc) from exc
         who = "another wscheck bot"
@@ -1274,7 +1292,7 @@ class Store(_Ops):
             raise StoreError(f"store {self.url} is closed")
         conn = self._db
         if isinstance(conn, PostgresConn) and conn.broken():
-            fresh = await self._connect_postgresql(self.url)
+            fresh = await self._connect_postgresql(self.url, self._app_name)
             try:
                 if self._exclusive:
                     await self._lock_postgresql(fresh)

@@ -148,10 +148,21 @@ def _count(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
-async def connect_postgres(dsn: str, *, application_name: str, timeout: float) -> PostgresConn:
+async def connect_postgres(dsn: str, *, application_name: str, timeout: float, command_timeout: float) -> PostgresConn:
     """Connect with the operator's URL (libpq syntax; sslmode etc. in its query). `application_name` shows in
-    pg_stat_activity, which is how a refused second bot learns who holds the database."""
-    raw = await asyncpg.connect(dsn, timeout=timeout, server_settings={"application_name": application_name})
+    pg_stat_activity, which is how a refused second bot learns who holds the database. `command_timeout` bounds
+    every statement: a network cut without a reset would otherwise hang the store (and the bot) forever."""
+    raw = await asyncpg.connect(dsn, timeout=timeout, command_timeout=command_timeout,
+                                server_settings={"application_name": application_name})
+    try:
+        # TCP keepalives from the server's side: a session whose client vanished (network cut, machine gone) ends
+        # within about a minute instead of the kernel's two hours, and with it the bot's advisory lock. Set after
+        # connecting, not as startup parameters, which poolers such as PgBouncer refuse. Ignored on Unix sockets.
+        for setting in ("tcp_keepalives_idle = 30", "tcp_keepalives_interval = 10", "tcp_keepalives_count = 3"):
+            await raw.execute(f"SET {setting}")
+    except BaseException:
+        raw.terminate()
+        raise
     return PostgresConn(raw)
 
 

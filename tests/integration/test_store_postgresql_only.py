@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 import pytest
 
+import bot.store as store_module
 from bot.dburl import parse_db_url
 from bot.store import MIGRATIONS, Store, StoreError, StoreLocked
 from tests.support.botproc import BotProcess, bot_env
@@ -203,3 +204,21 @@ async def test_a_session_lost_inside_a_transaction_loses_all_of_it_never_half(ba
 async def own_session_in(tx: Any) -> int:
     row = await tx._conn.one("SELECT pg_backend_pid() AS pid")
     return int(row["pid"])
+
+
+async def test_a_statement_that_gets_no_answer_is_bounded_and_the_session_replaced(
+    backend: PostgresBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server or network that stops answering (no reset) must not hang the bot: every statement is bounded."""
+    monkeypatch.setattr(store_module, "PG_COMMAND_TIMEOUT", 0.5)
+    async with await Store.open(backend.url) as store:
+        first = await own_session(store)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(StoreError):
+            async with store._reading() as conn:
+                await conn.rows("SELECT pg_sleep(30)")  # stands in for a query the network swallowed
+        assert asyncio.get_running_loop().time() - started < 10
+        await store.set_meta("k", "v")  # the next call: a new session, the bot's lock taken again
+        assert await own_session(store) != first
+        with pytest.raises(StoreLocked):
+            await Store.open(backend.url)
