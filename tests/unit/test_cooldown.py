@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -14,14 +13,9 @@ import pytest
 
 from bot.remediation import Remediation, RemediationError
 from bot.store import Store
-from tests.support.stores import Backend, SqliteBackend
+from tests.support.stores import Backend
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def backend(tmp_path: Path) -> Backend:
-    return SqliteBackend(tmp_path / "wscheck.db")
 
 
 @pytest.fixture
