@@ -456,11 +456,11 @@ async def _one(conn: Conn, sql: str, params: Iterable[object] = ()) -> Row | Non
 
 
 class _Ops(abc.ABC):
-    """Every data method, written once against a connection.
+    """Every data method, written once against a connection, in SQL both engines accept (`?` placeholders).
 
     `Store` runs each call in its own short transaction (writes) or under its connection lock (reads); `Tx`
-    runs them inside the caller's `BEGIN IMMEDIATE` transaction, which is how a state change and the outbox
-    items it produced become one atomic commit.
+    runs them inside the caller's transaction (`BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL), which is how
+    a state change and the outbox items it produced become one atomic commit.
     """
 
     @abc.abstractmethod
