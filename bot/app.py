@@ -27,6 +27,8 @@ from checks.config import ConfigError, Target, TargetsConfig
 if TYPE_CHECKING:
     from bot.fronts.console import ConsoleFront
     from bot.fronts.slack import SlackFront
+    from bot.leader import Elector
+    from bot.lease import Deposed
     from bot.monitor import Monitor
     from bot.outbox import Sink
     from bot.remediation import Remediation
@@ -36,6 +38,9 @@ log = logging.getLogger("wscheck")
 
 #: sysexits EX_CONFIG: systemd's RestartPreventExitStatus=78 stops a restart loop on a bad token.
 EXIT_CONFIG = 78
+#: sysexits EX_TEMPFAIL: a leader that lost its lease stops; systemd (Restart=on-failure) brings it back as a
+#: follower with fresh state (docs/ha.md).
+EXIT_DEPOSED = 75
 SHUTDOWN_GRACE = 10.0
 #: The console front's reader task: intake, stopped before the features at shutdown.
 CONSOLE_TASK = "console-front"
@@ -65,18 +70,31 @@ class BotServer:
         self.service.on_report.append(self.metrics.observe)
         self.ops: OpsServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        #: Replicas on PostgreSQL: the lease (bot/leader.py). None on SQLite, where the flock makes one bot.
+        self.elector: Elector | None = None
+        self.exit_code = 0
 
     async def startup(self) -> None:
         from bot.store import Store, StoreError
 
+        # PostgreSQL: any number of replicas share the database and elect a leader; SQLite: one bot (the flock).
+        replicas = self.settings.db.engine == "postgresql"
         try:
-            self.store = await Store.open(self.settings.db)
+            self.store = await Store.open(self.settings.db, exclusive=not replicas)
         except StoreError as exc:
             raise ConfigError(str(exc)) from None  # names the database (redacted URL), never its password
         if self.console_mode:
             from bot.fronts.console import ConsoleFront
 
             self.console = ConsoleFront(self.bot, notice=builtin_notice(self.targets))
+        if replicas:
+            from bot.leader import Elector
+
+            self.elector = Elector(self.settings.db, ttl=self.settings.leader_ttl, on_elected=self._elected,
+                                   on_deposed=self._deposed)
+            self.metrics.watch_leader(lambda: self.elector is not None and self.elector.role.leader,
+                                      lambda: self.elector.changes if self.elector else 0,
+                                      lambda: self.elector.lease_age() if self.elector else None)
         if self.settings.monitor:
             self.monitor = self._make_monitor(self.store)
         from bot import handlers
@@ -103,18 +121,53 @@ class BotServer:
             self.remediation.on_fix_start.append(hold)
             self.remediation.on_fix_end.append(release)
             self._watch_cycles(self.monitor)
-            await self.monitor.start()
-        await self.remediation.start()
         if self.settings.metrics_port is not None:
             self.ops = OpsServer(self.metrics, self.health, host=self.settings.metrics_host,
                                  port=self.settings.metrics_port)
             await self.ops.start()
+        if self.elector is None:
+            await self._lead()
+        else:
+            if self.monitor is not None:
+                self.monitor.leading = False
+            self.remediation.leading = False
+            self._tasks.append(asyncio.ensure_future(self.elector.run(self.stop)))
+
+    async def _lead(self, *, replicas: bool = False) -> None:
+        """What only one bot per database does: the scheduler, the canaries, the outbox, the interruption of
+        requests a dead leader was running, the expiry and retention sweeps. A single bot does it from the start; a
+        replica when it is elected (incident states are loaded from the store by `Monitor.start`)."""
+        assert self.store is not None and self.remediation is not None
+        if self.monitor is not None:
+            self.monitor.leading = True
+            await self.monitor.start()
+        self.remediation.leading = True
+        await self.remediation.start(pickup=replicas)
         store = self.store
 
         async def purge(cutoff: datetime) -> dict[str, int]:
             return await store.purge(older_than=cutoff)
 
         self._tasks.append(asyncio.ensure_future(retention_loop(purge, keep=self.settings.retention, stop=self.stop)))
+
+    async def _elected(self, token: int) -> None:
+        assert self.store is not None and self.elector is not None
+        elector = self.elector
+        self.store.fence = elector.token
+        await self._lead(replicas=True)
+        log.info("leading with token %d: scheduler, canaries and outbox started", token)
+
+    def _deposed(self, event: Deposed) -> None:
+        """Leadership lost: stop sending at once (the fenced sink and the store's fence already refuse), then stop
+        the process; under systemd it comes back as a follower."""
+        if self.monitor is not None:
+            self.monitor.leading = False
+        if self.remediation is not None:
+            self.remediation.leading = False
+        log.error("this replica is no longer the leader (lease %s, token %d): stopping; a restart rejoins as a "
+                  "follower", event.reason, event.token)
+        self.exit_code = EXIT_DEPOSED
+        self.stop.set()
 
     def _watch_cycles(self, monitor: Monitor) -> None:
         heartbeat = Heartbeat(self.settings.heartbeat_url, self.targets.names,
@@ -147,7 +200,10 @@ class BotServer:
             front["connected"] = await self.slack.connected()
             healthy = bool(front["connected"])
         body: dict[str, Any] = {"front": front}
-        if self.monitor is not None:
+        if self.elector is not None:
+            body["leader"] = self.elector.health()
+            healthy = healthy and self.elector.role_name != "deposed"
+        if self.monitor is not None and self.monitor.leading:
             monitor = self.monitor.health()
             body["monitor"] = monitor
             healthy = healthy and bool(monitor["healthy"])
@@ -195,7 +251,12 @@ class BotServer:
         from bot import handlers
         from bot.monitor import Monitor
 
-        monitor = Monitor(self.settings, self.service, store, self._sink(), console=self.console is not None)
+        sink = self._sink()
+        if self.elector is not None:
+            from bot.leader import FencedSink
+
+            sink = FencedSink(sink, self.elector.may_act)  # the leader's posts stop when its lease may be over
+        monitor = Monitor(self.settings, self.service, store, sink, console=self.console is not None)
         handlers.install(self.bot, monitor)
         return monitor
 
@@ -228,7 +289,7 @@ class BotServer:
         await self.stop.wait()
         log.info("stopping")
         await self.shutdown()
-        return 0
+        return self.exit_code
 
     async def shutdown(self) -> None:
         """The reverse of intake, as uvicorn does: stop taking commands, let the running ones finish, then stop

@@ -97,6 +97,8 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
                 return
             target_name = names[0]
         target = bot.service.target(target_name)
+        if monitor is not None:
+            await monitor.refresh()  # a follower reads the leader's incidents
         thread_ts, incident_id = incident_thread(target.name, message_ts or who.thread_ts)
         if thread_ts is None:
             # A click on a message belongs in its thread even when the incident does not know its root yet

@@ -142,6 +142,9 @@ class Monitor:
         self.clock = clock
         #: Alerts offer a "Propose <fix>" button when remediation is on.
         self.remediation = False
+        #: False on a follower replica (bot/leader.py): it runs no probe, no canary, no outbox, commits no state,
+        #: and reads the leader's states from the store when a command needs them.
+        self.leading = True
         self.policy = inc.IncidentPolicy(
             failure_threshold=settings.failure_threshold,
             success_threshold=settings.success_threshold,
@@ -238,11 +241,23 @@ class Monitor:
         for hook in self.on_schedule:
             hook(str(event.job_id).split(":", 1)[0], late, skipped)
 
+    async def refresh(self) -> None:
+        """On a follower: the incident states as the leader last committed them (for status, silences, buttons)."""
+        if self.leading:
+            return
+        saved = await self.store.load_states()
+        for target in self.service.targets:
+            raw = saved.get(target.name)
+            self.states[target.name] = (inc.TargetState.model_validate_json(raw) if raw
+                                        else inc.TargetState(target=target.name))
+
     async def stop(self) -> None:
         self.stop_event.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self._tasks.cancel()
+        if not self.leading:
+            return  # a follower (or a deposed leader) delivers nothing
         try:
             await asyncio.wait_for(self.outbox.drain_once(), 5)
         except Exception:  # best effort: what is not delivered stays in the outbox for the next start
@@ -583,10 +598,12 @@ class Monitor:
     async def manual_run(self, name: str, by: str) -> TargetReport:
         """Someone pressed Run checks (or ran /wscheck) during an incident: note it in the thread."""
         report = await self.service.run(name)
-        await self.observe(name, report, kind="manual", manual_by=by)
+        if self.leading:  # on a follower the leader's next probe sees the same: only the leader commits state
+            await self.observe(name, report, kind="manual", manual_by=by)
         return report
 
     async def silence(self, name: str, *, until: datetime, by: str) -> None:
+        await self.refresh()
         now = self.clock()
         target = self.service.target(name)
         async with self.locks[name]:
@@ -597,6 +614,7 @@ class Monitor:
             await self._store_ops(target, None, ops)
 
     async def unsilence(self, name: str, *, by: str) -> bool:
+        await self.refresh()
         now = self.clock()
         target = self.service.target(name)
         async with self.locks[name]:
@@ -608,6 +626,7 @@ class Monitor:
         return cleared
 
     async def status_lines(self) -> list[str]:
+        await self.refresh()
         now = self.clock()
         silences = {str(row.get("target")): row for row in await self.store.silences(now=now)}
         lines = []

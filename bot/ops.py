@@ -60,6 +60,24 @@ class Metrics:
         # --- end wt-rel2 ---
         self.last_cycle = Gauge("wscheck_last_cycle_timestamp_seconds", "Last completed full check per target",
                                 ["target"], registry=self.registry)
+        # --- wt-ha: replicas on PostgreSQL (bot/leader.py); absent with SQLite (one bot) ---
+        self.leader: Gauge | None = None
+        self.leader_changes: Gauge | None = None
+        self.lease_age: Gauge | None = None
+
+    def watch_leader(self, role: Callable[[], bool], changes: Callable[[], int],
+                     age: Callable[[], float | None]) -> None:
+        """Role, leader changes and lease age, read when /metrics is scraped (no loop to keep them fresh)."""
+        self.leader = Gauge("wscheck_leader", "1 when this replica is the leader, 0 when it follows",
+                            registry=self.registry)
+        self.leader.set_function(lambda: 1.0 if role() else 0.0)
+        self.leader_changes = Gauge("wscheck_leader_changes", "Leader changes (new fencing tokens) this replica saw",
+                                    registry=self.registry)
+        self.leader_changes.set_function(lambda: float(changes()))
+        self.lease_age = Gauge("wscheck_lease_age_seconds",
+                               "Seconds since the leader last renewed its lease (NaN before the first look)",
+                               registry=self.registry)
+        self.lease_age.set_function(lambda: float("nan") if (a := age()) is None else a)
 
     def scheduled(self, job: str, late: float, skipped: bool) -> None:
         if skipped:

@@ -42,6 +42,8 @@ ACTION_PROPOSE = ACTION_PROPOSE_BUTTON
 VERIFY_EVERY = 2.0
 TAIL = 1500
 EXPIRY_SWEEP = 5.0
+PICKUP_EVERY = 1.0
+"""Seconds between the leader's looks for requests approved on another replica (bot/leader.py)."""
 #: Lookups of an approval message whose post had an unknown outcome, before the request is cancelled instead.
 POST_LOOKUPS = 3
 POST_LOOKUP_DELAY = 1.0
@@ -207,6 +209,11 @@ class Remediation:
             outbox.on_failed[APPROVAL] = self._approval_failed
         self._tasks = Background("remediation")
         self._stop = asyncio.Event()
+        #: False on a follower replica (bot/leader.py): an approval it records is executed by the leader, which
+        #: picks approved requests up from the store; a follower executes nothing and interrupts nothing.
+        self.leading = True
+        #: Requests this process is executing (or about to): a click and the pick-up sweep never start one twice.
+        self._executing: set[str] = set()
         #: Called with a request's final status (metrics).
         self.on_final: list[Callable[[str], None]] = []
         #: Called with "expiry" when the expiry sweep survived an error of its own (metrics).
@@ -232,8 +239,9 @@ class Remediation:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Requests found running are interrupted (never re-run by themselves); approved ones aborted."""
+    async def start(self, *, pickup: bool = False) -> None:
+        """Requests found running are interrupted (never re-run by themselves); approved ones aborted. With
+        `pickup` (the leader of replicas), approvals recorded on any replica from now on are executed here."""
         now = self.clock()
         for status in ("running", "approved"):
             for raw in await self.store.requests_by_status(status):
@@ -244,6 +252,38 @@ class Remediation:
                     await self._post_update(changed)
                     await self._thread_note(changed, t("remediation.interrupted", id=changed.id, status=status))
         self._tasks.spawn(self._expiry_loop(), name="expiry sweep")
+        if pickup:
+            self._tasks.spawn(self._pickup_loop(), name="approved pick-up")
+
+    async def _pickup_loop(self) -> None:
+        """The leader executes what a follower approved: approved requests are read from the store every
+        PICKUP_EVERY seconds. `execute` moves a request from approved to running by a conditional update, so even
+        two leaders (which the fencing token rules out) could not both run it."""
+        while not self._stop.is_set():
+            try:
+                for raw in await self.store.requests_by_status("approved"):
+                    self._spawn_execute(ap.ApprovalRequest.model_validate_json(raw))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("approved pick-up failed")
+                for hook in self.on_error:
+                    hook("pickup")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), PICKUP_EVERY)
+
+    def _spawn_execute(self, approved: ap.ApprovalRequest) -> None:
+        if approved.id in self._executing:
+            return
+        self._executing.add(approved.id)
+
+        async def run() -> None:
+            try:
+                await self.execute(approved)
+            finally:
+                self._executing.discard(approved.id)
+
+        self._tasks.spawn(run(), name=f"execute {approved.id}")
 
     async def stop(self) -> None:
         self._stop.set()
@@ -338,7 +378,8 @@ class Remediation:
                                   channel=channel, text=fallback, blocks=blocks, thread_ts=thread_ts)
                 await tx.enqueue(lane=f"approval:{request.target}", kind=APPROVAL, payload=message.dump(),
                                  dedup_key=f"{request.id}/post")
-                posting = self._posting[request.id] = asyncio.get_running_loop().create_future()
+                if self.leading:  # a follower's outbox is not running: the leader posts it, nobody here waits
+                    posting = self._posting[request.id] = asyncio.get_running_loop().create_future()
         await self._audit("request", request, actor=requested_by, data={"commands": list(plan.commands)})
         if older is not None:
             superseded = ap.supersede(older, by_request_id=request.id, now=now)
@@ -347,6 +388,8 @@ class Remediation:
                 await self._post_update(superseded)
         if posting is not None:
             return await self._posted(request, posting), False
+        if self.outbox is not None:
+            return request, False  # a follower: queued for the leader's outbox
         try:
             ts = await self.sink.post(channel=channel, text=fallback, blocks=blocks, thread_ts=thread_ts,
                                       metadata={"event_type": "wscheck_approval", "event_payload": {"op": request.id}})
@@ -454,7 +497,10 @@ class Remediation:
             if result.changed:
                 await self._post_update(result.request)
             if result.outcome == "approved":
-                self._tasks.spawn(self.execute(result.request), name=f"execute {result.request.id}")
+                if self.leading:
+                    self._spawn_execute(result.request)
+                else:
+                    log.info("request %s approved on this follower; the leader executes it", result.request.id)
             if language() == "en":
                 return result.message
             return click_message(result, approve=approve, policy=policy)

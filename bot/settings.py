@@ -225,10 +225,21 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     heartbeat_url: str = ""
     retention: Duration = 90 * 86400.0
+    # replicas on PostgreSQL (wt-ha, docs/ha.md): the leader's lease; a follower takes over within it
+    leader_ttl: Duration = 15.0
     # wt-tls: days before a served certificate expires that tls.certificate warns (a target key overrides it)
     tls_expiry_warning: int = Field(default=DEFAULT_TLS_EXPIRY_WARNING, ge=0, le=365)
 
     _v_channel = field_validator("alert_channel")(slack_channel)
+
+    @field_validator("leader_ttl")
+    @classmethod
+    def _leader_ttl(cls, value: float) -> float:
+        # Renewals go every ttl / 3 over a network: below 3 s a GC pause or one slow round trip would depose a
+        # healthy leader; above 10 min the team is blind for that long after the leader dies.
+        if not 3.0 <= value <= 600.0:
+            raise ValueError(f"must be between 3 s and 10 min (got {value:g} s)")
+        return value
     _v_mention = field_validator("alert_mention")(slack_mention)
 
     @field_validator("allowed_channels")

@@ -13,6 +13,8 @@ Why it looks the way it does:
   PostgreSQL a session advisory lock. A second bot would post every alert twice, so it refuses to start
   (`StoreLocked`). The kernel (the server) drops the lock when the process (the session) dies, even on SIGKILL,
   so a crashed bot never blocks its successor. The lock fd is close-on-exec, so a child cannot keep it alive.
+  On PostgreSQL the bot itself opens without the lock: replicas share the database and one leads, by a lease with
+  a fencing token (bot/leader.py); the leader-only writes check that token (`fence`, `_fenced`).
 * **Nothing lost, nothing twice.** Slack messages are not posted by the code that decides them: they are
   written to the `outbox` table in the same transaction as the state change that caused them (`transaction()`
   gives a `Tx` with the same methods as `Store`). A drainer posts them in order per `lane`, records the result
@@ -69,6 +71,7 @@ from bot.store_backends import PG_ERRORS, Conn, PostgresConn, Row, SqliteConn, c
 __all__ = [
     "MIGRATIONS",
     "OPEN_REQUEST_STATUSES",
+    "Fenced",
     "Migration",
     "OutboxItem",
     "OutboxStatus",
@@ -94,7 +97,8 @@ PG_COMMAND_TIMEOUT = 30.0
 store's statements take milliseconds; this only catches a server or network that stopped answering."""
 
 PG_BOT_LOCK_KEY = 0x7773_6368_6563_6B01
-"""Session advisory lock a bot holds on its PostgreSQL database: the flock's equivalent (one bot per database).
+"""Session advisory lock of an exclusive open on PostgreSQL: the flock's equivalent. `wscheck run` on PostgreSQL opens
+without it (replicas share the database and elect a leader, bot/leader.py); `wscheck db migrate` takes it.
 Advisory locks are per database, so databases on one server do not contend."""
 
 PG_MIGRATION_LOCK_KEY = 0x7773_6368_6563_6B02
@@ -119,6 +123,10 @@ class StoreError(Exception):
 
 class StoreLocked(StoreError):
     """Another live process holds the database (a second bot would double-post every alert)."""
+
+
+class Fenced(StoreError):
+    """A leader-only write refused: this replica's fencing token is not the lease's any more (bot/leader.py)."""
 
 
 @dataclass(frozen=True)
@@ -314,6 +322,33 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         postgresql=_PG_INITIAL,
     ),
+    Migration(
+        version=2,
+        name="leader lease: one row, the fencing token of the replica that leads (wt-ha)",
+        # Times are seconds of the database's clock (PostgreSQL's clock_timestamp()), never a replica's: the
+        # replicas' clocks are not compared with each other (bot/leader.py). SQLite has the table for the same
+        # schema on both engines; a SQLite database serves one bot (the flock), which never reads it.
+        sqlite=(
+            """CREATE TABLE leader_lease (
+                id          INTEGER PRIMARY KEY CHECK (id = 1),
+                holder      TEXT NOT NULL,
+                token       BIGINT NOT NULL,
+                acquired_at DOUBLE PRECISION NOT NULL,
+                renewed_at  DOUBLE PRECISION NOT NULL,
+                expires_at  DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+        postgresql=(
+            f"""CREATE TABLE leader_lease (
+                id          INTEGER PRIMARY KEY CHECK (id = 1),
+                holder      {_T} NOT NULL,
+                token       BIGINT NOT NULL,
+                acquired_at DOUBLE PRECISION NOT NULL,
+                renewed_at  DOUBLE PRECISION NOT NULL,
+                expires_at  DOUBLE PRECISION NOT NULL
+            )""",
+        ),
+    ),
 )
 
 
@@ -472,6 +507,26 @@ class _Ops(abc.ABC):
     @abc.abstractmethod
     def _now(self) -> datetime: ...
 
+    @abc.abstractmethod
+    def _fence_source(self) -> Callable[[], int | None] | None: ...
+
+    async def _fenced(self, conn: Conn) -> None:
+        """A leader-only write (a state commit, an outbox delivery record) goes ahead only under this replica's
+        fencing token (`Store.fence`, set by the leader; None on SQLite and for a single bot). The lease row is read
+        with a share lock held to the commit: a takeover, which updates that row, waits for this transaction, or
+        this transaction sees the new token and refuses. No write of an old term lands after a new term began."""
+        source = self._fence_source()
+        if source is None:
+            return
+        token = source()
+        if token is None:
+            raise Fenced("not the leader: leader-only writes are refused")
+        row = await _one(conn, "SELECT token FROM leader_lease WHERE id = 1 FOR SHARE" if conn.engine == "postgresql"
+                         else "SELECT token FROM leader_lease WHERE id = 1")
+        if row is None or int(row["token"]) != token:
+            found = None if row is None else int(row["token"])
+            raise Fenced(f"fenced: this replica's token is {token}, the lease's is {found}; it leads no more")
+
     # outbox ------------------------------------------------------------------------------------------------------
 
     async def enqueue(
@@ -543,6 +598,7 @@ class _Ops(abc.ABC):
         """Delivered; `result` (JSON, e.g. channel + ts) is what dependent items read via `item(dep).result`."""
         _require_json(result, "result")
         async with self._writing() as conn:
+            await self._fenced(conn)
             changed = await _exec(
                 conn,
                 "UPDATE outbox SET status = 'sent', result = ?, attempts = attempts + 1, finished_at = ?, "
@@ -558,6 +614,7 @@ class _Ops(abc.ABC):
         item with `uncertain=False` (looked up: not posted) makes it plain pending again."""
         status = "uncertain" if uncertain else "pending"
         async with self._writing() as conn:
+            await self._fenced(conn)
             changed = await _exec(
                 conn,
                 "UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
@@ -572,6 +629,7 @@ class _Ops(abc.ABC):
         or transitively, can never be sent and fail with it rather than blocking their lanes forever."""
         now = _ts(self._now())
         async with self._writing() as conn:
+            await self._fenced(conn)
             changed = await _exec(
                 conn,
                 "UPDATE outbox SET status = 'failed', attempts = attempts + 1, finished_at = ?, last_error = ? "
@@ -626,6 +684,7 @@ class _Ops(abc.ABC):
             row = await _one(conn, "SELECT state FROM incident_states WHERE target = ?", (target,))
             if row is not None and row["state"] == state_json:
                 return
+            await self._fenced(conn)
             await _exec(
                 conn,
                 "INSERT INTO incident_states (target, state, updated_at) VALUES (?, ?, ?) "
@@ -909,6 +968,9 @@ class Tx(_Ops):
     def _now(self) -> datetime:
         return self._store._now()
 
+    def _fence_source(self) -> Callable[[], int | None] | None:
+        return self._store.fence
+
 
 # --- the store -------------------------------------------------------------------------------------------------
 
@@ -1009,6 +1071,8 @@ class Store(_Ops):
         self._closed = False
         self._schema_version = 0
         self._app_name = ""
+        #: The leader's fencing token (bot/leader.py), or None when writes are not fenced (SQLite, one bot).
+        self.fence: Callable[[], int | None] | None = None
 
     @property
     def engine(self) -> str:
@@ -1122,7 +1186,7 @@ class Store(_Ops):
             who = f"{holder['application_name'] or 'a session'} (server pid {holder['pid']})"
         raise StoreLocked(
             f"database {self.url} is already in use by {who}: another wscheck bot is running on it; stop that one "
-            f"first (until replicas with leader election exist, one bot per database)"
+            f"first (this needs the database to itself)"
         )
 
     async def _abandon(self) -> None:
@@ -1363,6 +1427,9 @@ class Store(_Ops):
                 if isinstance(conn, PostgresConn):
                     conn.discard_if_lost(exc)
                 raise self._wrap(exc) from exc
+
+    def _fence_source(self) -> Callable[[], int | None] | None:
+        return self.fence
 
     def _now(self) -> datetime:
         now = self._clock()
