@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from bot.leader import Elector
     from bot.lease import Deposed
     from bot.monitor import Monitor
-    from bot.outbox import Sink
+    from bot.outbox import Outbox, Sink
     from bot.remediation import Remediation
     from bot.store import Store
 
@@ -73,6 +73,7 @@ class BotServer:
         #: Replicas on PostgreSQL: the lease (bot/leader.py). None on SQLite, where the flock makes one bot.
         self.elector: Elector | None = None
         self.exit_code = 0
+        self._outbox: Outbox | None = None
 
     async def startup(self) -> None:
         from bot.store import Store, StoreError
@@ -143,6 +144,8 @@ class BotServer:
             await self.monitor.start()
         self.remediation.leading = True
         await self.remediation.start(pickup=replicas)
+        if self._outbox is not None:  # without the monitor, remediation's own outbox worker
+            self._tasks.append(asyncio.ensure_future(self._outbox.run(self.stop)))
         store = self.store
 
         async def purge(cutoff: datetime) -> dict[str, int]:
@@ -220,6 +223,15 @@ class BotServer:
         return SlackSink(alert_client(self.settings.slack_bot_token.get_secret_value(), self.settings.slack_api_url,
                                       timeout=self.settings.slack_timeout))
 
+    def _leader_sink(self) -> Sink:
+        """The sink of the leader's jobs (the outbox): with replicas, fenced by the lease (bot/leader.py)."""
+        sink = self._sink()
+        if self.elector is None:
+            return sink
+        from bot.leader import FencedSink
+
+        return FencedSink(sink, self.elector.may_act)  # the leader's posts stop when its lease may be over
+
     def _make_remediation(self, store: Store) -> Remediation:
         from bot.outbox import Outbox
         from bot.remediation import Remediation
@@ -230,8 +242,8 @@ class BotServer:
             async def no_root(*_: Any) -> None:
                 return None
 
-            outbox = Outbox(store, self._sink(), on_root_posted=no_root, root_ts=no_root)
-            self._tasks.append(asyncio.ensure_future(outbox.run(self.stop)))
+            outbox = Outbox(store, self._leader_sink(), on_root_posted=no_root, root_ts=no_root)
+            self._outbox = outbox  # run by the leader (`_lead`)
         return Remediation(self.settings, self.service, store, self._sink(),
                            bot_team_id=lambda: self.slack.team_id if self.slack else "",
                            approvers=self._approvers, admission=self.bot.access.rules, outbox=outbox)
@@ -251,12 +263,7 @@ class BotServer:
         from bot import handlers
         from bot.monitor import Monitor
 
-        sink = self._sink()
-        if self.elector is not None:
-            from bot.leader import FencedSink
-
-            sink = FencedSink(sink, self.elector.may_act)  # the leader's posts stop when its lease may be over
-        monitor = Monitor(self.settings, self.service, store, sink, console=self.console is not None)
+        monitor = Monitor(self.settings, self.service, store, self._leader_sink(), console=self.console is not None)
         handlers.install(self.bot, monitor)
         return monitor
 

@@ -541,6 +541,7 @@ class Remediation:
             running = ap.start(approved, now=now)
             if not await self._save(approved, running):
                 return  # another worker started it: exactly once
+            log.info("request %s: running %s on %s", running.id, running.action, target.name)
             budget = sum(step.timeout for step in plan.steps) + self.settings.verify_timeout + VERIFY_EVERY * 2
             for hold in self.on_fix_start:
                 hold(target.name, running.id, running.action, budget)

@@ -1,0 +1,168 @@
+"""Two `wscheck run` replicas on one real PostgreSQL, the strict fake Slack and the sandbox stack (issue 14 part 2).
+
+Both replicas keep a Socket Mode connection; one leads (runs the probes and the outbox). The leader is SIGKILLed
+(by its pid) in the middle of an incident: the follower takes over within the lease's TTL plus one fast interval,
+loads the open incident from the database, and goes on in the same thread: one root message, no reply twice.
+Every wait is for a real event (a log line, a message in the fake channel), never a fixed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_alerts import ALERTS, ALICE, monitor_env, roots
+from tests.fakeslack import FakeSlack
+from tests.support.botproc import ROOT, BotProcess
+
+pytestmark = pytest.mark.sandbox
+
+BOB = "U0BOB"
+TTL = 3.0
+FAST = 1.0
+
+
+@pytest.fixture(scope="module")
+async def fake() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as server:
+        server.add_user(ALICE, name="alice")
+        server.add_channel(ALERTS, "alerts")
+        yield server
+
+
+@pytest.fixture
+async def database(postgres: Any) -> AsyncIterator[str]:
+    name = await postgres.create_database()
+    try:
+        yield postgres.url(name)
+    finally:
+        await postgres.drop_database(name)
+
+
+@pytest.fixture
+async def healthy(sandbox: Any, fake: FakeSlack) -> AsyncIterator[None]:
+    await asyncio.to_thread(sandbox.set_mode, "healthy")
+    fake.reset()
+    yield
+    fake.assert_all_acked()
+    fake.assert_no_problems()
+    await asyncio.to_thread(sandbox.set_mode, "healthy")
+
+
+async def replica(fake: FakeSlack, config: Path, url: str, **extra: str) -> BotProcess:
+    env = monitor_env(fake, Path("unused"), WSCHECK_LEADER_TTL=f"{TTL:g}s", WSCHECK_FAST_INTERVAL=f"{FAST:g}s",
+                      **extra)
+    env["WSCHECK_DB"] = url
+    bot = BotProcess(["run", "--config", str(config)], env, cwd=ROOT)
+    await bot.start()
+    return bot
+
+
+def thread_replies(fake: FakeSlack, ts: str) -> list[Any]:
+    return fake.replies(ALERTS, ts)
+
+
+def assert_no_reply_twice(fake: FakeSlack, ts: str) -> None:
+    """Each message the bot decides has one outbox key, carried in its metadata: no key twice in the thread."""
+    keys = [json.dumps(m.metadata, sort_keys=True) for m in thread_replies(fake, ts) if m.metadata]
+    assert len(keys) == len(set(keys)), fake.dump()
+
+
+async def test_the_follower_takes_over_a_killed_leader_and_goes_on_in_the_same_thread(
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, database: str, healthy: None
+) -> None:
+    a = await replica(fake, sandbox_config_file, database)
+    b: BotProcess | None = None
+    try:
+        await a.wait_line(r"leader elected: this replica .* leads with token 1\b", timeout=15)
+        await a.wait_line(r"full probe sandbox: ok", timeout=30)
+        b = await replica(fake, sandbox_config_file, database)
+        await b.wait_line(r"following: wscheck pid \d+ .* holds the lease with token 1\b", timeout=15)
+        assert len(fake.socket.open_connections) == 2, "both replicas keep their Slack connection"
+
+        await asyncio.to_thread(sandbox.pm2, "stop", "kathario-saas")
+        root = await fake.wait_for(lambda: next(iter(roots(fake)), None), timeout=40, what="the incident's root")
+        assert "pm2_not_online" in root.text
+        # Only the leader probes: the follower never ran a check.
+        assert not [line for line in b.lines if "full probe sandbox" in line or "fast probe sandbox" in line]
+
+        killed_at = time.monotonic()
+        await a.kill()  # SIGKILL by pid: no goodbye, the lease row stays as it was
+        mark = len(b.lines)
+        await b.wait_line(r"leader elected: this replica .* leads with token 2\b", timeout=3 * TTL, start=mark)
+        elected = time.monotonic() - killed_at
+        # Elected = its scheduler starts, with the first full check due at once ...
+        assert elected <= TTL + FAST, f"the follower took over {elected:.1f} s after the SIGKILL"
+        await b.wait_line(r"(full|fast) probe sandbox", timeout=3 * TTL, start=mark)
+        checked = time.monotonic() - killed_at
+        # ... and done (a checklist of the sandbox takes well under 2 s).
+        assert checked <= TTL + FAST + 2.0, f"the new leader's first check ended {checked:.1f} s after the SIGKILL"
+        # The open incident goes on: the new leader says so in its thread (never a new root).
+        await fake.wait_for(lambda: [r for r in thread_replies(fake, root.ts) if "bot was down" in r.text] or None,
+                            timeout=10, what="the takeover note in the incident's thread")
+
+        await asyncio.to_thread(sandbox.pm2, "start", "kathario-saas")
+        await fake.wait_for(lambda: [r for r in thread_replies(fake, root.ts) if "Resolved after" in r.text] or None,
+                            timeout=60, what="the recovery reply in the incident's thread")
+        edited = fake.message(ALERTS, root.ts)
+        await fake.wait_for(lambda: "resolved after" in fake.message(ALERTS, root.ts).text or None, timeout=20,
+                            what="the root edited to resolved")
+        assert edited is not None
+        assert len(roots(fake)) == 1, fake.dump()
+        assert [m for m in fake.messages(ALERTS) if m.ts != root.ts and m.via == "chat.postMessage"] == [], \
+            fake.dump()
+        assert_no_reply_twice(fake, root.ts)
+    finally:
+        if b is not None:
+            assert await b.stop() == 0, b.log()
+        await a.stop()
+
+
+async def test_an_approval_clicked_on_the_follower_runs_once_on_the_leader(
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, database: str, healthy: None
+) -> None:
+    fake.add_user(BOB, name="bob")
+    extra = {"WSCHECK_MONITOR": "false", "WSCHECK_APPROVERS": BOB, "WSCHECK_RATE_LIMIT": "1000",
+             "WSCHECK_VERIFY_TIMEOUT": "30s"}
+    a = await replica(fake, sandbox_config_file, database, **extra)
+    b: BotProcess | None = None
+    try:
+        await a.wait_line(r"leader elected: this replica .* leads with token 1\b", timeout=15)
+        b = await replica(fake, sandbox_config_file, database, **extra)
+        await b.wait_line(r"following: .* holds the lease with token 1\b", timeout=15)
+        before = restarts(sandbox)
+
+        request = await fake.send_slash_command("restart sandbox", user_id=ALICE, channel_id=ALERTS)
+        message = await fake.wait_for(lambda: next(iter(approvals(fake)), None), timeout=30,
+                                      what="the approval message (posted by the leader's outbox)")
+        rid = message.metadata["event_payload"]["op"]
+        clicked = await fake.send_block_action("wscheck_approve", rid, user_id=BOB, channel_id=ALERTS,
+                                               message_ts=message.ts, strict=False)
+        # Both envelopes went to the follower's connection (the fake hands them to the newest one).
+        assert request.connection_id == clicked.connection_id == max(c.id for c in fake.socket.open_connections)
+        await b.wait_line(rf"request {rid} approved on this follower; the leader executes it", timeout=15)
+        await a.wait_line(rf"request {rid}: running restart on sandbox", timeout=15)
+        await fake.wait_for(lambda: "succeeded" in fake.message(ALERTS, message.ts).text or None, timeout=60,
+                            what="the approval message edited to succeeded")
+        assert restarts(sandbox) == before + 1
+        assert not [line for line in b.lines if f"request {rid}: running" in line], "the follower ran it too"
+        assert len(approvals(fake)) == 1, fake.dump()
+    finally:
+        if b is not None:
+            assert await b.stop() == 0, b.log()
+        assert await a.stop() == 0, a.log()
+
+
+def approvals(fake: FakeSlack) -> list[Any]:
+    return [m for m in fake.messages(ALERTS) if (m.metadata or {}).get("event_type") == "wscheck_approval"]
+
+
+def restarts(sandbox: Any) -> int:
+    proc = sandbox.app_process()
+    return int(proc["pm2_env"]["restart_time"]) if proc else -1
