@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.test_alerts import ALERTS, ALICE, monitor_env, roots
@@ -57,11 +58,20 @@ async def healthy(sandbox: Any, fake: FakeSlack) -> AsyncIterator[None]:
 
 async def replica(fake: FakeSlack, config: Path, url: str, **extra: str) -> BotProcess:
     env = monitor_env(fake, Path("unused"), WSCHECK_LEADER_TTL=f"{TTL:g}s", WSCHECK_FAST_INTERVAL=f"{FAST:g}s",
-                      **extra)
+                      WSCHECK_METRICS_PORT="0", **extra)
     env["WSCHECK_DB"] = url
     bot = BotProcess(["run", "--config", str(config)], env, cwd=ROOT)
     await bot.start()
     return bot
+
+
+async def ops(bot: BotProcess) -> dict[str, Any]:
+    """The replica's /healthz (status and JSON) and /metrics (text)."""
+    port = int((await bot.wait_line(r"metrics and health on http://[^:]+:(\d+)/metrics")).group(1))
+    async with httpx.AsyncClient(trust_env=False) as client:
+        health = await client.get(f"http://127.0.0.1:{port}/healthz")
+        metrics = await client.get(f"http://127.0.0.1:{port}/metrics")
+    return {"status": health.status_code, "health": health.json(), "metrics": metrics.text}
 
 
 def thread_replies(fake: FakeSlack, ts: str) -> list[Any]:
@@ -85,6 +95,12 @@ async def test_the_follower_takes_over_a_killed_leader_and_goes_on_in_the_same_t
         b = await replica(fake, sandbox_config_file, database)
         await b.wait_line(r"following: wscheck pid \d+ .* holds the lease with token 1\b", timeout=15)
         assert len(fake.socket.open_connections) == 2, "both replicas keep their Slack connection"
+        leader, follower = await ops(a), await ops(b)
+        assert leader["health"]["leader"]["role"] == "leader" and leader["health"]["leader"]["token"] == 1
+        assert follower["health"]["leader"]["role"] == "follower" and follower["status"] == 200, follower
+        assert follower["health"]["leader"]["lease_age"] < TTL and "monitor" not in follower["health"]
+        assert "wscheck_leader 1.0" in leader["metrics"] and "wscheck_leader 0.0" in follower["metrics"]
+        assert "wscheck_lease_age_seconds" in follower["metrics"]
 
         await asyncio.to_thread(sandbox.pm2, "stop", "kathario-saas")
         root = await fake.wait_for(lambda: next(iter(roots(fake)), None), timeout=40, what="the incident's root")
@@ -118,6 +134,9 @@ async def test_the_follower_takes_over_a_killed_leader_and_goes_on_in_the_same_t
         assert [m for m in fake.messages(ALERTS) if m.ts != root.ts and m.via == "chat.postMessage"] == [], \
             fake.dump()
         assert_no_reply_twice(fake, root.ts)
+        after = await ops(b)
+        assert after["health"]["leader"]["role"] == "leader" and after["health"]["leader"]["token"] == 2
+        assert after["health"]["leader"]["leader_changes"] == 1 and "wscheck_leader_changes 1.0" in after["metrics"]
     finally:
         if b is not None:
             assert await b.stop() == 0, b.log()
