@@ -9,6 +9,7 @@ running requests finish, connections close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -76,14 +77,27 @@ class BotServer:
         self._outbox: Outbox | None = None
 
     async def startup(self) -> None:
-        from bot.store import Store, StoreError
+        from bot.fronts.slack import StartupCancelled
+        from bot.store import Store, StoreError, StoreUnavailable
 
         # PostgreSQL: any number of replicas share the database and elect a leader; SQLite: one bot (the flock).
         replicas = self.settings.db.engine == "postgresql"
-        try:
-            self.store = await Store.open(self.settings.db, exclusive=not replicas)
-        except StoreError as exc:
-            raise ConfigError(str(exc)) from None  # names the database (redacted URL), never its password
+        delay = 1.0
+        while True:
+            try:
+                self.store = await Store.open(self.settings.db, exclusive=not replicas)
+                break
+            except StoreUnavailable as exc:
+                # A replica restarted after losing the database (docs/ha.md) waits for it to come back, as the
+                # Slack front waits for Slack: exiting 78 would keep systemd from ever restarting it.
+                log.warning("%s; trying again in %.0f s", exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), delay)
+                if self.stop.is_set():
+                    raise StartupCancelled from None
+                delay = min(delay * 2, 30.0)
+            except StoreError as exc:
+                raise ConfigError(str(exc)) from None  # names the database (redacted URL), never its password
         if self.console_mode:
             from bot.fronts.console import ConsoleFront
 

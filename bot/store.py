@@ -64,6 +64,7 @@ from types import TracebackType
 from typing import Literal, cast, get_args
 
 import aiosqlite
+import asyncpg
 
 from bot.dburl import DatabaseURL, parse_db_url
 from bot.store_backends import PG_ERRORS, Conn, PostgresConn, Row, SqliteConn, connect_postgres
@@ -78,6 +79,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreLocked",
+    "StoreUnavailable",
     "Tx",
     "lock_path_for",
 ]
@@ -123,6 +125,10 @@ class StoreError(Exception):
 
 class StoreLocked(StoreError):
     """Another live process holds the database (a second bot would double-post every alert)."""
+
+
+class StoreUnavailable(StoreError):
+    """The PostgreSQL server could not be reached (network, server down): transient, unlike a bad URL or schema."""
 
 
 class Fenced(StoreError):
@@ -1154,7 +1160,8 @@ class Store(_Ops):
                                           timeout=PG_CONNECT_TIMEOUT, command_timeout=PG_COMMAND_TIMEOUT)
         except _CONNECT_ERRORS as exc:
             # asyncpg's errors name the host and the user, not the password; scrub anyway (belt and braces).
-            raise StoreError(f"database {url}: cannot connect: {url.scrub(str(exc)) or type(exc).__name__}") from None
+            error = StoreError if isinstance(exc, asyncpg.PostgresError | ValueError) else StoreUnavailable
+            raise error(f"database {url}: cannot connect: {url.scrub(str(exc)) or type(exc).__name__}") from None
 
     async def _lock_postgresql(self, conn: PostgresConn) -> None:
         """The flock's equivalent: a session-level advisory lock, held as long as this connection lives and

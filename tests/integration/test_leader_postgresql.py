@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from bot.leader import Elector, FencedSink
 from bot.lease import Deposed
 from bot.outbox import SinkError
 from bot.store import Fenced, Store
+from tests.support.botproc import BotProcess
 from tests.support.stores import PostgresBackend
 
 TTL = 3.0
@@ -165,6 +167,8 @@ class SilentRelay:
     def __init__(self, port: int) -> None:
         self.upstream_port = port
         self.cut = False
+        #: Close every new connection at once (a server that is down, as a client sees a reset).
+        self.refuse = False
         self.server: asyncio.Server | None = None
         self.writers: list[asyncio.StreamWriter] = []
 
@@ -173,6 +177,9 @@ class SilentRelay:
         return int(self.server.sockets[0].getsockname()[1])
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refuse:
+            writer.close()
+            return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         self.writers += [writer, up_writer]
 
@@ -219,6 +226,31 @@ async def test_a_leader_cut_from_the_database_stops_before_the_new_leader_starts
             await a.task
         await a.elector._drop()
         await relay.close()
+
+
+async def test_a_replica_started_while_the_database_is_unreachable_waits_for_it_then_joins(
+    postgres: Any, backend: PostgresBackend, tmp_path: Path
+) -> None:
+    """A leader cut from the database exits (75) and systemd restarts it: it must wait for the database, not exit
+    78 (which the unit never restarts) because the network is still down."""
+    relay = SilentRelay(postgres.port)
+    relay.refuse = True
+    port = await relay.start()
+    bot = BotProcess(["run", "--console"], {
+        "WSCHECK_DB": backend.url.replace(f":{postgres.port}/", f":{port}/"), "WSCHECK_MONITOR": "false",
+        "WSCHECK_LEADER_TTL": "3s",
+    }, cwd=tmp_path)
+    try:
+        await bot.start(ready=r"cannot connect: .*; trying again in 1 s", stdin=True)
+        await bot.wait_line(r"trying again in 2 s", timeout=10)
+        relay.refuse = False
+        await bot.wait_line(r"wscheck ready", timeout=30)
+        await bot.wait_line(r"leader elected: .* leads with token 1\b", timeout=10)
+    finally:
+        code = await bot.stop()
+        await relay.close()
+    assert code == 0, bot.log()
+    assert postgres.password not in bot.log()
 
 
 async def test_the_fenced_sink_refuses_once_the_lease_may_be_over() -> None:
