@@ -104,6 +104,7 @@ class Elector:
         self.elected_at: datetime | None = None
         #: Notified after every attempt (tests and /healthz wait on what the replica saw, never on a sleep).
         self.attempted = asyncio.Condition()
+        self._starting: asyncio.Future[None] | None = None
         self._conn: PostgresConn | None = None
 
     # -- what the rest of the bot asks ------------------------------------------------------------------------
@@ -162,12 +163,27 @@ class Elector:
                 log.info("leader elected: this replica (%s) leads with token %d", self.name, event.token)
                 self.elected_at = datetime.now().astimezone()
                 if self.on_elected is not None:
-                    await self.on_elected(event.token)
+                    # In a task of its own: starting the leader's jobs (loading states, interrupting a dead leader's
+                    # fix and editing its message in Slack) must not hold up the next renewal.
+                    self._starting = asyncio.ensure_future(self._start_leading(self.on_elected, event.token))
             else:
                 log.error("leadership lost (%s) with token %d: this replica stops acting as leader", event.reason,
                           event.token)
                 if self.on_deposed is not None:
                     self.on_deposed(event)
+
+    async def _start_leading(self, start: Callable[[int], Awaitable[None]], token: int) -> None:
+        """A leader that cannot start its jobs must not sit on the lease: it gives it up like a deposed one."""
+        try:
+            await start(token)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the leader's jobs could not start; giving the lease up")
+            if self.role.leader and self.role.token == token:
+                self.role = lease.Role(deposed=True)
+                if self.on_deposed is not None:
+                    self.on_deposed(lease.Deposed(reason="failed", token=token))
 
     async def _attempt(self, sent: float) -> int | None:
         """One attempt, bounded so that it ends before the lease would (a silent network must not keep a leader
@@ -212,6 +228,10 @@ class Elector:
             conn.raw.terminate()
 
     async def close(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._starting
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()

@@ -52,7 +52,8 @@ class Elected:
 
 @dataclass(frozen=True)
 class Deposed:
-    reason: Literal["expired", "taken"]
+    #: expired (not renewed in time), taken (another token in the row), failed (the leader's jobs did not start)
+    reason: Literal["expired", "taken", "failed"]
     token: int
     type: Literal["deposed"] = "deposed"
 
