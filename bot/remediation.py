@@ -261,8 +261,7 @@ class Remediation:
         two leaders (which the fencing token rules out) could not both run it."""
         while not self._stop.is_set():
             try:
-                for raw in await self.store.requests_by_status("approved"):
-                    self._spawn_execute(ap.ApprovalRequest.model_validate_json(raw))
+                await self.pickup_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -271,6 +270,10 @@ class Remediation:
                     hook("pickup")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), PICKUP_EVERY)
+
+    async def pickup_once(self) -> None:
+        for raw in await self.store.requests_by_status("approved"):
+            self._spawn_execute(ap.ApprovalRequest.model_validate_json(raw))
 
     def _spawn_execute(self, approved: ap.ApprovalRequest) -> None:
         if approved.id in self._executing:
