@@ -20,6 +20,7 @@ import pytest
 
 from tests.e2e.test_alerts import ALERTS, ALICE, monitor_env, roots
 from tests.fakeslack import FakeSlack
+from tests.integration.test_leader_postgresql import SilentRelay
 from tests.support.botproc import ROOT, BotProcess
 
 pytestmark = pytest.mark.sandbox
@@ -185,3 +186,37 @@ def approvals(fake: FakeSlack) -> list[Any]:
 def restarts(sandbox: Any) -> int:
     proc = sandbox.app_process()
     return int(proc["pm2_env"]["restart_time"]) if proc else -1
+
+
+async def test_a_leader_cut_from_the_database_stops_and_the_follower_goes_on_in_the_thread(
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, postgres: Any, database: str, healthy: None
+) -> None:
+    relay = SilentRelay(postgres.port)
+    port = await relay.start()
+    a = await replica(fake, sandbox_config_file, database.replace(f":{postgres.port}/", f":{port}/"))
+    b: BotProcess | None = None
+    try:
+        await a.wait_line(r"leader elected: this replica .* leads with token 1\b", timeout=15)
+        b = await replica(fake, sandbox_config_file, database)
+        await b.wait_line(r"following: .* holds the lease with token 1\b", timeout=15)
+        await asyncio.to_thread(sandbox.pm2, "stop", "kathario-saas")
+        root = await fake.wait_for(lambda: next(iter(roots(fake)), None), timeout=40, what="the incident's root")
+
+        relay.cut = True  # nothing reaches the database from the leader any more, and nothing says so
+        await a.wait_line(r"leadership lost \(expired\) with token 1", timeout=3 * TTL)
+        mark = len(b.lines)
+        await b.wait_line(r"leader elected: this replica .* leads with token 2\b", timeout=3 * TTL, start=mark)
+        assert a.proc is not None
+        # It stops by itself (no signal from here), with EX_TEMPFAIL: systemd restarts it as a follower.
+        assert await asyncio.wait_for(a.proc.wait(), 60) == 75, a.log()
+
+        await asyncio.to_thread(sandbox.pm2, "start", "kathario-saas")
+        await fake.wait_for(lambda: [r for r in thread_replies(fake, root.ts) if "Resolved after" in r.text] or None,
+                            timeout=60, what="the recovery reply in the incident's thread")
+        assert len(roots(fake)) == 1, fake.dump()
+        assert_no_reply_twice(fake, root.ts)
+    finally:
+        if b is not None:
+            assert await b.stop() == 0, b.log()
+        await a.stop()
+        await relay.close()
