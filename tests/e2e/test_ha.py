@@ -154,18 +154,22 @@ async def test_an_approval_clicked_on_the_follower_runs_once_on_the_leader(
     b: BotProcess | None = None
     try:
         await a.wait_line(r"leader elected: this replica .* leads with token 1\b", timeout=15)
+        on_a = max(c.id for c in fake.socket.open_connections)
         b = await replica(fake, sandbox_config_file, database, **extra)
         await b.wait_line(r"following: .* holds the lease with token 1\b", timeout=15)
+        on_b = max(c.id for c in fake.socket.open_connections)
+        assert on_a != on_b
         before = restarts(sandbox)
 
+        fake.socket.route_to = on_a  # the request reaches the leader ...
         request = await fake.send_slash_command("restart sandbox", user_id=ALICE, channel_id=ALERTS)
         message = await fake.wait_for(lambda: next(iter(approvals(fake)), None), timeout=30,
                                       what="the approval message (posted by the leader's outbox)")
         rid = message.metadata["event_payload"]["op"]
+        fake.socket.route_to = on_b  # ... the Approve click the follower
         clicked = await fake.send_block_action("wscheck_approve", rid, user_id=BOB, channel_id=ALERTS,
                                                message_ts=message.ts, strict=False)
-        # Both envelopes went to the follower's connection (the fake hands them to the newest one).
-        assert request.connection_id == clicked.connection_id == max(c.id for c in fake.socket.open_connections)
+        assert (request.connection_id, clicked.connection_id) == (on_a, on_b)
         await b.wait_line(rf"request {rid} approved on this follower; the leader executes it", timeout=15)
         await a.wait_line(rf"request {rid}: running restart on sandbox", timeout=15)
         await fake.wait_for(lambda: "succeeded" in fake.message(ALERTS, message.ts).text or None, timeout=60,
@@ -173,6 +177,21 @@ async def test_an_approval_clicked_on_the_follower_runs_once_on_the_leader(
         assert restarts(sandbox) == before + 1
         assert not [line for line in b.lines if f"request {rid}: running" in line], "the follower ran it too"
         assert len(approvals(fake)) == 1, fake.dump()
+
+        # The other way round: requested on the follower (queued for the leader's outbox), approved on the leader.
+        fake.socket.route_to = on_b
+        await fake.send_slash_command("restart sandbox", user_id=ALICE, channel_id=ALERTS)
+        second = await fake.wait_for(lambda: approvals(fake)[1] if len(approvals(fake)) > 1 else None, timeout=30,
+                                     what="the second approval message")
+        rid2 = second.metadata["event_payload"]["op"]
+        fake.socket.route_to = on_a
+        await fake.send_block_action("wscheck_approve", rid2, user_id=BOB, channel_id=ALERTS, message_ts=second.ts,
+                                     strict=False)
+        await a.wait_line(rf"request {rid2}: running restart on sandbox", timeout=15)
+        await fake.wait_for(lambda: "succeeded" in fake.message(ALERTS, second.ts).text or None, timeout=60,
+                            what="the second approval message edited to succeeded")
+        assert restarts(sandbox) == before + 2
+        assert not [line for line in b.lines if ": running restart" in line]
     finally:
         if b is not None:
             assert await b.stop() == 0, b.log()

@@ -264,6 +264,7 @@ class FakeSlack:
         self.socket.unmatched_acks.clear()
         self.socket.client_messages.clear()
         self.socket.refused.clear()
+        self.socket.route_to = None
         self._notify()
 
     def revoke_token(self, token: str) -> None:

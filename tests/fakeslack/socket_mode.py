@@ -41,6 +41,10 @@ class SocketMode:
         self._tickets: dict[str, float] = {}
         self.used_tickets: set[str] = set()
         self.all_connections: list[Connection] = []
+        #: Slack spreads envelopes over an app's open connections (each replica gets its share, which one is not
+        #: said). The fake hands each to the newest open connection, or, with `route_to` set, only to that
+        #: connection (a test aims a command or click at one replica); waits for it like for any connection.
+        self.route_to: int | None = None
         #: connection attempts refused (unknown / reused ticket), as human-readable reasons
         self.refused: list[str] = []
         self.envelopes: list[Envelope] = []
@@ -147,6 +151,8 @@ class SocketMode:
     async def _pick_connection(self, timeout: float) -> Connection:
         def usable() -> Connection | None:
             candidates = [c for c in self.open_connections if c.disconnect_sent is None]
+            if self.route_to is not None:
+                candidates = [c for c in candidates if c.id == self.route_to]
             return candidates[-1] if candidates else None
 
         return await self.fake.wait_for(

@@ -555,6 +555,42 @@ async def test_redelivery_and_ticket_reuse(fake: FakeSlack) -> None:
     assert fake.socket.refused == ["reused ticket", "unknown ticket 'made-up'"]
 
 
+async def test_two_connections_at_once_newest_gets_envelopes_unless_routed(fake: FakeSlack) -> None:
+    """Two replicas of one app: both connected at once; the fake hands an envelope to the newest open connection,
+    or to the one `route_to` names (wt-ha aims a click at one replica with it)."""
+    got: dict[str, list[str]] = {"first": [], "second": []}
+
+    def client(name: str) -> SocketModeClient:
+        async def on_request(c: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
+            got[name].append(req.payload["text"])
+            await c.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+
+        made = SocketModeClient(app_token=fake.app_token,
+                                web_client=AsyncWebClient(token=fake.bot_token, base_url=fake.api_url))
+        made.socket_mode_request_listeners.append(on_request)
+        return made
+
+    first, second = client("first"), client("second")
+    try:
+        await first.connect()
+        await fake.wait_connected(min_total=1)
+        await second.connect()
+        await fake.wait_connected(min_total=2)
+        older, newer = (c.id for c in fake.socket.open_connections)
+        assert older < newer
+        assert (await fake.send_slash_command("one", user_id="U1", channel_id="C1")).connection_id == newer
+        fake.socket.route_to = older
+        assert (await fake.send_slash_command("two", user_id="U1", channel_id="C1")).connection_id == older
+        fake.socket.route_to = None
+        assert (await fake.send_slash_command("three", user_id="U1", channel_id="C1")).connection_id == newer
+        assert got == {"first": ["two"], "second": ["one", "three"]}
+        fake.assert_all_acked()
+    finally:
+        await first.close()
+        await second.close()
+        fake.socket.route_to = None
+
+
 # == response_url ============================================================================================
 async def test_response_url_recording_and_limits(fake: FakeSlack) -> None:
     body = fake.slash_command_form("status", user_id="U1", channel_id="C1")
