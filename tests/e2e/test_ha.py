@@ -1,8 +1,10 @@
 """Two `wscheck run` replicas on one real PostgreSQL, the strict fake Slack and the sandbox stack (issue 14 part 2).
 
 Both replicas keep a Socket Mode connection; one leads (runs the probes and the outbox). The leader is SIGKILLed
-(by its pid) in the middle of an incident: the follower takes over within the lease's TTL plus one fast interval,
-loads the open incident from the database, and goes on in the same thread: one root message, no reply twice.
+(by its pid) in the middle of an incident or in the middle of posting, or cut from the database by a silent
+network; an approval is clicked on the follower while the other leads. The follower takes over within the lease's
+TTL plus one fast interval, loads the open incident from the database, and goes on in the same thread: one root
+message, no reply twice.
 Every wait is for a real event (a log line, a message in the fake channel), never a fixed time.
 """
 
@@ -239,3 +241,32 @@ async def test_a_leader_cut_from_the_database_stops_and_the_follower_goes_on_in_
             assert await b.stop() == 0, b.log()
         await a.stop()
         await relay.close()
+
+
+async def test_a_leader_killed_mid_delivery_leaves_nothing_lost_and_nothing_posted_twice(
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, database: str, healthy: None
+) -> None:
+    a = await replica(fake, sandbox_config_file, database)
+    b: BotProcess | None = None
+    try:
+        await a.wait_line(r"leader elected: this replica .* leads with token 1\b", timeout=15)
+        b = await replica(fake, sandbox_config_file, database)
+        await b.wait_line(r"following: .* holds the lease with token 1\b", timeout=15)
+        # The root's post reaches Slack, its answer does not come back before the leader dies.
+        fake.hang_next("chat.postMessage", 20)
+        await asyncio.to_thread(sandbox.pm2, "stop", "kathario-saas")
+        root = await fake.wait_for(lambda: next(iter(roots(fake)), None), timeout=40, what="the incident's root")
+        await a.kill()  # while its post of the root waits for Slack's answer: the outbox item is "uncertain"
+        mark = len(b.lines)
+        await b.wait_line(r"leader elected: this replica .* leads with token 2\b", timeout=3 * TTL, start=mark)
+        await b.wait_line(r"had reached Slack already \(found by metadata\); not posting it again", timeout=20,
+                          start=mark)
+        await asyncio.to_thread(sandbox.pm2, "start", "kathario-saas")
+        await fake.wait_for(lambda: [r for r in thread_replies(fake, root.ts) if "Resolved after" in r.text] or None,
+                            timeout=60, what="the recovery reply in the incident's thread")
+        assert len(roots(fake)) == 1, fake.dump()
+        assert_no_reply_twice(fake, root.ts)
+    finally:
+        if b is not None:
+            assert await b.stop() == 0, b.log()
+        await a.stop()
