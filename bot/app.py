@@ -186,6 +186,18 @@ class BotServer:
         self.exit_code = EXIT_DEPOSED
         self.stop.set()
 
+    async def _release_lease(self) -> None:
+        """After the leader's last send (the features are stopped): the lease is given up, so that a follower takes
+        over at its next attempt (about a second) instead of after the TTL."""
+        held = self.elector.release_args() if self.elector is not None else None
+        if held is None or self.store is None:
+            return
+        try:
+            if await self.store.release_lease(holder=held[0], token=held[1]):
+                log.info("lease given up (token %d): a follower takes over", held[1])
+        except Exception as exc:  # the lease then expires by itself within the TTL
+            log.warning("could not give the lease up (%s); it expires within %g s", exc, self.settings.leader_ttl)
+
     def _watch_cycles(self, monitor: Monitor) -> None:
         heartbeat = Heartbeat(self.settings.heartbeat_url, self.targets.names,
                               min_interval=self.settings.check_interval / 2)
@@ -338,6 +350,7 @@ class BotServer:
             await self.remediation.stop()
         if self.monitor is not None:
             await self.monitor.stop()
+        await self._release_lease()
         await self.service.aclose()
         if self.store is not None:
             await self.store.close()

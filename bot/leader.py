@@ -135,6 +135,12 @@ class Elector:
     # -- the loop ---------------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self._run(stop)
+        finally:
+            await self.close()
+
+    async def _run(self, stop: asyncio.Event) -> None:
         while not stop.is_set() and not self.role.deposed:
             sent = self.clock()
             got = await self._attempt(sent)
@@ -154,7 +160,6 @@ class Elector:
                 wake = next_at if self.role.valid_until is None else min(next_at, self.role.valid_until)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), max(0.0, wake - now))
-        await self.close()
 
     async def _apply(self, role: lease.Role, events: list[lease.Event]) -> None:
         self.role = role
@@ -226,6 +231,11 @@ class Elector:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.raw.terminate()
+
+    def release_args(self) -> tuple[str, int] | None:
+        """(holder, token) to give the lease up with at a clean shutdown, if it is still surely ours."""
+        token = self.token()
+        return None if token is None else (self.name, token)
 
     async def close(self) -> None:
         if self._starting is not None and not self._starting.done():

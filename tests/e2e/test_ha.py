@@ -194,6 +194,14 @@ async def test_an_approval_clicked_on_the_follower_runs_once_on_the_leader(
                             what="the second approval message edited to succeeded")
         assert restarts(sandbox) == before + 2
         assert not [line for line in b.lines if ": running restart" in line]
+
+        # A clean stop of the leader gives the lease up after its last send: the follower takes over at once.
+        mark = len(b.lines)
+        stopped = time.monotonic()
+        assert await a.stop() == 0, a.log()
+        await a.wait_line(r"lease given up \(token 1\)", timeout=1)
+        await b.wait_line(r"leader elected: this replica .* leads with token 2\b", timeout=TTL, start=mark)
+        assert time.monotonic() - stopped < TTL, "the follower waited for the lease to expire"
     finally:
         if b is not None:
             assert await b.stop() == 0, b.log()

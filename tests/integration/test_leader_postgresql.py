@@ -97,6 +97,27 @@ async def test_one_leader_then_a_takeover_with_a_new_token_within_the_ttl(backen
         await a.close()
 
 
+async def test_a_lease_given_up_at_a_clean_stop_is_taken_at_the_next_attempt(backend: PostgresBackend) -> None:
+    a = Replica(backend.url, "replica a")
+    await asyncio.wait_for(a.elected.wait(), 10)
+    b = Replica(backend.url, "replica b")
+    try:
+        await asyncio.wait_for(seen(b, lambda: b.elector.view.holder == "replica a"), 10)
+        held = a.elector.release_args()
+        assert held is not None
+        await a.kill()  # stopped (its jobs first, in the bot), then:
+        async with await Store.open(backend.url, exclusive=False) as store:
+            assert not await store.release_lease(holder="replica b", token=held[1])  # not b's to give up
+            released = time.monotonic()
+            assert await store.release_lease(holder=held[0], token=held[1])
+            await asyncio.wait_for(b.elected.wait(), TTL)
+            assert b.elected_at - released < 1.5 and b.elector.role.token == held[1] + 1
+            assert not await store.release_lease(holder=held[0], token=held[1])  # a new term: not a's any more
+    finally:
+        await b.close()
+        await a.close()
+
+
 async def test_fenced_writes_refuse_an_old_token_and_take_the_new_one(backend: PostgresBackend) -> None:
     a = Replica(backend.url, "replica a")
     await asyncio.wait_for(a.elected.wait(), 10)
@@ -189,6 +210,7 @@ class SilentRelay:
                     await asyncio.Event().wait()  # swallowed: nothing goes through any more, nothing closes
                 dst.write(data)
                 await dst.drain()
+            dst.close()  # the end of one side ends the other, as a TCP proxy does
 
         with contextlib.suppress(OSError, asyncio.CancelledError):
             await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
