@@ -4,7 +4,8 @@ Starts the sandbox stack, a private PostgreSQL server (tests/support/postgres.py
 process and two real bots (Socket Mode against the fake) with the production defaults of what matters here:
 WSCHECK_LEADER_TTL=15s, WSCHECK_FAST_INTERVAL=10s, WSCHECK_CHECK_INTERVAL=60s.
 
-Each run: SIGKILL the leader (by its pid; t0 = the kill returned), then time until the new leader's first scheduled
+Each run: wait a random 0-TTL/3 s (the phase of the kill within the leader's renewal cycle; seeded), SIGKILL the
+leader (by its pid; t0 = the kill returned), then time until the new leader's first scheduled
 check *started* (the end of its first `full|fast probe sandbox: … in N ms` debug line minus N), and until its
 election line. The killed replica is started again and waits as the follower. The last run breaks the app right
 after the kill ("a break during the failover is still alerted"): time from t0 to the root alert in the fake channel.
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import json
 import math
+import random
 import re
 import shutil
 import signal
@@ -56,8 +58,9 @@ def _roots(fake: FakeSlack) -> list[Any]:
     return [m for m in fake.messages(ALERTS) if (m.metadata or {}).get("event_type") == "wscheck_alert"]
 
 
-async def bench(box: Any, url: str, runs: int, workdir: Path) -> list[dict[str, float]]:
+async def bench(box: Any, url: str, runs: int, workdir: Path, seed: int) -> list[dict[str, float]]:
     results: list[dict[str, float]] = []
+    rng = random.Random(seed)
     async with FakeSlack() as fake:
         fake.add_channel(ALERTS, "alerts")
         env = bot_env({
@@ -76,6 +79,7 @@ async def bench(box: Any, url: str, runs: int, workdir: Path) -> list[dict[str, 
             leader, follower = 0, 1
             for index in range(1, runs + 1):
                 last = index == runs
+                await asyncio.sleep(rng.uniform(0, TTL / 3))  # the kill's phase in the renewal cycle
                 mark = len(bots[follower].err)
                 assert bots[leader].proc is not None
                 bots[leader].proc.send_signal(signal.SIGKILL)
@@ -113,6 +117,7 @@ async def bench(box: Any, url: str, runs: int, workdir: Path) -> list[dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1, help="seed of the random phase before each kill")
     args = parser.parse_args()
     raise_nofile()
     module = load_sandbox()
@@ -124,7 +129,7 @@ def main() -> None:
         box.up()
         server.up()
         name = asyncio.run(server.create_database())
-        results = asyncio.run(bench(box, server.url(name), args.runs, workdir))
+        results = asyncio.run(bench(box, server.url(name), args.runs, workdir, args.seed))
     finally:
         server.down()
         box.down()
