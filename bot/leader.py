@@ -144,7 +144,7 @@ class Elector:
         while not stop.is_set() and not self.role.deposed:
             sent = self.clock()
             got = await self._attempt(sent)
-            await self._apply(*lease.on_attempt(self.role, got=got, sent=sent, now=self.clock(), ttl=self.ttl))
+            self._apply(*lease.on_attempt(self.role, got=got, sent=sent, now=self.clock(), ttl=self.ttl))
             async with self.attempted:
                 self.attempted.notify_all()
             if self.role.deposed:
@@ -154,14 +154,14 @@ class Elector:
             # Wake up at the next attempt or when the lease stops being surely ours, whichever comes first.
             while not stop.is_set():
                 now = self.clock()
-                await self._apply(*lease.on_tick(self.role, now=now))
+                self._apply(*lease.on_tick(self.role, now=now))
                 if self.role.deposed or now >= next_at:
                     break
                 wake = next_at if self.role.valid_until is None else min(next_at, self.role.valid_until)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), max(0.0, wake - now))
 
-    async def _apply(self, role: lease.Role, events: list[lease.Event]) -> None:
+    def _apply(self, role: lease.Role, events: list[lease.Event]) -> None:
         self.role = role
         for event in events:
             if isinstance(event, lease.Elected):
