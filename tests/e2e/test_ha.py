@@ -176,6 +176,9 @@ async def test_an_approval_clicked_on_the_follower_runs_once_on_the_leader(
         await a.wait_line(rf"request {rid}: running restart on sandbox", timeout=15)
         await fake.wait_for(lambda: "succeeded" in fake.message(ALERTS, message.ts).text or None, timeout=60,
                             what="the approval message edited to succeeded")
+        # Verified: the stack is healthy again (a request made while it restarts would be for another problem).
+        await fake.wait_for(lambda: [r for r in fake.replies(ALERTS, message.ts) if "Verified healthy" in r.text]
+                            or None, timeout=60, what="the fix verified")
         assert restarts(sandbox) == before + 1
         assert not [line for line in b.lines if f"request {rid}: running" in line], "the follower ran it too"
         assert len(approvals(fake)) == 1, fake.dump()
