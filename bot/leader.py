@@ -105,6 +105,7 @@ class Elector:
         #: Notified after every attempt (tests and /healthz wait on what the replica saw, never on a sleep).
         self.attempted = asyncio.Condition()
         self._starting: asyncio.Future[None] | None = None
+        self._held: int | None = None
         self._conn: PostgresConn | None = None
 
     # -- what the rest of the bot asks ------------------------------------------------------------------------
@@ -205,8 +206,12 @@ class Elector:
 
     async def _attempt_once(self) -> int | None:
         conn = await self._connection()
-        mine = self.role.token if self.role.leader and self.role.token is not None else -1
+        # The token the database last gave us, even one we did not act on (an answer that came too late): renewing
+        # it is safe (nobody else acted under it: holder names are unique per process) and spares the team a TTL
+        # without a leader. -1 matches no row.
+        mine = self._held if self._held is not None else -1
         got = await conn.raw.fetchval(_ATTEMPT, self.name, mine, float(self.ttl))
+        self._held = None if got is None else int(got)
         row = await conn.raw.fetchrow(_LOOK)
         if row is not None:
             token = int(row["token"])
