@@ -169,6 +169,9 @@ async def one(n: int, canary: bool, args: argparse.Namespace) -> Result:
                 res.sim_stats = json.loads(line.text.removeprefix("simtargets stats "))
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+        elif bot is not None:
+            (work / "bot.stderr.log").write_text("".join(line.text + "\n" for line in bot.err))
+            print(f"  kept {work} (bot.stderr.log: the bot's log)", file=sys.stderr)
     return res
 
 

@@ -6,7 +6,7 @@ asked for, the moment it got an SSH channel (the transport allows MAX_CHANNELS a
 ended, and every check with its end, relative to the run's start. A command asked late is a follow-up that
 waited for another one; a command asked early but started late waited for a channel.
 
-    .venv/bin/python bench/timeline.py [--rounds 9] [--mode MODE]
+    .venv/bin/python bench/timeline.py [--rounds 9] [--mode MODE] [--ablation]
 """
 
 from __future__ import annotations
@@ -115,10 +115,49 @@ async def measure(target: Target, rounds: int) -> None:
         await transport.aclose()
 
 
+ABLATIONS: dict[str, set[str]] = {
+    "without the probes": {"http.local", "ws.local", "http.proxy", "ws.proxy", "ws.sessions", "tls.certificate"},
+    "without the nginx checks": {"nginx.syntax", "nginx.websocket", "nginx.reload", "nginx.errors"},
+    "without the host checks": {"host.memory", "host.disk", "host.fds"},
+}
+
+
+async def ablation(target: Target, rounds: int) -> None:
+    """How much each part of the checklist slows `pm2 jlist` inside the run (and the bot's own CPU per run)."""
+    from checks.registry import CHECK_IDS
+
+    transport = TimedSSH(target)
+    selections = {"full checklist": [], **{k: [c for c in CHECK_IDS if c not in v] for k, v in ABLATIONS.items()},
+                  "pm2.status alone": ["pm2.status"]}
+    inside: dict[str, list[float]] = {k: [] for k in selections}
+    cpu: dict[str, list[float]] = {k: [] for k in selections}
+    alone: list[float] = []
+    try:
+        await run_checks(target, transport)
+        for _ in range(rounds):
+            started = time.perf_counter()
+            await transport.run(commands.pm2(target, "jlist"), timeout=30)
+            alone.append(time.perf_counter() - started)
+            for name, only in selections.items():
+                transport.rows, transport.t0 = [], time.perf_counter()
+                used = time.process_time()
+                await run_checks(target, transport, only)
+                cpu[name].append(time.process_time() - used)
+                inside[name].append(next(end - start for _, start, end, cmd in transport.rows if "jlist" in cmd))
+    finally:
+        await transport.aclose()
+    med = statistics.median
+    print(f"pm2 jlist alone: median {med(alone) * 1000:.0f} ms")
+    for name in selections:
+        print(f"{name:26} jlist inside the run {med(inside[name]) * 1000:4.0f} ms; bot CPU per run "
+              f"{med(cpu[name]) * 1000:3.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--mode", default="", help="a sandbox mode to set first (default: healthy)")
+    parser.add_argument("--ablation", action="store_true", help="jlist inside runs without parts of the checklist")
     args = parser.parse_args()
     module = load_sandbox()
     workdir = Path(tempfile.mkdtemp(prefix="wscheck-timeline-", dir="/tmp"))
@@ -131,7 +170,7 @@ def main() -> None:
         config = workdir / "wscheck.toml"
         config.write_text(box.target_toml())
         (target,) = load_targets(config).targets
-        asyncio.run(measure(target, args.rounds))
+        asyncio.run(ablation(target, args.rounds) if args.ablation else measure(target, args.rounds))
     finally:
         box.down()
 
