@@ -357,6 +357,10 @@ class SSHTransport(Transport):
             for j, fut in enumerate(futures):
                 if not fut.done() and j not in fallbacks:
                     fut.set_exception(type(exc)(exc.msg, details=exc.details))
+        except _BatchEnded as exc:
+            log.debug("batch on %s ended after %d of %d commands; the rest run on their own channels",
+                      self.target.name, exc.done, len(argvs))
+            fall_back(exc.done)
         except Exception as exc:  # a broken marker: a bug or a strange shell; the commands run on their own
             log.warning("batch of %d commands failed (%s: %s); running them one by one", len(argvs),
                         type(exc).__name__, exc)
@@ -404,7 +408,9 @@ class SSHTransport(Transport):
                     if p.done() and p.exception() is not None:
                         raise p.exception()  # type: ignore[misc]
                 if all(p.done() for p in pumps):
-                    raise asyncssh.ConnectionLost("the batch ended before its last command")
+                    # The script ended early: a login shell that cannot run it (csh and a multi-line quote), or a
+                    # killed session. The rest run on their own channels, which say what is wrong if anything is.
+                    raise _BatchEnded(reader.done)
                 now = time.perf_counter()
                 hard = began[0] + timeout + KILL_AFTER + _GRACE
                 if now >= hard:
@@ -459,6 +465,14 @@ class SSHTransport(Transport):
             raise TransportError(msg("transport.connection_lost", host=self.target.host),
                                  details={"library_error": str(exc)}) from None
         return AsyncioStream(reader, writer)  # type: ignore[arg-type]  # SSHReader/Writer quack alike
+
+
+class _BatchEnded(Exception):
+    """A batch's output ended before its last command's markers; `done` commands were answered."""
+
+    def __init__(self, done: int) -> None:
+        super().__init__(done)
+        self.done = done
 
 
 def _settle_from(fut: asyncio.Future[CommandResult], solo: asyncio.Task[CommandResult]) -> None:

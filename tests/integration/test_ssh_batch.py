@@ -63,3 +63,18 @@ async def test_a_command_over_its_timeout_in_a_batch_is_a_timeout(sandbox_target
         assert (await fine).stdout == "fine\n"
     finally:
         await transport.aclose()
+
+
+async def test_a_batch_that_ends_early_hands_the_rest_to_their_own_channels(sandbox_target: Target) -> None:
+    """The batch's shell dies (a login shell that cannot run it would look the same): the commands it did not answer
+    still get their own answers, not a connection error."""
+    transport = SSHTransport(sandbox_target)
+    # the inner sh's parent is `timeout`, whose parent is the batch's sh
+    killer = ["sh", "-c", "kill -KILL $(ps -o ppid= -p $PPID)"]
+    try:
+        first, _kill, after = transport.start_many([["echo", "first"], killer, ["echo", "after"]], timeout=10)
+        assert (await first).stdout == "first\n"
+        assert (await after).stdout == "after\n"
+        assert transport.connects == 1
+    finally:
+        await transport.aclose()
