@@ -142,3 +142,10 @@ async def test_the_guessed_reads_are_the_ones_the_checks_use_on_a_healthy_target
     assert pids and pids <= {int(p) for p in fds[0][4:]}
     # both guessed reads were in the first group, next to jlist, not after it
     assert {tuple(commands.tail(p, LOG_TAIL_BYTES)) for p in logs} <= set(transport.groups[0])
+
+
+def test_a_batch_runs_below_the_app_on_the_cpu() -> None:
+    """Reniced: the reads only need to end before `pm2 jlist`, and must not take CPU from the app (or from jlist)."""
+    own = alone(["sh", "-c", "ps -o ni= -p $$"])[1].strip()
+    results = run_batch([["sh", "-c", "ps -o ni= -p $$"]], 4096)
+    assert int(results[0][1]) >= min(19, int(own) + 10), (own, results)
