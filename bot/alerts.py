@@ -77,7 +77,8 @@ def mention_markup(mention: str) -> str:
 
 def what_broke(incident: Incident) -> str:
     if incident.kind == "unreachable":
-        return t("alerts.unreachable")
+        # wt-host3: the server answers but PM2 does not (pm2 off the PATH): what the bot cannot see is PM2.
+        return t("alerts.pm2_unseen") if incident.cause == "pm2_binary_not_found" else t("alerts.unreachable")
     return t("alerts.app_down") if incident.cause in ("pm2_not_online", "pm2_crash_loop", "next_build_missing",
                                                       "port_conflict", "app_not_listening") \
         else t("alerts.ws_broken")

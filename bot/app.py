@@ -72,7 +72,7 @@ class BotServer:
         try:
             self.store = await Store.open(self.settings.db)
         except StoreError as exc:
-            raise ConfigError(f"database {self.settings.db}: {exc}") from None
+            raise ConfigError(str(exc)) from None  # names the database (redacted URL), never its password
         if self.console_mode:
             from bot.fronts.console import ConsoleFront
 

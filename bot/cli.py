@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
+    from bot.dburl import DatabaseURL
     from checks.config import Target, TargetsConfig
     from checks.models import TargetReport
 
@@ -80,8 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="export the remediation audit log")
     audit.add_argument("--json", action="store_true", help="one JSON object per line (the only format)")
-    audit.add_argument("--db", metavar="FILE", help="database (default: WSCHECK_DB / db setting)")
+    audit.add_argument("--db", metavar="PATH|URL", help="database (default: WSCHECK_DB / db setting)")
     config_arg(audit)
+
+    db = sub.add_parser("db", help="the database's schema: status, migrate",
+                        description="The database of WSCHECK_DB (a SQLite path, sqlite:///..., or postgresql://...). "
+                        "`status` shows the applied and pending schema steps (exit 0 up to date, 1 pending, 3 error "
+                        "or newer than this wscheck); `migrate` applies the pending ones (refused while a bot runs "
+                        "on the database). `wscheck run` migrates on start too, and refuses a newer database.")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True, parser_class=_Parser)
+    for action, text in (("status", "show the schema version and the applied and pending steps"),
+                         ("migrate", "apply the pending schema steps")):
+        p = db_sub.add_parser(action, help=text, description=text)
+        p.add_argument("--db", metavar="PATH|URL", help="database (default: WSCHECK_DB / db setting)")
+        config_arg(p)
 
     run = sub.add_parser("run", help="run the bot (Slack when SLACK_BOT_TOKEN is set, else console mode)",
                          description="Run the bot until SIGTERM/Ctrl-C: Slack when SLACK_BOT_TOKEN is set, else "
@@ -234,22 +247,32 @@ def cmd_trust(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_url(args: argparse.Namespace) -> DatabaseURL:
+    """--db, else WSCHECK_DB / the `db` setting; a bad value is a usage error naming the field, never the password."""
+    from bot.dburl import parse_db_url
+    from bot.settings import load_settings, resolve_config_path
+
+    if not args.db:
+        return load_settings(resolve_config_path(args.config)).db
+    try:
+        return parse_db_url(args.db)
+    except ValueError as exc:
+        raise UsageError(f"--db: {exc}") from None
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     """Read the audit table while the bot may be running (the store opens it without the bot's lock)."""
-    from pathlib import Path
-
-    from bot.settings import load_settings, resolve_config_path
     from bot.store import Store, StoreError
 
-    db = Path(args.db) if args.db else load_settings(resolve_config_path(args.config)).db
-    if not db.is_file():
+    db = _db_url(args)
+    if db.path is not None and not db.path.is_file():
         raise UsageError(f"no database at {db} (set WSCHECK_DB or --db)")
 
     async def export() -> int:
         try:
             store = await Store.open(db, exclusive=False)
         except StoreError as exc:
-            raise UsageError(f"database {db}: {exc}") from None
+            raise UsageError(str(exc)) from None
         count = 0
         try:
             async for row in store.export_audit():
@@ -261,6 +284,59 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     asyncio.run(export())
     return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """`wscheck db status` (exit 0 up to date, 1 steps pending, 3 unreachable or newer than this wscheck) and
+    `wscheck db migrate` (takes the bot's lock: never migrates under a running bot)."""
+    from bot.store import MIGRATIONS, Store, StoreError
+
+    db = _db_url(args)
+    known = len(MIGRATIONS)
+    if args.db_command == "status":
+        print(f"database: {db} ({db.engine})")
+        if db.path is not None and not db.path.is_file():
+            print(f"schema: none yet (no file); this wscheck: version {known}; `wscheck db migrate` or the bot's "
+                  f"first start creates it")
+            return 1
+
+        async def status() -> int:
+            try:
+                store = await Store.open(db, exclusive=False, migrate=False)
+            except StoreError as exc:
+                raise UsageError(str(exc)) from None
+            try:
+                applied = await store.applied_migrations()
+            finally:
+                await store.close()
+            print(f"schema: version {store.schema_version}; this wscheck: version {known}")
+            for version, name, at in applied:
+                print(f"  applied  {version:>3}  {at.isoformat(timespec='seconds')}  {name}")
+            for migration in MIGRATIONS[store.schema_version:]:
+                print(f"  pending  {migration.version:>3}  {'-':<25}  {migration.name}")
+            return 0 if store.schema_version == known else 1
+
+        return asyncio.run(status())
+
+    async def migrate() -> int:
+        try:
+            store = await Store.open(db, exclusive=True, migrate=False)
+        except StoreError as exc:
+            raise UsageError(str(exc)) from None
+        before = store.schema_version
+        await store.close()
+        try:
+            store = await Store.open(db, exclusive=True)
+        except StoreError as exc:
+            raise UsageError(str(exc)) from None
+        await store.close()
+        if store.schema_version == before:
+            print(f"database {db}: schema version {before}, up to date")
+        else:
+            print(f"database {db}: migrated from schema version {before} to {store.schema_version}")
+        return 0
+
+    return asyncio.run(migrate())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -277,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"check": cmd_check, "checks": cmd_checks, "config": cmd_config, "run": cmd_run, "trust": cmd_trust,
-                "audit": cmd_audit}
+                "audit": cmd_audit, "db": cmd_db}
     if args.command is None:
         parser.print_help()
         return EXIT_UNKNOWN

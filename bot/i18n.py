@@ -491,6 +491,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "the bot cannot see the server",
         "ko": "봇이 서버를 볼 수 없습니다",
     },
+    "alerts.pm2_unseen": {
+        "en": "the bot cannot see PM2 (the app may be fine)",
+        "ko": "봇이 PM2를 볼 수 없습니다 (앱은 정상일 수 있습니다)",
+    },
     "alerts.app_down": {
         "en": "the app is down",
         "ko": "앱이 다운되었습니다",
@@ -622,6 +626,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "incidents.unreachable": {
         "en": "unreachable: the bot cannot see the server",
         "ko": "접속 불가: 봇이 서버를 볼 수 없습니다",
+    },
+    "incidents.pm2_unseen": {
+        "en": "unseen: the bot cannot ask PM2",
+        "ko": "확인 불가: 봇이 PM2에 물어볼 수 없습니다",
     },
     "incidents.down": {
         "en": "DOWN",

@@ -7,8 +7,8 @@ nothing: the caller persists `TargetState` as JSON (`model_dump_json()` / `model
 exactly) and turns each `Event` into a Slack post, edit or thread reply.
 
 One incident per target at a time. Its headline is the diagnosis' first failing cause (`warn` causes never
-open an incident); `target_unreachable` is an incident of kind "unreachable" ("the bot cannot see the server"),
-everything else is kind "down" ("the app is down").
+open an incident); `target_unreachable` and `pm2_binary_not_found` are incidents of kind "unreachable" ("the bot
+cannot see the server", "... cannot see PM2"), everything else is kind "down" ("the app is down").
 
 Rules the product issue left open, decided here (the docs quote them):
 
@@ -393,7 +393,9 @@ def summarize(state: TargetState) -> str:
                      count=state.consecutive_failures)
         seen = t("incidents.last_checked", at=_hhmm(state.last_observation_at)) if state.last_observation_at else ""
         return t("incidents.ok", target=state.target, seen=seen)
-    what = t("incidents.unreachable") if inc.kind == "unreachable" else t("incidents.down")
+    what = t("incidents.down")
+    if inc.kind == "unreachable":
+        what = t("incidents.pm2_unseen") if inc.cause == "pm2_binary_not_found" else t("incidents.unreachable")
     summary = inc.summary
     if inc.causes and inc.causes[0].summary == inc.summary:
         summary = localize_cause(inc.causes[0]).summary

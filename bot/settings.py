@@ -16,10 +16,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
+from bot.dburl import DEFAULT_DB, DatabaseURL, parse_db_url
 from checks.config import (
     DEFAULT_TLS_EXPIRY_WARNING,
     ConfigError,
@@ -86,6 +96,11 @@ CsvList = Annotated[list[str], NoDecode, BeforeValidator(_csv)]
 def _blank_none(value: Any) -> Any:
     """An empty variable means "not set" (WSCHECK_METRICS_PORT= disables the endpoint)."""
     return None if isinstance(value, str) and not value.strip() else value
+
+
+def _db_url(value: Any) -> DatabaseURL:
+    """WSCHECK_DB: a SQLite path or URL, or a postgresql:// URL (bot.dburl); the error never shows a password."""
+    return parse_db_url(value)
 
 
 def _cooldown(value: Any) -> tuple[int, float]:
@@ -182,7 +197,7 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # storage
-    db: Path = Path("wscheck.db")
+    db: Annotated[DatabaseURL, NoDecode, PlainValidator(_db_url), PlainSerializer(str, return_type=str)] = DEFAULT_DB
     # monitoring and alerts
     monitor: bool = True
     alert_channel: str = ""
@@ -225,13 +240,6 @@ class Settings(BaseSettings):
     @classmethod
     def _users(cls, value: list[str]) -> list[str]:
         return [slack_approver(item) for item in value]
-
-    @field_validator("db")
-    @classmethod
-    def _db(cls, value: Path) -> Path:
-        if not str(value).strip() or str(value) in (".", "/") or value.is_dir():
-            raise ValueError("must be the path of a SQLite file, like /var/lib/wscheck/wscheck.db")
-        return value.expanduser()
 
     @field_validator("slack_api_url")
     @classmethod

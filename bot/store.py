@@ -1,33 +1,42 @@
-"""SQLite persistence: incidents, outbox, silences, approval requests, audit, meta (the only module that speaks SQL).
+"""Persistence on SQLite or PostgreSQL: incidents, outbox, silences, approval requests, audit, meta (the only module
+that writes SQL; bot.store_backends runs it on either driver).
 
 Why it looks the way it does:
 
-* **One writer, never blocked loop.** Everything goes through aiosqlite (one worker thread per connection), so
-  a slow disk or a busy database stalls a thread, not the event loop. `Store.open(..., exclusive=True)` takes an
-  `fcntl.flock` on `<db>.lock`: a second bot on the same database would post every alert twice, so it refuses
-  to start (`StoreLocked`). The kernel drops the lock when the process dies, even on SIGKILL, so a crashed bot
-  never blocks its successor. The lock fd is close-on-exec, so a child process cannot keep it alive either.
+* **Two engines, one behaviour.** `WSCHECK_DB` (bot.dburl) names a SQLite file (the default: embedded, nothing to
+  run) or a PostgreSQL database (for teams that already run one, and the base for replicas). The SQL below is
+  written once in the dialect both share; the schema is the same tables, columns, indexes and triggers on both
+  (only the DDL spelling differs, per engine, in each `Migration`). The same tests run on both engines.
+* **One writer, never blocked loop.** SQLite goes through aiosqlite (one worker thread per connection), so a slow
+  disk stalls a thread, not the event loop; PostgreSQL through asyncpg (native asyncio). `Store.open(...,
+  exclusive=True)` makes sure one bot uses the database: on SQLite an `fcntl.flock` on `<db>.lock`, on
+  PostgreSQL a session advisory lock. A second bot would post every alert twice, so it refuses to start
+  (`StoreLocked`). The kernel (the server) drops the lock when the process (the session) dies, even on SIGKILL,
+  so a crashed bot never blocks its successor. The lock fd is close-on-exec, so a child cannot keep it alive.
 * **Nothing lost, nothing twice.** Slack messages are not posted by the code that decides them: they are
   written to the `outbox` table in the same transaction as the state change that caused them (`transaction()`
   gives a `Tx` with the same methods as `Store`). A drainer posts them in order per `lane`, records the result
   (`mark_sent`), or schedules a retry (`mark_retry`), or gives up on a permanently bad one (`mark_failed`).
 * **Generic.** The store never imports the state machines: callers hand it JSON text (`model_dump_json()`)
   and get JSON text back. It validates that the text *is* JSON, nothing more.
-* **Versioned schema.** `MIGRATIONS` is an ordered list; each step runs once, in its own transaction, and bumps
-  `PRAGMA user_version` (also recorded in `schema_migrations`). An older database is upgraded on open; a newer
-  one (written by a newer wscheck) is refused, naming both versions, instead of being silently misread.
+* **Versioned schema.** `MIGRATIONS` is an ordered list; each step runs once, in its own transaction, and is
+  recorded in `schema_migrations` (on SQLite also as `PRAGMA user_version`). An older database is upgraded on open
+  (or by `wscheck db migrate`); a newer one (written by a newer wscheck) is refused, naming both versions, instead
+  of being silently misread.
 
 Datetime convention: every timestamp is stored as ISO-8601 UTC text with microseconds and an explicit offset,
-always the same width (`2025-01-31T09:15:00.000000+00:00`), so SQL string comparison is time order. Methods
-accept timezone-aware datetimes only (a naive one raises `ValueError`: its meaning would be a guess) and
-return timezone-aware UTC datetimes.
+always the same width (`2025-01-31T09:15:00.000000+00:00`), so SQL string comparison is time order (PostgreSQL
+text columns use the "C" collation, byte order, like SQLite). Methods accept timezone-aware datetimes only (a naive
+one raises `ValueError`: its meaning would be a guess) and return timezone-aware UTC datetimes.
 
 Adding a table (or column, or index) later: append a `Migration(version=len(MIGRATIONS) + 1, name=...,
-statements=(...))` to `MIGRATIONS`. Never edit or reorder a step that has shipped; databases in the field have
-already run it. Statements run one by one (not `executescript`, which would commit half-way) inside one
-`BEGIN IMMEDIATE` transaction, so a failing step leaves the database exactly at the previous version. Foreign keys
-are enforced during migrations; a step that rebuilds a referenced table should start with
-`PRAGMA defer_foreign_keys = ON`. Then add the methods on `_Ops` (they appear on both `Store` and `Tx`).
+statements=(...))` to `MIGRATIONS`, with SQL both engines accept in `statements`, and where they differ the
+engine's own spelling in `sqlite=(...)` and `postgresql=(...)`. Never edit or reorder a step that has shipped;
+databases in the field have already run it. Statements run one by one inside one transaction (`BEGIN IMMEDIATE`
+on SQLite; DDL is transactional on PostgreSQL too), so a failing step leaves the database exactly at the previous
+version. Foreign keys are enforced during migrations; a SQLite step that rebuilds a referenced table should start
+with `PRAGMA defer_foreign_keys = ON`. Then add the methods on `_Ops` (they appear on both `Store` and `Tx`), and
+run the store tests on both engines (tests/unit/test_store.py, tests/integration/test_store_postgresql.py).
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ import errno
 import fcntl
 import json
 import os
+import secrets
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -51,6 +62,9 @@ from types import TracebackType
 from typing import Literal, cast, get_args
 
 import aiosqlite
+
+from bot.dburl import DatabaseURL, parse_db_url
+from bot.store_backends import PG_ERRORS, Conn, PostgresConn, Row, SqliteConn, connect_postgres
 
 __all__ = [
     "MIGRATIONS",
@@ -72,6 +86,20 @@ It waits in aiosqlite's worker thread, never on the event loop."""
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 """Truncate the WAL file back to this size after checkpoints, so a burst of writes does not leave a huge file."""
 
+PG_CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a PostgreSQL connection (DNS, TCP, TLS, authentication) before giving up with an error."""
+
+PG_COMMAND_TIMEOUT = 30.0
+"""Seconds one PostgreSQL statement may take before the session is given up (and replaced on the next call). The
+store's statements take milliseconds; this only catches a server or network that stopped answering."""
+
+PG_BOT_LOCK_KEY = 0x7773_6368_6563_6B01
+"""Session advisory lock a bot holds on its PostgreSQL database: the flock's equivalent (one bot per database).
+Advisory locks are per database, so databases on one server do not contend."""
+
+PG_MIGRATION_LOCK_KEY = 0x7773_6368_6563_6B02
+"""Transaction advisory lock around each migration step: processes migrating one database take turns."""
+
 _EXPORT_PAGE = 500
 """Rows per query in `export_audit`: bounded memory, and no lock or read transaction held while the caller works."""
 
@@ -85,7 +113,8 @@ _OUTBOX_STATUSES: frozenset[str] = frozenset(get_args(OutboxStatus))
 
 
 class StoreError(Exception):
-    """Anything the store cannot do: a newer schema, a failed migration, an unknown id, SQLite errors."""
+    """Anything the store cannot do: a newer schema, a failed migration, an unknown id, database errors. Its text
+    names the database by its redacted URL: never a password."""
 
 
 class StoreLocked(StoreError):
@@ -94,18 +123,113 @@ class StoreLocked(StoreError):
 
 @dataclass(frozen=True)
 class Migration:
-    """One schema step. `statements` run in order inside one transaction; shipped steps are never edited."""
+    """One schema step, the same version and name on both engines. `statements` (SQL both engines accept) run
+    first, then the engine's own (`sqlite` / `postgresql`: where the dialects differ, e.g. identity columns and
+    trigger syntax), all in order inside one transaction. Shipped steps are never edited."""
 
     version: int
     name: str
-    statements: tuple[str, ...]
+    statements: tuple[str, ...] = ()
+    sqlite: tuple[str, ...] = ()
+    postgresql: tuple[str, ...] = ()
+
+    def steps(self, engine: str) -> tuple[str, ...]:
+        own = self.sqlite if engine == "sqlite" else self.postgresql if engine == "postgresql" else None
+        if own is None:
+            raise StoreError(f"unknown database engine {engine!r}")
+        return (*self.statements, *own)
+
+
+_T = 'TEXT COLLATE "C"'
+"""PostgreSQL text columns compare byte-wise, like SQLite's: the fixed-width ISO timestamps are ordered as text and
+targets are listed in the same order on both engines, whatever the database's default locale."""
+_ID = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+"""SQLite's `INTEGER PRIMARY KEY AUTOINCREMENT`: a sequence never hands out an id twice, even after deletes."""
+
+_PG_INITIAL: tuple[str, ...] = (
+    f"CREATE TABLE meta (key {_T} PRIMARY KEY, value {_T} NOT NULL, updated_at {_T} NOT NULL)",
+    f"""CREATE TABLE outbox (
+        id              {_ID},
+        lane            {_T} NOT NULL,
+        kind            {_T} NOT NULL,
+        payload         {_T} NOT NULL,
+        status          {_T} NOT NULL DEFAULT 'pending'
+                        CHECK (status IN ('pending', 'uncertain', 'sent', 'failed')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at {_T} NOT NULL,
+        depends_on      BIGINT REFERENCES outbox (id) ON DELETE SET NULL,
+        result          {_T},
+        created_at      {_T} NOT NULL,
+        finished_at     {_T},
+        dedup_key       {_T} UNIQUE,
+        last_error      {_T}
+    )""",
+    "CREATE INDEX outbox_open ON outbox (lane, id) WHERE status IN ('pending', 'uncertain')",
+    "CREATE INDEX outbox_depends_on ON outbox (depends_on)",
+    "CREATE INDEX outbox_finished ON outbox (finished_at) WHERE status IN ('sent', 'failed')",
+    f"CREATE TABLE incident_states (target {_T} PRIMARY KEY, state {_T} NOT NULL, updated_at {_T} NOT NULL)",
+    f"CREATE TABLE incident_history (id {_ID}, target {_T} NOT NULL, saved_at {_T} NOT NULL, state {_T} NOT NULL)",
+    "CREATE INDEX incident_history_target ON incident_history (target, id)",
+    "CREATE INDEX incident_history_saved_at ON incident_history (saved_at)",
+    f"""CREATE TABLE silences (
+        target {_T} PRIMARY KEY,
+        until  {_T} NOT NULL,
+        set_by {_T} NOT NULL,
+        set_at {_T} NOT NULL,
+        reason {_T} NOT NULL DEFAULT ''
+    )""",
+    f"""CREATE TABLE approval_requests (
+        seq        BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+        id         {_T} NOT NULL UNIQUE,
+        target     {_T} NOT NULL,
+        action     {_T} NOT NULL,
+        status     {_T} NOT NULL,
+        version    INTEGER NOT NULL,
+        expires_at {_T} NOT NULL,
+        data       {_T} NOT NULL,
+        created_at {_T} NOT NULL,
+        updated_at {_T} NOT NULL
+    )""",
+    "CREATE INDEX approval_requests_status ON approval_requests (status, seq)",
+    "CREATE INDEX approval_requests_target_action ON approval_requests (target, action, seq)",
+    "CREATE INDEX approval_requests_updated_at ON approval_requests (updated_at)",
+    f"""CREATE TABLE audit (
+        id         {_ID},
+        ts         {_T} NOT NULL,
+        kind       {_T} NOT NULL,
+        target     {_T},
+        actor      {_T},
+        request_id {_T},
+        data       {_T} NOT NULL DEFAULT '{{}}'
+    )""",
+    "CREATE INDEX audit_target ON audit (target, id)",
+    "CREATE INDEX audit_ts ON audit (ts)",
+    "CREATE INDEX audit_request_id ON audit (request_id)",
+    # The same rule as SQLite's triggers: no UPDATE; DELETE only below the cutoff `purge` writes into
+    # audit_retention inside its own transaction. TRUNCATE skips row triggers in PostgreSQL, so it is refused too.
+    f"CREATE TABLE audit_retention (cutoff {_T} NOT NULL)",
+    """CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+           IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM audit_retention WHERE OLD.ts < cutoff) THEN
+               RETURN OLD;
+           END IF;
+           IF TG_OP = 'DELETE' THEN
+               RAISE EXCEPTION 'audit is append-only: rows are removed only by retention'
+                   USING ERRCODE = 'integrity_constraint_violation';
+           END IF;
+           RAISE EXCEPTION 'audit is append-only' USING ERRCODE = 'integrity_constraint_violation';
+       END $$""",
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
+    "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()",
+)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=1,
         name="initial schema: meta, outbox, incidents, silences, approval requests, audit",
-        statements=(
+        sqlite=(
             """CREATE TABLE meta (
                 key        TEXT PRIMARY KEY,
                 value      TEXT NOT NULL,
@@ -188,6 +312,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                WHEN NOT EXISTS (SELECT 1 FROM audit_retention WHERE OLD.ts < cutoff)
                BEGIN SELECT RAISE(ABORT, 'audit is append-only: rows are removed only by retention'); END""",
         ),
+        postgresql=_PG_INITIAL,
     ),
 )
 
@@ -267,7 +392,7 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
-def _outbox_item(row: sqlite3.Row) -> OutboxItem:
+def _outbox_item(row: Row) -> OutboxItem:
     status = str(row["status"])
     if status not in _OUTBOX_STATUSES:
         raise StoreError(f"outbox item {row['id']} has unknown status {status!r}")
@@ -287,7 +412,7 @@ def _outbox_item(row: sqlite3.Row) -> OutboxItem:
     )
 
 
-def _audit_row(row: sqlite3.Row) -> dict[str, object]:
+def _audit_row(row: Row) -> dict[str, object]:
     data = json.loads(str(row["data"]))
     return {
         "id": int(row["id"]),
@@ -306,45 +431,43 @@ _OUTBOX_COLUMNS = (
 )
 
 
-async def _exec(conn: aiosqlite.Connection, sql: str, params: Iterable[object] = ()) -> int:
-    """Run one statement and return its rowcount (closing the cursor promptly)."""
-    async with conn.execute(sql, tuple(params)) as cursor:
-        return int(cursor.rowcount)
+async def _exec(conn: Conn, sql: str, params: Iterable[object] = ()) -> int:
+    """Run one statement and return its rowcount."""
+    return await conn.exec(sql, tuple(params))
 
 
-async def _insert(conn: aiosqlite.Connection, sql: str, params: Iterable[object] = ()) -> int:
-    async with conn.execute(sql, tuple(params)) as cursor:
-        rowid = cursor.lastrowid
-    if rowid is None:  # pragma: no cover - INSERT always sets it
-        raise StoreError("INSERT did not produce a row id")
-    return int(rowid)
+async def _insert(conn: Conn, sql: str, params: Iterable[object] = ()) -> int:
+    """Run one INSERT and return the new row's `id`."""
+    new_id = await conn.insert(sql, tuple(params))
+    if new_id is None:  # pragma: no cover - only an ON CONFLICT DO NOTHING inserts nothing
+        raise StoreError("INSERT stored no row")
+    return new_id
 
 
-async def _rows(conn: aiosqlite.Connection, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
-    return list(await conn.execute_fetchall(sql, tuple(params)))
+async def _rows(conn: Conn, sql: str, params: Iterable[object] = ()) -> list[Row]:
+    return await conn.rows(sql, tuple(params))
 
 
-async def _one(conn: aiosqlite.Connection, sql: str, params: Iterable[object] = ()) -> sqlite3.Row | None:
-    rows = await _rows(conn, sql, params)
-    return rows[0] if rows else None
+async def _one(conn: Conn, sql: str, params: Iterable[object] = ()) -> Row | None:
+    return await conn.one(sql, tuple(params))
 
 
 # --- the operations (shared by Store and Tx) ------------------------------------------------------------------
 
 
 class _Ops(abc.ABC):
-    """Every data method, written once against a connection.
+    """Every data method, written once against a connection, in SQL both engines accept (`?` placeholders).
 
     `Store` runs each call in its own short transaction (writes) or under its connection lock (reads); `Tx`
-    runs them inside the caller's `BEGIN IMMEDIATE` transaction, which is how a state change and the outbox
-    items it produced become one atomic commit.
+    runs them inside the caller's transaction (`BEGIN IMMEDIATE` on SQLite, `BEGIN` on PostgreSQL), which is how
+    a state change and the outbox items it produced become one atomic commit.
     """
 
     @abc.abstractmethod
-    def _writing(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
+    def _writing(self) -> AbstractAsyncContextManager[Conn]: ...
 
     @abc.abstractmethod
-    def _reading(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
+    def _reading(self) -> AbstractAsyncContextManager[Conn]: ...
 
     @abc.abstractmethod
     def _now(self) -> datetime: ...
@@ -382,12 +505,20 @@ class _Ops(abc.ABC):
                     raise StoreError(f"depends_on={depends_on}: no such outbox item")
                 if dep["status"] == "failed":
                     status, error, finished = "failed", f"dependency {depends_on} failed", _ts(now)
-            return await _insert(
-                conn,
+            # ON CONFLICT: another connection (another process, later a replica) may store the same key between
+            # the look-up above and here; it waits for that one's commit and then inserts nothing.
+            new_id = await conn.insert(
                 "INSERT INTO outbox (lane, kind, payload, status, next_attempt_at, depends_on, created_at, "
-                "finished_at, dedup_key, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "finished_at, dedup_key, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (dedup_key) DO NOTHING",
                 (lane, kind, payload, status, next_at, depends_on, _ts(now), finished, dedup_key, error),
             )
+            if new_id is not None:
+                return new_id
+            existing = await _one(conn, "SELECT id FROM outbox WHERE dedup_key = ?", (dedup_key,))
+            if existing is None:  # pragma: no cover - a conflict means the row exists
+                raise StoreError(f"outbox dedup_key {dedup_key!r}: conflict without a row")
+            return int(existing["id"])
 
     async def due_items(self, *, now: datetime, limit: int = 50) -> list[OutboxItem]:
         """What to deliver now: per lane only its head (oldest pending/uncertain item), and only if it is due
@@ -461,7 +592,7 @@ class _Ops(abc.ABC):
             )
 
     @staticmethod
-    async def _explain_not_open(conn: aiosqlite.Connection, item_id: int) -> None:
+    async def _explain_not_open(conn: Conn, item_id: int) -> None:
         row = await _one(conn, "SELECT status FROM outbox WHERE id = ?", (item_id,))
         if row is None:
             raise StoreError(f"outbox item {item_id} does not exist")
@@ -567,14 +698,14 @@ class _Ops(abc.ABC):
         _require_json(data, "data")
         now = _ts(self._now())
         async with self._writing() as conn:
-            if await _one(conn, "SELECT 1 FROM approval_requests WHERE id = ?", (id,)) is not None:
-                raise StoreError(f"approval request {id!r} already exists")
-            await _exec(
+            inserted = await _exec(
                 conn,
                 "INSERT INTO approval_requests (id, target, action, status, version, expires_at, data, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 (id, target, action, status, version, _ts(expires_at), data, now, now),
             )
+            if not inserted:
+                raise StoreError(f"approval request {id!r} already exists")
 
     async def get_request(self, id: str) -> tuple[int, str] | None:
         """(version, JSON) — the version is what a later `update_request` must name as `expected_version`."""
@@ -753,7 +884,7 @@ class Tx(_Ops):
     """The open transaction of `Store.transaction()`: the same methods as `Store`, all inside one commit.
     Valid only inside its `async with` block."""
 
-    def __init__(self, store: Store, conn: aiosqlite.Connection) -> None:
+    def __init__(self, store: Store, conn: Conn) -> None:
         self._store = store
         self._conn = conn
         self._open = True
@@ -763,14 +894,16 @@ class Tx(_Ops):
             raise StoreError("transaction is over: this Tx was used outside its `async with store.transaction()` block")
 
     @asynccontextmanager
-    async def _writing(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _writing(self) -> AsyncIterator[Conn]:
         self._check_open()
         try:
             yield self._conn
-        except sqlite3.Error as exc:
+        except self._conn.errors as exc:
+            if isinstance(self._conn, PostgresConn):
+                self._conn.discard_if_lost(exc)
             raise self._store._wrap(exc) from exc
 
-    def _reading(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+    def _reading(self) -> AbstractAsyncContextManager[Conn]:
         return self._writing()
 
     def _now(self) -> datetime:
@@ -806,7 +939,8 @@ def _acquire_lock(path: Path) -> int:
             holder = f"pid {pid}" if pid else "another process"
             raise StoreLocked(
                 f"database {path} is already in use by {holder} (lock {lock_path}): another wscheck bot is running "
-                f"on it; stop that one first"
+                f"on it; stop that one first. A SQLite database serves one bot; to run more than one replica, use "
+                f"PostgreSQL (WSCHECK_DB=postgresql://user@host/dbname)"
             ) from None
         raise StoreError(f"cannot lock {lock_path}: {exc}") from exc
     try:
@@ -838,57 +972,167 @@ def _release_lock(fd: int | None) -> None:
         os.close(fd)  # closing the only fd of the open file description drops the flock
 
 
-async def _rollback(conn: aiosqlite.Connection) -> None:
-    """Roll back if a transaction is open (sqlite3's rollback() is a no-op otherwise). A failure here must not
-    hide the exception that made us roll back, and SQLite has already rolled back whatever it could not keep."""
-    with contextlib.suppress(sqlite3.Error, ValueError):
-        await conn.rollback()
+async def _rollback(conn: Conn) -> None:
+    """Roll back if a transaction is open. A failure here must not hide the exception that made us roll back."""
+    await conn.rollback()
 
 
 def _system_clock() -> datetime:
     return datetime.now(UTC)
 
 
+_CONNECT_ERRORS: tuple[type[BaseException], ...] = (*PG_ERRORS, ValueError)
+"""What asyncpg's connect raises, ValueError included (a URL option it does not understand)."""
+
+
+def _application_name() -> str:
+    """What the PostgreSQL sessions of one Store are called in pg_stat_activity: the pid and host, shown to a
+    refused second bot, and a token of the Store, by which it recognises a session of its own that it gave up."""
+    return f"wscheck pid {os.getpid()} on {socket.gethostname()[:32]} #{secrets.token_hex(4)}"
+
+
 class Store(_Ops):
-    """The database. Open with `await Store.open(path)`; use as `async with`. One connection, shared by all
+    """The database. Open with `await Store.open(path or URL)`; use as `async with`. One connection, shared by all
     coroutines: calls are serialised by an asyncio lock so that no coroutine ever sees (or joins) another's
-    half-done transaction."""
+    half-done transaction. The same on both engines, so that behaviour (and the tests) do not depend on it."""
 
     def __init__(
-        self, path: Path, conn: aiosqlite.Connection, lock_fd: int | None, clock: Callable[[], datetime]
+        self, url: DatabaseURL, conn: Conn, lock_fd: int | None, clock: Callable[[], datetime], *, exclusive: bool
     ) -> None:
-        self.path = path
+        self.url = url
+        self.path: Path | None = url.path
         self._db = conn
         self._lock_fd = lock_fd
+        self._exclusive = exclusive
         self._clock = clock
         self._mutex = asyncio.Lock()
         self._closed = False
         self._schema_version = 0
+        self._app_name = ""
+
+    @property
+    def engine(self) -> str:
+        """"sqlite" or "postgresql"."""
+        return self.url.engine
 
     # lifecycle ---------------------------------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path, *, exclusive: bool = True, clock: Callable[[], datetime] | None = None) -> Store:
-        """Lock (if `exclusive`), connect, configure, migrate. `exclusive=False` skips the lock: for read-mostly
-        tools (`wscheck audit`) and tests that need a second connection; the bot always opens exclusively.
+    async def open(
+        cls,
+        where: Path | str | DatabaseURL,
+        *,
+        exclusive: bool = True,
+        clock: Callable[[], datetime] | None = None,
+        migrate: bool = True,
+    ) -> Store:
+        """Lock (if `exclusive`), connect, configure, migrate. `where` is a SQLite path or a `WSCHECK_DB` value
+        (bot.dburl). `exclusive=False` skips the lock: for read-mostly tools (`wscheck audit`, `wscheck db status`)
+        and tests that need a second connection; the bot always opens exclusively. `migrate=False` only checks
+        that the database is not newer than this wscheck (`wscheck db status` looks without changing anything).
         `clock` (default: wall clock, UTC) stamps created/updated/finished times; tests may pin it."""
-        path = Path(path)
-        lock_fd = _prepare_files(path, exclusive=exclusive)
-        conn: aiosqlite.Connection | None = None
         try:
-            conn = await aiosqlite.connect(path, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            store = cls(path, conn, lock_fd, clock or _system_clock)
+            url = parse_db_url(where)
+        except ValueError as exc:
+            raise StoreError(f"WSCHECK_DB: {exc}") from None
+        if url.engine == "postgresql":
+            store = await cls._open_postgresql(url, exclusive=exclusive, clock=clock or _system_clock)
+        else:
+            store = await cls._open_sqlite(url, exclusive=exclusive, clock=clock or _system_clock)
+        try:
+            if migrate:
+                await store._migrate()
+            else:
+                await store._check_not_newer()
+        except BaseException:
+            await store._abandon()
+            raise
+        return store
+
+    @classmethod
+    async def _open_sqlite(cls, url: DatabaseURL, *, exclusive: bool, clock: Callable[[], datetime]) -> Store:
+        assert url.path is not None
+        path = url.path
+        lock_fd = _prepare_files(path, exclusive=exclusive)
+        raw: aiosqlite.Connection | None = None
+        try:
+            raw = await aiosqlite.connect(path, isolation_level=None)
+            raw.row_factory = sqlite3.Row
+            store = cls(url, SqliteConn(raw), lock_fd, clock, exclusive=exclusive)
             await store._configure()
-            await store._migrate()
             return store
         except BaseException as exc:
-            if conn is not None:
-                await conn.close()
+            if raw is not None:
+                await raw.close()
             _release_lock(lock_fd)
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"database {path}: {exc}") from exc
             raise
+
+    @classmethod
+    async def _open_postgresql(cls, url: DatabaseURL, *, exclusive: bool, clock: Callable[[], datetime]) -> Store:
+        app_name = _application_name()
+        conn = await cls._connect_postgresql(url, app_name)
+        store = cls(url, conn, None, clock, exclusive=exclusive)
+        store._app_name = app_name
+        try:
+            if exclusive:
+                await store._lock_postgresql(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    @staticmethod
+    async def _connect_postgresql(url: DatabaseURL, app_name: str) -> PostgresConn:
+        try:
+            return await connect_postgres(url.secret_dsn(), application_name=app_name,
+                                          timeout=PG_CONNECT_TIMEOUT, command_timeout=PG_COMMAND_TIMEOUT)
+        except _CONNECT_ERRORS as exc:
+            # asyncpg's errors name the host and the user, not the password; scrub anyway (belt and braces).
+            raise StoreError(f"database {url}: cannot connect: {url.scrub(str(exc)) or type(exc).__name__}") from None
+
+    async def _lock_postgresql(self, conn: PostgresConn) -> None:
+        """The flock's equivalent: a session-level advisory lock, held as long as this connection lives and
+        released by the server when the session ends, even if the process is SIGKILLed or the network is cut.
+
+        A session this very process gave up (a statement that got no answer, a network cut) may still hold it on
+        the server, which has not noticed yet: that one, and only that one (this Store's own application_name), is
+        terminated and the lock taken again."""
+        try:
+            for attempt in (1, 2):
+                got = await conn.one("SELECT pg_try_advisory_lock(?) AS got", (PG_BOT_LOCK_KEY,))
+                if got is not None and got["got"]:
+                    return
+                holder = await conn.one(
+                    """SELECT a.application_name, a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                       WHERE l.locktype = 'advisory' AND l.granted AND l.database = (
+                             SELECT oid FROM pg_database WHERE datname = current_database())
+                         AND l.classid = ? AND l.objid = ? AND l.objsubid = 1""",
+                    (PG_BOT_LOCK_KEY >> 32, PG_BOT_LOCK_KEY & 0xFFFFFFFF),
+                )
+                if attempt == 1 and holder is not None and holder["application_name"] == self._app_name:
+                    await conn.one("SELECT pg_terminate_backend(?, 5000) AS gone", (int(holder["pid"]),))
+                    continue
+                break
+        except PG_ERRORS as exc:
+            raise self._wrap(exc) from exc
+        who = "another wscheck bot"
+        if holder is not None:
+            who = f"{holder['application_name'] or 'a session'} (server pid {holder['pid']})"
+        raise StoreLocked(
+            f"database {self.url} is already in use by {who}: another wscheck bot is running on it; stop that one "
+            f"first (until replicas with leader election exist, one bot per database)"
+        )
+
+    async def _abandon(self) -> None:
+        """A failed open: close without waiting for anything, release the lock."""
+        self._closed = True
+        try:
+            await self._db.close()
+        finally:
+            _release_lock(self._lock_fd)
+            self._lock_fd = None
 
     async def close(self) -> None:
         """Wait for running calls, close the connection, release the lock. Idempotent."""
@@ -898,12 +1142,7 @@ class Store(_Ops):
         async with self._mutex:
             if self._closed:
                 return
-            self._closed = True
-            try:
-                await self._db.close()
-            finally:
-                _release_lock(self._lock_fd)
-                self._lock_fd = None
+            await self._abandon()
 
     async def __aenter__(self) -> Store:
         return self
@@ -923,7 +1162,7 @@ class Store(_Ops):
         row = await _one(conn, "PRAGMA journal_mode = WAL")
         mode = "" if row is None else str(row[0]).lower()
         if mode != "wal":
-            raise StoreError(f"database {self.path}: cannot switch to WAL journal mode (got {mode!r})")
+            raise StoreError(f"database {self.url}: cannot switch to WAL journal mode (got {mode!r})")
         for pragma in (
             # NORMAL with WAL: nothing committed is lost when the process crashes; only a power loss can drop the
             # last few commits (never corrupt the file). FULL would fsync every outbox write.
@@ -935,65 +1174,106 @@ class Store(_Ops):
             await _exec(conn, pragma)
 
     async def _user_version(self) -> int:
-        row = await _one(self._db, "PRAGMA user_version")
-        return 0 if row is None else int(row[0])
+        """The schema version: SQLite's `PRAGMA user_version`; on PostgreSQL the highest row of schema_migrations
+        (the table both engines keep, with the name and time of every step)."""
+        conn = self._db
+        if conn.engine == "sqlite":
+            row = await _one(conn, "PRAGMA user_version")
+            return 0 if row is None else int(row[0])
+        # A catalog scan (under the statement's snapshot), not to_regclass(): its name cache can miss a table that
+        # another session created since this one last looked.
+        row = await _one(conn, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
+                               " AND tablename = 'schema_migrations') AS present")
+        if row is None or not row["present"]:
+            return 0
+        row = await _one(conn, "SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+        return 0 if row is None else int(row["v"])
+
+    async def applied_migrations(self) -> list[tuple[int, str, datetime]]:
+        """(version, name, applied_at) of every step this database has run, oldest first (`wscheck db status`)."""
+        async with self._reading() as conn:
+            if await self._user_version() == 0:
+                return []
+            rows = await _rows(conn, "SELECT version, name, applied_at FROM schema_migrations ORDER BY version")
+        return [(int(r["version"]), str(r["name"]), _dt(r["applied_at"])) for r in rows]
 
     def _too_new(self, found: int, known: int) -> StoreError:
         return StoreError(
-            f"database {self.path} has schema version {found}, but this wscheck only knows versions up to {known}: "
-            f"it was written by a newer wscheck; upgrade wscheck (or point WSCHECK_DB at another file)"
+            f"database {self.url} has schema version {found}, but this wscheck only knows versions up to {known}: "
+            f"it was written by a newer wscheck; upgrade wscheck (or point WSCHECK_DB at another database)"
         )
 
+    async def _check_not_newer(self) -> None:
+        known = len(MIGRATIONS)
+        try:
+            self._schema_version = await self._user_version()
+        except self._db.errors as exc:
+            raise self._wrap(exc) from exc
+        if self._schema_version > known:
+            raise self._too_new(self._schema_version, known)
+
+    async def _begin_migration(self) -> None:
+        """Open one migration's transaction, serialised against every other process migrating the same database:
+        SQLite's BEGIN IMMEDIATE takes the write lock; PostgreSQL waits for a transaction-level advisory lock."""
+        conn = self._db
+        await conn.begin()
+        if conn.engine == "postgresql":
+            await _exec(conn, "SELECT pg_advisory_xact_lock(?)", (PG_MIGRATION_LOCK_KEY,))
+
     async def _migrate(self) -> None:
-        """Apply the missing steps of MIGRATIONS, each in its own BEGIN IMMEDIATE transaction. The version is
-        re-read inside the transaction, so two processes opening an old database at once cannot both apply a
-        step."""
+        """Apply the missing steps of MIGRATIONS, each in its own transaction (DDL is transactional on both
+        engines). The version is re-read inside the transaction, so two processes opening an old database at
+        once cannot both apply a step."""
         migrations = MIGRATIONS  # read at call time: tests substitute the module attribute
         _check_migrations(migrations)
         known = len(migrations)
         conn = self._db
-        current = await self._user_version()
+        try:
+            current = await self._user_version()
+        except conn.errors as exc:
+            raise self._wrap(exc) from exc
         if current > known:
             raise self._too_new(current, known)
         for migration in migrations[current:]:
-            await _exec(conn, "BEGIN IMMEDIATE")
             try:
+                await self._begin_migration()
+                # First, under the lock: a lookup by name would not see a table another session just created.
+                await _exec(
+                    conn,
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+                )
                 found = await self._user_version()
                 if found > known:
                     raise self._too_new(found, known)
                 if found >= migration.version:  # someone else applied it meanwhile
                     await conn.commit()
                     continue
-                await _exec(
-                    conn,
-                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
-                )
-                for statement in migration.statements:
+                for statement in migration.steps(conn.engine):
                     await _exec(conn, statement)
                 await _exec(
                     conn,
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     (migration.version, migration.name, _ts(self._now())),
                 )
-                await _exec(conn, f"PRAGMA user_version = {int(migration.version)}")
+                if conn.engine == "sqlite":
+                    await _exec(conn, f"PRAGMA user_version = {int(migration.version)}")
                 await conn.commit()
             except BaseException as exc:
                 await _rollback(conn)
-                if isinstance(exc, sqlite3.Error):
+                if isinstance(exc, conn.errors):
                     raise StoreError(
-                        f"database {self.path}: migration {migration.version} ({migration.name}) failed: {exc}"
+                        f"database {self.url}: migration {migration.version} ({migration.name}) failed: "
+                        f"{self.url.scrub(str(exc))}"
                     ) from exc
                 raise
-        self._schema_version = await self._user_version()
-        if self._schema_version > known:
-            raise self._too_new(self._schema_version, known)
+        await self._check_not_newer()
 
     # transactions ------------------------------------------------------------------------------------------------
 
     def _refuse_inside_own_tx(self, what: str) -> None:
         if self._closed:
-            raise StoreError(f"store {self.path} is closed")
+            raise StoreError(f"store {self.url} is closed")
         active = _ACTIVE_TX.get()
         if active is not None and active._store is self and active._open:
             raise StoreError(
@@ -1001,25 +1281,54 @@ class Store(_Ops):
                 f"(going through the Store would wait for the transaction to end, i.e. forever)"
             )
 
-    def _wrap(self, exc: sqlite3.Error) -> StoreError:
-        return StoreError(f"database {self.path}: {exc}")
+    def _wrap(self, exc: BaseException) -> StoreError:
+        return StoreError(f"database {self.url}: {self.url.scrub(str(exc)) or type(exc).__name__}")
+
+    async def _usable(self) -> Conn:
+        """The connection, reconnected first if a PostgreSQL session was lost (server restart, network cut, a
+        rollback that could not finish). Called with the mutex held. A bot that held the advisory lock takes it
+        again, or stops: another bot may have started meanwhile."""
+        if self._closed:
+            raise StoreError(f"store {self.url} is closed")
+        conn = self._db
+        if isinstance(conn, PostgresConn) and conn.broken():
+            fresh = await self._connect_postgresql(self.url, self._app_name)
+            try:
+                if self._exclusive:
+                    await self._lock_postgresql(fresh)
+            except BaseException:
+                await fresh.close()
+                raise
+            self._db = conn = fresh
+        return conn
+
+    async def _begin(self) -> Conn:
+        """BEGIN on a usable connection. A PostgreSQL session found dead by this BEGIN (it died while idle, so
+        nothing of ours was in flight) is replaced once, and the BEGIN tried again on the new one."""
+        for attempt in (1, 2):
+            conn = await self._usable()
+            try:
+                await conn.begin()
+                return conn
+            except BaseException as exc:
+                await _rollback(conn)  # no-op unless the BEGIN completed after we were cancelled
+                if not isinstance(exc, conn.errors):
+                    raise
+                if isinstance(conn, PostgresConn):
+                    conn.discard_if_lost(exc)
+                    if attempt == 1 and conn.broken():
+                        continue
+                raise self._wrap(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        """`BEGIN IMMEDIATE` ... `COMMIT`, or `ROLLBACK` on any exception (cancellation included). IMMEDIATE takes
-        the write lock up front, so a transaction never fails half-way with SQLITE_BUSY on its first write."""
+        """`BEGIN` ... `COMMIT`, or `ROLLBACK` on any exception (cancellation included). Explicit on both engines;
+        on SQLite it is `BEGIN IMMEDIATE`, which takes the write lock up front, so a transaction never fails
+        half-way with SQLITE_BUSY on its first write."""
         self._refuse_inside_own_tx("transaction")
         async with self._mutex:
-            if self._closed:
-                raise StoreError(f"store {self.path} is closed")
-            conn = self._db
-            try:
-                await _exec(conn, "BEGIN IMMEDIATE")
-            except BaseException as exc:
-                await _rollback(conn)  # no-op unless the BEGIN completed after we were cancelled
-                if isinstance(exc, sqlite3.Error):
-                    raise self._wrap(exc) from exc
-                raise
+            conn = await self._begin()
             tx = Tx(self, conn)
             token = _ACTIVE_TX.set(tx)
             try:
@@ -1028,10 +1337,10 @@ class Store(_Ops):
                 await conn.commit()
             except BaseException as exc:
                 tx._open = False
-                # Enqueued on the connection's worker thread before anything else can be, so it runs even if
-                # this task is cancelled again while awaiting it.
+                if isinstance(conn, PostgresConn):
+                    conn.discard_if_lost(exc)
                 await _rollback(conn)
-                if isinstance(exc, sqlite3.Error):
+                if isinstance(exc, conn.errors):
                     raise self._wrap(exc) from exc
                 raise
             finally:
@@ -1039,19 +1348,20 @@ class Store(_Ops):
                     _ACTIVE_TX.reset(token)
 
     @asynccontextmanager
-    async def _writing(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _writing(self) -> AsyncIterator[Conn]:
         async with self.transaction() as tx:
             yield tx._conn
 
     @asynccontextmanager
-    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _reading(self) -> AsyncIterator[Conn]:
         self._refuse_inside_own_tx("read")
         async with self._mutex:
-            if self._closed:
-                raise StoreError(f"store {self.path} is closed")
+            conn = await self._usable()
             try:
-                yield self._db
-            except sqlite3.Error as exc:
+                yield conn
+            except conn.errors as exc:
+                if isinstance(conn, PostgresConn):
+                    conn.discard_if_lost(exc)
                 raise self._wrap(exc) from exc
 
     def _now(self) -> datetime:

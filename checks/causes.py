@@ -63,7 +63,7 @@ class CauseSpec:
     description_ko: str
     #: The severity a rule gives it unless it says otherwise (`unknown` takes its first check's).
     severity: Status = Status.FAIL
-    #: "unreachable": the bot cannot see the server; "down": the app is down (the incident's wording).
+    #: "unreachable": the bot cannot see (the server, or PM2 on it); "down": the app is down (the incident's wording).
     incident_kind: IncidentKind = "down"
     #: The FIXES name the bot proposes for it (after approval), or None when a person must act.
     fix: str | None = None
@@ -85,7 +85,8 @@ CAUSE_SPECS: tuple[CauseSpec, ...] = (
         "pm2_binary_not_found",
         "`pm2` is not on the target's non-interactive PATH (nvm): the bot cannot ask PM2, the app may be fine",
         "대상 서버의 비대화형 PATH에 `pm2`가 없습니다(nvm): 봇이 PM2에 물어볼 수 없으며 앱은 정상일 수 있습니다",
-        severity=Status.ERROR,
+        # wt-host3: "we cannot see", never "the app is down" (issue 12 item 7).
+        severity=Status.ERROR, incident_kind="unreachable",
     ),
     CauseSpec(
         "nginx_config_invalid",

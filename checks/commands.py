@@ -106,11 +106,18 @@ def systemctl(*args: str) -> list[str]:
     return ["systemctl", *args]
 # -- wt-nginxrt: the running nginx (version, (re)load time, error log); all read-only, none needs sudo ----------
 
+#: `date +%s` first, in the same command: an age (`etimes`) means something only against the clock read with it.
+#: The shared `date` fact may be read seconds earlier (the `nginx -T` parse runs in between on a busy host), and
+#: the skew made a freshly reloaded nginx look older than its files (nginx_reload_pending on a healthy stack).
+_NGINX_PS_SCRIPT = 'date +%s; exec ps -C "$1" -o pid=,ppid=,etimes=,args='
+
+
 def nginx_ps(target: Target) -> list[str]:
-    """nginx's master and workers with their ages in seconds (`etimes`) and titles (role, "shutting down").
+    """The target's epoch seconds, then nginx's master and workers with their ages in seconds (`etimes`) and titles
+    (role, "shutting down").
 
     Selected by command name, the binary's own (`openresty` too); the kernel keeps 15 characters of it."""
-    return ["ps", "-C", target.nginx_bin.rsplit("/", 1)[-1][:15], "-o", "pid=,ppid=,etimes=,args="]
+    return ["sh", "-c", _NGINX_PS_SCRIPT, "sh", target.nginx_bin.rsplit("/", 1)[-1][:15]]
 
 #: The target's clock and UTC offset: process ages, file mtimes and the error log's local times share it.
 DATE_ARGV = ("date", "+%s %z")
@@ -162,6 +169,13 @@ _FD_SCRIPT = (
     'for p in "$@"; do echo "== $p"; grep -E "^Max open files" "/proc/$p/limits" 2>&1 | head -n 1; '
     'if [ -r "/proc/$p/fd" ]; then echo "fds $(ls -U "/proc/$p/fd" | wc -l)"; else echo "fds unreadable"; fi; done'
 )
+#: wt-host3: the file systems of the app's PM2 logs when PM2 writes them outside `$PM2_HOME/logs` (`error_file` /
+#: `out_file` set elsewhere, a logs dir on its own mount), each dir's biggest files.
+_LOG_DIRS_SCRIPT = (
+    'echo "== df"; df -P -k -- "$@" 2>&1 | head -n 20; '
+    'for d; do echo "== logs $d"; ls -lS -- "$d" 2>&1 | head -n 6; done'
+)
+MAX_LOG_DIRS = 2
 _PM2_LOG_SCRIPT = 'H="$1"; [ -n "$H" ] || H="${PM2_HOME:-$HOME/.pm2}"; tail -n "$2" -- "$H/pm2.log"'
 
 
@@ -169,6 +183,11 @@ def disk_usage(pm2_home: str, paths: Sequence[str]) -> list[str]:
     """`df -P -k` of the PM2 home ("" = $PM2_HOME or ~/.pm2) and `paths` (app_dir, nginx's log dirs), then the
     biggest PM2 logs (`ls -lS`)."""
     return ["sh", "-c", _DISK_SCRIPT, "sh", pm2_home, *paths]
+
+
+def log_dirs_usage(dirs: Sequence[str]) -> list[str]:
+    """`df -P -k` and `ls -lS` of the directories the app's PM2 log files are in, when not `$PM2_HOME/logs`."""
+    return ["sh", "-c", _LOG_DIRS_SCRIPT, "sh", *dirs[:MAX_LOG_DIRS]]
 
 
 def fd_usage(pids: Sequence[int]) -> list[str]:

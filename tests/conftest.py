@@ -59,3 +59,26 @@ def sandbox_target(sandbox_config_file: Path) -> Any:
 
     (target,) = load_targets(sandbox_config_file).targets
     return target
+
+
+@pytest.fixture
+def backend(tmp_path: Path) -> Any:
+    """The store's engine for tests that take it: SQLite in tmp_path. Modules under tests/integration named
+    `*_postgresql.py` import a unit module's tests and override this with a database on the `postgres` server."""
+    from tests.support.stores import SqliteBackend
+
+    return SqliteBackend(tmp_path / "wscheck.db")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One private PostgreSQL server per test session (tests/support/postgres.py), started only when a test asks.
+    Tests take a fresh database of their own from it (tests/support/stores.py)."""
+    from tests.support.postgres import PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.up()
+        yield server
+    finally:
+        server.down()

@@ -1,8 +1,9 @@
 """wt-host2: the host under the app, and PM2 restarting an app that reads `online`.
 
-host.memory (kernel OOM kills, V8 heap OOM, MemAvailable), host.disk (df of app_dir / PM2 home / nginx's log dirs,
-ENOSPC, the biggest PM2 logs), host.fds (EMFILE against /proc/PID/limits), pm2.restarts (the restart count growing
-while `online`) and next.static (a standalone server without `.next/static` / `public` next to it).
+host.memory (kernel OOM kills, V8 heap OOM, MemAvailable), host.disk (df of app_dir / PM2 home / nginx's log dirs /
+the app's PM2 log dirs when elsewhere, ENOSPC, the biggest PM2 logs), host.fds (EMFILE against /proc/PID/limits),
+pm2.restarts (the restart count growing while `online`) and next.static (a standalone server without
+`.next/static` / `public` next to it).
 
 Every command joins the checklist's one concurrent round (Facts memoises them; the app's log tails are the very
 ones pm2.logs reads). A source that cannot be read (dmesg restricted, another user's /proc/PID/fd) is said in the
@@ -237,11 +238,32 @@ async def _nginx_log_dirs(f: Facts) -> list[str]:
     return [d for d in dirs if d and d != "/dev"][:MAX_NGINX_LOG_DIRS]
 
 
+async def _app_log_dirs(f: Facts, home: str) -> tuple[list[FileSystem], list[tuple[str, int]], list[str]]:
+    """wt-host3: (file systems, biggest files as full paths, dirs) of the app's PM2 log files outside
+    `<PM2 home>/logs` (`error_file` / `out_file` elsewhere): the df of the PM2 home does not see those, and a small
+    log partition filled by unrotated logs is the usual full disk. Nothing to run (no command) in the usual layout,
+    so the common case adds no round trip after jlist."""
+    try:
+        instances = await f.app_instances()
+    except FactError:
+        return [], [], []
+    usual = f"{home.rstrip('/')}/logs" if home else ""
+    dirs = list(dict.fromkeys(posixpath.dirname(p) for app in instances[:1] for p in (app.out_log, app.err_log)
+                              if p and posixpath.dirname(p) != usual))[:commands.MAX_LOG_DIRS]
+    if not dirs:
+        return [], [], []
+    result = await f.run("df pm2 logs", commands.log_dirs_usage(dirs))
+    sections = split_sections(result.stdout)
+    biggest = [(f"{d}/{name}", size) for d in dirs for name, size in parse_ls_sizes(sections.get(f"logs {d}", ""))]
+    return parse_df(sections.get("df", "")), biggest, dirs
+
+
 async def host_disk(f: Facts) -> Outcome:
     t = f.target
     home, nginx_dirs = await asyncio.gather(_pm2_home(f), _nginx_log_dirs(f))
     paths = [t.app_dir, *(nginx_dirs or ["/var/log/nginx"])]
-    result, (logs, _files) = await asyncio.gather(f.run("df", commands.disk_usage(home, paths)), _recent_app_logs(f))
+    result, (logs, _files), (log_fss, log_biggest, log_dirs) = await asyncio.gather(
+        f.run("df", commands.disk_usage(home, paths)), _recent_app_logs(f), _app_log_dirs(f, home))
     if result.exit_status == 127:
         raise FactError(msg("host.disk.no_df"), kind="missing_binary")
     sections = split_sections(result.stdout)
@@ -256,14 +278,18 @@ async def host_disk(f: Facts) -> Outcome:
         entry = by_mount.setdefault(fs.mount, (fs, []))
         if mapped and labels[i] not in entry[1]:
             entry[1].append(labels[i])
+    for fs in log_fss:
+        entry = by_mount.setdefault(fs.mount, (fs, []))
+        if "pm2_logs" not in entry[1]:
+            entry[1].append("pm2_logs")
     logs_key = next((k for k in sections if k.startswith("logs ")), "")
-    biggest = parse_ls_sizes(sections.get(logs_key, ""))[:3]
+    biggest = sorted([*parse_ls_sizes(sections.get(logs_key, "")), *log_biggest], key=lambda e: -e[1])[:3]
     enospc = _lines(latest_lines(logs, "enospc", ENOSPC))
     details: dict[str, Any] = {
         "filesystems": [{"mount": fs.mount, "use_percent": fs.use_percent, "available_mb": fs.available_kb // 1024,
                          "size_mb": fs.size_kb // 1024, "holds": holds} for fs, holds in by_mount.values()],
         "biggest_pm2_logs": [{"file": name, "bytes": size} for name, size in biggest],
-        "pm2_logs_dir": logs_key[5:], "enospc_lines": enospc[-3:],
+        "pm2_logs_dir": logs_key[5:], "app_log_dirs": log_dirs, "enospc_lines": enospc[-3:],
         "warn_percent": t.disk_warn_percent, "fail_percent": t.disk_fail_percent,
         "df_problems": df_problems(df_text),
     }

@@ -33,6 +33,7 @@ from checks.parsers.nginx_runtime import (
     parse_error_log,
     parse_nginx_ps,
     parse_nginx_v,
+    ps_clock,
     runtime_paths,
 )
 
@@ -78,7 +79,9 @@ async def running(f: Facts, where: RuntimePaths) -> tuple[LoadTime | None, Targe
     procs = parse_nginx_ps(ps.stdout)
     text = pid.stdout.strip()
     master = int(text) if pid.ok and text.isdigit() else None
-    return load_time(procs, master, clock), clock, any(p.role == "master" for p in procs)
+    sampled = ps_clock(ps.stdout)  # the ages' own clock; the shared `date` may be seconds older
+    at_ps = TargetClock(now=sampled, offset_s=clock.offset_s) if sampled is not None else clock
+    return load_time(procs, master, at_ps), clock, any(p.role == "master" for p in procs)
 
 
 def _file_mtimes(result_stdout: str) -> dict[str, int]:

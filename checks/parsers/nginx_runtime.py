@@ -151,8 +151,14 @@ def _role(args: str) -> str:
     return "other"
 
 
+def ps_clock(text: str) -> int | None:
+    """The epoch seconds `date +%s` printed before the `ps` rows (commands.nginx_ps); None when absent."""
+    first = text.lstrip().split("\n", 1)[0].strip()
+    return int(first) if first.isdigit() else None
+
+
 def parse_nginx_ps(text: str) -> list[NginxProc]:
-    """`ps -C nginx -o pid=,ppid=,etimes=,args=` rows; malformed lines are skipped."""
+    """`ps -C nginx -o pid=,ppid=,etimes=,args=` rows; malformed lines (and the clock line) are skipped."""
     out: list[NginxProc] = []
     for line in text.splitlines():
         parts = line.split(None, 3)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the wscheck sandbox needs, idempotently and fast on re-run.
 #
-#   1. System packages: openssh-server, nginx-light (plus iproute2 for `ss` and procps for `ps`), only when
+#   1. System packages: openssh-server, nginx-light (plus iproute2 for `ss` and procps for `ps`), postgresql
+#      (server binaries for the store tests; no cluster is created), only when
 #      missing, through apt-get (as root, else `sudo -n`, else a clear error). Services are NOT started by
 #      the packages' install scripts: the sandbox runs its own sshd and nginx on 127.0.0.1 only.
 #   2. The Node dependencies of deploy/sandbox/app (Next.js 15, React 19, ws 8, and PM2) with `npm ci` from the
@@ -43,6 +44,10 @@ have ss || missing+=(iproute2)
 have ps || missing+=(procps)
 have node || missing+=(nodejs)
 have npm || missing+=(npm)
+# PostgreSQL server binaries, for the store tests on the second engine: tests/support/postgres.py runs its own
+# server (own data directory, own port, as the postgres user); the distribution's cluster is never created.
+have_pg_server() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
+have_pg_server || missing+=(postgresql)
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
@@ -64,6 +69,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     cleanup_policy() { if [ "$added_policy" = 1 ]; then "${as_root[@]}" rm -f "$policy"; fi; }
     trap cleanup_policy EXIT
+    if [[ " ${missing[*]} " == *" postgresql "* ]]; then
+        # postgresql-common reads this before creating (and starting) the default "main" cluster: none, please.
+        "${as_root[@]}" mkdir -p /etc/postgresql-common/createcluster.d
+        echo "create_main_cluster = false" | "${as_root[@]}" tee /etc/postgresql-common/createcluster.d/wscheck.conf \
+            >/dev/null
+    fi
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
         "${missing[@]}" >&2

@@ -76,6 +76,9 @@ MODES: tuple[str, ...] = (
     # wt-host2: PM2 restarting an online app, and the V8 heap limit
     "restart-loop",
     "heap-oom",
+    # wt-host3: the host under the app, for real (a full log file system, the open-files limit)
+    "disk-full",
+    "fd-exhausted",
 )
 
 #: Engine.IO heartbeat of the Socket.IO modes, short so that a test sees several ping rounds in seconds (ms).
@@ -89,6 +92,12 @@ TLS_HOST = "localhost"
 
 #: wt-host: the app's environment switch (deploy/sandbox/app/server.js) that blocks its event loop once listening.
 HANG_ENV = "WSCHECK_APP_HANG"
+
+#: wt-host3 disk-full: the size of the tmpfs the app's PM2 logs go to (filled to the last block).
+DISKFULL_SIZE = "4m"
+#: wt-host3 fd-exhausted: the app's open-files limit (soft and hard), and its switch (server.js) that leaks files.
+FD_LIMIT = 64
+FD_LEAK_ENV = "WSCHECK_APP_FD_LEAK"
 
 #: The system user that runs PM2, nginx and the app when the sandbox is started as root.
 SANDBOX_USER = "wsbox"
@@ -499,6 +508,8 @@ class Sandbox:
         self.squatter_pid_file = self.stash_dir / "squatter.pid"
         #: wt-sio: the PM2_HOME of the pm2-other-home mode's second daemon.
         self.other_pm2_home = self.workdir / "pm2-other"
+        #: wt-host3: the mount point of the disk-full mode's tmpfs (inside this workdir: sandboxes never share it).
+        self.diskfull_dir = self.workdir / "diskfull"
         self.state_file = self.workdir / STATE_FILE
 
         self.ssh_port = 0
@@ -1274,6 +1285,9 @@ class Sandbox:
             and str(env.get("PORT") or inner.get("PORT")) == str(self.app_port)
             and not (env.get("HOSTNAME") or inner.get("HOSTNAME"))  # app-ipv6-only
             and not (env.get(HANG_ENV) or inner.get(HANG_ENV))  # app-hung
+            and not (env.get(FD_LEAK_ENV) or inner.get(FD_LEAK_ENV))  # wt-host3: fd-exhausted
+            and str(env.get("pm_out_log_path") or self.pm2_out_log) == str(self.pm2_out_log)  # wt-host3: disk-full
+            and str(env.get("pm_err_log_path") or self.pm2_error_log) == str(self.pm2_error_log)
             and tcp_accepts(self.app_port)
         )
 
@@ -1428,6 +1442,10 @@ class Sandbox:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=1)
         self._popen.clear()
+        try:
+            self._release_diskfull()  # wt-host3: never leave a mount behind (the workdir could not be removed)
+        except SandboxError as exc:
+            errors.append(str(exc))
         self.sshd_pid = 0
         self.mode = "down"
         if self.state_file.exists():
@@ -1468,6 +1486,7 @@ class Sandbox:
         if not self._app_healthy():
             self._start_app(port=self.app_port)
             self._wait_app_listening(self.app_port)
+        self._release_diskfull()  # wt-host3: the app writes its logs back in PM2_HOME, so nothing holds the tmpfs
         # A file rewritten here is reloaded too: a config on disk newer than the running nginx's last load is
         # itself a finding (nginx.reload), so a healed sandbox must not leave one behind.
         rewritten = False
@@ -1886,6 +1905,80 @@ class Sandbox:
         wait_for("the app answering through nginx", lambda: http_status(self.http_port) == 200, timeout=30)
         if self._pm2_saved():
             raise SandboxError("the PM2 dump still covers the recreated app")
+
+    # ---- wt-host3 modes (issue 12): a full disk and the open-files limit, for real ----------------------------
+
+    def _diskfull_mounted(self) -> bool:
+        """True when this sandbox's tmpfs is mounted (its exact mount point in /proc/self/mountinfo)."""
+        want = str(self.diskfull_dir)
+        try:
+            lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        except OSError:
+            return False
+        # Field 5 is the mount point, with space, tab, newline and backslash octal-escaped (none in our paths).
+        return any(len(f) > 4 and f[4] == want for f in (line.split(" ") for line in lines))
+
+    def _release_diskfull(self) -> None:
+        """Unmount the disk-full tmpfs if it is mounted. Its files go with it (they were only filler and the
+        mode's own log lines). Lazily (`-l`) only if a process still holds a file on it: it is detached at once
+        and freed when that process lets go, so the next mode and `down()` never wait on it."""
+        if not self._diskfull_mounted():
+            return
+        done = subprocess.run(["umount", str(self.diskfull_dir)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            done = subprocess.run(["umount", "-l", str(self.diskfull_dir)], capture_output=True, text=True,
+                                  check=False)
+        if done.returncode != 0 or self._diskfull_mounted():
+            raise SandboxError(f"cannot unmount {self.diskfull_dir}: {done.stderr.strip()}")
+
+    def _break_disk_full(self) -> None:
+        """The app's PM2 logs on a small file system that unrotated logs filled: a tmpfs of DISKFULL_SIZE mounted
+        inside this workdir, the app's `out_file` / `error_file` there, the out log grown to the last block.
+
+        A tmpfs needs root (as the sandbox's user `wsbox` does); without root the mode says so instead."""
+        if not self.is_root:
+            raise SandboxError("disk-full mounts a tmpfs for the app's logs: run the sandbox as root")
+        self.diskfull_dir.mkdir(mode=0o755, exist_ok=True)
+        if not self._diskfull_mounted():
+            pw = self._pw()
+            subprocess.run(["mount", "-t", "tmpfs", "-o",
+                            f"size={DISKFULL_SIZE},mode=0755,uid={pw.pw_uid},gid={pw.pw_gid}",
+                            "wscheck-diskfull", str(self.diskfull_dir)], capture_output=True, text=True, check=True)
+        out = self.diskfull_dir / f"{self.app_name}-out.log"
+        err = self.diskfull_dir / f"{self.app_name}-error.log"
+        self._start_app(port=self.app_port, extra={"out_file": str(out), "error_file": str(err)})
+        self._wait_app_listening(self.app_port)
+        wait_for("the app's ready line in its log on the tmpfs", lambda: out.exists() and out.stat().st_size > 0,
+                 timeout=15, interval=0.1)
+        # What months of unrotated request logging look like, appended to the app's own out log until ENOSPC.
+        line = b"[kathario-saas] GET / 200 - 1.2 ms\n" * 1024
+        with out.open("ab") as log:
+            while True:
+                try:
+                    log.write(line)
+                    log.flush()
+                except OSError:
+                    break
+        wait_for(f"{self.diskfull_dir} to have no free block", lambda: os.statvfs(self.diskfull_dir).f_bavail == 0,
+                 timeout=5, interval=0.1)
+        wait_for("the app to answer through nginx with its log file system full",
+                 lambda: http_status(self.http_port) == 200, timeout=15)
+
+    def _break_fd_exhausted(self) -> None:
+        """The app started under `ulimit -n 64` (prlimit, as a systemd `LimitNOFILE=64` or a shell's ulimit gives it)
+        leaks open files (server.js, FD_LEAK_ENV) until EMFILE, logs it as node does and keeps them: new connections
+        are closed at once (node's EMFILE accept path), /proc/PID/limits shows 64."""
+        prlimit = shutil.which("prlimit", path="/usr/bin:/bin:/usr/sbin:/sbin")
+        if prlimit is None:
+            raise SandboxError("fd-exhausted needs prlimit (util-linux)")
+        self._start_app(port=self.app_port, env={FD_LEAK_ENV: "1"},
+                        extra={"script": prlimit, "interpreter": "none",
+                               "args": [f"--nofile={FD_LIMIT}:{FD_LIMIT}", "--", "npm", "run", "start"]})
+        self._wait_app_status("online")
+        wait_for("EMFILE in the app's PM2 error log",
+                 lambda: self.pm2_error_log.exists() and "EMFILE" in self.pm2_error_log.read_text(errors="replace"),
+                 timeout=60, interval=0.25,
+                 detail=lambda: f"pm2 status: {self.app_status()}\n{_tail(self.pm2_error_log)}")
 
     # ---- wt-nginxrt modes (issue 11) -------------------------------------------------------------------------
 

@@ -698,6 +698,9 @@ def test_entrypoint_fills_in_what_an_env_file_left_empty() -> None:
     assert got["WSCHECK_CONFIG"] == "/config/wscheck.toml"
     got = _entrypoint_env(WSCHECK_DB="/data/other.db", WSCHECK_METRICS_PORT="9100")
     assert got["WSCHECK_DB"] == "/data/other.db" and got["WSCHECK_METRICS_PORT"] == "9100"
+    # a database URL is left alone (a PostgreSQL server, or a SQLite URL naming its own path)
+    for url in ("postgresql://wscheck:pw@db:5432/wscheck?sslmode=require", "sqlite:////data/w.db"):
+        assert _entrypoint_env(WSCHECK_DB=url)["WSCHECK_DB"] == url
 
 
 class _Health(BaseHTTPRequestHandler):

@@ -2,9 +2,9 @@
 and the disk thresholds against the real `df`, over real SSH. Each mode gets its cause and no other; the healthy
 sandbox stays all ok with exit 0.
 
-Not real here: a full disk (no privilege for a small mounted file system in every place this runs) — driven by
-the `disk_warn_percent` / `disk_fail_percent` settings against the real `df` output instead; a kernel OOM kill and
-EMFILE — in-process (tests/unit/test_host_resources.py) with captured `dmesg` / `journalctl` / `/proc` outputs.
+A full disk and EMFILE are real sandbox modes since wt-host3 (tests/integration/test_host_real_faults.py); here
+the thresholds are also driven by the `disk_warn_percent` / `disk_fail_percent` settings against the real `df`.
+A kernel OOM kill stays in-process (tests/unit/test_host_resources.py; deploy/sandbox/README.md says why).
 """
 
 from __future__ import annotations

@@ -342,6 +342,7 @@ def _assert_mode(sb: Any, mode: str) -> None:
         assert through_nginx == 200 and ws_status == 101
     if mode == "healthy":
         assert env["args"] == ["run", "start"] and build_id.is_file()
+        assert not sb._diskfull_mounted()  # wt-host3
         assert "Upgrade $http_upgrade" in Path(sb.site_file).read_text()
     elif mode == "port-mismatch":
         assert status == "online" and str(env["PORT"]) == str(sb.alt_port)
@@ -399,6 +400,18 @@ def _assert_mode(sb: Any, mode: str) -> None:
         assert "worker_connections 2;" in Path(sb.nginx_conf).read_text()
         assert ws_status != 101
         assert "2 worker_connections are not enough" in (Path(sb.nginx_dir) / "error.log").read_text()
+    # -- wt-host3: a full log file system (a tmpfs inside the workdir) and the open-files limit
+    elif mode == "disk-full":
+        assert status == "online" and through_nginx == 200 and ws_status == 101
+        assert env["pm_out_log_path"] == str(Path(sb.diskfull_dir) / f"{sb.app_name}-out.log")
+        assert sb._diskfull_mounted() and os.statvfs(sb.diskfull_dir).f_bavail == 0
+    elif mode == "fd-exhausted":
+        assert status == "online" and "EMFILE" in error_log
+        ((name, pid),) = ports[sb.app_port]
+        assert name == "node"
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        assert re.search(rf"^Max open files\s+{sbmod.FD_LIMIT}\s+{sbmod.FD_LIMIT}\s", limits, re.MULTILINE), limits
+        assert len(os.listdir(f"/proc/{pid}/fd")) >= sbmod.FD_LIMIT - 2  # the leak holds them
     # wt-host2: a restart loop re-stamps created_at at every restart, so its dump always looks older (the
     # diagnosis lets pm2_restart_loop_online explain pm2.saved's "stale").
     if mode not in ("pm2-not-saved", "restart-loop"):
@@ -427,6 +440,8 @@ def test_down_leaves_no_process_of_the_sandbox_user(sb: Any) -> None:
     """Only this sandbox's processes count: others (the test session's own sandbox, a developer's) may run
     as the same user at the same time. They carry the marker WSCHECK_SANDBOX=<workdir> in their environment."""
     uid = pwd.getpwnam(sb.user).pw_uid
+    sb.set_mode("disk-full")  # wt-host3: down() also unmounts the mode's tmpfs (asserted below)
+    assert sb._diskfull_mounted()
 
     def mine() -> dict[int, str]:
         marked = sbmod._pids_with_env(sbmod.MARKER_ENV, str(sb.workdir), uid)
@@ -442,3 +457,4 @@ def test_down_leaves_no_process_of_the_sandbox_user(sb: Any) -> None:
     assert not after, f"down() left processes of this sandbox: {after}"
     assert not set(ports) & set(listeners())
     assert not any(str(sb.workdir) in args for args in user_processes(sb.user).values())
+    assert not sb._diskfull_mounted()  # wt-host3: no mount left behind

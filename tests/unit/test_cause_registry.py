@@ -86,7 +86,9 @@ def test_an_unregistered_cause_gets_the_generic_step_and_kind() -> None:
 def test_incident_kind_follows_the_registry() -> None:
     for spec in CAUSE_SPECS:
         assert incidents._kind(spec.id) == spec.incident_kind
-    assert [s.id for s in CAUSE_SPECS if s.incident_kind == "unreachable"] == ["target_unreachable"]
+    # wt-host3: pm2 off the PATH is "we cannot see PM2", never "the app is down" (issue 12 item 7).
+    assert [s.id for s in CAUSE_SPECS if s.incident_kind == "unreachable"] == [
+        "target_unreachable", "pm2_binary_not_found"]
 
 
 def test_every_description_exists_in_english_and_korean() -> None:

@@ -1,11 +1,11 @@
 """The fix cooldown counts every execution in its window, however many other audit rows (refused clicks, notes)
-came after them. A real SQLite store in tmp_path; the Remediation is built around it with a stub service."""
+came after them. A real SQLite store in tmp_path; the Remediation is built around it with a stub service.
+tests/integration/test_cooldown_postgresql.py runs the same tests on PostgreSQL (the count is SQL of the store's)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -13,13 +13,14 @@ import pytest
 
 from bot.remediation import Remediation, RemediationError
 from bot.store import Store
+from tests.support.stores import Backend
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(tmp_path / "wscheck.db", clock=lambda: T0) as opened:
+async def store(backend: Backend) -> AsyncIterator[Store]:
+    async with await Store.open(backend.url, clock=lambda: T0) as opened:
         yield opened
 
 

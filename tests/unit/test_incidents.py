@@ -550,7 +550,7 @@ def test_invariants_over_random_histories(raw: list[tuple[int, str, tuple[str, .
         if inc is not None:
             assert inc.is_open and inc.first_failure_at <= inc.opened_at
             assert inc.cause == inc.headline.cause and inc.headline.severity in (Status.FAIL, Status.ERROR)
-            assert (inc.kind == "unreachable") == (inc.cause == "target_unreachable")
+            assert (inc.kind == "unreachable") == (inc.cause in ("target_unreachable", "pm2_binary_not_found"))
         if state.last_incident is not None:
             assert state.last_incident.resolved_at is not None
         state = persisted(state)

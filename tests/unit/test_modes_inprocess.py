@@ -37,6 +37,9 @@ EXPECTED = {
     # wt-host2 (tests/integration/test_host_sandbox.py)
     "restart-loop": ["pm2_restart_loop_online"],
     "heap-oom": ["host_out_of_memory"],
+    # wt-host3 (tests/integration/test_host_real_faults.py)
+    "disk-full": ["host_disk_full"],
+    "fd-exhausted": ["process_fd_exhausted"],
 }
 
 

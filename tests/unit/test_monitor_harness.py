@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -18,6 +17,7 @@ from bot.settings import load_settings
 from bot.store import Store
 from checks.config import Target
 from checks.models import Cause, CheckResult, Status, TargetReport
+from tests.support.stores import Backend
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 WEB = Target(name="web", pm2_app="chat", app_port=3000, app_dir="/srv/chat")
@@ -80,9 +80,9 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+async def harness(backend: Backend) -> AsyncIterator[Harness]:
     clock = Clock()
-    async with await Store.open(tmp_path / "wscheck.db", clock=clock) as store:
+    async with await Store.open(backend.url, clock=clock) as store:
         h = Harness(store, clock)
         yield h
         await h.monitor.stop()

@@ -367,3 +367,38 @@ async def test_a_location_that_redirects_is_named_a_redirect_from_the_route_mode
     websocket = report.result("nginx.websocket")
     assert websocket is not None and websocket.status is FAIL and websocket.details["reason"] == "redirect"
     assert [c.cause for c in report.diagnosis] == ["ws_upgrade_redirected"]
+
+
+async def test_reload_time_uses_the_clock_read_with_ps_not_the_shared_date() -> None:
+    """A busy host: the shared `date` fact was read seconds before `ps` (the 5 MB dump's parse ran in between).
+    Ages are measured against the clock read in the same command, so a fresh reload is not older than its files
+    (the CI flake of test_bounded_input: nginx_reload_pending on a healthy stack)."""
+    from checks.runner import run_checks
+    from checks.transport import CommandResult, FunctionTransport
+    from tests.support.captured import TARGET as CAPTURED_TARGET
+    from tests.support.captured import Replay, load
+
+    fake = Replay(load("healthy"))
+    ps_now = 1_800_000_000
+    master = 4242
+
+    def run(argv: tuple[str, ...]) -> CommandResult:
+        if argv[:1] == ("date",):
+            return CommandResult(argv, 0, f"{ps_now - 5} +0000\n", "", 1.0)  # read 5 s before ps
+        if argv[:2] == ("sh", "-c") and "ps -C" in argv[2]:
+            rows = (f"{ps_now}\n {master} 1 100 nginx: master process nginx\n"
+                    f" {master + 1} {master} 2 nginx: worker process\n")
+            return CommandResult(argv, 0, rows, "", 1.0)
+        if argv[:2] == ("head", "-c"):  # the pid file
+            return CommandResult(argv, 0, f"{master}\n", "", 1.0)
+        result = fake.run(argv)
+        if argv[:2] == ("stat", "-c"):  # every file written 3 s before ps, i.e. 1 s before the reload
+            lines = [f"{line.rsplit('|', 2)[0]}|{ps_now - 3}|{line.rsplit('|', 1)[1]}"
+                     for line in result.stdout.splitlines() if line.count("|") >= 2]
+            return CommandResult(argv, 0, "\n".join(lines) + "\n", "", 1.0)
+        return result
+
+    report = await run_checks(CAPTURED_TARGET, FunctionTransport(run), ["nginx.reload"])
+    (check,) = report.checks
+    assert check.status is OK, check
+    assert check.details["loaded_at"] == ps_now - 2 and check.details["pending"] == []

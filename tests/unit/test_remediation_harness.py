@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from checks.config import TargetsConfig
 from checks.transport import CommandResult, FunctionTransport
 from checks.transport.mock import serve_streams
 from tests.support.captured import TARGET, Replay, load, route_public_probes
+from tests.support.stores import Backend
 from tests.unit.test_monitor_harness import T0, Clock, RecordingSink
 
 APPROVER, REQUESTER = "U0APPROVE", "U0REQUEST"
@@ -97,8 +97,8 @@ async def abort_note(store: Store) -> str:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(tmp_path / "wscheck.db", clock=lambda: T0) as opened:
+async def store(backend: Backend) -> AsyncIterator[Store]:
+    async with await Store.open(backend.url, clock=lambda: T0) as opened:
         yield opened
 
 

@@ -70,6 +70,22 @@ app
       if (process.env.WSCHECK_APP_HANG === '1') {
         setImmediate(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0));
       }
+      // wscheck sandbox "fd-exhausted": a leak of open files under a low `ulimit -n`. Opens until EMFILE, says so
+      // as a real app does, and keeps them: from then on node closes each new connection at once.
+      if (process.env.WSCHECK_APP_FD_LEAK === '1') {
+        const fs = require('fs');
+        const leaked = [];
+        setImmediate(() => {
+          for (;;) {
+            try {
+              leaked.push(fs.openSync(__filename, 'r'));
+            } catch (err) {
+              process.stderr.write(`[kathario-saas] cannot open ${__filename} (${leaked.length} open): ${err.message}\n`);
+              break;
+            }
+          }
+        });
+      }
     });
   })
   .catch((err) => fail('Next.js failed to start', err));

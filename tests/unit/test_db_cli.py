@@ -1,0 +1,121 @@
+"""`wscheck db status` / `wscheck db migrate` for operators, on a real SQLite file (the PostgreSQL runs are in
+tests/integration/test_store_postgresql_only.py): exit codes, what they print, and what they refuse."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import bot.store as store_module
+from bot.cli import EXIT_UNKNOWN, main
+from bot.store import MIGRATIONS, Migration, Store
+from tests.support.botproc import bot_env
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WSCHECK_DB", raising=False)
+    monkeypatch.delenv("WSCHECK_CONFIG", raising=False)
+
+
+def test_status_then_migrate_then_status(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    code, out, _ = run(capsys, "db", "status", "--db", str(db))
+    assert code == 1 and f"database: {db} (sqlite)" in out and "none yet" in out
+    assert not db.exists()  # looking creates nothing
+
+    code, out, _ = run(capsys, "db", "migrate", "--db", str(db))
+    assert (code, out) == (0, f"database {db}: migrated from schema version 0 to {len(MIGRATIONS)}\n")
+    code, out, _ = run(capsys, "db", "migrate", "--db", str(db))
+    assert (code, out) == (0, f"database {db}: schema version {len(MIGRATIONS)}, up to date\n")
+
+    code, out, _ = run(capsys, "db", "status", "--db", f"sqlite:///{db}")
+    lines = out.splitlines()
+    assert code == 0, out
+    assert lines[1] == f"schema: version {len(MIGRATIONS)}; this wscheck: version {len(MIGRATIONS)}"
+    assert [line.split()[:2] for line in lines[2:]] == [["applied", str(m.version)] for m in MIGRATIONS]
+    assert lines[2].endswith(MIGRATIONS[0].name)
+
+
+def test_status_shows_pending_steps_and_migrate_applies_them(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "w.db"
+    assert run(capsys, "db", "migrate", "--db", str(db))[0] == 0
+    step = Migration(version=len(MIGRATIONS) + 1, name="add notes", statements=("CREATE TABLE notes (x TEXT)",))
+    monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, step))
+    code, out, _ = run(capsys, "db", "status", "--db", str(db))
+    assert code == 1 and out.splitlines()[-1].split()[:2] == ["pending", str(step.version)], out
+    assert out.rstrip().endswith("add notes")
+    code, out, _ = run(capsys, "db", "migrate", "--db", str(db))
+    assert code == 0 and f"from schema version {len(MIGRATIONS)} to {step.version}" in out
+
+
+def test_newer_database_is_an_error_for_status_migrate_and_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "w.db"
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA user_version = 99")
+    con.close()
+    for action in ("status", "migrate"):
+        code, out, err = run(capsys, "db", action, "--db", str(db))
+        assert code == EXIT_UNKNOWN, (out, err)
+        assert f"schema version 99, but this wscheck only knows versions up to {len(MIGRATIONS)}" in err
+        assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_migrate_is_refused_while_a_bot_holds_the_database(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+
+    async def holding() -> None:
+        async with await Store.open(db):
+            code, _, err = await asyncio.to_thread(run, capsys, "db", "migrate", "--db", str(db))
+            assert code == EXIT_UNKNOWN and "already in use" in err and "PostgreSQL" in err
+            code, out, _ = await asyncio.to_thread(run, capsys, "db", "status", "--db", str(db))
+            assert code == 0, out  # looking is fine while it runs
+
+    asyncio.run(holding())
+
+
+def test_bad_values_name_the_field(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, _, err = run(capsys, "db", "status", "--db", "mysql://root:hunter2@db/w")
+    assert code == EXIT_UNKNOWN and err.startswith("wscheck: --db: unsupported database scheme 'mysql'")
+    assert "hunter2" not in err
+    monkeypatch.setenv("WSCHECK_DB", "postgresql://u:hunter2@db:0x10/w")
+    code, _, err = run(capsys, "db", "migrate")
+    assert code == EXIT_UNKNOWN and err.startswith("wscheck: environment: WSCHECK_DB: 'postgresql://u:***@db:0x10/w'")
+    assert "hunter2" not in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as exited:
+        main(["db"])
+    assert exited.value.code == EXIT_UNKNOWN and "required: ACTION" in capsys.readouterr().err
+
+
+def test_run_refuses_a_database_newer_than_itself(tmp_path: Path) -> None:
+    """The real `wscheck run`: exit 78 (EX_CONFIG, not restarted by systemd), one line naming both versions."""
+    db = tmp_path / "w.db"
+    con = sqlite3.connect(db)
+    con.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    con.close()
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "run", "--console"], cwd=tmp_path, timeout=120,
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                            env=bot_env({"WSCHECK_DB": str(db), "WSCHECK_MONITOR": "false"}))
+    assert result.returncode == 78, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.endswith(
+        f"ERROR wscheck: cannot start: database {db} has schema version {len(MIGRATIONS) + 1}, but this wscheck "
+        f"only knows versions up to {len(MIGRATIONS)}: it was written by a newer wscheck; upgrade wscheck (or point "
+        f"WSCHECK_DB at another database)")
