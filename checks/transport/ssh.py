@@ -28,7 +28,7 @@ import logging
 import re
 import shlex
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -275,25 +275,35 @@ class SSHTransport(Transport):
                                      details={"library_error": str(exc)}) from None
             return conn, proc
 
+    @contextlib.contextmanager
+    def _on_channel(self, conn: asyncssh.SSHClientConnection, proc: Any) -> Iterator[None]:
+        """What ends a channel's use, the same for one command and for a batch: a cancelled caller abandons the
+        remote process (its `timeout -k` ends it there), a lost connection is dropped (the next call rebuilds it)
+        and said as the target's, and the channel is closed whatever happened."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            _abandon(proc)
+            raise
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
+            self._drop(conn)
+            raise TransportError(msg("transport.connection_lost", host=self.target.host),
+                                 details={"library_error": str(exc)}) from None
+        finally:
+            proc.close()
+
     async def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult:
         command = shlex.join(remote_argv(argv, timeout))
         started = time.perf_counter()
         async with self._channels:
             conn, proc = await self._open(command, argv[0])
-            try:
-                done = await proc.wait(check=False, timeout=timeout + KILL_AFTER + _GRACE)
-            except TimeoutError:
-                _abandon(proc)
-                raise CommandTimeout(msg("transport.command_timeout", command=argv[0], timeout=timeout)) from None
-            except asyncio.CancelledError:
-                _abandon(proc)
-                raise
-            except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
-                self._drop(conn)
-                raise TransportError(msg("transport.connection_lost", host=self.target.host),
-                                     details={"library_error": str(exc)}) from None
-            finally:
-                proc.close()
+            with self._on_channel(conn, proc):
+                try:
+                    done = await proc.wait(check=False, timeout=timeout + KILL_AFTER + _GRACE)
+                except TimeoutError:
+                    _abandon(proc)
+                    raise CommandTimeout(msg("transport.command_timeout", command=argv[0],
+                                             timeout=timeout)) from None
         status = done.exit_status
         if status is None:
             status = 128 + 9 if done.exit_signal else -1
@@ -403,53 +413,46 @@ class SSHTransport(Transport):
                  asyncio.ensure_future(pump(proc.stderr, reader.feed_stderr))]
         fell_back = False
         try:
-            while not reader.complete:
-                for p in pumps:
-                    if p.done() and p.exception() is not None:
-                        raise p.exception()  # type: ignore[misc]
-                if all(p.done() for p in pumps):
-                    # The script ended early: a login shell that cannot run it (csh and a multi-line quote), or a
-                    # killed session. The rest run on their own channels, which say what is wrong if anything is.
-                    raise _BatchEnded(reader.done)
-                now = time.perf_counter()
-                hard = began[0] + timeout + KILL_AFTER + _GRACE
-                if now >= hard:
-                    fall_back(reader.done + 1)
-                    i = reader.done
-                    if not futures[i].done():
-                        futures[i].set_exception(CommandTimeout(msg("transport.command_timeout",
-                                                                    command=argvs[i][0], timeout=timeout)))
-                    _abandon(proc)
-                    return
-                soft = began[0] + BATCH_PATIENCE
-                if now >= soft and not fell_back:
-                    # A busy event loop (hundreds of targets) may not have read what already arrived: look again
-                    # after the reads had their turn, so the bot's own lateness does not double the commands.
-                    done_before = reader.done
-                    for _ in range(3):
-                        await asyncio.sleep(0)
-                    if reader.done != done_before or reader.complete:
-                        continue
-                    self.batch_fallbacks += 1
-                    log.debug("batch on %s: %s still running after %g s; the %d command(s) after it start on their "
-                              "own channels", self.target.name, argvs[reader.done][0], BATCH_PATIENCE,
-                              len(argvs) - reader.done - 1)
-                    fall_back(reader.done + 1)
-                    fell_back = True
-                progress.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(progress.wait(), (hard if fell_back else soft) - now)
-        except asyncio.CancelledError:
-            _abandon(proc)
-            raise
-        except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
-            self._drop(conn)
-            raise TransportError(msg("transport.connection_lost", host=self.target.host),
-                                 details={"library_error": str(exc)}) from None
+            with self._on_channel(conn, proc):
+                while not reader.complete:
+                    for p in pumps:
+                        if p.done() and p.exception() is not None:
+                            raise p.exception()  # type: ignore[misc]
+                    if all(p.done() for p in pumps):
+                        # The script ended early: a login shell that cannot run it (csh and a multi-line quote), or a
+                        # killed session. The rest run on their own channels, which say what is wrong if anything is.
+                        raise _BatchEnded(reader.done)
+                    now = time.perf_counter()
+                    hard = began[0] + timeout + KILL_AFTER + _GRACE
+                    if now >= hard:
+                        fall_back(reader.done + 1)
+                        i = reader.done
+                        if not futures[i].done():
+                            futures[i].set_exception(CommandTimeout(msg("transport.command_timeout",
+                                                                        command=argvs[i][0], timeout=timeout)))
+                        _abandon(proc)
+                        return
+                    soft = began[0] + BATCH_PATIENCE
+                    if now >= soft and not fell_back:
+                        # A busy event loop (hundreds of targets) may not have read what already arrived: look again
+                        # after the reads had their turn, so the bot's own lateness does not double the commands.
+                        done_before = reader.done
+                        for _ in range(3):
+                            await asyncio.sleep(0)
+                        if reader.done != done_before or reader.complete:
+                            continue
+                        self.batch_fallbacks += 1
+                        log.debug("batch on %s: %s still running after %g s; the %d command(s) after it start on their "
+                                  "own channels", self.target.name, argvs[reader.done][0], BATCH_PATIENCE,
+                                  len(argvs) - reader.done - 1)
+                        fall_back(reader.done + 1)
+                        fell_back = True
+                    progress.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(progress.wait(), (hard if fell_back else soft) - now)
         finally:
             for p in pumps:
                 p.cancel()
-            proc.close()
 
     async def open_tcp(self, host: str, port: int, *, timeout: float) -> ByteStream:
         """A direct-tcpip channel: the target needs no curl, and nothing listens on the bot's side."""
