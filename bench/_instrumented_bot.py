@@ -122,6 +122,12 @@ def _staggered_add_job(self: AsyncIOScheduler, func: Any, *args: Any, **kwargs: 
 
 
 AsyncIOScheduler.start = _start
+if os.environ.get("BENCH_UNBATCHED") == "1":
+    # wt-perf's comparison (a what-if, not the product): every command on its own SSH channel, as before batches.
+    from checks.transport.base import Transport
+    from checks.transport.ssh import SSHTransport
+
+    SSHTransport.start_many = Transport.start_many  # type: ignore[method-assign]
 if os.environ.get("BENCH_STAGGER") == "1":
     AsyncIOScheduler.add_job = _staggered_add_job
 monitor.Monitor.full_probe = _timed("full", monitor.Monitor.full_probe)  # type: ignore[method-assign,assignment]

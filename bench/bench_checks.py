@@ -8,7 +8,7 @@ Starts the sandbox stack (deploy/sandbox), then measures, side by side in one ru
      slowest single command (`pm2 jlist`) on the same warm connection.
 Prints the ratios; copy them into bench/RESULTS.md.
 
-    .venv/bin/python bench/bench_checks.py [--rounds 15] [--tls]
+    .venv/bin/python bench/bench_checks.py [--rounds 15] [--tls] [--warm-only]
 
 --tls (wt-tls): the sandbox in mode `https` and its https target, only part C: the TLS facts come from the
 probes' own handshake and the certificate file is read in the same round, so the ratio must stay the same.
@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from checks import commands  # noqa: E402
 from checks.config import Target, load_targets  # noqa: E402
 from checks.runner import run_checks  # noqa: E402
+from checks.transport.base import CommandResult, Transport  # noqa: E402
 from checks.transport.ssh import SSHTransport  # noqa: E402
 
 
@@ -86,12 +89,23 @@ def cold_noop() -> float:
     return time.perf_counter() - started
 
 
-async def warm(target: Target, rounds: int) -> tuple[list[float], list[float]]:
+class UnbatchedSSH(SSHTransport):
+    """wt-perf's comparison: every command on its own channel, as before the batches (Transport's default)."""
+
+    def start_many(self, argvs: Sequence[Sequence[str]], *, timeout: float) -> list[asyncio.Future[CommandResult]]:
+        return Transport.start_many(self, argvs, timeout=timeout)
+
+
+async def warm(target: Target, rounds: int) -> tuple[list[float], list[float], list[float]]:
+    """Per round, interleaved on two warm connections: `pm2 jlist` alone, the full checklist as the bot runs it,
+    and the full checklist with one channel per command (the way before wt-perf)."""
     transport = SSHTransport(target)
+    unbatched = UnbatchedSSH(target)
     try:
-        report = await run_checks(target, transport)  # connect + warm up
-        assert report.exit_code == 0, report.to_json_dict()
-        full, jlist = [], []
+        for t in (transport, unbatched):
+            report = await run_checks(target, t)  # connect + warm up
+            assert report.exit_code == 0, report.to_json_dict()
+        full, jlist, solo = [], [], []
         for _ in range(rounds):
             started = time.perf_counter()
             await transport.run(commands.pm2(target, "jlist"), timeout=30)
@@ -100,15 +114,31 @@ async def warm(target: Target, rounds: int) -> tuple[list[float], list[float]]:
             report = await run_checks(target, transport)
             full.append(time.perf_counter() - started)
             assert report.exit_code == 0
-        return full, jlist
+            started = time.perf_counter()
+            report = await run_checks(target, unbatched)
+            solo.append(time.perf_counter() - started)
+            assert report.exit_code == 0
+        return full, jlist, solo
     finally:
         await transport.aclose()
+        await unbatched.aclose()
+
+
+def p90(values: list[float]) -> float:
+    return sorted(values)[max(0, int(len(values) * 0.9) - 1)]
+
+
+def load_note() -> str:
+    """The machine's load while the bench ran (other helpers share the 2 cores)."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--tls", action="store_true", help="https target (sandbox mode https), part C only")
+    parser.add_argument("--warm-only", action="store_true", help="parts A and B once only (a quick look at C)")
     args = parser.parse_args()
     if args.tls:
         main_tls(args.rounds)
@@ -123,10 +153,12 @@ def main() -> None:
         config.write_text(box.target_toml())
         (target,) = load_targets(config).targets
         seeds = seed_commands(box, target)
-        manual = [run_seq(seeds) for _ in range(max(3, args.rounds // 3))]
-        cold = [cold_cli(config) for _ in range(max(3, args.rounds // 3))]
-        noop = [cold_noop() for _ in range(5)]
-        full, jlist = asyncio.run(warm(target, args.rounds))
+        few = 1 if args.warm_only else max(3, args.rounds // 3)
+        manual = [run_seq(seeds) for _ in range(few)]
+        cold = [cold_cli(config) for _ in range(few)]
+        noop = [cold_noop() for _ in range(1 if args.warm_only else 5)]
+        full, jlist, solo = asyncio.run(warm(target, args.rounds))
+        load = load_note()
     finally:
         box.down()
     med = statistics.median
@@ -134,10 +166,15 @@ def main() -> None:
     print(f"wscheck check --json, fresh process (cold):               median {med(cold):.3f} s"
           f"  -> {med(manual) / med(cold):.1f}x faster")
     print(f"full checklist in-process, warm connection:               median {med(full):.3f} s"
-          f" (p90 {sorted(full)[int(len(full) * 0.9) - 1]:.3f})  -> {med(manual) / med(full):.1f}x faster")
-    print(f"slowest single command (pm2 jlist), warm connection:      median {med(jlist):.3f} s")
-    print(f"full checklist / pm2 jlist:                               {med(full) / med(jlist):.2f}x")
+          f" (p90 {p90(full):.3f})  -> {med(manual) / med(full):.1f}x faster")
+    print(f"  same, one SSH channel per command (no batch):           median {med(solo):.3f} s (p90 {p90(solo):.3f})")
+    print(f"slowest single command (pm2 jlist), warm connection:      median {med(jlist):.3f} s"
+          f" (p90 {p90(jlist):.3f})")
+    print(f"full checklist / pm2 jlist:                               {med(full) / med(jlist):.2f}x"
+          f"   (one channel per command: {med(solo) / med(jlist):.2f}x)")
+    print(f"per-round ratio full / jlist: median {med([a / b for a, b in zip(full, jlist, strict=True)]):.2f}x")
     print(f"`wscheck checks` (interpreter + CLI, no I/O):             median {med(noop):.3f} s")
+    print(f"rounds {args.rounds}; {load}")
 
 
 def main_tls(rounds: int) -> None:
@@ -151,12 +188,13 @@ def main_tls(rounds: int) -> None:
         config = workdir / "wscheck-tls.toml"
         config.write_text(box.tls_target_toml())
         (target,) = load_targets(config).targets
-        full, jlist = asyncio.run(warm(target, rounds))
+        full, jlist, solo = asyncio.run(warm(target, rounds))
+        load = load_note()
     finally:
         box.down()
     med = statistics.median
     print(f"https target, full checklist in-process, warm connection: median {med(full):.3f} s"
-          f" (p90 {sorted(full)[int(len(full) * 0.9) - 1]:.3f})")
+          f" (p90 {p90(full):.3f}); one channel per command {med(solo):.3f} s; {load}")
     print(f"slowest single command (pm2 jlist), warm connection:      median {med(jlist):.3f} s")
     print(f"full checklist / pm2 jlist:                               {med(full) / med(jlist):.2f}x")
 

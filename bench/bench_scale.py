@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import re
 import shutil
 import statistics
@@ -62,6 +63,9 @@ class Result:
     sim_cpu: float = math.nan
     sim_cpu_peak: float = math.nan
     stagger: bool = False
+    unbatched: bool = False
+    #: The machine's 1-minute load average at the end of the window (other work shares the cores).
+    load: float = math.nan
     alerts_total: int = 0
     late: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     submit_late: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
@@ -87,7 +91,7 @@ def _log_time(stamp: str) -> float:
 
 
 async def one(n: int, canary: bool, args: argparse.Namespace) -> Result:
-    res = Result(targets=n, canary=canary, jitter=args.jitter, stagger=args.stagger)
+    res = Result(targets=n, canary=canary, jitter=args.jitter, stagger=args.stagger, unbatched=args.unbatched)
     work = Path(tempfile.mkdtemp(prefix=f"wscheck-scale-{n}-", dir="/tmp"))
     sim = Child([PYTHON, str(ROOT / "bench" / "simtargets.py"), "serve", "--targets", str(n), "--workdir", str(work),
                  "--latency-scale", str(args.latency_scale)], bot_env({}), name="simtargets")
@@ -106,6 +110,7 @@ async def one(n: int, canary: bool, args: argparse.Namespace) -> Result:
             "WSCHECK_LOG_LEVEL": "debug",
             "WSCHECK_DB": str(work / "wscheck.db"),
             **({"BENCH_STAGGER": "1"} if args.stagger else {}),
+            **({"BENCH_UNBATCHED": "1"} if args.unbatched else {}),
         })
         bot = Child(bot_argv(work / "wscheck.toml", instrumented=True, console=True), env, name="bot")
         started = time.monotonic()
@@ -139,6 +144,7 @@ async def one(n: int, canary: bool, args: argparse.Namespace) -> Result:
         res.duration = t1 - t0
         window = bot_sampler.window(t0 - 1.5, t1 + 0.1)
         res.cpu = Sampler.cpu_share(window)
+        res.load = os.getloadavg()[0]
         res.cpu_peak = Sampler.cpu_share_peak(window)
         res.rss_max_mb = max(s.rss_kb for s in window) / 1024
         res.rss_end_mb = window[-1].rss_kb / 1024
@@ -163,6 +169,9 @@ async def one(n: int, canary: bool, args: argparse.Namespace) -> Result:
                 res.sim_stats = json.loads(line.text.removeprefix("simtargets stats "))
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+        elif bot is not None:
+            (work / "bot.stderr.log").write_text("".join(line.text + "\n" for line in bot.err))
+            print(f"  kept {work} (bot.stderr.log: the bot's log)", file=sys.stderr)
     return res
 
 
@@ -224,7 +233,8 @@ def report(results: list[Result]) -> None:
         took = r.took["full"]
         took_s = f"{pct(took, 50):.2f} / {pct(took, 99):.2f} s" if took else "-"
         bad = f"{sum(v for k, v in r.statuses.items() if k != 'ok')}/{sum(r.statuses.values())}, {r.alerts_total}"
-        jitter = f"{r.jitter:g} s" + (" + stagger (what-if)" if r.stagger else "")
+        jitter = f"{r.jitter:g} s" + (" + stagger (what-if)" if r.stagger else "") + \
+            (" + unbatched (what-if)" if r.unbatched else "")
         print(f"| {r.targets} | {'on' if r.canary else 'off'} | {jitter} | {_f(r.cpu)} / {_f(r.cpu_peak)} | "
               f"{_f(r.rss_max_mb, ' MB', 0)} / {_f(r.rss_end_mb, ' MB', 0)} / {_f(r.hwm_mb, ' MB', 0)} | "
               f"{_lat(r.late['full'])} | {_lat(r.late['fast'])} | {done} | {skipped} | {took_s} | {bad} | "
@@ -232,6 +242,8 @@ def report(results: list[Result]) -> None:
     print()
     for r in results:
         dev = [abs(d) for d in r.interval_dev]
+        print(f"N={r.targets}: machine load average (1 min) at the end of the window {r.load:.2f} "
+              f"on {os.cpu_count()} cores")
         print(f"N={r.targets} canary={'on' if r.canary else 'off'}: start-up to ready {_f(r.startup_s, ' s', 1)}, "
               f"to first full check of every target {_f(r.first_round_s, ' s', 1)}; "
               f"full-probe statuses {dict(r.statuses)}; alerts in the window {r.alerts} (since start "
@@ -264,6 +276,8 @@ def main() -> None:
     parser.add_argument("--stagger", action="store_true",
                         help="what-if for bots before a6ea518 (which spread targets themselves): offset each "
                              "target's first runs over the interval (see bench/_instrumented_bot.py)")
+    parser.add_argument("--unbatched", action="store_true",
+                        help="what-if for bots before wt-perf: every command on its own SSH channel, no batches")
     parser.add_argument("--keep", action="store_true", help="keep the work directories in /tmp")
     args = parser.parse_args()
     soft, hard = raise_nofile()

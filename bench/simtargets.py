@@ -1,6 +1,7 @@
 """Simulated targets for bench/bench_scale.py: N SSH servers and one "nginx", all in ONE process.
 
     .venv/bin/python bench/simtargets.py serve --targets 500 --workdir DIR [--latency-scale 1]
+    .venv/bin/python bench/simtargets.py canned [--out bench/simtargets_canned.json] [--mode healthy]
     .venv/bin/python bench/simtargets.py capture [--out bench/simtargets_canned.json] [--sandbox-workdir DIR]
 
 `serve` listens on 127.0.0.1 only:
@@ -19,8 +20,14 @@ It writes into DIR: `id_ed25519` (the client key), `known_hosts` (`[127.0.0.1]:P
 `targets.json` (ports) and `wscheck.toml` (N targets `sim001`…), then prints `simtargets ready: …` on
 stdout. On SIGTERM/SIGINT it prints `simtargets stats {json}` (commands served, unknown commands, channels).
 
-`capture` starts the sandbox (deploy/sandbox; or uses a running one), runs the real checklist through the
-real SSH transport three times while recording every command and its output, and writes the JSON that
+`canned` (wt-perf; how bench/simtargets_canned.json is made now) converts the captured sandbox fixtures
+(tests/fixtures/captured/modes/healthy.json, re-recorded whenever a command of the checklist changes), so the
+simulated targets always answer the checklist's current commands; delays: DELAY_* below. `serve` also answers
+the batches of checks.transport.batch (one channel, the commands in turn) and strips the `timeout -k K T` that
+every command runs under.
+
+`capture` (the older way) starts the sandbox (deploy/sandbox; or uses a running one), runs the real checklist
+through the real SSH transport three times while recording every command and its output, and writes the JSON that
 `serve` replays (sandbox paths replaced by @WORKDIR@, the nginx port by @HTTP_PORT@; `ps` and `ss`
 reduced to the stack's own processes and ports plus the kernel threads).
 """
@@ -58,6 +65,8 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
+
+from checks.transport.batch import RENICE, batch_outputs, split_script
 
 HERE = Path(__file__).resolve().parent
 CANNED = HERE / "simtargets_canned.json"
@@ -196,6 +205,91 @@ def capture(out: Path, sandbox_workdir: Path | None, rounds: int) -> None:
     print(f"captured {len(commands)} commands into {out}", file=sys.stderr)
 
 
+# == canned data from the captured sandbox fixtures (wt-perf) ================================================
+
+FIXTURES = HERE.parent / "tests" / "fixtures" / "captured" / "modes"
+#: The fixtures carry outputs, not timings. A command on its own channel answers after DELAY_OTHER, `pm2 jlist`
+#: after DELAY_JLIST, and a batch (checks.transport.batch) answers its commands one after another, BATCH_STEP
+#: each. Measured on the sandbox (bench/timeline.py, wt-perf): jlist 86-120 ms warm; a command on its own
+#: channel 7-15 ms; the first-round batch of 16 commands ~70 ms, ~4.4 ms a command.
+DELAY_JLIST = 0.100
+DELAY_OTHER = 0.010
+BATCH_STEP = 0.0045
+
+
+def _god_and_nginx_roots(commands: list[dict[str, Any]], target: dict[str, Any]) -> set[int]:
+    """The app's PM2 God Daemon (above the pid `pm2 jlist` gives the app) and nginx's master (its pid file)."""
+    ps = next(c["stdout"] for c in commands if c["argv"][:2] == ["ps", "-eo"])
+    parent = {}
+    comm = {}
+    for line in ps.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) >= 3 and parts[0].isdigit() and parts[1].isdigit():
+            parent[int(parts[0])] = int(parts[1])
+            comm[int(parts[0])] = parts[3] if len(parts) == 4 else ""
+    roots: set[int] = set()
+    jlist = next(c["stdout"] for c in commands if c["argv"][-1] == "jlist")
+    for proc in json.loads(jlist):
+        if proc.get("name") == target["pm2_app"] and proc.get("pid"):
+            pid = int(proc["pid"])
+            while pid in parent and not comm.get(pid, "").startswith("PM2 v"):
+                pid = parent[pid]
+            if pid in parent:
+                roots.add(pid)
+    pid_file = next((c["stdout"].strip() for c in commands if c["argv"][:3] == ["head", "-c", "32"]), "")
+    if pid_file.isdigit():
+        roots.add(int(pid_file))
+    return roots
+
+
+def canned_from_fixtures(fixtures: Path = FIXTURES, mode: str = "healthy") -> dict[str, Any]:
+    """The canned answers from the captured sandbox mode (tests/fixtures/captured/modes/MODE.json, re-recorded
+    by `python -m tests.fixtures.captured.modes.capture` whenever a command changes), so the simulated targets
+    answer exactly the commands the checklist runs now. Only the stack's own processes and ports are kept in
+    the process and socket tables (the capture machine runs other sandboxes too)."""
+    import tomllib
+    from urllib.parse import urlsplit
+
+    (target,) = tomllib.loads((fixtures / "target.toml").read_text())["targets"]
+    data = json.loads((fixtures / f"{mode}.json").read_text())
+    commands = data["commands"]
+    wd = target["pm2_home"].rsplit("/", 1)[0]
+    http_port = urlsplit(target["public_url"]).port
+    roots = _god_and_nginx_roots(commands, target)
+    nginx_pids = {r for r in roots if any(c["argv"][:3] == ["head", "-c", "32"] and c["stdout"].strip() == str(r)
+                                          for c in commands)}
+
+    def clean(text: str) -> str:
+        return text.replace(wd, "@WORKDIR@").replace(f"127.0.0.1:{http_port}", "127.0.0.1:@HTTP_PORT@")
+
+    out: dict[str, dict[str, Any]] = {}
+    for c in commands:
+        argv, stdout = c["argv"], c["stdout"]
+        if argv[:2] == ["ps", "-eo"]:
+            stdout = _ps_subset(stdout, roots)
+        elif argv[0] == "ss":
+            stdout = _ss_subset(stdout, {int(target["app_port"]), int(http_port or 0)})
+        elif argv[:2] == ["ps", "-C"]:  # nginx's master and workers: this stack's only
+            stdout = "".join(ln + "\n" for ln in stdout.splitlines()
+                             if ln.split()[:2] and ({int(w) for w in ln.split()[:2] if w.isdigit()} & nginx_pids))
+        elif argv[:2] == ["sh", "-c"] and "God Daemon (" in argv[2]:
+            stdout = "".join(ln + "\n" for ln in stdout.splitlines() if ln.split()[:1] and ln.split()[0].isdigit()
+                             and int(ln.split()[0]) in roots)
+        delay = DELAY_JLIST if argv[-1] == "jlist" else DELAY_OTHER
+        out[clean(shlex.join(argv))] = {"exit_status": c["exit_status"], "stdout": clean(stdout),
+                                        "stderr": clean(c["stderr"]), "delay": delay}
+    return {
+        "captured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "note": f"generated by bench/simtargets.py canned from tests/fixtures/captured/modes/{mode}.json (the "
+                "captured sandbox); @WORKDIR@ = the sandbox directory, @HTTP_PORT@ = nginx's port; delays are "
+                "simtargets.py's DELAY_* (the fixtures carry no timings)",
+        "target": {k: clean(str(target[k])) if isinstance(target[k], str) else target[k]
+                   for k in ("user", "pm2_app", "app_port", "app_dir", "ws_path", "http_path", "pm2_bin",
+                             "pm2_home", "nginx_bin", "nginx_conf")},
+        "commands": out,
+    }
+
+
 # == serve ==================================================================================================
 
 
@@ -221,9 +315,39 @@ class Sim:
 
     # -- SSH exec channels ---------------------------------------------------------------------------------
 
+    def answer(self, argv: list[str]) -> Answer | None:
+        """The canned answer of a command, with or without the `timeout -k K T` every command runs under."""
+        if argv[:2] == ["timeout", "-k"] and len(argv) > 4:
+            argv = argv[4:]
+        return self.answers.get(shlex.join(argv))
+
+    async def batch(self, process: asyncssh.SSHServerProcess[str], script: str) -> None:
+        """A checks.transport.batch script: each command answered in turn, with the markers `sh` would print."""
+        self.stats["batches"] += 1
+        nonce, argvs = split_script(script)
+        for i, argv in enumerate(argvs):
+            answer = self.answer(argv)
+            if answer is None:
+                self.unknown[shlex.join(argv)[:200]] += 1
+                answer = Answer(127, "", f"sh: 1: {argv[0]}: not found\n", 0.0)
+            self.stats["exec"] += 1
+            if self.latency_scale > 0:
+                await asyncio.sleep(BATCH_STEP * self.latency_scale)
+            out, err = batch_outputs(nonce, [(answer.exit_status, answer.stdout, answer.stderr)])
+            process.stdout.write(out.replace(f"{nonce} 0 ", f"{nonce} {i} "))
+            process.stderr.write(err.replace(f"{nonce} 0", f"{nonce} {i}"))
+        process.exit(0)
+
     async def process(self, process: asyncssh.SSHServerProcess[str]) -> None:
         command = process.command or ""
-        answer = self.answers.get(command)
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            words = []
+        if len(words) == 3 and words[:2] == ["sh", "-c"] and words[2].startswith(RENICE):
+            await self.batch(process, words[2])
+            return
+        answer = self.answer(words)
         if answer is None:
             self.unknown[command[:200]] += 1
             process.stderr.write(f"sh: 1: {command.split(' ', 1)[0]}: not found\n")
@@ -418,12 +542,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     srv.add_argument("--canned", default=str(CANNED))
     srv.add_argument("--latency-scale", type=float, default=1.0,
                      help="answer each command after SCALE x the time it took on the sandbox (0: at once)")
+    gen = sub.add_parser("canned", help="write the canned JSON from the captured sandbox fixtures (the default)")
+    gen.add_argument("--out", default=str(CANNED))
+    gen.add_argument("--mode", default="healthy")
     cap = sub.add_parser("capture", help="record the checklist's commands on the sandbox into the canned JSON")
     cap.add_argument("--out", default=str(CANNED))
     cap.add_argument("--sandbox-workdir", default=None, help="use this running sandbox instead of starting one")
     cap.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    if args.command == "capture":
+    if args.command == "canned":
+        data = canned_from_fixtures(mode=args.mode)
+        Path(args.out).write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        print(f"wrote {len(data['commands'])} commands into {args.out}", file=sys.stderr)
+    elif args.command == "capture":
         capture(Path(args.out), Path(args.sandbox_workdir) if args.sandbox_workdir else None, args.rounds)
     else:
         if not re.fullmatch(r"/[A-Za-z0-9_./+@-]*", FAKE_WORKDIR):

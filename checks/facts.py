@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
@@ -78,6 +79,8 @@ class Facts:
         self.transport = transport
         self.selected = frozenset(selected)
         self._tasks: dict[str, asyncio.Task[Any]] = {}
+        #: Commands asked for and not yet started: started together, as one batch (wt-perf, `_submit`).
+        self._queue: list[tuple[str, list[str], asyncio.Future[CommandResult]]] = []
         self.commands_run: list[CommandResult] = []
         #: wt-host2: the previous `pm2.restarts` sample of this target ({"at": epoch, "restarts": {pm_id: n}}),
         #: passed in by the caller (bot.service keeps the last one per target); None = no earlier look.
@@ -106,12 +109,51 @@ class Facts:
         return FactError(reason, status=status, kind="dependency", details={"see": check_id, **details})
 
     async def run(self, key: str, argv: list[str]) -> CommandResult:
+        return await self._command(key, argv)
+
+    def _command(self, key: str, argv: list[str]) -> asyncio.Future[CommandResult]:
         async def go() -> CommandResult:
-            result = await self.transport.run(argv, timeout=self.target.command_timeout)
+            result = await self._submit(key, argv)
             self.commands_run.append(result)
             return result
 
-        return await self._once(f"cmd:{key}", go)
+        return self._once(f"cmd:{key}", go)
+
+    def prefetch(self, key: str, argv: list[str]) -> None:
+        """Start a command whose answer a check will probably ask for later (a guess, wt-perf): when it asks with
+        the same key it gets this run; when the guess was wrong, nothing uses it."""
+        fut = self._command(key, argv)
+        fut.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    def _submit(self, key: str, argv: list[str]) -> Awaitable[CommandResult]:
+        """Start `argv` together with the other commands asked for in the same moment (wt-perf).
+
+        The checks ask for their commands within a few event-loop iterations of each other; they are queued until
+        an iteration passes with nothing new (at most QUEUE_TICKS), then handed to the transport in one go, the
+        commands whose answers start follow-ups first. `pm2 jlist`, the slowest command of the round, starts at
+        once on its own channel. Over SSH the rest then run as one batch in one channel
+        (checks.transport.batch), which is what brings a full checklist close to its slowest command; with any
+        other transport each command still runs on its own."""
+        if key in ALONE:
+            return self.transport.run(argv, timeout=self.target.command_timeout)
+        fut: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        if not self._queue:
+            asyncio.get_running_loop().call_soon(self._flush, 0, 0)
+        self._queue.append((key, argv, fut))
+        return fut
+
+    def _flush(self, seen: int, ticks: int) -> None:
+        if len(self._queue) != seen and ticks < QUEUE_TICKS:
+            asyncio.get_running_loop().call_soon(self._flush, len(self._queue), ticks + 1)
+            return
+        queue = [entry for entry in self._queue if not entry[2].done()]
+        self._queue = []
+        queue.sort(key=lambda entry: LEAD.get(entry[0], len(LEAD)))
+        for first in range(0, len(queue), MAX_BATCH):
+            part = queue[first:first + MAX_BATCH]
+            started = self.transport.start_many([argv for _, argv, _ in part], timeout=self.target.command_timeout)
+            for (_, _, fut), src in zip(part, started, strict=True):
+                _chain(src, fut)
 
     # -- nginx ------------------------------------------------------------------------------------
 
@@ -242,6 +284,58 @@ class Facts:
 
         return await self._once("build_stat", go)
 
+    def guessed_app_logs(self) -> tuple[str, ...]:
+        """The app's PM2 log files (error, out) where PM2 puts them by default, when pm2_home is configured.
+
+        A guess to start their reads next to `pm2 jlist` instead of after it (wt-perf): the checks still read
+        the files that jlist names, and only find this read ready when those are the same files. PM2 names them
+        `$PM2_HOME/logs/<name>-error.log` / `-out.log`, with every character of the name outside
+        `[A-Za-z0-9.-]` as `-` (PM2 lib/Common.js prepareAppConf)."""
+        home = self.target.pm2_home.rstrip("/")
+        if not home:
+            return ()
+        name = re.sub(r"[^A-Za-z0-9.\-]", "-", self.target.pm2_app)
+        return (f"{home}/logs/{name}-error.log", f"{home}/logs/{name}-out.log")
+
+    def prefetch_app_logs(self) -> None:
+        """Start the reads of the guessed app logs (tails and stat), the very commands pm2.logs would run."""
+        paths = self.guessed_app_logs()
+        if not paths or f"cmd:tail {paths[0]}" in self._tasks:
+            return
+        for path in paths:
+            self.prefetch(f"tail {path}", commands.tail(path, LOG_TAIL_BYTES))
+        self.prefetch(_log_stat_key(paths), commands.file_stat(paths))
+
+    async def fd_usage(self, pids: list[int]) -> CommandResult:
+        """`/proc/PID/limits` and the open fd count of `pids` (host.fds); keyed by the pids it reads."""
+        pids = pids[:commands.MAX_FD_PIDS]
+        return await self.run("fds " + " ".join(map(str, pids)), commands.fd_usage(pids))
+
+    def prefetch_app_fds(self) -> None:
+        """Start host.fds's read for the app's processes as guessed from `ss` and `ps` alone (wt-perf): the
+        process holding app_port, walked up to the child of a PM2 God Daemon (the instance), and everything below
+        that. When `pm2 jlist` then names the same processes, host.fds finds its read done; else it reads its own."""
+        if "prefetch:fds" in self._tasks:
+            return
+
+        async def go() -> None:
+            listeners, procs = await asyncio.gather(self.port_listeners(), self.processes())
+            pids: set[int] = set()
+            for pid in {p.pid for lst in listeners for p in lst.processes}:
+                seen: set[int] = set()
+                while pid in procs and pid not in seen:
+                    seen.add(pid)
+                    parent = procs.get(procs[pid].ppid)
+                    if parent is not None and parent.comm.startswith("PM2 v"):
+                        pids |= descendants(procs, pid)
+                        break
+                    pid = procs[pid].ppid
+            if pids:
+                self.prefetch("fds " + " ".join(map(str, sorted(pids)[:commands.MAX_FD_PIDS])),
+                              commands.fd_usage(sorted(pids)))
+
+        self._once("prefetch:fds", go).add_done_callback(lambda done: done.cancelled() or done.exception())
+
     async def log_tail(self, path: str) -> CommandResult:
         """The last `log_lines` lines of `path`, read as at most LOG_TAIL_BYTES bytes (issue 13, 13).
 
@@ -254,9 +348,43 @@ class Facts:
 
     async def log_stat(self, paths: tuple[str, ...]) -> dict[str, StatEntry]:
         async def go() -> dict[str, StatEntry]:
-            return _parse_stat(await self.run("stat logs", commands.file_stat(paths)))
+            return _parse_stat(await self.run(_log_stat_key(paths), commands.file_stat(paths)))
 
-        return await self._once("log_stat", go)
+        return await self._once(f"log_stat {paths}", go)
+
+
+#: Started at once on its own channel: the slowest command of the round (node starting PM2's client).
+ALONE = frozenset({"pm2 jlist"})
+#: First in a batch: the commands whose answers the follow-ups need (nginx's files and paths, the app's processes).
+LEAD = {key: rank for rank, key in enumerate(("nginx -T", "nginx -V", "ss", "ps", "ps args"))}
+#: Loop iterations a queue waits for more commands; more than this many commands make two batches.
+QUEUE_TICKS = 8
+MAX_BATCH = 16
+
+
+def _chain(src: asyncio.Future[CommandResult], dst: asyncio.Future[CommandResult]) -> None:
+    """`dst` gets `src`'s outcome; a `dst` given up (its check cancelled) gives `src` up too."""
+
+    def forward(_: object) -> None:
+        if dst.done():
+            return
+        if src.cancelled():
+            dst.cancel()
+        elif (exc := src.exception()) is not None:
+            dst.set_exception(exc)
+        else:
+            dst.set_result(src.result())
+
+    def back(_: object) -> None:
+        if dst.cancelled() and not src.done():
+            src.cancel()
+
+    src.add_done_callback(forward)
+    dst.add_done_callback(back)
+
+
+def _log_stat_key(paths: tuple[str, ...]) -> str:
+    return "stat logs " + " ".join(paths)
 
 
 def last_lines(text: str, count: int, *, cut: int) -> str:

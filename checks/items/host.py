@@ -89,6 +89,7 @@ async def _clock(f: Facts) -> tuple[float, datetime] | None:
 
 async def _recent_app_logs(f: Facts) -> tuple[list[str], list[str]]:
     """(texts, files) of the app's PM2 log tails changed within RECENT_S (the same reads as pm2.logs)."""
+    f.prefetch_app_logs()
     try:
         instances = await f.app_instances()
     except FactError:
@@ -309,6 +310,7 @@ async def host_disk(f: Facts) -> Outcome:
 
 
 async def host_fds(f: Facts) -> Outcome:
+    f.prefetch_app_fds()  # the read for the processes guessed before `pm2 jlist` answers (wt-perf)
     try:
         tree = await f.app_tree()
     except FactError as exc:
@@ -316,7 +318,7 @@ async def host_fds(f: Facts) -> Outcome:
     pids = sorted(tree.pids)
     if not pids:
         raise f.explained_by("pm2.status", msg("host.fds.no_app", app=f.target.pm2_app))
-    result, (logs, files) = await asyncio.gather(f.run("fds", commands.fd_usage(pids)), _recent_app_logs(f))
+    result, (logs, files) = await asyncio.gather(f.fd_usage(pids), _recent_app_logs(f))
     usage = parse_fd_usage(result.stdout)
     emfile = _lines(latest_lines(logs, "emfile", EMFILE))
     details: dict[str, Any] = {

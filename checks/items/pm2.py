@@ -157,6 +157,7 @@ def _human(seconds: object) -> str | Msg:
 
 
 async def pm2_logs(f: Facts) -> Outcome:
+    f.prefetch_app_logs()  # next to `pm2 jlist`, at PM2's default paths; used only if jlist names the same files
     instances = await f.app_instances()
     if not instances:
         raise f.explained_by("pm2.status", msg("pm2.logs.unknown_app", app=f.target.pm2_app))

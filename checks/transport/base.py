@@ -107,6 +107,16 @@ class Transport(ABC):
     async def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult:
         """Run argv (never through a local shell); raise TransportError / CommandTimeout."""
 
+    def start_many(self, argvs: Sequence[Sequence[str]], *, timeout: float) -> list[asyncio.Future[CommandResult]]:
+        """Start commands that were asked for together; one future per argv, in order.
+
+        Why a hook: over SSH every command costs its own channel, session and shell on the target, and a
+        burst of twenty of them competes for the target's CPU with the slowest command of the round (wt-perf,
+        bench/RESULTS.md). A transport may run them as one batch; by default each runs on its own, so every
+        result is exactly what `run` gives.
+        """
+        return [asyncio.ensure_future(self.run(argv, timeout=timeout)) for argv in argvs]
+
     @abstractmethod
     async def open_tcp(self, host: str, port: int, *, timeout: float) -> ByteStream:
         """A byte stream to host:port as seen from inside the target (for HTTP/WebSocket probes)."""

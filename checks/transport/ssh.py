@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import logging
 import re
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,11 +46,17 @@ from checks.transport.base import (
     TransportError,
     os_reason,
 )
+from checks.transport.batch import BatchReader, batch_script, new_nonce
 
 if TYPE_CHECKING:
     from checks.config import Target
 
+log = logging.getLogger(__name__)
+
 MAX_CHANNELS = 6
+#: How long one command of a batch may keep the commands after it waiting before they also start on their own
+#: channels (wt-perf). Every command of the checklist's round ends within ~50 ms on a healthy host.
+BATCH_PATIENCE = 1.0
 _CHANNEL_RETRIES = 4
 _BACKOFF_START = 1.0
 _BACKOFF_MAX = 30.0
@@ -90,6 +98,8 @@ class SSHTransport(Transport):
         #: Connection attempts begun: a caller that queued behind one that failed shares its error.
         self._attempts = 0
         self.connects = 0
+        #: Batches in which a command kept the others waiting past BATCH_PATIENCE (wt-perf; for the benchmarks).
+        self.batch_fallbacks = 0
 
     # -- connection management -------------------------------------------------------------------
 
@@ -233,69 +243,216 @@ class SSHTransport(Transport):
 
     # -- the interface ---------------------------------------------------------------------------
 
+    async def _open(self, command: str, what: str) -> tuple[asyncssh.SSHClientConnection,
+                                                           asyncssh.SSHClientProcess[Any]]:
+        """A process for `command` on a channel of the (re)opened connection; the caller holds a channel slot."""
+        rebuilt = False
+        attempt = 0
+        while True:
+            conn = await self._connection()
+            try:
+                proc = await conn.create_process(command, encoding="utf-8", errors="replace",
+                                                 stdin=asyncssh.DEVNULL)
+            except asyncssh.ChannelOpenError as exc:
+                if attempt < _CHANNEL_RETRIES:
+                    await asyncio.sleep(0.02 * 2**attempt)
+                    attempt += 1
+                    continue
+                if not rebuilt:
+                    # The server keeps refusing channels on this connection (its MaxSessions is full of
+                    # sessions it still counts): a fresh connection starts with none.
+                    self._drop(conn)
+                    rebuilt, attempt = True, 0
+                    continue
+                raise TransportError(msg("transport.channel_refused"),
+                                     details={"library_error": str(exc.reason)}) from None
+            except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
+                self._drop(conn)
+                if attempt == 0 and not rebuilt:
+                    rebuilt = True
+                    continue  # a reused connection died while idle: one fresh attempt
+                raise TransportError(msg("transport.connection_lost", host=self.target.host),
+                                     details={"library_error": str(exc)}) from None
+            return conn, proc
+
+    @contextlib.contextmanager
+    def _on_channel(self, conn: asyncssh.SSHClientConnection, proc: Any) -> Iterator[None]:
+        """What ends a channel's use, the same for one command and for a batch: a cancelled caller abandons the
+        remote process (its `timeout -k` ends it there), a lost connection is dropped (the next call rebuilds it)
+        and said as the target's, and the channel is closed whatever happened."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            _abandon(proc)
+            raise
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
+            self._drop(conn)
+            raise TransportError(msg("transport.connection_lost", host=self.target.host),
+                                 details={"library_error": str(exc)}) from None
+        finally:
+            proc.close()
+
     async def run(self, argv: Sequence[str], *, timeout: float) -> CommandResult:
         command = shlex.join(remote_argv(argv, timeout))
         started = time.perf_counter()
         async with self._channels:
-            rebuilt = False
-            attempt = 0
-            while True:
-                conn = await self._connection()
+            conn, proc = await self._open(command, argv[0])
+            with self._on_channel(conn, proc):
                 try:
-                    proc = await conn.create_process(command, encoding="utf-8", errors="replace",
-                                                     stdin=asyncssh.DEVNULL)
-                except asyncssh.ChannelOpenError as exc:
-                    if attempt < _CHANNEL_RETRIES:
-                        await asyncio.sleep(0.02 * 2**attempt)
-                        attempt += 1
-                        continue
-                    if not rebuilt:
-                        # The server keeps refusing channels on this connection (its MaxSessions is full of
-                        # sessions it still counts): a fresh connection starts with none.
-                        self._drop(conn)
-                        rebuilt, attempt = True, 0
-                        continue
-                    raise TransportError(msg("transport.channel_refused"),
-                                         details={"library_error": str(exc.reason)}) from None
-                except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
-                    self._drop(conn)
-                    if attempt == 0 and not rebuilt:
-                        rebuilt = True
-                        continue  # a reused connection died while idle: one fresh attempt
-                    raise TransportError(msg("transport.connection_lost", host=self.target.host),
-                                         details={"library_error": str(exc)}) from None
-                break
-            try:
-                done = await proc.wait(check=False, timeout=timeout + KILL_AFTER + _GRACE)
-            except TimeoutError:
-                _abandon(proc)
-                raise CommandTimeout(msg("transport.command_timeout", command=argv[0], timeout=timeout)) from None
-            except asyncio.CancelledError:
-                _abandon(proc)
-                raise
-            except (asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as exc:
-                self._drop(conn)
-                raise TransportError(msg("transport.connection_lost", host=self.target.host),
-                                     details={"library_error": str(exc)}) from None
-            finally:
-                proc.close()
-        duration_ms = (time.perf_counter() - started) * 1000
+                    done = await proc.wait(check=False, timeout=timeout + KILL_AFTER + _GRACE)
+                except TimeoutError:
+                    _abandon(proc)
+                    raise CommandTimeout(msg("transport.command_timeout", command=argv[0],
+                                             timeout=timeout)) from None
         status = done.exit_status
         if status is None:
             status = 128 + 9 if done.exit_signal else -1
-        stderr = _text(done.stderr)
+        return self._finish(argv, status, _text(done.stdout), _text(done.stderr),
+                            (time.perf_counter() - started) * 1000, timeout)
+
+    def _finish(self, argv: Sequence[str], status: int, stdout: str, stderr: str, duration_ms: float,
+                timeout: float) -> CommandResult:
+        """A command's result as the checks see it, whether it ran on its own channel or in a batch."""
         if status == _TIMED_OUT or (status == _KILLED and duration_ms >= timeout * 1000):
             raise CommandTimeout(msg("transport.command_timeout", command=argv[0], timeout=timeout))
         if status == 127 and _no_timeout(stderr):
             raise TransportError(msg("transport.no_timeout", host=self.target.host),
                                  details={"library_error": stderr.strip()[-300:]})
-        return CommandResult(
-            argv=tuple(argv),
-            exit_status=status,
-            stdout=_text(done.stdout),
-            stderr=stderr,
-            duration_ms=duration_ms,
-        )
+        return CommandResult(argv=tuple(argv), exit_status=status, stdout=stdout, stderr=stderr,
+                             duration_ms=duration_ms)
+
+    # -- batches (wt-perf): the commands of one round in one channel, one after another --------------------------
+
+    def start_many(self, argvs: Sequence[Sequence[str]], *, timeout: float) -> list[asyncio.Future[CommandResult]]:
+        """One channel runs them in order (checks.transport.batch); each result is handed over as soon as its
+        command ends. Nothing else changes for the checks: the same argv, the same `timeout` per command, the same
+        errors. Should one command keep the batch waiting longer than BATCH_PATIENCE s, the commands after it
+        also start on their own channels, and whichever answer comes first counts: a hung `df` delays the
+        others by at most that much, not by its timeout."""
+        if len(argvs) < 2:
+            return super().start_many(argvs, timeout=timeout)
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[CommandResult]] = [loop.create_future() for _ in argvs]
+        task = asyncio.ensure_future(self._batch([tuple(a) for a in argvs], futures, timeout))
+
+        def all_done(_fut: object) -> None:
+            if all(f.done() for f in futures) and not task.done():
+                task.cancel()  # every caller gave up (a cancelled run): stop the batch on the target too
+
+        for fut in futures:
+            fut.add_done_callback(all_done)
+        return futures
+
+    async def _batch(self, argvs: list[tuple[str, ...]], futures: list[asyncio.Future[CommandResult]],
+                     timeout: float) -> None:
+        fallbacks: dict[int, asyncio.Task[CommandResult]] = {}
+
+        def fall_back(first: int) -> None:
+            for j in range(first, len(argvs)):
+                if j in fallbacks or futures[j].done():
+                    continue
+                solo = asyncio.ensure_future(self.run(argvs[j], timeout=timeout))
+                fallbacks[j] = solo
+                solo.add_done_callback(functools.partial(_settle_from, futures[j]))
+
+        try:
+            async with self._channels:
+                await self._drive(argvs, futures, timeout, fall_back, fallbacks)
+        except asyncio.CancelledError:
+            for j, fut in enumerate(futures):
+                if not fut.done() and j not in fallbacks:
+                    fut.cancel()
+            raise
+        except (TransportError, CommandTimeout) as exc:
+            for j, fut in enumerate(futures):
+                if not fut.done() and j not in fallbacks:
+                    fut.set_exception(type(exc)(exc.msg, details=exc.details))
+        except _BatchEnded as exc:
+            log.debug("batch on %s ended after %d of %d commands; the rest run on their own channels",
+                      self.target.name, exc.done, len(argvs))
+            fall_back(exc.done)
+        except Exception as exc:  # a broken marker: a bug or a strange shell; the commands run on their own
+            log.warning("batch of %d commands failed (%s: %s); running them one by one", len(argvs),
+                        type(exc).__name__, exc)
+            fall_back(0)
+
+    async def _drive(self, argvs: list[tuple[str, ...]], futures: list[asyncio.Future[CommandResult]],
+                     timeout: float, fall_back: Callable[[int], None],
+                     fallbacks: dict[int, asyncio.Task[CommandResult]]) -> None:
+        nonce = new_nonce()
+        script = batch_script([shlex.join(remote_argv(a, timeout)) for a in argvs], nonce)
+        conn, proc = await self._open(shlex.join(["sh", "-c", script]), "sh")
+        began = [time.perf_counter()]
+        progress = asyncio.Event()
+
+        def done(i: int, status: int, out: str, err: str) -> None:
+            now = time.perf_counter()
+            duration_ms, began[0] = (now - began[0]) * 1000, now
+            fut = futures[i]
+            solo = fallbacks.pop(i, None)
+            if solo is not None:
+                solo.cancel()
+            if fut.done():
+                return
+            try:
+                fut.set_result(self._finish(argvs[i], status, out, err, duration_ms, timeout))
+            except (CommandTimeout, TransportError) as exc:
+                fut.set_exception(exc)
+
+        reader = BatchReader(nonce, len(argvs), done)
+
+        async def pump(stream: asyncssh.SSHReader[str], feed: Callable[[str], None]) -> None:
+            try:
+                while chunk := await stream.read(65536):
+                    feed(chunk)
+                    progress.set()
+            finally:
+                progress.set()
+
+        pumps = [asyncio.ensure_future(pump(proc.stdout, reader.feed_stdout)),
+                 asyncio.ensure_future(pump(proc.stderr, reader.feed_stderr))]
+        fell_back = False
+        try:
+            with self._on_channel(conn, proc):
+                while not reader.complete:
+                    for p in pumps:
+                        if p.done() and p.exception() is not None:
+                            raise p.exception()  # type: ignore[misc]
+                    if all(p.done() for p in pumps):
+                        # The script ended early: a login shell that cannot run it (csh and a multi-line quote), or a
+                        # killed session. The rest run on their own channels, which say what is wrong if anything is.
+                        raise _BatchEnded(reader.done)
+                    now = time.perf_counter()
+                    hard = began[0] + timeout + KILL_AFTER + _GRACE
+                    if now >= hard:
+                        fall_back(reader.done + 1)
+                        i = reader.done
+                        if not futures[i].done():
+                            futures[i].set_exception(CommandTimeout(msg("transport.command_timeout",
+                                                                        command=argvs[i][0], timeout=timeout)))
+                        _abandon(proc)
+                        return
+                    soft = began[0] + BATCH_PATIENCE
+                    if now >= soft and not fell_back:
+                        # A busy event loop (hundreds of targets) may not have read what already arrived: look again
+                        # after the reads had their turn, so the bot's own lateness does not double the commands.
+                        done_before = reader.done
+                        for _ in range(3):
+                            await asyncio.sleep(0)
+                        if reader.done != done_before or reader.complete:
+                            continue
+                        self.batch_fallbacks += 1
+                        log.debug("batch on %s: %s still running after %g s; the %d command(s) after it start on their "
+                                  "own channels", self.target.name, argvs[reader.done][0], BATCH_PATIENCE,
+                                  len(argvs) - reader.done - 1)
+                        fall_back(reader.done + 1)
+                        fell_back = True
+                    progress.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(progress.wait(), (hard if fell_back else soft) - now)
+        finally:
+            for p in pumps:
+                p.cancel()
 
     async def open_tcp(self, host: str, port: int, *, timeout: float) -> ByteStream:
         """A direct-tcpip channel: the target needs no curl, and nothing listens on the bot's side."""
@@ -311,6 +468,26 @@ class SSHTransport(Transport):
             raise TransportError(msg("transport.connection_lost", host=self.target.host),
                                  details={"library_error": str(exc)}) from None
         return AsyncioStream(reader, writer)  # type: ignore[arg-type]  # SSHReader/Writer quack alike
+
+
+class _BatchEnded(Exception):
+    """A batch's output ended before its last command's markers; `done` commands were answered."""
+
+    def __init__(self, done: int) -> None:
+        super().__init__(done)
+        self.done = done
+
+
+def _settle_from(fut: asyncio.Future[CommandResult], solo: asyncio.Task[CommandResult]) -> None:
+    """A command's own run (the batch's fallback) answered: its outcome is the command's, unless the batch's came
+    first."""
+    if fut.done() or solo.cancelled():
+        return
+    exc = solo.exception()
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(solo.result())
 
 
 def _abandon(proc: asyncssh.SSHClientProcess[Any]) -> None:

@@ -3,19 +3,12 @@ is the store's SQL, which must count the same on both engines."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest
 
-from tests.support.stores import Backend, PostgresBackend
+from tests.support.stores import PostgresBackend
 from tests.unit.test_cooldown import *  # noqa: F403 - the same tests, collected here a second time
 
 
 @pytest.fixture
-async def backend(postgres: Any) -> AsyncIterator[Backend]:
-    name = await postgres.create_database()
-    try:
-        yield PostgresBackend(postgres.url(name))
-    finally:
-        await postgres.drop_database(name)
+def backend(postgres_backend: PostgresBackend) -> PostgresBackend:
+    return postgres_backend

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,10 @@ TTL = 3.0
 
 
 @pytest.fixture
-async def backend(postgres: Any) -> AsyncIterator[PostgresBackend]:
-    name = await postgres.create_database()
-    try:
-        async with await Store.open(postgres.url(name), exclusive=False):  # migrated: the lease table exists
-            pass
-        yield PostgresBackend(postgres.url(name))
-    finally:
-        await postgres.drop_database(name)
+async def backend(postgres_backend: PostgresBackend) -> PostgresBackend:
+    async with await Store.open(postgres_backend.url, exclusive=False):  # migrated: the lease table exists
+        pass
+    return postgres_backend
 
 
 class Replica:

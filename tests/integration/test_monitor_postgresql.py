@@ -3,19 +3,12 @@ same assertions, only the store's engine differs (the `backend` fixture)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest
 
-from tests.support.stores import Backend, PostgresBackend
+from tests.support.stores import PostgresBackend
 from tests.unit.test_monitor_harness import *  # noqa: F403 - the same tests, collected here a second time
 
 
 @pytest.fixture
-async def backend(postgres: Any) -> AsyncIterator[Backend]:
-    name = await postgres.create_database()
-    try:
-        yield PostgresBackend(postgres.url(name))
-    finally:
-        await postgres.drop_database(name)
+def backend(postgres_backend: PostgresBackend) -> PostgresBackend:
+    return postgres_backend

@@ -72,8 +72,8 @@ def listeners() -> dict[int, list[tuple[str, int]]]:
     return found
 
 
-def get(port: int, path: str = "/") -> tuple[int | None, dict[str, str]]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def get(port: int, path: str = "/", *, timeout: float = 30) -> tuple[int | None, dict[str, str]]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
@@ -103,7 +103,7 @@ def _read_frame(sock: socket.socket, buf: bytes) -> tuple[str, bytes]:
     return buf[2 : 2 + length].decode(), buf[2 + length :]
 
 
-def ws_chat(port: int, message: str | None = None) -> tuple[int | None, list[str]]:
+def ws_chat(port: int, message: str | None = None, *, timeout: float = 15) -> tuple[int | None, list[str]]:
     """Hand-written WebSocket upgrade to /ws; returns (status, messages received: welcome, then the echo)."""
     key = base64.b64encode(os.urandom(16)).decode()
     request = (
@@ -111,7 +111,7 @@ def ws_chat(port: int, message: str | None = None) -> tuple[int | None, list[str
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     )
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
             sock.sendall(request.encode())
             buf = b""
             while b"\r\n\r\n" not in buf:
@@ -326,8 +326,11 @@ def _assert_mode(sb: Any, mode: str) -> None:
     if mode in ("socketio", "socketio-cluster", "pm2-other-home"):
         _assert_other_pm2_shape(sb, mode, ports)
         return
-    through_nginx, _ = get(sb.http_port)
-    ws_status, _ = ws_chat(sb.http_port)
+    # A hung app never answers: nginx would hold the request for its proxy_read_timeout (60 s). A healthy stack
+    # answers in milliseconds, so a few seconds tell "no answer" apart without waiting for nginx.
+    wait = 3.0 if mode == "app-hung" else 30.0
+    through_nginx, _ = get(sb.http_port, timeout=wait)
+    ws_status, _ = ws_chat(sb.http_port, timeout=min(wait, 15.0))
     build_id = Path(sb.app_dir) / ".next" / "BUILD_ID"
     proc = jlist(sb)
     env = proc["pm2_env"]

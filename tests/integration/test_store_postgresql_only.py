@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,8 @@ from tests.unit.test_store import open_when_released
 
 
 @pytest.fixture
-async def backend(postgres: Any) -> AsyncIterator[PostgresBackend]:
-    name = await postgres.create_database()
-    try:
-        yield PostgresBackend(postgres.url(name))
-    finally:
-        await postgres.drop_database(name)
+def backend(postgres_backend: PostgresBackend) -> PostgresBackend:
+    return postgres_backend
 
 
 async def wscheck(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:

@@ -23,6 +23,7 @@ from bot.settings import load_settings
 from bot.store import Store
 from checks.config import TargetsConfig
 from tests.support.captured import TARGET
+from tests.support.slackbot import slack_bot
 from tests.unit import test_approvals as tap
 from tests.unit.test_remediation_harness import APPROVER, harness
 
@@ -99,11 +100,8 @@ async def test_every_slack_button_admits_or_hands_to_a_guarded_handler(monkeypat
     from bot.fronts.slack import SlackFront
     from bot.remediation import ACTION_APPROVE, ACTION_DENY, Remediation
 
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-test")
-    settings = load_settings(None, approvers="U0BOB")
-    bot = Bot(settings=settings, service=CheckService(TargetsConfig(source="test", targets=(TARGET,))),
-              access=Access(bot_team_id=TEAM))
+    bot = slack_bot(monkeypatch, team=TEAM)
+    settings = bot.settings
     async with await Store.open(tmp_path / "db") as store:
         class NoSink:
             async def post(self, **_: Any) -> str:

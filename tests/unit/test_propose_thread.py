@@ -13,13 +13,11 @@ from typing import Any
 import pytest
 
 from bot import handlers
-from bot.core import Access, Bot, Requester
+from bot.core import Requester
 from bot.remediation import ACTION_PROPOSE, Remediation
-from bot.service import CheckService
-from bot.settings import load_settings
 from bot.store import Store
-from checks.config import TargetsConfig
 from tests.support.captured import TARGET
+from tests.support.slackbot import slack_bot
 
 TEAM = "T1"
 
@@ -55,11 +53,8 @@ class Said:
 ])
 async def test_a_propose_click_threads_under_the_message_it_sits_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                     who: Requester, thread: str | None) -> None:
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-test")
-    settings = load_settings(None, approvers="U0BOB")
-    bot = Bot(settings=settings, service=CheckService(TargetsConfig(source="test", targets=(TARGET,))),
-              access=Access(bot_team_id=TEAM))
+    bot = slack_bot(monkeypatch, team=TEAM)
+    settings = bot.settings
     async with await Store.open(tmp_path / "db") as store:
         async def approvers(_: Any) -> frozenset[str]:
             return frozenset({"U0BOB"})
