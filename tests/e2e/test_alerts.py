@@ -9,19 +9,17 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fakeslack import FakeSlack
+from tests.support.alertchannel import ALERTS, ALICE, roots
 from tests.support.botproc import ROOT, BotProcess
 
 pytestmark = pytest.mark.sandbox
 
-ALERTS = "C0ALERTS"
-ALICE = "U0ALICE"
 
 
 def monitor_env(fake: FakeSlack, db: Path, **extra: str) -> dict[str, str]:
@@ -41,34 +39,11 @@ def monitor_env(fake: FakeSlack, db: Path, **extra: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as server:
-        server.add_user(ALICE, name="alice")
-        server.add_channel(ALERTS, "alerts")
-        yield server
-
-
-@pytest.fixture
-async def healthy(sandbox: Any, fake: FakeSlack) -> AsyncIterator[None]:
-    await asyncio.to_thread(sandbox.set_mode, "healthy")
-    fake.reset()
-    yield
-    fake.assert_all_acked()
-    fake.assert_no_problems()
-    await asyncio.to_thread(sandbox.set_mode, "healthy")
-
-
 async def start_bot(fake: FakeSlack, config: Path, db: Path, **extra: str) -> BotProcess:
     bot = BotProcess(["run", "--config", str(config)], monitor_env(fake, db, **extra), cwd=ROOT)
     await bot.start()
     await bot.wait_line(r"full probe sandbox: ok", timeout=30)
     return bot
-
-
-def roots(fake: FakeSlack) -> list[Any]:
-    """Incident root messages (what the bot posts at the top level of the alert channel by itself)."""
-    return [m for m in fake.messages(ALERTS) if (m.metadata or {}).get("event_type") == "wscheck_alert"]
 
 
 def bot_top_level(fake: FakeSlack) -> list[Any]:

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fakeslack import FakeSlack
+from tests.support.alertchannel import ALERTS, ALICE, roots
 from tests.support.botproc import ROOT, BotProcess
 
 pytestmark = pytest.mark.sandbox
 
-ALERTS = "C0ALERTS"
-ALICE = "U0ALICE"
 #: Every ack while a big config is being parsed; Slack's own limit is 3 s, the bench's target 200 ms (p99).
 ACK_LIMIT = 1.0
 
@@ -33,14 +32,6 @@ def geo_block(entries: int, width: int) -> str:
     return f"geo $remote_addr $wscheck_test_geo {{\n    default 0;\n{lines}}}\n"
 
 
-@pytest.fixture(scope="module")
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as server:
-        server.add_user(ALICE, name="alice")
-        server.add_channel(ALERTS, "alerts")
-        yield server
-
-
 @pytest.fixture
 def big_geo(sandbox: Any) -> Iterator[Path]:
     """A site file next to the sandbox's own (nginx includes sites-enabled/*), removed afterwards."""
@@ -49,10 +40,6 @@ def big_geo(sandbox: Any) -> Iterator[Path]:
         yield path
     finally:
         path.unlink(missing_ok=True)
-
-
-def roots(fake: FakeSlack) -> list[Any]:
-    return [m for m in fake.messages(ALERTS) if (m.metadata or {}).get("event_type") == "wscheck_alert"]
 
 
 async def install(sandbox: Any, path: Path, text: str) -> None:

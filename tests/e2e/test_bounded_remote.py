@@ -15,18 +15,18 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fakeslack import FakeSlack
+from tests.support.alertchannel import ALERTS
 from tests.support.botproc import ROOT, BotProcess
 
 pytestmark = pytest.mark.sandbox
 
-ALERTS = "C0ALERTS"
 FAST = 1.0
 COMMAND_TIMEOUT = 2.0
 #: Probes that must start (and hang) before the test lets pm2 answer: more than MaxSessions (10).
@@ -42,13 +42,6 @@ if [ "$1" = jlist ] && [ -e {flag} ]; then
 fi
 exec {real} "$@"
 """
-
-
-@pytest.fixture(scope="module")
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as server:
-        server.add_channel(ALERTS, "alerts")
-        yield server
 
 
 @pytest.fixture

@@ -20,9 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_alerts import ALERTS, ALICE, monitor_env, roots
+from tests.e2e.test_alerts import monitor_env
 from tests.fakeslack import FakeSlack
 from tests.integration.test_leader_postgresql import SilentRelay
+from tests.support.alertchannel import ALERTS, ALICE, roots
 from tests.support.botproc import ROOT, BotProcess
 
 pytestmark = pytest.mark.sandbox
@@ -32,14 +33,6 @@ TTL = 3.0
 FAST = 1.0
 
 
-@pytest.fixture(scope="module")
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as server:
-        server.add_user(ALICE, name="alice")
-        server.add_channel(ALERTS, "alerts")
-        yield server
-
-
 @pytest.fixture
 async def database(postgres: Any) -> AsyncIterator[str]:
     name = await postgres.create_database()
@@ -47,16 +40,6 @@ async def database(postgres: Any) -> AsyncIterator[str]:
         yield postgres.url(name)
     finally:
         await postgres.drop_database(name)
-
-
-@pytest.fixture
-async def healthy(sandbox: Any, fake: FakeSlack) -> AsyncIterator[None]:
-    await asyncio.to_thread(sandbox.set_mode, "healthy")
-    fake.reset()
-    yield
-    fake.assert_all_acked()
-    fake.assert_no_problems()
-    await asyncio.to_thread(sandbox.set_mode, "healthy")
 
 
 async def replica(fake: FakeSlack, config: Path, url: str, **extra: str) -> BotProcess:
@@ -85,6 +68,15 @@ def assert_no_reply_twice(fake: FakeSlack, ts: str) -> None:
     """Each message the bot decides has one outbox key, carried in its metadata: no key twice in the thread."""
     keys = [json.dumps(m.metadata, sort_keys=True) for m in thread_replies(fake, ts) if m.metadata]
     assert len(keys) == len(set(keys)), fake.dump()
+
+
+async def recovers_in_its_thread(fake: FakeSlack, sandbox: Any, root: Any) -> None:
+    """The app back: the recovery reply lands in the incident's thread, under its one root, with nothing twice."""
+    await asyncio.to_thread(sandbox.pm2, "start", "kathario-saas")
+    await fake.wait_for(lambda: [r for r in thread_replies(fake, root.ts) if "Resolved after" in r.text] or None,
+                        timeout=60, what="the recovery reply in the incident's thread")
+    assert len(roots(fake)) == 1, fake.dump()
+    assert_no_reply_twice(fake, root.ts)
 
 
 async def test_the_follower_takes_over_a_killed_leader_and_goes_on_in_the_same_thread(
@@ -126,17 +118,11 @@ async def test_the_follower_takes_over_a_killed_leader_and_goes_on_in_the_same_t
         await fake.wait_for(lambda: [r for r in thread_replies(fake, root.ts) if "bot was down" in r.text] or None,
                             timeout=10, what="the takeover note in the incident's thread")
 
-        await asyncio.to_thread(sandbox.pm2, "start", "kathario-saas")
-        await fake.wait_for(lambda: [r for r in thread_replies(fake, root.ts) if "Resolved after" in r.text] or None,
-                            timeout=60, what="the recovery reply in the incident's thread")
-        edited = fake.message(ALERTS, root.ts)
+        await recovers_in_its_thread(fake, sandbox, root)
         await fake.wait_for(lambda: "resolved after" in fake.message(ALERTS, root.ts).text or None, timeout=20,
                             what="the root edited to resolved")
-        assert edited is not None
-        assert len(roots(fake)) == 1, fake.dump()
         assert [m for m in fake.messages(ALERTS) if m.ts != root.ts and m.via == "chat.postMessage"] == [], \
             fake.dump()
-        assert_no_reply_twice(fake, root.ts)
         after = await ops(b)
         assert after["health"]["leader"]["role"] == "leader" and after["health"]["leader"]["token"] == 2
         assert after["health"]["leader"]["leader_changes"] == 1 and "wscheck_leader_changes 1.0" in after["metrics"]
@@ -242,11 +228,7 @@ async def test_a_leader_cut_from_the_database_stops_and_the_follower_goes_on_in_
         # It stops by itself (no signal from here), with EX_TEMPFAIL: systemd restarts it as a follower.
         assert await asyncio.wait_for(a.proc.wait(), 60) == 75, a.log()
 
-        await asyncio.to_thread(sandbox.pm2, "start", "kathario-saas")
-        await fake.wait_for(lambda: [r for r in thread_replies(fake, root.ts) if "Resolved after" in r.text] or None,
-                            timeout=60, what="the recovery reply in the incident's thread")
-        assert len(roots(fake)) == 1, fake.dump()
-        assert_no_reply_twice(fake, root.ts)
+        await recovers_in_its_thread(fake, sandbox, root)
     finally:
         if b is not None:
             assert await b.stop() == 0, b.log()
@@ -272,11 +254,7 @@ async def test_a_leader_killed_mid_delivery_leaves_nothing_lost_and_nothing_post
         await b.wait_line(r"leader elected: this replica .* leads with token 2\b", timeout=3 * TTL, start=mark)
         await b.wait_line(r"had reached Slack already \(found by metadata\); not posting it again", timeout=20,
                           start=mark)
-        await asyncio.to_thread(sandbox.pm2, "start", "kathario-saas")
-        await fake.wait_for(lambda: [r for r in thread_replies(fake, root.ts) if "Resolved after" in r.text] or None,
-                            timeout=60, what="the recovery reply in the incident's thread")
-        assert len(roots(fake)) == 1, fake.dump()
-        assert_no_reply_twice(fake, root.ts)
+        await recovers_in_its_thread(fake, sandbox, root)
     finally:
         if b is not None:
             assert await b.stop() == 0, b.log()

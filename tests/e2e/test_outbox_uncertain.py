@@ -14,15 +14,16 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_alerts import ALERTS, fake, healthy, roots, start_bot, wait_root  # noqa: F401
+from tests.e2e.test_alerts import start_bot, wait_root
 from tests.fakeslack import FakeSlack
+from tests.support.alertchannel import ALERTS, roots
 
 pytestmark = pytest.mark.sandbox
 
 
 @pytest.mark.parametrize("lookup_failure", ["500", "429x3"])
 async def test_a_lost_answer_then_a_failed_lookup_never_doubles_the_root_or_the_reply(
-    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, tmp_path: Path, healthy: None,  # noqa: F811
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, tmp_path: Path, healthy: None,
     lookup_failure: str,
 ) -> None:
     bot = await start_bot(fake, sandbox_config_file, tmp_path / "db")

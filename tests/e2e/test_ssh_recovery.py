@@ -12,18 +12,17 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fakeslack import FakeSlack
+from tests.support.alertchannel import ALERTS, roots
 from tests.support.botproc import ROOT, BotProcess
 
 pytestmark = pytest.mark.sandbox
 
-ALERTS = "C0ALERTS"
 #: Longer than the old backoff's climb to its 30 s cap (attempts at 0, 1, 3, 7, 15, 31 s).
 OUTAGE = 32.0
 #: From "SSH is back" to the root alert edited "resolved": a couple of runs and the confirmation.
@@ -83,17 +82,6 @@ class Relay:
             self.server.close()
             with contextlib.suppress(Exception):
                 await self.server.wait_closed()
-
-
-@pytest.fixture(scope="module")
-async def fake() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack() as server:
-        server.add_channel(ALERTS, "alerts")
-        yield server
-
-
-def roots(fake: FakeSlack) -> list[Any]:
-    return [m for m in fake.messages(ALERTS) if (m.metadata or {}).get("event_type") == "wscheck_alert"]
 
 
 async def test_ssh_back_resolves_at_the_next_run_and_no_text_has_a_countdown(
