@@ -25,7 +25,6 @@ import json
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import Child, Sampler, bot_argv, bot_env, load_sandbox, pct, raise_nofile
+from benchlib import Child, Sampler, bot_argv, bot_env, new_sandbox, pct, raise_nofile
 
 from tests.fakeslack import FakeSlack
 from tests.fakeslack.models import Envelope
@@ -207,10 +206,7 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true", help="run `python -m bot.cli` (no BENCH lines)")
     args = parser.parse_args()
     raise_nofile()
-    module = load_sandbox()
-    workdir = Path(tempfile.mkdtemp(prefix="wscheck-bench-ack-", dir="/tmp"))
-    workdir.chmod(0o755)
-    box = module.Sandbox(workdir)
+    box, workdir = new_sandbox("bench-ack")
     try:
         box.up()
         config = workdir / "wscheck.toml"

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import shutil
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -34,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
-from benchlib import Child, Sampler, bot_argv, bot_env, load_sandbox, pct, raise_nofile
+from benchlib import Child, Sampler, bot_argv, bot_env, new_sandbox, pct, raise_nofile
 
 from checks.config import load_targets
 from checks.transport.base import CommandTimeout
@@ -156,10 +155,7 @@ def main() -> None:
     parser.add_argument("--hung", type=int, default=20, help="hung commands in part 2")
     args = parser.parse_args()
     raise_nofile()
-    module = load_sandbox()
-    workdir = Path(tempfile.mkdtemp(prefix="wscheck-bench-bounded-", dir="/tmp"))
-    workdir.chmod(0o755)
-    box = module.Sandbox(workdir)
+    box, workdir = new_sandbox("bench-bounded")
     rows = []
     try:
         box.up()

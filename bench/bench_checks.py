@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,20 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import new_sandbox  # noqa: E402
+
 from checks import commands  # noqa: E402
 from checks.config import Target, load_targets  # noqa: E402
 from checks.runner import run_checks  # noqa: E402
 from checks.transport.base import CommandResult, Transport  # noqa: E402
 from checks.transport.ssh import SSHTransport  # noqa: E402
-
-
-def load_sandbox():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("wscheck_sandbox", ROOT / "deploy/sandbox/sandbox.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["wscheck_sandbox"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def seed_commands(box, target: Target) -> list[list[str]]:  # type: ignore[no-untyped-def]
@@ -143,10 +134,7 @@ def main() -> None:
     if args.tls:
         main_tls(args.rounds)
         return
-    module = load_sandbox()
-    workdir = Path(tempfile.mkdtemp(prefix="wscheck-bench-", dir="/tmp"))
-    workdir.chmod(0o755)
-    box = module.Sandbox(workdir)
+    box, workdir = new_sandbox("bench")
     box.up()
     try:
         config = workdir / "wscheck.toml"
@@ -178,10 +166,7 @@ def main() -> None:
 
 
 def main_tls(rounds: int) -> None:
-    module = load_sandbox()
-    workdir = Path(tempfile.mkdtemp(prefix="wscheck-bench-", dir="/tmp"))
-    workdir.chmod(0o755)
-    box = module.Sandbox(workdir)
+    box, workdir = new_sandbox("bench")
     box.up()
     try:
         box.set_mode("https")

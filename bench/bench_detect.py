@@ -46,7 +46,6 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -57,7 +56,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import Child, bot_argv, bot_env, established_to, load_sandbox, pct, raise_nofile
+from benchlib import Child, bot_argv, bot_env, established_to, load_sandbox, new_sandbox, pct, raise_nofile
 
 from tests.fakeslack import FakeSlack
 from tests.fakeslack.models import Envelope
@@ -341,9 +340,7 @@ def main() -> None:
     args = parser.parse_args()
     raise_nofile()
     module = load_sandbox()
-    workdir = Path(tempfile.mkdtemp(prefix="wscheck-bench-detect-", dir="/tmp"))
-    workdir.chmod(0o755)
-    box = module.Sandbox(workdir)
+    box, workdir = new_sandbox("bench-detect")
     runs: list[Run] = []
     log_lines: list[str] = []
     try:

@@ -28,7 +28,6 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import Child, bot_argv, bot_env, load_sandbox, pct, raise_nofile
+from benchlib import Child, bot_argv, bot_env, new_sandbox, pct, raise_nofile
 
 from tests.fakeslack import FakeSlack
 from tests.support.postgres import PostgresServer
@@ -120,10 +119,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="seed of the random phase before each kill")
     args = parser.parse_args()
     raise_nofile()
-    module = load_sandbox()
-    workdir = Path(tempfile.mkdtemp(prefix="wscheck-bench-failover-", dir="/tmp"))
-    workdir.chmod(0o755)
-    box = module.Sandbox(workdir)
+    box, workdir = new_sandbox("bench-failover")
     server = PostgresServer()
     try:
         box.up()

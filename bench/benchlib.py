@@ -14,11 +14,13 @@ import re
 import resource
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -38,6 +40,13 @@ def load_sandbox() -> ModuleType:
     sys.modules["wscheck_sandbox"] = module
     spec.loader.exec_module(module)
     return module
+
+
+def new_sandbox(name: str) -> tuple[Any, Path]:
+    """A sandbox (not yet up) in a fresh /tmp/wscheck-NAME-* directory the sandbox user may enter; (box, workdir)."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"wscheck-{name}-", dir="/tmp"))
+    workdir.chmod(0o755)
+    return load_sandbox().Sandbox(workdir), workdir
 
 
 def raise_nofile() -> tuple[int, int]:

@@ -16,7 +16,6 @@ import asyncio
 import functools
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchlib import load_sandbox  # noqa: E402
+from benchlib import new_sandbox  # noqa: E402
 
 from checks import commands  # noqa: E402
 from checks.config import Target, load_targets  # noqa: E402
@@ -159,10 +158,7 @@ def main() -> None:
     parser.add_argument("--mode", default="", help="a sandbox mode to set first (default: healthy)")
     parser.add_argument("--ablation", action="store_true", help="jlist inside runs without parts of the checklist")
     args = parser.parse_args()
-    module = load_sandbox()
-    workdir = Path(tempfile.mkdtemp(prefix="wscheck-timeline-", dir="/tmp"))
-    workdir.chmod(0o755)
-    box = module.Sandbox(workdir)
+    box, workdir = new_sandbox("timeline")
     box.up()
     try:
         if args.mode:
