@@ -173,8 +173,9 @@ async def retention_loop(purge: Callable[[datetime], Any], *, keep: float, stop:
         try:
             while True:
                 counts: dict[str, int] = await purge(cutoff)
-                if counts:
-                    log.info("retention: purged %s", ", ".join(f"{k}={v}" for k, v in counts.items() if v))
+                purged = {k: v for k, v in counts.items() if v}
+                if purged:  # a pass that deleted nothing says nothing
+                    log.info("retention: purged %s", ", ".join(f"{k}={v}" for k, v in purged.items()))
                 if not counts or max(counts.values(), default=0) < 1000:
                     break
         except asyncio.CancelledError:
