@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run the bot until SIGTERM/Ctrl-C: Slack when SLACK_BOT_TOKEN is set, else "
                          "console mode (commands on stdin; monitoring goes on after stdin closes). For a single "
                          "answer, once, use `wscheck check` instead. Exit 78 on a bad config (same lines as "
-                         "`wscheck config`).")
+                         "`wscheck config`); exit 75 when a replica on PostgreSQL lost the leader's lease (restart "
+                         "it: it comes back as a follower, docs/ha.md).")
     config_arg(run)
     run.add_argument("--http", action="store_true", help="serve Slack's HTTP endpoint instead of Socket Mode")
     run.add_argument("--console", action="store_true", help="console mode even if Slack tokens are set")
