@@ -78,3 +78,20 @@ async def test_a_batch_that_ends_early_hands_the_rest_to_their_own_channels(sand
         assert transport.connects == 1
     finally:
         await transport.aclose()
+
+
+async def test_the_connection_prefers_aes_gcm_from_asyncssh_s_own_set(sandbox_target: Target) -> None:
+    """The order is ours (cheaper per packet for the bot, bench/RESULTS.md "CPU budget"); the set is asyncssh's."""
+    from asyncssh.encryption import get_default_encryption_algs
+
+    from checks.transport.ssh import CIPHER_PREFERENCE
+
+    assert {a.encode() for a in CIPHER_PREFERENCE} == set(get_default_encryption_algs())
+    transport = SSHTransport(sandbox_target)
+    try:
+        await transport.run(["true"], timeout=10)
+        conn = await transport._connection()
+        assert conn.get_extra_info("send_cipher") == CIPHER_PREFERENCE[0]
+        assert conn.get_extra_info("recv_cipher") == CIPHER_PREFERENCE[0]
+    finally:
+        await transport.aclose()
