@@ -165,9 +165,14 @@ _DISK_SCRIPT = (
     'echo "== df"; df -P -k -- "$H" "$@" 2>&1 | head -n 40; '
     'echo "== logs $H/logs"; ls -lS -- "$H/logs" 2>&1 | head -n 6'
 )
+#: Shell builtins only: it runs every round next to `pm2 jlist`, and `grep | head` plus `ls | wc` in a subshell were
+#: five processes per pid (~5 ms of the target's CPU each round; bench/RESULTS.md, "CPU budget").
 _FD_SCRIPT = (
-    'for p in "$@"; do echo "== $p"; grep -E "^Max open files" "/proc/$p/limits" 2>&1 | head -n 1; '
-    'if [ -r "/proc/$p/fd" ]; then echo "fds $(ls -U "/proc/$p/fd" | wc -l)"; else echo "fds unreadable"; fi; done'
+    'for p in "$@"; do echo "== $p"; '
+    'if [ -r "/proc/$p/limits" ]; then while IFS= read -r l; do case $l in "Max open files"*) printf "%s\\n" "$l"; '
+    'break;; esac; done < "/proc/$p/limits"; else echo "limits unreadable"; fi; '
+    'if [ -r "/proc/$p/fd" ]; then n=0; for f in "/proc/$p/fd"/*; do if [ -e "$f" ] || [ -L "$f" ]; then n=$((n+1)); fi; '
+    'done; echo "fds $n"; else echo "fds unreadable"; fi; done'
 )
 #: wt-host3: the file systems of the app's PM2 logs when PM2 writes them outside `$PM2_HOME/logs` (`error_file` /
 #: `out_file` set elsewhere, a logs dir on its own mount), each dir's biggest files.
