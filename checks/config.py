@@ -152,6 +152,10 @@ class Target(BaseModel):
     connect_timeout: Duration = 5.0
     command_timeout: Duration = 10.0
     check_timeout: Duration = 20.0
+    #: A probe (HTTP, WebSocket, Engine.IO, TLS handshake) must answer within this; a hung app is a failure, not an
+    #: endless wait. A setting, not a constant, so a slow-rendering app can be given more and the in-process replay
+    #: of a silent app (tests/unit/test_modes_inprocess.py) need not wait the production 5 s.
+    probe_timeout: Duration = 5.0
     log_lines: int = Field(default=200, ge=10, le=5000)
     alert_channel: str = ""
     alert_mention: str = ""
