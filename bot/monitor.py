@@ -46,6 +46,8 @@ TICK_INTERVAL = 5.0
 #: A PM2 app that (re)started less than this ago is healing, not down: confirm again after it.
 RESTART_GRACE = 8.0
 CANARY_BACKOFF_MAX = 30.0
+#: The canary's first wait before reconnecting after a drop (doubled up to CANARY_BACKOFF_MAX).
+CANARY_BACKOFF_MIN = 1.0
 #: A failure streak that has seen this many PM2 restarts without healing is a failure like any other (a slow
 #: crash loop). Counted in restarts, not in looks: at a 1 s fast interval, with the canary and the scheduled
 #: full probe, one restart is looked at four or five times before it is up, and each look is set aside.
@@ -134,8 +136,11 @@ class FixHold:
 
 class Monitor:
     def __init__(self, settings: Settings, service: CheckService, store: Store, sink: Sink, *,
-                 console: bool = False, clock: Callable[[], datetime] = _utcnow) -> None:
+                 console: bool = False, clock: Callable[[], datetime] = _utcnow,
+                 canary_backoff: float = CANARY_BACKOFF_MIN) -> None:
         self.settings = settings
+        #: A parameter so a test of reconnects need not wait the production second per drop.
+        self.canary_backoff = canary_backoff
         self.service = service
         self.store = store
         self.console = console
@@ -351,7 +356,7 @@ class Monitor:
         engineio = target.ws_protocol == "socket.io"
         uri = engineio_uri(uri) if engineio else uri
         origin = f"{scheme}://{target.public_url.split('://', 1)[1].split('/', 1)[0]}"
-        backoff = 1.0
+        backoff = self.canary_backoff
         while not self.stop_event.is_set():
             was_up = False
             reason = ""
@@ -364,7 +369,7 @@ class Monitor:
                         await _engineio_open(ws, 5)
                     was_up = True
                     self.canary_up[target.name] = True
-                    backoff = 1.0
+                    backoff = self.canary_backoff
                     # Read (and drop) what the app sends: unread messages pile up and, past websockets' queue
                     # limit, stop it from reading anything — pongs included. The reader also ends the moment the
                     # connection closes, which is what wakes this loop up between pings.

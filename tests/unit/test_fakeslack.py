@@ -361,7 +361,7 @@ async def test_429_carries_retry_after_and_other_injections(fake: FakeSlack, web
 
 async def test_hang_next_stores_the_message_but_client_times_out(fake: FakeSlack) -> None:
     fake.hang_next("chat.postMessage", 30)
-    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url, timeout=1)
+    client = AsyncWebClient(token=fake.bot_token, base_url=fake.api_url, timeout=0.5)
     with pytest.raises(asyncio.TimeoutError):
         await client.chat_postMessage(channel="C1", text="sent but unanswered")
     assert [m.text for m in fake.messages("C1")] == ["sent but unanswered"]
