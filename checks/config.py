@@ -45,6 +45,8 @@ _HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 _IPV6_RE = re.compile(r"^[0-9A-Fa-f:.]+$")
 _ABS_PATH_RE = re.compile(r"^/[A-Za-z0-9_./+@-]*$")
 _BIN_RE = re.compile(r"^(?:/[A-Za-z0-9_./+@-]+|[A-Za-z0-9_.+-]+)$")
+#: A word of `nginx_reload` (deploy/target/setup-target.sh RE_WORD is the same text: tests/unit/test_sudoers_match.py).
+_RELOAD_WORD_RE = re.compile(r"^[A-Za-z0-9_./=:+@-]+$")
 _URL_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
 _CHANNEL_RE = re.compile(r"^[CG][A-Z0-9]{4,20}$")
 _MENTION_RE = re.compile(r"^(?:[UWS][A-Z0-9]{2,20}|here|channel)$")
@@ -214,7 +216,7 @@ class Target(BaseModel):
     @classmethod
     def _reload(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for word in value:
-            if not re.fullmatch(r"[A-Za-z0-9_./=:+@-]+", word):
+            if not _RELOAD_WORD_RE.fullmatch(word):
                 raise ValueError(f"nginx_reload word {word!r} has characters outside [A-Za-z0-9_./=:+@-]")
         if value and not _BIN_RE.fullmatch(value[0]):
             raise ValueError("nginx_reload must start with a binary name or absolute path")
