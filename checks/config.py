@@ -249,6 +249,10 @@ class Target(BaseModel):
         if not self.public_url:
             host = "127.0.0.1" if self.is_local else (f"[{self.host}]" if ":" in self.host else self.host)
             object.__setattr__(self, "public_url", f"http://{host}/")
+        if self.probe_timeout >= self.check_timeout:
+            # a probe still waiting when its check is cut off would say `error` (timeout), never "no answer"
+            raise ValueError(f"probe_timeout ({self.probe_timeout:g}s) must be less than check_timeout "
+                             f"({self.check_timeout:g}s)")
         return self
 
     @property
