@@ -127,3 +127,9 @@ class HostDiskDetails(_Details):
     """host.disk (checks/items/host.py)."""
 
     filesystems: tuple[Filesystem, ...] = ()
+
+
+class LogDetails(_Details):
+    """The log lines a failing check quotes (pm2.logs), shown under the report by the fronts."""
+
+    error_lines: tuple[str, ...] = ()

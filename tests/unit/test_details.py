@@ -22,6 +22,7 @@ from checks.details import (
     HostDiskDetails,
     HostMemoryDetails,
     HttpDetails,
+    LogDetails,
     Pm2Details,
     Pm2Instance,
     PortMatchDetails,
@@ -37,7 +38,7 @@ from tests.unit.test_modes_inprocess import EXPECTED
 TYPED: dict[str, type[BaseModel]] = {
     "pm2.status": Pm2Details, "port.match": PortMatchDetails, "http.local": HttpDetails, "http.proxy": HttpDetails,
     "ws.local": HttpDetails, "ws.proxy": HttpDetails, "tls.certificate": TlsDetails,
-    "host.memory": HostMemoryDetails, "host.disk": HostDiskDetails,
+    "host.memory": HostMemoryDetails, "host.disk": HostDiskDetails, "pm2.logs": LogDetails,
 }
 
 
