@@ -35,6 +35,7 @@ from bot.settings import Settings
 from bot.store import Store
 from bot.tasks import Background
 from checks.config import Target
+from checks.details import HttpDetails, Pm2Details, TlsDetails
 from checks.models import Status, TargetReport
 from checks.probes import SIO_CONNECT, engineio_uri, parse_open_packet
 from checks.registry import CHECKS
@@ -46,6 +47,8 @@ TICK_INTERVAL = 5.0
 #: A PM2 app that (re)started less than this ago is healing, not down: confirm again after it.
 RESTART_GRACE = 8.0
 CANARY_BACKOFF_MAX = 30.0
+#: The canary's first wait before reconnecting after a drop (doubled up to CANARY_BACKOFF_MAX).
+CANARY_BACKOFF_MIN = 1.0
 #: A failure streak that has seen this many PM2 restarts without healing is a failure like any other (a slow
 #: crash loop). Counted in restarts, not in looks: at a 1 s fast interval, with the canary and the scheduled
 #: full probe, one restart is looked at four or five times before it is up, and each look is set aside.
@@ -86,28 +89,22 @@ APP_STARTING = frozenset(c.id for c in CHECKS if c.downstream_of_app)
 def healing(report: TargetReport, grace: float = RESTART_GRACE) -> bool:
     """PM2 is restarting the app right now (a crash it is healing), so a failure is not yet confirmed."""
     pm2 = report.result("pm2.status")
-    if pm2 is None or pm2.details.get("crash_loop"):
+    if pm2 is None or Pm2Details.of(pm2).crash_loop:
         return False
     failing = {c.id for c in report.checks if c.status in (Status.FAIL, Status.ERROR)}
-    proxy = report.result("http.proxy")
-    if failing - APP_STARTING or (proxy is not None and proxy.details.get("refused")):
+    if failing - APP_STARTING or HttpDetails.of(report.result("http.proxy")).refused:
         return False  # something a starting app does not explain (nginx down, config invalid, ...)
-    for instance in pm2.details.get("instances") or []:
-        if not isinstance(instance, dict):
-            continue
-        if instance.get("status") == "launching":
+    for instance in Pm2Details.of(pm2).instances:
+        if instance.status == "launching":
             return True
-        uptime = instance.get("uptime_s")
-        if instance.get("status") == "online" and isinstance(uptime, int | float) and uptime < grace:
+        if instance.status == "online" and instance.uptime_s is not None and instance.uptime_s < grace:
             return True
     return False
 
 
 def restart_mark(report: TargetReport) -> tuple[object, ...]:
     """Which PM2 (re)start of the app a report saw: each instance's pid and restart count."""
-    pm2 = report.result("pm2.status")
-    instances = pm2.details.get("instances") if pm2 is not None else None
-    return tuple((i.get("pm_id"), i.get("pid"), i.get("restarts")) for i in instances or [] if isinstance(i, dict))
+    return tuple((i.pm_id, i.pid, i.restarts) for i in Pm2Details.of(report.result("pm2.status")).instances)
 
 
 #: How long after a failed verification an incident that opens is said to follow the fix.
@@ -134,8 +131,11 @@ class FixHold:
 
 class Monitor:
     def __init__(self, settings: Settings, service: CheckService, store: Store, sink: Sink, *,
-                 console: bool = False, clock: Callable[[], datetime] = _utcnow) -> None:
+                 console: bool = False, clock: Callable[[], datetime] = _utcnow,
+                 canary_backoff: float = CANARY_BACKOFF_MIN) -> None:
         self.settings = settings
+        #: A parameter so a test of reconnects need not wait the production second per drop.
+        self.canary_backoff = canary_backoff
         self.service = service
         self.store = store
         self.console = console
@@ -351,7 +351,7 @@ class Monitor:
         engineio = target.ws_protocol == "socket.io"
         uri = engineio_uri(uri) if engineio else uri
         origin = f"{scheme}://{target.public_url.split('://', 1)[1].split('/', 1)[0]}"
-        backoff = 1.0
+        backoff = self.canary_backoff
         while not self.stop_event.is_set():
             was_up = False
             reason = ""
@@ -364,7 +364,7 @@ class Monitor:
                         await _engineio_open(ws, 5)
                     was_up = True
                     self.canary_up[target.name] = True
-                    backoff = 1.0
+                    backoff = self.canary_backoff
                     # Read (and drop) what the app sends: unread messages pile up and, past websockets' queue
                     # limit, stop it from reading anything — pongs included. The reader also ends the moment the
                     # connection closes, which is what wakes this loop up between pings.
@@ -443,9 +443,8 @@ class Monitor:
         """wt-tls: a certificate close to expiry is a `warn` cause, which opens no incident; it gets one notice
         per certificate (target + serial, the outbox's dedup key, kept until retention), before a human notices."""
         cause = next((c for c in report.diagnosis if c.cause == "tls_certificate_expiring"), None)
-        result = report.result("tls.certificate")
-        cert = result.details.get("cert") if result is not None else None
-        serial = cert.get("serial") if isinstance(cert, dict) else None
+        cert = TlsDetails.of(report.result("tls.certificate")).cert
+        serial = cert.serial if cert is not None else None
         channel = self.channel_for(target)
         if cause is None or not serial or not channel:
             return

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from checks import commands
+from checks.details import Pm2Details
 from checks.facts import FactError, Facts
 from checks.items.base import Outcome, error, fail, ok, warn
 from checks.items.pm2 import since_start
@@ -339,13 +340,9 @@ async def host_fds(f: Facts) -> Outcome:
 # -- pm2.restarts -------------------------------------------------------------------------------------------------
 
 
-def restart_sample(details: dict[str, Any], at: float) -> dict[str, Any] | None:
+def restart_sample(details: Pm2Details, at: float) -> dict[str, Any] | None:
     """The sample pm2.restarts compares with next time, from a pm2.status result's details (bot.service keeps it)."""
-    instances = details.get("instances")
-    if not isinstance(instances, list):
-        return None
-    counts = {str(i["pm_id"]): int(i.get("restarts") or 0) for i in instances
-              if isinstance(i, dict) and isinstance(i.get("pm_id"), int)}
+    counts = {str(i.pm_id): i.restarts for i in details.instances if i.pm_id is not None}
     return {"at": at, "restarts": counts} if counts else None
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from bot import actions
 from checks import commands
+from checks.details import Pm2Details
 from checks.items.host import restart_sample
 from checks.models import Status, TargetReport
 from checks.parsers.host import (
@@ -280,7 +281,7 @@ async def test_restart_count_growing_while_online_is_a_loop() -> None:
     host.jlist_edit = limits
     host.pm2_log = memory_lines(host, 2)
     first = await host.report()
-    sample = restart_sample(check(first, "pm2.status").details, time.time() - 30)
+    sample = restart_sample(Pm2Details.of(check(first, "pm2.status")), time.time() - 30)
     assert sample is not None
     restarts = check(first, "pm2.restarts").details["restarts"]
     sample["restarts"] = {k: v - 2 for k, v in sample["restarts"].items()}
@@ -295,7 +296,7 @@ async def test_restart_count_growing_while_online_is_a_loop() -> None:
 async def test_one_restart_without_a_reason_is_an_operator_not_a_loop() -> None:
     host = Host()
     first = await host.report()
-    sample = restart_sample(check(first, "pm2.status").details, time.time() - 30)
+    sample = restart_sample(Pm2Details.of(check(first, "pm2.status")), time.time() - 30)
     assert sample is not None
     sample["restarts"] = {k: v - 1 for k, v in sample["restarts"].items()}
     report = await host.report(sample)
