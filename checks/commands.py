@@ -171,8 +171,8 @@ _FD_SCRIPT = (
     'for p in "$@"; do echo "== $p"; '
     'if [ -r "/proc/$p/limits" ]; then while IFS= read -r l; do case $l in "Max open files"*) printf "%s\\n" "$l"; '
     'break;; esac; done < "/proc/$p/limits"; else echo "limits unreadable"; fi; '
-    'if [ -r "/proc/$p/fd" ]; then n=0; for f in "/proc/$p/fd"/*; do if [ -e "$f" ] || [ -L "$f" ]; then n=$((n+1)); fi; '
-    'done; echo "fds $n"; else echo "fds unreadable"; fi; done'
+    'if [ -r "/proc/$p/fd" ]; then n=0; for f in "/proc/$p/fd"/*; do '
+    'if [ -e "$f" ] || [ -L "$f" ]; then n=$((n+1)); fi; done; echo "fds $n"; else echo "fds unreadable"; fi; done'
 )
 #: wt-host3: the file systems of the app's PM2 logs when PM2 writes them outside `$PM2_HOME/logs` (`error_file` /
 #: `out_file` set elsewhere, a logs dir on its own mount), each dir's biggest files.
