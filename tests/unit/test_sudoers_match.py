@@ -30,7 +30,7 @@ OWNER = "chatapp"
 
 #: What `resolve_bin` finds in sudo's secure_path for the bare names the config may hold.
 ABS = {"env": "/usr/bin/env", "ss": "/usr/bin/ss", "npm": "/usr/bin/npm", "systemctl": "/usr/bin/systemctl",
-       "cat": "/usr/bin/cat"}
+       "cat": "/usr/bin/cat", "dmesg": "/usr/bin/dmesg"}
 NGINX_ABS = "/usr/sbin/nginx"
 PM2_ABS = "/usr/local/bin/pm2"
 
@@ -174,3 +174,26 @@ async def test_tls_cert_files_are_allowed_exactly_as_the_tls_check_reads_them() 
     assert all(commands.read_file(target, c)[:2] == ["sudo", "-n"] for c in certs)
     got = allowed(generated_sudoers(facts, [], certs))
     assert got == {"ROOT": code["ROOT"] | reads, "OWNER": code["OWNER"]}
+
+
+async def test_kernel_log_allows_exactly_the_dmesg_the_memory_check_runs() -> None:
+    """wt-modes: `--kernel-log` allows `dmesg` with no arguments as root, the very argv host.memory sends with
+    `kernel_log_sudo = true` (the `""` of sudoers: any argument, `-C` clearing the ring buffer too, is refused);
+    without the flag no dmesg line, and the bot sends none."""
+    facts = {
+        "SUDOERS_FILE": "/etc/sudoers.d/wscheck", "SUDOERS_HEADER_TAG": "test", "LOGIN_USER": "wscheck",
+        "SECURE_PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "APP": "chat", "APP_DIR": "/srv/chat", "APP_PORT": "3000", "PM2_USER": OWNER,
+        "PM2_HOME_DIR": "", "NGINX_CONF": "", "ENV_ABS": ABS["env"], "SS_ABS": ABS["ss"],
+        "NGINX_ABS": NGINX_ABS, "NPM_ABS": ABS["npm"], "PM2_ABS": PM2_ABS, "RELOAD_ABS": "", "CAT_ABS": ABS["cat"],
+    }
+    base = Target(name="web", host="web.example.com", user="wscheck", pm2_app="chat", app_port=3000,
+                  app_dir="/srv/chat", pm2_user=OWNER, pm2_bin=PM2_ABS, nginx_bin=NGINX_ABS, sudo=True)
+    without = await sudo_commands(base)
+    assert not any(argv[0].endswith("dmesg") for argv in without["ROOT"])
+    assert allowed(generated_sudoers(facts, [])) == without
+    code = await sudo_commands(base.model_copy(update={"kernel_log_sudo": True}))
+    assert code["ROOT"] - without["ROOT"] == {("/usr/bin/dmesg",)}
+    sudoers = generated_sudoers({**facts, "DMESG_ABS": "/usr/bin/dmesg"}, [])
+    assert "    /usr/bin/dmesg \"\", \\\n" in sudoers
+    assert allowed(sudoers) == code
