@@ -149,8 +149,12 @@ def _lines(lines: list[str]) -> list[str]:
 def _kernel_source(journal: CommandResult, dmesg: CommandResult, uptime: float | None) -> tuple[str, str, list[Any]]:
     """(source, why unreadable, OOM kills): journalctl where it reads the kernel log, else dmesg, else neither."""
     jtext = journal.stdout + journal.stderr
-    if journal.ok and not UNREADABLE.search(jtext[:2000]):
+    # wt-modes: `-q` silences "No journal files were found": an empty answer (exit 0) is no proof of a readable
+    # journal (seen on a host without journald but with an empty /var/log/journal), so dmesg is asked then.
+    if journal.ok and journal.stdout.strip() and not UNREADABLE.search(jtext[:2000]):
         return "journalctl", "", parse_oom_kills(journal.stdout)
+    if journal.ok and not jtext.strip():
+        jtext = "no entries (no journal, or none this user may read)"
     # `sudo -n dmesg` (kernel_log_sudo) prints the whole ring buffer: only its end, as the plain read's `tail` keeps.
     dlines = dmesg.stdout.splitlines()[-commands.DMESG_LINES:]
     dtext = "\n".join(dlines[:20]) + dmesg.stderr
@@ -160,7 +164,7 @@ def _kernel_source(journal: CommandResult, dmesg: CommandResult, uptime: float |
             kills = [k for k in kills if k.since_boot is None or k.since_boot >= uptime - KERNEL_WINDOW_S]
         return "dmesg", "", kills
     said = [f"{name}: " + next((ln.strip() for ln in text.splitlines() if UNREADABLE.search(ln)),
-                                 f"exit {result.exit_status}")
+                                 text.strip()[:200] if result.ok else f"exit {result.exit_status}")
             for name, text, result in (("journalctl", jtext, journal), ("dmesg", dtext, dmesg))]
     return "", "; ".join(s[:200] for s in said), []
 

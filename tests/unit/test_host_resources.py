@@ -455,3 +455,17 @@ async def test_kernel_log_sudo_reads_dmesg_through_sudo_and_bounds_it() -> None:
     report = await host.report(kernel_log_sudo=True)
     memory = check(report, "host.memory")
     assert memory.status is Status.OK and "a password is required" in memory.details["kernel_log_unreadable"]
+
+
+async def test_an_empty_journal_is_no_proof_that_the_kernel_log_is_readable() -> None:
+    """`journalctl -k -q` on a host without journald (an empty /var/log/journal) prints nothing and exits 0: dmesg is
+    asked then, and when that is restricted too the kernel log is unreadable, not "no OOM kill"."""
+    host = Host()
+    host.journal = CommandResult((), 0, "", "", 0.0)
+    report = await host.report()
+    memory = check(report, "host.memory")
+    assert memory.details["kernel_log"] == "unreadable", show(report)
+    assert "journalctl: no entries" in memory.details["kernel_log_unreadable"]
+    host.dmesg = "[86390.0] Out of memory: Killed process 4242 (node) total-vm:1kB, UID:1000 pgtables:1kB\n"
+    report = await host.report()
+    assert check(report, "host.memory").details["kernel_log"] == "dmesg" and causes(report) == ["host_out_of_memory"]
