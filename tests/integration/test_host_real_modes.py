@@ -56,6 +56,9 @@ async def test_a_kernel_oom_kill_of_the_app_is_named(sandbox: Any, sandbox_targe
         for cid in ("pm2.status", "port.listen", "http.local", "ws.local", "http.proxy", "ws.proxy"):
             assert status(report, cid) is Status.OK, explain(report)  # PM2 brought it back
 
+        # The sudoers line is exactly `dmesg` without arguments: clearing the ring buffer is refused.
+        cleared = await ssh.run(["sudo", "-n", "dmesg", "-C"], timeout=30)
+        assert cleared.exit_status != 0 and "password is required" in cleared.stderr, cleared
         # Every other sandbox's target (no kernel_log_sudo) cannot read the machine's kernel log: nothing named.
         plain = await run_checks(sandbox_target, ssh)
         plain_memory = plain.result("host.memory")
