@@ -687,6 +687,8 @@ verify() {
         "$(printf '%q ' sudo -n "$NGINX_ABS" -T "${conf_args[@]}")"
         "$(printf '%q ' sudo -n ss -ltnpH)"
         "$(printf '%q ' sudo -n -u "$PM2_USER" "${pm2_words[@]}" "$PM2_ABS" jlist)"
+        # wt-modes: --kernel-log (host.memory's exact argv; nothing when the flag is not given)
+        ${DMESG_ABS:+"$(printf '%q ' sudo -n dmesg)"}
         # allowed, but not run here (sudo -l answers without running them)
         "$(printf '%q ' sudo -n -l "${reload_words[@]}")"
         "$(printf '%q ' sudo -n -l -u "$PM2_USER" "${pm2_words[@]}" "$PM2_ABS" restart "$APP")"

@@ -305,6 +305,26 @@ async def test_every_sudo_command_of_the_bot_is_allowed(lp: Setup, ssh: SSHTrans
         assert out.strip().startswith("/"), out
 
 
+async def test_kernel_log_is_opt_in(lp: Setup, ssh: SSHTransport) -> None:
+    """wt-modes: without `--kernel-log` the login may not run dmesg through sudo (the bot sends none: 9 commands above);
+    with it, the printed snippet adds exactly `dmesg ""` (no arguments), passes visudo, and the table says
+    `kernel_log_sudo = true` (printed only: installing it here would let this login read the machine's kernel log)."""
+    status, _out, err = await sh(ssh, ["sudo", "-n", "-l", "dmesg"])
+    assert status != 0 and refused(err), err
+    plain = run_setup("--print-sudoers", "--user", LOGIN, *lp.facts).stdout
+    flagged = run_setup("--print-sudoers", "--kernel-log", "--user", LOGIN, *lp.facts).stdout
+    added = set(flagged.splitlines()) - set(plain.splitlines())
+    dmesg = shutil.which("dmesg", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    assert added == {f'    {dmesg} "", \\'}, added
+    with tempfile.NamedTemporaryFile("w", suffix=".sudoers") as snippet:
+        snippet.write(flagged)
+        snippet.flush()
+        check = subprocess.run(["visudo", "-c", "-s", "-f", snippet.name], capture_output=True, text=True,
+                               check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "kernel_log_sudo" not in lp.toml
+
+
 async def test_restart_action_as_the_least_privileged_user(sandbox: Any, lp: Setup, ssh: SSHTransport) -> None:
     await asyncio.to_thread(sandbox.set_mode, "healthy")
     before = sandbox.app_process()["pm2_env"]["restart_time"]
