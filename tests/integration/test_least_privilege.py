@@ -306,21 +306,22 @@ async def test_every_sudo_command_of_the_bot_is_allowed(lp: Setup, ssh: SSHTrans
 
 
 async def test_kernel_log_is_opt_in(lp: Setup, ssh: SSHTransport) -> None:
-    """wt-modes: without `--kernel-log` the login may not run dmesg through sudo (the bot sends none: 9 commands above);
-    with it, the printed snippet adds exactly `dmesg ""` (no arguments), passes visudo, and the table says
-    `kernel_log_sudo = true` (printed only: installing it here would let this login read the machine's kernel log)."""
-    status, _out, err = await sh(ssh, ["sudo", "-n", "-l", "dmesg"])
-    assert status != 0 and refused(err), err
-    plain = run_setup("--print-sudoers", "--user", LOGIN, *lp.facts).stdout
-    flagged = run_setup("--print-sudoers", "--kernel-log", "--user", LOGIN, *lp.facts).stdout
+    """wt-modes: without `--kernel-log` the login may not run dmesg through sudo (`sudo -l` says no: exit 1, nothing
+    listed) and the table has no `kernel_log_sudo`; with it, the printed snippet adds exactly `dmesg ""` (no
+    arguments) and passes visudo. Printed only: installed here it would let this login read the machine's kernel log,
+    where the kernel-oom mode's kills of `wsbox`'s node (this target's app user) would be a warning in its report."""
+    status, out, err = await sh(ssh, ["sudo", "-n", "-l", "dmesg"])
+    assert status != 0 and not out.strip(), (out, err)
+    plain = (await asyncio.to_thread(run_setup, "--print-sudoers", "--user", LOGIN, *lp.facts)).stdout
+    flagged = (await asyncio.to_thread(run_setup, "--print-sudoers", "--kernel-log", "--user", LOGIN, *lp.facts)).stdout
     added = set(flagged.splitlines()) - set(plain.splitlines())
     dmesg = shutil.which("dmesg", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     assert added == {f'    {dmesg} "", \\'}, added
     with tempfile.NamedTemporaryFile("w", suffix=".sudoers") as snippet:
         snippet.write(flagged)
         snippet.flush()
-        check = subprocess.run(["visudo", "-c", "-s", "-f", snippet.name], capture_output=True, text=True,
-                               check=False)
+        check = await asyncio.to_thread(subprocess.run, ["visudo", "-c", "-s", "-f", snippet.name],
+                                        capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "kernel_log_sudo" not in lp.toml
 
