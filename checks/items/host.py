@@ -154,7 +154,7 @@ def _kernel_source(journal: CommandResult, dmesg: CommandResult, uptime: float |
     if journal.ok and journal.stdout.strip() and not UNREADABLE.search(jtext[:2000]):
         return "journalctl", "", parse_oom_kills(journal.stdout)
     if journal.ok and not jtext.strip():
-        jtext = "no entries (no journal, or none this user may read)"
+        jtext = "no output (exit 0)"  # said like "exit N": what the command did, no sentence
     # `sudo -n dmesg` (kernel_log_sudo) prints the whole ring buffer: only its end, as the plain read's `tail` keeps.
     dlines = dmesg.stdout.splitlines()[-commands.DMESG_LINES:]
     dtext = "\n".join(dlines[:20]) + dmesg.stderr

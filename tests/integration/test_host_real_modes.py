@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import pwd
+import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +28,7 @@ from checks.config import Target
 from checks.models import Status
 from checks.runner import run_checks
 from checks.transport.ssh import SSHTransport
+from tests.conftest import load_sandbox_module
 from tests.support.reports import causes, check_mode, explain, status
 
 pytestmark = pytest.mark.sandbox
@@ -100,3 +104,22 @@ async def test_a_standalone_build_without_its_static_assets_is_named(sandbox: An
     assert healed.exit_code == 0 and healed.diagnosis == (), explain(healed)
     healed_static = healed.result("next.static")
     assert healed_static is not None and healed_static.details["standalone"] is False, healed_static.details
+
+
+def test_down_removes_the_kernel_oom_cgroup_and_sudoers_file() -> None:
+    """down() (not only healing) takes away the machine-wide pieces of kernel-oom, and a second sandbox's kernel-oom
+    names are its own: two concurrent sandboxes never share a cgroup or a sudoers file."""
+    module = load_sandbox_module()
+    workdir = Path(tempfile.mkdtemp(prefix="wscheck-sbx-oom-", dir="/tmp"))
+    workdir.chmod(0o755)
+    box = module.Sandbox(workdir)
+    try:
+        box.up()
+        box.set_mode("kernel-oom")
+        assert box.oom_cgroup.is_dir() and box.oom_sudoers.exists()
+        other = module.Sandbox(Path(f"{workdir}-other"))
+        assert other.oom_cgroup != box.oom_cgroup and other.oom_sudoers != box.oom_sudoers
+    finally:
+        box.down()
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert not box.oom_cgroup.exists() and not box.oom_sudoers.exists()
