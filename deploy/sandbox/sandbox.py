@@ -2256,6 +2256,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", nargs="?", help=f"for `mode`: one of {', '.join(MODES)}")
     parser.add_argument("--workdir", type=Path, default=None, help=f"default: {default_workdir()}")
     parser.add_argument("--tls", action="store_true", help="for `toml`: the https target of the TLS modes")
+    parser.add_argument("--kernel-log", action="store_true",
+                        help="for `toml`: the kernel-oom mode's target (kernel_log_sudo = true)")
     args = parser.parse_args(argv)
     sandbox = Sandbox(args.workdir or default_workdir())
     try:
@@ -2278,7 +2280,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             print(json.dumps(sandbox.status(), indent=2))
         else:
-            print(sandbox.tls_target_toml() if args.tls else sandbox.target_toml(), end="")
+            text = sandbox.tls_target_toml() if args.tls else sandbox.target_toml(kernel_log_sudo=args.kernel_log)
+            print(text, end="")
     except SandboxError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 1
