@@ -158,6 +158,21 @@ MEMINFO_ARGV = ("head", "-c", "8192", "/proc/meminfo", "/proc/uptime")
 JOURNAL_KERNEL_ARGV = ("journalctl", "-k", "-q", "--no-pager", "-o", "short-iso", "--since", "-6h", "-n", "400")
 #: The kernel ring buffer when journalctl is missing or not allowed (dmesg_restrict may refuse it too).
 DMESG_ARGV = ("sh", "-c", "dmesg 2>&1 | tail -n 400")
+#: wt-modes: the same through sudo, as the exact argv a sudoers line can name (no shell, no pipe: the caller keeps the
+#: last DMESG_LINES lines; the ring buffer is bounded by the kernel, 16 KB to a few MB).
+DMESG_SUDO_ARGV = ("sudo", "-n", "dmesg")
+DMESG_LINES = 400
+
+
+def dmesg(target: Target) -> list[str]:
+    """The kernel ring buffer as the target allows it: `sudo -n dmesg` with `kernel_log_sudo`, else the login's own."""
+    return list(DMESG_SUDO_ARGV if target.kernel_log_sudo else DMESG_ARGV)
+
+
+def app_uid(target: Target) -> list[str]:
+    """The uid of the user the app runs as (the PM2 owner): the kernel's OOM lines name the victim's uid, and a kill of
+    another user's process is not this app's evidence."""
+    return ["id", "-u", target.pm2_user] if target.pm2_user else ["id", "-u"]
 MAX_FD_PIDS = 8
 
 _DISK_SCRIPT = (

@@ -151,6 +151,9 @@ class Target(BaseModel):
     nginx_conf: str = ""
     nginx_reload: tuple[str, ...] = ()
     sudo: StrictBool = False
+    #: wt-modes: read the kernel log (OOM kills) as `sudo -n dmesg` (setup-target.sh --kernel-log allows exactly that),
+    #: where dmesg_restrict keeps it from the login user and no journal group helps. Independent of `sudo`.
+    kernel_log_sudo: StrictBool = False
     connect_timeout: Duration = 5.0
     command_timeout: Duration = 10.0
     check_timeout: Duration = 20.0

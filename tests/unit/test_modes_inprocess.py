@@ -12,7 +12,7 @@ import pytest
 from checks.models import Status, TargetReport
 from checks.runner import run_checks
 from checks.transport import FunctionTransport
-from tests.support.captured import TARGET, Replay, load, replay_transport, route_public_probes
+from tests.support.captured import TARGET, Replay, load, mode_target, replay_transport, route_public_probes
 from tests.support.healthy import healthy_statuses
 
 #: The capture's target with a short probe timeout: app-hung's silent peers are waited on for this long instead of the
@@ -46,6 +46,9 @@ EXPECTED = {
     # wt-host3 (tests/integration/test_host_real_faults.py)
     "disk-full": ["host_disk_full"],
     "fd-exhausted": ["process_fd_exhausted"],
+    # wt-modes (tests/integration/test_host_real_modes.py)
+    "kernel-oom": ["host_out_of_memory"],
+    "static-missing": ["next_static_assets_missing"],
 }
 
 
@@ -59,7 +62,7 @@ def public_through_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, F
 async def replay(mode: str, current: dict[str, FunctionTransport]) -> tuple[TargetReport, Replay]:
     transport, fake = replay_transport(mode)
     current["transport"] = transport
-    return await run_checks(FAST, transport), fake
+    return await run_checks(mode_target(mode, FAST), transport), fake
 
 
 @pytest.mark.parametrize("mode", list(EXPECTED))

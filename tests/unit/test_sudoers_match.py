@@ -31,7 +31,7 @@ OWNER = "chatapp"
 
 #: What `resolve_bin` finds in sudo's secure_path for the bare names the config may hold.
 ABS = {"env": "/usr/bin/env", "ss": "/usr/bin/ss", "npm": "/usr/bin/npm", "systemctl": "/usr/bin/systemctl",
-       "cat": "/usr/bin/cat"}
+       "cat": "/usr/bin/cat", "dmesg": "/usr/bin/dmesg"}
 NGINX_ABS = "/usr/sbin/nginx"
 PM2_ABS = "/usr/local/bin/pm2"
 #: The captured sandbox modes (tests/fixtures/captured/modes/*.json).
@@ -205,6 +205,12 @@ def capture_rules(target: Target) -> dict[str, set[tuple[str, ...]]]:
     return allowed(generated_sudoers(capture_facts(target), []))
 
 
+@functools.cache
+def capture_rules_kernel_log(target: Target) -> dict[str, set[tuple[str, ...]]]:
+    """The same with `--kernel-log` (the kernel-oom mode's target reads dmesg through sudo)."""
+    return allowed(generated_sudoers({**capture_facts(target), "DMESG_ABS": ABS["dmesg"]}, []))
+
+
 def capture_facts(target: Target) -> dict[str, str]:
     """The facts setup-target.sh would find for the captured sandbox's target, run as OWNER with sudo."""
     return {
@@ -225,9 +231,10 @@ async def test_follow_up_commands_of_every_captured_mode_are_allowed(mode: str,
     seen here: each captured sandbox mode is replayed on its target made a sudo one (sudo = true, PM2 as OWNER),
     answering each command with the capture of the same command without its sudo prefix. Every sudo command the
     checks then run must be allowed by the sudoers the script writes for that target."""
-    from tests.support.captured import TARGET, Replay, load, route_public_probes, serve_streams
+    from tests.support.captured import MODE_TARGET_UPDATES, TARGET, Replay, load, route_public_probes, serve_streams
 
-    target = TARGET.model_copy(update={"sudo": True, "pm2_user": OWNER, "probe_timeout": 0.2})
+    target = TARGET.model_copy(update={"sudo": True, "pm2_user": OWNER, "probe_timeout": 0.2,
+                                       **MODE_TARGET_UPDATES.get(mode, {})})
     fake = Replay(load(mode))
     sudo_argvs: list[tuple[str, ...]] = []
 
@@ -235,7 +242,10 @@ async def test_follow_up_commands_of_every_captured_mode_are_allowed(mode: str,
         bare = argv[4:] if argv[:3] == ("sudo", "-n", "-u") else argv[2:] if argv[:2] == ("sudo", "-n") else argv
         if bare != argv:
             sudo_argvs.append(argv)
-        result = fake.run(bare)
+        # `id -u OWNER` (host.memory: whose OOM kills are the app's) is the capture's `id -u` of the sandbox's user
+        # and `sudo -n dmesg` (kernel_log_sudo) was captured with its sudo: the sandbox's target reads it so too
+        lookup = ("id", "-u") if bare == ("id", "-u", OWNER) else argv if bare == ("dmesg",) else bare
+        result = fake.run(lookup)
         return CommandResult(argv, result.exit_status, result.stdout, result.stderr, result.duration_ms)
 
     transport = FunctionTransport(answer, tcp_handler=serve_streams(fake.connect))
@@ -243,9 +253,32 @@ async def test_follow_up_commands_of_every_captured_mode_are_allowed(mode: str,
     await run_checks(target, transport)
     assert fake.uncaptured == [], "a command the capture did not see: the replay stopped short of the follow-ups"
     assert sudo_argvs, "no sudo command ran: this would prove nothing"
-    rules = capture_rules(target)
+    rules = capture_rules_kernel_log(target) if target.kernel_log_sudo else capture_rules(target)
     for argv in set(sudo_argvs):
         if argv[:3] == ("sudo", "-n", "-u"):
             assert argv[3] == OWNER and absolute(argv[4:]) in rules["OWNER"], argv
         else:
             assert absolute(argv[2:]) in rules["ROOT"], argv
+
+
+async def test_kernel_log_allows_exactly_the_dmesg_the_memory_check_runs() -> None:
+    """wt-modes: `--kernel-log` allows `dmesg` with no arguments as root, the very argv host.memory sends with
+    `kernel_log_sudo = true` (the `""` of sudoers: any argument, `-C` clearing the ring buffer too, is refused);
+    without the flag no dmesg line, and the bot sends none."""
+    facts = {
+        "SUDOERS_FILE": "/etc/sudoers.d/wscheck", "SUDOERS_HEADER_TAG": "test", "LOGIN_USER": "wscheck",
+        "SECURE_PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "APP": "chat", "APP_DIR": "/srv/chat", "APP_PORT": "3000", "PM2_USER": OWNER,
+        "PM2_HOME_DIR": "", "NGINX_CONF": "", "ENV_ABS": ABS["env"], "SS_ABS": ABS["ss"],
+        "NGINX_ABS": NGINX_ABS, "NPM_ABS": ABS["npm"], "PM2_ABS": PM2_ABS, "RELOAD_ABS": "", "CAT_ABS": ABS["cat"],
+    }
+    base = Target(name="web", host="web.example.com", user="wscheck", pm2_app="chat", app_port=3000,
+                  app_dir="/srv/chat", pm2_user=OWNER, pm2_bin=PM2_ABS, nginx_bin=NGINX_ABS, sudo=True)
+    without = await sudo_commands(base)
+    assert not any(argv[0].endswith("dmesg") for argv in without["ROOT"])
+    assert allowed(generated_sudoers(facts, [])) == without
+    code = await sudo_commands(base.model_copy(update={"kernel_log_sudo": True}))
+    assert code["ROOT"] - without["ROOT"] == {("/usr/bin/dmesg",)}
+    sudoers = generated_sudoers({**facts, "DMESG_ABS": "/usr/bin/dmesg"}, [])
+    assert "    /usr/bin/dmesg \"\", \\\n" in sudoers
+    assert allowed(sudoers) == code
