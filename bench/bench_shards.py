@@ -77,7 +77,9 @@ async def bench(args: argparse.Namespace, url: str) -> int:
                 break
             for b in bots:
                 if b.proc is not None and b.proc.returncode is not None:
-                    raise RuntimeError(f"{b.name} exited:\n{b.tail()}")
+                    why = [x.text for x in b.err if (" ERROR " in x.text or " WARNING " in x.text)
+                           and "Future exception" not in x.text and "TransportError" not in x.text]
+                    raise RuntimeError(f"{b.name} exited {b.proc.returncode}:\n" + "\n".join(why[-30:]))
             await asyncio.sleep(1.0)
         first_round = time.monotonic() - started
         await asyncio.sleep(args.warmup)

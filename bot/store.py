@@ -600,25 +600,44 @@ class _Ops(abc.ABC):
     async def shard_beat(self, *, replica: str, ttl: float) -> tuple[int, frozenset[str]]:
         """One heartbeat of `replica`: renew its row (or join: insert it), reap the rows not renewed within `ttl`
         (seconds of the database's clock), bump the epoch if the member set changed, and return (epoch, live
-        members) as of this transaction. A reap deletes before it takes the epoch row's lock: when two replicas
-        reap at once, the second one's DELETE waits for the first one's rows and finds nothing left to bump for."""
+        members) as of this transaction.
+
+        Lock order, the same in every transaction that changes the membership: the epoch row first (FOR UPDATE),
+        then member rows. A plain renewal locks its own row only. So a reaper never holds a member row while it
+        waits for the epoch row (a deadlock with a replica leaving or joining at that moment), and two replicas
+        reaping at once take turns: the second finds nothing left to delete and does not bump again."""
         async with self._writing() as conn:
             now = _db_clock(conn)  # a constant SQL expression per engine; the values go as parameters
-            seen = await _exec(conn, f"UPDATE shard_members SET last_seen = {now} WHERE replica = ?",  # noqa: S608
-                               (replica,))
-            reaped = await _exec(conn, f"DELETE FROM shard_members WHERE last_seen < {now} - ?",  # noqa: S608
-                                 (float(ttl),))
+            row = await _one(conn, f"SELECT COUNT(*) AS expired, SUM(CASE WHEN replica = ? THEN 1 ELSE 0 END) AS mine "  # noqa: S608
+                                   f"FROM shard_members WHERE replica = ? OR last_seen < {now} - ?",
+                             (replica, replica, float(ttl)))
+            mine = 0 if row is None or row["mine"] is None else int(row["mine"])
+            expired = (0 if row is None else int(row["expired"])) - mine
+            seen = 0
+            if mine and not expired:
+                seen = await _exec(conn, f"UPDATE shard_members SET last_seen = {now} WHERE replica = ?",  # noqa: S608
+                                   (replica,))
             if not seen:
-                await _exec(conn, f"INSERT INTO shard_members (replica, joined_at, last_seen) VALUES (?, {now}, {now})",  # noqa: S608
-                            (replica,))
-            if reaped or not seen:
-                await _exec(conn, "UPDATE shard_epoch SET epoch = epoch + 1 WHERE id = 1")
+                await _exec(conn, "SELECT epoch FROM shard_epoch WHERE id = 1 FOR UPDATE" if conn.engine == "postgresql"
+                            else "SELECT epoch FROM shard_epoch WHERE id = 1")
+                seen = await _exec(conn, f"UPDATE shard_members SET last_seen = {now} WHERE replica = ?",  # noqa: S608
+                                   (replica,))
+                reaped = await _exec(conn, f"DELETE FROM shard_members WHERE last_seen < {now} - ?",  # noqa: S608
+                                     (float(ttl),))
+                if not seen:
+                    join = f"INSERT INTO shard_members (replica, joined_at, last_seen) VALUES (?, {now}, {now})"  # noqa: S608
+                    await _exec(conn, join, (replica,))
+                if reaped or not seen:
+                    await _exec(conn, "UPDATE shard_epoch SET epoch = epoch + 1 WHERE id = 1")
             return await self._shard_view(conn)
 
     async def shard_leave(self, *, replica: str) -> bool:
         """A replica stopping cleanly removes its row (a new epoch): the others take its targets over at their next
-        heartbeat instead of after the TTL. False if it was not a member (any more)."""
+        heartbeat instead of after the TTL. False if it was not a member (any more). Epoch row first (see
+        `shard_beat`)."""
         async with self._writing() as conn:
+            await _exec(conn, "SELECT epoch FROM shard_epoch WHERE id = 1 FOR UPDATE" if conn.engine == "postgresql"
+                        else "SELECT epoch FROM shard_epoch WHERE id = 1")
             if not await _exec(conn, "DELETE FROM shard_members WHERE replica = ?", (replica,)):
                 return False
             await _exec(conn, "UPDATE shard_epoch SET epoch = epoch + 1 WHERE id = 1")
