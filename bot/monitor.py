@@ -240,7 +240,17 @@ class Monitor:
                                next_run_time=now + timedelta(seconds=fast * (1 + phase)),
                                misfire_grace_time=int(fast) + 1)
         if self.settings.canary:
-            self._canaries[name] = self._tasks.spawn(self.canary(target), name=f"canary {name}")
+            # Sharded, a replica takes hundreds of targets at once (a join, a takeover): their canaries connect
+            # spread over one fast interval, not all in the same instant.
+            work = self._canary_after(target, phase * self.settings.fast_interval) if self.sharded \
+                else self.canary(target)
+            self._canaries[name] = self._tasks.spawn(work, name=f"canary {name}")
+
+    async def _canary_after(self, target: Target, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop_event.wait(), delay)
+        if not self.stop_event.is_set():
+            await self.canary(target)
 
     def _unschedule(self, name: str) -> None:
         for job in (f"full:{name}", f"fast:{name}"):

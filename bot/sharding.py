@@ -37,6 +37,9 @@ class Membership:
         self.on_moved = on_moved
         self.clock = clock
         self.shard = shards.Shard()
+        #: Seconds after joining before the first share is taken (bot/shards.py): replicas started together join
+        #: before any of them starts probing.
+        self.settle = lease.renew_every(ttl)
         #: Share changes this replica made (takeovers and hand-overs): /metrics.
         self.changes = 0
         #: Notified after every heartbeat (tests wait on it, never on a sleep).
@@ -61,7 +64,7 @@ class Membership:
             sent = self.clock()
             view = await self._beat(sent)
             await self._apply(*shards.on_beat(self.shard, me=self.name, targets=self.targets, view=view, sent=sent,
-                                              now=self.clock(), ttl=self.ttl))
+                                              now=self.clock(), ttl=self.ttl, settle=self.settle))
             async with self.beaten:
                 self.beaten.notify_all()
             next_at = sent + self.every()

@@ -18,6 +18,11 @@ The rules, `(shard, observation, now) -> (shard, events)`:
   commit of an old membership never lands after a new owner started.
 * On a new epoch every target it still owns is reloaded from the store (`Moved.kept`): the target may have been
   owned (and committed) by another replica in between, in an epoch this replica never saw.
+* A replica that has just joined takes its first share only `settle` seconds after its first successful heartbeat:
+  replicas started together (a deploy, a cold start) would otherwise see the first one take every target, start
+  every probe and canary at once, and hand 3/4 of them over a second later. The bench's cold start of 2,000 targets
+  on 4 replicas deposed the overloaded leader that way. Members already in place are not delayed: a dead replica's
+  targets move at once.
 * A replica whose heartbeat has not succeeded for `ttl - margin` (counted from when the last successful one was
   *sent*, as the lease does) gives all its targets up: it may have been reaped already. Its next successful
   heartbeat (a rejoin) takes them again, with a reload.
@@ -85,6 +90,8 @@ class Shard:
     owned: frozenset[str] = frozenset()
     #: Local monotonic time after which the share is no longer surely ours (no successful heartbeat since).
     valid_until: float | None = None
+    #: When the first successful heartbeat of this membership was sent (the settling period counts from it).
+    joined_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,8 +105,9 @@ class Moved:
 
 
 def on_beat(shard: Shard, *, me: str, targets: Iterable[str], view: View | None, sent: float, now: float,
-            ttl: float) -> tuple[Shard, list[Moved]]:
-    """The outcome of one heartbeat sent at `sent`, answered at `now` (monotonic); `view` None = it failed."""
+            ttl: float, settle: float = 0.0) -> tuple[Shard, list[Moved]]:
+    """The outcome of one heartbeat sent at `sent`, answered at `now` (monotonic); `view` None = it failed.
+    `settle`: seconds after joining before the first share is taken (see the module's docstring)."""
     shard, events = on_tick(shard, now=now)
     if view is None:
         return shard, events
@@ -108,12 +116,16 @@ def on_beat(shard: Shard, *, me: str, targets: Iterable[str], view: View | None,
         return shard, events  # an answer too late to act on: the next heartbeat decides
     if me not in view.members:
         return shard, events  # the store always returns us after a successful beat; never own without our row
+    joined_at = sent if shard.joined_at is None else shard.joined_at
+    if now < joined_at + settle:
+        # Settling: seen as a member, owning nothing yet (epoch None, so the first share is computed afterwards).
+        return Shard(members=view.members, valid_until=valid_until, joined_at=joined_at), events
     if shard.epoch == view.epoch and shard.valid_until is not None:
         return Shard(epoch=shard.epoch, members=shard.members, owned=shard.owned,
-                     valid_until=max(shard.valid_until, valid_until)), events
+                     valid_until=max(shard.valid_until, valid_until), joined_at=joined_at), events
     owned = frozenset(t for t, m in assign(targets, view.members).items() if m == me)
     moved = Moved(taken=owned - shard.owned, dropped=shard.owned - owned, kept=owned & shard.owned)
-    new = Shard(epoch=view.epoch, members=view.members, owned=owned, valid_until=valid_until)
+    new = Shard(epoch=view.epoch, members=view.members, owned=owned, valid_until=valid_until, joined_at=joined_at)
     return new, [*events, moved] if (moved.taken or moved.dropped or moved.kept) else events
 
 

@@ -137,8 +137,9 @@ beats = st.one_of(
 
 
 @settings(max_examples=300)
-@given(steps=st.lists(st.tuples(beats, st.floats(0.0, 10.0)), max_size=25))
-def test_any_sequence_keeps_the_share_consistent(steps: list[tuple[tuple[str, object, float], float]]) -> None:
+@given(steps=st.lists(st.tuples(beats, st.floats(0.0, 10.0)), max_size=25), settle=st.sampled_from([0.0, 5.0]))
+def test_any_sequence_keeps_the_share_consistent(steps: list[tuple[tuple[str, object, float], float]],
+                                                 settle: float) -> None:
     """Whatever happens, what the events said is owned is exactly the share; a share is only ever the owner's
     targets of the last view acted on; nothing is fenced past its deadline."""
     targets = [f"t{i}" for i in range(20)]
@@ -150,7 +151,7 @@ def test_any_sequence_keeps_the_share_consistent(steps: list[tuple[tuple[str, ob
         if kind == "beat":
             view = None if raw is None else View(raw[0], raw[1])  # type: ignore[index]
             shard, events = shards.on_beat(shard, me="a", targets=targets, view=view, sent=now, now=now + delay,
-                                           ttl=TTL)
+                                           ttl=TTL, settle=settle)
             now += delay
         else:
             shard, events = shards.on_tick(shard, now=now)
@@ -159,6 +160,8 @@ def test_any_sequence_keeps_the_share_consistent(steps: list[tuple[tuple[str, ob
             assert moved.dropped <= probed and moved.kept <= probed
             probed = (probed - moved.dropped) | moved.taken
         assert probed == shard.owned
+        if shard.joined_at is not None and now < shard.joined_at + settle:
+            assert not shard.owned  # settling: nothing taken yet
         if shard.owned:
             assert "a" in shard.members and shard.epoch is not None
             assert shard.owned == {t for t, m in shards.assign(targets, shard.members).items() if m == "a"}
@@ -166,3 +169,19 @@ def test_any_sequence_keeps_the_share_consistent(steps: list[tuple[tuple[str, ob
             epoch = shards.epoch_for(shard, target, now=now)
             assert epoch is None or (target in shard.owned and shard.valid_until is not None
                                      and now < shard.valid_until)
+
+
+def test_a_replica_that_just_joined_settles_before_taking_its_first_share() -> None:
+    """Replicas started together: none takes every target for the second before the others have joined."""
+    targets = [f"t{i}" for i in range(40)]
+    shard, events = shards.on_beat(Shard(), me="a", targets=targets, view=View(1, frozenset({"a"})), sent=0.0,
+                                   now=0.1, ttl=TTL, settle=5.0)
+    assert events == [] and shard.owned == frozenset() and shards.epoch_for(shard, "t0", now=0.2) is None
+    shard, events = shards.on_beat(shard, me="a", targets=targets, view=View(3, frozenset({"a", "b", "c"})),
+                                   sent=5.0, now=5.1, ttl=TTL, settle=5.0)
+    mine = frozenset(t for t, m in shards.assign(targets, {"a", "b", "c"}).items() if m == "a")
+    assert events == [Moved(taken=mine)] and shard.owned == mine
+    # Settled once: a later change moves targets at once.
+    shard, events = shards.on_beat(shard, me="a", targets=targets, view=View(4, frozenset({"a", "b"})), sent=6.0,
+                                   now=6.1, ttl=TTL, settle=5.0)
+    assert shard.owned == {t for t, m in shards.assign(targets, {"a", "b"}).items() if m == "a"}
