@@ -43,6 +43,12 @@ def _probed(bot: Child, start: int) -> dict[str, int]:
     return seen
 
 
+def _write_logs(where: Path, bots: list[Child]) -> None:
+    where.mkdir(parents=True, exist_ok=True)
+    for bot in bots:
+        (where / f"{bot.name}.log").write_text("".join(x.text + "\n" for x in bot.err))
+
+
 async def bench(args: argparse.Namespace, url: str) -> int:
     n, replicas = args.targets, args.replicas
     work = Path(tempfile.mkdtemp(prefix=f"wscheck-shards-{n}-", dir="/tmp"))
@@ -121,6 +127,8 @@ async def bench(args: argparse.Namespace, url: str) -> int:
         for bot in bots:
             await bot.stop()
         await sim.stop()
+        if args.logs:
+            _write_logs(Path(args.logs), bots)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -131,6 +139,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--canary", choices=("on", "off"), default="on")
+    parser.add_argument("--logs", default="", help="a directory to write each replica's log to")
     args = parser.parse_args()
     raise_nofile()
     server = PostgresServer()

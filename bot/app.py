@@ -116,7 +116,10 @@ class BotServer:
         if self.settings.monitor:
             self.monitor = self._make_monitor(self.store)
             if self.elector is not None and self.settings.shards == "auto":
-                self._shard(self.monitor, self.store, self.elector.name)
+                # The heartbeats go on a connection of their own (like the lease's): queued behind the store's work
+                # for hundreds of targets, they missed the TTL in the bench and the shares were given up.
+                beats = await Store.open(self.settings.db, exclusive=False, migrate=False)
+                self._shard(self.monitor, self.store, beats, self.elector.name)
         from bot import handlers
 
         self.remediation = self._make_remediation(self.store)
@@ -155,12 +158,12 @@ class BotServer:
         if self.membership is not None:
             self._tasks.append(asyncio.ensure_future(self.membership.run(self.stop)))
 
-    def _shard(self, monitor: Monitor, store: Store, name: str) -> None:
+    def _shard(self, monitor: Monitor, store: Store, beats: Store, name: str) -> None:
         """WSCHECK_SHARDS=auto: every replica probes its share of the targets and commits their states, fenced by
         the membership epoch; the leader keeps the outbox, fixes, expiry and retention (docs/ha.md, "Sharding")."""
         from bot.sharding import Membership
 
-        membership = Membership(store, name=name, targets=self.targets.names, ttl=self.settings.leader_ttl,
+        membership = Membership(beats, name=name, targets=self.targets.names, ttl=self.settings.leader_ttl,
                                 on_moved=monitor.reshard)
         monitor.sharded = True
         monitor.owns = membership.owns
@@ -374,6 +377,7 @@ class BotServer:
             await self.monitor.stop()
         if self.membership is not None:
             await self.membership.leave()  # after the last probe's commit: the others take its targets at once
+            await self.membership.store.close()
         await self._release_lease()
         await self.service.aclose()
         if self.store is not None:

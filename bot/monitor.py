@@ -588,6 +588,11 @@ class Monitor:
                     state, events = inc.tick(self.states[target.name], now=now, policy=self.policy,
                                              silence=silence)
                     await self._commit(target, state, events, now)
+            except Fenced as exc:
+                if not self.sharded:
+                    self.survived("tick", target.name)
+                else:
+                    log.info("%s: not committed, the target moved to another replica (%s)", target.name, exc)
             except Exception:  # one target's store error must not stop the others' ticks
                 self.survived("tick", target.name)
         try:
