@@ -63,7 +63,7 @@ async def bench(args: argparse.Namespace, url: str) -> int:
         env = bot_env({"WSCHECK_MONITOR": "true", "WSCHECK_CHECK_INTERVAL": "30s", "WSCHECK_FAST_INTERVAL": "10s",
                        "WSCHECK_CANARY": "true" if args.canary == "on" else "false", "WSCHECK_JITTER": "0",
                        "WSCHECK_LOG_LEVEL": "debug", "WSCHECK_DB": url, "WSCHECK_SHARDS": "auto",
-                       "WSCHECK_LEADER_TTL": "15s"})
+                       "WSCHECK_LEADER_TTL": f"{args.ttl:g}s"})
         started = time.monotonic()
         for i in range(replicas):
             bot = Child(bot_argv(work / "wscheck.toml", console=True), env, name=f"replica{i}")
@@ -94,11 +94,11 @@ async def bench(args: argparse.Namespace, url: str) -> int:
         await asyncio.sleep(args.duration)
         t1 = time.monotonic()
         load = os.getloadavg()
-        print(f"\n{n} targets on {replicas} replicas, canary {args.canary}, {t1 - t0:.0f} s measured after a "
-              f"{args.warmup:g} s warm-up (every target first probed {first_round:.0f} s after the start); load "
-              f"average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} cores")
-        print("| replica | targets probed in the window | probes | CPU avg / peak 5 s (cores) | RSS max / end "
-              "| error lines |")
+        print(f"\n{n} targets on {replicas} replicas, canary {args.canary}, TTL {args.ttl:g} s, {t1 - t0:.0f} s "
+              f"measured after a {args.warmup:g} s warm-up (every target first probed {first_round:.0f} s after the "
+              f"start); load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} cores")
+        print("| replica | targets probed in the window | probes done / expected | CPU avg / peak 5 s (cores) "
+              "| RSS max / end | error lines |")
         print("|---|---|---|---|---|---|")
         owners: dict[str, list[int]] = {}
         worst_cpu, worst_rss = 0.0, 0.0
@@ -111,7 +111,9 @@ async def bench(args: argparse.Namespace, url: str) -> int:
             rss_max, rss_end = max(s.rss_kb for s in window) / 1024, window[-1].rss_kb / 1024
             worst_cpu, worst_rss = max(worst_cpu, cpu), max(worst_rss, rss_max)
             errors = sum(" ERROR " in x.text or "Traceback" in x.text for x in bot.err[mark:])
-            print(f"| {i} | {len(probed)} | {sum(probed.values())} | {cpu:.2f} / {peak:.2f} | {rss_max:.0f} MB / "
+            expected = len(probed) * (t1 - t0) * (1 / 30 + 1 / 10)
+            print(f"| {i} | {len(probed)} | {sum(probed.values())} / {expected:.0f} | {cpu:.2f} / {peak:.2f} | "
+                  f"{rss_max:.0f} MB / "
                   f"{rss_end:.0f} MB | {errors} |")
         sim_cpu = Sampler.cpu_share(sim_sampler.window(t0 - 1.5, t1 + 0.1))
         overlap = sum(1 for v in owners.values() if len(v) > 1)
@@ -139,6 +141,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--canary", choices=("on", "off"), default="on")
+    parser.add_argument("--ttl", type=float, default=15.0, help="WSCHECK_LEADER_TTL in seconds")
     parser.add_argument("--logs", default="", help="a directory to write each replica's log to")
     args = parser.parse_args()
     raise_nofile()
