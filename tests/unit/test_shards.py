@@ -6,11 +6,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import lease, shards
+from bot.settings import load_config
 from bot.shards import Moved, Shard, View
+from checks.config import ConfigError
 
 TTL = 15.0
 
@@ -185,3 +188,26 @@ def test_a_replica_that_just_joined_settles_before_taking_its_first_share() -> N
     shard, events = shards.on_beat(shard, me="a", targets=targets, view=View(4, frozenset({"a", "b"})), sent=6.0,
                                    now=6.1, ttl=TTL, settle=5.0)
     assert shard.owned == {t for t, m in shards.assign(targets, {"a", "b"}).items() if m == "a"}
+
+
+@pytest.mark.parametrize(("env", "ok"), [({}, "off"), ({"WSCHECK_SHARDS": "off"}, "off"),
+                                         ({"WSCHECK_SHARDS": "Auto", "WSCHECK_DB": "postgresql://u@db.internal/w"},
+                                          "auto")])
+def test_shards_is_a_setting_off_by_default(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], ok: str) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings, _ = load_config(None)
+    assert settings.shards == ok
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"WSCHECK_SHARDS": "yes"}, "must be off .* or auto"),
+    ({"WSCHECK_SHARDS": "auto"}, "auto needs replicas, and replicas need PostgreSQL"),
+    ({"WSCHECK_SHARDS": "auto", "WSCHECK_DB": "sqlite:///tmp/x.db"}, "auto needs replicas"),
+])
+def test_a_bad_or_sqlite_shards_setting_is_refused_naming_the_field(monkeypatch: pytest.MonkeyPatch,
+                                                                     env: dict[str, str], says: str) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError, match=rf"WSCHECK_SHARDS: {says}"):
+        load_config(None)
