@@ -755,7 +755,8 @@ class Monitor:
         stale_after = timedelta(seconds=3 * self.settings.check_interval + 30)
         started = self._started_at or now
         targets = {}
-        healthy = self.scheduler.running
+        # Sharded, a replica with no share (settling, or more replicas than targets) has no scheduler to run.
+        healthy = self.scheduler.running or (self.sharded and not self.owned)
         for target in self.service.targets:
             if self.sharded and target.name not in self.owned:
                 continue
