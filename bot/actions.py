@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.i18n import Text, localize_cause, t, text
+from bot.i18n import language, localize_cause, t, text
 from checks import commands as cmd
 from checks.causes import CAUSE_BY_ID, CAUSE_SPECS, FIX_NAMES, FIXES, HUMAN_LOOK
 from checks.config import Target
 from checks.models import Cause, TargetReport
+from wsmsg import Msg
 
 #: The fixes `plan` knows how to run (checks/causes.py FIXES, where a fix is registered).
 ACTIONS = FIX_NAMES
@@ -56,13 +57,13 @@ class NotOffered(Exception):
     `str(exc)` is English (what is stored: an aborted request's note); `exc.message` is the bot's language.
     """
 
-    def __init__(self, reason: Text) -> None:
+    def __init__(self, reason: Msg) -> None:
         super().__init__(reason.en)
         self.reason = reason
 
     @property
     def message(self) -> str:
-        return str(self.reason)
+        return self.reason.render(language())
 
 
 def _pm2(target: Target, *args: str, env: dict[str, str] | None = None) -> tuple[str, ...]:
@@ -83,7 +84,7 @@ def honours_port(report: TargetReport | None) -> tuple[bool, str]:
     return ok, str(why)
 
 
-def _honours_port(report: TargetReport | None) -> tuple[bool, Text]:
+def _honours_port(report: TargetReport | None) -> tuple[bool, Msg]:
     if report is None:
         return False, text("actions.no_report")
     match = report.result("port.match")

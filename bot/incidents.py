@@ -78,7 +78,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from bot.i18n import localize_cause, t
 from checks.causes import CAUSE_BY_ID, CAUSE_IDS
-from checks.messages import msg
+from checks.messages import msg, verbatim
 from checks.models import Cause, Status, TargetReport
 
 UNREACHABLE = "target_unreachable"
@@ -149,8 +149,7 @@ class Observation(_Frozen):
                 bad[i] = cause.model_copy(update={"evidence": (*cause.evidence, *left)})
                 return tuple(bad)
         summary = msg("cause.unknown", checks=", ".join(left))
-        bad.append(Cause(cause=UNKNOWN, summary=summary.text, evidence=left, summary_key=summary.key,
-                         summary_params=summary.params))
+        bad.append(Cause(cause=UNKNOWN, message=summary, evidence=left))
         return tuple(bad)
 
     @property
@@ -188,7 +187,7 @@ class Incident(_Frozen):
         """The cause the channel was told about: `causes[0]` (the incident keeps failing causes only)."""
         if self.causes:
             return self.causes[0]
-        return Cause(cause=self.cause, summary=self.summary)
+        return Cause(cause=self.cause, message=verbatim(self.summary))
 
     @property
     def evidence(self) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from bot import actions as act
 from bot import admission as adm
 from bot import approvals as ap
 from bot.alerts import ACTION_PROPOSE as ACTION_PROPOSE_BUTTON
-from bot.i18n import Text, from_english, language, localize_cause, t, text
+from bot.i18n import language, localize_cause, t, text
 from bot.outbox import APPROVAL, Outbox, Payload, Sink, SinkError
 from bot.render import clamp_blocks, fix_block, slack_date, untrusted
 from bot.service import CheckService
@@ -33,6 +33,7 @@ from checks.config import Target
 from checks.models import Status, TargetReport
 from checks.redact import redact
 from checks.transport.base import CommandTimeout, TransportError
+from wsmsg import Msg
 
 log = logging.getLogger(__name__)
 
@@ -59,46 +60,19 @@ def _ts_key(request_id: str) -> str:
     return f"approval_message_ts:{request_id}"
 
 
-#: Outcome notes are stored in English (the request and the audit); these are said in the bot's language when
-#: the approval message is drawn. The actions' keys are there for the `why` a "No longer applicable" note quotes.
-NOTE_KEYS: tuple[str, ...] = (
-    "approvals.note_expired", "approvals.note_superseded", "approvals.note_stopped_running",
-    "approvals.note_restarted_approved", "approvals.note_post_failed",
-    "remediation.done", "remediation.step_refused", "remediation.step_failed",
-    "remediation.abort_recovered", "remediation.abort_changed", "remediation.abort_not_applicable",
-    "remediation.abort_commands_differ", "remediation.cooldown", "actions.unknown_to_pm2", "actions.fix_port_side",
-    "actions.port_not_from_pm2", "actions.unknown_action", "actions.no_report", "actions.not_run",
-    "actions.command_sets_port", "actions.listens_on_port_env", "actions.listens_on_default",
-    "actions.listens_elsewhere", "actions.listens_elsewhere_unset", "actions.listens_nowhere",
-    "actions.listens_nowhere_unset",
-)
-#: The ValueErrors of approvals.new_request (capitalized), as the requester sees them.
-REQUEST_ERROR_KEYS: tuple[str, ...] = (
-    "approvals.err_disabled", "approvals.err_quorum", "approvals.err_commands", "approvals.err_empty",
-)
-
-
 class RemediationError(Exception):
-    """A request cannot be made; the message tells the requester why and what to do instead.
+    """A request cannot be made; `reason` (a message) tells the requester why and what to do instead.
 
-    `str(exc)` is English (it may become a stored note); `exc.message` is in the bot's language.
+    `str(exc)` is its English (logs); the front renders `reason` in its language.
     """
 
-    def __init__(self, reason: Text | str, *, localized: str | None = None) -> None:
-        super().__init__(reason.en if isinstance(reason, Text) else reason)
+    def __init__(self, reason: Msg) -> None:
+        super().__init__(reason.en)
         self.reason = reason
-        self._localized = localized
 
     @property
     def message(self) -> str:
-        if self._localized is not None:
-            return self._localized
-        return str(self.reason)
-
-
-def note_text(note: str) -> str:
-    """A stored (English) outcome note in the bot's language."""
-    return from_english(note, NOTE_KEYS)
+        return self.reason.render(language())
 
 
 _REFUSALS: dict[str, str] = {
@@ -164,7 +138,7 @@ def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy) -> t
             else:
                 lines.append(t("remediation.exit_code", code=request.exit_code))
         if request.outcome_note:
-            lines.append(untrusted(note_text(request.outcome_note)))
+            lines.append(untrusted(request.outcome_note.render(language())))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
@@ -367,9 +341,8 @@ class Remediation:
                 requested_by=requested_by, team_id=team_id or self.bot_team_id() or "console", channel=channel,
                 now=now, policy=policy, fingerprint=act.fingerprint(report), thread_ts=thread_ts,
                 incident_id=incident_id)
-        except ValueError as exc:
-            sentence = str(exc)[:1].upper() + str(exc)[1:]
-            raise RemediationError(sentence, localized=from_english(sentence, REQUEST_ERROR_KEYS)) from None
+        except ap.RequestRefused as exc:
+            raise RemediationError(exc.message) from None
         fallback, blocks = approval_blocks(request, policy)
         posting: asyncio.Future[str | SinkError] | None = None
         async with self.store.transaction() as tx:
@@ -454,7 +427,7 @@ class Remediation:
         return None
 
     async def _cancel_unposted(self, request: ap.ApprovalRequest, exc: SinkError) -> None:
-        note = text("approvals.note_post_failed", error=str(exc)[:200]).en
+        note = text("approvals.note_post_failed", error=str(exc)[:200])
         cancelled = ap.cancel(request, note=note, now=self.clock())
         if cancelled is not None and await self._save(request, cancelled):
             log.error("approval request %s cancelled: its message could not be posted (%s)", request.id, exc)
@@ -520,7 +493,7 @@ class Remediation:
             try:
                 await self._cooldown_check(target)
             except RemediationError as exc:
-                await self._finish_abort(approved, str(exc))
+                await self._finish_abort(approved, exc.reason)
                 return
             # One fresh checklist answers all three questions: recovered already? same PM2 process? same plan?
             report = await self.service.run(target.name)
@@ -528,18 +501,18 @@ class Remediation:
             # "nginx config invalid, a reload now would fail" is still the reason to act: wt-nginxrt).
             if approved.cause and not [c for c in report.diagnosis
                                        if c.severity in (Status.FAIL, Status.ERROR) or c.cause == approved.cause]:
-                await self._finish_abort(approved, text("remediation.abort_recovered").en)
+                await self._finish_abort(approved, text("remediation.abort_recovered"))
                 return
             if ap.fingerprint_changed(approved.fingerprint, act.fingerprint(report)):
-                await self._finish_abort(approved, text("remediation.abort_changed").en)
+                await self._finish_abort(approved, text("remediation.abort_changed"))
                 return
             try:
                 plan = act.plan(approved.action, target, report)
             except act.NotOffered as exc:
-                await self._finish_abort(approved, text("remediation.abort_not_applicable", why=exc.reason).en)
+                await self._finish_abort(approved, text("remediation.abort_not_applicable", why=exc.reason))
                 return
             if plan.commands != approved.commands:
-                await self._finish_abort(approved, text("remediation.abort_commands_differ").en)
+                await self._finish_abort(approved, text("remediation.abort_commands_differ"))
                 return
             running = ap.start(approved, now=now)
             if not await self._save(approved, running):
@@ -557,12 +530,12 @@ class Remediation:
                 await self._post_update(finished)
                 healthy, outcome = await self._verify(finished, target)
                 if not ok:
-                    healthy, outcome = False, note_text(note)
+                    healthy, outcome = False, note.render(language())
             finally:
                 for release in self.on_fix_end:
                     await release(target.name, running.id, healthy, outcome)
 
-    async def _run(self, plan: act.Plan, request: ap.ApprovalRequest, target: Target) -> tuple[bool, int, str]:
+    async def _run(self, plan: act.Plan, request: ap.ApprovalRequest, target: Target) -> tuple[bool, int, Msg]:
         transport = self.service.transport(target)
         for step in plan.steps:
             if plan.long:
@@ -586,8 +559,8 @@ class Remediation:
             if code != 0:
                 last = (err.strip() or out.strip()).splitlines()[-1:] or [""]
                 key = "remediation.step_refused" if step.gate else "remediation.step_failed"
-                return False, code, redact(text(key, label=step.label, code=code, output=last[0][:300]).en)
-        return True, 0, text("remediation.done").en
+                return False, code, text(key, label=step.label, code=code, output=last[0][:300]).map_text(redact)
+        return True, 0, text("remediation.done")
 
     async def _verify(self, request: ap.ApprovalRequest, target: Target) -> tuple[bool, str]:
         """Check until healthy or `verify_timeout`: (healthy, what the thread was told)."""
@@ -618,10 +591,10 @@ class Remediation:
         await self._audit("verification", request, actor=None, data={"healthy": False, "cause": cause.cause})
         return False, said
 
-    async def _finish_abort(self, approved: ap.ApprovalRequest, note: str) -> None:
+    async def _finish_abort(self, approved: ap.ApprovalRequest, note: Msg) -> None:
         aborted = ap.abort(approved, note=note, now=self.clock())
         if await self._save(approved, aborted):
-            await self._audit("aborted", aborted, actor=None, data={"note": note})
+            await self._audit("aborted", aborted, actor=None, data={"note": note.to_ref()})
             await self._post_update(aborted)
 
     # -- plumbing --------------------------------------------------------------------------------

@@ -233,8 +233,7 @@ CHECK_KEYS = [k for k in cm.MESSAGES if k.split(".")[0] in ("nginx", "pm2", "por
 def keyed(check_id: str, status: Status, key: str, **details: Any) -> CheckResult:
     params = sample(cm.MESSAGES[key]["en"])
     m = cm.msg(key, **params)
-    return CheckResult(id=check_id, status=status, summary=m.text, summary_key=m.key, summary_params=m.params,
-                       details=details, duration_ms=12.0)
+    return CheckResult(id=check_id, status=status, message=m, details=details, duration_ms=12.0)
 
 
 def every_summary_report() -> TargetReport:
@@ -359,8 +358,7 @@ def real_results(overrides: Mapping[str, Any]) -> list[CheckResult]:
     out = []
     for r in tdi.results(**overrides):
         m = real_summary(r.id, r.status)
-        out.append(r.model_copy(update={"summary": m.text, "summary_key": m.key, "summary_params": m.params,
-                                        "duration_ms": 12.0}))
+        out.append(r.model_copy(update={"message": m, "duration_ms": 12.0}))
     return out
 
 
@@ -368,8 +366,7 @@ def diagnosed(name: str) -> TargetReport:
     overrides, _ = tdi.CASES[name]
     results = real_results(overrides)
     if name.startswith("unreachable"):
-        results = [r.model_copy(update={"summary": "cannot reach 203.0.113.10:22: Connection refused",
-                                        "summary_key": "", "summary_params": {}})
+        results = [r.model_copy(update={"message": cm.verbatim("cannot reach 203.0.113.10:22: Connection refused")})
                    if r.details.get("error_kind") == "unreachable" else r for r in results]
     return TargetReport(target="web", host="deploy@203.0.113.10", started_at=tre.T0, duration_ms=1312.0,
                         checks=tuple(results), diagnosis=diagnose(tdi.TARGET, results))
@@ -380,17 +377,17 @@ def _all_reports() -> list[TargetReport]:
 
 
 def test_english_is_what_the_checks_always_said() -> None:
-    """Rendering a result's key and params in English gives its summary back; the JSON output has no keys."""
+    """A result's and a cause's message in English is its summary (and fix lines); the JSON output has no keys;
+    a message survives its JSON reference (incidents persist causes)."""
     for report in _all_reports():
         for c in report.checks:
-            if c.summary_key:
-                assert cm.render(c.summary_key, c.summary_params, "en") == c.summary
+            assert c.message.render("en") == c.summary
+            assert cm.Msg.from_ref(json.loads(json.dumps(c.message.to_ref()))).en == c.summary
         for cause in report.diagnosis:
-            assert len(cause.fix_keys) == len(cause.fix)
-            if cause.summary_key:
-                assert cm.render(cause.summary_key, cause.summary_params, "en") == cause.summary
-            for line, (key, params) in zip(cause.fix, cause.fix_keys, strict=True):
-                assert cm.render(key, params, "en") == line if key else True
+            assert len(cause.fixes) == len(cause.fix)
+            assert [m.render("en") for m in cause.fixes] == list(cause.fix)
+            loaded = type(cause).model_validate_json(cause.model_dump_json())
+            assert loaded.model_dump(mode="json") == cause.model_dump(mode="json") and loaded.fix == cause.fix
         assert cm.localize(report, "en") is report
         dumped = json.dumps(report.to_json_dict())
         assert "summary_key" not in dumped and "fix_keys" not in dumped and "$msg" not in dumped
@@ -401,12 +398,12 @@ def test_diagnosis_in_korean(name: str, ko: None) -> None:
     report = diagnosed(name)
     shown = i18n.localize_report(report)
     for before, after in zip(report.checks, shown.checks, strict=True):
-        assert (after.summary != before.summary) == bool(before.summary_key), before.summary
+        assert (after.summary != before.summary) == (not before.message.is_plain), before.summary
     for before, cause in zip(report.diagnosis, shown.diagnosis, strict=True):
         assert cause.cause == before.cause and cause.evidence == before.evidence
         assert len(cause.fix) == len(before.fix)
-        for old, new, (key, _) in zip(before.fix, cause.fix, before.fix_keys, strict=True):
-            assert (old == new) == (key == ""), (old, new)  # commands stay, sentences change
+        for old, new, line in zip(before.fix, cause.fix, before.fixes, strict=True):
+            assert (old == new) == line.is_plain, (old, new)  # commands stay, sentences change
     text = render.report_text(report)
     if report.diagnosis and not name.startswith("unreachable"):
         assert_korean(text)
@@ -433,8 +430,8 @@ def test_every_check_message_in_korean_within_slack_limits(ko: None) -> None:
     blocks = render.report_blocks(report, requested_by="U1", now=tre.NOW + timedelta(hours=3), run_again="")
     tre.assert_valid(blocks)
     assert_korean(tre.all_text(blocks))
-    for c in i18n.localize_report(report).checks:
-        entry = cm.MESSAGES[c.summary_key]
+    for original, c in zip(report.checks, i18n.localize_report(report).checks, strict=True):
+        entry = cm.MESSAGES[original.message.key]
         assert re.search(r"[가-힣]", c.summary) or entry["en"] == entry["ko"], c
 
 
@@ -646,13 +643,13 @@ def test_approval_messages_in_korean(ko: None) -> None:
                       policy=policy, now=taa.NOW).request
     running = ap.start(approved, now=taa.NOW)
     done = ap.finish(running, ok=True, exit_code=0, now=taa.NOW + timedelta(seconds=3),
-                     note=i18n.text("remediation.done").en)
+                     note=i18n.text("remediation.done"))
     failed = ap.finish(running, ok=False, exit_code=1, now=taa.NOW,
-                       note=i18n.text("remediation.step_failed", label="pm2 restart x", code=1, output="boom").en)
+                       note=i18n.text("remediation.step_failed", label="pm2 restart x", code=1, output="boom"))
     aborted = ap.abort(approved, now=taa.NOW, note=i18n.text(
         "remediation.abort_not_applicable", why=i18n.text(
             "actions.port_not_from_pm2", port=3003,
-            why=i18n.text("actions.listens_elsewhere", listening="[3000]", port="3001"))).en)
+            why=i18n.text("actions.listens_elsewhere", listening="[3000]", port="3001"))))
     states = [request, voted, approved, denied, running, done, failed, aborted,
               ap.supersede(request, by_request_id="R-NEXT", now=taa.NOW),
               ap.expire(request, now=taa.NOW + timedelta(days=1)),
@@ -667,17 +664,27 @@ def test_approval_messages_in_korean(ko: None) -> None:
             in tre.all_text(blocks))
 
 
-def test_stored_english_notes_are_said_in_korean(ko: None) -> None:
-    for key in remediation.NOTE_KEYS + remediation.REQUEST_ERROR_KEYS:
-        params = {name: f"⟨{i}⟩" for i, name in enumerate(sorted(cm.placeholders(i18n.MESSAGES[key]["en"])))}
-        english = i18n.MESSAGES[key]["en"]
-        for name, value in params.items():  # as rendered long ago: format specs already applied
-            english = re.sub(r"\{" + name + r"(:[^}]*)?\}", value, english)
-        said = i18n.from_english(english, remediation.NOTE_KEYS + remediation.REQUEST_ERROR_KEYS)
-        assert said != english and re.search(r"[가-힣]", said), key
-        for value in params.values():
-            assert value in said
-    assert i18n.from_english("something else entirely", remediation.NOTE_KEYS) == "something else entirely"
+def test_stored_notes_are_references_said_in_any_language() -> None:
+    """A note is stored as its key and params: read back from the request's JSON, it is said in Korean (nested
+    messages too). A note an older version stored as English is shown as it was, in every language."""
+    policy = ap.ApprovalPolicy(approvers=frozenset({"U2", "U3"}), quorum=1, ttl=900)
+    request = ap.new_request(entropy=b"\x01" * ap.ID_BYTES, target="web", action="restart", commands=("pm2 x",),
+                             host="h", reason="r", cause=None, requested_by="U1", team_id="T1", channel="C1",
+                             now=taa.NOW, policy=policy, fingerprint={})
+    note = i18n.text("remediation.abort_not_applicable", why=i18n.text("actions.listens_elsewhere",
+                                                                       listening="[3000]", port="3001"))
+    approved = ap.click(request, request_id=request.id, user="U2", team_id="T1", bot_team_id="T1", approve=True,
+                        policy=policy, now=taa.NOW).request
+    stored = ap.abort(approved, note=note, now=taa.NOW).model_dump_json()
+    assert "$msg" in stored and "listens on" not in stored
+    loaded = ap.ApprovalRequest.model_validate_json(stored)
+    assert loaded.outcome_note is not None
+    assert loaded.outcome_note.render("en") == note.render("en")
+    korean = loaded.outcome_note.render("ko")
+    assert re.search(r"[가-힣]", korean) and "[3000]" in korean and "3001" in korean
+    legacy = json.loads(stored) | {"outcome_note": "no longer applicable: the app listens on [3000]"}
+    old = ap.ApprovalRequest.model_validate(legacy).outcome_note
+    assert old is not None and old.render("ko") == old.render("en") == legacy["outcome_note"]
 
 
 @pytest.mark.parametrize("case", tap.TABLE, ids=[c.name for c in tap.TABLE])

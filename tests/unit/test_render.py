@@ -35,6 +35,7 @@ from bot.render import (
 from checks.diagnosis import CAUSES
 from checks.models import Cause, CheckResult, Status, TargetReport
 from checks.registry import CHECK_IDS
+from wsmsg import verbatim
 
 try:
     from tests.fakeslack.blocks import validate_blocks
@@ -554,14 +555,14 @@ MS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(0, 1e7)
 @st.composite
 def reports(draw: st.DrawFn) -> TargetReport:
     checks = draw(st.lists(
-        st.builds(CheckResult, id=BULK_ID, status=st.sampled_from(Status), summary=BULK, duration_ms=MS,
+        st.builds(CheckResult, id=BULK_ID, status=st.sampled_from(Status), message=BULK.map(verbatim), duration_ms=MS,
                   details=st.one_of(st.just({}), st.builds(lambda lines: {"error_lines": lines},
                                                            st.lists(BULK, max_size=25)))),
         max_size=40))
     causes = draw(st.lists(
-        st.builds(Cause, cause=st.one_of(st.sampled_from(list(CAUSES)), TEXT), summary=TEXT,
+        st.builds(Cause, cause=st.one_of(st.sampled_from(list(CAUSES)), TEXT), message=TEXT.map(verbatim),
                   severity=st.sampled_from(Status), evidence=st.lists(BULK_ID, max_size=15).map(tuple),
-                  fix=st.lists(BULK, max_size=40).map(tuple)),
+                  fixes=st.lists(BULK.map(verbatim), max_size=40).map(tuple)),
         max_size=20))
     return TargetReport(target=draw(st.text(min_size=1, max_size=600)), host=draw(TEXT),
                         started_at=draw(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
