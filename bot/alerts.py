@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from bot.actions import ACTION_FOR_CAUSE
-from bot.i18n import localize_cause, t, unit
+from bot.i18n import localize_cause, t
 from bot.incidents import (
     BotWasDown,
     CauseChanged,
@@ -27,6 +27,7 @@ from bot.incidents import (
 )
 from bot.render import clamp_blocks, fix_block, slack_date
 from bot.render import untrusted as escape
+from wsmsg.duration import duration
 
 ACTION_INCIDENT_RUN = "wscheck_incident_run"
 #: The remediation feature's "propose this fix" button (bot/remediation.py listens to it).
@@ -48,21 +49,6 @@ class AlertOp:
 
     def metadata(self) -> dict[str, Any]:
         return {"event_type": METADATA_EVENT, "event_payload": {"op": self.key, "incident": self.incident_id}}
-
-
-def human_duration(seconds: float) -> str:
-    """4 min 12 s, 2 h 5 min, 3 d 4 h: what a person reads in a channel."""
-    s = max(0, round(seconds))
-    days, rem = divmod(s, 86400)
-    hours, rem = divmod(rem, 3600)
-    minutes, secs = divmod(rem, 60)
-    if days:
-        return f"{unit('unit.d', days)} {unit('unit.h', hours)}" if hours else unit("unit.d", days)
-    if hours:
-        return f"{unit('unit.h', hours)} {unit('unit.min', minutes)}" if minutes else unit("unit.h", hours)
-    if minutes:
-        return f"{unit('unit.min', minutes)} {unit('unit.s', secs)}" if secs else unit("unit.min", minutes)
-    return unit("unit.s", secs)
 
 
 def mention_markup(mention: str) -> str:
@@ -93,7 +79,7 @@ def root_blocks(incident: Incident, *, mention: str, resolved_after: float | Non
                 resolved_at: datetime | None = None, remediation: bool = False) -> tuple[str, list[dict[str, Any]]]:
     cause = localize_cause(incident.headline)
     if resolved_after is not None:
-        title = t("alerts.resolved_title", target=incident.target, duration=human_duration(resolved_after))
+        title = t("alerts.resolved_title", target=incident.target, duration=duration(resolved_after))
         text = t("alerts.resolved_text", title=title, cause=incident.cause, summary=cause.summary)
         blocks: list[dict[str, Any]] = [
             {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
@@ -183,17 +169,17 @@ def ops_for(event: Event, *, mention: str, now: datetime, remediation: bool = Fa
         return [_reply(inc, key, "\n".join(lines)),
                 AlertOp("edit_root", inc.target, inc.id, key + "/root", text, blocks)]
     if isinstance(event, Reminder):
-        return [_reply(inc, key, t("alerts.reminder", duration=human_duration(event.open_for),
+        return [_reply(inc, key, t("alerts.reminder", duration=duration(event.open_for),
                                    cause=escape(inc.cause), summary=escape(head.summary)))]
     if isinstance(event, Flapping):
-        return [_reply(inc, key, t("alerts.flapping", count=event.transitions, duration=human_duration(event.window)))]
+        return [_reply(inc, key, t("alerts.flapping", count=event.transitions, duration=duration(event.window)))]
     if isinstance(event, FlapSettled):
         state = t("alerts.still_failing") if event.still_failing else t("alerts.healthy_again")
         return [_reply(inc, key, t("alerts.flap_settled", state=state))]
     if isinstance(event, IncidentResolved):
         text, blocks = root_blocks(inc, mention="", resolved_after=event.duration, resolved_at=now)
         return [AlertOp("edit_root", inc.target, inc.id, key + "/root", text, blocks),
-                _reply(inc, key, t("alerts.resolved_reply", duration=human_duration(event.duration)))]
+                _reply(inc, key, t("alerts.resolved_reply", duration=duration(event.duration)))]
     if isinstance(event, ManualRun):
         if event.healthy:
             result = t("alerts.all_pass")
@@ -202,5 +188,5 @@ def ops_for(event: Event, *, mention: str, now: datetime, remediation: bool = Fa
             result = escape(summary)
         return [_reply(inc, key, t("alerts.manual_run", user=escape(event.by), result=result))]
     if isinstance(event, BotWasDown):
-        return [_reply(inc, key, t("alerts.bot_was_down", duration=human_duration(event.down_for)))]
+        return [_reply(inc, key, t("alerts.bot_was_down", duration=duration(event.down_for)))]
     raise TypeError(f"unknown incident event {type(event).__name__}")  # pragma: no cover

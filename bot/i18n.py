@@ -46,9 +46,6 @@ def language() -> str:
     return _STATE["lang"]
 
 
-Text = Msg
-
-
 def text(key: str, **params: Any) -> Msg:
     if key not in MESSAGES:
         raise KeyError(key)
@@ -85,11 +82,6 @@ def localize_report(report: TargetReport) -> TargetReport:
 
 def localize_cause(cause: Cause) -> Cause:
     return check_messages.localize_cause(cause, language())
-
-
-def unit(key: str, n: int) -> str:
-    """A duration part ("unit.min" -> "5 min" / "5분"), from the checks' catalog."""
-    return check_messages.render(key, {"n": n}, language())
 
 
 def localize_where(where: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.i18n import check_title, localize_report, t, tn
 from checks.models import Cause, CheckResult, Status, TargetReport, worst
+from wsmsg.duration import duration, timing
 
 EMOJI = {
     Status.OK: "✅",
@@ -24,18 +25,18 @@ EMOJI = {
 MARK = {Status.OK: "ok", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.ERROR: "ERROR", Status.SKIP: "skip"}
 
 
-def _ms(ms: float) -> str:
-    return f"{ms:.0f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
+def _table_timing(ms: float) -> str:
+    return timing(ms, ms_below=10_000, tenths_below=math.inf)
 
 
 def report_text(report: TargetReport) -> str:
     """The CLI / console report: a table of checks, then the diagnosis with fix commands."""
     report = localize_report(report)
     lines = [t("render.text_head", target=report.target, host=report.host, status=MARK[report.status],
-               took=_ms(report.duration_ms))]
+               took=_table_timing(report.duration_ms))]
     width = max((len(c.id) for c in report.checks), default=10)
     for c in report.checks:
-        lines.append(f"  {MARK[c.status]:<5} {c.id:<{width}}  {c.summary}  ({_ms(c.duration_ms)})")
+        lines.append(f"  {MARK[c.status]:<5} {c.id:<{width}}  {c.summary}  ({_table_timing(c.duration_ms)})")
     if report.diagnosis:
         lines.append("")
         lines.append(t("render.text_diagnosis"))
@@ -187,24 +188,6 @@ def _cut_plain(text: str, limit: int) -> str:
     return text if _u16(text) <= limit else _prefix(text, limit - 1) + "…"
 
 
-def duration(ms: float) -> str:
-    """412 ms, 1.3 s, 12 s, 2 min 5 s."""
-    if not math.isfinite(ms) or ms < 0:
-        return "?"
-    if round(ms) < 1000:
-        return f"{ms:.0f} ms"
-    if ms < 10_000:
-        return f"{ms / 1000:.1f} s"
-    seconds = round(ms / 1000)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
-
-
 def _utc(when: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
@@ -317,7 +300,7 @@ def _pack(lines: Sequence[str], max_sections: int, more: Callable[[int], str]) -
 def _check_line(check: CheckResult, cap: int) -> str:
     head = f"{EMOJI[check.status]} *{_line(_title(check.id))}* {_code(check.id)}"
     summary = _line(check.summary) or t("render.no_summary")
-    tail = f" · {duration(check.duration_ms)}"
+    tail = f" · {timing(check.duration_ms)}"
     return cut(f"{head} — {summary}", cap - _u16(tail)) + tail
 
 
@@ -423,22 +406,14 @@ def _report_body(report: TargetReport, max_blocks: int) -> list[BlockDict]:
     return blocks
 
 
-def _age(seconds: float) -> str:
-    if seconds < 3600:
-        return tn("render.age_min", int(seconds // 60))
-    if seconds < 172_800:
-        return tn("render.age_hour", int(seconds // 3600))
-    return tn("render.age_day", int(seconds // 86_400))
-
-
 def _footer(*, started: datetime, took_ms: float, where: str, requested_by: str | None, now: datetime,
             run_again: str | None, share: bool, shared_by: str | None, share_value: str,
             extra_actions: Sequence[dict[str, Any]]) -> list[BlockDict]:
     when = t("render.checked", date=slack_date(started))
     age = (_utc(now) - _utc(started)).total_seconds()
     if age >= 60:
-        when += t("render.age_before", age=_age(age))
-    parts = [when, t("render.took", took=duration(took_ms))]
+        when += t("render.age_before", age=duration(age, parts=1, smallest="min", long=True, at_least={"d": 2}))
+    parts = [when, t("render.took", took=timing(took_ms))]
     if where:
         parts.append(where)
     if requested_by:
@@ -511,7 +486,7 @@ def _compact_section(report: TargetReport) -> str:
     status = report.status
     bad = [c for c in report.checks if c.status in _BAD]
     title = (f"{EMOJI[status]} *{_line(report.target)}* {_code(report.host)} — {MARK[status]} · "
-             f"{tn('render.not_ok_of', len(report.checks), bad=len(bad))} · {duration(report.duration_ms)}")
+             f"{tn('render.not_ok_of', len(report.checks), bad=len(bad))} · {timing(report.duration_ms)}")
     lines = [cut(title, 600)]
     if report.diagnosis:
         first = report.diagnosis[0]

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from importlib import resources
 
 LANGS: tuple[str, ...] = ("en", "ko")
-DOMAINS: tuple[str, ...] = ("checks", "bot")
+DOMAINS: tuple[str, ...] = ("common", "checks", "bot")
 
 _FORMATTER = string.Formatter()
 

@@ -13,7 +13,7 @@ from slack_sdk.models.blocks import Block
 from bot import actions as act
 from bot import approvals as ap
 from bot import incidents as inc
-from bot.alerts import ACTION_PROPOSE, human_duration, ops_for, root_blocks
+from bot.alerts import ACTION_PROPOSE, ops_for, root_blocks
 from bot.commands import Silence
 from bot.handlers import silence_until
 from bot.outbox import Outbox, Payload, SinkError
@@ -153,12 +153,6 @@ def test_every_event_renders_valid_messages() -> None:
             assert op.text
             keys.add(op.key)
     assert len(keys) == sum(len(ops_for(e, mention="", now=NOW)) for e in events)
-
-
-@pytest.mark.parametrize(("seconds", "text"), [(0, "0 s"), (59, "59 s"), (252, "4 min 12 s"), (3600, "1 h"),
-                                                (7500, "2 h 5 min"), (90000, "1 d 1 h")])
-def test_human_duration(seconds: float, text: str) -> None:
-    assert human_duration(seconds) == text
 
 
 def test_silence_until_is_in_the_requesters_time_zone() -> None:

@@ -714,14 +714,6 @@ def test_not_offered_and_human_steps_in_korean(ko: None) -> None:
     assert act.proposal(TargetReport(target="web", host="h"), taa.T) == (None, "알려진 문제 없음")
 
 
-def test_durations_in_sentences(ko: None) -> None:
-    assert [alerts.human_duration(s) for s in (0, 252, 3600, 7500, 90000)] == ["0초", "4분 12초", "1시간",
-                                                                                 "2시간 5분", "1일 1시간"]
-    i18n.set_language("en")
-    assert [alerts.human_duration(s) for s in (0, 252, 3600, 7500, 90000)] == ["0 s", "4 min 12 s", "1 h",
-                                                                                 "2 h 5 min", "1 d 1 h"]
-
-
 def test_set_language_refuses_unknown_languages() -> None:
     with pytest.raises(ValueError, match="unknown language"):
         i18n.set_language("fr")

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.basic_objects import JsonObject
@@ -323,15 +322,6 @@ def test_old_results_say_how_old() -> None:
     assert "(12 mins before this message)" in blocks[-2]["elements"][0]["text"]
     naive = seed().model_copy(update={"started_at": datetime(2024, 5, 1, 12, 0)})  # naive = UTC
     assert "<!date^1714564800^" in all_text(report_blocks(naive, requested_by=None, now=NOW))
-
-
-@pytest.mark.parametrize(
-    ("ms", "shown"),
-    [(0, "0 ms"), (412.4, "412 ms"), (999.4, "999 ms"), (999.6, "1.0 s"), (1312, "1.3 s"), (12_400, "12 s"),
-     (125_000, "2 min 5 s"), (120_000, "2 min"), (7_260_000, "2 h 1 min"), (float("nan"), "?"), (-1, "?")],
-)
-def test_durations(ms: float, shown: str) -> None:
-    assert render.duration(ms) == shown
 
 
 def test_escaping_neutralises_markup() -> None:
