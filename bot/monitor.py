@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bot import incidents as inc
 from bot.alerts import AlertOp, fix_outcome_note, ops_for, silence_note
-from bot.i18n import localize_cause, t
+from bot.i18n import localize_cause, t, text
 from bot.outbox import Outbox, Payload, Sink
 from bot.service import CheckService
 from bot.settings import Settings
@@ -38,6 +38,7 @@ from checks.config import Target
 from checks.models import Status, TargetReport
 from checks.probes import SIO_CONNECT, engineio_uri, parse_open_packet
 from checks.registry import CHECKS
+from wsmsg import Msg, joined, verbatim
 
 log = logging.getLogger(__name__)
 
@@ -625,20 +626,20 @@ class Monitor:
             await self._store_ops(target, None, ops)
         return cleared
 
-    async def status_lines(self) -> list[str]:
+    async def status_lines(self) -> list[Msg]:
         await self.refresh()
         now = self.clock()
         silences = {str(row.get("target")): row for row in await self.store.silences(now=now)}
         lines = []
         for target in self.service.targets:
             state = self.states.get(target.name)
-            line = f"• *{target.name}*: {inc.summarize(state) if state else t('monitor.not_checked')}"
+            parts = [verbatim(f"• *{target.name}*: "), inc.summarize(state) if state else text("monitor.not_checked")]
             row = silences.get(target.name)
             if row:
                 until = row.get("until")
                 when = until.strftime("%Y-%m-%d %H:%M UTC") if isinstance(until, datetime) else str(until)
-                line += t("monitor.silenced_by", user=row["by"], until=when)
-            lines.append(line)
+                parts.append(text("monitor.silenced_by", user=row["by"], until=when))
+            lines.append(joined(parts, ""))
         return lines
 
     def open_incidents(self) -> int:

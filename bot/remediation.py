@@ -33,7 +33,7 @@ from checks.config import Target
 from checks.models import Status, TargetReport
 from checks.redact import redact
 from checks.transport.base import CommandTimeout, TransportError
-from wsmsg import Msg
+from wsmsg import Msg, verbatim
 
 log = logging.getLogger(__name__)
 
@@ -88,25 +88,25 @@ _REFUSALS: dict[str, str] = {
 }
 
 
-def click_message(result: ap.ClickResult, *, approve: bool, policy: ap.ApprovalPolicy) -> str:
-    """The clicker's sentence in the bot's language, from the click's outcome and reason (approvals.py stays
-    pure and English: its `message` is this in English)."""
+def click_message(result: ap.ClickResult, *, approve: bool, policy: ap.ApprovalPolicy) -> Msg:
+    """The clicker's sentence as a message, from the click's outcome and reason (approvals.py stays pure and
+    English: its `message` is this in English)."""
     request = result.request
     if result.outcome == "refused":
         reason = result.reason
         if reason == "already_decided":
-            return t("approvals.already_decided", status=request.status.value)
+            return text("approvals.already_decided", status=request.status.value)
         if reason == "not_approver":
-            return t("approvals.not_approver_approve" if approve else "approvals.not_approver_deny")
+            return text("approvals.not_approver_approve" if approve else "approvals.not_approver_deny")
         key = _REFUSALS.get(reason or "")
-        return t(key) if key else result.message
+        return text(key) if key else verbatim(result.message)
     what = {"action": request.action, "target": request.target}
     if result.outcome == "denied":
-        return t("approvals.denied", **what)
+        return text("approvals.denied", **what)
     if result.outcome == "approved":
-        return t("approvals.approved", **what)
+        return text("approvals.approved", **what)
     counted = {vote.user for vote in request.approvals if policy.may_approve(vote.user, request.requested_by)}
-    return t("approvals.vote_recorded", missing=policy.quorum - len(counted))
+    return text("approvals.vote_recorded", missing=policy.quorum - len(counted))
 
 
 def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy) -> tuple[str, list[dict[str, Any]]]:
@@ -445,8 +445,8 @@ class Remediation:
 
     # -- clicks ----------------------------------------------------------------------------------
 
-    async def click(self, request_id: str, *, who: adm.Subject, approve: bool) -> str:
-        """Apply an Approve/Deny click; returns the sentence for the clicker. Runs the fix if approved.
+    async def click(self, request_id: str, *, who: adm.Subject, approve: bool) -> Msg:
+        """Apply an Approve/Deny click; returns what the clicker is told. Runs the fix if approved.
 
         Admission (bot/admission.py) is decided here again, whichever front the click came through.
         """
@@ -458,7 +458,7 @@ class Remediation:
                 await self.store.audit(kind="click", target=None, actor=user, request_id=request_id,
                                        data={"approve": approve, "allowed": False, "reason": "unknown_request"},
                                        at=self.clock())
-                return t("remediation.no_request")
+                return text("remediation.no_request")
             request = ap.ApprovalRequest.model_validate_json(row[1])
             target = self.service.target(request.target)
             policy = await self.policy(target)
@@ -477,10 +477,8 @@ class Remediation:
                     self._spawn_execute(result.request)
                 else:
                     log.info("request %s approved on this follower; the leader executes it", result.request.id)
-            if language() == "en":
-                return result.message
             return click_message(result, approve=approve, policy=policy)
-        return t("remediation.race")
+        return text("remediation.race")
 
     # -- execution -------------------------------------------------------------------------------
 

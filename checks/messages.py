@@ -28,9 +28,23 @@ from checks.registry import CHECKS
 from wsmsg import CATALOG, LANGS, Msg, joined, msg, placeholders, verbatim
 
 __all__ = [
-    "CAUSE_DESCRIPTIONS", "LANGS", "MESSAGES", "Msg", "cause_description", "check_description", "check_title",
-    "joined", "localize", "localize_cause", "localize_result", "localize_where", "msg", "placeholders", "render",
+    "CAUSE_DESCRIPTIONS",
+    "LANGS",
+    "MESSAGES",
+    "Msg",
+    "cause_description",
+    "check_description",
+    "check_title",
+    "joined",
+    "localize",
+    "localize_cause",
+    "localize_result",
+    "localize_where",
+    "msg",
+    "placeholders",
+    "render",
     "verbatim",
+    "where_msg",
 ]
 
 for _spec in CHECKS:
@@ -85,6 +99,11 @@ def localize_cause(cause: Cause, lang: str) -> Cause:
 def localize_where(where: str, lang: str) -> str:
     """A target's `where` ("deploy@203.0.113.10", or "this machine" for a local target) in `lang`."""
     return render("config.this_machine", {}, lang) if where == render("config.this_machine", {}, "en") else where
+
+
+def where_msg(where: str) -> Msg:
+    """A target's `where` as a message: "this machine" is ours (said in the reader's language), a host is not."""
+    return msg("config.this_machine") if where == render("config.this_machine", {}, "en") else verbatim(where)
 
 
 def localize(report: TargetReport, lang: str) -> TargetReport:

@@ -37,8 +37,10 @@ from bot import commands as cmd
 from bot import render
 from bot.core import Bot, Requester, Responder
 from bot.i18n import t, tn
+from bot.i18n import text as i18n_text
 from bot.settings import Settings
 from checks.models import TargetReport
+from wsmsg import Msg
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +120,7 @@ class SlackResponder(Responder):
         self.respond = respond
         self.who = who
         self.replace = True
+        self.lang = front.settings.lang
 
     async def _send(self, *, text: str, blocks: list[dict[str, Any]], **extra: Any) -> None:
         if not self.replace:
@@ -157,9 +160,9 @@ class SlackResponder(Responder):
             log.error("answer to %s lost: response_url failed (%s) and so did the Web API (%s: %s)",
                       self.who.user_id, problem, type(exc).__name__, exc)
 
-    async def progress(self, description: str, *, count: int, target: str | None) -> None:
+    async def progress(self, description: Msg, *, count: int, target: str | None) -> None:
         await self._send(text=tn("slack.running", count),
-                         blocks=render.progress_blocks(description, count=count, target=target,
+                         blocks=render.progress_blocks(description.render(self.lang), count=count, target=target,
                                                        requested_by=self.who.user_id))
 
     async def reports(self, reports: Sequence[TargetReport], *, command: cmd.RunChecks) -> None:
@@ -180,17 +183,20 @@ class SlackResponder(Responder):
             self.replace = False
 
     async def invalid(self, problem: cmd.Invalid, *, targets: Sequence[str]) -> None:
-        text = t("slack.did_you_mean", message=problem.message, word=problem.suggestion) if problem.suggestion \
-            else problem.message
-        await self._send(text=text, blocks=render.error_blocks(
-            problem.message, suggestion=problem.suggestion, usage=cmd.help_text() if problem.show_usage else None,
-            targets=targets if problem.show_targets else ()))
+        message = problem.message.render(self.lang)
+        said = message if not problem.suggestion else \
+            i18n_text("slack.did_you_mean", message=message, word=problem.suggestion).render(self.lang)
+        usage = i18n_text("commands.help").render(self.lang) if problem.show_usage else None
+        await self._send(text=said, blocks=render.error_blocks(
+            message, suggestion=problem.suggestion, usage=usage, targets=targets if problem.show_targets else ()))
 
-    async def text(self, text: str) -> None:
-        await self._send(text=text[:3000], blocks=render.help_blocks(text))
+    async def text(self, text: Msg) -> None:
+        said = text.render(self.lang)
+        await self._send(text=said[:3000], blocks=render.help_blocks(said))
 
-    async def announce(self, text: str) -> None:
-        await self._deliver(text=text[:3000], blocks=render.help_blocks(text), response_type="in_channel",
+    async def announce(self, text: Msg) -> None:
+        said = text.render(self.lang)
+        await self._deliver(text=said[:3000], blocks=render.help_blocks(said), response_type="in_channel",
                             replace_original=False)
 
 
@@ -440,7 +446,8 @@ class SlackFront:
             return None
         refusal = self.bot.admit(who)
         if refusal:
-            await respond(text=refusal, blocks=render.error_blocks(refusal), **answer)
+            said = refusal.render(self.settings.lang)
+            await respond(text=said, blocks=render.error_blocks(said), **answer)
             return None
         return who
 
@@ -451,7 +458,7 @@ class SlackFront:
         if isinstance(command, cmd.RunChecks):
             plan = self.bot.plan(command)
             await ack(text=tn("slack.running", plan.count), blocks=render.progress_blocks(
-                cmd.describe(command), count=plan.count, target=plan.shown_target,
+                cmd.describe(command).render(self.settings.lang), count=plan.count, target=plan.shown_target,
                 requested_by=str(body.get("user_id") or "")))
         else:
             await ack()

@@ -98,7 +98,7 @@ def test_every_cause_has_an_action_or_a_human_step() -> None:
     assert set(act.ACTION_FOR_CAUSE) == set(CAUSES)
     for cause_id in CAUSES:
         if act.ACTION_FOR_CAUSE[cause_id] is None:
-            text = act.human_step(Cause(cause=cause_id, summary="s", fix=("    proxy_http_version 1.1;",)), T)
+            text = act.human_step(Cause(cause=cause_id, summary="s", fix=("    proxy_http_version 1.1;",)), T).en
             assert "human" in text.lower()
 
 

@@ -33,6 +33,7 @@ from checks.config import TargetsConfig, load_targets
 from checks.diagnosis import CAUSES, diagnose
 from checks.models import CheckResult, Status, TargetReport
 from checks.registry import BY_ID, CHECK_IDS
+from wsmsg import Msg
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGS: dict[str, dict[str, dict[str, str]]] = {"checks": cm.MESSAGES, "bot": i18n.MESSAGES}
@@ -454,11 +455,11 @@ def test_many_targets_and_the_largest_report_in_korean(ko: None) -> None:
 
 
 def test_small_messages_in_korean(ko: None) -> None:
-    progress = render.progress_blocks(cmd.describe(cmd.RunChecks(("pm2",), None)), count=3, target=None,
+    progress = render.progress_blocks(cmd.describe(cmd.RunChecks(("pm2",), None)).render("ko"), count=3, target=None,
                                       requested_by="U1")
     tre.assert_valid(progress)
     assert_korean(tre.all_text(progress))
-    errors = render.error_blocks("x", suggestion="pm2", usage=cmd.help_text(), targets=["web"])
+    errors = render.error_blocks("x", suggestion="pm2", usage=i18n.text("commands.help").render("ko"), targets=["web"])
     tre.assert_valid(errors)
     assert "혹시 `pm2`인가요?" in tre.all_text(errors)
     targets = render.targets_blocks([(f"t{i}", "local") for i in range(80)])
@@ -486,7 +487,7 @@ def test_buttons_and_headers_fit(ko: None) -> None:
 
 def test_help_and_grammar_errors_in_korean(ko: None) -> None:
     assert isinstance(cmd.parse("help", ["web"]), cmd.ShowHelp)
-    help_text = cmd.help_text()
+    help_text = i18n.text("commands.help").render("ko")
     assert help_text.startswith("*사용법*: `/wscheck [ITEM...] [TARGET]`")
     for keyword in ("`/wscheck targets`", "`/wscheck status`", "`/wscheck silence TARGET 30m|2h|until HH:MM`",
                     "`/wscheck restart|reload-nginx|fix-port|rebuild [TARGET]`", "`nginx.syntax`"):
@@ -500,29 +501,31 @@ def test_help_and_grammar_errors_in_korean(ko: None) -> None:
                          ("restart web staging", "대상을 하나까지만")]:
         result = cmd.parse(text, ["web", "staging"])
         assert isinstance(result, cmd.Invalid), text
-        assert needle in result.message, (text, result.message)
-    assert cmd.describe(cmd.RunChecks((), "web")) == "web: 전체 검사"
-    assert cmd.describe(cmd.RunChecks(("pm2", "port"), None)) == "모든 대상: pm2, port"
+        assert needle in result.message.render("ko"), (text, result.message)
+    assert cmd.describe(cmd.RunChecks((), "web")).render("ko") == "web: 전체 검사"
+    assert cmd.describe(cmd.RunChecks(("pm2", "port"), None)).render("ko") == "모든 대상: pm2, port"
 
 
 class Collect(Responder):
+    """A front in Korean: it renders what the bot answers."""
+
     def __init__(self) -> None:
         self.texts: list[str] = []
 
-    async def progress(self, description: str, *, count: int, target: str | None) -> None:
-        self.texts.append(description)
+    async def progress(self, description: Msg, *, count: int, target: str | None) -> None:
+        self.texts.append(description.render("ko"))
 
     async def reports(self, reports: Any, *, command: cmd.RunChecks) -> None:
         self.texts.extend(render.report_text(r) for r in reports)
 
     async def invalid(self, problem: cmd.Invalid, *, targets: Any) -> None:
-        self.texts.append(problem.message)
+        self.texts.append(problem.message.render("ko"))
 
-    async def text(self, text: str) -> None:
-        self.texts.append(text)
+    async def text(self, text: Msg) -> None:
+        self.texts.append(text.render("ko"))
 
-    async def announce(self, text: str) -> None:
-        self.texts.append(text)
+    async def announce(self, text: Msg) -> None:
+        self.texts.append(text.render("ko"))
 
 
 def _bot(config: TargetsConfig | None = None) -> Bot:
@@ -541,10 +544,10 @@ async def test_bot_answers_and_refusals_in_korean(ko: None) -> None:
     assert out.texts[1].startswith("*대상*\n• `local` — 이 서버, 앱 `kathario-saas` (3003 포트), http"), out.texts
     assert out.texts[2] == "이 봇에서는 아직 그 명령을 쓸 수 없습니다."
     guest = bot.access.refusal(Requester("U1", is_guest=True))
-    assert guest == "이 워크스페이스에서 게스트는 /wscheck를 사용할 수 없습니다."
+    assert guest is not None and guest.render("ko") == "이 워크스페이스에서 게스트는 /wscheck를 사용할 수 없습니다."
     assert bot.admit(Requester("U2")) is None and bot.admit(Requester("U2")) is None
     refusal = bot.admit(Requester("U2"))
-    assert refusal is not None and refusal.startswith("잠시만요: 60초마다 명령은 최대 2개까지입니다.")
+    assert refusal is not None and refusal.render("ko").startswith("잠시만요: 60초마다 명령은 최대 2개까지입니다.")
 
 
 async def test_console_in_korean(ko: None) -> None:
@@ -560,8 +563,8 @@ async def test_console_in_korean(ko: None) -> None:
     assert "(자세한 내용은 help 입력)" in text
     assert "입력이 닫혔습니다; 모니터링은 계속됩니다; Ctrl-C로 멈춥니다" in text
     lines: list[str] = []
-    responder = ConsoleResponder(lines.append)
-    await responder.progress("x", count=12, target=None)
+    responder = ConsoleResponder(lines.append, "ko")
+    await responder.progress(i18n.text("render.every_target"), count=12, target=None)
     await responder.reports([diagnosed("pm2 stopped")], command=cmd.RunChecks((), None))
     assert lines[0] == "⏳ 모든 대상에서 검사 12개 실행 중…"
     assert_korean(lines[1])
@@ -617,13 +620,14 @@ def test_status_lines_in_korean(ko: None) -> None:
     report = diagnosed("pm2 stopped")
     i = _incident(report)
     state = inc.TargetState(target="web", incident=i.model_copy(update={"flapping": True, "announced": False}))
-    line = inc.summarize(state)
+    line = inc.summarize(state).render("ko")
     assert line.startswith("web: ")
     assert "부터 다운 — pm2_not_online: kathario-saas 프로세스가 `stopped` 상태입니다" in line
     assert "오락가락" in line and "알리지 않음 (알림 중지)" in line
-    unreachable = inc.summarize(inc.TargetState(target="web", incident=i.model_copy(update={"kind": "unreachable"})))
+    unreachable = inc.summarize(inc.TargetState(target="web", incident=i.model_copy(update={"kind": "unreachable"})
+                                                )).render("ko")
     assert "접속 불가: 봇이 서버를 볼 수 없습니다" in unreachable
-    assert inc.summarize(inc.TargetState(target="web")) == "web: 정상"
+    assert inc.summarize(inc.TargetState(target="web")).render("ko") == "web: 정상"
     obs = inc.Observation(target="web", at=taa.NOW, kind="canary", checked=("ws.proxy",), failing_checks=("ws.proxy",))
     (unknown,) = obs.failing_causes
     assert i18n.localize_cause(unknown).summary == "알려진 원인 없이 실패 중: ws.proxy"
@@ -693,9 +697,9 @@ def test_click_messages_are_approvals_own_in_english_and_korean_in_korean(case: 
     result = tap.do(before, case.policy, user=case.user, approve=case.approve, seconds=case.seconds,
                     team_id=case.team_id, bot_team_id=case.bot_team_id,
                     request_id=ap.new_request_id(tap.OTHER_ENTROPY) if case.wrong_id else None)
-    assert remediation.click_message(result, approve=case.approve, policy=case.policy) == result.message
-    i18n.set_language("ko")
-    korean = remediation.click_message(result, approve=case.approve, policy=case.policy)
+    said = remediation.click_message(result, approve=case.approve, policy=case.policy)
+    assert said.render("en") == result.message
+    korean = said.render("ko")
     assert korean != result.message and re.search(r"[가-힣]", korean)
 
 
@@ -704,14 +708,15 @@ def test_not_offered_and_human_steps_in_korean(ko: None) -> None:
     with pytest.raises(act.NotOffered) as caught:
         act.plan("fix-port", taa.T, rep)
     assert "a human must change the start command" in str(caught.value)  # stored and logged: English
-    assert caught.value.message.startswith(
+    assert caught.value.reason.render("ko").startswith(
         "PM2로는 앱 포트를 바꿀 수 없습니다 (앱은 [4000]에서 수신 대기하는데 PORT는 3001임)")
     for cause_id in CAUSES:
         if act.ACTION_FOR_CAUSE[cause_id] is None:
             step = act.human_step(diagnosed("pm2 stopped").diagnosis[0].model_copy(update={"cause": cause_id}),
                                   taa.T)
-            assert "사람이" in step
-    assert act.proposal(TargetReport(target="web", host="h"), taa.T) == (None, "알려진 문제 없음")
+            assert "사람이" in step.render("ko")
+    action, why = act.proposal(TargetReport(target="web", host="h"), taa.T)
+    assert (action, why.render("ko")) == (None, "알려진 문제 없음")
 
 
 def test_set_language_refuses_unknown_languages() -> None:

@@ -74,5 +74,5 @@ def test_the_headline_says_pm2_is_unseen_not_the_app_down(lang: str, says: str, 
 @pytest.mark.parametrize(("lang", "says"), [("en", "cannot ask PM2"), ("ko", "PM2에 물어볼 수 없습니다")])
 def test_status_line_says_pm2_is_unseen(lang: str, says: str) -> None:
     i18n.set_language(lang)
-    line = summarize(opened_state())
+    line = summarize(opened_state()).render(lang)
     assert says in line and i18n.t("incidents.down") not in line, line
