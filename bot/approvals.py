@@ -179,7 +179,8 @@ class ApprovalRequest(BaseModel):
     action: str
     commands: tuple[str, ...]
     host: str
-    reason: str
+    #: Why it was asked (shown to the approvers): a message reference; a plain string in rows of older versions.
+    reason: MsgField
     cause: str | None
     requested_by: str
     team_id: str
@@ -261,7 +262,7 @@ def new_request(
     action: str,
     commands: tuple[str, ...],
     host: str,
-    reason: str,
+    reason: Msg | str,
     cause: str | None,
     requested_by: str,
     team_id: str,
@@ -295,7 +296,7 @@ def new_request(
         action=action,
         commands=tuple(commands),
         host=host,
-        reason=reason,
+        reason=_said(reason),
         cause=cause,
         requested_by=requested_by,
         team_id=team_id,

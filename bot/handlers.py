@@ -154,7 +154,7 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
         action, _ = proposal(report, bot.service.target(report.target))
         if action is None:
             return []
-        return [propose_button(action, report.target)]
+        return [propose_button(action, report.target, lang=bot.settings.lang)]
 
     bot.extra_handlers.update({cmd.RequestAction: request_command, cmd.Decide: decide, cmd.History: history})
     bot.actions.update({ACTION_APPROVE: decision_button(True), ACTION_DENY: decision_button(False),
@@ -165,7 +165,7 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
     bot.report_buttons = report_buttons
 
 
-def propose_button(action: str, target: str) -> dict[str, Any]:
+def propose_button(action: str, target: str, *, lang: str) -> dict[str, Any]:
     return {"type": "button", "action_id": ACTION_PROPOSE,
-            "text": {"type": "plain_text", "text": t("alerts.button_propose", action=action)},
+            "text": {"type": "plain_text", "text": t("alerts.button_propose", action=action, lang=lang)},
             "value": f"{action} {target}"}

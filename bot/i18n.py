@@ -1,9 +1,10 @@
-"""The bot's own words in English and Korean, chosen once at startup by WSCHECK_LANG (`en` default, `ko`).
+"""The bot's helpers over the message catalog (wsmsg; templates in wsmsg/locales/<lang>/bot.toml).
 
-`set_language()` is called by bot/app.py (the bot) and bot/cli.py (`wscheck check` text output); everything
-else asks `t(key, **params)` for the current language. What the checks and the diagnosis say lives in
-checks/messages.py (checks never import bot/); renderers pass reports and causes through `localize_report()`
-and `localize_cause()` before they draw them.
+There is no current language: the language is a parameter of rendering. Pure code builds messages
+(`text(key, **params)`, a wsmsg.Msg); renderers (the fronts, render.py, alerts.py, the approval message) say them
+with `t(key, lang=..., **params)` or `Msg.render(lang)`, `lang` being WSCHECK_LANG handed down from the settings.
+What the checks and the diagnosis say lives in checks/messages.py (checks never import bot/); renderers pass
+reports and causes through `localize_report(report, lang=...)` and `localize_cause(cause, lang=...)`.
 
 Not translated, on purpose: log lines (operators' logs), `--help`, JSON output (`wscheck check --json`,
 `wscheck checks --json`, the audit export), the `/wscheck` grammar keywords, check and cause ids, status
@@ -15,7 +16,6 @@ a note an older version stored as English is shown as it was (plain text), never
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,22 +31,9 @@ MESSAGES: dict[str, dict[str, str]] = CATALOG.domain_entries("bot")
 HELP_EN = MESSAGES["commands.help"]["en"]
 HELP_KO = MESSAGES["commands.help"]["ko"]
 
-_STATE = {"lang": "en"}
-_FORMATTER = string.Formatter()
-
-
-def set_language(lang: str) -> None:
-    """Choose the language of every message from now on (once, at startup)."""
-    if lang not in LANGS:
-        raise ValueError(f"unknown language {lang!r}; one of {', '.join(LANGS)}")
-    _STATE["lang"] = lang
-
-
-def language() -> str:
-    return _STATE["lang"]
-
 
 def text(key: str, **params: Any) -> Msg:
+    """The bot's message `key` (a KeyError for a key bot.toml lacks), rendered later by a front."""
     if key not in MESSAGES:
         raise KeyError(key)
     return Msg(key, params)
@@ -57,36 +44,32 @@ def render(key: str, params: Mapping[str, Any], lang: str) -> str:
     return Msg(key, dict(params)).render(lang)
 
 
-def t(key: str, **params: Any) -> str:
-    """`key` in the current language."""
-    return render(key, params, language())
+def t(key: str, *, lang: str, **params: Any) -> str:
+    """`key` in `lang` (a renderer's parameter: the front's WSCHECK_LANG)."""
+    return render(key, params, lang)
 
 
 def en(key: str, **params: Any) -> str:
     return render(key, params, "en")
 
 
-def tn(key: str, n: int, **params: Any) -> str:
+def tn(key: str, n: int, *, lang: str, **params: Any) -> str:
     """A plural message: `key.one` for exactly one, `key.other` otherwise (with `n` as a param)."""
-    return t(f"{key}.{'one' if n == 1 else 'other'}", n=n, **params)
+    return t(f"{key}.{'one' if n == 1 else 'other'}", n=n, lang=lang, **params)
 
 
-def help_text() -> str:
-    return t("commands.help")
+def localize_report(report: TargetReport, *, lang: str) -> TargetReport:
+    """The report with check summaries, causes and fix lines in `lang`."""
+    return check_messages.localize(report, lang)
 
 
-def localize_report(report: TargetReport) -> TargetReport:
-    """The report with check summaries, causes and fix lines in the current language."""
-    return check_messages.localize(report, language())
+def localize_cause(cause: Cause, *, lang: str) -> Cause:
+    return check_messages.localize_cause(cause, lang)
 
 
-def localize_cause(cause: Cause) -> Cause:
-    return check_messages.localize_cause(cause, language())
+def localize_where(where: str, *, lang: str) -> str:
+    return check_messages.localize_where(where, lang)
 
 
-def localize_where(where: str) -> str:
-    return check_messages.localize_where(where, language())
-
-
-def check_title(check_id: str) -> str:
-    return check_messages.check_title(check_id, language()) or check_id
+def check_title(check_id: str, *, lang: str) -> str:
+    return check_messages.check_title(check_id, lang) or check_id

@@ -137,6 +137,8 @@ class Monitor:
     def __init__(self, settings: Settings, service: CheckService, store: Store, sink: Sink, *,
                  console: bool = False, clock: Callable[[], datetime] = _utcnow) -> None:
         self.settings = settings
+        #: WSCHECK_LANG: what the alerts are rendered in (the monitor posts through the outbox itself).
+        self.lang = settings.lang
         self.service = service
         self.store = store
         self.console = console
@@ -451,8 +453,9 @@ class Monitor:
         if cause is None or not serial or not channel:
             return
         key = f"tls-expiring:{target.name}:{serial}"
-        said = localize_cause(cause)
-        text = t("alerts.tls_expiring", target=target.name, summary=said.summary, fix=" / ".join(said.fix))
+        said = localize_cause(cause, lang=self.lang)
+        text = t("alerts.tls_expiring", target=target.name, summary=said.summary, fix=" / ".join(said.fix),
+                 lang=self.lang)
         payload = Payload(kind="notice", target=target.name, incident_id="", key=key, channel=channel, text=text,
                           blocks=[])
         async with self.store.transaction() as tx:
@@ -555,13 +558,13 @@ class Monitor:
         """Save the state and enqueue its messages in one transaction: both happen, or neither."""
         ops = [op for seq, event in enumerate(events)
                for op in ops_for(event, mention=self.mention_for(target), now=now, remediation=self.remediation,
-                                 seq=seq)]
+                                 seq=seq, lang=self.lang)]
         opened = [e.incident for e in events if isinstance(e, inc.IncidentOpened)]
         if opened and target.name in self._fix_outcomes:
             request_id, action, outcome, at = self._fix_outcomes.pop(target.name)
             if now - at <= FIX_OUTCOME_TTL:  # an incident much later is not about the fix
                 ops.append(fix_outcome_note(opened[-1], request_id=request_id, action=action, outcome=outcome,
-                                            now=now))
+                                            now=now, lang=self.lang))
         await self._store_ops(target, state, ops)
         self.states[target.name] = state
         for event in events:
@@ -610,7 +613,7 @@ class Monitor:
         async with self.locks[name]:
             await self.store.set_silence(target=name, until=until, by=by, at=now)
             state = self.states[name]
-            ops = [silence_note(state.incident, by=by, until=until, now=now)] if state.incident and \
+            ops = [silence_note(state.incident, by=by, until=until, now=now, lang=self.lang)] if state.incident and \
                 state.incident.announced and state.incident.root_ts else []
             await self._store_ops(target, None, ops)
 
@@ -621,7 +624,8 @@ class Monitor:
         async with self.locks[name]:
             cleared = await self.store.clear_silence(name)
             state = self.states[name]
-            ops = [silence_note(state.incident, by=by, until=None, now=now)] if cleared and state.incident and \
+            ops = [silence_note(state.incident, by=by, until=None, now=now,
+                                lang=self.lang)] if cleared and state.incident and \
                 state.incident.announced and state.incident.root_ts else []
             await self._store_ops(target, None, ops)
         return cleared

@@ -22,9 +22,9 @@ from bot import actions as act
 from bot import admission as adm
 from bot import approvals as ap
 from bot.alerts import ACTION_PROPOSE as ACTION_PROPOSE_BUTTON
-from bot.i18n import language, localize_cause, t, text
+from bot.i18n import localize_cause, t, text
 from bot.outbox import APPROVAL, Outbox, Payload, Sink, SinkError
-from bot.render import clamp_blocks, fix_block, slack_date, untrusted
+from bot.render import clamp_blocks, cut, fix_block, slack_date, untrusted
 from bot.service import CheckService
 from bot.settings import Settings
 from bot.store import Store
@@ -33,7 +33,7 @@ from checks.config import Target
 from checks.models import Status, TargetReport
 from checks.redact import redact
 from checks.transport.base import CommandTimeout, TransportError
-from wsmsg import Msg, verbatim
+from wsmsg import Msg, joined, verbatim
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,6 @@ class RemediationError(Exception):
         super().__init__(reason.en)
         self.reason = reason
 
-    @property
-    def message(self) -> str:
-        return self.reason.render(language())
-
 
 _REFUSALS: dict[str, str] = {
     "wrong_request": "approvals.wrong_request",
@@ -109,52 +105,58 @@ def click_message(result: ap.ClickResult, *, approve: bool, policy: ap.ApprovalP
     return text("approvals.vote_recorded", missing=policy.quorum - len(counted))
 
 
-def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy) -> tuple[str, list[dict[str, Any]]]:
+def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy, *, lang: str) -> tuple[str, list[dict[str,
+                                                                                                                  Any]]]:
     """The approval message in each state: pending (with buttons) or final (what happened, no buttons)."""
     status = request.status
     icon = {ap.Status.PENDING: "🛠️", ap.Status.APPROVED: "▶️", ap.Status.RUNNING: "⏳", ap.Status.SUCCEEDED: "✅",
             ap.Status.FAILED: "❌", ap.Status.ABORTED: "⏹️", ap.Status.DENIED: "🚫", ap.Status.EXPIRED: "⌛",
             ap.Status.SUPERSEDED: "↪️", ap.Status.INTERRUPTED: "⚠️",
             ap.Status.CANCELLED: "✖️"}[status]
-    title = t("remediation.title", icon=icon, action=request.action, target=request.target, status=status.value)
+    title = t("remediation.title", icon=icon, action=request.action, target=request.target, status=status.value,
+              lang=lang)
     lines = [t("remediation.requested_line", action=untrusted(request.action), target=untrusted(request.target),
-               host=untrusted(request.host), user=request.requested_by),
-             t("remediation.why", reason=untrusted(request.reason))]
+               host=untrusted(request.host), user=request.requested_by, lang=lang),
+             t("remediation.why", reason=untrusted(cut(request.reason.render(lang), 500)), lang=lang)]
     if status is ap.Status.PENDING:
         approvers = ", ".join(f"<@{a}>" for a in sorted(policy.approvers))
         votes = ", ".join(f"<@{v.user}>" for v in request.approvals)
         lines.append(t("remediation.needs", quorum=policy.quorum, approvers=approvers,
-                       so_far=t("remediation.so_far", votes=votes) if votes else "",
-                       expires=slack_date(request.expires_at)))
+                       so_far=t("remediation.so_far", votes=votes, lang=lang) if votes else "",
+                       expires=slack_date(request.expires_at), lang=lang))
     else:
         if request.approvals:
-            lines.append(t("remediation.approved_by", users=", ".join(f"<@{v.user}>" for v in request.approvals)))
+            lines.append(t("remediation.approved_by", users=", ".join(f"<@{v.user}>" for v in request.approvals),
+                           lang=lang))
         if request.denied_by:
-            lines.append(t("remediation.denied_by", user=request.denied_by))
+            lines.append(t("remediation.denied_by", user=request.denied_by, lang=lang))
         if request.exit_code is not None:
             if request.started_at and request.finished_at:
                 lines.append(t("remediation.exit_code_took", code=request.exit_code,
-                               seconds=(request.finished_at - request.started_at).total_seconds()))
+                               seconds=(request.finished_at - request.started_at).total_seconds(), lang=lang))
             else:
-                lines.append(t("remediation.exit_code", code=request.exit_code))
+                lines.append(t("remediation.exit_code", code=request.exit_code, lang=lang))
         if request.outcome_note:
-            lines.append(untrusted(request.outcome_note.render(language())))
+            lines.append(untrusted(request.outcome_note.render(lang)))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
-        fix_block(request.commands, title=t("remediation.will_run", host=request.host) if status is ap.Status.PENDING
-                  else t("remediation.commands_on", host=request.host)),
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": t("remediation.context", id=request.id)}]},
+        fix_block(request.commands, title=t("remediation.will_run", host=request.host,
+                                            lang=lang) if status is ap.Status.PENDING
+                  else t("remediation.commands_on", host=request.host, lang=lang), lang=lang),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": t("remediation.context", id=request.id,
+                                                                      lang=lang)}]},
     ]
     if status is ap.Status.PENDING:
         blocks.append({"type": "actions", "block_id": "approval", "elements": [
             {"type": "button", "action_id": ACTION_APPROVE, "style": "primary",
-             "text": {"type": "plain_text", "text": t("remediation.approve")}, "value": request.id},
+             "text": {"type": "plain_text", "text": t("remediation.approve", lang=lang)}, "value": request.id},
             {"type": "button", "action_id": ACTION_DENY, "style": "danger",
-             "text": {"type": "plain_text", "text": t("remediation.deny")}, "value": request.id},
+             "text": {"type": "plain_text", "text": t("remediation.deny", lang=lang)}, "value": request.id},
         ]})
-    fallback = t("remediation.text", title=title, user=request.requested_by, reason=request.reason)
-    return fallback[:3000], clamp_blocks(blocks)
+    reason = cut(request.reason.render(lang), 500)
+    fallback = t("remediation.text", title=title, user=request.requested_by, reason=reason, lang=lang)
+    return fallback[:3000], clamp_blocks(blocks, lang=lang)
 
 
 class Remediation:
@@ -163,6 +165,8 @@ class Remediation:
                  admission: Callable[[], adm.Rules] | None = None, outbox: Outbox | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
+        #: WSCHECK_LANG: what the approval message and the thread notes are rendered in.
+        self.lang = settings.lang
         self.service = service
         self.store = store
         self.sink = sink
@@ -224,7 +228,8 @@ class Remediation:
                 if changed is not None and await self._save(request, changed):
                     await self._audit("interrupted", changed, actor=None, data={"was": status})
                     await self._post_update(changed)
-                    await self._thread_note(changed, t("remediation.interrupted", id=changed.id, status=status))
+                    await self._thread_note(changed, t("remediation.interrupted", id=changed.id, status=status,
+                                                       lang=self.lang))
         self._tasks.spawn(self._expiry_loop(), name="expiry sweep")
         if pickup:
             self._tasks.spawn(self._pickup_loop(), name="approved pick-up")
@@ -325,8 +330,8 @@ class Remediation:
         except act.NotOffered as exc:
             raise RemediationError(exc.reason) from None
         cause = report.diagnosis[0] if report.diagnosis else None
-        # The reason is shown to the approvers, so it is written in the bot's language (it is not in the audit).
-        reason = f"{cause.cause}: {localize_cause(cause).summary}" if cause else t("remediation.by_hand")
+        # The reason is shown to the approvers in the bot's language: stored as a message, rendered with the request.
+        reason = joined([verbatim(cause.cause), cause.message], ": ") if cause else text("remediation.by_hand")
         now = self.clock()
         latest = await self.store.latest_request(target=target.name, action=action)
         older = ap.ApprovalRequest.model_validate_json(latest) if latest is not None else None
@@ -337,13 +342,13 @@ class Remediation:
         try:
             request = ap.new_request(
                 entropy=os.urandom(ap.ID_BYTES), target=target.name, action=action, commands=plan.commands,
-                host=plan.host, reason=redact(reason)[:500], cause=cause.cause if cause else None,
+                host=plan.host, reason=reason.map_text(redact), cause=cause.cause if cause else None,
                 requested_by=requested_by, team_id=team_id or self.bot_team_id() or "console", channel=channel,
                 now=now, policy=policy, fingerprint=act.fingerprint(report), thread_ts=thread_ts,
                 incident_id=incident_id)
         except ap.RequestRefused as exc:
             raise RemediationError(exc.message) from None
-        fallback, blocks = approval_blocks(request, policy)
+        fallback, blocks = approval_blocks(request, policy, lang=self.lang)
         posting: asyncio.Future[str | SinkError] | None = None
         async with self.store.transaction() as tx:
             await tx.insert_request(id=request.id, target=request.target, action=request.action,
@@ -528,7 +533,7 @@ class Remediation:
                 await self._post_update(finished)
                 healthy, outcome = await self._verify(finished, target)
                 if not ok:
-                    healthy, outcome = False, note.render(language())
+                    healthy, outcome = False, note.render(self.lang)
             finally:
                 for release in self.on_fix_end:
                     await release(target.name, running.id, healthy, outcome)
@@ -537,7 +542,8 @@ class Remediation:
         transport = self.service.transport(target)
         for step in plan.steps:
             if plan.long:
-                await self._thread_note(request, t("remediation.step_running", label=untrusted(step.label)))
+                await self._thread_note(request, t("remediation.step_running", label=untrusted(step.label),
+                                                   lang=self.lang))
             # Recorded before the command runs: a crash mid-command still leaves the audit saying it ran (issue 13).
             await self.store.audit(kind="execution", target=target.name, actor=None, request_id=request.id,
                                    data={"argv": list(step.argv), "state": "started"}, at=self.clock())
@@ -553,7 +559,8 @@ class Remediation:
                 "stdout_tail": redact(out[-TAIL:]), "stderr_tail": redact(err[-TAIL:])}, at=self.clock())
             if plan.long:
                 await self._thread_note(request, t("remediation.step_done", icon="✅" if code == 0 else "❌",
-                                                   label=untrusted(step.label), code=code, seconds=took))
+                                                   label=untrusted(step.label), code=code, seconds=took,
+                                                   lang=self.lang))
             if code != 0:
                 last = (err.strip() or out.strip()).splitlines()[-1:] or [""]
                 key = "remediation.step_refused" if step.gate else "remediation.step_failed"
@@ -570,7 +577,7 @@ class Remediation:
             failing = [c for c in report.diagnosis if c.severity in (Status.FAIL, Status.ERROR)]
             if not failing:
                 took = time.perf_counter() - started
-                said = t("remediation.verified", seconds=took, action=request.action)
+                said = t("remediation.verified", seconds=took, action=request.action, lang=self.lang)
                 await self._thread_note(request, said)
                 await self._audit("verification", request, actor=None, data={"healthy": True, "after_s": took})
                 return True, said
@@ -582,9 +589,9 @@ class Remediation:
             except TimeoutError:
                 pass
         cause = failing[0]
-        shown = localize_cause(cause)
+        shown = localize_cause(cause, lang=self.lang)
         said = t("remediation.still_failing", seconds=self.settings.verify_timeout, action=request.action,
-                 cause=untrusted(cause.cause), summary=untrusted(shown.summary))
+                 cause=untrusted(cause.cause), summary=untrusted(shown.summary), lang=self.lang)
         await self._thread_note(request, said)
         await self._audit("verification", request, actor=None, data={"healthy": False, "cause": cause.cause})
         return False, said
@@ -634,7 +641,7 @@ class Remediation:
             log.warning("approval message of %s not found; its state is %s", request.id, request.status.value)
             return
         target = self.service.target(request.target)
-        fallback, blocks = approval_blocks(request, await self.policy(target))
+        fallback, blocks = approval_blocks(request, await self.policy(target), lang=self.lang)
         try:
             await self.sink.update(channel=request.channel, ts=ts, text=fallback, blocks=blocks)
         except SinkError as exc:
@@ -664,10 +671,10 @@ class Remediation:
             what = data.get("summary") or (f"{' '.join(data.get('argv', []))} → exit {data.get('exit_code')}"
                                            if entry.get("kind") == "execution" else "")
             if entry.get("kind") == "execution" and data.get("state") == "started":
-                what = f"{' '.join(data.get('argv', []))} → {t('remediation.started')}"
+                what = f"{' '.join(data.get('argv', []))} → {t('remediation.started', lang=self.lang)}"
             if entry.get("kind") == "click":
-                verdict = t("remediation.allowed") if data.get("allowed") else \
-                    t("remediation.refused", reason=data.get("reason"))
+                verdict = t("remediation.allowed", lang=self.lang) if data.get("allowed") else \
+                    t("remediation.refused", reason=data.get("reason"), lang=self.lang)
                 what = f"{'approve' if data.get('approve') else 'deny'} {verdict}"
             actor = f" <@{entry['actor']}>" if entry.get("actor") else ""
             lines.append(f"• {when} UTC `{entry.get('kind')}`{actor} {untrusted(str(what))[:300]}")

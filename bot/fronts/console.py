@@ -41,7 +41,7 @@ class ConsoleResponder(Responder):
         self.write(self.say(f"render.running.{'one' if count == 1 else 'other'}", n=count, where=where))
 
     async def reports(self, reports: Sequence[TargetReport], *, command: cmd.RunChecks) -> None:
-        self.write("\n\n".join(report_text(r) for r in reports))
+        self.write("\n\n".join(report_text(r, lang=self.lang) for r in reports))
 
     async def invalid(self, problem: cmd.Invalid, *, targets: Sequence[str]) -> None:
         lines = [f"✗ {plain(problem.message.render(self.lang))}"]

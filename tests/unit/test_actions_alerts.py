@@ -125,14 +125,14 @@ def incident(cause: str = "pm2_not_online", kind: str = "down") -> inc.Incident:
 
 @pytest.mark.parametrize("kind", ["down", "unreachable"])
 def test_root_message_within_limits_and_harmless(kind: str) -> None:
-    text, blocks = root_blocks(incident(kind=kind), mention="S0ONCALL", remediation=True)
+    text, blocks = root_blocks(incident(kind=kind), mention="S0ONCALL", remediation=True, lang="en")
     valid(blocks)
     body = json.dumps(blocks)
     assert "<!channel>" not in body and "&lt;!channel&gt;" in body
     assert "<!subteam^S0ONCALL>" in text
     assert ("cannot see the server" in text) == (kind == "unreachable")
     assert ACTION_PROPOSE in body
-    resolved_text, resolved = root_blocks(incident(), mention="", resolved_after=252, resolved_at=NOW)
+    resolved_text, resolved = root_blocks(incident(), mention="", resolved_after=252, resolved_at=NOW, lang="en")
     valid(resolved)
     assert "resolved after 4 min 12 s" in resolved_text and "actions" not in json.dumps(resolved)
 
@@ -148,11 +148,11 @@ def test_every_event_renders_valid_messages() -> None:
     ]
     keys = set()
     for seq, event in enumerate(events):
-        for op in ops_for(event, mention="", now=NOW, seq=seq):
+        for op in ops_for(event, mention="", now=NOW, seq=seq, lang="en"):
             valid(op.blocks)
             assert op.text
             keys.add(op.key)
-    assert len(keys) == sum(len(ops_for(e, mention="", now=NOW)) for e in events)
+    assert len(keys) == sum(len(ops_for(e, mention="", now=NOW, lang="en")) for e in events)
 
 
 def test_silence_until_is_in_the_requesters_time_zone() -> None:
@@ -170,14 +170,14 @@ def test_approval_message_pending_and_final() -> None:
                              host="deploy@web", reason="pm2_not_online: <@U9> stopped", cause="pm2_not_online",
                              requested_by="U1", team_id="T1", channel="C1", now=NOW, policy=policy,
                              fingerprint={"pid": 0, "restart_time": 1})
-    _, blocks = approval_blocks(request, policy)
+    _, blocks = approval_blocks(request, policy, lang="en")
     valid(blocks)
     body = json.dumps(blocks)
     assert "wscheck_approve" in body and request.id in body and "<@U9>" not in body
     done = ap.finish(ap.start(ap.click(request, request_id=request.id, user="U2", team_id="T1", bot_team_id="T1",
                                        approve=True, policy=policy, now=NOW).request, now=NOW),
                      ok=True, exit_code=0, note="done", now=NOW)
-    _, final = approval_blocks(done, policy)
+    _, final = approval_blocks(done, policy, lang="en")
     valid(final)
     assert "wscheck_approve" not in json.dumps(final) and "Approved by <@U2>" in json.dumps(final)
 

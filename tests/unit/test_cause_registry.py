@@ -74,12 +74,13 @@ def test_every_cause_has_an_action_or_a_human_step() -> None:
 def test_human_step_says_the_registered_message(spec: CauseSpec) -> None:
     cause = Cause(cause=spec.id, summary="the summary", fix=("pm2 save", "    proxy_http_version 1.1;"))
     said = act.human_step(cause, T).en
-    assert said == i18n.t(spec.human_step, summary="the summary", target="web", lines="proxy_http_version 1.1;")
+    assert said == i18n.t(spec.human_step, summary="the summary", target="web", lines="proxy_http_version 1.1;",
+                          lang="en")
 
 
 def test_an_unregistered_cause_gets_the_generic_step_and_kind() -> None:
     cause = Cause(cause="gone_from_the_registry", summary="old", fix=())
-    assert act.human_step(cause, T).en == i18n.t(HUMAN_LOOK, summary="old")
+    assert act.human_step(cause, T).en == i18n.t(HUMAN_LOOK, summary="old", lang="en")
     assert incidents._kind("gone_from_the_registry") == "down"
 
 

@@ -41,17 +41,10 @@ ALL_KEYS = [(name, key) for name, catalog in CATALOGS.items() for key in catalog
 _FMT = string.Formatter()
 
 
-@pytest.fixture(autouse=True)
-def _english_after() -> Iterator[None]:
-    yield
-    i18n.set_language("en")
-
-
 @pytest.fixture
 def ko() -> Iterator[None]:
-    i18n.set_language("ko")
+    """Marks a test that renders in Korean (the language is a parameter of every renderer: no global to set)."""
     yield
-    i18n.set_language("en")
 
 
 def fields(template: str) -> list[tuple[str, str]]:
@@ -397,7 +390,7 @@ def test_english_is_what_the_checks_always_said() -> None:
 @pytest.mark.parametrize("name", list(tdi.CASES))
 def test_diagnosis_in_korean(name: str, ko: None) -> None:
     report = diagnosed(name)
-    shown = i18n.localize_report(report)
+    shown = i18n.localize_report(report, lang="ko")
     for before, after in zip(report.checks, shown.checks, strict=True):
         assert (after.summary != before.summary) == (not before.message.is_plain), before.summary
     for before, cause in zip(report.diagnosis, shown.diagnosis, strict=True):
@@ -405,33 +398,33 @@ def test_diagnosis_in_korean(name: str, ko: None) -> None:
         assert len(cause.fix) == len(before.fix)
         for old, new, line in zip(before.fix, cause.fix, before.fixes, strict=True):
             assert (old == new) == line.is_plain, (old, new)  # commands stay, sentences change
-    text = render.report_text(report)
+    text = render.report_text(report, lang="ko")
     if report.diagnosis and not name.startswith("unreachable"):
         assert_korean(text)
-    blocks = render.report_blocks(report, requested_by="U123ABC", now=tre.NOW, run_again="web")
+    blocks = render.report_blocks(report, requested_by="U123ABC", now=tre.NOW, run_again="web", lang="ko")
     tre.assert_valid(blocks)
     assert_korean(tre.all_text(blocks))
-    assert_korean(render.report_fallback(report)) if report.diagnosis else None
+    assert_korean(render.report_fallback(report, lang="ko")) if report.diagnosis else None
 
 
 def test_the_seed_story_reads_like_the_team_writes(ko: None) -> None:
     report = diagnosed("port mismatch, app side")
-    text = render.report_text(report)
+    text = render.report_text(report, lang="ko")
     assert "kathario-saas 프로세스가 3000 포트에서 실행 중인데 nginx는 3003 포트로 프록시합니다" in text
     assert "진단 (근본 원인부터):" in text
-    stopped = i18n.localize_report(diagnosed("pm2 stopped"))
+    stopped = i18n.localize_report(diagnosed("pm2 stopped"), lang="ko")
     assert stopped.diagnosis[0].summary == "kathario-saas 프로세스가 `stopped` 상태입니다"
-    assert "nginx 설정 문법 오류" in render.report_text(diagnosed("nginx -t fails"))
+    assert "nginx 설정 문법 오류" in render.report_text(diagnosed("nginx -t fails"), lang="ko")
 
 
 def test_every_check_message_in_korean_within_slack_limits(ko: None) -> None:
     report = every_summary_report()
-    for lang_text in (render.report_text(report), render.report_fallback(report)):
+    for lang_text in (render.report_text(report, lang="ko"), render.report_fallback(report, lang="ko")):
         assert_korean(lang_text)
-    blocks = render.report_blocks(report, requested_by="U1", now=tre.NOW + timedelta(hours=3), run_again="")
+    blocks = render.report_blocks(report, requested_by="U1", now=tre.NOW + timedelta(hours=3), run_again="", lang="ko")
     tre.assert_valid(blocks)
     assert_korean(tre.all_text(blocks))
-    for original, c in zip(report.checks, i18n.localize_report(report).checks, strict=True):
+    for original, c in zip(report.checks, i18n.localize_report(report, lang="ko").checks, strict=True):
         entry = cm.MESSAGES[original.message.key]
         assert re.search(r"[가-힣]", c.summary) or entry["en"] == entry["ko"], c
 
@@ -439,46 +432,47 @@ def test_every_check_message_in_korean_within_slack_limits(ko: None) -> None:
 def test_many_targets_and_the_largest_report_in_korean(ko: None) -> None:
     reports = [diagnosed(name).model_copy(update={"target": f"t{i}"}) for i, name in enumerate(tdi.CASES)]
     compact = render.multi_report_blocks(reports, requested_by="U1", now=tre.NOW, run_again="", share=False,
-                                         shared_by="U2")
+                                         shared_by="U2", lang="ko")
     tre.assert_valid(compact)
     assert_korean(tre.all_text(compact))
-    assert_korean(render.multi_report_fallback(reports))
-    full = render.multi_report_blocks(reports[:3], requested_by="U1", now=tre.NOW, run_again="")
+    assert_korean(render.multi_report_fallback(reports, lang="ko"))
+    full = render.multi_report_blocks(reports[:3], requested_by="U1", now=tre.NOW, run_again="", lang="ko")
     tre.assert_valid(full)
     assert_korean(tre.all_text(full))
     largest = tre.largest()
-    blocks = render.report_blocks(largest, requested_by="U123", now=tre.NOW, run_again="x" * 1000)
+    blocks = render.report_blocks(largest, requested_by="U123", now=tre.NOW, run_again="x" * 1000, lang="ko")
     tre.assert_valid(blocks)
     assert any("근본 원인" in t for t in map(str, blocks))
     many = [tre.healthy(f"t{i}") for i in range(60)]
-    tre.assert_valid(render.multi_report_blocks(many, requested_by=None, now=tre.NOW))
+    tre.assert_valid(render.multi_report_blocks(many, requested_by=None, now=tre.NOW, lang="ko"))
 
 
 def test_small_messages_in_korean(ko: None) -> None:
     progress = render.progress_blocks(cmd.describe(cmd.RunChecks(("pm2",), None)).render("ko"), count=3, target=None,
-                                      requested_by="U1")
+                                      requested_by="U1", lang="ko")
     tre.assert_valid(progress)
     assert_korean(tre.all_text(progress))
-    errors = render.error_blocks("x", suggestion="pm2", usage=i18n.text("commands.help").render("ko"), targets=["web"])
+    errors = render.error_blocks("x", suggestion="pm2", usage=i18n.text("commands.help").render("ko"), targets=["web"],
+                                 lang="ko")
     tre.assert_valid(errors)
     assert "혹시 `pm2`인가요?" in tre.all_text(errors)
-    targets = render.targets_blocks([(f"t{i}", "local") for i in range(80)])
+    targets = render.targets_blocks([(f"t{i}", "local") for i in range(80)], lang="ko")
     tre.assert_valid(targets)
     assert_korean(tre.all_text(targets))
-    tre.assert_valid(render.targets_blocks([]))
-    assert_korean(tre.all_text(render.targets_blocks([])))
+    tre.assert_valid(render.targets_blocks([], lang="ko"))
+    assert_korean(tre.all_text(render.targets_blocks([], lang="ko")))
     assert_korean(tre.all_text(render.report_blocks(TargetReport(target="w", host="h"), requested_by=None,
-                                                    now=tre.NOW)))
-    assert_korean(tre.all_text(render.report_blocks(tre.healthy(), requested_by=None, now=tre.NOW)))
+                                                    now=tre.NOW, lang="ko")))
+    assert_korean(tre.all_text(render.report_blocks(tre.healthy(), requested_by=None, now=tre.NOW, lang="ko")))
 
 
 def test_buttons_and_headers_fit(ko: None) -> None:
-    labels = [i18n.t(k, action="reload-nginx") for k in ("render.button_share", "render.button_run_again",
+    labels = [i18n.t(k, action="reload-nginx", lang="ko") for k in ("render.button_share", "render.button_run_again",
                                                          "alerts.button_run", "alerts.button_silence",
                                                          "alerts.button_propose", "remediation.approve",
                                                          "remediation.deny")]
     assert all(0 < tre.u16(label) <= 75 for label in labels)
-    header = render.report_blocks(tre.healthy("w" * 500), requested_by=None, now=tre.NOW)[0]
+    header = render.report_blocks(tre.healthy("w" * 500), requested_by=None, now=tre.NOW, lang="ko")[0]
     assert tre.u16(header["text"]["text"]) <= 150
 
 
@@ -492,7 +486,7 @@ def test_help_and_grammar_errors_in_korean(ko: None) -> None:
     for keyword in ("`/wscheck targets`", "`/wscheck status`", "`/wscheck silence TARGET 30m|2h|until HH:MM`",
                     "`/wscheck restart|reload-nginx|fix-port|rebuild [TARGET]`", "`nginx.syntax`"):
         assert keyword in help_text  # the grammar itself stays English
-    tre.assert_valid(render.help_blocks(help_text))
+    tre.assert_valid(render.help_blocks(help_text, lang="ko"))
     for text, needle in [("pm3", "알 수 없는 명령 또는 항목 `pm3`"), ("pm2 wbe", "알 수 없는 대상 `wbe`"),
                          ("pm2 logz", "알 수 없는 항목 `logz`"), ("silence web forever", "사용법: `silence"),
                          ("silence web 0m", "1m부터 30d까지"), ("help me", "`help` 뒤에는"),
@@ -516,7 +510,7 @@ class Collect(Responder):
         self.texts.append(description.render("ko"))
 
     async def reports(self, reports: Any, *, command: cmd.RunChecks) -> None:
-        self.texts.extend(render.report_text(r) for r in reports)
+        self.texts.extend(render.report_text(r, lang="en") for r in reports)
 
     async def invalid(self, problem: cmd.Invalid, *, targets: Any) -> None:
         self.texts.append(problem.message.render("ko"))
@@ -601,19 +595,20 @@ def test_alerts_in_korean(ko: None) -> None:
         inc.BotWasDown(incident=i, down_for=600),
     ]
     for seq, event in enumerate(events):
-        for op in alerts.ops_for(event, mention="U0ONCALL", now=taa.NOW, seq=seq, remediation=True):
+        for op in alerts.ops_for(event, mention="U0ONCALL", now=taa.NOW, seq=seq, remediation=True, lang="ko"):
             tre.assert_valid(op.blocks)
             assert_korean(op.text)
             assert_korean(tre.all_text(op.blocks))
-    text, blocks = alerts.root_blocks(_incident(diagnosed("pm2 stopped")), mention="", remediation=True)
+    text, blocks = alerts.root_blocks(_incident(diagnosed("pm2 stopped")), mention="", remediation=True, lang="ko")
     assert text.startswith("🔴 web: 앱이 다운되었습니다 (pm2_not_online): "
                            "kathario-saas 프로세스가 `stopped` 상태입니다")
     assert "restart 제안" in json.dumps(blocks, ensure_ascii=False)
-    text, _ = alerts.root_blocks(_incident(diagnosed("unreachable, public side fine"), "unreachable"), mention="")
+    text, _ = alerts.root_blocks(_incident(diagnosed("unreachable, public side fine"), "unreachable"), mention="",
+                                 lang="ko")
     assert "봇이 서버를 볼 수 없습니다" in text
-    note = alerts.silence_note(i, by="U1", until=taa.NOW, now=taa.NOW)
+    note = alerts.silence_note(i, by="U1", until=taa.NOW, now=taa.NOW, lang="ko")
     assert_korean(note.text)
-    assert_korean(alerts.silence_note(i, by="U1", until=None, now=taa.NOW).text)
+    assert_korean(alerts.silence_note(i, by="U1", until=None, now=taa.NOW, lang="ko").text)
 
 
 def test_status_lines_in_korean(ko: None) -> None:
@@ -630,7 +625,7 @@ def test_status_lines_in_korean(ko: None) -> None:
     assert inc.summarize(inc.TargetState(target="web")).render("ko") == "web: 정상"
     obs = inc.Observation(target="web", at=taa.NOW, kind="canary", checked=("ws.proxy",), failing_checks=("ws.proxy",))
     (unknown,) = obs.failing_causes
-    assert i18n.localize_cause(unknown).summary == "알려진 원인 없이 실패 중: ws.proxy"
+    assert i18n.localize_cause(unknown, lang="ko").summary == "알려진 원인 없이 실패 중: ws.proxy"
 
 
 def test_approval_messages_in_korean(ko: None) -> None:
@@ -659,11 +654,11 @@ def test_approval_messages_in_korean(ko: None) -> None:
               ap.expire(request, now=taa.NOW + timedelta(days=1)),
               ap.interrupt(running, now=taa.NOW), ap.interrupt(approved, now=taa.NOW)]
     for state in [s for s in states if s is not None]:
-        fallback, blocks = remediation.approval_blocks(state, policy)
+        fallback, blocks = remediation.approval_blocks(state, policy, lang="ko")
         tre.assert_valid(blocks)
         assert_korean(tre.all_text(blocks))
         assert_korean(fallback)
-    _, blocks = remediation.approval_blocks(aborted, policy)
+    _, blocks = remediation.approval_blocks(aborted, policy, lang="ko")
     assert ("더 이상 해당하지 않음: PM2로는 앱 포트를 바꿀 수 없습니다 (앱은 [3000]에서 수신 대기하는데 PORT는 3001임)"
             in tre.all_text(blocks))
 
@@ -719,8 +714,9 @@ def test_not_offered_and_human_steps_in_korean(ko: None) -> None:
     assert (action, why.render("ko")) == (None, "알려진 문제 없음")
 
 
-def test_set_language_refuses_unknown_languages() -> None:
-    with pytest.raises(ValueError, match="unknown language"):
-        i18n.set_language("fr")
-    assert i18n.language() == "en"
+def test_settings_refuse_unknown_languages_and_nothing_global_is_left() -> None:
+    """WSCHECK_LANG is validated once, by the settings; no module keeps a current language any more."""
+    with pytest.raises(ValueError, match="en"):
+        Settings(lang="fr")  # type: ignore[arg-type]
     assert Settings(lang="ko").lang == "ko"
+    assert not hasattr(i18n, "set_language") and not hasattr(i18n, "language") and not hasattr(i18n, "_STATE")
