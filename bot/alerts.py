@@ -26,6 +26,7 @@ from bot.incidents import (
     Reminder,
 )
 from bot.render import clamp_blocks, fix_block, slack_date
+from bot.render import mention as user_mention
 from bot.render import untrusted as escape
 from wsmsg.duration import duration
 
@@ -136,9 +137,10 @@ def silence_note(incident: Incident, *, by: str, until: datetime | None, now: da
     """Who silenced (or unsilenced) the target and until when, in the incident's thread."""
     key = f"{incident.id}/silence/{now.timestamp():.6f}"
     if until is None:
-        return _reply(incident, key, t("alerts.unsilenced", user=escape(by), target=escape(incident.target),
+        return _reply(incident, key, t("alerts.unsilenced", user=user_mention(escape(by)),
+                                       target=escape(incident.target),
                                        lang=lang), lang=lang)
-    return _reply(incident, key, t("alerts.silenced", user=escape(by), target=escape(incident.target),
+    return _reply(incident, key, t("alerts.silenced", user=user_mention(escape(by)), target=escape(incident.target),
                                    until=slack_date(until), lang=lang), lang=lang)
 
 
@@ -195,7 +197,8 @@ def ops_for(event: Event, *, mention: str, now: datetime, remediation: bool = Fa
         else:
             summary = localize_cause(event.cause, lang=lang).summary if event.cause is not None else event.summary
             result = escape(summary)
-        return [_reply(inc, key, t("alerts.manual_run", user=escape(event.by), result=result, lang=lang), lang=lang)]
+        return [_reply(inc, key, t("alerts.manual_run", user=user_mention(escape(event.by)), result=result, lang=lang),
+                       lang=lang)]
     if isinstance(event, BotWasDown):
         return [_reply(inc, key, t("alerts.bot_was_down", duration=duration(event.down_for), lang=lang), lang=lang)]
     raise TypeError(f"unknown incident event {type(event).__name__}")  # pragma: no cover

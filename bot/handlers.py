@@ -13,7 +13,7 @@ from bot.core import ActionHandler, Bot, Requester, Responder
 from bot.i18n import t, text
 from bot.monitor import Monitor
 from bot.remediation import ACTION_APPROVE, ACTION_DENY, ACTION_PROPOSE, Remediation, RemediationError
-from bot.render import slack_date
+from bot.render import mention, slack_date
 from checks.models import TargetReport
 from wsmsg import joined, verbatim
 
@@ -47,13 +47,14 @@ def install(bot: Bot, monitor: Monitor) -> None:
         now = datetime.now(UTC)
         until = silence_until(command, now=now, tz=who.tz)
         await monitor.silence(command.target, until=until, by=who.user_id)
-        await out.announce(text("handlers.silenced", user=who.user_id, target=command.target, until=slack_date(until)))
+        await out.announce(text("handlers.silenced", user=mention(who.user_id), target=command.target,
+                                until=slack_date(until)))
 
     async def unsilence(command: cmd.Command, who: Requester, out: Responder) -> None:
         assert isinstance(command, cmd.Unsilence)
         cleared = await monitor.unsilence(command.target, by=who.user_id)
         if cleared:
-            await out.announce(text("handlers.unsilenced", user=who.user_id, target=command.target))
+            await out.announce(text("handlers.unsilenced", user=mention(who.user_id), target=command.target))
         else:
             await out.text(text("handlers.not_silenced", target=command.target))
 
@@ -115,7 +116,7 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
             return
         if merged:
             await out.text(text("handlers.joined", id=made.id, action=action, target=target.name,
-                             user=made.requested_by))
+                             user=mention(made.requested_by)))
             return
         await out.text(text("handlers.requested", id=made.id, action=action, target=target.name))
 

@@ -30,6 +30,7 @@ from bot import incidents as inc
 from bot.alerts import AlertOp, fix_outcome_note, ops_for, silence_note
 from bot.i18n import localize_cause, t, text
 from bot.outbox import Outbox, Payload, Sink
+from bot.render import mention
 from bot.service import CheckService
 from bot.settings import Settings
 from bot.store import Store
@@ -642,7 +643,7 @@ class Monitor:
             if row:
                 until = row.get("until")
                 when = until.strftime("%Y-%m-%d %H:%M UTC") if isinstance(until, datetime) else str(until)
-                parts.append(text("monitor.silenced_by", user=row["by"], until=when))
+                parts.append(text("monitor.silenced_by", user=mention(str(row["by"])), until=when))
             lines.append(joined(parts, ""))
         return lines
 

@@ -24,7 +24,7 @@ from bot import approvals as ap
 from bot.alerts import ACTION_PROPOSE as ACTION_PROPOSE_BUTTON
 from bot.i18n import localize_cause, t, text
 from bot.outbox import APPROVAL, Outbox, Payload, Sink, SinkError
-from bot.render import clamp_blocks, cut, fix_block, slack_date, untrusted
+from bot.render import clamp_blocks, cut, fix_block, mention, slack_date, untrusted
 from bot.service import CheckService
 from bot.settings import Settings
 from bot.store import Store
@@ -116,7 +116,7 @@ def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy, *, l
     title = t("remediation.title", icon=icon, action=request.action, target=request.target, status=status.value,
               lang=lang)
     lines = [t("remediation.requested_line", action=untrusted(request.action), target=untrusted(request.target),
-               host=untrusted(request.host), user=request.requested_by, lang=lang),
+               host=untrusted(request.host), user=mention(request.requested_by), lang=lang),
              t("remediation.why", reason=untrusted(cut(request.reason.render(lang), 500)), lang=lang)]
     if status is ap.Status.PENDING:
         approvers = ", ".join(f"<@{a}>" for a in sorted(policy.approvers))
@@ -129,7 +129,7 @@ def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy, *, l
             lines.append(t("remediation.approved_by", users=", ".join(f"<@{v.user}>" for v in request.approvals),
                            lang=lang))
         if request.denied_by:
-            lines.append(t("remediation.denied_by", user=request.denied_by, lang=lang))
+            lines.append(t("remediation.denied_by", user=mention(request.denied_by), lang=lang))
         if request.exit_code is not None:
             if request.started_at and request.finished_at:
                 lines.append(t("remediation.exit_code_took", code=request.exit_code,
@@ -155,7 +155,7 @@ def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy, *, l
              "text": {"type": "plain_text", "text": t("remediation.deny", lang=lang)}, "value": request.id},
         ]})
     reason = cut(request.reason.render(lang), 500)
-    fallback = t("remediation.text", title=title, user=request.requested_by, reason=reason, lang=lang)
+    fallback = t("remediation.text", title=title, user=mention(request.requested_by), reason=reason, lang=lang)
     return fallback[:3000], clamp_blocks(blocks, lang=lang)
 
 

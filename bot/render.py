@@ -198,6 +198,11 @@ def slack_date(when: datetime) -> str:
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
 
 
+def mention(user_id: str) -> str:
+    """A Slack mention: the renderer's markup (templates say `{user}`, never `<@…>`; the console shows it plain)."""
+    return f"<@{user_id}>"
+
+
 def _user(user_id: str) -> str:
     return f"<@{user_id}>" if _USER_ID.match(user_id) else _line(user_id)
 

@@ -720,3 +720,19 @@ def test_settings_refuse_unknown_languages_and_nothing_global_is_left() -> None:
         Settings(lang="fr")  # type: ignore[arg-type]
     assert Settings(lang="ko").lang == "ko"
     assert not hasattr(i18n, "set_language") and not hasattr(i18n, "language") and not hasattr(i18n, "_STATE")
+
+
+def test_templates_carry_no_slack_markup() -> None:
+    """Mentions and dates are the Slack renderer's (render.mention, render.slack_date): a template says `{user}`."""
+    for key, entry in cm.CATALOG.entries.items():
+        for lang, template in entry.items():
+            assert not re.search(r"<[@#!]", template), (key, lang)
+
+
+def test_locale_files_are_shipped_with_the_package() -> None:
+    """The catalog is read through importlib.resources, and pyproject ships the files as package data."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"wsmsg" = ["locales/*/*.toml"]' in pyproject
+    for lang in cm.LANGS:
+        for domain in ("common", "checks", "bot"):
+            assert (ROOT / "wsmsg" / "locales" / lang / f"{domain}.toml").is_file()
