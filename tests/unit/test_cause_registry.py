@@ -176,7 +176,8 @@ def test_downstream_of_app_is_the_one_source_of_both_lists() -> None:
 def test_architecture_doc_names_the_files_of_a_new_cause() -> None:
     doc = (ROOT / "docs" / "architecture.md").read_text()
     section = doc.split("## Adding a cause", 1)[1].split("\n## ", 1)[0]
-    for path in ("checks/causes.py", "checks/diagnosis.py", "checks/messages.py", "tests/unit/test_diagnosis.py"):
+    for path in ("checks/causes.py", "checks/diagnosis.py", "wsmsg/locales/en/checks.toml",
+                 "wsmsg/locales/ko/checks.toml", "tests/unit/test_diagnosis.py"):
         assert f"`{path}`" in section, path
         assert (ROOT / path).exists(), path
     assert CAUSE_BY_ID["unknown"] is CAUSE_SPECS[-1], "`unknown` stays last: it takes what no rule explained"
