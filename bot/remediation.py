@@ -220,7 +220,7 @@ class Remediation:
         self.on_error: list[Callable[[str], None]] = []
         #: (target, request id, action, at most how many seconds) when an approved fix starts running: the monitor
         #: holds the target's alerts, so the bot's own restart does not page the channel.
-        self.on_fix_start: list[Callable[[str, str, str, float], None]] = []
+        self.on_fix_start: list[Callable[[str, str, str, float], Awaitable[None]]] = []
         #: (target, request id, healthy, outcome) once the fix is verified or not: the monitor releases the hold.
         self.on_fix_end: list[Callable[[str, str, bool, str], Awaitable[None]]] = []
 
@@ -547,7 +547,7 @@ class Remediation:
             log.info("request %s: running %s on %s", running.id, running.action, target.name)
             budget = sum(step.timeout for step in plan.steps) + self.settings.verify_timeout + VERIFY_EVERY * 2
             for hold in self.on_fix_start:
-                hold(target.name, running.id, running.action, budget)
+                await hold(target.name, running.id, running.action, budget)
             healthy, outcome = False, ""
             try:
                 await self._post_update(running)

@@ -355,6 +355,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    # wt-ops: kept as the last step of its own; if another branch appended a step meanwhile, renumber this one.
+    Migration(
+        version=3,
+        name="fix holds: a target's alerts held while the bot's own fix runs, across a change of leader (wt-ops)",
+        # One row per target (a new fix replaces the old hold). `until` is the hold's bound (ISO text, like every
+        # timestamp); `verified` = the fix verified healthy and the hold lasts until the incident machine settles.
+        sqlite=(
+            """CREATE TABLE fix_holds (
+                target     TEXT PRIMARY KEY,
+                request_id TEXT NOT NULL,
+                action     TEXT NOT NULL,
+                until      TEXT NOT NULL,
+                verified   INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1)),
+                set_at     TEXT NOT NULL
+            )""",
+        ),
+        postgresql=(
+            f"""CREATE TABLE fix_holds (
+                target     {_T} PRIMARY KEY,
+                request_id {_T} NOT NULL,
+                action     {_T} NOT NULL,
+                until      {_T} NOT NULL,
+                verified   INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1)),
+                set_at     {_T} NOT NULL
+            )""",
+        ),
+    ),
 )
 
 
@@ -761,6 +788,36 @@ class _Ops(abc.ABC):
             }
             for row in rows
         ]
+
+    # fix holds (wt-ops) ------------------------------------------------------------------------------------------
+
+    async def set_fix_hold(self, *, target: str, request_id: str, action: str, until: datetime,
+                           verified: bool = False) -> None:
+        """Hold `target`'s alerts for the bot's own fix `request_id` until `until` (replaces any hold of the target).
+        In the store rather than only in the leader's memory: a new leader keeps holding (bot/monitor.py)."""
+        async with self._writing() as conn:
+            await _exec(
+                conn,
+                "INSERT INTO fix_holds (target, request_id, action, until, verified, set_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (target) DO UPDATE SET request_id = excluded.request_id, action = excluded.action, "
+                "until = excluded.until, verified = excluded.verified, set_at = excluded.set_at",
+                (target, request_id, action, _ts(until), int(verified), _ts(self._now())),
+            )
+
+    async def clear_fix_hold(self, target: str, *, request_id: str) -> bool:
+        """Drop the target's hold if it is still the one of `request_id` (a newer fix's hold is left alone)."""
+        async with self._writing() as conn:
+            return bool(await _exec(conn, "DELETE FROM fix_holds WHERE target = ? AND request_id = ?",
+                                    (target, request_id)))
+
+    async def fix_holds(self, *, now: datetime) -> list[dict[str, object]]:
+        """Holds still in force (until > now): dicts with target, request_id, action, until, verified. An expired
+        row is simply not returned: a hold ends by itself, whoever leads."""
+        async with self._reading() as conn:
+            rows = await _rows(conn, "SELECT target, request_id, action, until, verified FROM fix_holds "
+                                     "WHERE until > ? ORDER BY target", (_ts(now),))
+        return [{"target": str(r["target"]), "request_id": str(r["request_id"]), "action": str(r["action"]),
+                 "until": _dt(r["until"]), "verified": bool(r["verified"])} for r in rows]
 
     # approval requests -------------------------------------------------------------------------------------------
 
