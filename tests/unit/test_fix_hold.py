@@ -78,10 +78,10 @@ async def test_remediation_holds_before_running_and_releases_after_verifying(
     calls: list[tuple[object, ...]] = []
     remediation: Remediation = h.remediation
 
-    async def hold(*args: object) -> None:
+    async def on_start(*args: object) -> None:
         calls.append(("hold", *args, len(h.stack.fixes)))
 
-    remediation.on_fix_start.append(hold)
+    remediation.on_fix_start.append(on_start)
 
     async def release(*args: object) -> None:
         calls.append(("release", *args, len(h.stack.fixes)))
