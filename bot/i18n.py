@@ -426,6 +426,37 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Known causes (diagnosis, root cause first):",
         "ko": "알려진 원인 (진단, 근본 원인부터):",
     },
+    # -- bot/cli.py `wscheck db status|migrate` (operators; wt-ops). Migration names and errors stay English ------
+    "cli.db_database": {
+        "en": "database: {db} ({engine})",
+        "ko": "데이터베이스: {db} ({engine})",
+    },
+    "cli.db_none_yet": {
+        "en": "schema: none yet (no file); this wscheck: version {known}; `wscheck db migrate` or the bot's first "
+              "start creates it",
+        "ko": "스키마: 아직 없음 (파일 없음); 이 wscheck: 버전 {known}; `wscheck db migrate` 또는 봇의 첫 시작 때 "
+              "만들어집니다",
+    },
+    "cli.db_schema": {
+        "en": "schema: version {version}; this wscheck: version {known}",
+        "ko": "스키마: 버전 {version}; 이 wscheck: 버전 {known}",
+    },
+    "cli.db_applied": {
+        "en": "applied",
+        "ko": "적용됨",
+    },
+    "cli.db_pending": {
+        "en": "pending",
+        "ko": "대기",
+    },
+    "cli.db_up_to_date": {
+        "en": "database {db}: schema version {version}, up to date",
+        "ko": "데이터베이스 {db}: 스키마 버전 {version}, 최신 상태입니다",
+    },
+    "cli.db_migrated": {
+        "en": "database {db}: migrated from schema version {before} to {after}",
+        "ko": "데이터베이스 {db}: 스키마를 버전 {before}에서 {after}(으)로 올렸습니다",
+    },
     # -- bot/fronts/console.py -------------------------------------------------------------------------------------
     "console.did_you_mean": {
         "en": "  did you mean {word}?",
