@@ -842,13 +842,18 @@ class _Ops(abc.ABC):
             row = await _one(conn, "SELECT version, data FROM approval_requests WHERE id = ?", (id,))
         return None if row is None else (int(row["version"]), str(row["data"]))
 
-    async def update_request(self, id: str, *, expected_version: int, new_version: int, status: str, data: str) -> bool:
+    async def update_request(self, id: str, *, expected_version: int, new_version: int, status: str, data: str,
+                             fenced: bool = False) -> bool:
         """Compare-and-set: applies only if the stored version is still `expected_version`. Two people clicking
-        at once both read version N; exactly one update matches, the other gets False (first decision wins)."""
+        at once both read version N; exactly one update matches, the other gets False (first decision wins).
+        `fenced` (the leader starting a fix, wt-ops): also only under this replica's fencing token (`Fenced`
+        otherwise), so a deposed leader that wakes up late never starts a fix the new leader may run."""
         if new_version <= expected_version:
             raise ValueError(f"new_version {new_version} must be greater than expected_version {expected_version}")
         _require_json(data, "data")
         async with self._writing() as conn:
+            if fenced:
+                await self._fenced(conn)
             changed = await _exec(
                 conn,
                 "UPDATE approval_requests SET version = ?, status = ?, data = ?, updated_at = ? "

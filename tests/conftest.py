@@ -73,6 +73,16 @@ def store_engine() -> str:
     return engine
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `store` every test whose store engine WSCHECK_TEST_DB chooses (it takes `backend` or `db`), except the
+    `*_postgresql` modules, which are on PostgreSQL whatever the env. CI runs `-m store` a second time on
+    PostgreSQL (scripts/test.sh; docs/decisions.md, wt-ops)."""
+    for item in items:
+        module = getattr(getattr(item, "module", None), "__name__", "")
+        if {"backend", "db"} & set(getattr(item, "fixturenames", ())) and not module.endswith("_postgresql"):
+            item.add_marker(pytest.mark.store)
+
+
 @pytest.fixture
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     """The store's engine for tests that take it: SQLite in tmp_path, or with WSCHECK_TEST_DB=postgresql a fresh
