@@ -9,4 +9,11 @@ bash deploy/sandbox/install.sh >/dev/null
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/lint-imports
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+if [ $# -gt 0 ]; then
+    exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+fi
+.venv/bin/python -m pytest -q -p no:cacheprovider
+# The store's in-process tests once more on PostgreSQL (tests marked `store`, tests/conftest.py); the *_postgresql
+# modules and the replicas' e2e ran on it above. Every store test with the sandbox too (about 9 minutes more):
+# WSCHECK_TEST_DB=postgresql bash scripts/test.sh -m store. Why this split: docs/decisions.md, "wt-ops".
+WSCHECK_TEST_DB=postgresql exec .venv/bin/python -m pytest -q -p no:cacheprovider -m "store and not sandbox"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -73,13 +74,25 @@ def store_engine() -> str:
     return engine
 
 
+def _twinned() -> set[str]:
+    """Unit modules that a tests/integration/*_postgresql.py module imports whole (`from tests.unit.X import *`):
+    their tests run on PostgreSQL in every run already."""
+    found: set[str] = set()
+    for twin in (ROOT / "tests" / "integration").glob("*_postgresql.py"):
+        found.update(f"tests.unit.{m}" for m in re.findall(r"^from tests\.unit\.(\w+) import \*", twin.read_text(),
+                                                           re.M))
+    return found
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark `store` every test whose store engine WSCHECK_TEST_DB chooses (it takes `backend` or `db`), except the
-    `*_postgresql` modules, which are on PostgreSQL whatever the env. CI runs `-m store` a second time on
-    PostgreSQL (scripts/test.sh; docs/decisions.md, wt-ops)."""
+    """Mark `store` every test whose store engine WSCHECK_TEST_DB chooses (it takes `backend` or `db`), except those
+    on PostgreSQL in every run already (the `*_postgresql` modules and the unit modules they import). CI runs
+    `-m "store and not sandbox"` a second time on PostgreSQL (scripts/test.sh; docs/decisions.md, wt-ops)."""
+    twinned = _twinned()
     for item in items:
         module = getattr(getattr(item, "module", None), "__name__", "")
-        if {"backend", "db"} & set(getattr(item, "fixturenames", ())) and not module.endswith("_postgresql"):
+        if {"backend", "db"} & set(getattr(item, "fixturenames", ())) and "_postgresql" not in module \
+                and module not in twinned:
             item.add_marker(pytest.mark.store)
 
 
