@@ -344,6 +344,8 @@ class Sim:
             words = shlex.split(command)
         except ValueError:
             words = []
+        if words[:2] == ["timeout", "-k"] and len(words) > 4:
+            words = words[4:]  # the batch runs under one `timeout`, like a single command
         if len(words) == 3 and words[:2] == ["sh", "-c"] and words[2].startswith(RENICE):
             await self.batch(process, words[2])
             return

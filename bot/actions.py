@@ -13,6 +13,7 @@ from bot.i18n import Text, localize_cause, t, text
 from checks import commands as cmd
 from checks.causes import CAUSE_BY_ID, CAUSE_SPECS, FIX_NAMES, FIXES, HUMAN_LOOK
 from checks.config import Target
+from checks.details import HostDiskDetails, HostMemoryDetails, Pm2Details, PortMatchDetails
 from checks.models import Cause, TargetReport
 
 #: The fixes `plan` knows how to run (checks/causes.py FIXES, where a fix is registered).
@@ -90,10 +91,9 @@ def _honours_port(report: TargetReport | None) -> tuple[bool, Text]:
     pm2 = report.result("pm2.status")
     if match is None or pm2 is None:
         return False, text("actions.not_run")
-    listening = [p for p in match.details.get("app_ports") or [] if isinstance(p, int)]
-    port_env = match.details.get("port_env")
-    instances = pm2.details.get("instances") or [{}]
-    command = str(instances[0].get("exec") or "") if isinstance(instances[0], dict) else ""
+    ports = PortMatchDetails.of(match)
+    listening, port_env = list(ports.app_ports), ports.port_env
+    command = Pm2Details.of(pm2).first.exec
     words = command.split()
     if any(w in ("-p", "--port") or w.startswith("--port=") for w in words):
         return False, text("actions.command_sets_port", command=command)
@@ -116,7 +116,7 @@ def plan(action: str, target: Target, report: TargetReport | None = None) -> Pla
     if action == "restart":
         if report is not None:
             status = report.result("pm2.status")
-            if status is not None and "known_apps" in status.details:
+            if status is not None and Pm2Details.of(status).known_apps is not None:
                 raise NotOffered(text("actions.unknown_to_pm2", app=app, port=target.app_port))
         return Plan(action, target.name, target.where, (
             Step(_pm2(target, "restart", app), f"pm2 restart {app}"),
@@ -130,7 +130,7 @@ def plan(action: str, target: Target, report: TargetReport | None = None) -> Pla
         ))
     if action == "fix-port":
         match = report.result("port.match") if report else None
-        if match is None or match.details.get("side") != "app":
+        if match is None or PortMatchDetails.of(match).side != "app":
             raise NotOffered(text("actions.fix_port_side"))
         ok, why = _honours_port(report)
         if not ok:
@@ -157,17 +157,15 @@ def _rebuild_short(target: Target, report: TargetReport | None) -> None:
     or could not read says nothing, and the build is not refused on a guess."""
     if report is None:
         return
-    mem = report.result("host.memory")
-    if mem is not None and isinstance(mem.details.get("mem_available_mb"), int):
-        free = int(mem.details["mem_available_mb"]) + int(mem.details.get("swap_free_mb") or 0)
+    mem = HostMemoryDetails.of(report.result("host.memory"))
+    if mem.mem_available_mb is not None:
+        free = mem.mem_available_mb + mem.swap_free_mb
         if free < target.rebuild_min_memory_mb:
             raise NotOffered(text("actions.rebuild_short_memory", available=free, needed=target.rebuild_min_memory_mb))
-    disk = report.result("host.disk")
-    for fs in (disk.details.get("filesystems") or []) if disk is not None else []:
-        if isinstance(fs, dict) and "app_dir" in (fs.get("holds") or []) \
-                and int(fs.get("available_mb") or 0) < target.rebuild_min_disk_mb:
-            raise NotOffered(text("actions.rebuild_short_disk", mount=str(fs.get("mount")),
-                                  available=int(fs.get("available_mb") or 0), needed=target.rebuild_min_disk_mb))
+    for fs in HostDiskDetails.of(report.result("host.disk")).filesystems:
+        if "app_dir" in fs.holds and fs.available_mb < target.rebuild_min_disk_mb:
+            raise NotOffered(text("actions.rebuild_short_disk", mount=fs.mount, available=fs.available_mb,
+                                  needed=target.rebuild_min_disk_mb))
 
 
 #: cause -> the action that fixes it (after approval), or None when a human must act (checks/causes.py).
@@ -202,8 +200,5 @@ def proposal(report: TargetReport, target: Target) -> tuple[str | None, str]:
 
 def fingerprint(report: TargetReport) -> dict[str, int | str]:
     """The PM2 process identity at one moment: if it changes between request and run, ask again."""
-    pm2 = report.result("pm2.status")
-    instances = pm2.details.get("instances") if pm2 else None
-    first = instances[0] if isinstance(instances, list) and instances and isinstance(instances[0], dict) else {}
-    return {"pid": int(first.get("pid") or 0), "restart_time": int(first.get("restarts") or 0),
-            "status": str(first.get("status") or "missing")}
+    first = Pm2Details.of(report.result("pm2.status")).first
+    return {"pid": first.pid, "restart_time": first.restarts, "status": first.status or "missing"}

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from bot.monitor import Monitor
     from bot.outbox import Outbox, Sink
     from bot.remediation import Remediation
+    from bot.sharding import Membership
     from bot.store import Store
 
 log = logging.getLogger("wscheck")
@@ -73,6 +74,8 @@ class BotServer:
         self._tasks: list[asyncio.Task[None]] = []
         #: Replicas on PostgreSQL: the lease (bot/leader.py). None on SQLite, where the flock makes one bot.
         self.elector: Elector | None = None
+        #: WSCHECK_SHARDS=auto: this replica's share of the targets (bot/sharding.py).
+        self.membership: Membership | None = None
         self.exit_code = 0
         self._outbox: Outbox | None = None
 
@@ -112,6 +115,11 @@ class BotServer:
                                       lambda: self.elector.lease_age() if self.elector else None)
         if self.settings.monitor:
             self.monitor = self._make_monitor(self.store)
+            if self.elector is not None and self.settings.shards == "auto":
+                # The heartbeats go on a connection of their own (like the lease's): queued behind the store's work
+                # for hundreds of targets, they missed the TTL in the bench and the shares were given up.
+                beats = await Store.open(self.settings.db, exclusive=False, migrate=False)
+                self._shard(self.monitor, self.store, beats, self.elector.name)
         from bot import handlers
 
         self.remediation = self._make_remediation(self.store)
@@ -147,6 +155,21 @@ class BotServer:
                 self.monitor.leading = False
             self.remediation.leading = False
             self._tasks.append(asyncio.ensure_future(self.elector.run(self.stop)))
+        if self.membership is not None:
+            self._tasks.append(asyncio.ensure_future(self.membership.run(self.stop)))
+
+    def _shard(self, monitor: Monitor, store: Store, beats: Store, name: str) -> None:
+        """WSCHECK_SHARDS=auto: every replica probes its share of the targets and commits their states, fenced by
+        the membership epoch; the leader keeps the outbox, fixes, expiry and retention (docs/ha.md, "Sharding")."""
+        from bot.sharding import Membership
+
+        membership = Membership(beats, name=name, targets=self.targets.names, ttl=self.settings.leader_ttl,
+                                on_moved=monitor.reshard)
+        monitor.sharded = True
+        monitor.owns = membership.owns
+        store.shard_fence = membership.epoch_for
+        self.membership = membership
+        self.metrics.watch_shards(lambda: len(membership.shard.owned), lambda: len(membership.shard.members))
 
     async def _lead(self, *, replicas: bool = False) -> None:
         """What only one bot per database does: the scheduler, the canaries, the outbox, the interruption of
@@ -232,7 +255,9 @@ class BotServer:
         if self.elector is not None:
             body["leader"] = self.elector.health()
             healthy = healthy and self.elector.role_name != "deposed"
-        if self.monitor is not None and self.monitor.leading:
+        if self.membership is not None:
+            body["shards"] = self.membership.health()
+        if self.monitor is not None and (self.monitor.leading or self.monitor.sharded):
             monitor = self.monitor.health()
             body["monitor"] = monitor
             healthy = healthy and bool(monitor["healthy"])
@@ -350,6 +375,9 @@ class BotServer:
             await self.remediation.stop()
         if self.monitor is not None:
             await self.monitor.stop()
+        if self.membership is not None:
+            await self.membership.leave()  # after the last probe's commit: the others take its targets at once
+            await self.membership.store.close()
         await self._release_lease()
         await self.service.aclose()
         if self.store is not None:

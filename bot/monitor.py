@@ -22,19 +22,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bot import incidents as inc
+from bot import shards
 from bot.alerts import AlertOp, fix_outcome_note, ops_for, silence_note
 from bot.i18n import localize_cause, t
 from bot.outbox import Outbox, Payload, Sink
 from bot.service import CheckService
 from bot.settings import Settings
-from bot.store import Store
+from bot.store import Fenced, Store
 from bot.tasks import Background
 from checks.config import Target
+from checks.details import HttpDetails, Pm2Details, TlsDetails
 from checks.models import Status, TargetReport
 from checks.probes import SIO_CONNECT, engineio_uri, parse_open_packet
 from checks.registry import CHECKS
@@ -46,6 +49,8 @@ TICK_INTERVAL = 5.0
 #: A PM2 app that (re)started less than this ago is healing, not down: confirm again after it.
 RESTART_GRACE = 8.0
 CANARY_BACKOFF_MAX = 30.0
+#: The canary's first wait before reconnecting after a drop (doubled up to CANARY_BACKOFF_MAX).
+CANARY_BACKOFF_MIN = 1.0
 #: A failure streak that has seen this many PM2 restarts without healing is a failure like any other (a slow
 #: crash loop). Counted in restarts, not in looks: at a 1 s fast interval, with the canary and the scheduled
 #: full probe, one restart is looked at four or five times before it is up, and each look is set aside.
@@ -86,28 +91,22 @@ APP_STARTING = frozenset(c.id for c in CHECKS if c.downstream_of_app)
 def healing(report: TargetReport, grace: float = RESTART_GRACE) -> bool:
     """PM2 is restarting the app right now (a crash it is healing), so a failure is not yet confirmed."""
     pm2 = report.result("pm2.status")
-    if pm2 is None or pm2.details.get("crash_loop"):
+    if pm2 is None or Pm2Details.of(pm2).crash_loop:
         return False
     failing = {c.id for c in report.checks if c.status in (Status.FAIL, Status.ERROR)}
-    proxy = report.result("http.proxy")
-    if failing - APP_STARTING or (proxy is not None and proxy.details.get("refused")):
+    if failing - APP_STARTING or HttpDetails.of(report.result("http.proxy")).refused:
         return False  # something a starting app does not explain (nginx down, config invalid, ...)
-    for instance in pm2.details.get("instances") or []:
-        if not isinstance(instance, dict):
-            continue
-        if instance.get("status") == "launching":
+    for instance in Pm2Details.of(pm2).instances:
+        if instance.status == "launching":
             return True
-        uptime = instance.get("uptime_s")
-        if instance.get("status") == "online" and isinstance(uptime, int | float) and uptime < grace:
+        if instance.status == "online" and instance.uptime_s is not None and instance.uptime_s < grace:
             return True
     return False
 
 
 def restart_mark(report: TargetReport) -> tuple[object, ...]:
     """Which PM2 (re)start of the app a report saw: each instance's pid and restart count."""
-    pm2 = report.result("pm2.status")
-    instances = pm2.details.get("instances") if pm2 is not None else None
-    return tuple((i.get("pm_id"), i.get("pid"), i.get("restarts")) for i in instances or [] if isinstance(i, dict))
+    return tuple((i.pm_id, i.pid, i.restarts) for i in Pm2Details.of(report.result("pm2.status")).instances)
 
 
 #: How long after a failed verification an incident that opens is said to follow the fix.
@@ -139,8 +138,11 @@ class FixHold:
 
 class Monitor:
     def __init__(self, settings: Settings, service: CheckService, store: Store, sink: Sink, *,
-                 console: bool = False, clock: Callable[[], datetime] = _utcnow) -> None:
+                 console: bool = False, clock: Callable[[], datetime] = _utcnow,
+                 canary_backoff: float = CANARY_BACKOFF_MIN) -> None:
         self.settings = settings
+        #: A parameter so a test of reconnects need not wait the production second per drop.
+        self.canary_backoff = canary_backoff
         self.service = service
         self.store = store
         self.console = console
@@ -150,6 +152,13 @@ class Monitor:
         #: False on a follower replica (bot/leader.py): it runs no probe, no canary, no outbox, commits no state,
         #: and reads the leader's states from the store when a command needs them.
         self.leading = True
+        #: WSCHECK_SHARDS=auto (bot/sharding.py): this replica probes, and commits the states of, only the targets
+        #: it owns (`owns`, `reshard`); the leader keeps the outbox. False: the leader probes every target.
+        self.sharded = False
+        self.owns: Callable[[str], bool] = lambda _name: True
+        #: Sharded: the targets whose probes and canary run here.
+        self.owned: set[str] = set()
+        self._canaries: dict[str, asyncio.Task[None]] = {}
         self.policy = inc.IncidentPolicy(
             failure_threshold=settings.failure_threshold,
             success_threshold=settings.success_threshold,
@@ -193,8 +202,13 @@ class Monitor:
         return target.alert_mention or self.settings.alert_mention
 
     async def start(self) -> None:
-        self._started_at = self.clock()
+        """The leader's part (a single bot's everything): the outbox, and unless sharded every target's probes."""
+        self._started_at = self._started_at or self.clock()
         await self.restore_holds()
+        if self.sharded:
+            # The targets' probes follow the membership (`reshard`); the leader alone delivers the outbox.
+            self._tasks.spawn(self.outbox.run(self.stop_event), name="outbox")
+            return
         saved = await self.store.load_states()
         last_alive_raw = await self.store.get_meta("last_alive_at")
         last_alive = datetime.fromisoformat(last_alive_raw) if last_alive_raw else None
@@ -211,24 +225,90 @@ class Monitor:
                 log.warning("no alert channel for %s: set WSCHECK_ALERT_CHANNEL or the target's alert_channel; "
                             "incidents are tracked but not posted", target.name)
         self._tasks.spawn(self.outbox.run(self.stop_event), name="outbox")
-        full, fast = self.settings.check_interval, self.settings.fast_interval
         count = len(self.service.targets) or 1
         for index, target in enumerate(self.service.targets):
-            name = target.name
             # Spread the targets over the interval: with 500 targets all running their checklist at the same
             # instant, the burst saturates the event loop and the probes' own timeouts fail healthy targets
             # (bench/RESULTS.md, "Scale"). Jitter alone (a few seconds) does not spread a burst that long.
-            phase = index / count
-            self.scheduler.add_job(self.full_probe, "interval", args=[name], seconds=full, id=f"full:{name}",
-                                   jitter=min(self.settings.jitter, full / 4), max_instances=1, coalesce=True,
-                                   next_run_time=now + timedelta(seconds=phase * full),
-                                   misfire_grace_time=int(full) + 1)
-            self.scheduler.add_job(self.fast_probe, "interval", args=[name], seconds=fast, id=f"fast:{name}",
-                                   jitter=min(self.settings.jitter, fast / 4), max_instances=1, coalesce=True,
-                                   next_run_time=now + timedelta(seconds=fast * (1 + phase)),
-                                   misfire_grace_time=int(fast) + 1)
-            if self.settings.canary:
-                self._tasks.spawn(self.canary(target), name=f"canary {name}")
+            self._schedule(target, index / count, now)
+        self._start_scheduler()
+
+    def _schedule(self, target: Target, phase: float, now: datetime) -> None:
+        """A target's full and fast probe jobs (first runs at `phase` of their interval) and its canary."""
+        name = target.name
+        full, fast = self.settings.check_interval, self.settings.fast_interval
+        self.scheduler.add_job(self.full_probe, "interval", args=[name], seconds=full, id=f"full:{name}",
+                               jitter=min(self.settings.jitter, full / 4), max_instances=1, coalesce=True,
+                               next_run_time=now + timedelta(seconds=phase * full),
+                               misfire_grace_time=int(full) + 1)
+        self.scheduler.add_job(self.fast_probe, "interval", args=[name], seconds=fast, id=f"fast:{name}",
+                               jitter=min(self.settings.jitter, fast / 4), max_instances=1, coalesce=True,
+                               next_run_time=now + timedelta(seconds=fast * (1 + phase)),
+                               misfire_grace_time=int(fast) + 1)
+        if self.settings.canary:
+            # Sharded, a replica takes hundreds of targets at once (a join, a takeover): their canaries connect
+            # spread over one fast interval, not all in the same instant.
+            work = self._canary_after(target, phase * self.settings.fast_interval) if self.sharded \
+                else self.canary(target)
+            self._canaries[name] = self._tasks.spawn(work, name=f"canary {name}")
+
+    async def _canary_after(self, target: Target, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop_event.wait(), delay)
+        if not self.stop_event.is_set():
+            await self.canary(target)
+
+    def _unschedule(self, name: str) -> None:
+        for job in (f"full:{name}", f"fast:{name}"):
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.remove_job(job)
+        canary = self._canaries.pop(name, None)
+        if canary is not None:
+            canary.cancel()
+        self.canary_up.pop(name, None)
+        self.last_cycle.pop(name, None)
+
+    async def reshard(self, moved: shards.Moved) -> None:
+        """The membership moved targets (bot/sharding.py): stop probing what went to another replica, start what
+        came here, and reload from the store every target still ours (another replica may have committed it in
+        an epoch this one never saw). A target taken over goes on with its open incident: the state, the root
+        message's ts and the thread are in the store."""
+        self._started_at = self._started_at or self.clock()
+        for name in sorted(moved.dropped):
+            self._unschedule(name)
+            self.owned.discard(name)
+        if not (moved.taken or moved.kept):
+            return
+        saved = await self.store.load_states()
+        now = self.clock()
+        for name in sorted(moved.taken | moved.kept):
+            async with self.locks[name]:
+                raw = saved.get(name)
+                self.states[name] = (inc.TargetState.model_validate_json(raw) if raw
+                                     else inc.TargetState(target=name))
+        for name in sorted(moved.taken):
+            if name not in self.owned:
+                self.owned.add(name)
+                self._schedule(self.service.target(name), shards.phase(name), now)
+        self._start_scheduler()
+
+    async def _pull_root(self, target: Target) -> None:
+        """Sharded: the leader posted the root message of an incident this replica owns and recorded its ts in the
+        outbox; attach it to the state here, so that the next commit carries it (buttons, threads, silence notes)."""
+        state = self.states[target.name]
+        incident = state.incident
+        if not self.sharded or incident is None or not incident.announced or incident.root_ts:
+            return
+        channel = self.channel_for(target)
+        if not channel:
+            return
+        ts = await self.store.root_message(target=target.name, incident_id=incident.id)
+        if ts:
+            self.states[target.name] = inc.attach_root(state, incident.id, channel=channel, ts=ts)
+
+    def _start_scheduler(self) -> None:
+        if self.scheduler.running:
+            return
         self.scheduler.add_job(self.tick_all, "interval", seconds=TICK_INTERVAL, id="tick", max_instances=1,
                                coalesce=True)
         self.scheduler.add_listener(self._on_submission, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
@@ -248,11 +328,14 @@ class Monitor:
             hook(str(event.job_id).split(":", 1)[0], late, skipped)
 
     async def refresh(self) -> None:
-        """On a follower: the incident states as the leader last committed them (for status, silences, buttons)."""
-        if self.leading:
+        """On a follower: the incident states as the leader last committed them (for status, silences, buttons);
+        sharded: those of the targets other replicas own."""
+        if self.leading and not self.sharded:
             return
         saved = await self.store.load_states()
         for target in self.service.targets:
+            if self.sharded and target.name in self.owned:
+                continue
             raw = saved.get(target.name)
             self.states[target.name] = (inc.TargetState.model_validate_json(raw) if raw
                                         else inc.TargetState(target=target.name))
@@ -357,7 +440,7 @@ class Monitor:
         engineio = target.ws_protocol == "socket.io"
         uri = engineio_uri(uri) if engineio else uri
         origin = f"{scheme}://{target.public_url.split('://', 1)[1].split('/', 1)[0]}"
-        backoff = 1.0
+        backoff = self.canary_backoff
         while not self.stop_event.is_set():
             was_up = False
             reason = ""
@@ -370,7 +453,7 @@ class Monitor:
                         await _engineio_open(ws, 5)
                     was_up = True
                     self.canary_up[target.name] = True
-                    backoff = 1.0
+                    backoff = self.canary_backoff
                     # Read (and drop) what the app sends: unread messages pile up and, past websockets' queue
                     # limit, stop it from reading anything — pongs included. The reader also ends the moment the
                     # connection closes, which is what wakes this loop up between pings.
@@ -449,9 +532,8 @@ class Monitor:
         """wt-tls: a certificate close to expiry is a `warn` cause, which opens no incident; it gets one notice
         per certificate (target + serial, the outbox's dedup key, kept until retention), before a human notices."""
         cause = next((c for c in report.diagnosis if c.cause == "tls_certificate_expiring"), None)
-        result = report.result("tls.certificate")
-        cert = result.details.get("cert") if result is not None else None
-        serial = cert.get("serial") if isinstance(cert, dict) else None
+        cert = TlsDetails.of(report.result("tls.certificate")).cert
+        serial = cert.serial if cert is not None else None
         channel = self.channel_for(target)
         if cause is None or not serial or not channel:
             return
@@ -479,26 +561,43 @@ class Monitor:
     async def _apply(self, name: str, obs: inc.Observation, now: datetime, *,
                      manual_by: str | None = None) -> list[inc.Event]:
         target = self.service.target(name)
+        if self.sharded and not self.owns(name):
+            return []  # handed over a moment ago: the new owner looks at it itself
         async with self.locks[name]:
             silence = await self._silence(name, now)
+            await self._pull_root(target)
             state = self.states[name]
             if manual_by is not None:
                 state, events = inc.note_manual_run(state, obs, by=manual_by, now=now, policy=self.policy,
                                                     silence=silence)
             else:
                 state, events = inc.observe(state, obs, now=now, policy=self.policy, silence=silence)
-            await self._commit(target, state, events, now)
+            try:
+                await self._commit(target, state, events, now)
+            except Fenced as exc:
+                if not self.sharded:
+                    raise
+                log.info("%s: not committed, the target moved to another replica (%s)", name, exc)
+                return []
             return events
 
     async def tick_all(self) -> None:
         now = self.clock()
         for target in self.service.targets:
+            if self.sharded and not self.owns(target.name):
+                continue
             try:
                 async with self.locks[target.name]:
                     silence = await self._silence(target.name, now)
+                    await self._pull_root(target)
                     state, events = inc.tick(self.states[target.name], now=now, policy=self.policy,
                                              silence=silence)
                     await self._commit(target, state, events, now)
+            except Fenced as exc:
+                if not self.sharded:
+                    self.survived("tick", target.name)
+                else:
+                    log.info("%s: not committed, the target moved to another replica (%s)", target.name, exc)
             except Exception:  # one target's store error must not stop the others' ticks
                 self.survived("tick", target.name)
         try:
@@ -586,6 +685,8 @@ class Monitor:
         if outcome:
             self._fix_outcomes[name] = (request_id, hold.action, outcome, self.clock())
         log.info("%s: fix %s did not verify; alerts no longer held", name, request_id)
+        if self.sharded and not self.owns(name):
+            return  # the owner's own ticks and probes go on with it
         now = self.clock()
         async with self.locks[name]:
             state, events = inc.tick(self.states[name], now=now, policy=self.policy,
@@ -621,6 +722,8 @@ class Monitor:
             self.outbox.wake()
 
     async def _root_posted(self, target: str, incident_id: str, channel: str, ts: str) -> None:
+        if self.sharded and not self.owns(target):
+            return  # the owner attaches it from the outbox (`_pull_root`): one writer per target's state
         async with self.locks[target]:
             state = inc.attach_root(self.states[target], incident_id, channel=channel, ts=ts)
             await self.store.save_state(target, state.model_dump_json())
@@ -628,11 +731,11 @@ class Monitor:
 
     async def _root_ts(self, target: str, incident_id: str) -> str | None:
         state = self.states.get(target)
-        if state is None:
-            return None
-        for incident in (state.incident, state.last_incident):
-            if incident is not None and incident.id == incident_id:
+        for incident in (state.incident, state.last_incident) if state is not None else ():
+            if incident is not None and incident.id == incident_id and incident.root_ts:
                 return incident.root_ts
+        if self.sharded:  # the owner's state may not carry it yet (or this replica's copy is old)
+            return await self.store.root_message(target=target, incident_id=incident_id)
         return None
 
     # -- commands ----------------------------------------------------------------------------------
@@ -640,7 +743,8 @@ class Monitor:
     async def manual_run(self, name: str, by: str) -> TargetReport:
         """Someone pressed Run checks (or ran /wscheck) during an incident: note it in the thread."""
         report = await self.service.run(name)
-        if self.leading:  # on a follower the leader's next probe sees the same: only the leader commits state
+        # On a follower the leader's (sharded: the owner's) next probe sees the same: only they commit state.
+        if (self.owns(name) if self.sharded else self.leading):
             await self.observe(name, report, kind="manual", manual_by=by)
         return report
 
@@ -692,8 +796,11 @@ class Monitor:
         stale_after = timedelta(seconds=3 * self.settings.check_interval + 30)
         started = self._started_at or now
         targets = {}
-        healthy = self.scheduler.running
+        # Sharded, a replica with no share (settling, or more replicas than targets) has no scheduler to run.
+        healthy = self.scheduler.running or (self.sharded and not self.owned)
         for target in self.service.targets:
+            if self.sharded and target.name not in self.owned:
+                continue
             at = self.last_cycle.get(target.name)
             fresh = (now - at) < stale_after if at else (now - started) < stale_after
             healthy = healthy and fresh

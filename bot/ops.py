@@ -79,6 +79,15 @@ class Metrics:
                                registry=self.registry)
         self.lease_age.set_function(lambda: float("nan") if (a := age()) is None else a)
 
+    def watch_shards(self, owned: Callable[[], int], members: Callable[[], int]) -> None:
+        """WSCHECK_SHARDS=auto: this replica's share and the live members it last saw, read when scraped."""
+        self.shard_owned = Gauge("wscheck_shard_owned_targets", "Targets this replica probes (its share)",
+                                 registry=self.registry)
+        self.shard_owned.set_function(lambda: float(owned()))
+        self.shard_members = Gauge("wscheck_shard_live_members", "Live replicas sharing the targets, as last seen",
+                                   registry=self.registry)
+        self.shard_members.set_function(lambda: float(members()))
+
     def scheduled(self, job: str, late: float, skipped: bool) -> None:
         if skipped:
             self.skipped_runs.labels(job).inc()

@@ -28,6 +28,9 @@ IDLE_POLL = 1.0
 #: A message whose outcome is still unknown this long after it was queued (every lookup failed) is reported
 #: once, in the log (ERROR) and in metrics; it stays uncertain and its lookup keeps being retried, never a blind post.
 UNCERTAIN_REPORT_AFTER = timedelta(minutes=10)
+#: The Slack message metadata's event type of an approval request and of the notes in its thread: how a sink
+#: (the console's "type approve" hint) and the lookup after an uncertain post know one, without reading blocks.
+APPROVAL_EVENT = "wscheck_approval"
 
 
 class SinkError(Exception):
@@ -73,7 +76,7 @@ class Payload:
 
     def metadata(self) -> dict[str, Any]:
         if self.kind == APPROVAL:
-            return {"event_type": "wscheck_approval", "event_payload": {"op": self.key}}
+            return {"event_type": APPROVAL_EVENT, "event_payload": {"op": self.key}}
         return {"event_type": "wscheck_alert", "event_payload": {"op": self.key, "incident": self.incident_id}}
 
 

@@ -23,7 +23,7 @@ from bot import admission as adm
 from bot import approvals as ap
 from bot.alerts import ACTION_PROPOSE as ACTION_PROPOSE_BUTTON
 from bot.i18n import Text, from_english, language, localize_cause, t, text
-from bot.outbox import APPROVAL, Outbox, Payload, Sink, SinkError
+from bot.outbox import APPROVAL, APPROVAL_EVENT, Outbox, Payload, Sink, SinkError
 from bot.render import clamp_blocks, fix_block, slack_date, untrusted
 from bot.service import CheckService
 from bot.settings import Settings
@@ -396,7 +396,7 @@ class Remediation:
             return request, False  # a follower: queued for the leader's outbox
         try:
             ts = await self.sink.post(channel=channel, text=fallback, blocks=blocks, thread_ts=thread_ts,
-                                      metadata={"event_type": "wscheck_approval", "event_payload": {"op": request.id}})
+                                      metadata={"event_type": APPROVAL_EVENT, "event_payload": {"op": request.id}})
         except SinkError as exc:
             found = await self._find_posted(request) if exc.uncertain else None
             if found is None:
@@ -684,7 +684,7 @@ class Remediation:
         blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
         try:
             await self.sink.post(channel=request.channel, text=text.replace("*", "")[:3000], blocks=blocks,
-                                 thread_ts=thread, metadata={"event_type": "wscheck_approval",
+                                 thread_ts=thread, metadata={"event_type": APPROVAL_EVENT,
                                                              "event_payload": {"op": f"{request.id}/{time.time()}"}})
         except SinkError as exc:
             log.warning("cannot post to the thread of %s: %s", request.id, exc)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.i18n import check_title, localize_report, t, tn
+from checks.details import LogDetails
 from checks.models import Cause, CheckResult, Status, TargetReport, worst
 
 EMOJI = {
@@ -89,7 +90,6 @@ CAUSE_HEAD_CAP = 1200
 EVIDENCE_CAP = 400
 FIX_LINE_CAP = 300
 LOG_LINE_CAP = 240
-LOG_KEYS = ("error_lines",)
 
 #: The healthy verdict in English (`t("render.healthy")` in the bot's language).
 HEALTHY = "No known problem: the stack looks healthy."
@@ -391,13 +391,12 @@ def _log_section(report: TargetReport) -> str | None:
     for check in report.checks:
         if check.status not in _BAD:
             continue
-        for key in LOG_KEYS:
-            lines = check.details.get(key)
-            if isinstance(lines, list | tuple) and lines:
-                title = t("render.log_title", check=_code(check.id)) + "\n"
-                block = _code_block(lines, MAX_SECTION_TEXT - _u16(title), lambda n: tn("render.earlier_lines", n),
-                                    line_cap=LOG_LINE_CAP, keep_tail=True)
-                return title + block if block else None
+        lines = LogDetails.of(check).error_lines
+        if lines:
+            title = t("render.log_title", check=_code(check.id)) + "\n"
+            block = _code_block(lines, MAX_SECTION_TEXT - _u16(title), lambda n: tn("render.earlier_lines", n),
+                                line_cap=LOG_LINE_CAP, keep_tail=True)
+            return title + block if block else None
     return None
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.settings import ssh_agent_path
 from checks.config import Target, TargetsConfig
+from checks.details import Pm2Details
 from checks.items.host import restart_sample
 from checks.models import TargetReport
 from checks.registry import resolve_selection
@@ -83,7 +84,7 @@ class CheckService:
             return
         report = task.result()
         pm2 = report.result("pm2.status")
-        sample = restart_sample(pm2.details, report.started_at.timestamp()) if pm2 is not None else None
+        sample = restart_sample(Pm2Details.of(pm2), report.started_at.timestamp()) if pm2 is not None else None
         if sample is not None:
             self.restart_samples[report.target] = sample
         for hook in self.on_report:

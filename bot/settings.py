@@ -24,6 +24,7 @@ from pydantic import (
     PlainValidator,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic.fields import FieldInfo
@@ -227,6 +228,8 @@ class Settings(BaseSettings):
     retention: Duration = 90 * 86400.0
     # replicas on PostgreSQL (wt-ha, docs/ha.md): the leader's lease; a follower takes over within it
     leader_ttl: Duration = 15.0
+    # wt-shard (docs/ha.md, "Sharding"): off = the leader probes every target; auto = the live replicas split them
+    shards: str = "off"
     # wt-tls: days before a served certificate expires that tls.certificate warns (a target key overrides it)
     tls_expiry_warning: int = Field(default=DEFAULT_TLS_EXPIRY_WARNING, ge=0, le=365)
 
@@ -240,6 +243,20 @@ class Settings(BaseSettings):
         if not 3.0 <= value <= 600.0:
             raise ValueError(f"must be between 3 s and 10 min (got {value:g} s)")
         return value
+
+    @field_validator("shards")
+    @classmethod
+    def _shards(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip().lower()
+        if value not in ("off", "auto"):
+            raise ValueError(f"must be off (the leader probes every target) or auto (the replicas split the "
+                             f"targets), not {value!r}")
+        db = info.data.get("db")
+        if value == "auto" and isinstance(db, DatabaseURL) and db.engine != "postgresql":
+            raise ValueError("auto needs replicas, and replicas need PostgreSQL (WSCHECK_DB=postgresql://...): one "
+                             "bot owns a SQLite file and probes every target itself (docs/ha.md)")
+        return value
+
     _v_mention = field_validator("alert_mention")(slack_mention)
 
     @field_validator("allowed_channels")

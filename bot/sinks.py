@@ -13,8 +13,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.i18n import t
-from bot.outbox import SinkError
-from bot.remediation import ACTION_APPROVE as APPROVE_ACTION_ID
+from bot.outbox import APPROVAL_EVENT, SinkError
 from bot.render import plain
 
 #: Slack errors that no retry will fix: the message is recorded as failed and the lane moves on.
@@ -107,7 +106,7 @@ class ConsoleSink:
                 self.write(f"  ↳ {text}")
             else:
                 self.write(t("console.alert", text=text) if alert else text)
-                if not alert and APPROVE_ACTION_ID in str(blocks):  # a pending approval request: its buttons
+                if metadata.get("event_type") == APPROVAL_EVENT:  # a pending approval request: its buttons
                     request = (metadata.get("event_payload") or {}).get("op", "?")
                     self.write(t("console.approve_hint", request=request))
         return ts

@@ -355,9 +355,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
-    # wt-ops: kept as the last step of its own; if another branch appended a step meanwhile, renumber this one.
     Migration(
         version=3,
+        name="shard membership: live replicas' heartbeats and the membership epoch (wt-shard)",
+        # Times are seconds of the database's clock, like the lease. `shard_epoch` is one row, incremented in the
+        # transaction of every membership change (a join, a reap, a leave); state commits of a sharded replica
+        # read it FOR SHARE (bot/shards.py). SQLite has the tables for the same schema on both engines; one bot
+        # owns a SQLite file, which never shards (WSCHECK_SHARDS=auto is refused there).
+        sqlite=(
+            """CREATE TABLE shard_members (
+                replica   TEXT PRIMARY KEY,
+                joined_at DOUBLE PRECISION NOT NULL,
+                last_seen DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE TABLE shard_epoch (id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL)",
+            "INSERT INTO shard_epoch (id, epoch) VALUES (1, 0)",
+        ),
+        postgresql=(
+            f"""CREATE TABLE shard_members (
+                replica   {_T} PRIMARY KEY,
+                joined_at DOUBLE PRECISION NOT NULL,
+                last_seen DOUBLE PRECISION NOT NULL
+            )""",
+            "CREATE TABLE shard_epoch (id INTEGER PRIMARY KEY CHECK (id = 1), epoch BIGINT NOT NULL)",
+            "INSERT INTO shard_epoch (id, epoch) VALUES (1, 0)",
+        ),
+    ),
+    Migration(
+        version=4,
         name="fix holds: a target's alerts held while the bot's own fix runs, across a change of leader (wt-ops)",
         # One row per target (a new fix replaces the old hold). `until` is the hold's bound (ISO text, like every
         # timestamp); `verified` = the fix verified healthy and the hold lasts until the incident machine settles.
@@ -499,6 +524,13 @@ _OUTBOX_COLUMNS = (
 )
 
 
+def _db_clock(conn: Conn) -> str:
+    """The database's clock in seconds since the epoch, as SQL (never a replica's clock: they are not compared)."""
+    if conn.engine == "postgresql":
+        return "EXTRACT(EPOCH FROM clock_timestamp())::float8"
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
 async def _exec(conn: Conn, sql: str, params: Iterable[object] = ()) -> int:
     """Run one statement and return its rowcount."""
     return await conn.exec(sql, tuple(params))
@@ -543,6 +575,28 @@ class _Ops(abc.ABC):
     @abc.abstractmethod
     def _fence_source(self) -> Callable[[], int | None] | None: ...
 
+    def _shard_source(self) -> Callable[[str], int | None] | None:
+        return None
+
+    async def _shard_fenced(self, conn: Conn, target: str) -> bool:
+        """A sharded replica's state commit for `target` (bot/shards.py) goes ahead only under the membership epoch
+        its share was computed for. The epoch row is read with a share lock held to the commit: a membership change
+        (which updates that row) waits for this transaction, or this transaction sees the new epoch and refuses.
+        False when the store is not sharded (the leader's fence applies instead)."""
+        source = self._shard_source()
+        if source is None:
+            return False
+        epoch = source(target)
+        if epoch is None:
+            raise Fenced(f"not this replica's target: {target} is probed by another replica")
+        row = await _one(conn, "SELECT epoch FROM shard_epoch WHERE id = 1 FOR SHARE" if conn.engine == "postgresql"
+                         else "SELECT epoch FROM shard_epoch WHERE id = 1")
+        if row is None or int(row["epoch"]) != epoch:
+            found = None if row is None else int(row["epoch"])
+            raise Fenced(f"fenced: {target}'s share was computed for membership epoch {epoch}, the database is at "
+                         f"{found}; it is re-computed at the next heartbeat")
+        return True
+
     async def _fenced(self, conn: Conn) -> None:
         """A leader-only write (a state commit, an outbox delivery record) goes ahead only under this replica's
         fencing token (`Store.fence`, set by the leader; None on SQLite and for a single bot). The lease row is read
@@ -566,6 +620,81 @@ class _Ops(abc.ABC):
         async with self._writing() as conn:
             return bool(await _exec(conn, "UPDATE leader_lease SET expires_at = 0 WHERE id = 1 AND holder = ? "
                                           "AND token = ?", (holder, token)))
+
+    # shard membership (wt-shard, bot/shards.py) ------------------------------------------------------------------
+
+    async def shard_beat(self, *, replica: str, ttl: float) -> tuple[int, frozenset[str]]:
+        """One heartbeat of `replica`: renew its row (or join: insert it), reap the rows not renewed within `ttl`
+        (seconds of the database's clock), bump the epoch if the member set changed, and return (epoch, live
+        members) as of this transaction.
+
+        Lock order, the same in every transaction that changes the membership: the epoch row first (FOR UPDATE),
+        then member rows. A plain renewal locks its own row only. So a reaper never holds a member row while it
+        waits for the epoch row (a deadlock with a replica leaving or joining at that moment), and two replicas
+        reaping at once take turns: the second finds nothing left to delete and does not bump again."""
+        async with self._writing() as conn:
+            now = _db_clock(conn)  # a constant SQL expression per engine; the values go as parameters
+            row = await _one(conn, f"SELECT COUNT(*) AS expired, SUM(CASE WHEN replica = ? THEN 1 ELSE 0 END) AS mine "  # noqa: S608
+                                   f"FROM shard_members WHERE replica = ? OR last_seen < {now} - ?",
+                             (replica, replica, float(ttl)))
+            mine = 0 if row is None or row["mine"] is None else int(row["mine"])
+            expired = (0 if row is None else int(row["expired"])) - mine
+            seen = 0
+            if mine and not expired:
+                seen = await _exec(conn, f"UPDATE shard_members SET last_seen = {now} WHERE replica = ?",  # noqa: S608
+                                   (replica,))
+            if not seen:
+                await _exec(conn, "SELECT epoch FROM shard_epoch WHERE id = 1 FOR UPDATE" if conn.engine == "postgresql"
+                            else "SELECT epoch FROM shard_epoch WHERE id = 1")
+                seen = await _exec(conn, f"UPDATE shard_members SET last_seen = {now} WHERE replica = ?",  # noqa: S608
+                                   (replica,))
+                reaped = await _exec(conn, f"DELETE FROM shard_members WHERE last_seen < {now} - ?",  # noqa: S608
+                                     (float(ttl),))
+                if not seen:
+                    join = f"INSERT INTO shard_members (replica, joined_at, last_seen) VALUES (?, {now}, {now})"  # noqa: S608
+                    await _exec(conn, join, (replica,))
+                if reaped or not seen:
+                    await _exec(conn, "UPDATE shard_epoch SET epoch = epoch + 1 WHERE id = 1")
+            return await self._shard_view(conn)
+
+    async def shard_leave(self, *, replica: str) -> bool:
+        """A replica stopping cleanly removes its row (a new epoch): the others take its targets over at their next
+        heartbeat instead of after the TTL. False if it was not a member (any more). Epoch row first (see
+        `shard_beat`)."""
+        async with self._writing() as conn:
+            await _exec(conn, "SELECT epoch FROM shard_epoch WHERE id = 1 FOR UPDATE" if conn.engine == "postgresql"
+                        else "SELECT epoch FROM shard_epoch WHERE id = 1")
+            if not await _exec(conn, "DELETE FROM shard_members WHERE replica = ?", (replica,)):
+                return False
+            await _exec(conn, "UPDATE shard_epoch SET epoch = epoch + 1 WHERE id = 1")
+            return True
+
+    async def shard_view(self) -> tuple[int, frozenset[str]]:
+        """(epoch, members) as the database has them now (members not yet reaped included)."""
+        async with self._reading() as conn:
+            return await self._shard_view(conn)
+
+    @staticmethod
+    async def _shard_view(conn: Conn) -> tuple[int, frozenset[str]]:
+        # One statement, one snapshot: the epoch and the members it counts.
+        rows = await _rows(conn, "SELECT e.epoch, m.replica FROM shard_epoch e LEFT JOIN shard_members m ON 1 = 1 "
+                                 "WHERE e.id = 1")
+        if not rows:
+            raise StoreError("shard_epoch has no row: the database was not migrated by wscheck")
+        return int(rows[0]["epoch"]), frozenset(str(r["replica"]) for r in rows if r["replica"] is not None)
+
+    async def root_message(self, *, target: str, incident_id: str) -> str | None:
+        """The ts of an incident's root message, from the outbox item that posted it (sharded replicas: the leader
+        posts, the target's owner attaches the ts to its state). Found through the dedup key, which starts with the
+        incident's id and a slash (bot/alerts.py)."""
+        async with self._reading() as conn:
+            row = await _one(conn, "SELECT result FROM outbox WHERE dedup_key >= ? AND dedup_key < ? AND lane = ? "
+                                   "AND kind = 'post_root' AND status = 'sent' ORDER BY id DESC LIMIT 1",
+                             (incident_id + "/", incident_id + "0", target))
+        if row is None or row["result"] is None:
+            return None
+        ts = json.loads(str(row["result"])).get("ts")
+        return str(ts) if ts else None
 
     # outbox ------------------------------------------------------------------------------------------------------
 
@@ -724,7 +853,8 @@ class _Ops(abc.ABC):
             row = await _one(conn, "SELECT state FROM incident_states WHERE target = ?", (target,))
             if row is not None and row["state"] == state_json:
                 return
-            await self._fenced(conn)
+            if not await self._shard_fenced(conn, target):
+                await self._fenced(conn)
             await _exec(
                 conn,
                 "INSERT INTO incident_states (target, state, updated_at) VALUES (?, ?, ?) "
@@ -1046,6 +1176,9 @@ class Tx(_Ops):
     def _fence_source(self) -> Callable[[], int | None] | None:
         return self._store.fence
 
+    def _shard_source(self) -> Callable[[str], int | None] | None:
+        return self._store.shard_fence
+
 
 # --- the store -------------------------------------------------------------------------------------------------
 
@@ -1148,6 +1281,9 @@ class Store(_Ops):
         self._app_name = ""
         #: The leader's fencing token (bot/leader.py), or None when writes are not fenced (SQLite, one bot).
         self.fence: Callable[[], int | None] | None = None
+        #: With WSCHECK_SHARDS=auto: target -> the membership epoch this replica owns it under, or None (not ours).
+        #: State commits are then fenced by it instead of by the leader's token (bot/shards.py).
+        self.shard_fence: Callable[[str], int | None] | None = None
 
     @property
     def engine(self) -> str:
@@ -1506,6 +1642,9 @@ class Store(_Ops):
 
     def _fence_source(self) -> Callable[[], int | None] | None:
         return self.fence
+
+    def _shard_source(self) -> Callable[[str], int | None] | None:
+        return self.shard_fence
 
     def _now(self) -> datetime:
         now = self._clock()

@@ -158,6 +158,21 @@ MEMINFO_ARGV = ("head", "-c", "8192", "/proc/meminfo", "/proc/uptime")
 JOURNAL_KERNEL_ARGV = ("journalctl", "-k", "-q", "--no-pager", "-o", "short-iso", "--since", "-6h", "-n", "400")
 #: The kernel ring buffer when journalctl is missing or not allowed (dmesg_restrict may refuse it too).
 DMESG_ARGV = ("sh", "-c", "dmesg 2>&1 | tail -n 400")
+#: wt-modes: the same through sudo, as the exact argv a sudoers line can name (no shell, no pipe: the caller keeps the
+#: last DMESG_LINES lines; the ring buffer is bounded by the kernel, 16 KB to a few MB).
+DMESG_SUDO_ARGV = ("sudo", "-n", "dmesg")
+DMESG_LINES = 400
+
+
+def dmesg(target: Target) -> list[str]:
+    """The kernel ring buffer as the target allows it: `sudo -n dmesg` with `kernel_log_sudo`, else the login's own."""
+    return list(DMESG_SUDO_ARGV if target.kernel_log_sudo else DMESG_ARGV)
+
+
+def app_uid(target: Target) -> list[str]:
+    """The uid of the user the app runs as (the PM2 owner): the kernel's OOM lines name the victim's uid, and a kill of
+    another user's process is not this app's evidence."""
+    return ["id", "-u", target.pm2_user] if target.pm2_user else ["id", "-u"]
 MAX_FD_PIDS = 8
 
 _DISK_SCRIPT = (
@@ -165,9 +180,14 @@ _DISK_SCRIPT = (
     'echo "== df"; df -P -k -- "$H" "$@" 2>&1 | head -n 40; '
     'echo "== logs $H/logs"; ls -lS -- "$H/logs" 2>&1 | head -n 6'
 )
+#: Shell builtins only: it runs every round next to `pm2 jlist`, and `grep | head` plus `ls | wc` in a subshell were
+#: five processes per pid (~5 ms of the target's CPU each round; bench/RESULTS.md, "CPU budget").
 _FD_SCRIPT = (
-    'for p in "$@"; do echo "== $p"; grep -E "^Max open files" "/proc/$p/limits" 2>&1 | head -n 1; '
-    'if [ -r "/proc/$p/fd" ]; then echo "fds $(ls -U "/proc/$p/fd" | wc -l)"; else echo "fds unreadable"; fi; done'
+    'for p in "$@"; do echo "== $p"; '
+    'if [ -r "/proc/$p/limits" ]; then while IFS= read -r l; do case $l in "Max open files"*) printf "%s\\n" "$l"; '
+    'break;; esac; done < "/proc/$p/limits"; else echo "limits unreadable"; fi; '
+    'if [ -r "/proc/$p/fd" ]; then n=0; for f in "/proc/$p/fd"/*; do '
+    'if [ -e "$f" ] || [ -L "$f" ]; then n=$((n+1)); fi; done; echo "fds $n"; else echo "fds unreadable"; fi; done'
 )
 #: wt-host3: the file systems of the app's PM2 logs when PM2 writes them outside `$PM2_HOME/logs` (`error_file` /
 #: `out_file` set elsewhere, a logs dir on its own mount), each dir's biggest files.

@@ -45,6 +45,8 @@ _HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 _IPV6_RE = re.compile(r"^[0-9A-Fa-f:.]+$")
 _ABS_PATH_RE = re.compile(r"^/[A-Za-z0-9_./+@-]*$")
 _BIN_RE = re.compile(r"^(?:/[A-Za-z0-9_./+@-]+|[A-Za-z0-9_.+-]+)$")
+#: A word of `nginx_reload` (deploy/target/setup-target.sh RE_WORD is the same text: tests/unit/test_sudoers_match.py).
+_RELOAD_WORD_RE = re.compile(r"^[A-Za-z0-9_./=:+@-]+$")
 _URL_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
 _CHANNEL_RE = re.compile(r"^[CG][A-Z0-9]{4,20}$")
 _MENTION_RE = re.compile(r"^(?:[UWS][A-Z0-9]{2,20}|here|channel)$")
@@ -149,9 +151,16 @@ class Target(BaseModel):
     nginx_conf: str = ""
     nginx_reload: tuple[str, ...] = ()
     sudo: StrictBool = False
+    #: wt-modes: read the kernel log (OOM kills) as `sudo -n dmesg` (setup-target.sh --kernel-log allows exactly that),
+    #: where dmesg_restrict keeps it from the login user and no journal group helps. Independent of `sudo`.
+    kernel_log_sudo: StrictBool = False
     connect_timeout: Duration = 5.0
     command_timeout: Duration = 10.0
     check_timeout: Duration = 20.0
+    #: A probe (HTTP, WebSocket, Engine.IO, TLS handshake) must answer within this; a hung app is a failure, not an
+    #: endless wait. A setting, not a constant, so a slow-rendering app can be given more and the in-process replay
+    #: of a silent app (tests/unit/test_modes_inprocess.py) need not wait the production 5 s.
+    probe_timeout: Duration = 5.0
     log_lines: int = Field(default=200, ge=10, le=5000)
     alert_channel: str = ""
     alert_mention: str = ""
@@ -210,7 +219,7 @@ class Target(BaseModel):
     @classmethod
     def _reload(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for word in value:
-            if not re.fullmatch(r"[A-Za-z0-9_./=:+@-]+", word):
+            if not _RELOAD_WORD_RE.fullmatch(word):
                 raise ValueError(f"nginx_reload word {word!r} has characters outside [A-Za-z0-9_./=:+@-]")
         if value and not _BIN_RE.fullmatch(value[0]):
             raise ValueError("nginx_reload must start with a binary name or absolute path")
@@ -243,6 +252,10 @@ class Target(BaseModel):
         if not self.public_url:
             host = "127.0.0.1" if self.is_local else (f"[{self.host}]" if ":" in self.host else self.host)
             object.__setattr__(self, "public_url", f"http://{host}/")
+        if self.probe_timeout >= self.check_timeout:
+            # a probe still waiting when its check is cut off would say `error` (timeout), never "no answer"
+            raise ValueError(f"probe_timeout ({self.probe_timeout:g}s) must be less than check_timeout "
+                             f"({self.check_timeout:g}s)")
         return self
 
     @property

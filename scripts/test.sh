@@ -9,6 +9,8 @@ bash deploy/sandbox/install.sh >/dev/null
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/lint-imports
+# CI draws every property test's full example count (tests/support/examples.py); a bare pytest draws a third.
+export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
 if [ $# -gt 0 ]; then
     exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 fi

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+import tests.support.examples  # noqa: F401  (registers and loads the hypothesis profile: dev, or ci)
+
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_PY = ROOT / "deploy" / "sandbox" / "sandbox.py"
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -260,10 +262,9 @@ class SlackFront:
             logger=_BOLT_LOG,
         )
         self.app.command("/wscheck")(self.on_command)
-        self.app.action(render.ACTION_SHARE)(self.on_share)
-        self.app.action(render.ACTION_RUN_AGAIN)(self.on_run_again)
-        for action_id in bot.actions:
-            self.app.action(action_id)(self._button(action_id))
+        # One listener for every button, dispatching on the action id at click time: a feature may register its
+        # buttons (bot.actions) after the front is built, and an unknown id is acked and logged, never left unanswered.
+        self.app.action(re.compile(r".+"))(self.on_action)
         self.app.error(self.on_error)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -493,8 +494,20 @@ class SlackFront:
 
         self.bot.spawn(work(), name=name)
 
-    async def on_share(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond) -> None:
-        await self._on_button(ack, body, respond, name="share", handle=self._share)
+    async def on_action(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond) -> None:
+        action_id = str((body.get("actions") or [{}])[0].get("action_id") or "")
+        if action_id == render.ACTION_SHARE:
+            await self._on_button(ack, body, respond, name="share", handle=self._share)
+        elif action_id == render.ACTION_RUN_AGAIN:
+            await self._on_button(ack, body, respond, name="run again", handle=self._run_again)
+        elif action_id in self.bot.actions:
+            await self._on_button(ack, body, respond, name=action_id,
+                                  handle=functools.partial(self._feature_button, action_id),
+                                  guarded=action_id in self.bot.self_guarded)
+        else:
+            await ack()
+            log.warning("a button with no handler was clicked: %r", action_id[:80])
+
 
     async def _share(self, value: str, who: Requester, respond: Respond) -> None:
         shared = self._shared.get(value)
@@ -514,10 +527,6 @@ class SlackFront:
             await respond(text=render.report_fallback(report), blocks=blocks, response_type="in_channel",
                           replace_original=False)
 
-    async def on_run_again(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
-                           respond: Respond) -> None:
-        await self._on_button(ack, body, respond, name="run again", handle=self._run_again)
-
     async def _run_again(self, value: str, who: Requester, respond: Respond) -> None:
         command = self.bot.parse(value)
         out = SlackResponder(self, respond, who)  # replaces the requester's own ephemeral report
@@ -525,19 +534,11 @@ class SlackFront:
             await self.bot.progress(command, out)
         await self.bot.handle(command, who, out)
 
-    def _button(self, action_id: str) -> Callable[..., Awaitable[None]]:
-        """A listener for a button another feature registered (alerts, approvals)."""
-
-        async def handle(value: str, who: Requester, respond: Respond) -> None:
-            responder = SlackResponder(self, respond, who)
-            responder.replace = False  # never overwrite the alert or approval message the button sits on
-            await self.bot.actions[action_id](value, who, responder)
-
-        async def listener(ack: Callable[..., Awaitable[Any]], body: dict[str, Any], respond: Respond) -> None:
-            await self._on_button(ack, body, respond, name=action_id, handle=handle,
-                                  guarded=action_id in self.bot.self_guarded)
-
-        return listener
+    async def _feature_button(self, action_id: str, value: str, who: Requester, respond: Respond) -> None:
+        """A button another feature registered (alerts, approvals)."""
+        responder = SlackResponder(self, respond, who)
+        responder.replace = False  # never overwrite the alert or approval message the button sits on
+        await self.bot.actions[action_id](value, who, responder)
 
     async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
         log.error("Slack listener error: %s: %s", type(error).__name__, error)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from checks import commands
+from checks.details import Pm2Details
 from checks.facts import FactError, Facts
 from checks.items.base import Outcome, error, fail, ok, warn
 from checks.items.pm2 import since_start
@@ -149,16 +150,22 @@ def _lines(lines: list[str]) -> list[str]:
 def _kernel_source(journal: CommandResult, dmesg: CommandResult, uptime: float | None) -> tuple[str, str, list[Any]]:
     """(source, why unreadable, OOM kills): journalctl where it reads the kernel log, else dmesg, else neither."""
     jtext = journal.stdout + journal.stderr
-    if journal.ok and not UNREADABLE.search(jtext[:2000]):
+    # wt-modes: `-q` silences "No journal files were found": an empty answer (exit 0) is no proof of a readable
+    # journal (seen on a host without journald but with an empty /var/log/journal), so dmesg is asked then.
+    if journal.ok and journal.stdout.strip() and not UNREADABLE.search(jtext[:2000]):
         return "journalctl", "", parse_oom_kills(journal.stdout)
-    dtext = dmesg.stdout + dmesg.stderr
+    if journal.ok and not jtext.strip():
+        jtext = "no output (exit 0)"  # said like "exit N": what the command did, no sentence
+    # `sudo -n dmesg` (kernel_log_sudo) prints the whole ring buffer: only its end, as the plain read's `tail` keeps.
+    dlines = dmesg.stdout.splitlines()[-commands.DMESG_LINES:]
+    dtext = "\n".join(dlines[:20]) + dmesg.stderr
     if dmesg.ok and dmesg.stdout.strip() and not UNREADABLE.search(dtext[:2000]):
-        kills = parse_oom_kills(dmesg.stdout)
+        kills = parse_oom_kills("\n".join(dlines))
         if uptime is not None:
             kills = [k for k in kills if k.since_boot is None or k.since_boot >= uptime - KERNEL_WINDOW_S]
         return "dmesg", "", kills
     said = [f"{name}: " + next((ln.strip() for ln in text.splitlines() if UNREADABLE.search(ln)),
-                                 f"exit {result.exit_status}")
+                                 text.strip()[:200] if result.ok else f"exit {result.exit_status}")
             for name, text, result in (("journalctl", jtext, journal), ("dmesg", dtext, dmesg))]
     return "", "; ".join(s[:200] for s in said), []
 
@@ -173,17 +180,23 @@ def _kill_epoch(kill: OomKill, now: float, uptime: float | None) -> float | None
 
 
 async def host_memory(f: Facts) -> Outcome:
-    meminfo, journal, dmesg, (logs, files), clock = await asyncio.gather(
+    meminfo, journal, dmesg, uid, (logs, files), clock = await asyncio.gather(
         f.run("meminfo", list(commands.MEMINFO_ARGV)),
         f.run("journalctl -k", list(commands.JOURNAL_KERNEL_ARGV)),
-        f.run("dmesg", list(commands.DMESG_ARGV)),
+        f.run("dmesg", commands.dmesg(f.target)),
+        f.run("id -u", commands.app_uid(f.target)),
         _recent_app_logs(f),
         _clock(f),
     )
     mem = parse_meminfo(meminfo.stdout) if meminfo.ok else None
     if mem is None:
         return error(msg("host.memory.unreadable", error=(meminfo.stderr.strip() or "?")[:200]))
-    source, why, kills = _kernel_source(journal, dmesg, mem.uptime_s)
+    source, why, seen = _kernel_source(journal, dmesg, mem.uptime_s)
+    # wt-modes: the kernel log is the machine's. A kill of another user's process (the line's UID) is not this app's
+    # evidence; without the app's uid, or a uid in the line, the kill stays counted as before.
+    app_uid = int(uid.stdout.strip()) if uid.ok and uid.stdout.strip().isdigit() else None
+    kills = [k for k in seen if app_uid is None or k.uid is None or k.uid == app_uid]
+    others = len(seen) - len(kills)
     heap = _lines(latest_lines(logs, "heap", HEAP_OOM))
     # A kill before the app's current start is history once the app is back online: a warning, not the cause.
     try:
@@ -198,8 +211,9 @@ async def host_memory(f: Facts) -> Outcome:
     details: dict[str, Any] = {
         "mem_available_mb": mem.available_kb // 1024, "mem_total_mb": mem.total_kb // 1024,
         "swap_free_mb": mem.swap_free_kb // 1024, "kernel_log": source or "unreadable",
-        "oom_kills": [{"pid": k.pid, "comm": k.comm, "app": k.comm.startswith(_APP_COMMS), "line": redact(k.line)}
-                      for k in kills[-5:]],
+        "oom_kills": [{"pid": k.pid, "comm": k.comm, "uid": k.uid, "app": k.comm.startswith(_APP_COMMS),
+                       "line": redact(k.line)} for k in kills[-5:]],
+        "app_uid": app_uid, "other_users_oom_kills": others,
         "heap_oom_lines": heap, "log_files": files,
     }
     if why:
@@ -339,13 +353,9 @@ async def host_fds(f: Facts) -> Outcome:
 # -- pm2.restarts -------------------------------------------------------------------------------------------------
 
 
-def restart_sample(details: dict[str, Any], at: float) -> dict[str, Any] | None:
+def restart_sample(details: Pm2Details, at: float) -> dict[str, Any] | None:
     """The sample pm2.restarts compares with next time, from a pm2.status result's details (bot.service keeps it)."""
-    instances = details.get("instances")
-    if not isinstance(instances, list):
-        return None
-    counts = {str(i["pm_id"]): int(i.get("restarts") or 0) for i in instances
-              if isinstance(i, dict) and isinstance(i.get("pm_id"), int)}
+    counts = {str(i.pm_id): i.restarts for i in details.instances if i.pm_id is not None}
     return {"at": at, "restarts": counts} if counts else None
 
 

@@ -7,6 +7,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
+from checks.details import Pm2Instance
 from checks.facts import FactError, Facts
 from checks.items.base import Outcome, error, fail, ok, warn
 from checks.messages import Msg, msg
@@ -23,18 +24,19 @@ LOOP_UPTIME_S = 60
 
 
 def _describe(p: Pm2Process, now_ms: float) -> dict[str, object]:
+    """One `instances` entry: the typed model the bot reads back (checks/details.py), dumped for `--json`."""
     uptime = (now_ms - p.pm_uptime) / 1000 if p.pm_uptime and p.status == "online" else None
-    return {
-        "pm_id": p.pm_id,
-        "status": p.status,
-        "pid": p.pid,
-        "restarts": p.restart_time,
-        "unstable_restarts": p.unstable_restarts,
-        "uptime_s": round(uptime, 1) if uptime is not None else None,
-        "mode": p.mode,
-        "exec": " ".join(x for x in (p.exec_path, *p.args) if x),
-        "port_env": p.port_env,
-    }
+    return Pm2Instance(
+        pm_id=p.pm_id,
+        status=p.status,
+        pid=p.pid,
+        restarts=p.restart_time,
+        unstable_restarts=p.unstable_restarts,
+        uptime_s=round(uptime, 1) if uptime is not None else None,
+        mode=p.mode,
+        exec=" ".join(x for x in (p.exec_path, *p.args) if x),
+        port_env=p.port_env,
+    ).dump()
 
 
 async def pm2_status(f: Facts) -> Outcome:

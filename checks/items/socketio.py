@@ -20,8 +20,6 @@ from checks.messages import msg
 from checks.probes import ProbeError, http_exchange, parse_open_packet
 from checks.transport.base import ByteStream, ProbeConnectError, said
 
-#: Same bound as the other probes (checks/items/web.py PROBE_TIMEOUT_S).
-PROBE_TIMEOUT_S = 5.0
 #: Requests of the one session; with two instances round-robin, half of them land on the other one.
 POLLS = 6
 SESSION_UNKNOWN = "Session ID unknown"
@@ -48,7 +46,7 @@ async def ws_sessions(f: Facts) -> Outcome:
     host = f"127.0.0.1:{port}"
 
     async def opener() -> ByteStream:
-        return await f.transport.open_tcp("127.0.0.1", port, timeout=PROBE_TIMEOUT_S)
+        return await f.transport.open_tcp("127.0.0.1", port, timeout=f.target.probe_timeout)
 
     details: dict[str, object] = {"url": where}
     try:
@@ -57,7 +55,8 @@ async def ws_sessions(f: Facts) -> Outcome:
     except FactError:
         details["instances"] = None
     try:
-        status, body = await http_exchange(opener, method="GET", host_header=host, path=base, timeout=PROBE_TIMEOUT_S)
+        status, body = await http_exchange(opener, method="GET", host_header=host, path=base,
+                                           timeout=f.target.probe_timeout)
         text = body.decode("utf-8", "replace")
         if status != 200:
             return fail(msg("ws.sessions.handshake_status", url=where, status=status), status=status, **details)
@@ -71,14 +70,15 @@ async def ws_sessions(f: Facts) -> Outcome:
         unknown = 0
         for _ in range(POLLS):
             status, body = await http_exchange(opener, method="POST", host_header=host, path=path, body=b"6",
-                                               timeout=PROBE_TIMEOUT_S)
+                                               timeout=f.target.probe_timeout)
             statuses.append(status)
             unknown += session_unknown(status, body)
-        await http_exchange(opener, method="POST", host_header=host, path=path, body=b"1", timeout=PROBE_TIMEOUT_S)
+        await http_exchange(opener, method="POST", host_header=host, path=path, body=b"1",
+                            timeout=f.target.probe_timeout)
     except (ProbeConnectError, ProbeError) as exc:
         return fail(msg("web.probe_error", url=where, error=said(exc)), **details)
     except TimeoutError:
-        return fail(msg("web.no_answer", url=where, timeout=PROBE_TIMEOUT_S), **details)
+        return fail(msg("web.no_answer", url=where, timeout=f.target.probe_timeout), **details)
     details |= {"polls": POLLS, "statuses": statuses, "session_unknown": unknown}
     if unknown:
         return fail(msg("ws.sessions.unknown", n=unknown, polls=POLLS, instances=details["instances"] or "?"),

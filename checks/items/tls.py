@@ -26,8 +26,6 @@ from checks.parsers.nginx import split_dump
 from checks.probes import Opener, ProbeError, TlsSeen, public_opener
 from checks.transport.base import ProbeConnectError, said
 
-#: Same bound as the web probes (checks/items/web.py PROBE_TIMEOUT_S); kept here to avoid an import cycle.
-PROBE_TIMEOUT_S = 5.0
 #: At most this many `ssl_certificate` files are read (a dump with hundreds of vhosts is not ours to walk).
 MAX_CERT_FILES = 8
 #: Where certbot lives when installed (apt, pip/venv, snap): `stat` of these says whether it is there.
@@ -53,7 +51,7 @@ def public_probe_opener(f: Facts) -> Opener:
         if not fut.done():
             fut.set_result(seen)
 
-    return public_opener(scheme, host, port, timeout=PROBE_TIMEOUT_S, ca_file=f.target.ca_file or None,
+    return public_opener(scheme, host, port, timeout=f.target.probe_timeout, ca_file=f.target.ca_file or None,
                          tls_sink=sink)
 
 
@@ -66,7 +64,7 @@ async def served(f: Facts) -> TlsSeen:
             await stream.aclose()
         except (ProbeError, ProbeConnectError, OSError, TimeoutError):
             pass  # the sink has the facts, or the reason there are none
-    seen = await asyncio.wait_for(asyncio.shield(fut), PROBE_TIMEOUT_S * 2 + 1)
+    seen = await asyncio.wait_for(asyncio.shield(fut), f.target.probe_timeout * 2 + 1)
     if isinstance(seen, BaseException):
         probe = "http.proxy" if "http.proxy" in f.selected else "ws.proxy"
         raise f.explained_by(probe, msg("tls.no_connection", error=said(seen) if isinstance(seen, Exception)

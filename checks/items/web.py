@@ -24,9 +24,6 @@ from checks.probes import (
 )
 from checks.transport.base import ByteStream, ProbeConnectError, said
 
-#: A probe must answer faster than this; a hung app is a failure, not an endless wait (= checks.items.tls).
-PROBE_TIMEOUT_S = 5.0
-
 
 async def next_build(f: Facts) -> Outcome:
     # Together (wt-perf): the stat needs nothing from `pm2 jlist`, and awaited after it, it was a round of its own.
@@ -88,19 +85,19 @@ async def http_local(f: Facts) -> Outcome:
     where = f"http://127.0.0.1:{port}{f.target.http_path}"
 
     async def opener() -> ByteStream:
-        return await f.transport.open_tcp("127.0.0.1", port, timeout=PROBE_TIMEOUT_S)
+        return await f.transport.open_tcp("127.0.0.1", port, timeout=f.target.probe_timeout)
 
     details: dict[str, object] = {"url": where}
     try:
         answer = await http_get(opener, host_header=f"127.0.0.1:{port}", path=f.target.http_path,
-                                timeout=PROBE_TIMEOUT_S)
+                                timeout=f.target.probe_timeout)
     except ProbeConnectError as exc:
         return fail(msg("web.probe_error", url=where, error=said(exc)), **details)
     except ProbeError as exc:
         return fail(msg("web.probe_error", url=where, error=said(exc)), **details)
     except TimeoutError:
-        return fail(msg("web.no_answer", url=where, timeout=PROBE_TIMEOUT_S), no_answer=True, timeout=PROBE_TIMEOUT_S,
-                    **details)
+        timeout = f.target.probe_timeout
+        return fail(msg("web.no_answer", url=where, timeout=timeout), no_answer=True, timeout=timeout, **details)
     details.update(status=answer.status, elapsed_ms=round(answer.elapsed_ms, 1))
     return _status_outcome(where, answer.status, answer.reason, answer.headers.get("location"), details)
 
@@ -125,7 +122,7 @@ async def http_proxy(f: Facts) -> Outcome:
         said_before = {"redirects": list(hops), "refused_after_redirect": True} if hops else {"refused": True}
         followed = {"redirects": list(hops)} if hops else {}
         try:
-            answer = await http_get(opener, host_header=host_header, path=path, timeout=PROBE_TIMEOUT_S)
+            answer = await http_get(opener, host_header=host_header, path=path, timeout=f.target.probe_timeout)
         except ProbeTlsError as exc:
             return fail(msg("web.probe_error", url=current, error=said(exc)), tls_error=exc.seen.error,
                         **followed, **details)
@@ -134,8 +131,8 @@ async def http_proxy(f: Facts) -> Outcome:
         except ProbeError as exc:
             return fail(msg("web.probe_error", url=current, error=said(exc)), **followed, **details)
         except TimeoutError:
-            return fail(msg("web.no_answer", url=current, timeout=PROBE_TIMEOUT_S), no_answer=True,
-                        timeout=PROBE_TIMEOUT_S, **followed, **details)
+            return fail(msg("web.no_answer", url=current, timeout=f.target.probe_timeout), no_answer=True,
+                        timeout=f.target.probe_timeout, **followed, **details)
         target = _same_site(current, answer.headers.get("location"), host)
         if not (300 <= answer.status < 400) or target is None or len(hops) >= MAX_REDIRECTS:
             break
@@ -144,7 +141,7 @@ async def http_proxy(f: Facts) -> Outcome:
         scheme = urlsplit(target).scheme
         port = urlsplit(target).port or (443 if scheme == "https" else 80)
         opener = public_probe_opener(f) if (scheme, port) == f.target.public_endpoint()[::2] else \
-            public_opener(scheme, host, port, timeout=PROBE_TIMEOUT_S, ca_file=f.target.ca_file or None)
+            public_opener(scheme, host, port, timeout=f.target.probe_timeout, ca_file=f.target.ca_file or None)
     details.update(status=answer.status, server=answer.server, elapsed_ms=round(answer.elapsed_ms, 1))
     if hops:
         details.update(redirects=hops, final_url=current)
@@ -173,9 +170,10 @@ async def ws_local(f: Facts) -> Outcome:
     uri = _ws_uri(f, f"ws://127.0.0.1:{port}{f.target.ws_path}")
 
     async def opener() -> ByteStream:
-        return await f.transport.open_tcp("127.0.0.1", port, timeout=PROBE_TIMEOUT_S)
+        return await f.transport.open_tcp("127.0.0.1", port, timeout=f.target.probe_timeout)
 
-    return await _ws(uri, opener, origin=f"http://127.0.0.1:{port}", engineio=_socketio(f))
+    return await _ws(uri, opener, origin=f"http://127.0.0.1:{port}", timeout=f.target.probe_timeout,
+                     engineio=_socketio(f))
 
 
 async def ws_proxy(f: Facts) -> Outcome:
@@ -183,7 +181,8 @@ async def ws_proxy(f: Facts) -> Outcome:
     http_url = f.target.public_join(f.target.ws_path)
     uri = _ws_uri(f, ("wss" if scheme == "https" else "ws") + http_url[len(scheme):])
     origin = f"{scheme}://{urlsplit(f.target.public_url).netloc}"
-    outcome = await _ws(uri, public_probe_opener(f), origin=origin, engineio=_socketio(f))
+    outcome = await _ws(uri, public_probe_opener(f), origin=origin, timeout=f.target.probe_timeout,
+                        engineio=_socketio(f))
     if outcome.details.get("redirect"):
         # wt-tls: which server/location of nginx sent the redirect, when the route model can tell.
         sent_by = await redirect_origin(f)
@@ -201,10 +200,10 @@ def _ws_uri(f: Facts, uri: str) -> str:
     return engineio_uri(uri) if _socketio(f) else uri
 
 
-async def _ws(uri: str, opener: Opener, *, origin: str, engineio: bool = False) -> Outcome:
+async def _ws(uri: str, opener: Opener, *, origin: str, timeout: float, engineio: bool = False) -> Outcome:
     details: dict[str, object] = {"url": uri}
     try:
-        answer = await ws_handshake(opener, uri=uri, timeout=PROBE_TIMEOUT_S, origin=origin, engineio=engineio)
+        answer = await ws_handshake(opener, uri=uri, timeout=timeout, origin=origin, engineio=engineio)
     except ProbeConnectError as exc:
         return fail(msg("web.probe_error", url=uri, error=said(exc)), refused=True, **details)
     except ProbeTlsError as exc:
@@ -223,8 +222,7 @@ async def _ws(uri: str, opener: Opener, *, origin: str, engineio: bool = False) 
                             **details)
         return fail(msg("web.probe_error", url=uri, error=said(exc)), **details)
     except TimeoutError:
-        return fail(msg("ws.no_answer", url=uri, timeout=PROBE_TIMEOUT_S), no_answer=True, timeout=PROBE_TIMEOUT_S,
-                    **details)
+        return fail(msg("ws.no_answer", url=uri, timeout=timeout), no_answer=True, timeout=timeout, **details)
     details.update(status=101, rtt_ms=round(answer.rtt_ms, 1), elapsed_ms=round(answer.elapsed_ms, 1))
     if answer.engineio is not None:
         details["engineio"] = answer.engineio

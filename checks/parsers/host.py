@@ -8,7 +8,7 @@ captured outputs. A line that does not parse is skipped, never guessed: a check 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 # -- /proc/meminfo + /proc/uptime ------------------------------------------------------------------------------
@@ -108,15 +108,19 @@ class OomKill:
     since_boot: float | None
     #: journalctl `-o short-iso`: the line's epoch seconds
     at: float | None = None
+    #: wt-modes: the victim's uid (`UID:n` / `uid=n`), None when the kernel's line has none
+    uid: int | None = None
 
 
 _OOM_KILLED = re.compile(r"(?:Out of memory|Memory cgroup out of memory): Killed process (\d+) \(([^)]{1,64})\)")
 _OOM_TASK = re.compile(r"oom-kill:.*?\btask=([^,\s]{1,64}),pid=(\d+)")
+_OOM_UID = re.compile(r"(?:\bUID:|,uid=)(\d+)")
 _DMESG_STAMP = re.compile(r"^\[\s*(\d+(?:\.\d+)?)\]")
 _ISO_STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2}))\s")
 #: What a kernel log reader prints when it may not read: dmesg_restrict, no journal access, no journal.
 UNREADABLE = re.compile(r"Operation not permitted|Permission denied|No journal files|not seeing messages from other "
-                        r"users|insufficient permissions|command not found|not found", re.IGNORECASE)
+                        r"users|insufficient permissions|command not found|not found|"
+                        r"a password is required|not allowed to execute|not in the sudoers", re.IGNORECASE)
 
 
 def parse_oom_kills(text: str) -> list[OomKill]:
@@ -141,7 +145,13 @@ def parse_oom_kills(text: str) -> list[OomKill]:
                 at = datetime.fromisoformat(iso.group(1).replace(",", ".")).timestamp()
             except ValueError:
                 at = None
-        kills.setdefault(pid, OomKill(pid=pid, comm=comm, line=line[:300], since_boot=since_boot, at=at))
+        u = _OOM_UID.search(line)
+        uid = int(u.group(1)) if u else None
+        seen = kills.get(pid)
+        if seen is None:
+            kills[pid] = OomKill(pid=pid, comm=comm, line=line[:300], since_boot=since_boot, at=at, uid=uid)
+        elif seen.uid is None and uid is not None:
+            kills[pid] = replace(seen, uid=uid)
     return list(kills.values())
 
 

@@ -8,6 +8,8 @@
 #   2. The Node dependencies of deploy/sandbox/app (Next.js 15, React 19, ws 8, and PM2) with `npm ci` from the
 #      committed package-lock.json, into a cache OUTSIDE the git clone, keyed by the lock's sha256.
 #   3. One `next build` of the app into the same cache, keyed by a hash of the app sources + lock.
+#   4. A second, traced `next build` with `output: "standalone"` (WSCHECK_STANDALONE=1 in next.config.js), same key:
+#      `.next/standalone` (with `ws` copied in) for the "static-missing" mode; only the standalone tree is kept.
 #
 # Cache: $WSCHECK_SANDBOX_CACHE, else /var/cache/wscheck-sandbox as root (the sandbox user must be able to
 # read it, so never under /root), else ~/.cache/wscheck-sandbox. Nothing is written into the git clone.
@@ -94,13 +96,15 @@ SRC_HASH=$(
         LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64
 )
 BUILD="$CACHE/build-${SRC_HASH:0:16}"
+STANDALONE="$CACHE/standalone-${SRC_HASH:0:16}"
 
 deps_ok() { [ -f "$DEPS/.complete" ] && [ "$(cat "$DEPS/.complete")" = "$LOCK_SHA" ]; }
 build_ok() { [ -f "$BUILD/.complete" ] && [ -f "$BUILD/.next/BUILD_ID" ]; }
+standalone_ok() { [ -f "$STANDALONE/.complete" ] && [ -f "$STANDALONE/standalone/server.js" ]; }
 
-if deps_ok && build_ok; then
+if deps_ok && build_ok && standalone_ok; then
     # Fast path: no lock, no write, so a warm cache may even be read-only for this user.
-    log "cache up to date ($DEPS, $BUILD)"
+    log "cache up to date ($DEPS, $BUILD, $STANDALONE)"
 else
     mkdir -p "$CACHE"
     chmod 755 "$CACHE"
@@ -139,9 +143,35 @@ else
         chmod -R a+rX "$tmp"
         mv -T "$tmp" "$BUILD"
     fi
+
+    if standalone_ok; then
+        log "standalone build up to date ($STANDALONE)"
+    else
+        log "next build (output: standalone) into $STANDALONE"
+        rm -rf "$STANDALONE"
+        tmp=$(mktemp -d "$CACHE/.standalone-tmp.XXXXXX")
+        (cd "$APP_SRC" && tar --exclude=./node_modules --exclude=./.next --exclude=./.next-dev -cf - .) |
+            (cd "$tmp" && tar -xf -)
+        # A real node_modules (hard links, same file system): output tracing copies what it resolves inside the
+        # project, and a symlink out of it would trace to paths outside `.next/standalone`.
+        cp -al "$DEPS/node_modules" "$tmp/node_modules"
+        (cd "$tmp" && NODE_ENV=production WSCHECK_STANDALONE=1 node_modules/.bin/next build >&2)
+        [ -f "$tmp/.next/standalone/server.js" ] || die "the standalone build finished without .next/standalone/server.js"
+        # The chat's `ws` is not required by any page, so tracing leaves it out; a custom server needs it.
+        rm -rf "$tmp/.next/standalone/node_modules/ws"
+        cp -a "$DEPS/node_modules/ws" "$tmp/.next/standalone/node_modules/ws"
+        mkdir "$tmp/out"
+        mv "$tmp/.next/standalone" "$tmp/out/standalone"
+        find "$tmp" -mindepth 1 -maxdepth 1 ! -name out -exec rm -rf {} +
+        mv "$tmp/out/standalone" "$tmp/standalone" && rmdir "$tmp/out"
+        printf '%s' "$SRC_HASH" >"$tmp/.complete"
+        chmod -R a+rX "$tmp"
+        mv -T "$tmp" "$STANDALONE"
+    fi
 fi
 
 echo "WSCHECK_SANDBOX_CACHE=$CACHE"
 echo "WSCHECK_SANDBOX_NODE_MODULES=$DEPS/node_modules"
 echo "WSCHECK_SANDBOX_BUILD=$BUILD/.next"
+echo "WSCHECK_SANDBOX_STANDALONE=$STANDALONE/standalone"
 echo "WSCHECK_SANDBOX_PM2=$DEPS/node_modules/.bin/pm2"

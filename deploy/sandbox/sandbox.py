@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import hashlib
 import http.client
 import json
 import os
@@ -79,6 +80,9 @@ MODES: tuple[str, ...] = (
     # wt-host3: the host under the app, for real (a full log file system, the open-files limit)
     "disk-full",
     "fd-exhausted",
+    # wt-modes: a kernel OOM kill in a memory cgroup of this sandbox's own, and a standalone build without its assets
+    "kernel-oom",
+    "static-missing",
 )
 
 #: Engine.IO heartbeat of the Socket.IO modes, short so that a test sees several ping rounds in seconds (ms).
@@ -98,6 +102,14 @@ DISKFULL_SIZE = "4m"
 #: wt-host3 fd-exhausted: the app's open-files limit (soft and hard), and its switch (server.js) that leaks files.
 FD_LIMIT = 64
 FD_LEAK_ENV = "WSCHECK_APP_FD_LEAK"
+
+#: wt-modes kernel-oom: the app's switch (server.js) that makes SIGUSR2 allocate until the kernel kills it, the memory
+#: limit of the sandbox's own cgroup (charges made after the move count: node's earlier memory stays where it was),
+#: where cgroup v1's memory controller is, and where the per-sandbox sudoers file for `sudo -n dmesg` goes.
+OOM_ENV = "WSCHECK_APP_OOM"
+OOM_LIMIT_BYTES = 64 * 1024 * 1024
+MEMCG_ROOT = Path("/sys/fs/cgroup/memory")
+SUDOERS_D = Path("/etc/sudoers.d")
 
 #: The system user that runs PM2, nginx and the app when the sandbox is started as root.
 SANDBOX_USER = "wsbox"
@@ -184,6 +196,19 @@ def http_status(port: int, path: str = "/", host: str = "127.0.0.1", timeout: fl
         return None
     finally:
         conn.close()
+
+
+def http_body(port: int, path: str = "/", host: str = "127.0.0.1", timeout: float = 5.0) -> str:
+    """The body of a GET (the first 64 KB), or "" when there is no answer."""
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            return conn.getresponse().read(65536).decode(errors="replace")
+        finally:
+            conn.close()
+    except (OSError, http.client.HTTPException):
+        return ""
 
 
 def ws_handshake_status(
@@ -510,6 +535,13 @@ class Sandbox:
         self.other_pm2_home = self.workdir / "pm2-other"
         #: wt-host3: the mount point of the disk-full mode's tmpfs (inside this workdir: sandboxes never share it).
         self.diskfull_dir = self.workdir / "diskfull"
+        #: wt-modes: names with this workdir's hash, so concurrent sandboxes never share a cgroup or a sudoers file.
+        tag = hashlib.sha256(str(self.workdir).encode()).hexdigest()[:16]
+        self.oom_cgroup = MEMCG_ROOT / f"wscheck-sandbox-{tag}"
+        self.oom_sudoers = SUDOERS_D / f"wscheck-sandbox-{tag}"
+        #: wt-modes: the pid and comm of the process the kernel-oom mode had killed (0 / "" before).
+        self.oom_victim = 0
+        self.standalone_build = ""
         self.state_file = self.workdir / STATE_FILE
 
         self.ssh_port = 0
@@ -542,7 +574,8 @@ class Sandbox:
             return
         for key in ("ssh_port", "http_port", "app_port", "alt_port", "tls_port", "sshd_pid", "squatter_pid"):
             setattr(self, key, int(data.get(key, 0)))
-        for key in ("pm2_bin", "node_modules", "build_dir", "mode", "nginx_live"):
+        self.oom_victim = int(data.get("oom_victim", 0))
+        for key in ("pm2_bin", "node_modules", "build_dir", "standalone_build", "mode", "nginx_live"):
             setattr(self, key, str(data.get(key, getattr(self, key))))
         users = data.get("login_users")
         if isinstance(users, list):
@@ -564,6 +597,8 @@ class Sandbox:
             "pm2_bin": self.pm2_bin,
             "node_modules": self.node_modules,
             "build_dir": self.build_dir,
+            "standalone_build": self.standalone_build,
+            "oom_victim": self.oom_victim,
         }
         if self.login_users:
             data["login_users"] = list(self.login_users)
@@ -824,9 +859,10 @@ class Sandbox:
             self.pm2_bin = values["WSCHECK_SANDBOX_PM2"]
             self.node_modules = values["WSCHECK_SANDBOX_NODE_MODULES"]
             self.build_dir = values["WSCHECK_SANDBOX_BUILD"]
+            self.standalone_build = values["WSCHECK_SANDBOX_STANDALONE"]
         except KeyError as exc:
             raise SandboxError(f"install.sh did not report {exc}: {result.stdout[-1000:]}") from None
-        for path in (self.pm2_bin, self.node_modules, self.build_dir):
+        for path in (self.pm2_bin, self.node_modules, self.build_dir, self.standalone_build):
             if not _PATH_RE.fullmatch(path):
                 raise SandboxError(
                     f"cache path {path} has characters the bot refuses; set WSCHECK_SANDBOX_CACHE"
@@ -1286,6 +1322,7 @@ class Sandbox:
             and not (env.get("HOSTNAME") or inner.get("HOSTNAME"))  # app-ipv6-only
             and not (env.get(HANG_ENV) or inner.get(HANG_ENV))  # app-hung
             and not (env.get(FD_LEAK_ENV) or inner.get(FD_LEAK_ENV))  # wt-host3: fd-exhausted
+            and not (env.get(OOM_ENV) or inner.get(OOM_ENV))  # wt-modes: kernel-oom
             and str(env.get("pm_out_log_path") or self.pm2_out_log) == str(self.pm2_out_log)  # wt-host3: disk-full
             and str(env.get("pm_err_log_path") or self.pm2_error_log) == str(self.pm2_error_log)
             and tcp_accepts(self.app_port)
@@ -1446,6 +1483,10 @@ class Sandbox:
             self._release_diskfull()  # wt-host3: never leave a mount behind (the workdir could not be removed)
         except SandboxError as exc:
             errors.append(str(exc))
+        try:
+            self._release_kernel_oom()  # wt-modes: no cgroup or sudoers file left behind
+        except (OSError, SandboxError) as exc:
+            errors.append(str(exc))
         self.sshd_pid = 0
         self.mode = "down"
         if self.state_file.exists():
@@ -1487,6 +1528,9 @@ class Sandbox:
             self._start_app(port=self.app_port)
             self._wait_app_listening(self.app_port)
         self._release_diskfull()  # wt-host3: the app writes its logs back in PM2_HOME, so nothing holds the tmpfs
+        self._release_kernel_oom()  # wt-modes: the cgroup (empty: its one process was killed) and the sudoers file
+        if self.standalone_dir.exists():  # wt-modes: static-missing; the healthy app runs from app_dir
+            shutil.rmtree(self.standalone_dir)
         # A file rewritten here is reloaded too: a config on disk newer than the running nginx's last load is
         # itself a finding (nginx.reload), so a healed sandbox must not leave one behind.
         rewritten = False
@@ -1980,6 +2024,115 @@ class Sandbox:
                  timeout=60, interval=0.25,
                  detail=lambda: f"pm2 status: {self.app_status()}\n{_tail(self.pm2_error_log)}")
 
+    # ---- wt-modes: a kernel OOM kill, a standalone build without its static assets ---------------------------
+
+    def _memcg_procs(self) -> list[int]:
+        try:
+            text = (self.oom_cgroup / "cgroup.procs").read_text()
+        except OSError:
+            return []
+        return [int(w) for w in text.split() if w.isdigit()]
+
+    def _release_kernel_oom(self) -> None:
+        """Remove this sandbox's sudoers file and memory cgroup (any process still in it goes back to the root
+        cgroup first: a cgroup with a task cannot be removed). Only these two names: never another sandbox's."""
+        if self.oom_sudoers.exists():
+            self.oom_sudoers.unlink()
+        if self.oom_cgroup.is_dir():
+            for pid in self._memcg_procs():
+                with contextlib.suppress(OSError):
+                    (MEMCG_ROOT / "cgroup.procs").write_text(str(pid))
+            self.oom_cgroup.rmdir()
+
+    def _write_dmesg_sudoers(self) -> None:
+        """`<user> may run exactly `dmesg` (no arguments) as root`, in a file of this sandbox's own, validated by
+        visudo before it is put in place (a broken file in sudoers.d breaks sudo for the whole machine)."""
+        dmesg = shutil.which("dmesg", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        if dmesg is None or shutil.which("visudo", path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
+            raise SandboxError("kernel-oom needs dmesg, sudo and visudo")
+        text = (f"# wscheck sandbox {self.workdir}: kernel-oom mode (removed by healing and down)\n"
+                f'{self.user} ALL=(root) NOPASSWD: {dmesg} ""\n')
+        tmp = SUDOERS_D / f".{self.oom_sudoers.name}.tmp"  # a name with a dot: sudo's includedir skips it
+        tmp.write_text(text)
+        tmp.chmod(0o440)
+        check = subprocess.run(["visudo", "-c", "-q", "-f", str(tmp)], capture_output=True, text=True, check=False)
+        if check.returncode != 0:
+            tmp.unlink()
+            raise SandboxError(f"visudo rejected the kernel-oom sudoers file: {check.stdout}{check.stderr}")
+        os.replace(tmp, self.oom_sudoers)
+
+    def _app_node_pid(self) -> int:
+        """The app's `node server.js`, under PM2's pid (npm -> sh -> node)."""
+        proc = self.app_process()
+        root = int(proc.get("pid") or 0) if proc else 0
+        for pid in sorted(descendants([root]) | {root}) if root else ():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(a.endswith(b"server.js") for a in argv) and Path(argv[0].decode(errors="replace")).name == "node":
+                return pid
+        raise SandboxError(f"no node server.js under PM2's pid {root}")
+
+    def _break_kernel_oom(self) -> None:
+        """The kernel's OOM killer kills the app's node: a memory cgroup of this sandbox's own (OOM_LIMIT_BYTES), the
+        running node moved into it, then SIGUSR2 (server.js, OOM_ENV) makes it allocate until the kernel kills it.
+        PM2 restarts the app outside the cgroup (its God Daemon is not in it), and the new node does not allocate.
+
+        The kernel log is machine-wide and `kernel.dmesg_restrict` keeps it from the sandbox user: the mode's target
+        (`target_toml(kernel_log_sudo=True)`) reads it with `sudo -n dmesg`, which a sudoers file of this sandbox's own
+        allows (exactly `dmesg`, no arguments). Other sandboxes' targets read it without sudo and cannot see it.
+        Root only (a cgroup, a sudoers file), like disk-full."""
+        if not self.is_root:
+            raise SandboxError("kernel-oom creates a memory cgroup and a sudoers file: run the sandbox as root")
+        if not (MEMCG_ROOT / "cgroup.procs").exists():
+            raise SandboxError(f"kernel-oom needs cgroup v1's memory controller at {MEMCG_ROOT}")
+        self._write_dmesg_sudoers()
+        self._start_app(port=self.app_port, env={OOM_ENV: "1"})
+        self._wait_app_listening(self.app_port)
+        victim = self._app_node_pid()
+        self.oom_cgroup.mkdir(exist_ok=True)
+        (self.oom_cgroup / "memory.limit_in_bytes").write_text(str(OOM_LIMIT_BYTES))
+        (self.oom_cgroup / "cgroup.procs").write_text(str(victim))
+        self.oom_victim = victim
+        self._save_state()
+        os.kill(victim, signal.SIGUSR2)
+        wait_for(f"the kernel to OOM-kill node {victim}", lambda: not pid_alive(victim), timeout=30, interval=0.1)
+        wait_for(f"'Killed process {victim}' in the kernel log",
+                 lambda: f"Killed process {victim} (" in subprocess.run(
+                     ["dmesg"], capture_output=True, text=True, check=False).stdout, timeout=10, interval=0.2)
+        self._wait_app_listening(self.app_port)
+        wait_for("the restarted app answering through nginx", lambda: http_status(self.http_port) == 200, timeout=30)
+        if self._memcg_procs():
+            raise SandboxError(f"the restarted app is in the OOM cgroup: {self._memcg_procs()}")
+
+    @property
+    def standalone_dir(self) -> Path:
+        return self.app_dir / ".next" / "standalone"
+
+    def _break_static_missing(self) -> None:
+        """A standalone deployment without its assets: install.sh's traced `output: "standalone"` build copied to
+        `<app_dir>/.next/standalone` without `.next/static` (Next's docs: copy it yourself), the generated server.js
+        replaced by the app's custom server (app/standalone-server.js: Next from the standalone files, plus /ws) as
+        apps with a WebSocket deploy it, run by PM2 as `node .next/standalone/server.js`. HTML 200, assets 404."""
+        if not self.standalone_build or not Path(self.standalone_build, "server.js").exists():
+            raise SandboxError("no standalone build in the cache: run install.sh")
+        if self.standalone_dir.exists():
+            shutil.rmtree(self.standalone_dir)
+        subprocess.run(["cp", "-a", self.standalone_build, str(self.standalone_dir)], check=True)
+        shutil.copyfile(APP_SOURCE / "standalone-server.js", self.standalone_dir / "server.js")
+        self._chown(self.standalone_dir, recursive=True)
+        self._start_app(port=self.app_port, extra={"script": str(self.standalone_dir / "server.js"), "args": [],
+                                                   "cwd": str(self.standalone_dir)})
+        self._wait_app_listening(self.app_port)
+        page = http_body(self.app_port)
+        asset = re.search(r'/_next/static/[^"]+\.js', page)
+        if asset is None:
+            raise SandboxError(f"no /_next/static asset in the standalone app's page: {page[:300]}")
+        wait_for(f"{asset.group(0)} to be 404 through nginx",
+                 lambda: http_status(self.http_port, asset.group(0)) == 404, timeout=15)
+        wait_for("the page through nginx", lambda: http_status(self.http_port) == 200, timeout=15)
+
     # ---- wt-nginxrt modes (issue 11) -------------------------------------------------------------------------
 
     def _apply_site(self, live: str, text: str, confirm: Callable[[], bool], what: str) -> None:
@@ -2032,8 +2185,9 @@ class Sandbox:
 
         self._reload_nginx("worker-connections", exhausted, "nginx to log `worker_connections are not enough`")
 
-    def target_toml(self, name: str = "sandbox", *, pm2_bin: str = "") -> str:
-        """The `[[targets]]` table that points wscheck at this sandbox over SSH (`pm2_bin`: another pm2)."""
+    def target_toml(self, name: str = "sandbox", *, pm2_bin: str = "", kernel_log_sudo: bool = False) -> str:
+        """The `[[targets]]` table that points wscheck at this sandbox over SSH (`pm2_bin`: another pm2;
+        `kernel_log_sudo`: the kernel-oom mode's target, reading the kernel log with `sudo -n dmesg`)."""
         return (
             "[[targets]]\n"
             f'name = "{name}"\n'
@@ -2052,6 +2206,7 @@ class Sandbox:
             f'pm2_home = "{self.pm2_home}"\n'
             f'nginx_bin = "{self.nginx_bin}"\n'
             f'nginx_conf = "{self.nginx_conf}"\n'
+            + ("kernel_log_sudo = true\n" if kernel_log_sudo else "")
         )
 
     def status(self) -> dict[str, Any]:
@@ -2101,6 +2256,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", nargs="?", help=f"for `mode`: one of {', '.join(MODES)}")
     parser.add_argument("--workdir", type=Path, default=None, help=f"default: {default_workdir()}")
     parser.add_argument("--tls", action="store_true", help="for `toml`: the https target of the TLS modes")
+    parser.add_argument("--kernel-log", action="store_true",
+                        help="for `toml`: the kernel-oom mode's target (kernel_log_sudo = true)")
     args = parser.parse_args(argv)
     sandbox = Sandbox(args.workdir or default_workdir())
     try:
@@ -2123,7 +2280,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             print(json.dumps(sandbox.status(), indent=2))
         else:
-            print(sandbox.tls_target_toml() if args.tls else sandbox.target_toml(), end="")
+            text = sandbox.tls_target_toml() if args.tls else sandbox.target_toml(kernel_log_sudo=args.kernel_log)
+            print(text, end="")
     except SandboxError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)
         return 1

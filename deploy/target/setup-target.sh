@@ -63,6 +63,9 @@ APP_PORT=""
 LOG_DIR=""
 #: wt-tls: certificate files nginx names (ssl_certificate) that the bot may read with `sudo cat --` (repeatable).
 TLS_CERTS=()
+#: wt-modes: --kernel-log allows `sudo -n dmesg` (no arguments) and prints kernel_log_sudo = true: kernel OOM kills.
+KERNEL_LOG=0
+DMESG_ABS=""
 NGINX_LOG_DIR=/var/log/nginx
 T_NAME=""
 T_HOST=""
@@ -97,6 +100,8 @@ Facts about the target (what the bot's [[targets]] entry says; see checks/config
   --log-dir DIR        where PM2 writes the app's logs (default PM2_HOME/logs)
   --tls-cert FILE      an ssl_certificate file nginx names (repeatable), e.g. /etc/letsencrypt/live/DOMAIN/fullchain.pem:
                        the bot reads it (sudo cat -- FILE) to tell "renewed, never reloaded"
+  --kernel-log         let the bot read the kernel log (OOM kills) as \`sudo -n dmesg\` (exactly that, no arguments),
+                       for hosts with kernel.dmesg_restrict=1 and no journal access; prints kernel_log_sudo = true
   --nginx-log-dir DIR  where nginx writes its error_log (default /var/log/nginx; read for the nginx.errors check)
 For the printed [[targets]] table (the bot's side):
   --name NAME  --host HOST  --ssh-port PORT  --identity-file PATH  --known-hosts PATH  --public-url URL
@@ -144,6 +149,7 @@ while [[ $# -gt 0 ]]; do
         --print-sudoers) ACTION=print; shift ;;
         --uninstall) ACTION=uninstall; shift ;;
         --no-verify) VERIFY=0; shift ;;
+        --kernel-log) KERNEL_LOG=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; printf '%s: unknown argument %q\n' "$PROG" "$1" >&2; exit 2 ;;
     esac
@@ -350,6 +356,7 @@ SS_ABS=$(resolve_bin ss)
 NGINX_ABS=$(resolve_bin "$NGINX_BIN")
 NPM_ABS=$(resolve_bin "$NPM_BIN")
 CAT_ABS=$(resolve_bin cat)
+[[ $KERNEL_LOG -eq 0 ]] || DMESG_ABS=$(resolve_bin dmesg)
 PM2_ABS=$(resolve_bin "$PM2_BIN")   # what the bot's config names (env then runs exactly this path)
 
 read -ra RELOAD_WORDS <<<"$NGINX_RELOAD"
@@ -390,6 +397,7 @@ fi
 ALIAS=$(printf '%s' "$LOGIN_USER" | tr 'a-z-' 'A-Z_')
 generate_sudoers() {
     local c="    " tls_lines="" cert
+    [[ -z ${DMESG_ABS:-} ]] || tls_lines+="$c$(sudoers_cmd "$DMESG_ABS"), \\"$'\n'  # wt-modes: --kernel-log
     for cert in "${TLS_CERTS[@]}"; do  # wt-tls: exactly these files, no glob
         tls_lines+="$c$(sudoers_cmd "$CAT_ABS" -- "$cert"), \\"$'\n'
     done
@@ -679,6 +687,8 @@ verify() {
         "$(printf '%q ' sudo -n "$NGINX_ABS" -T "${conf_args[@]}")"
         "$(printf '%q ' sudo -n ss -ltnpH)"
         "$(printf '%q ' sudo -n -u "$PM2_USER" "${pm2_words[@]}" "$PM2_ABS" jlist)"
+        # wt-modes: --kernel-log (host.memory's exact argv; nothing when the flag is not given)
+        ${DMESG_ABS:+"$(printf '%q ' sudo -n dmesg)"}
         # allowed, but not run here (sudo -l answers without running them)
         "$(printf '%q ' sudo -n -l "${reload_words[@]}")"
         "$(printf '%q ' sudo -n -l -u "$PM2_USER" "${pm2_words[@]}" "$PM2_ABS" restart "$APP")"
@@ -741,4 +751,5 @@ verify() {
         echo "nginx_reload = [$words]"
     fi
     echo "sudo = true"
+    [[ $KERNEL_LOG -eq 0 ]] || echo "kernel_log_sudo = true"
 }

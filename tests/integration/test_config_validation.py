@@ -109,7 +109,7 @@ def test_a_valid_config_passes_both(tmp_path: Path) -> None:
 SETTINGS_ZERO = ["slack_timeout", "rate_window", "check_interval", "fast_interval", "reminder_interval",
                  "flap_window", "canary_ping_interval", "canary_pong_timeout", "retention"]
 REMEDIATION_ZERO = ["approval_ttl", "verify_timeout"]
-TARGET_ZERO = ["connect_timeout", "command_timeout", "check_timeout"]
+TARGET_ZERO = ["connect_timeout", "command_timeout", "check_timeout", "probe_timeout"]
 
 
 @pytest.mark.parametrize("key", SETTINGS_ZERO + REMEDIATION_ZERO + TARGET_ZERO)

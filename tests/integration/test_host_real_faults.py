@@ -6,7 +6,7 @@
   with the real /proc/PID/limits and fd count;
 - leaving either mode leaves a healthy sandbox (exit 0), the tmpfs unmounted.
 
-Not here: a kernel OOM kill and a standalone build (deploy/sandbox/README.md says why).
+A kernel OOM kill and a standalone build: tests/integration/test_host_real_modes.py (wt-modes).
 """
 
 from __future__ import annotations

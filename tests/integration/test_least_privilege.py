@@ -305,6 +305,27 @@ async def test_every_sudo_command_of_the_bot_is_allowed(lp: Setup, ssh: SSHTrans
         assert out.strip().startswith("/"), out
 
 
+async def test_kernel_log_is_opt_in(lp: Setup, ssh: SSHTransport) -> None:
+    """wt-modes: without `--kernel-log` the login may not run dmesg through sudo (`sudo -l` says no: exit 1, nothing
+    listed) and the table has no `kernel_log_sudo`; with it, the printed snippet adds exactly `dmesg ""` (no
+    arguments) and passes visudo. Printed only: installed here it would let this login read the machine's kernel log,
+    where the kernel-oom mode's kills of `wsbox`'s node (this target's app user) would be a warning in its report."""
+    status, out, err = await sh(ssh, ["sudo", "-n", "-l", "dmesg"])
+    assert status != 0 and not out.strip(), (out, err)
+    plain = (await asyncio.to_thread(run_setup, "--print-sudoers", "--user", LOGIN, *lp.facts)).stdout
+    flagged = (await asyncio.to_thread(run_setup, "--print-sudoers", "--kernel-log", "--user", LOGIN, *lp.facts)).stdout
+    added = set(flagged.splitlines()) - set(plain.splitlines())
+    dmesg = shutil.which("dmesg", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    assert added == {f'    {dmesg} "", \\'}, added
+    with tempfile.NamedTemporaryFile("w", suffix=".sudoers") as snippet:
+        snippet.write(flagged)
+        snippet.flush()
+        check = await asyncio.to_thread(subprocess.run, ["visudo", "-c", "-s", "-f", snippet.name],
+                                        capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "kernel_log_sudo" not in lp.toml
+
+
 async def test_restart_action_as_the_least_privileged_user(sandbox: Any, lp: Setup, ssh: SSHTransport) -> None:
     await asyncio.to_thread(sandbox.set_mode, "healthy")
     before = sandbox.app_process()["pm2_env"]["restart_time"]

@@ -415,6 +415,19 @@ def _assert_mode(sb: Any, mode: str) -> None:
         limits = Path(f"/proc/{pid}/limits").read_text()
         assert re.search(rf"^Max open files\s+{sbmod.FD_LIMIT}\s+{sbmod.FD_LIMIT}\s", limits, re.MULTILINE), limits
         assert len(os.listdir(f"/proc/{pid}/fd")) >= sbmod.FD_LIMIT - 2  # the leak holds them
+    # -- wt-modes: a kernel OOM kill in the sandbox's own memory cgroup, a standalone build without its assets
+    elif mode == "kernel-oom":
+        assert status == "online" and through_nginx == 200 and ws_status == 101  # PM2 restarted it
+        assert sb.oom_victim and not sbmod.pid_alive(sb.oom_victim)
+        assert f"Killed process {sb.oom_victim} (" in subprocess.run(["dmesg"], capture_output=True, text=True,
+                                                                     check=False).stdout
+        assert sb.oom_cgroup.is_dir() and sb._memcg_procs() == []  # the restarted app is not in it
+        assert sb.oom_sudoers.read_text().endswith(f'{sb.user} ALL=(root) NOPASSWD: /usr/bin/dmesg ""\n')
+    elif mode == "static-missing":
+        assert status == "online" and through_nginx == 200 and ws_status == 101
+        assert env["pm_exec_path"] == str(sb.standalone_dir / "server.js")
+        built = sb.standalone_dir / ".next"
+        assert (built / "BUILD_ID").is_file() and not (built / "static").exists()
     # wt-host2: a restart loop re-stamps created_at at every restart, so its dump always looks older (the
     # diagnosis lets pm2_restart_loop_online explain pm2.saved's "stale").
     if mode not in ("pm2-not-saved", "restart-loop"):

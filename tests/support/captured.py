@@ -21,6 +21,16 @@ from checks.transport.mock import Reply, StreamServer, serve_streams
 CAPTURED = Path(__file__).resolve().parents[1] / "fixtures" / "captured" / "modes"
 TARGET: Target = parse_targets(tomllib.loads((CAPTURED / "target.toml").read_text()), "captured").targets[0]
 
+
+#: wt-modes: the target a mode is captured and replayed with when it is not TARGET as it is (kernel-oom reads the kernel
+#: log with `sudo -n dmesg`, as the sandbox's own sudoers file allows for that mode only).
+MODE_TARGET_UPDATES: dict[str, dict[str, Any]] = {"kernel-oom": {"kernel_log_sudo": True}}
+
+
+def mode_target(mode: str, target: Target | None = None) -> Target:
+    return (target or TARGET).model_copy(update=MODE_TARGET_UPDATES.get(mode, {}))
+
+
 def load(mode: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((CAPTURED / f"{mode}.json").read_text())
     return data

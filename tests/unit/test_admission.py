@@ -136,18 +136,20 @@ async def test_every_slack_button_admits_or_hands_to_a_guarded_handler(monkeypat
 
         async def ack(**_: Any) -> None: ...
 
-        body = {"user": {"id": "U0BOB"}, "channel": {"id": "C1"}, "actions": [{"value": "x"}]}
-        listeners = {action_id: front._button(action_id) for action_id in bot.actions}
-        listeners["share"] = front.on_share
-        listeners["run again"] = front.on_run_again
-        assert len(listeners) >= 5
-        for name, listener in listeners.items():
-            await listener(ack=ack, body=body, respond=respond)
+        from bot import render
+
+        ids = {**{action_id: action_id for action_id in bot.actions},
+               "share": render.ACTION_SHARE, "run again": render.ACTION_RUN_AGAIN}
+        assert len(ids) >= 5
+        for name, action_id in ids.items():
+            body = {"user": {"id": "U0BOB"}, "channel": {"id": "C1"},
+                    "actions": [{"action_id": action_id, "value": "x"}]}
+            await front.on_action(ack=ack, body=body, respond=respond)
             await bot.drain()
             guarded = name in bot.self_guarded
             assert (name, "U0BOB") in reached if guarded else not [r for r in reached if r[0] == name], name
         assert bot.self_guarded == {ACTION_APPROVE, ACTION_DENY}
-        assert answers.count("Guests can't use /wscheck in this workspace.") == len(listeners) - 2
+        assert answers.count("Guests can't use /wscheck in this workspace.") == len(ids) - 2
 
 
 async def test_remediation_click_refuses_a_guest_and_audits_it(db: str,

@@ -38,6 +38,7 @@ from bot.approvals import (
     start,
     supersede,
 )
+from tests.support.examples import examples
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 TEAM = "T1"
@@ -728,7 +729,7 @@ steps = st.builds(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(first=policies(), second=policies(), sequence=st.lists(steps, min_size=1, max_size=25))
 def test_invariants_over_random_click_sequences(
     first: ApprovalPolicy, second: ApprovalPolicy, sequence: list[Step]

@@ -24,6 +24,7 @@ from bot.commands import (
     parse,
 )
 from checks.registry import BY_ID, ITEMS
+from tests.support.examples import examples
 
 TARGETS = ["web", "kathario-saas", "Staging"]
 
@@ -123,7 +124,7 @@ words = st.sampled_from([*ITEMS, *BY_ID, *TARGETS, "all", "silence", "until", "1
                          "restart", "history", "status", ";", "$(id)", "`rm -rf /`", "<@U1>", "ｐｍ２", "\x00"])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.one_of(st.text(max_size=120), st.lists(words, max_size=6).map(" ".join)))
 def test_no_input_crashes_or_escapes_the_allow_lists(text: str) -> None:
     result = parse(text, TARGETS)

@@ -162,3 +162,13 @@ def test_masked_has_no_secret_material(tmp_path: Path) -> None:
     )
     assert "AAAAb3BlbnNzaC1rZXktdjE" not in repr(t.masked())
     assert "PRIVATE KEY" not in repr(t.masked())
+
+
+def test_probe_timeout_is_a_setting_below_check_timeout() -> None:
+    """The probes' bound is the target's `probe_timeout` (5 s by default); one at or past check_timeout would be cut
+    off by the check's own timeout (an `error`) before it could say "no answer", so it is refused at load."""
+    base = {"name": "web", "pm2_app": "chat", "app_port": 3000, "app_dir": "/srv/chat"}
+    assert parse_targets({"targets": [base]}, "t.toml").targets[0].probe_timeout == 5.0
+    assert parse_targets({"targets": [{**base, "probe_timeout": "1500ms"}]}, "t.toml").targets[0].probe_timeout == 1.5
+    with pytest.raises(ConfigError, match=r"probe_timeout \(20s\) must be less than check_timeout \(20s\)"):
+        parse_targets({"targets": [{**base, "probe_timeout": 20}]}, "t.toml")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,6 @@ import pytest
 import bot.store as store_module
 from bot.cli import EXIT_UNKNOWN, main
 from bot.store import MIGRATIONS, Migration, Store
-from tests.support.botproc import bot_env
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -101,24 +98,6 @@ def test_bad_values_name_the_field(capsys: pytest.CaptureFixture[str], monkeypat
     with pytest.raises(SystemExit) as exited:
         main(["db"])
     assert exited.value.code == EXIT_UNKNOWN and "required: ACTION" in capsys.readouterr().err
-
-
-def test_run_refuses_a_database_newer_than_itself(tmp_path: Path) -> None:
-    """The real `wscheck run`: exit 78 (EX_CONFIG, not restarted by systemd), one line naming both versions."""
-    db = tmp_path / "w.db"
-    con = sqlite3.connect(db)
-    con.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    con.close()
-    result = subprocess.run([sys.executable, "-m", "bot.cli", "run", "--console"], cwd=tmp_path, timeout=120,
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                            env=bot_env({"WSCHECK_DB": str(db), "WSCHECK_MONITOR": "false"}))
-    assert result.returncode == 78, result.stderr
-    assert "Traceback" not in result.stderr
-    (line,) = result.stderr.strip().splitlines()
-    assert line.endswith(
-        f"ERROR wscheck: cannot start: database {db} has schema version {len(MIGRATIONS) + 1}, but this wscheck "
-        f"only knows versions up to {len(MIGRATIONS)}: it was written by a newer wscheck; upgrade wscheck (or point "
-        f"WSCHECK_DB at another database)")
 
 
 def test_status_and_migrate_speak_korean_with_wscheck_lang(

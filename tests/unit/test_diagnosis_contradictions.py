@@ -27,6 +27,7 @@ from checks.config import Target
 from checks.diagnosis import diagnose
 from checks.models import Cause, CheckResult, Status
 from checks.registry import CHECK_IDS
+from tests.support.examples import examples
 
 TARGET = Target.model_validate(
     {"name": "web", "host": "203.0.113.10", "user": "deploy", "pm2_app": "kathario-saas", "app_port": 3003,
@@ -102,7 +103,7 @@ def contradictions(cause: Cause, results: dict[str, CheckResult]) -> list[str]:
     return found
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(600), deadline=None)
 @given(reports)
 def test_no_cause_is_contradicted_by_another_result(results: list[CheckResult]) -> None:
     index = by_id(results)
@@ -111,7 +112,7 @@ def test_no_cause_is_contradicted_by_another_result(results: list[CheckResult]) 
         assert contradictions(cause, index) == [], (cause.cause, {r.id: (r.status, r.details) for r in results})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(reports)
 def test_an_unknown_lists_what_was_seen(results: list[CheckResult]) -> None:
     diagnosis = diagnose(TARGET, results)

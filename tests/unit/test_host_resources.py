@@ -15,6 +15,7 @@ import pytest
 
 from bot import actions
 from checks import commands
+from checks.details import Pm2Details
 from checks.items.host import restart_sample
 from checks.models import Status, TargetReport
 from checks.parsers.host import (
@@ -62,6 +63,8 @@ class Host:
         self.meminfo = MEMINFO
         self.journal = CommandResult((), 1, "", JOURNAL_NO_ACCESS, 0.0)
         self.dmesg = DMESG_RESTRICTED
+        self.sudo_dmesg: str | None = None
+        self.uid = 1000
         self.df = df_out(41)
         self.pm2_log = ""
         self.err_tail: str | None = None
@@ -85,6 +88,11 @@ class Host:
             return CommandResult(argv, self.journal.exit_status, self.journal.stdout, self.journal.stderr, 0.01)
         if argv == commands.DMESG_ARGV:
             return out(self.dmesg)
+        if argv == commands.DMESG_SUDO_ARGV:  # wt-modes: kernel_log_sudo
+            return out(self.sudo_dmesg) if self.sudo_dmesg is not None else CommandResult(
+                argv, 1, "", "sudo: a password is required\n", 0.01)
+        if argv[:2] == ("id", "-u"):  # wt-modes: the app's uid
+            return out(f"{self.uid}\n")
         if argv[:3] == ("sh", "-c", commands._DISK_SCRIPT):
             return out(self.df)
         if argv[:3] == ("sh", "-c", commands._FD_SCRIPT):
@@ -280,7 +288,7 @@ async def test_restart_count_growing_while_online_is_a_loop() -> None:
     host.jlist_edit = limits
     host.pm2_log = memory_lines(host, 2)
     first = await host.report()
-    sample = restart_sample(check(first, "pm2.status").details, time.time() - 30)
+    sample = restart_sample(Pm2Details.of(check(first, "pm2.status")), time.time() - 30)
     assert sample is not None
     restarts = check(first, "pm2.restarts").details["restarts"]
     sample["restarts"] = {k: v - 2 for k, v in sample["restarts"].items()}
@@ -295,7 +303,7 @@ async def test_restart_count_growing_while_online_is_a_loop() -> None:
 async def test_one_restart_without_a_reason_is_an_operator_not_a_loop() -> None:
     host = Host()
     first = await host.report()
-    sample = restart_sample(check(first, "pm2.status").details, time.time() - 30)
+    sample = restart_sample(Pm2Details.of(check(first, "pm2.status")), time.time() - 30)
     assert sample is not None
     sample["restarts"] = {k: v - 1 for k, v in sample["restarts"].items()}
     report = await host.report(sample)
@@ -405,3 +413,60 @@ async def test_an_older_heap_oom_followed_by_another_crash_is_history() -> None:
     memory = check(report, "host.memory")
     assert memory.status is Status.OK and memory.details["heap_oom_lines"] == [], show(report)
     assert "host_out_of_memory" not in causes(report)
+
+
+# -- wt-modes: whose kill it is, and the kernel log through `sudo -n dmesg` --------------------------------------
+
+
+async def test_a_kill_of_another_users_process_is_not_this_apps_evidence() -> None:
+    """The kernel log is the machine's: a node of uid 1001 (another app on the box) killed is not this app's OOM."""
+    host = Host()
+    host.dmesg = ("[86390.0] oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),task=node,pid=5151,uid=1001\n"
+                  "[86390.0] Memory cgroup out of memory: Killed process 5151 (node) total-vm:1kB, anon-rss:1kB, "
+                  "file-rss:0kB, shmem-rss:0kB, UID:1001 pgtables:196kB oom_score_adj:0\n")
+    report = await host.report()
+    memory = check(report, "host.memory")
+    assert memory.status is Status.OK and causes(report) == [], show(report)
+    assert memory.details["other_users_oom_kills"] == 1 and memory.details["oom_kills"] == []
+    host.uid = 1001  # the same line, seen for the app that runs as 1001: its own kill
+    report = await host.report()
+    assert causes(report) == ["host_out_of_memory"], show(report)
+    kill = check(report, "host.memory").details["oom_kills"][0]
+    assert (kill["pid"], kill["comm"], kill["uid"]) == (5151, "node", 1001)
+
+
+def test_the_uid_comes_from_either_kernel_line() -> None:
+    only_task = parse_oom_kills("[1.0] oom-kill:constraint=CONSTRAINT_NONE,task=node,pid=7,uid=33\n")
+    only_killed = parse_oom_kills("[1.0] Out of memory: Killed process 8 (node) total-vm:1kB, UID:0 pgtables:1kB\n")
+    old_kernel = parse_oom_kills("[1.0] Out of memory: Killed process 9 (node) total-vm:1kB, anon-rss:1kB\n")
+    assert [k.uid for k in (*only_task, *only_killed, *old_kernel)] == [33, 0, None]
+
+
+async def test_kernel_log_sudo_reads_dmesg_through_sudo_and_bounds_it() -> None:
+    host = Host()
+    noise = "".join(f"[{i}.0] eth0: link up\n" for i in range(1000))
+    host.sudo_dmesg = noise + ("[86390.0] Out of memory: Killed process 4242 (node) total-vm:1kB, UID:1000 "
+                               "pgtables:1kB\n")
+    plain = await host.report()
+    assert check(plain, "host.memory").details["kernel_log"] == "unreadable"  # without the key: never sudo
+    report = await host.report(kernel_log_sudo=True)
+    memory = check(report, "host.memory")
+    assert memory.details["kernel_log"] == "dmesg" and causes(report) == ["host_out_of_memory"], show(report)
+    host.sudo_dmesg = None  # the key set, the sudoers line missing: unreadable, said, not a failure
+    report = await host.report(kernel_log_sudo=True)
+    memory = check(report, "host.memory")
+    assert memory.status is Status.OK and "a password is required" in memory.details["kernel_log_unreadable"]
+
+
+async def test_an_empty_journal_is_no_proof_that_the_kernel_log_is_readable() -> None:
+    """`journalctl -k -q` on a host without journald (an empty /var/log/journal) prints nothing and exits 0: dmesg is
+    asked then, and when that is restricted too the kernel log is unreadable, not "no OOM kill"."""
+    host = Host()
+    host.journal = CommandResult((), 0, "", "", 0.0)
+    report = await host.report()
+    memory = check(report, "host.memory")
+    assert memory.details["kernel_log"] == "unreadable", show(report)
+    assert "journalctl: no output (exit 0)" in memory.details["kernel_log_unreadable"]
+    host.dmesg = "[86390.0] Out of memory: Killed process 4242 (node) total-vm:1kB, UID:1000 pgtables:1kB\n"
+    report = await host.report()
+    assert check(report, "host.memory").details["kernel_log"] == "dmesg" and causes(report) == ["host_out_of_memory"]

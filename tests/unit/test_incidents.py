@@ -42,6 +42,7 @@ from checks.config import Target
 from checks.diagnosis import diagnose
 from checks.models import Cause, CheckResult, Status, TargetReport
 from checks.registry import CHECK_IDS
+from tests.support.examples import examples
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 TARGET = "web"
@@ -506,7 +507,7 @@ POLICIES = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=STEPS, policy=POLICIES)
 def test_invariants_over_random_histories(raw: list[tuple[int, str, tuple[str, ...], bool, Any]],
                                           policy: IncidentPolicy) -> None:

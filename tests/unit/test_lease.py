@@ -11,6 +11,7 @@ from bot import lease
 from bot.lease import Deposed, Elected, Role
 from bot.settings import load_config
 from checks.config import ConfigError
+from tests.support.examples import examples
 
 TTL = 15.0
 
@@ -65,7 +66,7 @@ step = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(step, max_size=40), st.floats(3, 60))
 def test_invariants(steps: list[tuple[str, int | None, float, float]], ttl: float) -> None:
     """Whatever happens: a leader may act only before `sent + ttl - margin` of an attempt that returned its token

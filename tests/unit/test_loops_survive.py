@@ -46,13 +46,14 @@ async def store(db: str) -> AsyncIterator[Store]:
         yield opened
 
 
-def make_monitor(store: Store, target: Target, reports: list[Any]) -> Monitor:
+def make_monitor(store: Store, target: Target, reports: list[Any], canary_backoff: float = 1.0) -> Monitor:
     async def run(name: str, checks: Any = ()) -> Any:
         return reports.pop(0) if reports else report(Status.OK)
 
     service = SimpleNamespace(targets=(target,), target=lambda name: target, run=run)
     settings = load_settings(None, alert_channel="C0ALERTS1", canary_ping_interval="1s")
-    monitor = Monitor(settings, cast(Any, service), store, RecordingSink(), clock=Clock())
+    monitor = Monitor(settings, cast(Any, service), store, RecordingSink(), clock=Clock(),
+                      canary_backoff=canary_backoff)
     monitor.states[target.name] = inc.TargetState(target=target.name)
     return monitor
 
@@ -71,7 +72,7 @@ async def test_the_canary_survives_store_errors_and_keeps_watching(store: Store)
         port = server.sockets[0].getsockname()[1]
         target = Target(name="web", pm2_app="chat", app_port=3000, app_dir="/srv/chat",
                         public_url=f"http://127.0.0.1:{port}/")
-        monitor = make_monitor(store, target, [])
+        monitor = make_monitor(store, target, [], canary_backoff=0.05)  # the reconnects, not their pacing
         errors: list[str] = []
         monitor.on_error.append(errors.append)
         DiskFull(store, times=2)

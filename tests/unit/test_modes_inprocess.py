@@ -12,8 +12,14 @@ import pytest
 from checks.models import Status, TargetReport
 from checks.runner import run_checks
 from checks.transport import FunctionTransport
-from tests.support.captured import TARGET, Replay, load, replay_transport, route_public_probes
+from tests.support.captured import TARGET, Replay, load, mode_target, replay_transport, route_public_probes
 from tests.support.healthy import healthy_statuses
+
+#: The capture's target with a short probe timeout: app-hung's silent peers are waited on for this long instead of the
+#: production 5 s (it is the target's `probe_timeout` setting, so the same code path times out). The replayed peers
+#: answer in-process within milliseconds (a whole mode replays in ~20 ms), so 0.5 s leaves a wide margin on a loaded
+#: machine; app-hung still reaches app_unresponsive only through the probes' own TimeoutError.
+FAST = TARGET.model_copy(update={"probe_timeout": 0.5})
 
 #: What tests/integration/test_checks_sandbox.py asserts for each mode.
 EXPECTED = {
@@ -40,6 +46,9 @@ EXPECTED = {
     # wt-host3 (tests/integration/test_host_real_faults.py)
     "disk-full": ["host_disk_full"],
     "fd-exhausted": ["process_fd_exhausted"],
+    # wt-modes (tests/integration/test_host_real_modes.py)
+    "kernel-oom": ["host_out_of_memory"],
+    "static-missing": ["next_static_assets_missing"],
 }
 
 
@@ -53,7 +62,7 @@ def public_through_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, F
 async def replay(mode: str, current: dict[str, FunctionTransport]) -> tuple[TargetReport, Replay]:
     transport, fake = replay_transport(mode)
     current["transport"] = transport
-    return await run_checks(TARGET, transport), fake
+    return await run_checks(mode_target(mode, FAST), transport), fake
 
 
 @pytest.mark.parametrize("mode", list(EXPECTED))
@@ -65,6 +74,11 @@ async def test_every_mode_diagnoses_as_on_the_real_sandbox(mode: str,
     assert [c.cause for c in report.diagnosis] == load(mode)["causes"]
     if mode == "healthy":  # captured in a container: pm2.startup says systemd is not the init there
         assert {c.id: c.status for c in report.checks} == healthy_statuses(systemd=False), report.to_json_dict()
+    if mode == "app-hung":  # the diagnosis came from the probes' own timeout, the setting's value
+        for cid in ("http.local", "ws.local"):
+            result = report.result(cid)
+            assert result is not None and result.details["no_answer"] is True, report.to_json_dict()
+            assert result.details["timeout"] == FAST.probe_timeout
     if mode == "dev-mode":
         build = report.result("next.build")
         assert build is not None and build.status is Status.WARN and build.details["mode"] == "dev"

@@ -19,6 +19,7 @@ from checks.parsers.nginx import (
     parse_nginx_test,
     split_dump,
 )
+from tests.support.examples import examples
 
 CAPTURED = Path(__file__).resolve().parents[1] / "fixtures" / "captured" / "nginx"
 SITE = "/etc/nginx/sites-enabled/kathario-saas"
@@ -619,14 +620,14 @@ def nginx_like(draw: st.DrawFn) -> str:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(), st.integers())
 def test_parse_nginx_test_never_raises(stderr: str, status: int) -> None:
     result = parse_nginx_test(stderr, status)
     assert result.ok == (result.kind == "ok")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.one_of(st.text(), nginx_like()))
 def test_split_and_parse_dump_only_raise_parse_error(text: str) -> None:
     with contextlib.suppress(ParseError):
@@ -650,7 +651,7 @@ _STATEMENTS = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(_STATEMENTS, max_size=8), st.lists(_STATEMENTS, max_size=4))
 def test_parse_dump_of_balanced_random_configs(main: list[str], other: list[str]) -> None:
     text = dump(
@@ -702,7 +703,7 @@ _HTTP_STMT = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(_HTTP_STMT, max_size=6), st.text(max_size=20), st.text(max_size=20))
 def test_routing_on_random_servers_only_raises_parse_error(stmts: list[str], host: str, path: str) -> None:
     try:

@@ -24,6 +24,7 @@ from checks.parsers.pm2 import Pm2Process, find_app, parse_jlist
 from checks.parsers.ps import ProcInfo, ancestors, descendants, parse_ps
 from checks.parsers.ss import Listener, SockProc, listeners_on, parse_ss
 from checks.redact import redact
+from tests.support.examples import examples
 
 CAPTURED = Path(__file__).resolve().parents[1] / "fixtures" / "captured"
 
@@ -589,7 +590,7 @@ GARBAGE = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(GARBAGE)
 def test_no_parser_crashes_on_garbage(text: str) -> None:
     parsers: tuple[Callable[[str], object], ...] = (parse_jlist, parse_ss, parse_ps)
@@ -658,7 +659,7 @@ REDACT_PIECES = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(GARBAGE | REDACT_PIECES)
 def test_redact_is_idempotent(text: str) -> None:
     once = redact(text)
@@ -700,7 +701,7 @@ FORMS = [
 ]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     SECRET,
     st.sampled_from(FORMS),
@@ -718,7 +719,7 @@ def test_redact_never_leaks_a_secret_in_a_supported_form(
     assert redact(out) == out
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     st.text(alphabet=string.ascii_letters + string.digits, min_size=36, max_size=36),
     st.text(alphabet=string.ascii_uppercase + string.digits, min_size=16, max_size=16),

@@ -35,6 +35,7 @@ from bot.render import (
 from checks.diagnosis import CAUSES
 from checks.models import Cause, CheckResult, Status, TargetReport
 from checks.registry import CHECK_IDS
+from tests.support.examples import examples
 
 try:
     from tests.fakeslack.blocks import validate_blocks
@@ -569,7 +570,7 @@ def reports(draw: st.DrawFn) -> TargetReport:
                         duration_ms=draw(MS), checks=tuple(checks), diagnosis=tuple(causes))
 
 
-PROPERTY = settings(max_examples=60, deadline=None,
+PROPERTY = settings(max_examples=examples(60), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -584,7 +585,7 @@ def test_any_report_is_valid(report: TargetReport, user: str | None, share: bool
     assert_safe_mrkdwn(fallback)
 
 
-@settings(PROPERTY, max_examples=30)
+@settings(PROPERTY, max_examples=examples(30))
 @given(many=st.lists(reports(), min_size=1, max_size=5), copies=st.integers(1, 12))
 def test_any_set_of_reports_is_valid(many: list[TargetReport], copies: int) -> None:
     blocks = multi_report_blocks(many * copies, requested_by="U1", now=NOW, run_again="all")

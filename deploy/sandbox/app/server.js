@@ -70,6 +70,17 @@ app
       if (process.env.WSCHECK_APP_HANG === '1') {
         setImmediate(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0));
       }
+      // wscheck sandbox "kernel-oom": with WSCHECK_APP_OOM=1, SIGUSR2 makes the app allocate (zero-filled Buffers,
+      // outside V8's heap, so the kernel and not V8 stops it) until the kernel's OOM killer kills it. One shot: the
+      // sandbox sends the signal once, to a process it has put in a small memory cgroup; PM2's restart does not hog.
+      if (process.env.WSCHECK_APP_OOM === '1') {
+        process.on('SIGUSR2', () => {
+          const hog = [];
+          for (;;) {
+            hog.push(Buffer.alloc(8 * 1024 * 1024, 1));
+          }
+        });
+      }
       // wscheck sandbox "fd-exhausted": a leak of open files under a low `ulimit -n`. Opens until EMFILE, says so
       // as a real app does, and keeps them: from then on node closes each new connection at once.
       if (process.env.WSCHECK_APP_FD_LEAK === '1') {
