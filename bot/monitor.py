@@ -616,9 +616,13 @@ class Monitor:
             if row["target"] == name:
                 found = inc.Silence.model_validate({k: row[k] for k in ("target", "until", "by", "at")})
         hold = self.holds.get(name)
+        if self.sharded:
+            # The leader runs the fix, the owner probes: the store's hold is the one both see (the leader updates
+            # it when the fix verifies, drops it when it does not).
+            hold = await self._stored_hold(name, now)
         if hold is not None:
             if hold.over(self.states.get(name), now):
-                del self.holds[name]
+                self.holds.pop(name, None)
                 await self._forget_hold(name, hold.request_id)
             elif found is None or found.until < hold.until:
                 return inc.Silence(target=name, until=hold.until, by=f"fix {hold.request_id}", at=now)
@@ -650,6 +654,16 @@ class Monitor:
             self.holds[name] = held
             log.info("%s: alerts still held for fix %s until %s (set before this start)", name, held.request_id,
                      until.isoformat(timespec="seconds"))
+
+    async def _stored_hold(self, name: str, now: datetime) -> FixHold | None:
+        for row in await self.store.fix_holds(now=now):
+            if row["target"] == name:
+                until = row["until"]
+                assert isinstance(until, datetime)
+                held = FixHold(str(row["request_id"]), str(row["action"]), until)
+                held.verified = bool(row["verified"])
+                return held
+        return None
 
     async def _save_hold(self, name: str, held: FixHold) -> None:
         """The hold in memory is what this process acts on; the store's copy is for a successor. A store error

@@ -119,3 +119,23 @@ async def test_a_hold_that_ended_before_the_takeover_is_not_restored(store_and_c
     await restart_window(new)
     await new.deliver()
     assert len(new.sink.posts) == 1  # alerts as usual
+
+
+async def test_sharded_the_owner_holds_what_the_leader_holds_for_its_fix(store_and_clock: tuple[Store, Clock]) -> None:
+    """WSCHECK_SHARDS=auto: the leader runs the fix, another replica owns (probes) the target. The owner reads the
+    hold from the store; once the leader drops it (the fix did not verify), the owner announces."""
+    store, clock = store_and_clock
+    leader, owner = Harness(store, clock), Harness(store, clock)
+    for h, owns in ((leader, False), (owner, True)):
+        h.monitor.sharded = True
+        h.monitor.owns = lambda _name, owns=owns: owns  # type: ignore[misc]
+    await leader.monitor.hold("web", request_id="R-5", action="restart", seconds=600)
+    assert "web" not in owner.monitor.holds  # nothing in the owner's memory: only the store says so
+    await restart_window(owner)
+    await owner.deliver()
+    assert owner.sink.posts == [], "the owner paged during the leader's fix"
+    await leader.monitor.release("web", request_id="R-5", healthy=False, outcome="still failing")
+    clock.now += timedelta(seconds=2)
+    await owner.monitor.observe("web", report(Status.FAIL, pm2_status="stopping"), kind="fast", confirmed=True)
+    await owner.deliver()
+    assert len(owner.sink.posts) == 1 and "pm2_not_online" in owner.sink.posts[0]["text"]
