@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.i18n import Text, localize_cause, t, text
+from bot.i18n import text
 from checks import commands as cmd
 from checks.causes import CAUSE_BY_ID, CAUSE_SPECS, FIX_NAMES, FIXES, HUMAN_LOOK
 from checks.config import Target
 from checks.details import HostDiskDetails, HostMemoryDetails, Pm2Details, PortMatchDetails
 from checks.models import Cause, TargetReport
+from wsmsg import Msg, joined, verbatim
 
 #: The fixes `plan` knows how to run (checks/causes.py FIXES, where a fix is registered).
 ACTIONS = FIX_NAMES
@@ -54,16 +55,12 @@ class Plan:
 class NotOffered(Exception):
     """This action does not fit this target now; the message says what a human should do instead.
 
-    `str(exc)` is English (what is stored: an aborted request's note); `exc.message` is the bot's language.
+    `reason` is the message (an aborted request's note stores its reference); `str(exc)` is its English.
     """
 
-    def __init__(self, reason: Text) -> None:
+    def __init__(self, reason: Msg) -> None:
         super().__init__(reason.en)
         self.reason = reason
-
-    @property
-    def message(self) -> str:
-        return str(self.reason)
 
 
 def _pm2(target: Target, *args: str, env: dict[str, str] | None = None) -> tuple[str, ...]:
@@ -84,7 +81,7 @@ def honours_port(report: TargetReport | None) -> tuple[bool, str]:
     return ok, str(why)
 
 
-def _honours_port(report: TargetReport | None) -> tuple[bool, Text]:
+def _honours_port(report: TargetReport | None) -> tuple[bool, Msg]:
     if report is None:
         return False, text("actions.no_report")
     match = report.result("port.match")
@@ -172,21 +169,21 @@ def _rebuild_short(target: Target, report: TargetReport | None) -> None:
 ACTION_FOR_CAUSE: dict[str, str | None] = {spec.id: spec.fix for spec in CAUSE_SPECS}
 
 
-def human_step(cause: Cause, target: Target) -> str:
+def human_step(cause: Cause, target: Target) -> Msg:
     """What a person must do for a cause the bot does not fix by itself (with the evidence at hand).
 
-    The message is the cause's registered `human_step` key; every one gets the same params (the localized
-    summary, the target and the indented config lines of the cause's fix) and uses those it needs."""
+    The message is the cause's registered `human_step` key; every one gets the same params (the cause's
+    message, the target and the indented config lines of the cause's fix) and uses those it needs."""
     spec = CAUSE_BY_ID.get(cause.cause)
     key = spec.human_step if spec is not None else HUMAN_LOOK
     lines = "\n".join(f.strip() for f in cause.fix if f.startswith("    "))
-    return t(key, summary=localize_cause(cause).summary, target=target.name, lines=lines)
+    return text(key, summary=cause.message, target=target.name, lines=lines)
 
 
-def proposal(report: TargetReport, target: Target) -> tuple[str | None, str]:
+def proposal(report: TargetReport, target: Target) -> tuple[str | None, Msg]:
     """(action to offer, why) for the report's root cause; (None, what a human must do) otherwise."""
     if not report.diagnosis:
-        return None, t("actions.no_problem")
+        return None, text("actions.no_problem")
     cause = report.diagnosis[0]
     action = ACTION_FOR_CAUSE.get(cause.cause)
     if action is None:
@@ -194,8 +191,8 @@ def proposal(report: TargetReport, target: Target) -> tuple[str | None, str]:
     try:
         plan(action, target, report)
     except NotOffered as exc:
-        return None, exc.message
-    return action, f"{cause.cause}: {localize_cause(cause).summary}"
+        return None, exc.reason
+    return action, joined([verbatim(cause.cause), cause.message], ": ")
 
 
 def fingerprint(report: TargetReport) -> dict[str, int | str]:

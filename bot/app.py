@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.core import Access, Bot
-from bot.i18n import set_language
 from bot.logs import setup_logging
 from bot.ops import Heartbeat, Metrics, OpsServer, retention_loop
 from bot.service import CheckService
@@ -51,7 +50,6 @@ CONSOLE_TASK = "console-front"
 class BotServer:
     def __init__(self, settings: Settings, targets: TargetsConfig, *, console: bool, http: bool = False) -> None:
         self.settings = settings
-        set_language(settings.lang)  # every user-facing message from here on (logs stay English)
         self.targets = targets
         self.console_mode = console
         self.http = http
@@ -104,7 +102,7 @@ class BotServer:
         if self.console_mode:
             from bot.fronts.console import ConsoleFront
 
-            self.console = ConsoleFront(self.bot, notice=builtin_notice(self.targets))
+            self.console = ConsoleFront(self.bot, notice=builtin_notice(self.targets, lang=self.settings.lang))
         if replicas:
             from bot.leader import Elector
 
@@ -269,7 +267,7 @@ class BotServer:
         from bot.sinks import ConsoleSink, SlackSink, alert_client
 
         if self.console is not None:
-            return ConsoleSink(self.console.write)
+            return ConsoleSink(self.console.write, self.settings.lang)
         assert self.settings.slack_bot_token is not None
         return SlackSink(alert_client(self.settings.slack_bot_token.get_secret_value(), self.settings.slack_api_url,
                                       timeout=self.settings.slack_timeout))

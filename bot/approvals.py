@@ -38,6 +38,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from bot.admission import Refusal
 from checks.causes import FIX_NAMES
+from wsmsg import Msg, msg, verbatim
+from wsmsg.field import MsgField
 
 #: The remediations a request may name: checks/causes.py FIXES, the same words as the `/wscheck` grammar's.
 ACTIONS: tuple[str, ...] = FIX_NAMES
@@ -177,7 +179,8 @@ class ApprovalRequest(BaseModel):
     action: str
     commands: tuple[str, ...]
     host: str
-    reason: str
+    #: Why it was asked (shown to the approvers): a message reference; a plain string in rows of older versions.
+    reason: MsgField
     cause: str | None
     requested_by: str
     team_id: str
@@ -195,7 +198,8 @@ class ApprovalRequest(BaseModel):
     started_at: UtcDatetime | None = None
     finished_at: UtcDatetime | None = None
     exit_code: int | None = None
-    outcome_note: str | None = None
+    #: Why the request ended as it did: a message reference (a plain string in rows of older versions).
+    outcome_note: MsgField | None = None
     version: int = Field(default=0, ge=0)
 
     @field_validator("action")
@@ -242,6 +246,15 @@ def new_request_id(entropy: bytes) -> str:
     return ID_PREFIX + base64.b32encode(entropy).decode("ascii").rstrip("=")
 
 
+class RequestRefused(ValueError):
+    """`new_request` refuses: `message` says why (a message, rendered by the front); `str(exc)` is its English."""
+
+    def __init__(self, message: Msg) -> None:
+        english = message.en
+        super().__init__(english[:1].lower() + english[1:])
+        self.message = message
+
+
 def new_request(
     *,
     entropy: bytes,
@@ -249,7 +262,7 @@ def new_request(
     action: str,
     commands: tuple[str, ...],
     host: str,
-    reason: str,
+    reason: Msg | str,
     cause: str | None,
     requested_by: str,
     team_id: str,
@@ -268,25 +281,22 @@ def new_request(
     """
     at = _now(now)
     if not policy.enabled:
-        raise ValueError("remediation is disabled: no approvers are configured")
+        raise RequestRefused(msg("approvals.err_disabled"))
     eligible = {user for user in policy.approvers if policy.may_approve(user, requested_by)}
     if len(eligible) < policy.quorum:
-        raise ValueError(
-            f"nobody can approve this: quorum {policy.quorum} needs {policy.quorum} approver(s) "
-            "other than the requester"
-        )
+        raise RequestRefused(msg("approvals.err_quorum", quorum=policy.quorum))
     if not commands or any(not c.strip() for c in commands):
-        raise ValueError("commands must list exactly what will run")
+        raise RequestRefused(msg("approvals.err_commands"))
     for name, value in (("requested_by", requested_by), ("team_id", team_id), ("channel", channel)):
         if not value.strip():
-            raise ValueError(f"{name} must be non-empty")
+            raise RequestRefused(msg("approvals.err_empty", name=name))
     return ApprovalRequest(
         id=new_request_id(entropy),
         target=target,
         action=action,
         commands=tuple(commands),
         host=host,
-        reason=reason,
+        reason=_said(reason),
         cause=cause,
         requested_by=requested_by,
         team_id=team_id,
@@ -299,6 +309,11 @@ def new_request(
     )
 
 
+def _said(note: Msg | str) -> Msg:
+    """A note as a message (a plain string is text that is not ours, shown as is)."""
+    return note if isinstance(note, Msg) else verbatim(note)
+
+
 def _bump(request: ApprovalRequest, **update: object) -> ApprovalRequest:
     """Every transition goes through here so that every change moves `version` by exactly one."""
     return request.model_copy(update={**update, "version": request.version + 1})
@@ -309,7 +324,7 @@ def _expired(request: ApprovalRequest, now: datetime) -> ApprovalRequest:
         request,
         status=Status.EXPIRED,
         decided_at=now,
-        outcome_note=f"expired at {request.expires_at.strftime('%Y-%m-%d %H:%M:%S')} UTC without a decision",
+        outcome_note=msg("approvals.note_expired", at=request.expires_at.strftime("%Y-%m-%d %H:%M:%S")),
     )
 
 
@@ -441,18 +456,19 @@ def supersede(request: ApprovalRequest, *, by_request_id: str, now: datetime) ->
         return None
     if at >= request.expires_at:
         return _expired(request, at)
-    return _bump(request, status=Status.SUPERSEDED, decided_at=at, outcome_note=f"superseded by {by_request_id}")
+    return _bump(request, status=Status.SUPERSEDED, decided_at=at,
+                 outcome_note=msg("approvals.note_superseded", id=by_request_id))
 
 
-def cancel(request: ApprovalRequest, *, note: str, now: datetime) -> ApprovalRequest | None:
+def cancel(request: ApprovalRequest, *, note: Msg | str, now: datetime) -> ApprovalRequest | None:
     """Withdraw a pending request whose approval message could not be posted (or not be found after an uncertain
     post): nothing may stay approvable that the channel may not have seen. None when it is not pending any more."""
     at = _now(now)
     if request.status is not Status.PENDING:
         return None
-    if not note.strip():
+    if not _said(note).en.strip():
         raise ValueError("cancel needs a note saying why the request was withdrawn")
-    return _bump(request, status=Status.CANCELLED, decided_at=at, outcome_note=note)
+    return _bump(request, status=Status.CANCELLED, decided_at=at, outcome_note=_said(note))
 
 
 def joinable(existing: ApprovalRequest, *, commands: tuple[str, ...], now: datetime) -> bool:
@@ -479,7 +495,8 @@ def start(request: ApprovalRequest, *, now: datetime) -> ApprovalRequest:
     return _bump(request, status=Status.RUNNING, started_at=at)
 
 
-def finish(request: ApprovalRequest, *, ok: bool, exit_code: int | None, note: str, now: datetime) -> ApprovalRequest:
+def finish(request: ApprovalRequest, *, ok: bool, exit_code: int | None, note: Msg | str,
+           now: datetime) -> ApprovalRequest:
     """Record how a running remediation ended (ValueError unless running)."""
     at = _now(now)
     _require(request, Status.RUNNING, "finish")
@@ -488,11 +505,11 @@ def finish(request: ApprovalRequest, *, ok: bool, exit_code: int | None, note: s
         status=Status.SUCCEEDED if ok else Status.FAILED,
         finished_at=at,
         exit_code=exit_code,
-        outcome_note=note,
+        outcome_note=_said(note),
     )
 
 
-def abort(request: ApprovalRequest, *, note: str, now: datetime) -> ApprovalRequest:
+def abort(request: ApprovalRequest, *, note: Msg | str, now: datetime) -> ApprovalRequest:
     """Give up on an approved request without running it (ValueError unless approved).
 
     Used when the target already recovered, or when the process changed after approval (the
@@ -501,9 +518,9 @@ def abort(request: ApprovalRequest, *, note: str, now: datetime) -> ApprovalRequ
     """
     at = _now(now)
     _require(request, Status.APPROVED, "abort")
-    if not note.strip():
+    if not _said(note).en.strip():
         raise ValueError("abort needs a note saying why the approved fix did not run")
-    return _bump(request, status=Status.ABORTED, finished_at=at, outcome_note=note)
+    return _bump(request, status=Status.ABORTED, finished_at=at, outcome_note=_said(note))
 
 
 def interrupt(request: ApprovalRequest, *, now: datetime, keep_fresh_approvals: bool = False) -> ApprovalRequest | None:
@@ -529,14 +546,14 @@ def interrupt(request: ApprovalRequest, *, now: datetime, keep_fresh_approvals: 
             request,
             status=Status.INTERRUPTED,
             finished_at=at,
-            outcome_note="the bot stopped while this was running; check the target, it will not be re-run",
+            outcome_note=msg("approvals.note_stopped_running"),
         )
     if request.status is Status.APPROVED:
         return _bump(
             request,
             status=Status.ABORTED,
             finished_at=at,
-            outcome_note="the bot restarted before running this approved request: ask again",
+            outcome_note=msg("approvals.note_restarted_approved"),
         )
     return None
 
@@ -567,5 +584,5 @@ def describe(request: ApprovalRequest) -> str:
     if request.denied_by is not None:
         line += f" denied by {request.denied_by}"
     if request.outcome_note:
-        line += f" — {_one_line(request.outcome_note)}"
+        line += f" — {_one_line(request.outcome_note.en)}"
     return line

@@ -126,10 +126,9 @@ def _pick(cfg: TargetsConfig, name: str | None) -> list[Target]:
     return [target]
 
 
-def _use_language(config: str | None) -> None:
+def _language(config: str | None) -> str:
     """WSCHECK_LANG (env, .env or `lang` in the config) for the text reports; a settings problem that
     `wscheck check` never needed does not stop it: English, then."""
-    from bot.i18n import set_language
     from bot.settings import load_settings, resolve_config_path
     from checks.config import ConfigError
 
@@ -137,7 +136,7 @@ def _use_language(config: str | None) -> None:
         lang = load_settings(resolve_config_path(config)).lang
     except ConfigError:
         lang = "en"
-    set_language(lang)
+    return lang
 
 
 def _selection(only: Sequence[str]) -> list[str]:
@@ -178,8 +177,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     cfg = _load_targets(args.config)
     targets = _pick(cfg, args.target)
     only = _selection(args.only)
-    _use_language(args.config)
-    if notice := builtin_notice(cfg):
+    lang = _language(args.config)
+    if notice := builtin_notice(cfg, lang=lang):
         # stderr, first: stdout stays the report (Nagios reads its first line) or pure JSON with --json.
         print(notice, file=sys.stderr, flush=True)
     reports = asyncio.run(_check_all(targets, only, cfg.config_file))
@@ -189,7 +188,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         from bot.render import report_text
 
-        print("\n\n".join(report_text(r) for r in reports))
+        print("\n\n".join(report_text(r, lang=lang) for r in reports))
     return max((r.exit_code for r in reports), key=_exit_rank, default=0)
 
 
@@ -208,16 +207,15 @@ def cmd_checks(args: argparse.Namespace) -> int:
             "causes": [{"cause": k, "description": v} for k, v in CAUSES.items()],
         }, indent=2))
         return 0
-    from bot.i18n import language, t
+    from bot.i18n import t
     from checks.messages import cause_description, check_description
 
-    _use_language(None)
-    lang = language()
+    lang = _language(None)
     width = max(len(c.id) for c in CHECKS)
-    print(t("cli.checks_title"))
+    print(t("cli.checks_title", lang=lang))
     for c in CHECKS:
         print(f"  {c.id:<{width}}  {'[' + c.item + ']':<8} {check_description(c.id, lang) or c.description}")
-    print("\n" + t("cli.causes_title"))
+    print("\n" + t("cli.causes_title", lang=lang))
     cwidth = max(len(k) for k in CAUSES)
     for cause, text in CAUSES.items():
         print(f"  {cause:<{cwidth}}  {cause_description(cause, lang) or text}")
@@ -294,12 +292,12 @@ def cmd_db(args: argparse.Namespace) -> int:
     from bot.store import MIGRATIONS, Store, StoreError
 
     db = _db_url(args)
-    _use_language(args.config)
+    lang = _language(args.config)
     known = len(MIGRATIONS)
     if args.db_command == "status":
-        print(t("cli.db_database", db=str(db), engine=db.engine))
+        print(t("cli.db_database", lang=lang, db=str(db), engine=db.engine))
         if db.path is not None and not db.path.is_file():
-            print(t("cli.db_none_yet", known=known))
+            print(t("cli.db_none_yet", lang=lang, known=known))
             return 1
 
         async def status() -> int:
@@ -311,8 +309,8 @@ def cmd_db(args: argparse.Namespace) -> int:
                 applied = await store.applied_migrations()
             finally:
                 await store.close()
-            print(t("cli.db_schema", version=store.schema_version, known=known))
-            done, todo = t("cli.db_applied"), t("cli.db_pending")
+            print(t("cli.db_schema", lang=lang, version=store.schema_version, known=known))
+            done, todo = t("cli.db_applied", lang=lang), t("cli.db_pending", lang=lang)
             width = max(len(done), len(todo))
             for version, name, at in applied:
                 print(f"  {done:<{width}}  {version:>3}  {at.isoformat(timespec='seconds')}  {name}")
@@ -335,9 +333,9 @@ def cmd_db(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         await store.close()
         if store.schema_version == before:
-            print(t("cli.db_up_to_date", db=str(db), version=before))
+            print(t("cli.db_up_to_date", lang=lang, db=str(db), version=before))
         else:
-            print(t("cli.db_migrated", db=str(db), before=before, after=store.schema_version))
+            print(t("cli.db_migrated", lang=lang, db=str(db), before=before, after=store.schema_version))
         return 0
 
     return asyncio.run(migrate())

@@ -12,10 +12,11 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.i18n import HELP_EN, t
+from bot.i18n import HELP_EN
 from checks.causes import FIX_NAMES
 from checks.config import parse_duration
 from checks.registry import BY_ID, ITEMS
+from wsmsg import Msg, msg
 
 MAX_TEXT = 300
 #: The fix words (checks/causes.py FIXES, where a fix is registered).
@@ -26,7 +27,7 @@ _DURATION = re.compile(r"^\d{1,5}(?:s|m|h|d)$")
 #: Slack wraps some words in markup (<#C1|chan>, <http://x|x>, <@U1>); keep the visible part.
 _SLACK_MARKUP = re.compile(r"<[^|>]*\|([^>]*)>|<([^>]*)>")
 
-#: The `/wscheck help` text in English (`help_text()` gives it in the bot's language).
+#: The `/wscheck help` text in English (the fronts render `msg("commands.help")` in their language).
 HELP = HELP_EN
 
 
@@ -82,7 +83,7 @@ class Decide:
 
 @dataclass(frozen=True, slots=True)
 class Invalid:
-    message: str
+    message: Msg
     suggestion: str | None = None
     show_usage: bool = True
     show_targets: bool = False
@@ -105,11 +106,6 @@ def tokenize(text: str) -> list[str]:
     return words
 
 
-def help_text() -> str:
-    """`/wscheck help` in the bot's language (WSCHECK_LANG)."""
-    return t("commands.help")
-
-
 def _suggest(word: str, vocabulary: Sequence[str]) -> str | None:
     close = difflib.get_close_matches(word.lower(), [v.lower() for v in vocabulary], n=1, cutoff=0.6)
     if not close:
@@ -129,7 +125,7 @@ def _shown(word: str) -> str:
 def parse(text: str, targets: Sequence[str]) -> Command:
     """Parse the text after `/wscheck`; `targets` are the configured target names."""
     if len(text) > MAX_TEXT:
-        return Invalid(t("commands.too_long", length=len(text), max=MAX_TEXT))
+        return Invalid(msg("commands.too_long", length=len(text), max=MAX_TEXT))
     words = tokenize(text)
     by_lower = {name.lower(): name for name in targets}
 
@@ -137,7 +133,7 @@ def parse(text: str, targets: Sequence[str]) -> Command:
         return by_lower.get(word.lower())
 
     def unknown_target(word: str) -> Invalid:
-        return Invalid(t("commands.unknown_target", word=_shown(word)), suggestion=_suggest(word, targets),
+        return Invalid(msg("commands.unknown_target", word=_shown(word)), suggestion=_suggest(word, targets),
                        show_usage=False, show_targets=True)
 
     if not words:
@@ -146,17 +142,17 @@ def parse(text: str, targets: Sequence[str]) -> Command:
 
     if head in _SIMPLE:
         if rest:
-            return Invalid(t("commands.no_arguments", word=head))
+            return Invalid(msg("commands.no_arguments", word=head))
         return _SIMPLE[head]()
 
     if head in ("approve", "deny"):
         if len(rest) != 1 or not _REQUEST_ID.fullmatch(rest[0]):
-            return Invalid(t("commands.usage_decide", word=head))
+            return Invalid(msg("commands.usage_decide", word=head))
         return Decide(request_id=rest[0], approve=head == "approve")
 
     if head in ACTIONS or head in ("history",):
         if len(rest) > 1:
-            return Invalid(t("commands.one_target_max", word=head))
+            return Invalid(msg("commands.one_target_max", word=head))
         named: str | None = None
         if rest:
             named = target_of(rest[0])
@@ -166,21 +162,21 @@ def parse(text: str, targets: Sequence[str]) -> Command:
 
     if head in ("silence", "unsilence"):
         if not rest:
-            return Invalid(t("commands.usage_silence_target" if head == "silence" else "commands.usage_unsilence"))
+            return Invalid(msg("commands.usage_silence_target" if head == "silence" else "commands.usage_unsilence"))
         silenced = target_of(rest[0])
         if silenced is None:
             return unknown_target(rest[0])
         if head == "unsilence":
-            return Unsilence(silenced) if len(rest) == 1 else Invalid(t("commands.unsilence_only_target"))
+            return Unsilence(silenced) if len(rest) == 1 else Invalid(msg("commands.unsilence_only_target"))
         spec = [w.lower() for w in rest[1:]]
         if len(spec) == 1 and _DURATION.fullmatch(spec[0]):
             seconds = parse_duration(spec[0])
             if not 60 <= seconds <= 30 * 86400:
-                return Invalid(t("commands.silence_range"))
+                return Invalid(msg("commands.silence_range"))
             return Silence(silenced, seconds=seconds)
         if len(spec) == 2 and spec[0] == "until" and (m := _UNTIL.fullmatch(spec[1])):
             return Silence(silenced, until=(int(m.group(1)), int(m.group(2))))
-        return Invalid(t("commands.usage_silence"))
+        return Invalid(msg("commands.usage_silence"))
 
     # Checks: [all|ITEM...] [TARGET], or TARGET alone (items and target in any order).
     checks: list[str] = []
@@ -195,26 +191,26 @@ def parse(text: str, targets: Sequence[str]) -> Command:
         found = target_of(word)
         if found is not None:
             if target is not None and target != found:
-                return Invalid(t("commands.two_targets", first=target, second=found), show_usage=False)
+                return Invalid(msg("commands.two_targets", first=target, second=found), show_usage=False)
             target = found
             continue
         if checks or target is not None or index > 0:
             # After an item or `all`, an unknown word was most likely meant as a target.
             suggestion = _suggest(word, [*targets, *_CHECK_WORDS])
             if suggestion in _CHECK_WORDS:
-                return Invalid(t("commands.unknown_item", word=_shown(word)), suggestion=suggestion)
+                return Invalid(msg("commands.unknown_item", word=_shown(word)), suggestion=suggestion)
             return unknown_target(word)
         suggestion = _suggest(word, [*_KEYWORDS, *_CHECK_WORDS, *targets])
-        return Invalid(t("commands.unknown_command", word=_shown(word)), suggestion=suggestion)
+        return Invalid(msg("commands.unknown_command", word=_shown(word)), suggestion=suggestion)
     return RunChecks(checks=tuple(dict.fromkeys(checks)), target=target)
 
 
-def describe(command: RunChecks) -> str:
+def describe(command: RunChecks) -> Msg:
     """How a check request is echoed back: `pm2, port on web` / `all checks on every target`."""
-    what = ", ".join(command.checks) if command.checks else t("commands.all_checks")
+    what: str | Msg = ", ".join(command.checks) if command.checks else msg("commands.all_checks")
     if command.target:
-        return t("commands.describe_on", what=what, target=command.target)
-    return t("commands.describe_everywhere", what=what)
+        return msg("commands.describe_on", what=what, target=command.target)
+    return msg("commands.describe_everywhere", what=what)
 
 
 def as_text(command: RunChecks) -> str:

@@ -16,12 +16,14 @@ from typing import Any
 
 from bot import admission
 from bot import commands as cmd
-from bot.i18n import localize_where, t
+from bot.i18n import text
 from bot.service import CheckService, RateLimiter
 from bot.settings import Settings
 from bot.tasks import Background
+from checks.messages import where_msg
 from checks.models import TargetReport
 from checks.registry import resolve_selection
+from wsmsg import Msg, joined
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class Responder(ABC):
     """How a front answers one request. Methods may be called several times (progress, then result)."""
 
     @abstractmethod
-    async def progress(self, description: str, *, count: int, target: str | None) -> None: ...
+    async def progress(self, description: Msg, *, count: int, target: str | None) -> None: ...
 
     @abstractmethod
     async def reports(self, reports: Sequence[TargetReport], *, command: cmd.RunChecks) -> None: ...
@@ -65,11 +67,12 @@ class Responder(ABC):
     async def invalid(self, problem: cmd.Invalid, *, targets: Sequence[str]) -> None: ...
 
     @abstractmethod
-    async def text(self, text: str) -> None:
-        """Help, target lists, refusals: short mrkdwn-ish text, shown only to the requester."""
+    async def text(self, text: Msg) -> None:
+        """Help, target lists, refusals: short mrkdwn-ish text, shown only to the requester (the front renders the
+        message in its language)."""
 
     @abstractmethod
-    async def announce(self, text: str) -> None:
+    async def announce(self, text: Msg) -> None:
         """Shown to the whole channel where the request was made (silences say who and until when)."""
 
 
@@ -91,9 +94,9 @@ class Access:
     def reason(self, who: Requester) -> admission.Refusal | None:
         return admission.decide(who.subject(), self.rules())
 
-    def refusal(self, who: Requester) -> str | None:
+    def refusal(self, who: Requester) -> Msg | None:
         reason = self.reason(who)
-        return t(_REFUSAL_KEYS[reason]) if reason else None
+        return text(_REFUSAL_KEYS[reason]) if reason else None
 
 
 #: What the door says for each admission refusal.
@@ -152,14 +155,14 @@ class Bot:
     def parse(self, text: str) -> cmd.Command:
         return cmd.parse(text, self.target_names)
 
-    def admit(self, who: Requester) -> str | None:
+    def admit(self, who: Requester) -> Msg | None:
         """A refusal message, or None when this requester may run a command now."""
         refusal = self.access.refusal(who)
         if refusal:
             return refusal
         allowed, wait = self.limiter.allow(who.user_id)
         if not allowed:
-            return t("core.rate_limited", limit=self.limiter.limit, window=self.limiter.window, wait=wait)
+            return text("core.rate_limited", limit=self.limiter.limit, window=self.limiter.window, wait=wait)
         return None
 
     def plan(self, command: cmd.RunChecks) -> CheckPlan:
@@ -177,17 +180,17 @@ class Bot:
         if isinstance(command, cmd.Invalid):
             await out.invalid(command, targets=self.target_names)
         elif isinstance(command, cmd.ShowHelp):
-            await out.text(cmd.help_text())
+            await out.text(text("commands.help"))
         elif isinstance(command, cmd.ShowTargets):
-            lines = [t("core.target_line", name=x.name, where=localize_where(x.where), app=x.pm2_app, port=x.app_port,
-                       url=x.public_url) for x in self.service.targets]
-            await out.text(t("core.targets_title") + "\n" + "\n".join(lines))
+            lines = [text("core.target_line", name=x.name, where=where_msg(x.where), app=x.pm2_app, port=x.app_port,
+                          url=x.public_url) for x in self.service.targets]
+            await out.text(joined([text("core.targets_title"), *lines], "\n"))
         elif isinstance(command, cmd.RunChecks):
             await self.run_checks(command, out)
         elif type(command) in self.extra_handlers:
             await self.extra_handlers[type(command)](command, who, out)
         else:
-            await out.text(t("core.not_enabled"))
+            await out.text(text("core.not_enabled"))
 
     async def run_checks(self, command: cmd.RunChecks, out: Responder) -> None:
         names = self.plan(command).targets

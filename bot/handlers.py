@@ -10,11 +10,12 @@ from bot import commands as cmd
 from bot.actions import proposal
 from bot.alerts import ACTION_INCIDENT_RUN, ACTION_INCIDENT_SILENCE
 from bot.core import ActionHandler, Bot, Requester, Responder
-from bot.i18n import t
+from bot.i18n import t, text
 from bot.monitor import Monitor
 from bot.remediation import ACTION_APPROVE, ACTION_DENY, ACTION_PROPOSE, Remediation, RemediationError
-from bot.render import slack_date
+from bot.render import mention, slack_date
 from checks.models import TargetReport
+from wsmsg import joined, verbatim
 
 BUTTON_SILENCE = timedelta(hours=1)
 
@@ -39,37 +40,38 @@ def silence_until(command: cmd.Silence, *, now: datetime, tz: str) -> datetime:
 def install(bot: Bot, monitor: Monitor) -> None:
     async def status(command: cmd.Command, who: Requester, out: Responder) -> None:
         lines = await monitor.status_lines()
-        await out.text(t("handlers.status_title") + "\n" + "\n".join(lines))
+        await out.text(joined([text("handlers.status_title"), *lines], "\n"))
 
     async def silence(command: cmd.Command, who: Requester, out: Responder) -> None:
         assert isinstance(command, cmd.Silence)
         now = datetime.now(UTC)
         until = silence_until(command, now=now, tz=who.tz)
         await monitor.silence(command.target, until=until, by=who.user_id)
-        await out.announce(t("handlers.silenced", user=who.user_id, target=command.target, until=slack_date(until)))
+        await out.announce(text("handlers.silenced", user=mention(who.user_id), target=command.target,
+                                until=slack_date(until)))
 
     async def unsilence(command: cmd.Command, who: Requester, out: Responder) -> None:
         assert isinstance(command, cmd.Unsilence)
         cleared = await monitor.unsilence(command.target, by=who.user_id)
         if cleared:
-            await out.announce(t("handlers.unsilenced", user=who.user_id, target=command.target))
+            await out.announce(text("handlers.unsilenced", user=mention(who.user_id), target=command.target))
         else:
-            await out.text(t("handlers.not_silenced", target=command.target))
+            await out.text(text("handlers.not_silenced", target=command.target))
 
     async def run_button(value: str, who: Requester, out: Responder) -> None:
         if value not in bot.target_names:
-            await out.text(t("handlers.gone_target"))
+            await out.text(text("handlers.gone_target"))
             return
         report = await monitor.manual_run(value, by=who.user_id)
         await out.reports([report], command=cmd.RunChecks(checks=(), target=value))
 
     async def silence_button(value: str, who: Requester, out: Responder) -> None:
         if value not in bot.target_names:
-            await out.text(t("handlers.gone_target"))
+            await out.text(text("handlers.gone_target"))
             return
         until = datetime.now(UTC) + BUTTON_SILENCE
         await monitor.silence(value, until=until, by=who.user_id)
-        await out.text(t("handlers.silenced_button", target=value, until=slack_date(until)))
+        await out.text(text("handlers.silenced_button", target=value, until=slack_date(until)))
 
     bot.extra_handlers.update({cmd.ShowStatus: status, cmd.Silence: silence, cmd.Unsilence: unsilence})
     bot.actions.update({ACTION_INCIDENT_RUN: run_button, ACTION_INCIDENT_SILENCE: silence_button})
@@ -93,7 +95,7 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
         names = bot.target_names
         if target_name is None:
             if len(names) != 1:
-                await out.text(t("handlers.name_target", action=action, names=", ".join(names)))
+                await out.text(text("handlers.name_target", action=action, names=", ".join(names)))
                 return
             target_name = names[0]
         target = bot.service.target(target_name)
@@ -106,17 +108,17 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
             thread_ts = (who.thread_of_message() if message_ts else who.thread_ts) or None
         channel = who.channel_id or (monitor.channel_for(target) if monitor else "") or "console"
         try:
-            made, joined = await remediation.request_or_join(action, target, requested_by=who.user_id,
+            made, merged = await remediation.request_or_join(action, target, requested_by=who.user_id,
                                                              team_id=who.team_id, channel=channel,
                                                              thread_ts=thread_ts, incident_id=incident_id)
         except RemediationError as exc:
-            await out.text(f"🛑 {exc.message}")
+            await out.text(joined([verbatim("🛑"), exc.reason], " "))
             return
-        if joined:
-            await out.text(t("handlers.joined", id=made.id, action=action, target=target.name,
-                             user=made.requested_by))
+        if merged:
+            await out.text(text("handlers.joined", id=made.id, action=action, target=target.name,
+                             user=mention(made.requested_by)))
             return
-        await out.text(t("handlers.requested", id=made.id, action=action, target=target.name))
+        await out.text(text("handlers.requested", id=made.id, action=action, target=target.name))
 
     async def request_command(command: cmd.Command, who: Requester, out: Responder) -> None:
         assert isinstance(command, cmd.RequestAction)
@@ -129,9 +131,10 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
     async def history(command: cmd.Command, who: Requester, out: Responder) -> None:
         assert isinstance(command, cmd.History)
         lines = await remediation.history(command.target)
-        title = t("handlers.history_title_for", target=command.target) if command.target \
-            else t("handlers.history_title")
-        await out.text(title + "\n" + ("\n".join(lines) if lines else t("handlers.nothing_yet")))
+        title = text("handlers.history_title_for", target=command.target) if command.target \
+            else text("handlers.history_title")
+        body = [verbatim(line) for line in lines] if lines else [text("handlers.nothing_yet")]
+        await out.text(joined([title, *body], "\n"))
 
     def decision_button(approve: bool) -> ActionHandler:
         async def clicked(value: str, who: Requester, out: Responder) -> None:
@@ -142,7 +145,7 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
     async def propose(value: str, who: Requester, out: Responder) -> None:
         parsed = cmd.parse(value, bot.target_names)
         if not isinstance(parsed, cmd.RequestAction) or parsed.target is None:
-            await out.text(t("handlers.stale_button"))
+            await out.text(text("handlers.stale_button"))
             return
         await request(parsed.action, parsed.target, who, out, message_ts=who.message_ts)
 
@@ -152,7 +155,7 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
         action, _ = proposal(report, bot.service.target(report.target))
         if action is None:
             return []
-        return [propose_button(action, report.target)]
+        return [propose_button(action, report.target, lang=bot.settings.lang)]
 
     bot.extra_handlers.update({cmd.RequestAction: request_command, cmd.Decide: decide, cmd.History: history})
     bot.actions.update({ACTION_APPROVE: decision_button(True), ACTION_DENY: decision_button(False),
@@ -163,7 +166,7 @@ def install_remediation(bot: Bot, remediation: Remediation, monitor: Monitor | N
     bot.report_buttons = report_buttons
 
 
-def propose_button(action: str, target: str) -> dict[str, Any]:
+def propose_button(action: str, target: str, *, lang: str) -> dict[str, Any]:
     return {"type": "button", "action_id": ACTION_PROPOSE,
-            "text": {"type": "plain_text", "text": t("alerts.button_propose", action=action)},
+            "text": {"type": "plain_text", "text": t("alerts.button_propose", action=action, lang=lang)},
             "value": f"{action} {target}"}

@@ -76,10 +76,11 @@ from typing import Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from bot.i18n import localize_cause, t
+from bot.i18n import text
 from checks.causes import CAUSE_BY_ID, CAUSE_IDS
-from checks.messages import msg
+from checks.messages import msg, verbatim
 from checks.models import Cause, Status, TargetReport
+from wsmsg import Msg, joined
 
 UNREACHABLE = "target_unreachable"
 UNKNOWN = "unknown"
@@ -149,8 +150,7 @@ class Observation(_Frozen):
                 bad[i] = cause.model_copy(update={"evidence": (*cause.evidence, *left)})
                 return tuple(bad)
         summary = msg("cause.unknown", checks=", ".join(left))
-        bad.append(Cause(cause=UNKNOWN, summary=summary.text, evidence=left, summary_key=summary.key,
-                         summary_params=summary.params))
+        bad.append(Cause(cause=UNKNOWN, message=summary, evidence=left))
         return tuple(bad)
 
     @property
@@ -188,7 +188,7 @@ class Incident(_Frozen):
         """The cause the channel was told about: `causes[0]` (the incident keeps failing causes only)."""
         if self.causes:
             return self.causes[0]
-        return Cause(cause=self.cause, summary=self.summary)
+        return Cause(cause=self.cause, message=verbatim(self.summary))
 
     @property
     def evidence(self) -> tuple[str, ...]:
@@ -383,32 +383,31 @@ def on_startup(
     return state.model_copy(update={"incident": inc}), [BotWasDown(incident=inc, down_for=down_for)]
 
 
-def summarize(state: TargetState) -> str:
-    """One line for `/wscheck status` (no clock here: times are printed, not ages), in the bot's language."""
+def summarize(state: TargetState) -> Msg:
+    """One line for `/wscheck status` (no clock here: times are printed, not ages), a message (the front says it)."""
     inc = state.incident
     if inc is None:
         if state.consecutive_failures and state.first_failure_at is not None:
-            what = state.pending[0].cause if state.pending else t("incidents.failing")
-            return t("incidents.pending", target=state.target, since=_hhmm(state.first_failure_at), what=what,
+            what: Msg | str = state.pending[0].cause if state.pending else text("incidents.failing")
+            return text("incidents.pending", target=state.target, since=_hhmm(state.first_failure_at), what=what,
                      count=state.consecutive_failures)
-        seen = t("incidents.last_checked", at=_hhmm(state.last_observation_at)) if state.last_observation_at else ""
-        return t("incidents.ok", target=state.target, seen=seen)
-    what = t("incidents.down")
+        seen: Msg | str = (text("incidents.last_checked", at=_hhmm(state.last_observation_at))
+                           if state.last_observation_at else "")
+        return text("incidents.ok", target=state.target, seen=seen)
+    what = text("incidents.down")
     if inc.kind == "unreachable":
-        what = t("incidents.pm2_unseen") if inc.cause == "pm2_binary_not_found" else t("incidents.unreachable")
-    summary = inc.summary
-    if inc.causes and inc.causes[0].summary == inc.summary:
-        summary = localize_cause(inc.causes[0]).summary
-    line = t("incidents.line", target=state.target, what=what, since=_hhmm(inc.first_failure_at), cause=inc.cause,
+        what = text("incidents.pm2_unseen") if inc.cause == "pm2_binary_not_found" else text("incidents.unreachable")
+    summary = inc.causes[0].message if inc.causes and inc.causes[0].summary == inc.summary else verbatim(inc.summary)
+    line = text("incidents.line", target=state.target, what=what, since=_hhmm(inc.first_failure_at), cause=inc.cause,
              summary=summary)
-    notes = []
+    notes: list[Msg] = []
     if inc.flapping:
-        notes.append(t("incidents.flapping_healthy") if state.flap_recovered else t("incidents.flapping"))
+        notes.append(text("incidents.flapping_healthy") if state.flap_recovered else text("incidents.flapping"))
     if not inc.announced:
-        notes.append(t("incidents.not_announced"))
+        notes.append(text("incidents.not_announced"))
     if state.consecutive_successes and not inc.flapping:
-        notes.append(t("incidents.recovering", count=state.consecutive_successes))
-    return line + "".join(f" · {n}" for n in notes)
+        notes.append(text("incidents.recovering", count=state.consecutive_successes))
+    return joined([line, *notes], " · ")
 
 
 # -- the machine --------------------------------------------------------------------------------------------------

@@ -30,8 +30,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from bot import incidents as inc
 from bot import shards
 from bot.alerts import AlertOp, fix_outcome_note, ops_for, silence_note
-from bot.i18n import localize_cause, t
+from bot.i18n import localize_cause, t, text
 from bot.outbox import Outbox, Payload, Sink
+from bot.render import mention
 from bot.service import CheckService
 from bot.settings import Settings
 from bot.store import Fenced, Store
@@ -41,6 +42,7 @@ from checks.details import HttpDetails, Pm2Details, TlsDetails
 from checks.models import Status, TargetReport
 from checks.probes import SIO_CONNECT, engineio_uri, parse_open_packet
 from checks.registry import CHECKS
+from wsmsg import Msg, joined, verbatim
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,8 @@ class Monitor:
         self.settings = settings
         #: A parameter so a test of reconnects need not wait the production second per drop.
         self.canary_backoff = canary_backoff
+        #: WSCHECK_LANG: what the alerts are rendered in (the monitor posts through the outbox itself).
+        self.lang = settings.lang
         self.service = service
         self.store = store
         self.console = console
@@ -538,8 +542,9 @@ class Monitor:
         if cause is None or not serial or not channel:
             return
         key = f"tls-expiring:{target.name}:{serial}"
-        said = localize_cause(cause)
-        text = t("alerts.tls_expiring", target=target.name, summary=said.summary, fix=" / ".join(said.fix))
+        said = localize_cause(cause, lang=self.lang)
+        text = t("alerts.tls_expiring", target=target.name, summary=said.summary, fix=" / ".join(said.fix),
+                 lang=self.lang)
         payload = Payload(kind="notice", target=target.name, incident_id="", key=key, channel=channel, text=text,
                           blocks=[])
         async with self.store.transaction() as tx:
@@ -711,13 +716,13 @@ class Monitor:
         """Save the state and enqueue its messages in one transaction: both happen, or neither."""
         ops = [op for seq, event in enumerate(events)
                for op in ops_for(event, mention=self.mention_for(target), now=now, remediation=self.remediation,
-                                 seq=seq)]
+                                 seq=seq, lang=self.lang)]
         opened = [e.incident for e in events if isinstance(e, inc.IncidentOpened)]
         if opened and target.name in self._fix_outcomes:
             request_id, action, outcome, at = self._fix_outcomes.pop(target.name)
             if now - at <= FIX_OUTCOME_TTL:  # an incident much later is not about the fix
                 ops.append(fix_outcome_note(opened[-1], request_id=request_id, action=action, outcome=outcome,
-                                            now=now))
+                                            now=now, lang=self.lang))
         await self._store_ops(target, state, ops)
         self.states[target.name] = state
         for event in events:
@@ -769,7 +774,7 @@ class Monitor:
         async with self.locks[name]:
             await self.store.set_silence(target=name, until=until, by=by, at=now)
             state = self.states[name]
-            ops = [silence_note(state.incident, by=by, until=until, now=now)] if state.incident and \
+            ops = [silence_note(state.incident, by=by, until=until, now=now, lang=self.lang)] if state.incident and \
                 state.incident.announced and state.incident.root_ts else []
             await self._store_ops(target, None, ops)
 
@@ -780,25 +785,26 @@ class Monitor:
         async with self.locks[name]:
             cleared = await self.store.clear_silence(name)
             state = self.states[name]
-            ops = [silence_note(state.incident, by=by, until=None, now=now)] if cleared and state.incident and \
+            ops = [silence_note(state.incident, by=by, until=None, now=now,
+                                lang=self.lang)] if cleared and state.incident and \
                 state.incident.announced and state.incident.root_ts else []
             await self._store_ops(target, None, ops)
         return cleared
 
-    async def status_lines(self) -> list[str]:
+    async def status_lines(self) -> list[Msg]:
         await self.refresh()
         now = self.clock()
         silences = {str(row.get("target")): row for row in await self.store.silences(now=now)}
         lines = []
         for target in self.service.targets:
             state = self.states.get(target.name)
-            line = f"• *{target.name}*: {inc.summarize(state) if state else t('monitor.not_checked')}"
+            parts = [verbatim(f"• *{target.name}*: "), inc.summarize(state) if state else text("monitor.not_checked")]
             row = silences.get(target.name)
             if row:
                 until = row.get("until")
                 when = until.strftime("%Y-%m-%d %H:%M UTC") if isinstance(until, datetime) else str(until)
-                line += t("monitor.silenced_by", user=row["by"], until=when)
-            lines.append(line)
+                parts.append(text("monitor.silenced_by", user=mention(str(row["by"])), until=when))
+            lines.append(joined(parts, ""))
         return lines
 
     def open_incidents(self) -> int:

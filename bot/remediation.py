@@ -22,9 +22,9 @@ from bot import actions as act
 from bot import admission as adm
 from bot import approvals as ap
 from bot.alerts import ACTION_PROPOSE as ACTION_PROPOSE_BUTTON
-from bot.i18n import Text, from_english, language, localize_cause, t, text
+from bot.i18n import localize_cause, t, text
 from bot.outbox import APPROVAL, APPROVAL_EVENT, Outbox, Payload, Sink, SinkError
-from bot.render import clamp_blocks, fix_block, slack_date, untrusted
+from bot.render import clamp_blocks, cut, fix_block, mention, slack_date, untrusted
 from bot.service import CheckService
 from bot.settings import Settings
 from bot.store import Fenced, Store
@@ -33,6 +33,7 @@ from checks.config import Target
 from checks.models import Status, TargetReport
 from checks.redact import redact
 from checks.transport.base import CommandTimeout, TransportError
+from wsmsg import Msg, joined, verbatim
 
 log = logging.getLogger(__name__)
 
@@ -59,46 +60,15 @@ def _ts_key(request_id: str) -> str:
     return f"approval_message_ts:{request_id}"
 
 
-#: Outcome notes are stored in English (the request and the audit); these are said in the bot's language when
-#: the approval message is drawn. The actions' keys are there for the `why` a "No longer applicable" note quotes.
-NOTE_KEYS: tuple[str, ...] = (
-    "approvals.note_expired", "approvals.note_superseded", "approvals.note_stopped_running",
-    "approvals.note_restarted_approved", "approvals.note_post_failed",
-    "remediation.done", "remediation.step_refused", "remediation.step_failed",
-    "remediation.abort_recovered", "remediation.abort_changed", "remediation.abort_not_applicable",
-    "remediation.abort_commands_differ", "remediation.cooldown", "actions.unknown_to_pm2", "actions.fix_port_side",
-    "actions.port_not_from_pm2", "actions.unknown_action", "actions.no_report", "actions.not_run",
-    "actions.command_sets_port", "actions.listens_on_port_env", "actions.listens_on_default",
-    "actions.listens_elsewhere", "actions.listens_elsewhere_unset", "actions.listens_nowhere",
-    "actions.listens_nowhere_unset",
-)
-#: The ValueErrors of approvals.new_request (capitalized), as the requester sees them.
-REQUEST_ERROR_KEYS: tuple[str, ...] = (
-    "approvals.err_disabled", "approvals.err_quorum", "approvals.err_commands", "approvals.err_empty",
-)
-
-
 class RemediationError(Exception):
-    """A request cannot be made; the message tells the requester why and what to do instead.
+    """A request cannot be made; `reason` (a message) tells the requester why and what to do instead.
 
-    `str(exc)` is English (it may become a stored note); `exc.message` is in the bot's language.
+    `str(exc)` is its English (logs); the front renders `reason` in its language.
     """
 
-    def __init__(self, reason: Text | str, *, localized: str | None = None) -> None:
-        super().__init__(reason.en if isinstance(reason, Text) else reason)
+    def __init__(self, reason: Msg) -> None:
+        super().__init__(reason.en)
         self.reason = reason
-        self._localized = localized
-
-    @property
-    def message(self) -> str:
-        if self._localized is not None:
-            return self._localized
-        return str(self.reason)
-
-
-def note_text(note: str) -> str:
-    """A stored (English) outcome note in the bot's language."""
-    return from_english(note, NOTE_KEYS)
 
 
 _REFUSALS: dict[str, str] = {
@@ -114,73 +84,79 @@ _REFUSALS: dict[str, str] = {
 }
 
 
-def click_message(result: ap.ClickResult, *, approve: bool, policy: ap.ApprovalPolicy) -> str:
-    """The clicker's sentence in the bot's language, from the click's outcome and reason (approvals.py stays
-    pure and English: its `message` is this in English)."""
+def click_message(result: ap.ClickResult, *, approve: bool, policy: ap.ApprovalPolicy) -> Msg:
+    """The clicker's sentence as a message, from the click's outcome and reason (approvals.py stays pure and
+    English: its `message` is this in English)."""
     request = result.request
     if result.outcome == "refused":
         reason = result.reason
         if reason == "already_decided":
-            return t("approvals.already_decided", status=request.status.value)
+            return text("approvals.already_decided", status=request.status.value)
         if reason == "not_approver":
-            return t("approvals.not_approver_approve" if approve else "approvals.not_approver_deny")
+            return text("approvals.not_approver_approve" if approve else "approvals.not_approver_deny")
         key = _REFUSALS.get(reason or "")
-        return t(key) if key else result.message
+        return text(key) if key else verbatim(result.message)
     what = {"action": request.action, "target": request.target}
     if result.outcome == "denied":
-        return t("approvals.denied", **what)
+        return text("approvals.denied", **what)
     if result.outcome == "approved":
-        return t("approvals.approved", **what)
+        return text("approvals.approved", **what)
     counted = {vote.user for vote in request.approvals if policy.may_approve(vote.user, request.requested_by)}
-    return t("approvals.vote_recorded", missing=policy.quorum - len(counted))
+    return text("approvals.vote_recorded", missing=policy.quorum - len(counted))
 
 
-def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy) -> tuple[str, list[dict[str, Any]]]:
+def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy, *, lang: str) -> tuple[str, list[dict[str,
+                                                                                                                  Any]]]:
     """The approval message in each state: pending (with buttons) or final (what happened, no buttons)."""
     status = request.status
     icon = {ap.Status.PENDING: "🛠️", ap.Status.APPROVED: "▶️", ap.Status.RUNNING: "⏳", ap.Status.SUCCEEDED: "✅",
             ap.Status.FAILED: "❌", ap.Status.ABORTED: "⏹️", ap.Status.DENIED: "🚫", ap.Status.EXPIRED: "⌛",
             ap.Status.SUPERSEDED: "↪️", ap.Status.INTERRUPTED: "⚠️",
             ap.Status.CANCELLED: "✖️"}[status]
-    title = t("remediation.title", icon=icon, action=request.action, target=request.target, status=status.value)
+    title = t("remediation.title", icon=icon, action=request.action, target=request.target, status=status.value,
+              lang=lang)
     lines = [t("remediation.requested_line", action=untrusted(request.action), target=untrusted(request.target),
-               host=untrusted(request.host), user=request.requested_by),
-             t("remediation.why", reason=untrusted(request.reason))]
+               host=untrusted(request.host), user=mention(request.requested_by), lang=lang),
+             t("remediation.why", reason=untrusted(cut(request.reason.render(lang), 500)), lang=lang)]
     if status is ap.Status.PENDING:
         approvers = ", ".join(f"<@{a}>" for a in sorted(policy.approvers))
         votes = ", ".join(f"<@{v.user}>" for v in request.approvals)
         lines.append(t("remediation.needs", quorum=policy.quorum, approvers=approvers,
-                       so_far=t("remediation.so_far", votes=votes) if votes else "",
-                       expires=slack_date(request.expires_at)))
+                       so_far=t("remediation.so_far", votes=votes, lang=lang) if votes else "",
+                       expires=slack_date(request.expires_at), lang=lang))
     else:
         if request.approvals:
-            lines.append(t("remediation.approved_by", users=", ".join(f"<@{v.user}>" for v in request.approvals)))
+            lines.append(t("remediation.approved_by", users=", ".join(f"<@{v.user}>" for v in request.approvals),
+                           lang=lang))
         if request.denied_by:
-            lines.append(t("remediation.denied_by", user=request.denied_by))
+            lines.append(t("remediation.denied_by", user=mention(request.denied_by), lang=lang))
         if request.exit_code is not None:
             if request.started_at and request.finished_at:
                 lines.append(t("remediation.exit_code_took", code=request.exit_code,
-                               seconds=(request.finished_at - request.started_at).total_seconds()))
+                               seconds=(request.finished_at - request.started_at).total_seconds(), lang=lang))
             else:
-                lines.append(t("remediation.exit_code", code=request.exit_code))
+                lines.append(t("remediation.exit_code", code=request.exit_code, lang=lang))
         if request.outcome_note:
-            lines.append(untrusted(note_text(request.outcome_note)))
+            lines.append(untrusted(request.outcome_note.render(lang)))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
-        fix_block(request.commands, title=t("remediation.will_run", host=request.host) if status is ap.Status.PENDING
-                  else t("remediation.commands_on", host=request.host)),
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": t("remediation.context", id=request.id)}]},
+        fix_block(request.commands, title=t("remediation.will_run", host=request.host,
+                                            lang=lang) if status is ap.Status.PENDING
+                  else t("remediation.commands_on", host=request.host, lang=lang), lang=lang),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": t("remediation.context", id=request.id,
+                                                                      lang=lang)}]},
     ]
     if status is ap.Status.PENDING:
         blocks.append({"type": "actions", "block_id": "approval", "elements": [
             {"type": "button", "action_id": ACTION_APPROVE, "style": "primary",
-             "text": {"type": "plain_text", "text": t("remediation.approve")}, "value": request.id},
+             "text": {"type": "plain_text", "text": t("remediation.approve", lang=lang)}, "value": request.id},
             {"type": "button", "action_id": ACTION_DENY, "style": "danger",
-             "text": {"type": "plain_text", "text": t("remediation.deny")}, "value": request.id},
+             "text": {"type": "plain_text", "text": t("remediation.deny", lang=lang)}, "value": request.id},
         ]})
-    fallback = t("remediation.text", title=title, user=request.requested_by, reason=request.reason)
-    return fallback[:3000], clamp_blocks(blocks)
+    reason = cut(request.reason.render(lang), 500)
+    fallback = t("remediation.text", title=title, user=mention(request.requested_by), reason=reason, lang=lang)
+    return fallback[:3000], clamp_blocks(blocks, lang=lang)
 
 
 class Remediation:
@@ -189,6 +165,8 @@ class Remediation:
                  admission: Callable[[], adm.Rules] | None = None, outbox: Outbox | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
+        #: WSCHECK_LANG: what the approval message and the thread notes are rendered in.
+        self.lang = settings.lang
         self.service = service
         self.store = store
         self.sink = sink
@@ -251,7 +229,8 @@ class Remediation:
                 if changed is not None and await self._save(request, changed):
                     await self._audit("interrupted", changed, actor=None, data={"was": status})
                     await self._post_update(changed)
-                    await self._thread_note(changed, t("remediation.interrupted", id=changed.id, status=status))
+                    await self._thread_note(changed, t("remediation.interrupted", id=changed.id, status=status,
+                                                       lang=self.lang))
         self._tasks.spawn(self._expiry_loop(), name="expiry sweep")
         if pickup:
             self._tasks.spawn(self._pickup_loop(), name="approved pick-up")
@@ -352,8 +331,8 @@ class Remediation:
         except act.NotOffered as exc:
             raise RemediationError(exc.reason) from None
         cause = report.diagnosis[0] if report.diagnosis else None
-        # The reason is shown to the approvers, so it is written in the bot's language (it is not in the audit).
-        reason = f"{cause.cause}: {localize_cause(cause).summary}" if cause else t("remediation.by_hand")
+        # The reason is shown to the approvers in the bot's language: stored as a message, rendered with the request.
+        reason = joined([verbatim(cause.cause), cause.message], ": ") if cause else text("remediation.by_hand")
         now = self.clock()
         latest = await self.store.latest_request(target=target.name, action=action)
         older = ap.ApprovalRequest.model_validate_json(latest) if latest is not None else None
@@ -364,14 +343,13 @@ class Remediation:
         try:
             request = ap.new_request(
                 entropy=os.urandom(ap.ID_BYTES), target=target.name, action=action, commands=plan.commands,
-                host=plan.host, reason=redact(reason)[:500], cause=cause.cause if cause else None,
+                host=plan.host, reason=reason.map_text(redact), cause=cause.cause if cause else None,
                 requested_by=requested_by, team_id=team_id or self.bot_team_id() or "console", channel=channel,
                 now=now, policy=policy, fingerprint=act.fingerprint(report), thread_ts=thread_ts,
                 incident_id=incident_id)
-        except ValueError as exc:
-            sentence = str(exc)[:1].upper() + str(exc)[1:]
-            raise RemediationError(sentence, localized=from_english(sentence, REQUEST_ERROR_KEYS)) from None
-        fallback, blocks = approval_blocks(request, policy)
+        except ap.RequestRefused as exc:
+            raise RemediationError(exc.message) from None
+        fallback, blocks = approval_blocks(request, policy, lang=self.lang)
         posting: asyncio.Future[str | SinkError] | None = None
         async with self.store.transaction() as tx:
             await tx.insert_request(id=request.id, target=request.target, action=request.action,
@@ -455,7 +433,7 @@ class Remediation:
         return None
 
     async def _cancel_unposted(self, request: ap.ApprovalRequest, exc: SinkError) -> None:
-        note = text("approvals.note_post_failed", error=str(exc)[:200]).en
+        note = text("approvals.note_post_failed", error=str(exc)[:200])
         cancelled = ap.cancel(request, note=note, now=self.clock())
         if cancelled is not None and await self._save(request, cancelled):
             log.error("approval request %s cancelled: its message could not be posted (%s)", request.id, exc)
@@ -473,8 +451,8 @@ class Remediation:
 
     # -- clicks ----------------------------------------------------------------------------------
 
-    async def click(self, request_id: str, *, who: adm.Subject, approve: bool) -> str:
-        """Apply an Approve/Deny click; returns the sentence for the clicker. Runs the fix if approved.
+    async def click(self, request_id: str, *, who: adm.Subject, approve: bool) -> Msg:
+        """Apply an Approve/Deny click; returns what the clicker is told. Runs the fix if approved.
 
         Admission (bot/admission.py) is decided here again, whichever front the click came through.
         """
@@ -486,7 +464,7 @@ class Remediation:
                 await self.store.audit(kind="click", target=None, actor=user, request_id=request_id,
                                        data={"approve": approve, "allowed": False, "reason": "unknown_request"},
                                        at=self.clock())
-                return t("remediation.no_request")
+                return text("remediation.no_request")
             request = ap.ApprovalRequest.model_validate_json(row[1])
             target = self.service.target(request.target)
             policy = await self.policy(target)
@@ -505,10 +483,8 @@ class Remediation:
                     self._spawn_execute(result.request)
                 else:
                     log.info("request %s approved on this follower; the leader executes it", result.request.id)
-            if language() == "en":
-                return result.message
             return click_message(result, approve=approve, policy=policy)
-        return t("remediation.race")
+        return text("remediation.race")
 
     # -- execution -------------------------------------------------------------------------------
 
@@ -521,7 +497,7 @@ class Remediation:
             try:
                 await self._cooldown_check(target)
             except RemediationError as exc:
-                await self._finish_abort(approved, str(exc))
+                await self._finish_abort(approved, exc.reason)
                 return
             # One fresh checklist answers all three questions: recovered already? same PM2 process? same plan?
             report = await self.service.run(target.name)
@@ -529,18 +505,18 @@ class Remediation:
             # "nginx config invalid, a reload now would fail" is still the reason to act: wt-nginxrt).
             if approved.cause and not [c for c in report.diagnosis
                                        if c.severity in (Status.FAIL, Status.ERROR) or c.cause == approved.cause]:
-                await self._finish_abort(approved, text("remediation.abort_recovered").en)
+                await self._finish_abort(approved, text("remediation.abort_recovered"))
                 return
             if ap.fingerprint_changed(approved.fingerprint, act.fingerprint(report)):
-                await self._finish_abort(approved, text("remediation.abort_changed").en)
+                await self._finish_abort(approved, text("remediation.abort_changed"))
                 return
             try:
                 plan = act.plan(approved.action, target, report)
             except act.NotOffered as exc:
-                await self._finish_abort(approved, text("remediation.abort_not_applicable", why=exc.reason).en)
+                await self._finish_abort(approved, text("remediation.abort_not_applicable", why=exc.reason))
                 return
             if plan.commands != approved.commands:
-                await self._finish_abort(approved, text("remediation.abort_commands_differ").en)
+                await self._finish_abort(approved, text("remediation.abort_commands_differ"))
                 return
             running = ap.start(approved, now=now)
             try:
@@ -563,16 +539,17 @@ class Remediation:
                 await self._post_update(finished)
                 healthy, outcome = await self._verify(finished, target)
                 if not ok:
-                    healthy, outcome = False, note_text(note)
+                    healthy, outcome = False, note.render(self.lang)
             finally:
                 for release in self.on_fix_end:
                     await release(target.name, running.id, healthy, outcome)
 
-    async def _run(self, plan: act.Plan, request: ap.ApprovalRequest, target: Target) -> tuple[bool, int, str]:
+    async def _run(self, plan: act.Plan, request: ap.ApprovalRequest, target: Target) -> tuple[bool, int, Msg]:
         transport = self.service.transport(target)
         for step in plan.steps:
             if plan.long:
-                await self._thread_note(request, t("remediation.step_running", label=untrusted(step.label)))
+                await self._thread_note(request, t("remediation.step_running", label=untrusted(step.label),
+                                                   lang=self.lang))
             # Recorded before the command runs: a crash mid-command still leaves the audit saying it ran (issue 13).
             await self.store.audit(kind="execution", target=target.name, actor=None, request_id=request.id,
                                    data={"argv": list(step.argv), "state": "started"}, at=self.clock())
@@ -588,12 +565,13 @@ class Remediation:
                 "stdout_tail": redact(out[-TAIL:]), "stderr_tail": redact(err[-TAIL:])}, at=self.clock())
             if plan.long:
                 await self._thread_note(request, t("remediation.step_done", icon="✅" if code == 0 else "❌",
-                                                   label=untrusted(step.label), code=code, seconds=took))
+                                                   label=untrusted(step.label), code=code, seconds=took,
+                                                   lang=self.lang))
             if code != 0:
                 last = (err.strip() or out.strip()).splitlines()[-1:] or [""]
                 key = "remediation.step_refused" if step.gate else "remediation.step_failed"
-                return False, code, redact(text(key, label=step.label, code=code, output=last[0][:300]).en)
-        return True, 0, text("remediation.done").en
+                return False, code, text(key, label=step.label, code=code, output=last[0][:300]).map_text(redact)
+        return True, 0, text("remediation.done")
 
     async def _verify(self, request: ap.ApprovalRequest, target: Target) -> tuple[bool, str]:
         """Check until healthy or `verify_timeout`: (healthy, what the thread was told)."""
@@ -605,7 +583,7 @@ class Remediation:
             failing = [c for c in report.diagnosis if c.severity in (Status.FAIL, Status.ERROR)]
             if not failing:
                 took = time.perf_counter() - started
-                said = t("remediation.verified", seconds=took, action=request.action)
+                said = t("remediation.verified", seconds=took, action=request.action, lang=self.lang)
                 await self._thread_note(request, said)
                 await self._audit("verification", request, actor=None, data={"healthy": True, "after_s": took})
                 return True, said
@@ -617,17 +595,17 @@ class Remediation:
             except TimeoutError:
                 pass
         cause = failing[0]
-        shown = localize_cause(cause)
+        shown = localize_cause(cause, lang=self.lang)
         said = t("remediation.still_failing", seconds=self.settings.verify_timeout, action=request.action,
-                 cause=untrusted(cause.cause), summary=untrusted(shown.summary))
+                 cause=untrusted(cause.cause), summary=untrusted(shown.summary), lang=self.lang)
         await self._thread_note(request, said)
         await self._audit("verification", request, actor=None, data={"healthy": False, "cause": cause.cause})
         return False, said
 
-    async def _finish_abort(self, approved: ap.ApprovalRequest, note: str) -> None:
+    async def _finish_abort(self, approved: ap.ApprovalRequest, note: Msg) -> None:
         aborted = ap.abort(approved, note=note, now=self.clock())
         if await self._save(approved, aborted):
-            await self._audit("aborted", aborted, actor=None, data={"note": note})
+            await self._audit("aborted", aborted, actor=None, data={"note": note.to_ref()})
             await self._post_update(aborted)
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -669,7 +647,7 @@ class Remediation:
             log.warning("approval message of %s not found; its state is %s", request.id, request.status.value)
             return
         target = self.service.target(request.target)
-        fallback, blocks = approval_blocks(request, await self.policy(target))
+        fallback, blocks = approval_blocks(request, await self.policy(target), lang=self.lang)
         try:
             await self.sink.update(channel=request.channel, ts=ts, text=fallback, blocks=blocks)
         except SinkError as exc:
@@ -699,10 +677,10 @@ class Remediation:
             what = data.get("summary") or (f"{' '.join(data.get('argv', []))} → exit {data.get('exit_code')}"
                                            if entry.get("kind") == "execution" else "")
             if entry.get("kind") == "execution" and data.get("state") == "started":
-                what = f"{' '.join(data.get('argv', []))} → {t('remediation.started')}"
+                what = f"{' '.join(data.get('argv', []))} → {t('remediation.started', lang=self.lang)}"
             if entry.get("kind") == "click":
-                verdict = t("remediation.allowed") if data.get("allowed") else \
-                    t("remediation.refused", reason=data.get("reason"))
+                verdict = t("remediation.allowed", lang=self.lang) if data.get("allowed") else \
+                    t("remediation.refused", reason=data.get("reason"), lang=self.lang)
                 what = f"{'approve' if data.get('approve') else 'deny'} {verdict}"
             actor = f" <@{entry['actor']}>" if entry.get("actor") else ""
             lines.append(f"• {when} UTC `{entry.get('kind')}`{actor} {untrusted(str(what))[:300]}")

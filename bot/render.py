@@ -14,6 +14,7 @@ from typing import Any
 from bot.i18n import check_title, localize_report, t, tn
 from checks.details import LogDetails
 from checks.models import Cause, CheckResult, Status, TargetReport, worst
+from wsmsg.duration import duration, timing
 
 EMOJI = {
     Status.OK: "✅",
@@ -25,30 +26,30 @@ EMOJI = {
 MARK = {Status.OK: "ok", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.ERROR: "ERROR", Status.SKIP: "skip"}
 
 
-def _ms(ms: float) -> str:
-    return f"{ms:.0f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
+def _table_timing(ms: float) -> str:
+    return timing(ms, ms_below=10_000, tenths_below=math.inf)
 
 
-def report_text(report: TargetReport) -> str:
+def report_text(report: TargetReport, *, lang: str) -> str:
     """The CLI / console report: a table of checks, then the diagnosis with fix commands."""
-    report = localize_report(report)
+    report = localize_report(report, lang=lang)
     lines = [t("render.text_head", target=report.target, host=report.host, status=MARK[report.status],
-               took=_ms(report.duration_ms))]
+               took=_table_timing(report.duration_ms), lang=lang)]
     width = max((len(c.id) for c in report.checks), default=10)
     for c in report.checks:
-        lines.append(f"  {MARK[c.status]:<5} {c.id:<{width}}  {c.summary}  ({_ms(c.duration_ms)})")
+        lines.append(f"  {MARK[c.status]:<5} {c.id:<{width}}  {c.summary}  ({_table_timing(c.duration_ms)})")
     if report.diagnosis:
         lines.append("")
-        lines.append(t("render.text_diagnosis"))
+        lines.append(t("render.text_diagnosis", lang=lang))
         for n, cause in enumerate(report.diagnosis, 1):
             lines.append(f"  {n}. [{cause.cause}] {cause.summary}")
             if cause.evidence:
-                lines.append("     " + t("render.evidence", checks=", ".join(cause.evidence)))
+                lines.append("     " + t("render.evidence", checks=", ".join(cause.evidence), lang=lang))
             if cause.fix:
-                lines.append("     " + t("render.text_fix"))
+                lines.append("     " + t("render.text_fix", lang=lang))
                 lines.extend(f"       {step}" for step in cause.fix)
     elif report.status in (Status.OK, Status.SKIP):
-        lines.append(t("render.healthy"))
+        lines.append(t("render.healthy", lang=lang))
     return "\n".join(lines)
 
 
@@ -187,24 +188,6 @@ def _cut_plain(text: str, limit: int) -> str:
     return text if _u16(text) <= limit else _prefix(text, limit - 1) + "…"
 
 
-def duration(ms: float) -> str:
-    """412 ms, 1.3 s, 12 s, 2 min 5 s."""
-    if not math.isfinite(ms) or ms < 0:
-        return "?"
-    if round(ms) < 1000:
-        return f"{ms:.0f} ms"
-    if ms < 10_000:
-        return f"{ms / 1000:.1f} s"
-    seconds = round(ms / 1000)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
-
-
 def _utc(when: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
@@ -215,12 +198,17 @@ def slack_date(when: datetime) -> str:
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
 
 
+def mention(user_id: str) -> str:
+    """A Slack mention: the renderer's markup (templates say `{user}`, never `<@…>`; the console shows it plain)."""
+    return f"<@{user_id}>"
+
+
 def _user(user_id: str) -> str:
     return f"<@{user_id}>" if _USER_ID.match(user_id) else _line(user_id)
 
 
-def _title(check_id: str) -> str:
-    return check_title(check_id)
+def _title(check_id: str, *, lang: str) -> str:
+    return check_title(check_id, lang=lang)
 
 
 # -- small building blocks ---------------------------------------------------------------------------------------
@@ -314,88 +302,93 @@ def _pack(lines: Sequence[str], max_sections: int, more: Callable[[int], str]) -
 # -- one report --------------------------------------------------------------------------------------------------
 
 
-def _check_line(check: CheckResult, cap: int) -> str:
-    head = f"{EMOJI[check.status]} *{_line(_title(check.id))}* {_code(check.id)}"
-    summary = _line(check.summary) or t("render.no_summary")
-    tail = f" · {duration(check.duration_ms)}"
+def _check_line(check: CheckResult, cap: int, *, lang: str) -> str:
+    head = f"{EMOJI[check.status]} *{_line(_title(check.id, lang=lang))}* {_code(check.id)}"
+    summary = _line(check.summary) or t("render.no_summary", lang=lang)
+    tail = f" · {timing(check.duration_ms)}"
     return cut(f"{head} — {summary}", cap - _u16(tail)) + tail
 
 
-def _check_sections(checks: Sequence[CheckResult], max_sections: int) -> list[str]:
+def _check_sections(checks: Sequence[CheckResult], max_sections: int, *, lang: str) -> list[str]:
     if not checks:
-        return [t("render.no_checks_ran")]
+        return [t("render.no_checks_ran", lang=lang)]
 
     def more(n: int) -> str:
-        return tn("render.more_checks", n)
+        return tn("render.more_checks", n, lang=lang)
 
     for cap in (CHECK_LINE_CAP, CHECK_LINE_CAP_TIGHT):
-        packed = _pack([_check_line(c, cap) for c in checks], 10**6, more)
+        packed = _pack([_check_line(c, cap, lang=lang) for c in checks], 10**6, more)
         if len(packed) <= max_sections:
             return packed
     # Too many to list one by one: the problems stay, the ok/skip checks fold into one line.
     bad = [c for c in checks if c.status in _BAD]
     fine = [c for c in checks if c.status not in _BAD]
-    lines = [_check_line(c, CHECK_LINE_CAP_TIGHT) for c in bad]
+    lines = [_check_line(c, CHECK_LINE_CAP_TIGHT, lang=lang) for c in bad]
     if fine:
         names = cut(", ".join(_code(c.id) for c in fine), 600)
-        lines.insert(0, tn("render.fine_checks", len(fine), emoji=EMOJI[Status.OK], names=names))
+        lines.insert(0, tn("render.fine_checks", len(fine), emoji=EMOJI[Status.OK], names=names, lang=lang))
     return _pack(lines, max_sections, more)
 
 
-def _cause_label(index: int, cause: Cause) -> str:
+def _cause_label(index: int, cause: Cause, *, lang: str) -> str:
     if cause.severity in (Status.OK, Status.WARN, Status.SKIP):
-        return f"{EMOJI[Status.WARN]} {t('render.label_warning')}"
+        return f"{EMOJI[Status.WARN]} {t('render.label_warning', lang=lang)}"
     if index == 0:
-        return f"{EMOJI[cause.severity]} {t('render.label_root')}"
-    return f"{EMOJI[cause.severity]} {t('render.label_cause', n=index + 1)}"
+        return f"{EMOJI[cause.severity]} {t('render.label_root', lang=lang)}"
+    return f"{EMOJI[cause.severity]} {t('render.label_cause', n=index + 1, lang=lang)}"
 
 
-def _cause_text(index: int, cause: Cause, *, title: str = "") -> str:
-    head = cut(f"{title}{_cause_label(index, cause)} {_code(cause.cause)} — {_line(cause.summary)}", CAUSE_HEAD_CAP)
+def _cause_text(index: int, cause: Cause, *, title: str = "", lang: str) -> str:
+    head = cut(f"{title}{_cause_label(index, cause, lang=lang)} {_code(cause.cause)} — {_line(cause.summary)}",
+               CAUSE_HEAD_CAP)
     parts = [head]
     if cause.evidence:
-        parts.append(cut(t("render.evidence", checks=", ".join(_code(e) for e in cause.evidence)), EVIDENCE_CAP))
+        parts.append(cut(t("render.evidence", checks=", ".join(_code(e) for e in cause.evidence), lang=lang),
+                         EVIDENCE_CAP))
     text = "\n".join(parts)
     if cause.fix:
         budget = MAX_SECTION_TEXT - _u16(text) - 1
-        block = _code_block(cause.fix, budget, lambda n: tn("render.more_fix_lines", n), line_cap=FIX_LINE_CAP)
+        block = _code_block(cause.fix, budget, lambda n: tn("render.more_fix_lines", n, lang=lang),
+                            line_cap=FIX_LINE_CAP)
         if block:
             text += "\n" + block
     return text
 
 
-def _diagnosis_sections(report: TargetReport, max_sections: int) -> list[str]:
+def _diagnosis_sections(report: TargetReport, max_sections: int, *, lang: str) -> list[str]:
     causes = report.diagnosis
     if not causes:
         if not report.checks:
-            return [f"{EMOJI[Status.SKIP]} {t('render.nothing_to_diagnose')}"]
+            return [f"{EMOJI[Status.SKIP]} {t('render.nothing_to_diagnose', lang=lang)}"]
         if report.status in (Status.OK, Status.SKIP):
-            return [f"{EMOJI[Status.OK]} {t('render.healthy')}"]
+            return [f"{EMOJI[Status.OK]} {t('render.healthy', lang=lang)}"]
         if report.status is Status.WARN:
-            return [f"{EMOJI[Status.WARN]} {t('render.warnings_only')}"]
-        return [f"{EMOJI[report.status]} {t('render.unexplained')}"]
-    title = t("render.diagnosis_title") + "\n"
+            return [f"{EMOJI[Status.WARN]} {t('render.warnings_only', lang=lang)}"]
+        return [f"{EMOJI[report.status]} {t('render.unexplained', lang=lang)}"]
+    title = t("render.diagnosis_title", lang=lang) + "\n"
     max_sections = max(max_sections, 1)
     if len(causes) <= max_sections:
-        return [_cause_text(i, c, title=title if i == 0 else "") for i, c in enumerate(causes)]
-    full = [_cause_text(i, c, title=title if i == 0 else "") for i, c in enumerate(causes[: max_sections - 1])]
+        return [_cause_text(i, c, title=title if i == 0 else "", lang=lang) for i, c in enumerate(causes)]
+    full = [_cause_text(i, c, title=title if i == 0 else "", lang=lang) for i,
+            c in enumerate(causes[: max_sections - 1])]
     rest = causes[len(full):]
-    lines = [f"• {_cause_label(len(full) + i, c)} {_code(c.cause)} — {cut(_line(c.summary), 300)}"
+    lines = [f"• {_cause_label(len(full) + i, c, lang=lang)} {_code(c.cause)} — {cut(_line(c.summary), 300)}"
              for i, c in enumerate(rest)]
-    head = t("render.more_causes_title") + "\n" if full else title
-    body = _fit_lines(lines, MAX_SECTION_TEXT - _u16(head), lambda n: tn("render.more_causes", n))
+    head = t("render.more_causes_title", lang=lang) + "\n" if full else title
+    body = _fit_lines(lines, MAX_SECTION_TEXT - _u16(head), lambda n: tn("render.more_causes", n, lang=lang))
     return [*full, head + body]
 
 
-def _log_section(report: TargetReport) -> str | None:
+def _log_section(report: TargetReport, *, lang: str) -> str | None:
     for check in report.checks:
         if check.status not in _BAD:
             continue
         lines = LogDetails.of(check).error_lines
         if lines:
-            title = t("render.log_title", check=_code(check.id)) + "\n"
-            block = _code_block(lines, MAX_SECTION_TEXT - _u16(title), lambda n: tn("render.earlier_lines", n),
-                                line_cap=LOG_LINE_CAP, keep_tail=True)
+            title = t("render.log_title", check=_code(check.id), lang=lang) + "\n"
+            block = _code_block(lines, MAX_SECTION_TEXT - _u16(title),
+                                lambda n: tn("render.earlier_lines", n, lang=lang), line_cap=LOG_LINE_CAP,
+                                keep_tail=True)
             return title + block if block else None
     return None
 
@@ -405,16 +398,16 @@ def _report_header(report: TargetReport) -> BlockDict:
     return _header(f"{EMOJI[status]} {_SPACES.sub(' ', _clean(report.target)).strip()}: {MARK[status]}")
 
 
-def _report_body(report: TargetReport, max_blocks: int) -> list[BlockDict]:
+def _report_body(report: TargetReport, max_blocks: int, *, lang: str) -> list[BlockDict]:
     """Header, check lines, diagnosis, logs: at most `max_blocks` blocks (>= 5)."""
-    logs = _log_section(report)
+    logs = _log_section(report, lang=lang)
     room = max(max_blocks - 2 - (1 if logs else 0), 2)  # header, divider
     want_causes = max(len(report.diagnosis), 1)
-    checks = _check_sections(report.checks, 10**6)
+    checks = _check_sections(report.checks, 10**6, lang=lang)
     if len(checks) + want_causes > room:
         cause_room = min(want_causes, max(room // 2, room - len(checks)))
-        checks = _check_sections(report.checks, room - cause_room)
-    causes = _diagnosis_sections(report, room - len(checks))
+        checks = _check_sections(report.checks, room - cause_room, lang=lang)
+    causes = _diagnosis_sections(report, room - len(checks), lang=lang)
     blocks = [_report_header(report), *(_section(x) for x in checks), {"type": "divider"}]
     blocks += [_section(x) for x in causes]
     if logs:
@@ -422,36 +415,30 @@ def _report_body(report: TargetReport, max_blocks: int) -> list[BlockDict]:
     return blocks
 
 
-def _age(seconds: float) -> str:
-    if seconds < 3600:
-        return tn("render.age_min", int(seconds // 60))
-    if seconds < 172_800:
-        return tn("render.age_hour", int(seconds // 3600))
-    return tn("render.age_day", int(seconds // 86_400))
-
-
 def _footer(*, started: datetime, took_ms: float, where: str, requested_by: str | None, now: datetime,
             run_again: str | None, share: bool, shared_by: str | None, share_value: str,
-            extra_actions: Sequence[dict[str, Any]]) -> list[BlockDict]:
-    when = t("render.checked", date=slack_date(started))
+            extra_actions: Sequence[dict[str, Any]], lang: str) -> list[BlockDict]:
+    when = t("render.checked", date=slack_date(started), lang=lang)
     age = (_utc(now) - _utc(started)).total_seconds()
     if age >= 60:
-        when += t("render.age_before", age=_age(age))
-    parts = [when, t("render.took", took=duration(took_ms))]
+        when += t("render.age_before", age=duration(age, parts=1, smallest="min", long=True, at_least={"d": 2}),
+                  lang=lang)
+    parts = [when, t("render.took", took=timing(took_ms), lang=lang)]
     if where:
         parts.append(where)
     if requested_by:
-        parts.append(t("render.asked_by", user=_user(requested_by)))
+        parts.append(t("render.asked_by", user=_user(requested_by), lang=lang))
     if not share and shared_by:
-        parts.append(t("render.shared_by", user=_user(shared_by)))
+        parts.append(t("render.shared_by", user=_user(shared_by), lang=lang))
     blocks: list[BlockDict] = [_context(" · ".join(parts))]
     buttons: list[BlockDict] = []
     if share:
-        buttons.append(_button(t("render.button_share"), ACTION_SHARE, share_value or "report", style="primary"))
+        buttons.append(_button(t("render.button_share", lang=lang), ACTION_SHARE, share_value or "report",
+                               style="primary"))
     if run_again is not None:
         value = _clean(run_again).strip() or "all"  # `as_text` of the whole checklist everywhere is "": the same
         if _u16(value) <= MAX_BUTTON_VALUE:  # a cut command would re-run something else: rather no button
-            buttons.append(_button(t("render.button_run_again"), ACTION_RUN_AGAIN, value))
+            buttons.append(_button(t("render.button_run_again", lang=lang), ACTION_RUN_AGAIN, value))
     buttons.extend(dict(a) for a in extra_actions)
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
@@ -460,7 +447,7 @@ def _footer(*, started: datetime, took_ms: float, where: str, requested_by: str 
 
 def report_blocks(report: TargetReport, *, requested_by: str | None, now: datetime, run_again: str | None = None,
                   share: bool = True, shared_by: str | None = None, extra_actions: Sequence[dict[str, Any]] = (),
-                  share_value: str | None = None) -> list[dict[str, Any]]:
+                  share_value: str | None = None, lang: str) -> list[dict[str, Any]]:
     """One target's report: header (target + overall status), one line per check, the diagnosis with fix
     commands, recent error lines, a context line (when, how long, where, who asked / shared) and the buttons.
 
@@ -468,147 +455,151 @@ def report_blocks(report: TargetReport, *, requested_by: str | None, now: dateti
     `share=False` renders the in-channel copy (no Share button, "shared by" in the context line);
     `share_value` is the Share button's value (the front may overwrite it with an id; default: the target).
     """
-    report = localize_report(report)
+    report = localize_report(report, lang=lang)
     footer = _footer(started=report.started_at, took_ms=report.duration_ms,
                      where=_code(report.host) if _line(report.host) else "",
                      requested_by=requested_by, now=now, run_again=run_again, share=share, shared_by=shared_by,
-                     share_value=share_value or _cut_plain(report.target, 200), extra_actions=extra_actions)
-    return clamp_blocks([*_report_body(report, MAX_BLOCKS - len(footer)), *footer])
+                     share_value=share_value or _cut_plain(report.target, 200), extra_actions=extra_actions, lang=lang)
+    return clamp_blocks([*_report_body(report, MAX_BLOCKS - len(footer), lang=lang), *footer], lang=lang)
 
 
-def report_fallback(report: TargetReport) -> str:
+def report_fallback(report: TargetReport, *, lang: str) -> str:
     """The notification text: `web: FAIL — port_mismatch: nginx proxies to 3003 but …` (escaped, one line)."""
-    report = localize_report(report)
+    report = localize_report(report, lang=lang)
     status = report.status
     if report.diagnosis:
         first = report.diagnosis[0]
         what = f"{_line(first.cause)}: {_line(first.summary)}"
     elif not report.checks:
-        what = t("render.fallback_no_checks")
+        what = t("render.fallback_no_checks", lang=lang)
     elif status in (Status.OK, Status.SKIP):
-        what = tn("render.fallback_healthy", len(report.checks))
+        what = tn("render.fallback_healthy", len(report.checks), lang=lang)
     else:
         worst_check = next(c for c in report.checks if c.status is status)
         what = f"{_line(worst_check.id)}: {_line(worst_check.summary)}"
     return cut(f"{_line(report.target)}: {MARK[status]} — {what}", MAX_FALLBACK)
 
 
-def multi_report_fallback(reports: Sequence[TargetReport]) -> str:
+def multi_report_fallback(reports: Sequence[TargetReport], *, lang: str) -> str:
     """The notification text for several targets: the overall status, then each target that is not ok."""
     if len(reports) == 1:
-        return report_fallback(reports[0])
+        return report_fallback(reports[0], lang=lang)
     overall = worst([r.status for r in reports])
-    bad = [report_fallback(r) for r in reports if r.status in _BAD]
-    tail = "; ".join(bad) if bad else t("render.all_ok")
-    return cut(f"{tn('render.targets', len(reports))}: {MARK[overall]} — {tail}", MAX_FALLBACK)
+    bad = [report_fallback(r, lang=lang) for r in reports if r.status in _BAD]
+    tail = "; ".join(bad) if bad else t("render.all_ok", lang=lang)
+    return cut(f"{tn('render.targets', len(reports), lang=lang)}: {MARK[overall]} — {tail}", MAX_FALLBACK)
 
 
 # -- several reports ---------------------------------------------------------------------------------------------
 
 
-def _compact_section(report: TargetReport) -> str:
+def _compact_section(report: TargetReport, *, lang: str) -> str:
     status = report.status
     bad = [c for c in report.checks if c.status in _BAD]
     title = (f"{EMOJI[status]} *{_line(report.target)}* {_code(report.host)} — {MARK[status]} · "
-             f"{tn('render.not_ok_of', len(report.checks), bad=len(bad))} · {duration(report.duration_ms)}")
+             f"{tn('render.not_ok_of', len(report.checks), bad=len(bad), lang=lang)} · {timing(report.duration_ms)}")
     lines = [cut(title, 600)]
     if report.diagnosis:
         first = report.diagnosis[0]
-        lines.append(cut(f"↳ {_cause_label(0, first)} {_code(first.cause)} — {_line(first.summary)}", 800))
+        lines.append(cut(f"↳ {_cause_label(0, first, lang=lang)} {_code(first.cause)} — {_line(first.summary)}", 800))
     lines += [cut(f"• {EMOJI[c.status]} {_code(c.id)} — {_line(c.summary)}", 300) for c in bad]
-    return _fit_lines(lines, MAX_SECTION_TEXT, lambda n: tn("render.more_not_ok", n))
+    return _fit_lines(lines, MAX_SECTION_TEXT, lambda n: tn("render.more_not_ok", n, lang=lang))
 
 
-def _compact_body(reports: Sequence[TargetReport]) -> list[BlockDict]:
+def _compact_body(reports: Sequence[TargetReport], *, lang: str) -> list[BlockDict]:
     overall = worst([r.status for r in reports])
-    blocks = [_header(f"{EMOJI[overall]} {tn('render.targets', len(reports))}: {MARK[overall]}")]
+    blocks = [_header(f"{EMOJI[overall]} {tn('render.targets', len(reports), lang=lang)}: {MARK[overall]}")]
     bad = sorted((r for r in reports if r.status in _BAD), key=lambda r: -r.status.rank)
     fine = [r for r in reports if r.status not in _BAD]
-    blocks += [_section(_compact_section(r)) for r in bad]
+    blocks += [_section(_compact_section(r, lang=lang)) for r in bad]
     if fine:
         names = ", ".join(_code(r.target) for r in fine)
-        blocks.append(_section(t("render.targets_ok", emoji=EMOJI[Status.OK], targets=tn("render.targets", len(fine)),
-                                 names=names)))
+        blocks.append(_section(t("render.targets_ok", emoji=EMOJI[Status.OK], targets=tn("render.targets", len(fine),
+                                                                                         lang=lang),
+                                 names=names, lang=lang)))
     return blocks
 
 
 def multi_report_blocks(reports: Sequence[TargetReport], *, requested_by: str | None, now: datetime,
                         run_again: str | None = None, share: bool = True, shared_by: str | None = None,
                         extra_actions: Sequence[dict[str, Any]] = (),
-                        share_value: str | None = None) -> list[dict[str, Any]]:
+                        share_value: str | None = None, lang: str) -> list[dict[str, Any]]:
     """Several targets in one message. Each target in full when all of them fit in 50 blocks; otherwise one
     section per target that is not ok (worst first: its problem checks and first cause) and one line naming
     the healthy ones. One context line and one set of buttons at the end."""
     if not reports:
-        return error_blocks(t("render.no_targets_checked"))
-    reports = [localize_report(r) for r in reports]
+        return error_blocks(t("render.no_targets_checked", lang=lang), lang=lang)
+    reports = [localize_report(r, lang=lang) for r in reports]
     started = min(_utc(r.started_at) for r in reports)
     ends = [_utc(r.started_at).timestamp() * 1000 + (r.duration_ms if math.isfinite(r.duration_ms) else 0)
             for r in reports]
     took = max(ends) - started.timestamp() * 1000
-    footer = _footer(started=started, took_ms=took, where=tn("render.targets", len(reports)), requested_by=requested_by,
+    footer = _footer(started=started, took_ms=took, where=tn("render.targets", len(reports), lang=lang),
+                     requested_by=requested_by,
                      now=now, run_again=run_again, share=share, shared_by=shared_by,
                      share_value=share_value or _cut_plain(",".join(r.target for r in reports), 200),
-                     extra_actions=extra_actions)
+                     extra_actions=extra_actions, lang=lang)
     room = MAX_BLOCKS - len(footer)
     full: list[BlockDict] = []
     for report in reports:
-        full += _report_body(report, MAX_BLOCKS)
-    body = full if len(full) <= room else _compact_body(reports)
-    return clamp_blocks([*body, *footer])
+        full += _report_body(report, MAX_BLOCKS, lang=lang)
+    body = full if len(full) <= room else _compact_body(reports, lang=lang)
+    return clamp_blocks([*body, *footer], lang=lang)
 
 
 # -- other messages ----------------------------------------------------------------------------------------------
 
 
 def progress_blocks(description: str, *, count: int, target: str | None,
-                    requested_by: str | None) -> list[dict[str, Any]]:
+                    requested_by: str | None, lang: str) -> list[dict[str, Any]]:
     """The immediate answer: `⏳ Running 12 checks on web…`."""
-    where = f"*{_line(target)}*" if target else t("render.every_target")
+    where = f"*{_line(target)}*" if target else t("render.every_target", lang=lang)
     parts = [_line(description)] if description.strip() else []
     if requested_by:
-        parts.append(t("render.asked_by", user=_user(requested_by)))
-    blocks = [_section(tn("render.running", max(count, 0), where=where))]
+        parts.append(t("render.asked_by", user=_user(requested_by), lang=lang))
+    blocks = [_section(tn("render.running", max(count, 0), where=where, lang=lang))]
     if parts:
         blocks.append(_context(" · ".join(parts)))
-    return clamp_blocks(blocks)
+    return clamp_blocks(blocks, lang=lang)
 
 
-def _trusted_sections(text: str) -> list[BlockDict]:
+def _trusted_sections(text: str, *, lang: str) -> list[BlockDict]:
     """Our own mrkdwn (help, usage, messages quoting chat words), split on lines into sections."""
     lines = _soft_escape(_clean(text)).split("\n")
-    return [_section(x) for x in _pack(lines, MAX_BLOCKS, lambda n: tn("render.more_lines", n)) if x.strip()]
+    return [_section(x) for x in _pack(lines, MAX_BLOCKS, lambda n: tn("render.more_lines", n, lang=lang)) if x.strip()]
 
 
 def error_blocks(message: str, *, suggestion: str | None = None, usage: str | None = None,
-                 targets: Sequence[str] = ()) -> list[dict[str, Any]]:
+                 targets: Sequence[str] = (), lang: str) -> list[dict[str, Any]]:
     """A refusal or a request that could not be understood; `message` is our own mrkdwn (chat words in it
     are escaped), `suggestion` a word to offer ("did you mean `pm2`?"), `usage` the help text, `targets` the
     configured target names (for an unknown target)."""
-    text = f"{EMOJI[Status.ERROR]} {_defang(_soft_escape(_clean(message))).strip() or t('render.did_not_work')}"
+    said = _defang(_soft_escape(_clean(message))).strip() or t("render.did_not_work", lang=lang)
+    text = f"{EMOJI[Status.ERROR]} {said}"
     if suggestion:
-        text += "\n" + t("render.did_you_mean", word=_code(suggestion))
+        text += "\n" + t("render.did_you_mean", word=_code(suggestion), lang=lang)
     blocks = [_section(text)]
     if targets:
         names = cut(", ".join(_code(x) for x in targets), MAX_SECTION_TEXT - 40)
-        blocks.append(_section(t("render.targets_list", names=names)))
+        blocks.append(_section(t("render.targets_list", names=names, lang=lang)))
     if usage:
-        blocks += _trusted_sections(usage)
-    return clamp_blocks(blocks)
+        blocks += _trusted_sections(usage, lang=lang)
+    return clamp_blocks(blocks, lang=lang)
 
 
-def help_blocks(help_text: str) -> list[dict[str, Any]]:
+def help_blocks(help_text: str, *, lang: str) -> list[dict[str, Any]]:
     """The `/wscheck help` text (or any longer text answer) as sections."""
-    return clamp_blocks(_trusted_sections(help_text) or [_section("…")])
+    return clamp_blocks(_trusted_sections(help_text, lang=lang) or [_section("…")], lang=lang)
 
 
-def targets_blocks(targets: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+def targets_blocks(targets: Sequence[tuple[str, str]], *, lang: str) -> list[dict[str, Any]]:
     """`/wscheck targets`: each configured target with where it is (`deploy@203.0.113.10`, `local`)."""
     if not targets:
-        return clamp_blocks([_section(t("render.no_targets"))])
+        return clamp_blocks([_section(t("render.no_targets", lang=lang))], lang=lang)
     lines = [cut(f"• {_code(name)} — {_line(where)}", 500) for name, where in targets]
-    sections = _pack(lines, MAX_BLOCKS - 1, lambda n: tn("render.more_targets", n))
-    return clamp_blocks([_header(t("render.targets_header", n=len(targets))), *(_section(x) for x in sections)])
+    sections = _pack(lines, MAX_BLOCKS - 1, lambda n: tn("render.more_targets", n, lang=lang))
+    return clamp_blocks([_header(t("render.targets_header", n=len(targets), lang=lang)),
+                         *(_section(x) for x in sections)], lang=lang)
 
 
 # -- the last line of defence ------------------------------------------------------------------------------------
@@ -716,7 +707,7 @@ def _clamp_block(block: dict[str, Any]) -> dict[str, Any] | None:
     return out
 
 
-def _trim_middle(blocks: list[BlockDict]) -> list[BlockDict]:
+def _trim_middle(blocks: list[BlockDict], *, lang: str) -> list[BlockDict]:
     """At most MAX_BLOCKS: keep the top (header, check lines, root cause first) and the footer (the trailing
     context and actions blocks), drop what is between and say how much went."""
     footer = 0
@@ -724,11 +715,11 @@ def _trim_middle(blocks: list[BlockDict]) -> list[BlockDict]:
         footer += 1
     head = MAX_BLOCKS - 1 - footer
     dropped = len(blocks) - head - footer
-    notice = _context(tn("render.trimmed", dropped, max=MAX_BLOCKS))
+    notice = _context(tn("render.trimmed", dropped, max=MAX_BLOCKS, lang=lang))
     return [*blocks[:head], notice, *blocks[len(blocks) - footer:]]
 
 
-def clamp_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def clamp_blocks(blocks: list[dict[str, Any]], *, lang: str) -> list[dict[str, Any]]:
     """Enforce every Block Kit limit on any list of blocks (ours or added by others): 50 blocks (the middle is
     dropped with a notice), section text 3000, header 150 plain_text, context elements ≤ 10 of ≤ 3000, fields
     ≤ 10 × 2000, buttons (text 75, value 2000, action_id 255: a button over a limit is dropped, not cut), at
@@ -749,7 +740,7 @@ def clamp_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 block_ids.add(block_id)
         out.append(block)
     if len(out) > MAX_BLOCKS:
-        out = _trim_middle(out)
+        out = _trim_middle(out, lang=lang)
     return out
 
 
@@ -758,10 +749,10 @@ def untrusted(text: object) -> str:
     return _untrusted(text)
 
 
-def fix_block(commands: Sequence[str], *, title: str) -> dict[str, Any]:
+def fix_block(commands: Sequence[str], *, title: str, lang: str) -> dict[str, Any]:
     """A section with a bold title and the fix commands in a code block (alerts and approvals use it)."""
     budget = MAX_SECTION_TEXT - _u16(title) - 8
-    body = _code_block(commands, budget, lambda n: t("render.fix_more_lines", n=n), line_cap=FIX_LINE_CAP)
+    body = _code_block(commands, budget, lambda n: t("render.fix_more_lines", n=n, lang=lang), line_cap=FIX_LINE_CAP)
     return _section(f"*{_escape(title)}*\n{body}" if body else f"*{_escape(title)}*")
 
 

@@ -388,7 +388,7 @@ def tls_expiry_warning_default() -> int:
     return int(raw)
 
 
-def builtin_notice(targets: TargetsConfig) -> str:
+def builtin_notice(targets: TargetsConfig, *, lang: str) -> str:
     """The first line a person reads when no config file was found (console mode, `wscheck check`)."""
     if not targets.builtin:
         return ""
@@ -396,4 +396,4 @@ def builtin_notice(targets: TargetsConfig) -> str:
     from checks.config import DEFAULT_TARGET
 
     return t("config.builtin_defaults", target=DEFAULT_TARGET["name"], app=DEFAULT_TARGET["pm2_app"],
-             port=DEFAULT_TARGET["app_port"])
+             port=DEFAULT_TARGET["app_port"], lang=lang)

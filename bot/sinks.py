@@ -92,8 +92,9 @@ class SlackSink:
 class ConsoleSink:
     """Console mode: the same incident lifecycle, printed."""
 
-    def __init__(self, write: Callable[[str], None]) -> None:
+    def __init__(self, write: Callable[[str], None], lang: str = "en") -> None:
         self._out = write
+        self.lang = lang
         self._ts = itertools.count(1)
         self._lock = asyncio.Lock()
 
@@ -105,10 +106,10 @@ class ConsoleSink:
             if thread_ts:
                 self.write(f"  ↳ {text}")
             else:
-                self.write(t("console.alert", text=text) if alert else text)
+                self.write(t("console.alert", text=text, lang=self.lang) if alert else text)
                 if metadata.get("event_type") == APPROVAL_EVENT:  # a pending approval request: its buttons
                     request = (metadata.get("event_payload") or {}).get("op", "?")
-                    self.write(t("console.approve_hint", request=request))
+                    self.write(t("console.approve_hint", request=request, lang=self.lang))
         return ts
 
     async def update(self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:

@@ -266,7 +266,7 @@ class Target(BaseModel):
     def where(self) -> str:
         """Human description of where commands run, for reports."""
         if self.is_local:
-            return msg("config.this_machine").text
+            return msg("config.this_machine").en
         user = f"{self.user}@" if self.user else ""
         port = f":{self.port}" if self.port != 22 else ""
         return f"{user}{self.host}{port}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from checks import commands as cmd
 from checks.causes import CAUSE_BY_ID, CAUSE_SPECS
 from checks.config import Target
-from checks.messages import Msg, msg, of_result
+from checks.messages import Msg, msg, verbatim
 from checks.models import Cause, CheckResult, Status
 from checks.parsers.certs import CERT_INVALID_KINDS, WHY_KEYS
 from checks.registry import CHECKS
@@ -94,11 +94,9 @@ class _State:
         triggers = [trigger] if isinstance(trigger, str) else list(trigger)
         evidence = [c for c in (*triggers, *explains) if self._counts(c)]
         self.consumed.update(evidence)
-        lines = [line if isinstance(line, Msg) else Msg(str(line), str(line)) for line in self._runnable(fix)]
-        self.causes.append(Cause(cause=cause, summary=summary.text, severity=severity,
-                                 evidence=tuple(dict.fromkeys(evidence)), fix=tuple(m.text for m in lines),
-                                 summary_key=summary.key, summary_params=summary.params,
-                                 fix_keys=tuple((m.key, m.params) for m in lines)))
+        lines = tuple(line if isinstance(line, Msg) else verbatim(str(line)) for line in self._runnable(fix))
+        self.causes.append(Cause(cause=cause, message=summary, severity=severity,
+                                 evidence=tuple(dict.fromkeys(evidence)), fixes=lines))
 
     def _runnable(self, fix: Sequence[str | Msg]) -> list[str | Msg]:
         """Never suggest a command the report found missing: say that the tool is missing instead (once)."""
@@ -179,8 +177,8 @@ def _unreachable(s: _State) -> None:
     if not hit:
         return
     # The first attempt's own words, not a later check's "… (next attempt in N s)" echo of them.
-    first = next((c for c in hit if s.results[c].summary_key != "transport.retry_later"), hit[0])
-    reason = of_result(s.results[first])
+    first = next((c for c in hit if s.results[c].message.key != "transport.retry_later"), hit[0])
+    reason = s.results[first].message
     # "public_url does not answer either" only when the public checks ran and failed: a skipped or
     # errored http.proxy said nothing about public_url.
     public = [c for c in ("http.proxy", "ws.proxy") if c in s.results]
@@ -198,7 +196,7 @@ def _nginx_invalid(s: _State) -> None:
         return
     where: str | Msg = f"{r.details.get('file')}:{r.details.get('line')}" if r.details.get("file") \
         else msg("fix.the_nginx_config")
-    message = str(r.details.get("message")) if r.details.get("message") else of_result(r)
+    message = str(r.details.get("message")) if r.details.get("message") else r.message
     # The reverse of a pending reload (wt-nginxrt): the running nginx still serves its old config, so the
     # site works and this is a warning: a reload now would fail.
     serving = all(s.ok(c) for c in ("http.proxy", "ws.proxy"))
@@ -239,7 +237,7 @@ def _pm2_crash_loop(s: _State) -> None:
     if not s.failed("pm2.status") or r is None or not r.details.get("crash_loop"):
         return
     t = s.target
-    s.add("pm2_crash_loop", of_result(r), "pm2.status", _APP_DOWN_EFFECTS,
+    s.add("pm2_crash_loop", r.message, "pm2.status", _APP_DOWN_EFFECTS,
           [_pm2(t, "logs", t.pm2_app, "--err", "--lines", "100", "--nostream"), _pm2(t, "restart", t.pm2_app)])
 
 
@@ -252,7 +250,7 @@ def _pm2_not_online(s: _State) -> None:
         fix = [_start_cmd(t), _pm2(t, "save")]
     else:
         fix = [_pm2(t, "restart", t.pm2_app), _pm2(t, "logs", t.pm2_app, "--lines", "50", "--nostream")]
-    s.add("pm2_not_online", of_result(r), "pm2.status", _APP_DOWN_EFFECTS, fix)
+    s.add("pm2_not_online", r.message, "pm2.status", _APP_DOWN_EFFECTS, fix)
 
 
 def _port_mismatch(s: _State) -> None:
@@ -263,7 +261,7 @@ def _port_mismatch(s: _State) -> None:
     side = r.details.get("side")
     effects = ("port.listen", "http.local", "ws.local", "http.proxy", "ws.proxy")
     if r.status is Status.WARN and side == "config":
-        s.add("app_port_misconfigured", of_result(r), "port.match", effects,
+        s.add("app_port_misconfigured", r.message, "port.match", effects,
               [msg("fix.set_app_port", port=(r.details.get("nginx_ports") or ["?"])[0], target=t.name)])
         return
     if r.status is not Status.FAIL:
@@ -274,7 +272,7 @@ def _port_mismatch(s: _State) -> None:
     else:
         where = f"{r.details.get('file')}:{r.details.get('line')}"
         fix = [msg("fix.edit_proxy_pass", where=where, port=t.app_port), *_nginx_apply(t)]
-    s.add("port_mismatch", of_result(r), "port.match", effects, fix)
+    s.add("port_mismatch", r.message, "port.match", effects, fix)
 
 
 def _app_not_listening(s: _State) -> None:
@@ -286,7 +284,7 @@ def _app_not_listening(s: _State) -> None:
     t = s.target
     # "although the app is online" only when pm2.status ran and said so.
     key = "cause.app_not_listening" if s.ran("pm2.status") else "cause.app_not_listening_pm2_unknown"
-    s.add("app_not_listening", msg(key, summary=of_result(s.results["port.listen"]), app=t.pm2_app),
+    s.add("app_not_listening", msg(key, summary=s.results["port.listen"].message, app=t.pm2_app),
           "port.listen", ("http.local", "ws.local", "http.proxy", "ws.proxy", "port.match"),
           [_pm2(t, "logs", t.pm2_app, "--lines", "50", "--nostream"), _pm2(t, "restart", t.pm2_app)])
 
@@ -307,7 +305,7 @@ def _upgrade_missing(s: _State) -> None:
     where = f"{r.details.get('file')}:{r.details.get('line')}"
     fix: list[str | Msg] = [msg("fix.add_to_location", location=str(r.details.get("location")), where=where),
            *[f"    {ln}" for ln in lines if isinstance(ln, str)], *_nginx_apply(s.target)]
-    s.add("nginx_upgrade_headers_missing", of_result(r), "nginx.websocket", ("ws.proxy",), fix)
+    s.add("nginx_upgrade_headers_missing", r.message, "nginx.websocket", ("ws.proxy",), fix)
 
 
 def _app_ws_missing(s: _State) -> None:
@@ -327,7 +325,7 @@ def _ws_timeout(s: _State) -> None:
     if r is None or r.status is not Status.WARN or "read_timeout" not in (r.details.get("weak") or []):
         return
     where = f"{r.details.get('file')}:{r.details.get('line')}"
-    s.add("nginx_ws_timeout_short", of_result(r), "nginx.websocket", (),
+    s.add("nginx_ws_timeout_short", r.message, "nginx.websocket", (),
           [msg("fix.add_to_location", location=str(r.details.get("location")), where=where),
            "    proxy_read_timeout 86400;",
            "    proxy_send_timeout 86400;", *_nginx_apply(s.target)])
@@ -468,7 +466,7 @@ def _address_mismatch(s: _State) -> None:
                             _pm2(t, "restart", t.pm2_app, "--update-env", env={"HOSTNAME": bind}), _pm2(t, "save"),
                             msg("fix.proxy_pass_address", where=where, address=address, port=t.app_port),
                             *_nginx_apply(t)]
-    s.add("app_listen_address_mismatch", msg("cause.app_listen_address_mismatch", summary=of_result(r)),
+    s.add("app_listen_address_mismatch", msg("cause.app_listen_address_mismatch", summary=r.message),
           "port.match", [c for c in _PROBES if s.failed(c)], fix, severity=r.status)
 
 
@@ -510,7 +508,7 @@ def _pm2_not_saved(s: _State) -> None:
     pm2 = s.get("pm2.status")
     if pm2 is not None and "known_apps" in pm2.details:  # "runs but is not saved" needs it to be in PM2's list
         return
-    s.add("pm2_not_saved", msg("cause.pm2_not_saved", summary=of_result(r)), "pm2.saved", (),
+    s.add("pm2_not_saved", msg("cause.pm2_not_saved", summary=r.message), "pm2.saved", (),
           [_pm2(s.target, "save")])
 
 
@@ -519,7 +517,7 @@ def _pm2_startup_missing(s: _State) -> None:
     if r is None or r.status is not Status.WARN or r.id in s.consumed:
         return
     t = s.target
-    s.add("pm2_startup_missing", msg("cause.pm2_startup_missing", summary=of_result(r)), "pm2.startup", (),
+    s.add("pm2_startup_missing", msg("cause.pm2_startup_missing", summary=r.message), "pm2.startup", (),
           [_pm2(t, "startup"), msg("fix.pm2_startup"), _pm2(t, "save")])
 # -- wt-host2: the host under the app, PM2 restarting an online app, standalone assets --------------------------
 
@@ -545,7 +543,7 @@ def _host_out_of_memory(s: _State) -> None:
     if not heap or short:
         fix.append(msg("fix.oom_memory"))
     fix.append(_pm2(t, "logs", t.pm2_app, "--err", "--lines", "100", "--nostream"))
-    s.add("host_out_of_memory", of_result(r), "host.memory", _APP_DOWN_EFFECTS if app_hit else (), fix)
+    s.add("host_out_of_memory", r.message, "host.memory", _APP_DOWN_EFFECTS if app_hit else (), fix)
 
 
 def _host_disk_full(s: _State) -> None:
@@ -559,7 +557,7 @@ def _host_disk_full(s: _State) -> None:
                             _pm2(t, "install", "pm2-logrotate"), _pm2(t, "set", "pm2-logrotate:max_size", "50M"),
                             _pm2(t, "set", "pm2-logrotate:retain", "7")]
     explains = ("pm2.logs",) if r.details.get("enospc") else ()
-    s.add("host_disk_full", of_result(r), "host.disk", explains, fix, severity=r.status)
+    s.add("host_disk_full", r.message, "host.disk", explains, fix, severity=r.status)
 
 
 def _process_fd_exhausted(s: _State) -> None:
@@ -567,7 +565,7 @@ def _process_fd_exhausted(s: _State) -> None:
     if not s.failed("host.fds") or r is None:
         return
     t = s.target
-    s.add("process_fd_exhausted", of_result(r), "host.fds",
+    s.add("process_fd_exhausted", r.message, "host.fds",
           ("pm2.logs", "http.local", "ws.local", "http.proxy", "ws.proxy"),
           [msg("fix.fd_limit"), _pm2(t, "restart", t.pm2_app)])
 
@@ -579,7 +577,7 @@ def _next_static_missing(s: _State) -> None:
     t = s.target
     root = str(r.details.get("server") or "").rsplit("/", 1)[0]
     base = t.app_dir.rstrip("/")
-    s.add("next_static_assets_missing", of_result(r), "next.static", ("http.proxy", "http.local"),
+    s.add("next_static_assets_missing", r.message, "next.static", ("http.proxy", "http.local"),
           [msg("fix.static_copy"), f"    cp -r {shlex.quote(base + '/public')} {shlex.quote(root + '/')}",
            f"    cp -r {shlex.quote(base + '/.next/static')} {shlex.quote(root + '/.next/')}",
            _pm2(t, "restart", t.pm2_app), _pm2(t, "save")])
@@ -605,7 +603,7 @@ def _pm2_restart_loop_online(s: _State) -> None:
     # the last `pm2 save` (pm2.saved "stale"): the loop explains that, it is not a second cause.
     saved = s.get("pm2.saved")
     stale = ("pm2.saved",) if saved is not None and saved.details.get("reason") == "stale" else ()
-    s.add("pm2_restart_loop_online", of_result(r), "pm2.restarts", (*_APP_DOWN_EFFECTS, *stale), fix)
+    s.add("pm2_restart_loop_online", r.message, "pm2.restarts", (*_APP_DOWN_EFFECTS, *stale), fix)
 
 
 # -- wt-nginxrt: routing, reloads and the error log ------------------------------------------------------------
@@ -756,7 +754,7 @@ def _pm2_home_mismatch(s: _State) -> None:
         return
     holder = r.details.get("holder") or {}
     t = s.target
-    s.add("pm2_home_mismatch", msg("cause.pm2_home_mismatch", summary=of_result(r), app=t.pm2_app),
+    s.add("pm2_home_mismatch", msg("cause.pm2_home_mismatch", summary=r.message, app=t.pm2_app),
           "pm2.daemon", _APP_DOWN_EFFECTS,
           [msg("fix.set_pm2_owner", user=holder.get("user", "?"), home=holder.get("home", "?"), target=t.name)])
 
@@ -771,7 +769,7 @@ def _socketio_no_sticky(s: _State) -> None:
         return  # one process forgetting its sessions is something else: left to `unknown`
     t = s.target
     s.add("socketio_no_sticky_sessions",
-          msg("cause.socketio_no_sticky_sessions", app=t.pm2_app, instances=instances, summary=of_result(r)),
+          msg("cause.socketio_no_sticky_sessions", app=t.pm2_app, instances=instances, summary=r.message),
           "ws.sessions", (),
           [msg("fix.sio_sticky"), msg("fix.sio_websocket_only"),
            msg("fix.sio_scale_one", command=_pm2(t, "scale", t.pm2_app, "1"))])

@@ -38,16 +38,13 @@ class FactError(Exception):
     """A fact a check needs could not be established; the check reports `status` with this reason.
 
     `status` is `error` (could not find out) or `skip` (another selected check already explains it).
-    `key` and `params` say the reason again in another language (checks/messages.py; "" = not ours).
+    `message` is the reason, unrendered (a plain string is text that is not ours); `str(exc)` is its English.
     """
 
     def __init__(self, reason: str | Msg, *, status: Status = Status.ERROR, kind: str = "command",
                  details: dict[str, Any] | None = None) -> None:
-        text = reason.text if isinstance(reason, Msg) else reason
-        super().__init__(text)
-        self.reason = text
-        self.key = reason.key if isinstance(reason, Msg) else ""
-        self.params: dict[str, Any] = reason.params if isinstance(reason, Msg) else {}
+        self.message = reason if isinstance(reason, Msg) else verbatim(reason)
+        super().__init__(self.message.en)
         self.status = status
         self.kind = kind
         self.details = details or {}
@@ -432,7 +429,7 @@ def _last_line(text: str) -> Msg:
 
 def _sudo_hint(result: CommandResult) -> Msg:
     line = _last_line(result.stderr)
-    if "password is required" in line.text or "a terminal is required" in line.text:
+    if "password is required" in line.en or "a terminal is required" in line.en:
         return msg("facts.sudo_hint", error=line)
     return line
 

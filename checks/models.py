@@ -10,7 +10,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from wsmsg import Msg
+from wsmsg.field import MsgField, as_msg
 
 
 class Status(StrEnum):
@@ -37,6 +40,17 @@ _RANK = {Status.SKIP: 0, Status.OK: 1, Status.WARN: 2, Status.ERROR: 3, Status.F
 _EXIT = {Status.SKIP: 0, Status.OK: 0, Status.WARN: 1, Status.ERROR: 3, Status.FAIL: 2}
 
 
+def _message_of(data: Any, *, text: str = "summary", key: str = "summary_key", params: str = "summary_params") -> Any:
+    """Accept the older shape (`summary` text + `summary_key`/`summary_params`) and a `summary=` keyword: both
+    become `message`."""
+    if not isinstance(data, dict) or "message" in data or text not in data:
+        return data
+    data = dict(data)
+    summary, ref_key, ref_params = data.pop(text), data.pop(key, ""), data.pop(params, None) or {}
+    data["message"] = Msg.from_ref({"$msg": ref_key, "params": ref_params}) if ref_key else as_msg(summary)
+    return data
+
+
 def worst(statuses: list[Status] | tuple[Status, ...]) -> Status:
     """Overall status of a set of results; an empty or all-skip set is `skip`."""
     result = Status.SKIP
@@ -49,33 +63,59 @@ def worst(statuses: list[Status] | tuple[Status, ...]) -> Status:
 class CheckResult(BaseModel):
     """Uniform result of one checklist item (Gatus' Result, reduced to what a human reads)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     id: str
     status: Status
-    summary: str
+    #: What the check says, unrendered (wsmsg.Msg); `summary` is its English, the `--json` field.
+    message: MsgField
     details: dict[str, Any] = Field(default_factory=dict)
     duration_ms: float = 0.0
-    #: How to say `summary` in another language (checks/messages.py); not part of the `--json` output.
-    summary_key: str = ""
-    summary_params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _summary(cls, data: Any) -> Any:
+        return _message_of(data)
+
+    @property
+    def summary(self) -> str:
+        return self.message.en
 
 
 class Cause(BaseModel):
     """A known failure of the seed story, named with the evidence and the fix for this target."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     cause: str
-    summary: str
+    #: What the cause is, unrendered; `summary` is its English.
+    message: MsgField
     severity: Status = Status.FAIL
     evidence: tuple[str, ...] = ()
-    fix: tuple[str, ...] = ()
-    #: How to say `summary` and each `fix` line in another language (checks/messages.py): `fix_keys[i]` is
-    #: (key, params) for `fix[i]`, key "" for a command line (never translated). Plain JSON: incidents persist it.
-    summary_key: str = ""
-    summary_params: dict[str, Any] = Field(default_factory=dict)
-    fix_keys: tuple[tuple[str, dict[str, Any]], ...] = ()
+    #: The fix, one message per line: a command line is verbatim text (never translated); `fix` is the English.
+    fixes: tuple[MsgField, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _summary_and_fix(cls, data: Any) -> Any:
+        data = _message_of(data)
+        if isinstance(data, dict) and "fixes" not in data and "fix" in data:
+            data = dict(data)
+            lines, keys = tuple(data.pop("fix") or ()), tuple(data.pop("fix_keys", None) or ())
+            if len(keys) != len(lines):
+                keys = (("", {}),) * len(lines)
+            data["fixes"] = tuple(
+                Msg.from_ref({"$msg": key, "params": params}) if key else as_msg(line)
+                for line, (key, params) in zip(lines, keys, strict=True))
+        return data
+
+    @property
+    def summary(self) -> str:
+        return self.message.en
+
+    @property
+    def fix(self) -> tuple[str, ...]:
+        return tuple(line.en for line in self.fixes)
 
 
 class TargetReport(BaseModel):

@@ -19,7 +19,7 @@ from checks.diagnosis import diagnose
 from checks.facts import FactError, Facts
 from checks.items import CHECK_FUNCTIONS
 from checks.items.base import Outcome
-from checks.messages import Msg, msg, plain_params
+from checks.messages import Msg, msg, verbatim
 from checks.models import CheckResult, Status, TargetReport
 from checks.redact import redact
 from checks.registry import resolve_selection
@@ -35,12 +35,9 @@ async def _run_one(check_id: str, facts: Facts, timeout: float) -> CheckResult:
     try:
         async with asyncio.timeout(timeout):
             outcome: Outcome = await CHECK_FUNCTIONS[check_id](facts)
-        status, details = outcome.status, dict(outcome.details)
-        summary = Msg(outcome.summary, {"$msg": outcome.key, "params": outcome.params} if outcome.key
-                      else outcome.summary)
+        status, details, summary = outcome.status, dict(outcome.details), outcome.summary
     except FactError as exc:
-        status, details = exc.status, {**exc.details, "error_kind": exc.kind}
-        summary = Msg(exc.reason, {"$msg": exc.key, "params": exc.params} if exc.key else exc.reason)
+        status, details, summary = exc.status, {**exc.details, "error_kind": exc.kind}, exc.message
     except HostKeyError as exc:
         status, summary = Status.ERROR, said(exc)
         details = {**exc.details, "error_kind": "unreachable", "host_key": True}
@@ -60,12 +57,19 @@ async def _run_one(check_id: str, facts: Facts, timeout: float) -> CheckResult:
     return CheckResult(
         id=check_id,
         status=status,
-        summary=redact(summary.text),
+        message=_redacted(summary),
         details=details,
         duration_ms=(time.perf_counter() - started) * 1000,
-        summary_key=summary.key,
-        summary_params=plain_params(summary.params, redact),
     )
+
+
+def _redacted(message: Msg) -> Msg:
+    """`message` with its params redacted; as plain redacted English in the rare case where a secret spans a
+    template and a param, so no language ever shows what the English would have hidden."""
+    cleaned = message.map_text(redact)
+    english = cleaned.en
+    said = redact(english)
+    return cleaned if said == english else verbatim(said)
 
 
 async def run_checks(target: Target, transport: Transport, only: Sequence[str] = (), *,

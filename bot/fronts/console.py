@@ -12,45 +12,52 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot import commands as cmd
 from bot.admission import CONSOLE_OPERATOR
 from bot.core import Bot, Requester, Responder
-from bot.i18n import t, tn
+from bot.i18n import text
 from bot.render import plain, report_text
 from checks.models import TargetReport
+from wsmsg import Msg
 
 CONSOLE_USER = CONSOLE_OPERATOR  # admission lets the operator at the terminal through any allow-list
 _AS = re.compile(r"^\s*as\s+([A-Z][A-Z0-9]{1,20})\s+(.*)$", re.IGNORECASE)
 
 
 class ConsoleResponder(Responder):
-    def __init__(self, write: Callable[[str], None]) -> None:
-        self.write = write
+    """Answers on the terminal, in `lang` (WSCHECK_LANG)."""
 
-    async def progress(self, description: str, *, count: int, target: str | None) -> None:
-        where = target or t("render.every_target")
-        self.write(tn("render.running", count, where=where))
+    def __init__(self, write: Callable[[str], None], lang: str = "en") -> None:
+        self.write = write
+        self.lang = lang
+
+    def say(self, key: str, **params: Any) -> str:
+        return text(key, **params).render(self.lang)
+
+    async def progress(self, description: Msg, *, count: int, target: str | None) -> None:
+        where = target or self.say("render.every_target")
+        self.write(self.say(f"render.running.{'one' if count == 1 else 'other'}", n=count, where=where))
 
     async def reports(self, reports: Sequence[TargetReport], *, command: cmd.RunChecks) -> None:
-        self.write("\n\n".join(report_text(r) for r in reports))
+        self.write("\n\n".join(report_text(r, lang=self.lang) for r in reports))
 
     async def invalid(self, problem: cmd.Invalid, *, targets: Sequence[str]) -> None:
-        lines = [f"✗ {plain(problem.message)}"]
+        lines = [f"✗ {plain(problem.message.render(self.lang))}"]
         if problem.suggestion:
-            lines.append(t("console.did_you_mean", word=problem.suggestion.replace("`", "")))
+            lines.append(self.say("console.did_you_mean", word=problem.suggestion.replace("`", "")))
         if problem.show_targets:
-            lines.append(t("console.targets", names=", ".join(targets)))
+            lines.append(self.say("console.targets", names=", ".join(targets)))
         if problem.show_usage:
-            lines.append("  " + plain(cmd.help_text().splitlines()[0]) + t("console.usage_more"))
+            lines.append("  " + plain(self.say("commands.help").splitlines()[0]) + self.say("console.usage_more"))
         self.write("\n".join(lines))
 
-    async def text(self, text: str) -> None:
-        self.write(plain(text))
+    async def text(self, text: Msg) -> None:
+        self.write(plain(text.render(self.lang)))
 
-    async def announce(self, text: str) -> None:
-        self.write(plain(text))
+    async def announce(self, text: Msg) -> None:
+        self.write(plain(text.render(self.lang)))
 
 
 class ConsoleFront:
@@ -64,6 +71,7 @@ class ConsoleFront:
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         self.interactive = self.stdin.isatty()
+        self.lang = bot.settings.lang
 
     def write(self, text: str) -> None:
         self.stdout.write(text.rstrip("\n") + "\n")
@@ -84,8 +92,8 @@ class ConsoleFront:
         threading.Thread(target=self._reader, args=(loop, queue), name="console-stdin", daemon=True).start()
         if self.notice:
             self.write(self.notice)
-        self.write(t("console.welcome"))
-        self.write(t("console.targets_line", names=", ".join(self.bot.target_names)))
+        self.write(text("console.welcome").render(self.lang))
+        self.write(text("console.targets_line", names=", ".join(self.bot.target_names)).render(self.lang))
         while not stop.is_set():
             self._prompt()
             getter = asyncio.ensure_future(queue.get())
@@ -97,7 +105,7 @@ class ConsoleFront:
             stopper.cancel()
             line = getter.result()
             if line is None:
-                self.write(t("console.stdin_closed"))
+                self.write(text("console.stdin_closed").render(self.lang))
                 return
             if line.strip().lower() in ("quit", "exit", "/quit"):
                 stop.set()
@@ -116,7 +124,7 @@ class ConsoleFront:
         if match:
             who = Requester(user_id=match.group(1).upper(), user_name=match.group(1).upper(), source="console")
             line = match.group(2)
-        out = ConsoleResponder(self.write)
+        out = ConsoleResponder(self.write, self.lang)
         refusal = self.bot.admit(who)
         if refusal:
             await out.text(refusal)

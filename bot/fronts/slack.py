@@ -39,8 +39,10 @@ from bot import commands as cmd
 from bot import render
 from bot.core import Bot, Requester, Responder
 from bot.i18n import t, tn
+from bot.i18n import text as i18n_text
 from bot.settings import Settings
 from checks.models import TargetReport
+from wsmsg import Msg
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,7 @@ class SlackResponder(Responder):
         self.respond = respond
         self.who = who
         self.replace = True
+        self.lang = front.settings.lang
 
     async def _send(self, *, text: str, blocks: list[dict[str, Any]], **extra: Any) -> None:
         if not self.replace:
@@ -159,10 +162,10 @@ class SlackResponder(Responder):
             log.error("answer to %s lost: response_url failed (%s) and so did the Web API (%s: %s)",
                       self.who.user_id, problem, type(exc).__name__, exc)
 
-    async def progress(self, description: str, *, count: int, target: str | None) -> None:
-        await self._send(text=tn("slack.running", count),
-                         blocks=render.progress_blocks(description, count=count, target=target,
-                                                       requested_by=self.who.user_id))
+    async def progress(self, description: Msg, *, count: int, target: str | None) -> None:
+        await self._send(text=tn("slack.running", count, lang=self.lang),
+                         blocks=render.progress_blocks(description.render(self.lang), count=count, target=target,
+                                                       requested_by=self.who.user_id, lang=self.lang))
 
     async def reports(self, reports: Sequence[TargetReport], *, command: cmd.RunChecks) -> None:
         now = datetime.now(UTC)
@@ -170,29 +173,35 @@ class SlackResponder(Responder):
         run_again = cmd.as_text(command)
         if len(reports) > MAX_SEPARATE_REPORTS:
             blocks = render.multi_report_blocks(reports, requested_by=self.who.user_id, now=now,
-                                                run_again=run_again, share=True)
-            text = "\n".join(render.report_fallback(r) for r in reports)[:3000]
+                                                run_again=run_again, share=True, lang=self.lang)
+            text = "\n".join(render.report_fallback(r, lang=self.lang) for r in reports)[:3000]
             await self._send(text=text, blocks=_with_share_id(blocks, share_id))
             return
         for report in reports:
             extra = self.front.bot.report_buttons(report) if self.front.bot.report_buttons else []
             blocks = render.report_blocks(report, requested_by=self.who.user_id, now=now, run_again=run_again,
-                                          share=True, extra_actions=extra)
-            await self._send(text=render.report_fallback(report), blocks=_with_share_id(blocks, share_id))
+                                          share=True, extra_actions=extra, lang=self.lang)
+            await self._send(text=render.report_fallback(report, lang=self.lang), blocks=_with_share_id(blocks,
+                                                                                                        share_id))
             self.replace = False
 
     async def invalid(self, problem: cmd.Invalid, *, targets: Sequence[str]) -> None:
-        text = t("slack.did_you_mean", message=problem.message, word=problem.suggestion) if problem.suggestion \
-            else problem.message
-        await self._send(text=text, blocks=render.error_blocks(
-            problem.message, suggestion=problem.suggestion, usage=cmd.help_text() if problem.show_usage else None,
-            targets=targets if problem.show_targets else ()))
+        message = problem.message.render(self.lang)
+        said = message if not problem.suggestion else \
+            i18n_text("slack.did_you_mean", message=message, word=problem.suggestion).render(self.lang)
+        usage = i18n_text("commands.help").render(self.lang) if problem.show_usage else None
+        await self._send(text=said, blocks=render.error_blocks(
+            message, suggestion=problem.suggestion, usage=usage, targets=targets if problem.show_targets else (),
+            lang=self.lang))
 
-    async def text(self, text: str) -> None:
-        await self._send(text=text[:3000], blocks=render.help_blocks(text))
+    async def text(self, text: Msg) -> None:
+        said = text.render(self.lang)
+        await self._send(text=said[:3000], blocks=render.help_blocks(said, lang=self.lang))
 
-    async def announce(self, text: str) -> None:
-        await self._deliver(text=text[:3000], blocks=render.help_blocks(text), response_type="in_channel",
+    async def announce(self, text: Msg) -> None:
+        said = text.render(self.lang)
+        await self._deliver(text=said[:3000], blocks=render.help_blocks(said, lang=self.lang),
+                            response_type="in_channel",
                             replace_original=False)
 
 
@@ -242,6 +251,7 @@ class SlackFront:
     def __init__(self, bot: Bot, settings: Settings, *, http: bool = False) -> None:
         self.bot = bot
         self.settings = settings
+        self.lang = settings.lang
         self.http = http or settings.http
         self.client = make_client(settings)
         self._users: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -437,11 +447,12 @@ class SlackFront:
         try:
             who = await self.requester(body)
         except SlackApiError as exc:
-            await respond(text=t("slack.lookup_failed", error=exc.response.get("error")), **answer)
+            await respond(text=t("slack.lookup_failed", error=exc.response.get("error"), lang=self.lang), **answer)
             return None
         refusal = self.bot.admit(who)
         if refusal:
-            await respond(text=refusal, blocks=render.error_blocks(refusal), **answer)
+            said = refusal.render(self.settings.lang)
+            await respond(text=said, blocks=render.error_blocks(said, lang=self.lang), **answer)
             return None
         return who
 
@@ -451,9 +462,9 @@ class SlackFront:
         command = self.bot.parse(str(body.get("text") or ""))
         if isinstance(command, cmd.RunChecks):
             plan = self.bot.plan(command)
-            await ack(text=tn("slack.running", plan.count), blocks=render.progress_blocks(
-                cmd.describe(command), count=plan.count, target=plan.shown_target,
-                requested_by=str(body.get("user_id") or "")))
+            await ack(text=tn("slack.running", plan.count, lang=self.lang), blocks=render.progress_blocks(
+                cmd.describe(command).render(self.settings.lang), count=plan.count, target=plan.shown_target,
+                requested_by=str(body.get("user_id") or ""), lang=self.lang))
         else:
             await ack()
 
@@ -484,7 +495,7 @@ class SlackFront:
                 try:
                     who: Requester | None = await self.requester(body, fresh=True)
                 except SlackApiError as exc:
-                    await respond(text=t("slack.lookup_failed", error=exc.response.get("error")),
+                    await respond(text=t("slack.lookup_failed", error=exc.response.get("error"), lang=self.lang),
                                   replace_original=False, response_type="ephemeral")
                     return
             else:
@@ -512,19 +523,21 @@ class SlackFront:
     async def _share(self, value: str, who: Requester, respond: Respond) -> None:
         shared = self._shared.get(value)
         if shared is None:
-            await respond(text=t("slack.share_expired"), replace_original=False, response_type="ephemeral")
+            await respond(text=t("slack.share_expired", lang=self.lang), replace_original=False,
+                          response_type="ephemeral")
             return
         now = datetime.now(UTC)
         if len(shared.reports) > MAX_SEPARATE_REPORTS:
             blocks = render.multi_report_blocks(shared.reports, requested_by=shared.requested_by, now=now,
-                                                share=False, shared_by=who.user_id)
-            await respond(text="\n".join(render.report_fallback(r) for r in shared.reports)[:3000],
+                                                share=False, shared_by=who.user_id, lang=self.lang)
+            await respond(text="\n".join(render.report_fallback(r, lang=self.lang) for r in shared.reports)[:3000],
                           blocks=blocks, response_type="in_channel", replace_original=False)
             return
         for report in shared.reports:
             blocks = render.report_blocks(report, requested_by=shared.requested_by, now=now, share=False,
-                                          shared_by=who.user_id)
-            await respond(text=render.report_fallback(report), blocks=blocks, response_type="in_channel",
+                                          shared_by=who.user_id, lang=self.lang)
+            await respond(text=render.report_fallback(report, lang=self.lang), blocks=blocks,
+                          response_type="in_channel",
                           replace_original=False)
 
     async def _run_again(self, value: str, who: Requester, respond: Respond) -> None:

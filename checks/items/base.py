@@ -7,27 +7,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checks.facts import Facts
-from checks.messages import Msg
 from checks.models import Status
+from wsmsg import Msg, verbatim
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     status: Status
-    summary: str
+    #: What the check says, unrendered: the runner hands this very value on to `CheckResult.message`.
+    summary: Msg
     details: dict[str, Any] = field(default_factory=dict)
-    #: The catalog key and params of `summary` (checks/messages.py); "" when the summary is not ours.
-    key: str = ""
-    params: dict[str, Any] = field(default_factory=dict)
 
 
 CheckFn = Callable[[Facts], Awaitable[Outcome]]
 
 
 def outcome(status: Status, summary: str | Msg, details: dict[str, Any]) -> Outcome:
-    if isinstance(summary, Msg):
-        return Outcome(status, summary.text, details, summary.key, summary.params)
-    return Outcome(status, summary, details)
+    return Outcome(status, summary if isinstance(summary, Msg) else verbatim(summary), details)
 
 
 def ok(summary: str | Msg, **details: Any) -> Outcome:

@@ -14,6 +14,7 @@ from checks.messages import Msg, msg
 from checks.parsers.logs import scan_log
 from checks.parsers.pm2 import Pm2Process
 from checks.redact import redact
+from wsmsg.duration import duration
 
 #: PM2 counts a restart as unstable when the app lived less than min_uptime; this many is a loop.
 #: `restart_time` alone cannot tell a crash from an operator's `pm2 restart` in one snapshot; the
@@ -146,16 +147,10 @@ def since_start(text: str, started_s: float, mtime_s: float | None) -> tuple[str
 
 
 def _human(seconds: object) -> str | Msg:
+    """An uptime in the unit that reads best: 90 s, 5 min, 3 h, 2 d (a unit from twice its size)."""
     if not isinstance(seconds, int | float):
         return "?"
-    s = int(seconds)
-    if s < 120:
-        return msg("unit.s", n=s)
-    if s < 7200:
-        return msg("unit.min", n=s // 60)
-    if s < 172800:
-        return msg("unit.h", n=s // 3600)
-    return msg("unit.d", n=s // 86400)
+    return duration(int(seconds), parts=1, at_least=2)
 
 
 async def pm2_logs(f: Facts) -> Outcome:

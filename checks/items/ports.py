@@ -68,7 +68,7 @@ async def port_match(f: Facts) -> Outcome:
     if isinstance(found, FactError) and found.kind == "nginx" and found.details.get("reason") == "redirect":
         # wt-tls: nginx answers the WebSocket path with a redirect: no upstream port to compare. nginx.websocket
         # (and ws.proxy) carry that finding; port.match has nothing of its own to say.
-        raise f.explained_by("nginx.websocket", msg(found.key, **found.params) if found.key else found.reason,
+        raise f.explained_by("nginx.websocket", found.message,
                              route=found.details) from None
     if isinstance(found, BaseException):
         raise found

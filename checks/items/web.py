@@ -11,7 +11,7 @@ from checks.facts import FactError, Facts
 from checks.items.base import Outcome, fail, ok, warn
 from checks.items.redirects import redirect_origin
 from checks.items.tls import public_probe_opener
-from checks.messages import Msg, msg
+from checks.messages import msg
 from checks.parsers.pm2 import Pm2Process
 from checks.probes import (
     Opener,
@@ -23,6 +23,7 @@ from checks.probes import (
     ws_handshake,
 )
 from checks.transport.base import ByteStream, ProbeConnectError, said
+from wsmsg.duration import duration
 
 
 async def next_build(f: Facts) -> Outcome:
@@ -46,7 +47,7 @@ async def next_build(f: Facts) -> Outcome:
     if build_id is None:
         what = ".next/BUILD_ID" if f"{base}/.next" in files else msg("next.build.whole_build")
         return fail(msg("next.build.missing", what=what, app_dir=base), **details)
-    age = _age(build_id.mtime)
+    age = duration(max(0, int(time.time() - build_id.mtime)), parts=1)
     return ok(msg("next.build.ok", age=age), **details)
 
 
@@ -56,14 +57,6 @@ async def _instances_or_empty(f: Facts) -> tuple[Pm2Process, ...]:
         return await f.app_instances()
     except FactError:
         return ()
-
-
-def _age(mtime: int) -> Msg:
-    seconds = max(0, int(time.time() - mtime))
-    for key, size in (("unit.d", 86400), ("unit.h", 3600), ("unit.min", 60)):
-        if seconds >= size:
-            return msg(key, n=seconds // size)
-    return msg("unit.s", n=seconds)
 
 
 def _status_outcome(where: str, status: int, reason: str, location: str | None,

@@ -37,7 +37,7 @@ class SaidError(Exception):
         self.msg = message if isinstance(message, Msg) else verbatim(message)
         #: The library's own words and other data for a result's `details`, kept out of the summary.
         self.details: dict[str, object] = dict(details or {})
-        super().__init__(self.msg.text)
+        super().__init__(self.msg.en)
 
 
 def said(exc: BaseException) -> Msg:

@@ -664,6 +664,7 @@ def test_dockerignore_sends_the_package_and_no_secrets(dockerignore: list[str],
         return _dockerignore_included(path, dockerignore)
 
     for needed in ("pyproject.toml", "README.md", "bot/app.py", "bot/fronts/slack.py", "checks/config.py",
+                   "wsmsg/msg.py", "wsmsg/locales/ko/bot.toml",
                    "bot/py.typed", "deploy/docker-entrypoint.sh", "requirements/run.lock"):
         assert inc(needed), f"{needed} must be in the build context"
     for secret in (".env", "bot/.env", ".env.local", "wscheck.toml", "wscheck.db", "data/wscheck.db-wal",

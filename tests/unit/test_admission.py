@@ -157,8 +157,8 @@ async def test_remediation_click_refuses_a_guest_and_audits_it(db: str,
     async with await Store.open(db) as store:
         h = harness(store, monkeypatch, "pm2-stopped")
         request = await h.request()
-        answer = await h.remediation.click(request.id, approve=True, who=adm.Subject(
-            user_id=APPROVER, source="slack", team_id="T1", is_guest=True))
+        answer = (await h.remediation.click(request.id, approve=True, who=adm.Subject(
+            user_id=APPROVER, source="slack", team_id="T1", is_guest=True))).en
         assert "Guests" in answer and not h.stack.fixes and await h.status(request) is ap.Status.PENDING
         (click,) = [e for e in await store.audit_entries(limit=50) if e["kind"] == "click"]
         assert isinstance(click["data"], dict) and click["data"]["reason"] == "guest"

@@ -39,6 +39,7 @@ from bot.approvals import (
     supersede,
 )
 from tests.support.examples import examples
+from wsmsg import verbatim
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 TEAM = "T1"
@@ -438,7 +439,7 @@ def test_happy_path_and_versions() -> None:
     assert [r.version for r in (request, approved, running, done)] == [0, 1, 2, 3]
     assert (running.status, running.started_at) == (Status.RUNNING, at(6))
     assert (done.status, done.finished_at, done.exit_code, done.outcome_note) == (
-        Status.SUCCEEDED, at(9), 0, "pm2 shows online")
+        Status.SUCCEEDED, at(9), 0, verbatim("pm2 shows online"))
     failed = finish(running, ok=False, exit_code=2, note="exit 2", now=at(9))
     assert (failed.status, failed.exit_code) == (Status.FAILED, 2)
     assert done.status in FINAL and failed.status in FINAL
@@ -448,7 +449,8 @@ def test_abort() -> None:
     approved = s_approved()
     aborted = abort(approved, note="the process changed after approval: ask again", now=at(7))
     assert (aborted.status, aborted.version, aborted.finished_at) == (Status.ABORTED, approved.version + 1, at(7))
-    assert aborted.outcome_note == "the process changed after approval: ask again"
+    assert aborted.outcome_note is not None
+    assert aborted.outcome_note.en == "the process changed after approval: ask again"
     with pytest.raises(ValueError, match="note"):
         abort(approved, note="  ", now=at(7))
 
@@ -458,10 +460,11 @@ def test_interrupt() -> None:
     interrupted = _some(interrupt(running, now=at(100)))
     assert (interrupted.status, interrupted.version, interrupted.finished_at) == (
         Status.INTERRUPTED, running.version + 1, at(100))
-    assert "will not be re-run" in (interrupted.outcome_note or "")
+    assert interrupted.outcome_note is not None and "will not be re-run" in interrupted.outcome_note.en
     # approved but never started when the bot stopped: not run later by itself
     leftover = _some(interrupt(_in(Status.APPROVED), now=at(100)))
-    assert leftover.status is Status.ABORTED and "ask again" in (leftover.outcome_note or "")
+    assert leftover.status is Status.ABORTED and leftover.outcome_note is not None
+    assert "ask again" in leftover.outcome_note.en
     for status in Status:
         if status not in (Status.RUNNING, Status.APPROVED):
             assert interrupt(_in(status), now=at(100)) is None, status
@@ -499,7 +502,7 @@ def test_supersede() -> None:
     newer = make(Q1, entropy=OTHER_ENTROPY, now=at(30))
     replaced = _some(supersede(old, by_request_id=newer.id, now=at(30)))
     assert (replaced.status, replaced.version, replaced.decided_at) == (Status.SUPERSEDED, 1, at(30))
-    assert replaced.outcome_note == f"superseded by {newer.id}"
+    assert replaced.outcome_note is not None and replaced.outcome_note.en == f"superseded by {newer.id}"
     assert do(replaced, Q1, user=A1, seconds=31).reason == "already_decided"
     # a quorum-2 request with a vote so far is superseded too (its vote does not carry over)
     assert _some(supersede(s_voted_a1(), by_request_id=newer.id, now=at(30))).status is Status.SUPERSEDED

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from bot.approvals import FINAL, Status, cancel, click, joinable
 from tests.unit import test_approvals as tap
+from wsmsg import verbatim
 
 STATUSES = [s for s in Status]
 
@@ -20,7 +21,7 @@ def test_cancel_only_moves_a_pending_request_to_a_final_state(status: Status, se
         assert cancelled is None
         return
     assert cancelled is not None and cancelled.status is Status.CANCELLED and cancelled.status in FINAL
-    assert cancelled.version == request.version + 1 and cancelled.outcome_note == "post failed"
+    assert cancelled.version == request.version + 1 and cancelled.outcome_note == verbatim("post failed")
 
 
 @given(st.sampled_from([tap.A1, tap.A2, tap.REQ]), st.booleans())

@@ -73,13 +73,14 @@ def test_every_cause_has_an_action_or_a_human_step() -> None:
 @pytest.mark.parametrize("spec", CAUSE_SPECS, ids=lambda s: s.id)
 def test_human_step_says_the_registered_message(spec: CauseSpec) -> None:
     cause = Cause(cause=spec.id, summary="the summary", fix=("pm2 save", "    proxy_http_version 1.1;"))
-    said = act.human_step(cause, T)
-    assert said == i18n.t(spec.human_step, summary="the summary", target="web", lines="proxy_http_version 1.1;")
+    said = act.human_step(cause, T).en
+    assert said == i18n.t(spec.human_step, summary="the summary", target="web", lines="proxy_http_version 1.1;",
+                          lang="en")
 
 
 def test_an_unregistered_cause_gets_the_generic_step_and_kind() -> None:
     cause = Cause(cause="gone_from_the_registry", summary="old", fix=())
-    assert act.human_step(cause, T) == i18n.t(HUMAN_LOOK, summary="old")
+    assert act.human_step(cause, T).en == i18n.t(HUMAN_LOOK, summary="old", lang="en")
     assert incidents._kind("gone_from_the_registry") == "down"
 
 
@@ -175,7 +176,8 @@ def test_downstream_of_app_is_the_one_source_of_both_lists() -> None:
 def test_architecture_doc_names_the_files_of_a_new_cause() -> None:
     doc = (ROOT / "docs" / "architecture.md").read_text()
     section = doc.split("## Adding a cause", 1)[1].split("\n## ", 1)[0]
-    for path in ("checks/causes.py", "checks/diagnosis.py", "checks/messages.py", "tests/unit/test_diagnosis.py"):
+    for path in ("checks/causes.py", "checks/diagnosis.py", "wsmsg/locales/en/checks.toml",
+                 "wsmsg/locales/ko/checks.toml", "tests/unit/test_diagnosis.py"):
         assert f"`{path}`" in section, path
         assert (ROOT / path).exists(), path
     assert CAUSE_BY_ID["unknown"] is CAUSE_SPECS[-1], "`unknown` stays last: it takes what no rule explained"

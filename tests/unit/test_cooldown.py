@@ -32,7 +32,8 @@ def remediation(store: Store, *, cooldown: tuple[int, float] = (3, 3600.0)) -> R
     async def no_approvers(_: Any) -> frozenset[str]:
         return frozenset()
 
-    return Remediation(cast(Any, SimpleNamespace(cooldown=cooldown)), cast(Any, service), store, cast(Any, None),
+    return Remediation(cast(Any, SimpleNamespace(cooldown=cooldown, lang="en")), cast(Any, service), store, cast(Any,
+                                                                                                                 None),
                        bot_team_id=lambda: "T1", approvers=no_approvers, clock=lambda: T0)
 
 

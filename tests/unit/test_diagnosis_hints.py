@@ -7,7 +7,6 @@ from typing import Any
 
 from checks.config import Target
 from checks.diagnosis import diagnose
-from checks.messages import render_ref
 from checks.models import Cause, CheckResult, Status
 from checks.registry import CHECK_IDS
 
@@ -78,7 +77,7 @@ def test_public_url_is_blamed_only_when_the_public_checks_ran_and_failed() -> No
         cause = diagnose(SSH_TARGET, results(**unreachable, http_proxy=public, ws_proxy=public))[0]
         assert cause.cause == "target_unreachable"
         assert "public_url" not in cause.summary
-        assert "public_url" not in render_ref({"$msg": cause.summary_key, "params": cause.summary_params}, "ko")
+        assert "public_url" not in cause.message.render("ko")
     both_fail = only(diagnose(SSH_TARGET, results(**unreachable, http_proxy=FAIL, ws_proxy=FAIL)))
     assert "public_url does not answer either" in both_fail.summary
     assert set(both_fail.evidence) >= {"http.proxy", "ws.proxy"}

@@ -33,6 +33,7 @@ from checks.config import TargetsConfig, load_targets
 from checks.diagnosis import CAUSES, diagnose
 from checks.models import CheckResult, Status, TargetReport
 from checks.registry import BY_ID, CHECK_IDS
+from wsmsg import Msg
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGS: dict[str, dict[str, dict[str, str]]] = {"checks": cm.MESSAGES, "bot": i18n.MESSAGES}
@@ -40,17 +41,10 @@ ALL_KEYS = [(name, key) for name, catalog in CATALOGS.items() for key in catalog
 _FMT = string.Formatter()
 
 
-@pytest.fixture(autouse=True)
-def _english_after() -> Iterator[None]:
-    yield
-    i18n.set_language("en")
-
-
 @pytest.fixture
 def ko() -> Iterator[None]:
-    i18n.set_language("ko")
+    """Marks a test that renders in Korean (the language is a parameter of every renderer: no global to set)."""
     yield
-    i18n.set_language("en")
 
 
 def fields(template: str) -> list[tuple[str, str]]:
@@ -233,8 +227,7 @@ CHECK_KEYS = [k for k in cm.MESSAGES if k.split(".")[0] in ("nginx", "pm2", "por
 def keyed(check_id: str, status: Status, key: str, **details: Any) -> CheckResult:
     params = sample(cm.MESSAGES[key]["en"])
     m = cm.msg(key, **params)
-    return CheckResult(id=check_id, status=status, summary=m.text, summary_key=m.key, summary_params=m.params,
-                       details=details, duration_ms=12.0)
+    return CheckResult(id=check_id, status=status, message=m, details=details, duration_ms=12.0)
 
 
 def every_summary_report() -> TargetReport:
@@ -359,8 +352,7 @@ def real_results(overrides: Mapping[str, Any]) -> list[CheckResult]:
     out = []
     for r in tdi.results(**overrides):
         m = real_summary(r.id, r.status)
-        out.append(r.model_copy(update={"summary": m.text, "summary_key": m.key, "summary_params": m.params,
-                                        "duration_ms": 12.0}))
+        out.append(r.model_copy(update={"message": m, "duration_ms": 12.0}))
     return out
 
 
@@ -368,8 +360,7 @@ def diagnosed(name: str) -> TargetReport:
     overrides, _ = tdi.CASES[name]
     results = real_results(overrides)
     if name.startswith("unreachable"):
-        results = [r.model_copy(update={"summary": "cannot reach 203.0.113.10:22: Connection refused",
-                                        "summary_key": "", "summary_params": {}})
+        results = [r.model_copy(update={"message": cm.verbatim("cannot reach 203.0.113.10:22: Connection refused")})
                    if r.details.get("error_kind") == "unreachable" else r for r in results]
     return TargetReport(target="web", host="deploy@203.0.113.10", started_at=tre.T0, duration_ms=1312.0,
                         checks=tuple(results), diagnosis=diagnose(tdi.TARGET, results))
@@ -380,17 +371,17 @@ def _all_reports() -> list[TargetReport]:
 
 
 def test_english_is_what_the_checks_always_said() -> None:
-    """Rendering a result's key and params in English gives its summary back; the JSON output has no keys."""
+    """A result's and a cause's message in English is its summary (and fix lines); the JSON output has no keys;
+    a message survives its JSON reference (incidents persist causes)."""
     for report in _all_reports():
         for c in report.checks:
-            if c.summary_key:
-                assert cm.render(c.summary_key, c.summary_params, "en") == c.summary
+            assert c.message.render("en") == c.summary
+            assert cm.Msg.from_ref(json.loads(json.dumps(c.message.to_ref()))).en == c.summary
         for cause in report.diagnosis:
-            assert len(cause.fix_keys) == len(cause.fix)
-            if cause.summary_key:
-                assert cm.render(cause.summary_key, cause.summary_params, "en") == cause.summary
-            for line, (key, params) in zip(cause.fix, cause.fix_keys, strict=True):
-                assert cm.render(key, params, "en") == line if key else True
+            assert len(cause.fixes) == len(cause.fix)
+            assert [m.render("en") for m in cause.fixes] == list(cause.fix)
+            loaded = type(cause).model_validate_json(cause.model_dump_json())
+            assert loaded.model_dump(mode="json") == cause.model_dump(mode="json") and loaded.fix == cause.fix
         assert cm.localize(report, "en") is report
         dumped = json.dumps(report.to_json_dict())
         assert "summary_key" not in dumped and "fix_keys" not in dumped and "$msg" not in dumped
@@ -399,88 +390,89 @@ def test_english_is_what_the_checks_always_said() -> None:
 @pytest.mark.parametrize("name", list(tdi.CASES))
 def test_diagnosis_in_korean(name: str, ko: None) -> None:
     report = diagnosed(name)
-    shown = i18n.localize_report(report)
+    shown = i18n.localize_report(report, lang="ko")
     for before, after in zip(report.checks, shown.checks, strict=True):
-        assert (after.summary != before.summary) == bool(before.summary_key), before.summary
+        assert (after.summary != before.summary) == (not before.message.is_plain), before.summary
     for before, cause in zip(report.diagnosis, shown.diagnosis, strict=True):
         assert cause.cause == before.cause and cause.evidence == before.evidence
         assert len(cause.fix) == len(before.fix)
-        for old, new, (key, _) in zip(before.fix, cause.fix, before.fix_keys, strict=True):
-            assert (old == new) == (key == ""), (old, new)  # commands stay, sentences change
-    text = render.report_text(report)
+        for old, new, line in zip(before.fix, cause.fix, before.fixes, strict=True):
+            assert (old == new) == line.is_plain, (old, new)  # commands stay, sentences change
+    text = render.report_text(report, lang="ko")
     if report.diagnosis and not name.startswith("unreachable"):
         assert_korean(text)
-    blocks = render.report_blocks(report, requested_by="U123ABC", now=tre.NOW, run_again="web")
+    blocks = render.report_blocks(report, requested_by="U123ABC", now=tre.NOW, run_again="web", lang="ko")
     tre.assert_valid(blocks)
     assert_korean(tre.all_text(blocks))
-    assert_korean(render.report_fallback(report)) if report.diagnosis else None
+    assert_korean(render.report_fallback(report, lang="ko")) if report.diagnosis else None
 
 
 def test_the_seed_story_reads_like_the_team_writes(ko: None) -> None:
     report = diagnosed("port mismatch, app side")
-    text = render.report_text(report)
+    text = render.report_text(report, lang="ko")
     assert "kathario-saas 프로세스가 3000 포트에서 실행 중인데 nginx는 3003 포트로 프록시합니다" in text
     assert "진단 (근본 원인부터):" in text
-    stopped = i18n.localize_report(diagnosed("pm2 stopped"))
+    stopped = i18n.localize_report(diagnosed("pm2 stopped"), lang="ko")
     assert stopped.diagnosis[0].summary == "kathario-saas 프로세스가 `stopped` 상태입니다"
-    assert "nginx 설정 문법 오류" in render.report_text(diagnosed("nginx -t fails"))
+    assert "nginx 설정 문법 오류" in render.report_text(diagnosed("nginx -t fails"), lang="ko")
 
 
 def test_every_check_message_in_korean_within_slack_limits(ko: None) -> None:
     report = every_summary_report()
-    for lang_text in (render.report_text(report), render.report_fallback(report)):
+    for lang_text in (render.report_text(report, lang="ko"), render.report_fallback(report, lang="ko")):
         assert_korean(lang_text)
-    blocks = render.report_blocks(report, requested_by="U1", now=tre.NOW + timedelta(hours=3), run_again="")
+    blocks = render.report_blocks(report, requested_by="U1", now=tre.NOW + timedelta(hours=3), run_again="", lang="ko")
     tre.assert_valid(blocks)
     assert_korean(tre.all_text(blocks))
-    for c in i18n.localize_report(report).checks:
-        entry = cm.MESSAGES[c.summary_key]
+    for original, c in zip(report.checks, i18n.localize_report(report, lang="ko").checks, strict=True):
+        entry = cm.MESSAGES[original.message.key]
         assert re.search(r"[가-힣]", c.summary) or entry["en"] == entry["ko"], c
 
 
 def test_many_targets_and_the_largest_report_in_korean(ko: None) -> None:
     reports = [diagnosed(name).model_copy(update={"target": f"t{i}"}) for i, name in enumerate(tdi.CASES)]
     compact = render.multi_report_blocks(reports, requested_by="U1", now=tre.NOW, run_again="", share=False,
-                                         shared_by="U2")
+                                         shared_by="U2", lang="ko")
     tre.assert_valid(compact)
     assert_korean(tre.all_text(compact))
-    assert_korean(render.multi_report_fallback(reports))
-    full = render.multi_report_blocks(reports[:3], requested_by="U1", now=tre.NOW, run_again="")
+    assert_korean(render.multi_report_fallback(reports, lang="ko"))
+    full = render.multi_report_blocks(reports[:3], requested_by="U1", now=tre.NOW, run_again="", lang="ko")
     tre.assert_valid(full)
     assert_korean(tre.all_text(full))
     largest = tre.largest()
-    blocks = render.report_blocks(largest, requested_by="U123", now=tre.NOW, run_again="x" * 1000)
+    blocks = render.report_blocks(largest, requested_by="U123", now=tre.NOW, run_again="x" * 1000, lang="ko")
     tre.assert_valid(blocks)
     assert any("근본 원인" in t for t in map(str, blocks))
     many = [tre.healthy(f"t{i}") for i in range(60)]
-    tre.assert_valid(render.multi_report_blocks(many, requested_by=None, now=tre.NOW))
+    tre.assert_valid(render.multi_report_blocks(many, requested_by=None, now=tre.NOW, lang="ko"))
 
 
 def test_small_messages_in_korean(ko: None) -> None:
-    progress = render.progress_blocks(cmd.describe(cmd.RunChecks(("pm2",), None)), count=3, target=None,
-                                      requested_by="U1")
+    progress = render.progress_blocks(cmd.describe(cmd.RunChecks(("pm2",), None)).render("ko"), count=3, target=None,
+                                      requested_by="U1", lang="ko")
     tre.assert_valid(progress)
     assert_korean(tre.all_text(progress))
-    errors = render.error_blocks("x", suggestion="pm2", usage=cmd.help_text(), targets=["web"])
+    errors = render.error_blocks("x", suggestion="pm2", usage=i18n.text("commands.help").render("ko"), targets=["web"],
+                                 lang="ko")
     tre.assert_valid(errors)
     assert "혹시 `pm2`인가요?" in tre.all_text(errors)
-    targets = render.targets_blocks([(f"t{i}", "local") for i in range(80)])
+    targets = render.targets_blocks([(f"t{i}", "local") for i in range(80)], lang="ko")
     tre.assert_valid(targets)
     assert_korean(tre.all_text(targets))
-    tre.assert_valid(render.targets_blocks([]))
-    assert_korean(tre.all_text(render.targets_blocks([])))
+    tre.assert_valid(render.targets_blocks([], lang="ko"))
+    assert_korean(tre.all_text(render.targets_blocks([], lang="ko")))
     assert_korean(tre.all_text(render.report_blocks(TargetReport(target="w", host="h"), requested_by=None,
-                                                    now=tre.NOW)))
-    assert_korean(tre.all_text(render.report_blocks(tre.healthy(), requested_by=None, now=tre.NOW)))
+                                                    now=tre.NOW, lang="ko")))
+    assert_korean(tre.all_text(render.report_blocks(tre.healthy(), requested_by=None, now=tre.NOW, lang="ko")))
 
 
 def test_buttons_and_headers_fit(ko: None) -> None:
-    labels = [i18n.t(k, action="reload-nginx") for k in ("render.button_share", "render.button_run_again",
+    labels = [i18n.t(k, action="reload-nginx", lang="ko") for k in ("render.button_share", "render.button_run_again",
                                                          "alerts.button_run", "alerts.button_silence",
                                                          "alerts.button_propose", "remediation.approve",
                                                          "remediation.deny")]
     assert all(0 < tre.u16(label) <= 75 for label in labels)
-    header = render.report_blocks(tre.healthy("w" * 500), requested_by=None, now=tre.NOW)[0]
+    header = render.report_blocks(tre.healthy("w" * 500), requested_by=None, now=tre.NOW, lang="ko")[0]
     assert tre.u16(header["text"]["text"]) <= 150
 
 
@@ -489,12 +481,12 @@ def test_buttons_and_headers_fit(ko: None) -> None:
 
 def test_help_and_grammar_errors_in_korean(ko: None) -> None:
     assert isinstance(cmd.parse("help", ["web"]), cmd.ShowHelp)
-    help_text = cmd.help_text()
+    help_text = i18n.text("commands.help").render("ko")
     assert help_text.startswith("*사용법*: `/wscheck [ITEM...] [TARGET]`")
     for keyword in ("`/wscheck targets`", "`/wscheck status`", "`/wscheck silence TARGET 30m|2h|until HH:MM`",
                     "`/wscheck restart|reload-nginx|fix-port|rebuild [TARGET]`", "`nginx.syntax`"):
         assert keyword in help_text  # the grammar itself stays English
-    tre.assert_valid(render.help_blocks(help_text))
+    tre.assert_valid(render.help_blocks(help_text, lang="ko"))
     for text, needle in [("pm3", "알 수 없는 명령 또는 항목 `pm3`"), ("pm2 wbe", "알 수 없는 대상 `wbe`"),
                          ("pm2 logz", "알 수 없는 항목 `logz`"), ("silence web forever", "사용법: `silence"),
                          ("silence web 0m", "1m부터 30d까지"), ("help me", "`help` 뒤에는"),
@@ -503,29 +495,31 @@ def test_help_and_grammar_errors_in_korean(ko: None) -> None:
                          ("restart web staging", "대상을 하나까지만")]:
         result = cmd.parse(text, ["web", "staging"])
         assert isinstance(result, cmd.Invalid), text
-        assert needle in result.message, (text, result.message)
-    assert cmd.describe(cmd.RunChecks((), "web")) == "web: 전체 검사"
-    assert cmd.describe(cmd.RunChecks(("pm2", "port"), None)) == "모든 대상: pm2, port"
+        assert needle in result.message.render("ko"), (text, result.message)
+    assert cmd.describe(cmd.RunChecks((), "web")).render("ko") == "web: 전체 검사"
+    assert cmd.describe(cmd.RunChecks(("pm2", "port"), None)).render("ko") == "모든 대상: pm2, port"
 
 
 class Collect(Responder):
+    """A front in Korean: it renders what the bot answers."""
+
     def __init__(self) -> None:
         self.texts: list[str] = []
 
-    async def progress(self, description: str, *, count: int, target: str | None) -> None:
-        self.texts.append(description)
+    async def progress(self, description: Msg, *, count: int, target: str | None) -> None:
+        self.texts.append(description.render("ko"))
 
     async def reports(self, reports: Any, *, command: cmd.RunChecks) -> None:
-        self.texts.extend(render.report_text(r) for r in reports)
+        self.texts.extend(render.report_text(r, lang="en") for r in reports)
 
     async def invalid(self, problem: cmd.Invalid, *, targets: Any) -> None:
-        self.texts.append(problem.message)
+        self.texts.append(problem.message.render("ko"))
 
-    async def text(self, text: str) -> None:
-        self.texts.append(text)
+    async def text(self, text: Msg) -> None:
+        self.texts.append(text.render("ko"))
 
-    async def announce(self, text: str) -> None:
-        self.texts.append(text)
+    async def announce(self, text: Msg) -> None:
+        self.texts.append(text.render("ko"))
 
 
 def _bot(config: TargetsConfig | None = None) -> Bot:
@@ -544,10 +538,10 @@ async def test_bot_answers_and_refusals_in_korean(ko: None) -> None:
     assert out.texts[1].startswith("*대상*\n• `local` — 이 서버, 앱 `kathario-saas` (3003 포트), http"), out.texts
     assert out.texts[2] == "이 봇에서는 아직 그 명령을 쓸 수 없습니다."
     guest = bot.access.refusal(Requester("U1", is_guest=True))
-    assert guest == "이 워크스페이스에서 게스트는 /wscheck를 사용할 수 없습니다."
+    assert guest is not None and guest.render("ko") == "이 워크스페이스에서 게스트는 /wscheck를 사용할 수 없습니다."
     assert bot.admit(Requester("U2")) is None and bot.admit(Requester("U2")) is None
     refusal = bot.admit(Requester("U2"))
-    assert refusal is not None and refusal.startswith("잠시만요: 60초마다 명령은 최대 2개까지입니다.")
+    assert refusal is not None and refusal.render("ko").startswith("잠시만요: 60초마다 명령은 최대 2개까지입니다.")
 
 
 async def test_console_in_korean(ko: None) -> None:
@@ -563,8 +557,8 @@ async def test_console_in_korean(ko: None) -> None:
     assert "(자세한 내용은 help 입력)" in text
     assert "입력이 닫혔습니다; 모니터링은 계속됩니다; Ctrl-C로 멈춥니다" in text
     lines: list[str] = []
-    responder = ConsoleResponder(lines.append)
-    await responder.progress("x", count=12, target=None)
+    responder = ConsoleResponder(lines.append, "ko")
+    await responder.progress(i18n.text("render.every_target"), count=12, target=None)
     await responder.reports([diagnosed("pm2 stopped")], command=cmd.RunChecks((), None))
     assert lines[0] == "⏳ 모든 대상에서 검사 12개 실행 중…"
     assert_korean(lines[1])
@@ -601,35 +595,37 @@ def test_alerts_in_korean(ko: None) -> None:
         inc.BotWasDown(incident=i, down_for=600),
     ]
     for seq, event in enumerate(events):
-        for op in alerts.ops_for(event, mention="U0ONCALL", now=taa.NOW, seq=seq, remediation=True):
+        for op in alerts.ops_for(event, mention="U0ONCALL", now=taa.NOW, seq=seq, remediation=True, lang="ko"):
             tre.assert_valid(op.blocks)
             assert_korean(op.text)
             assert_korean(tre.all_text(op.blocks))
-    text, blocks = alerts.root_blocks(_incident(diagnosed("pm2 stopped")), mention="", remediation=True)
+    text, blocks = alerts.root_blocks(_incident(diagnosed("pm2 stopped")), mention="", remediation=True, lang="ko")
     assert text.startswith("🔴 web: 앱이 다운되었습니다 (pm2_not_online): "
                            "kathario-saas 프로세스가 `stopped` 상태입니다")
     assert "restart 제안" in json.dumps(blocks, ensure_ascii=False)
-    text, _ = alerts.root_blocks(_incident(diagnosed("unreachable, public side fine"), "unreachable"), mention="")
+    text, _ = alerts.root_blocks(_incident(diagnosed("unreachable, public side fine"), "unreachable"), mention="",
+                                 lang="ko")
     assert "봇이 서버를 볼 수 없습니다" in text
-    note = alerts.silence_note(i, by="U1", until=taa.NOW, now=taa.NOW)
+    note = alerts.silence_note(i, by="U1", until=taa.NOW, now=taa.NOW, lang="ko")
     assert_korean(note.text)
-    assert_korean(alerts.silence_note(i, by="U1", until=None, now=taa.NOW).text)
+    assert_korean(alerts.silence_note(i, by="U1", until=None, now=taa.NOW, lang="ko").text)
 
 
 def test_status_lines_in_korean(ko: None) -> None:
     report = diagnosed("pm2 stopped")
     i = _incident(report)
     state = inc.TargetState(target="web", incident=i.model_copy(update={"flapping": True, "announced": False}))
-    line = inc.summarize(state)
+    line = inc.summarize(state).render("ko")
     assert line.startswith("web: ")
     assert "부터 다운 — pm2_not_online: kathario-saas 프로세스가 `stopped` 상태입니다" in line
     assert "오락가락" in line and "알리지 않음 (알림 중지)" in line
-    unreachable = inc.summarize(inc.TargetState(target="web", incident=i.model_copy(update={"kind": "unreachable"})))
+    unreachable = inc.summarize(inc.TargetState(target="web", incident=i.model_copy(update={"kind": "unreachable"})
+                                                )).render("ko")
     assert "접속 불가: 봇이 서버를 볼 수 없습니다" in unreachable
-    assert inc.summarize(inc.TargetState(target="web")) == "web: 정상"
+    assert inc.summarize(inc.TargetState(target="web")).render("ko") == "web: 정상"
     obs = inc.Observation(target="web", at=taa.NOW, kind="canary", checked=("ws.proxy",), failing_checks=("ws.proxy",))
     (unknown,) = obs.failing_causes
-    assert i18n.localize_cause(unknown).summary == "알려진 원인 없이 실패 중: ws.proxy"
+    assert i18n.localize_cause(unknown, lang="ko").summary == "알려진 원인 없이 실패 중: ws.proxy"
 
 
 def test_approval_messages_in_korean(ko: None) -> None:
@@ -646,38 +642,48 @@ def test_approval_messages_in_korean(ko: None) -> None:
                       policy=policy, now=taa.NOW).request
     running = ap.start(approved, now=taa.NOW)
     done = ap.finish(running, ok=True, exit_code=0, now=taa.NOW + timedelta(seconds=3),
-                     note=i18n.text("remediation.done").en)
+                     note=i18n.text("remediation.done"))
     failed = ap.finish(running, ok=False, exit_code=1, now=taa.NOW,
-                       note=i18n.text("remediation.step_failed", label="pm2 restart x", code=1, output="boom").en)
+                       note=i18n.text("remediation.step_failed", label="pm2 restart x", code=1, output="boom"))
     aborted = ap.abort(approved, now=taa.NOW, note=i18n.text(
         "remediation.abort_not_applicable", why=i18n.text(
             "actions.port_not_from_pm2", port=3003,
-            why=i18n.text("actions.listens_elsewhere", listening="[3000]", port="3001"))).en)
+            why=i18n.text("actions.listens_elsewhere", listening="[3000]", port="3001"))))
     states = [request, voted, approved, denied, running, done, failed, aborted,
               ap.supersede(request, by_request_id="R-NEXT", now=taa.NOW),
               ap.expire(request, now=taa.NOW + timedelta(days=1)),
               ap.interrupt(running, now=taa.NOW), ap.interrupt(approved, now=taa.NOW)]
     for state in [s for s in states if s is not None]:
-        fallback, blocks = remediation.approval_blocks(state, policy)
+        fallback, blocks = remediation.approval_blocks(state, policy, lang="ko")
         tre.assert_valid(blocks)
         assert_korean(tre.all_text(blocks))
         assert_korean(fallback)
-    _, blocks = remediation.approval_blocks(aborted, policy)
+    _, blocks = remediation.approval_blocks(aborted, policy, lang="ko")
     assert ("더 이상 해당하지 않음: PM2로는 앱 포트를 바꿀 수 없습니다 (앱은 [3000]에서 수신 대기하는데 PORT는 3001임)"
             in tre.all_text(blocks))
 
 
-def test_stored_english_notes_are_said_in_korean(ko: None) -> None:
-    for key in remediation.NOTE_KEYS + remediation.REQUEST_ERROR_KEYS:
-        params = {name: f"⟨{i}⟩" for i, name in enumerate(sorted(cm.placeholders(i18n.MESSAGES[key]["en"])))}
-        english = i18n.MESSAGES[key]["en"]
-        for name, value in params.items():  # as rendered long ago: format specs already applied
-            english = re.sub(r"\{" + name + r"(:[^}]*)?\}", value, english)
-        said = i18n.from_english(english, remediation.NOTE_KEYS + remediation.REQUEST_ERROR_KEYS)
-        assert said != english and re.search(r"[가-힣]", said), key
-        for value in params.values():
-            assert value in said
-    assert i18n.from_english("something else entirely", remediation.NOTE_KEYS) == "something else entirely"
+def test_stored_notes_are_references_said_in_any_language() -> None:
+    """A note is stored as its key and params: read back from the request's JSON, it is said in Korean (nested
+    messages too). A note an older version stored as English is shown as it was, in every language."""
+    policy = ap.ApprovalPolicy(approvers=frozenset({"U2", "U3"}), quorum=1, ttl=900)
+    request = ap.new_request(entropy=b"\x01" * ap.ID_BYTES, target="web", action="restart", commands=("pm2 x",),
+                             host="h", reason="r", cause=None, requested_by="U1", team_id="T1", channel="C1",
+                             now=taa.NOW, policy=policy, fingerprint={})
+    note = i18n.text("remediation.abort_not_applicable", why=i18n.text("actions.listens_elsewhere",
+                                                                       listening="[3000]", port="3001"))
+    approved = ap.click(request, request_id=request.id, user="U2", team_id="T1", bot_team_id="T1", approve=True,
+                        policy=policy, now=taa.NOW).request
+    stored = ap.abort(approved, note=note, now=taa.NOW).model_dump_json()
+    assert "$msg" in stored and "listens on" not in stored
+    loaded = ap.ApprovalRequest.model_validate_json(stored)
+    assert loaded.outcome_note is not None
+    assert loaded.outcome_note.render("en") == note.render("en")
+    korean = loaded.outcome_note.render("ko")
+    assert re.search(r"[가-힣]", korean) and "[3000]" in korean and "3001" in korean
+    legacy = json.loads(stored) | {"outcome_note": "no longer applicable: the app listens on [3000]"}
+    old = ap.ApprovalRequest.model_validate(legacy).outcome_note
+    assert old is not None and old.render("ko") == old.render("en") == legacy["outcome_note"]
 
 
 @pytest.mark.parametrize("case", tap.TABLE, ids=[c.name for c in tap.TABLE])
@@ -686,9 +692,9 @@ def test_click_messages_are_approvals_own_in_english_and_korean_in_korean(case: 
     result = tap.do(before, case.policy, user=case.user, approve=case.approve, seconds=case.seconds,
                     team_id=case.team_id, bot_team_id=case.bot_team_id,
                     request_id=ap.new_request_id(tap.OTHER_ENTROPY) if case.wrong_id else None)
-    assert remediation.click_message(result, approve=case.approve, policy=case.policy) == result.message
-    i18n.set_language("ko")
-    korean = remediation.click_message(result, approve=case.approve, policy=case.policy)
+    said = remediation.click_message(result, approve=case.approve, policy=case.policy)
+    assert said.render("en") == result.message
+    korean = said.render("ko")
     assert korean != result.message and re.search(r"[가-힣]", korean)
 
 
@@ -697,26 +703,36 @@ def test_not_offered_and_human_steps_in_korean(ko: None) -> None:
     with pytest.raises(act.NotOffered) as caught:
         act.plan("fix-port", taa.T, rep)
     assert "a human must change the start command" in str(caught.value)  # stored and logged: English
-    assert caught.value.message.startswith(
+    assert caught.value.reason.render("ko").startswith(
         "PM2로는 앱 포트를 바꿀 수 없습니다 (앱은 [4000]에서 수신 대기하는데 PORT는 3001임)")
     for cause_id in CAUSES:
         if act.ACTION_FOR_CAUSE[cause_id] is None:
             step = act.human_step(diagnosed("pm2 stopped").diagnosis[0].model_copy(update={"cause": cause_id}),
                                   taa.T)
-            assert "사람이" in step
-    assert act.proposal(TargetReport(target="web", host="h"), taa.T) == (None, "알려진 문제 없음")
+            assert "사람이" in step.render("ko")
+    action, why = act.proposal(TargetReport(target="web", host="h"), taa.T)
+    assert (action, why.render("ko")) == (None, "알려진 문제 없음")
 
 
-def test_durations_in_sentences(ko: None) -> None:
-    assert [alerts.human_duration(s) for s in (0, 252, 3600, 7500, 90000)] == ["0초", "4분 12초", "1시간",
-                                                                                 "2시간 5분", "1일 1시간"]
-    i18n.set_language("en")
-    assert [alerts.human_duration(s) for s in (0, 252, 3600, 7500, 90000)] == ["0 s", "4 min 12 s", "1 h",
-                                                                                 "2 h 5 min", "1 d 1 h"]
-
-
-def test_set_language_refuses_unknown_languages() -> None:
-    with pytest.raises(ValueError, match="unknown language"):
-        i18n.set_language("fr")
-    assert i18n.language() == "en"
+def test_settings_refuse_unknown_languages_and_nothing_global_is_left() -> None:
+    """WSCHECK_LANG is validated once, by the settings; no module keeps a current language any more."""
+    with pytest.raises(ValueError, match="en"):
+        Settings(lang="fr")  # type: ignore[arg-type]
     assert Settings(lang="ko").lang == "ko"
+    assert not hasattr(i18n, "set_language") and not hasattr(i18n, "language") and not hasattr(i18n, "_STATE")
+
+
+def test_templates_carry_no_slack_markup() -> None:
+    """Mentions and dates are the Slack renderer's (render.mention, render.slack_date): a template says `{user}`."""
+    for key, entry in cm.CATALOG.entries.items():
+        for lang, template in entry.items():
+            assert not re.search(r"<[@#!]", template), (key, lang)
+
+
+def test_locale_files_are_shipped_with_the_package() -> None:
+    """The catalog is read through importlib.resources, and pyproject ships the files as package data."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"wsmsg" = ["locales/*/*.toml"]' in pyproject
+    for lang in cm.LANGS:
+        for domain in ("common", "checks", "bot"):
+            assert (ROOT / "wsmsg" / "locales" / lang / f"{domain}.toml").is_file()

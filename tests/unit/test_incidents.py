@@ -381,7 +381,7 @@ def test_exactly_one_flapping_notice() -> None:
 def test_an_incident_opened_during_a_silence_waits_unannounced() -> None:
     state, _ = play([(0, FULL, NGINX, F, 600, ()), (60, FULL, NGINX, F, 600, ())])
     assert state.incident is not None and not state.incident.announced
-    assert "not announced" in summarize(state)
+    assert "not announced" in summarize(state).en
     state, events = play([(120, FULL, PM2, F, 600, ()), (600, TICK, OK, F, 600, (OPEN,))], state=state)
     assert events[0].incident.cause == "pm2_not_online"  # updated silently: nobody had been told
     assert events[0].incident.first_failure_at == at(0)
@@ -469,17 +469,17 @@ def test_failing_checks_explained_by_a_warn_cause_are_not_a_failure() -> None:
 
 def test_summarize() -> None:
     state = TargetState(target=TARGET)
-    assert summarize(state) == "web: ok"
+    assert summarize(state).en == "web: ok"
     state, _ = play([(0, FULL, NGINX, F, None, ())], state=state)
-    assert summarize(state).startswith("web: failing since 2025-03-01 09:00 UTC (nginx_config_invalid")
+    assert summarize(state).en.startswith("web: failing since 2025-03-01 09:00 UTC (nginx_config_invalid")
     state, _ = play([(60, FULL, NGINX, F, None, (OPEN,)), (120, FULL, OK, F, None, ())], state=state)
-    line = summarize(state)
+    line = summarize(state).en
     assert line.startswith("web: DOWN since 2025-03-01 09:00 UTC — nginx_config_invalid: nginx config is invalid")
     assert "recovering" in line and "\n" not in line
     state, _ = play(opened(found=UNREACH))
-    assert "the bot cannot see the server" in summarize(state)
+    assert "the bot cannot see the server" in summarize(state).en
     state, _ = play([*opened(), (120, FULL, OK, F, None, ()), (180, FULL, OK, F, None, (RES,))])
-    assert summarize(state) == "web: ok (last checked 2025-03-01 09:03 UTC)"
+    assert summarize(state).en == "web: ok (last checked 2025-03-01 09:03 UTC)"
 
 
 def test_misuse_is_refused() -> None:

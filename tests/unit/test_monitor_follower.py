@@ -53,7 +53,7 @@ async def test_a_follower_reads_the_leaders_incident_and_only_queues_its_thread_
         root = leader.monitor.states["web"].incident
         assert root is not None and root.root_ts
 
-        assert "web" in "\n".join(await follower.status_lines())
+        assert "web" in "\n".join(line.en for line in await follower.status_lines())
         assert follower.states["web"].incident is not None
         assert follower.states["web"].incident.root_ts == root.root_ts  # type: ignore[union-attr]
 

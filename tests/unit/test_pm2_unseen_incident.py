@@ -6,7 +6,6 @@ From a real diagnosis (pm2.status exit 127) through the incident machine to the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,12 +23,6 @@ T = Target.model_validate({"name": "web", "host": "203.0.113.10", "user": "deplo
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 # What the checks say when `pm2` is not on the PATH: PM2's checks cannot run, the app and nginx answer.
 MISSING = {"pm2.status": {"error_kind": "missing_binary"}, "pm2.logs": {"error_kind": "missing_binary"}}
-
-
-@pytest.fixture(autouse=True)
-def english() -> Iterator[None]:
-    yield
-    i18n.set_language("en")
 
 
 def pm2_missing_report() -> TargetReport:
@@ -61,18 +54,16 @@ def test_the_incident_is_of_kind_unreachable() -> None:
     ("ko", "PM2를 볼 수 없습니다", ("앱이 다운되었습니다", "서버를 볼 수 없습니다", "채팅이 끊겼습니다")),
 ])
 def test_the_headline_says_pm2_is_unseen_not_the_app_down(lang: str, says: str, never: tuple[str, ...]) -> None:
-    i18n.set_language(lang)
     inc = opened_state().incident
     assert inc is not None
-    line = headline(inc)
+    line = headline(inc, lang=lang)
     assert says in line and line.startswith("🟠"), line
-    text, _blocks = root_blocks(inc, mention="")
+    text, _blocks = root_blocks(inc, mention="", lang=lang)
     for wrong in never:
         assert wrong not in line and wrong not in text, (wrong, text)
 
 
 @pytest.mark.parametrize(("lang", "says"), [("en", "cannot ask PM2"), ("ko", "PM2에 물어볼 수 없습니다")])
 def test_status_line_says_pm2_is_unseen(lang: str, says: str) -> None:
-    i18n.set_language(lang)
-    line = summarize(opened_state())
-    assert says in line and i18n.t("incidents.down") not in line, line
+    line = summarize(opened_state()).render(lang)
+    assert says in line and i18n.t("incidents.down", lang=lang) not in line, line

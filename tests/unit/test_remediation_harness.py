@@ -24,6 +24,7 @@ from checks.transport.mock import serve_streams
 from tests.support.captured import TARGET, Replay, load, route_public_probes
 from tests.support.stores import Backend
 from tests.unit.test_monitor_harness import T0, Clock, RecordingSink
+from wsmsg import Msg
 
 APPROVER, REQUESTER = "U0APPROVE", "U0REQUEST"
 
@@ -93,7 +94,8 @@ async def abort_note(store: Store) -> str:
     (aborted,) = [e for e in await store.audit_entries(limit=100) if e["kind"] == "aborted"]
     data = aborted["data"]
     assert isinstance(data, dict)
-    return str(data["note"])
+    assert isinstance(data["note"], dict), "a reference (key and params), not a sentence"
+    return Msg.from_ref(data["note"]).en
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ async def test_a_click_on_a_follower_is_recorded_there_and_run_once_by_the_leade
     follower = h.new_remediation()
     follower.leading = False
     request = await follower.request("restart", TARGET, requested_by=REQUESTER, team_id="T1", channel="C0ALERTS1")
-    answer = await follower.click(request.id, who=approver(), approve=True)
+    answer = (await follower.click(request.id, who=approver(), approve=True)).en
     assert "will run now" in answer.lower() or "approved" in answer.lower(), answer
     await follower._tasks.drain()
     assert await h.status(request) is ap.Status.APPROVED and h.stack.fixes == [], "the follower ran nothing"

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.basic_objects import JsonObject
@@ -36,6 +35,7 @@ from checks.diagnosis import CAUSES
 from checks.models import Cause, CheckResult, Status, TargetReport
 from checks.registry import CHECK_IDS
 from tests.support.examples import examples
+from wsmsg import verbatim
 
 try:
     from tests.fakeslack.blocks import validate_blocks
@@ -188,7 +188,7 @@ def test_report_text_is_unchanged() -> None:
         checks=(check("nginx.syntax", OK, "nginx -t: syntax ok", 12.0), check("port.match", FAIL, "3003 vs 3000", 3.0)),
         diagnosis=(Cause(cause="port_mismatch", summary="3003 vs 3000", evidence=("port.match",), fix=("pm2 save",)),),
     )
-    assert report_text(report) == (
+    assert report_text(report, lang="en") == (
         "web (h1): FAIL in 12.3 s\n"
         "  ok    nginx.syntax  nginx -t: syntax ok  (12 ms)\n"
         "  FAIL  port.match    3003 vs 3000  (3 ms)\n"
@@ -199,14 +199,14 @@ def test_report_text_is_unchanged() -> None:
         "     fix:\n"
         "       pm2 save"
     )
-    assert report_text(healthy()).endswith("No known problem: the stack looks healthy.")
+    assert report_text(healthy(), lang="en").endswith("No known problem: the stack looks healthy.")
 
 
 # -- one report --------------------------------------------------------------------------------------------------
 
 
 def test_seed_report() -> None:
-    blocks = report_blocks(seed(), requested_by="U123ABC", now=NOW, run_again="web")
+    blocks = report_blocks(seed(), requested_by="U123ABC", now=NOW, run_again="web", lang="en")
     assert_valid(blocks)
     assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "❌ web: FAIL", "emoji": True}}
     text = all_text(blocks)
@@ -232,7 +232,7 @@ def test_seed_report() -> None:
 
 
 def test_healthy_report() -> None:
-    blocks = report_blocks(healthy(), requested_by=None, now=NOW)
+    blocks = report_blocks(healthy(), requested_by=None, now=NOW, lang="en")
     assert_valid(blocks)
     assert blocks[0]["text"]["text"] == "✅ web: ok"
     text = all_text(blocks)
@@ -244,21 +244,21 @@ def test_healthy_report() -> None:
 
 def test_warnings_without_cause_and_warn_causes() -> None:
     report = TargetReport(target="web", host="h", started_at=T0, checks=(check("pm2.logs", WARN, "1 line"),))
-    text = all_text(report_blocks(report, requested_by=None, now=NOW))
+    text = all_text(report_blocks(report, requested_by=None, now=NOW, lang="en"))
     assert "No known problem, but look at the warnings above." in text
     assert "healthy" not in text
     warn_cause = Cause(cause="nginx_ws_timeout_short", summary="60 s", severity=WARN, fix=("nginx -t",))
     report = report.model_copy(update={"diagnosis": (warn_cause,)})
-    text = all_text(report_blocks(report, requested_by=None, now=NOW))
+    text = all_text(report_blocks(report, requested_by=None, now=NOW, lang="en"))
     assert "⚠️ *Warning* `nginx_ws_timeout_short` — 60 s" in text
 
 
 def test_no_checks() -> None:
     report = TargetReport(target="web", host="h", started_at=T0)
-    blocks = report_blocks(report, requested_by="U1", now=NOW)
+    blocks = report_blocks(report, requested_by="U1", now=NOW, lang="en")
     assert_valid(blocks)
     assert "No checks ran" in all_text(blocks)
-    assert report_fallback(report) == "web: skip — no checks ran"
+    assert report_fallback(report, lang="en") == "web: skip — no checks ran"
 
 
 def test_largest_report_stays_within_every_limit() -> None:
@@ -266,7 +266,7 @@ def test_largest_report_stays_within_every_limit() -> None:
     blocks = report_blocks(report, requested_by="U1", now=NOW, run_again="all web",
                            extra_actions=[{"type": "button", "action_id": "wscheck_restart",
                                            "text": {"type": "plain_text", "text": "Propose restart"},
-                                           "value": "web"}])
+                                           "value": "web"}], lang="en")
     assert_valid(blocks)
     text = all_text(blocks)
     assert u16(blocks[0]["text"]["text"]) <= 150 and blocks[0]["text"]["text"].startswith("❌ www")
@@ -281,8 +281,8 @@ def test_largest_report_stays_within_every_limit() -> None:
     assert "<!channel>" not in text and "<@U1>" not in text.replace("asked by <@U1>", "")
     assert list(buttons(blocks)) == [ACTION_SHARE, ACTION_RUN_AGAIN, "wscheck_restart"]
     assert blocks[-2]["type"] == "context" and blocks[-1]["type"] == "actions"
-    assert u16(report_fallback(report)) <= 3000
-    shared = report_blocks(report, requested_by="U1", now=NOW, share=False, shared_by="U2")
+    assert u16(report_fallback(report, lang="en")) <= 3000
+    shared = report_blocks(report, requested_by="U1", now=NOW, share=False, shared_by="U2", lang="en")
     assert_valid(shared)
 
 
@@ -290,7 +290,7 @@ def test_many_checks_and_causes_fold_instead_of_overflowing() -> None:
     checks = tuple(check(f"c{i}", OK if i % 5 else FAIL, "s" * 900) for i in range(400))
     causes = tuple(Cause(cause=f"k{i}", summary="z" * 2500, fix=("f" * 280,) * 12) for i in range(60))
     report = TargetReport(target="web", host="h", started_at=T0, checks=checks, diagnosis=causes)
-    blocks = report_blocks(report, requested_by="U1", now=NOW, run_again="web")
+    blocks = report_blocks(report, requested_by="U1", now=NOW, run_again="web", lang="en")
     assert_valid(blocks)
     text = all_text(blocks)
     assert "`k0`" in text and "`c0`" in text  # the first failing check and the root cause stay
@@ -301,37 +301,31 @@ def test_many_checks_and_causes_fold_instead_of_overflowing() -> None:
 
 def test_share_and_run_again_options() -> None:
     report = seed()
-    shared = report_blocks(report, requested_by="U1", now=NOW, share=False, shared_by="U2")
+    shared = report_blocks(report, requested_by="U1", now=NOW, share=False, shared_by="U2", lang="en")
     assert_valid(shared)
     assert ACTION_SHARE not in buttons(shared)
     assert not any(b["type"] == "actions" for b in shared)  # nothing to press on the shared copy
     context = shared[-1]["elements"][0]["text"]
     assert "asked by <@U1>" in context and "shared by <@U2>" in context
     # the whole checklist everywhere: `as_text` gives "", the button carries `all` (same request)
-    assert buttons(report_blocks(report, requested_by="U1", now=NOW, run_again=""))[ACTION_RUN_AGAIN]["value"] == "all"
+    assert buttons(report_blocks(report, requested_by="U1", now=NOW, run_again="",
+                                 lang="en"))[ACTION_RUN_AGAIN]["value"] == "all"
     # a command too long for a button value is not cut (it would re-run something else): no button
-    assert ACTION_RUN_AGAIN not in buttons(report_blocks(report, requested_by="U1", now=NOW, run_again="x" * 2001))
-    assert buttons(report_blocks(report, requested_by="U1", now=NOW, share_value="abc"))[ACTION_SHARE]["value"] == "abc"
+    assert ACTION_RUN_AGAIN not in buttons(report_blocks(report, requested_by="U1", now=NOW, run_again="x" * 2001,
+                                                         lang="en"))
+    assert buttons(report_blocks(report, requested_by="U1", now=NOW, share_value="abc",
+                                 lang="en"))[ACTION_SHARE]["value"] == "abc"
     # a user id that is not one is shown as text, not as markup
-    blocks = report_blocks(report, requested_by="<!channel>", now=NOW)
+    blocks = report_blocks(report, requested_by="<!channel>", now=NOW, lang="en")
     assert_valid(blocks)
     assert "asked by &lt;!channel&gt;" in all_text(blocks)
 
 
 def test_old_results_say_how_old() -> None:
-    blocks = report_blocks(seed(), requested_by=None, now=T0 + timedelta(minutes=12, seconds=5))
+    blocks = report_blocks(seed(), requested_by=None, now=T0 + timedelta(minutes=12, seconds=5), lang="en")
     assert "(12 mins before this message)" in blocks[-2]["elements"][0]["text"]
     naive = seed().model_copy(update={"started_at": datetime(2024, 5, 1, 12, 0)})  # naive = UTC
-    assert "<!date^1714564800^" in all_text(report_blocks(naive, requested_by=None, now=NOW))
-
-
-@pytest.mark.parametrize(
-    ("ms", "shown"),
-    [(0, "0 ms"), (412.4, "412 ms"), (999.4, "999 ms"), (999.6, "1.0 s"), (1312, "1.3 s"), (12_400, "12 s"),
-     (125_000, "2 min 5 s"), (120_000, "2 min"), (7_260_000, "2 h 1 min"), (float("nan"), "?"), (-1, "?")],
-)
-def test_durations(ms: float, shown: str) -> None:
-    assert render.duration(ms) == shown
+    assert "<!date^1714564800^" in all_text(report_blocks(naive, requested_by=None, now=NOW, lang="en"))
 
 
 def test_escaping_neutralises_markup() -> None:
@@ -340,14 +334,14 @@ def test_escaping_neutralises_markup() -> None:
         checks=(check("port.match", FAIL, EVIL), check("pm2.logs", WARN, "x", error_lines=[EVIL, "```", "&amp;"])),
         diagnosis=(Cause(cause="unknown", summary=EVIL, evidence=("<@U1>",), fix=(EVIL, "```", "a ```` b")),),
     )
-    blocks = report_blocks(report, requested_by="U9", now=NOW)
+    blocks = report_blocks(report, requested_by="U9", now=NOW, lang="en")
     assert_valid(blocks)
     text = all_text(blocks)
     assert "&lt;!channel&gt; &lt;!here&gt; &lt;@U1&gt; &lt;#C1|general&gt; &lt;http://x|y&gt; &amp;" in text
     assert "&amp;amp;" in text  # a literal entity in a log line is shown as written
     assert "```rm" not in text and "`\u200b`\u200b`rm -rf /`\u200b`\u200b`" in text
     assert "a `\u200b`\u200b`\u200b` b" in text
-    fallback = report_fallback(report)
+    fallback = report_fallback(report, lang="en")
     assert fallback.startswith("web: FAIL — unknown: &lt;!channel&gt; &lt;!here&gt; &lt;@U1&gt;")
     assert_safe_mrkdwn(fallback)
 
@@ -357,19 +351,19 @@ def test_escaping_neutralises_markup() -> None:
 
 def test_fallback_text() -> None:
     story = "port_mismatch: nginx proxies to 3003 but kathario-saas listens on 3000"
-    assert report_fallback(seed()) == f"web: FAIL — {story}"
-    assert report_fallback(healthy()) == f"web: ok — {len(CHECK_IDS)} checks ok: the stack looks healthy"
+    assert report_fallback(seed(), lang="en") == f"web: FAIL — {story}"
+    assert report_fallback(healthy(), lang="en") == f"web: ok — {len(CHECK_IDS)} checks ok: the stack looks healthy"
     warn_only = TargetReport(target="web", host="h",
                              checks=(check("nginx.syntax"), check("pm2.logs", WARN, "3\nlines")))
-    assert report_fallback(warn_only) == "web: WARN — pm2.logs: 3 lines"
-    long = report_fallback(largest())
+    assert report_fallback(warn_only, lang="en") == "web: WARN — pm2.logs: 3 lines"
+    long = report_fallback(largest(), lang="en")
     assert u16(long) <= 3000 and long.endswith("…") and "\n" not in long
     assert_safe_mrkdwn(long)
-    assert multi_report_fallback([seed()]) == report_fallback(seed())
-    both = multi_report_fallback([healthy("api"), seed()])
+    assert multi_report_fallback([seed()], lang="en") == report_fallback(seed(), lang="en")
+    both = multi_report_fallback([healthy("api"), seed()], lang="en")
     assert both == f"2 targets: FAIL — web: FAIL — {story}"
-    assert multi_report_fallback([healthy("a"), healthy("b")]) == "2 targets: ok — all ok"
-    assert u16(multi_report_fallback([largest(f"t{i}") for i in range(10)])) <= 3000
+    assert multi_report_fallback([healthy("a"), healthy("b")], lang="en") == "2 targets: ok — all ok"
+    assert u16(multi_report_fallback([largest(f"t{i}") for i in range(10)], lang="en")) <= 3000
 
 
 # -- several reports ---------------------------------------------------------------------------------------------
@@ -377,7 +371,7 @@ def test_fallback_text() -> None:
 
 def test_multi_target_full_form_when_it_fits() -> None:
     reports = [healthy("api"), seed()]
-    blocks = multi_report_blocks(reports, requested_by="U1", now=NOW, run_again="")
+    blocks = multi_report_blocks(reports, requested_by="U1", now=NOW, run_again="", lang="en")
     assert_valid(blocks)
     headers = [b["text"]["text"] for b in blocks if b["type"] == "header"]
     assert headers == ["✅ api: ok", "❌ web: FAIL"]
@@ -388,13 +382,13 @@ def test_multi_target_full_form_when_it_fits() -> None:
 
 def test_ten_targets() -> None:
     fine = [healthy(f"ok{i}") for i in range(10)]
-    blocks = multi_report_blocks(fine, requested_by="U1", now=NOW)
+    blocks = multi_report_blocks(fine, requested_by="U1", now=NOW, lang="en")
     assert_valid(blocks)
     assert sum(b["type"] == "header" for b in blocks) == 10  # 10 healthy targets fit in full
 
     mixed = [largest(f"bad{i}") if i % 2 else healthy(f"ok{i}") for i in range(10)]
     blocks = multi_report_blocks(mixed, requested_by="U1", now=NOW, run_again="all",
-                                 share=False, shared_by="U2")
+                                 share=False, shared_by="U2", lang="en")
     assert_valid(blocks)
     assert blocks[0]["text"]["text"] == "❌ 10 targets: FAIL"
     assert len(blocks) == 1 + 5 + 1 + 2  # header, one section per failing target, the ok line, footer
@@ -408,56 +402,56 @@ def test_ten_targets() -> None:
 
 def test_many_failing_targets_are_trimmed_from_the_middle() -> None:
     reports = [seed().model_copy(update={"target": f"t{i}"}) for i in range(80)]
-    blocks = multi_report_blocks(reports, requested_by="U1", now=NOW, run_again="all")
+    blocks = multi_report_blocks(reports, requested_by="U1", now=NOW, run_again="all", lang="en")
     assert_valid(blocks)
     assert len(blocks) == 50
     assert blocks[-1]["type"] == "actions" and blocks[-2]["type"] == "context"
     assert "… 34 more lines trimmed" in blocks[-3]["elements"][0]["text"]
-    assert multi_report_blocks([], requested_by=None, now=NOW)[0]["type"] == "section"
+    assert multi_report_blocks([], requested_by=None, now=NOW, lang="en")[0]["type"] == "section"
 
 
 # -- other messages ----------------------------------------------------------------------------------------------
 
 
 def test_progress_blocks() -> None:
-    blocks = progress_blocks("pm2, port on web", count=12, target="web", requested_by="U1")
+    blocks = progress_blocks("pm2, port on web", count=12, target="web", requested_by="U1", lang="en")
     assert_valid(blocks)
     assert blocks[0]["text"]["text"] == "⏳ Running 12 checks on *web*…"
     assert blocks[1]["elements"][0]["text"] == "pm2, port on web · asked by <@U1>"
-    one = progress_blocks("", count=1, target=None, requested_by=None)
+    one = progress_blocks("", count=1, target=None, requested_by=None, lang="en")
     assert_valid(one)
     assert one == [{"type": "section", "text": {"type": "mrkdwn", "text": "⏳ Running 1 check on every target…"}}]
-    assert_valid(progress_blocks(EVIL * 100, count=3, target=EVIL * 50, requested_by=EVIL))
+    assert_valid(progress_blocks(EVIL * 100, count=3, target=EVIL * 50, requested_by=EVIL, lang="en"))
 
 
 def test_error_blocks() -> None:
     blocks = error_blocks("unknown command or item `pm`", suggestion="pm2", usage="*Usage*: `/wscheck [ITEM...]`",
-                          targets=["web", "api"])
+                          targets=["web", "api"], lang="en")
     assert_valid(blocks)
     text = all_text(blocks)
     assert "❗ unknown command or item `pm`\nDid you mean `pm2`?" in text
     assert "*Targets*: `web`, `api`" in text and "*Usage*: `/wscheck [ITEM...]`" in text
     # chat words quoted back are escaped; Slack's own entities are not escaped twice
-    blocks = error_blocks("unknown target `&lt;!channel&gt;` <!here> & ```", suggestion="`x`")
+    blocks = error_blocks("unknown target `&lt;!channel&gt;` <!here> & ```", suggestion="`x`", lang="en")
     assert_valid(blocks)
     assert "`&lt;!channel&gt;` &lt;!here&gt; &amp;" in all_text(blocks)
     assert "Did you mean `'x'`?" in all_text(blocks)
-    assert_valid(error_blocks("", usage="u\n" * 5000, targets=[f"t{i}" * 30 for i in range(500)]))
+    assert_valid(error_blocks("", usage="u\n" * 5000, targets=[f"t{i}" * 30 for i in range(500)], lang="en"))
 
 
 def test_help_and_targets_blocks() -> None:
     from bot.commands import HELP
 
-    blocks = help_blocks(HELP)
+    blocks = help_blocks(HELP, lang="en")
     assert_valid(blocks)
     assert "`/wscheck [ITEM...] [TARGET]`" in all_text(blocks)
-    assert_valid(help_blocks("line of help\n" * 2000))
-    assert_valid(help_blocks(""))
-    blocks = targets_blocks([("web", "deploy@203.0.113.10"), ("local", "local")])
+    assert_valid(help_blocks("line of help\n" * 2000, lang="en"))
+    assert_valid(help_blocks("", lang="en"))
+    blocks = targets_blocks([("web", "deploy@203.0.113.10"), ("local", "local")], lang="en")
     assert_valid(blocks)
     assert "• `web` — deploy@203.0.113.10\n• `local` — local" in all_text(blocks)
-    assert_valid(targets_blocks([]))
-    many = targets_blocks([(f"t{i}" * 20, EVIL * 10) for i in range(3000)])
+    assert_valid(targets_blocks([], lang="en"))
+    many = targets_blocks([(f"t{i}" * 20, EVIL * 10) for i in range(3000)], lang="en")
     assert_valid(many)
     assert "more target" in all_text(many)
 
@@ -474,7 +468,7 @@ def test_clamp_drops_the_middle_and_keeps_the_footer() -> None:
     blocks += [{"type": "context", "elements": [{"type": "mrkdwn", "text": "ctx"}]},
                {"type": "actions", "elements": [{"type": "button", "action_id": "a",
                                                  "text": {"type": "plain_text", "text": "A"}}]}]
-    out = clamp_blocks(blocks)
+    out = clamp_blocks(blocks, lang="en")
     assert_valid(out)
     assert len(out) == 50
     assert [b["text"]["text"] for b in out[:47]] == [f"line {i}" for i in range(47)]
@@ -508,7 +502,7 @@ def test_clamp_enforces_every_limit() -> None:
                                           "text": {"type": "plain_text", "text": "x"}}]},
         "not a block",  # type: ignore[list-item]
     ]
-    out = clamp_blocks(blocks)
+    out = clamp_blocks(blocks, lang="en")
     assert_valid(out)
     assert [b["type"] for b in out] == ["header", "section", "section", "section", "context", "actions"]
     assert out[0]["text"]["type"] == "plain_text" and u16(out[0]["text"]["text"]) <= 150
@@ -525,7 +519,7 @@ def test_clamp_enforces_every_limit() -> None:
 
 def test_clamp_never_splits_a_surrogate_pair_or_a_token() -> None:
     out = clamp_blocks([section("x" + "😀" * 2000), section("y" * 2990 + " <@U12345678>"),
-                        {"type": "header", "text": {"type": "plain_text", "text": "a" + "😀" * 100}}])
+                        {"type": "header", "text": {"type": "plain_text", "text": "a" + "😀" * 100}}], lang="en")
     assert_valid(out)
     assert out[0]["text"]["text"].endswith("😀…")
     assert out[1]["text"]["text"] == "y" * 2990 + " …"
@@ -555,14 +549,14 @@ MS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(0, 1e7)
 @st.composite
 def reports(draw: st.DrawFn) -> TargetReport:
     checks = draw(st.lists(
-        st.builds(CheckResult, id=BULK_ID, status=st.sampled_from(Status), summary=BULK, duration_ms=MS,
+        st.builds(CheckResult, id=BULK_ID, status=st.sampled_from(Status), message=BULK.map(verbatim), duration_ms=MS,
                   details=st.one_of(st.just({}), st.builds(lambda lines: {"error_lines": lines},
                                                            st.lists(BULK, max_size=25)))),
         max_size=40))
     causes = draw(st.lists(
-        st.builds(Cause, cause=st.one_of(st.sampled_from(list(CAUSES)), TEXT), summary=TEXT,
+        st.builds(Cause, cause=st.one_of(st.sampled_from(list(CAUSES)), TEXT), message=TEXT.map(verbatim),
                   severity=st.sampled_from(Status), evidence=st.lists(BULK_ID, max_size=15).map(tuple),
-                  fix=st.lists(BULK, max_size=40).map(tuple)),
+                  fixes=st.lists(BULK.map(verbatim), max_size=40).map(tuple)),
         max_size=20))
     return TargetReport(target=draw(st.text(min_size=1, max_size=600)), host=draw(TEXT),
                         started_at=draw(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
@@ -578,9 +572,10 @@ PROPERTY = settings(max_examples=examples(60), deadline=None,
 @given(report=reports(), user=st.one_of(st.none(), st.just("U0123ABC"), TEXT), share=st.booleans(),
        run_again=st.one_of(st.none(), TEXT))
 def test_any_report_is_valid(report: TargetReport, user: str | None, share: bool, run_again: str | None) -> None:
-    blocks = report_blocks(report, requested_by=user, now=NOW, run_again=run_again, share=share, shared_by=user)
+    blocks = report_blocks(report, requested_by=user, now=NOW, run_again=run_again, share=share, shared_by=user,
+                           lang="en")
     assert_valid(blocks)
-    fallback = report_fallback(report)
+    fallback = report_fallback(report, lang="en")
     assert 0 < u16(fallback) <= 3000 and "\n" not in fallback
     assert_safe_mrkdwn(fallback)
 
@@ -588,9 +583,9 @@ def test_any_report_is_valid(report: TargetReport, user: str | None, share: bool
 @settings(PROPERTY, max_examples=examples(30))
 @given(many=st.lists(reports(), min_size=1, max_size=5), copies=st.integers(1, 12))
 def test_any_set_of_reports_is_valid(many: list[TargetReport], copies: int) -> None:
-    blocks = multi_report_blocks(many * copies, requested_by="U1", now=NOW, run_again="all")
+    blocks = multi_report_blocks(many * copies, requested_by="U1", now=NOW, run_again="all", lang="en")
     assert_valid(blocks)
-    assert u16(multi_report_fallback(many * copies)) <= 3000
+    assert u16(multi_report_fallback(many * copies, lang="en")) <= 3000
 
 
 @PROPERTY
@@ -600,6 +595,6 @@ def test_clamp_accepts_any_text(texts: list[str], kind: str) -> None:
                                     for t in texts[:3]]
     blocks += [{"type": "section", "text": {"type": kind, "text": render._untrusted(t) if kind == "mrkdwn" else t}}
                for t in texts]
-    out = clamp_blocks(blocks)
+    out = clamp_blocks(blocks, lang="en")
     if out:
         assert_valid(out)

@@ -324,7 +324,7 @@ def test_untrusted_chain_fix_is_the_chain_or_the_ca() -> None:
     results = [r("tls.certificate", Status.FAIL, verify_error="untrusted", cert=CERT, host="chat.example.com")]
     (cause,) = diagnose(T, results)
     assert cause.cause == "tls_certificate_invalid"
-    assert [k for k, _ in cause.fix_keys][:2] == ["fix.tls_chain", "fix.tls_ca_file"]
+    assert [m.key for m in cause.fixes][:2] == ["fix.tls_chain", "fix.tls_ca_file"]
 
 
 def test_a_handshake_failure_without_certificate_is_not_a_certificate_cause() -> None:
