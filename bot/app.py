@@ -133,8 +133,8 @@ class BotServer:
             self.monitor.remediation = self.remediation.enabled()
             monitor = self.monitor
 
-            def hold(target: str, request_id: str, action: str, seconds: float) -> None:
-                monitor.hold(target, request_id=request_id, action=action, seconds=seconds)
+            async def hold(target: str, request_id: str, action: str, seconds: float) -> None:
+                await monitor.hold(target, request_id=request_id, action=action, seconds=seconds)
 
             async def release(target: str, request_id: str, healthy: bool, outcome: str) -> None:
                 await monitor.release(target, request_id=request_id, healthy=healthy, outcome=outcome)

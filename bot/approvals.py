@@ -523,15 +523,24 @@ def abort(request: ApprovalRequest, *, note: Msg | str, now: datetime) -> Approv
     return _bump(request, status=Status.ABORTED, finished_at=at, outcome_note=_said(note))
 
 
-def interrupt(request: ApprovalRequest, *, now: datetime) -> ApprovalRequest | None:
+def interrupt(request: ApprovalRequest, *, now: datetime, keep_fresh_approvals: bool = False) -> ApprovalRequest | None:
     """On bot start: settle what a previous run of the bot left half done, without re-running anything.
 
     RUNNING becomes INTERRUPTED (the commands may or may not have completed: a human must look).
     APPROVED (approved but never started) becomes ABORTED: an approval is for running now, not
     whenever the bot comes back, so ask again. Anything else gives None; in particular pending
     requests stay valid until their own expiry.
+
+    `keep_fresh_approvals` (a leader of replicas taking over, wt-ops): an APPROVED request still before its own
+    `expires_at` is left APPROVED for the pick-up. A follower records approvals for the leader to run, and one
+    clicked while no replica leads (the TTL after a leader's death) waits for the next leader: aborting it would
+    drop a click the team was told "will run now". Nothing of it ever ran, and the execution re-checks everything
+    (recovered? same process? same plan? cooldown) before it runs, exactly once (approved -> running is a
+    conditional update). An approval older than its request's expiry is aborted as before.
     """
     at = _now(now)
+    if keep_fresh_approvals and request.status is Status.APPROVED and at < request.expires_at:
+        return None
     if request.status is Status.RUNNING:
         return _bump(
             request,

@@ -288,15 +288,16 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_db(args: argparse.Namespace) -> int:
     """`wscheck db status` (exit 0 up to date, 1 steps pending, 3 unreachable or newer than this wscheck) and
     `wscheck db migrate` (takes the bot's lock: never migrates under a running bot)."""
+    from bot.i18n import t
     from bot.store import MIGRATIONS, Store, StoreError
 
     db = _db_url(args)
+    lang = _language(args.config)
     known = len(MIGRATIONS)
     if args.db_command == "status":
-        print(f"database: {db} ({db.engine})")
+        print(t("cli.db_database", lang=lang, db=str(db), engine=db.engine))
         if db.path is not None and not db.path.is_file():
-            print(f"schema: none yet (no file); this wscheck: version {known}; `wscheck db migrate` or the bot's "
-                  f"first start creates it")
+            print(t("cli.db_none_yet", lang=lang, known=known))
             return 1
 
         async def status() -> int:
@@ -308,11 +309,13 @@ def cmd_db(args: argparse.Namespace) -> int:
                 applied = await store.applied_migrations()
             finally:
                 await store.close()
-            print(f"schema: version {store.schema_version}; this wscheck: version {known}")
+            print(t("cli.db_schema", lang=lang, version=store.schema_version, known=known))
+            done, todo = t("cli.db_applied", lang=lang), t("cli.db_pending", lang=lang)
+            width = max(len(done), len(todo))
             for version, name, at in applied:
-                print(f"  applied  {version:>3}  {at.isoformat(timespec='seconds')}  {name}")
+                print(f"  {done:<{width}}  {version:>3}  {at.isoformat(timespec='seconds')}  {name}")
             for migration in MIGRATIONS[store.schema_version:]:
-                print(f"  pending  {migration.version:>3}  {'-':<25}  {migration.name}")
+                print(f"  {todo:<{width}}  {migration.version:>3}  {'-':<25}  {migration.name}")
             return 0 if store.schema_version == known else 1
 
         return asyncio.run(status())
@@ -330,9 +333,9 @@ def cmd_db(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         await store.close()
         if store.schema_version == before:
-            print(f"database {db}: schema version {before}, up to date")
+            print(t("cli.db_up_to_date", lang=lang, db=str(db), version=before))
         else:
-            print(f"database {db}: migrated from schema version {before} to {store.schema_version}")
+            print(t("cli.db_migrated", lang=lang, db=str(db), before=before, after=store.schema_version))
         return 0
 
     return asyncio.run(migrate())

@@ -132,6 +132,11 @@ class FixHold:
         #: After a verified fix: the hold only lasts until the machine has settled (no open incident).
         self.verified = False
 
+    def over(self, state: inc.TargetState | None, now: datetime) -> bool:
+        """Pure: the hold ends at its bound, or once a verified fix has let the incident machine settle."""
+        settled = self.verified and (state is None or (state.incident is None and not state.consecutive_failures))
+        return now >= self.until or settled
+
 
 class Monitor:
     def __init__(self, settings: Settings, service: CheckService, store: Store, sink: Sink, *,
@@ -203,6 +208,7 @@ class Monitor:
     async def start(self) -> None:
         """The leader's part (a single bot's everything): the outbox, and unless sharded every target's probes."""
         self._started_at = self._started_at or self.clock()
+        await self.restore_holds()
         if self.sharded:
             # The targets' probes follow the membership (`reshard`); the leader alone delivers the outbox.
             self._tasks.spawn(self.outbox.run(self.stop_event), name="outbox")
@@ -615,22 +621,70 @@ class Monitor:
             if row["target"] == name:
                 found = inc.Silence.model_validate({k: row[k] for k in ("target", "until", "by", "at")})
         hold = self.holds.get(name)
+        if self.sharded:
+            # The leader runs the fix, the owner probes: the store's hold is the one both see (the leader updates
+            # it when the fix verifies, drops it when it does not).
+            hold = await self._stored_hold(name, now)
         if hold is not None:
-            state = self.states.get(name)
-            settled = hold.verified and (state is None or (state.incident is None and not state.consecutive_failures))
-            if now >= hold.until or settled:
-                del self.holds[name]
+            if hold.over(self.states.get(name), now):
+                self.holds.pop(name, None)
+                await self._forget_hold(name, hold.request_id)
             elif found is None or found.until < hold.until:
                 return inc.Silence(target=name, until=hold.until, by=f"fix {hold.request_id}", at=now)
         return found
 
     # -- the bot's own fixes -----------------------------------------------------------------------
 
-    def hold(self, name: str, *, request_id: str, action: str, seconds: float) -> None:
-        """Hold `name`'s alerts while an approved fix runs and is verified (at most `seconds`)."""
-        self.holds[name] = FixHold(request_id, action, self.clock() + timedelta(seconds=seconds))
+    async def hold(self, name: str, *, request_id: str, action: str, seconds: float) -> None:
+        """Hold `name`'s alerts while an approved fix runs and is verified (at most `seconds`). Also in the store:
+        if this leader dies mid-fix, the next one keeps holding until the same bound (the fix's command may still
+        be running on the target, and the app coming back from it must not page)."""
+        held = FixHold(request_id, action, self.clock() + timedelta(seconds=seconds))
+        self.holds[name] = held
         self._fix_outcomes.pop(name, None)
         log.info("%s: alerts held while fix %s runs", name, request_id)
+        await self._save_hold(name, held)
+
+    async def restore_holds(self) -> None:
+        """At start (a takeover, a restart): the holds the previous leader left that are still in force."""
+        now = self.clock()
+        for row in await self.store.fix_holds(now=now):
+            name = str(row["target"])
+            if name not in self.locks:
+                continue
+            until = row["until"]
+            assert isinstance(until, datetime)
+            held = FixHold(str(row["request_id"]), str(row["action"]), until)
+            held.verified = bool(row["verified"])
+            self.holds[name] = held
+            log.info("%s: alerts still held for fix %s until %s (set before this start)", name, held.request_id,
+                     until.isoformat(timespec="seconds"))
+
+    async def _stored_hold(self, name: str, now: datetime) -> FixHold | None:
+        for row in await self.store.fix_holds(now=now):
+            if row["target"] == name:
+                until = row["until"]
+                assert isinstance(until, datetime)
+                held = FixHold(str(row["request_id"]), str(row["action"]), until)
+                held.verified = bool(row["verified"])
+                return held
+        return None
+
+    async def _save_hold(self, name: str, held: FixHold) -> None:
+        """The hold in memory is what this process acts on; the store's copy is for a successor. A store error
+        loses only the hand-over, never the hold itself."""
+        try:
+            await self.store.set_fix_hold(target=name, request_id=held.request_id, action=held.action,
+                                          until=held.until, verified=held.verified)
+        except Exception:
+            log.warning("%s: could not record the hold of fix %s in the store; a new leader would not know it",
+                        name, held.request_id, exc_info=True)
+
+    async def _forget_hold(self, name: str, request_id: str) -> None:
+        try:
+            await self.store.clear_fix_hold(name, request_id=request_id)
+        except Exception:  # the row ends by its own `until` anyway
+            log.warning("%s: could not drop the hold of fix %s from the store", name, request_id, exc_info=True)
 
     async def release(self, name: str, *, request_id: str, healthy: bool, outcome: str) -> None:
         """The fix is over. Verified healthy: stay quiet until the incident machine has settled (bounded by the
@@ -643,8 +697,10 @@ class Monitor:
             hold.verified = True
             grace = self.settings.check_interval * (self.settings.success_threshold + 1)
             hold.until = min(hold.until, self.clock() + timedelta(seconds=grace))
+            await self._save_hold(name, hold)
             return
         del self.holds[name]
+        await self._forget_hold(name, request_id)
         if outcome:
             self._fix_outcomes[name] = (request_id, hold.action, outcome, self.clock())
         log.info("%s: fix %s did not verify; alerts no longer held", name, request_id)

@@ -27,7 +27,7 @@ from bot.outbox import APPROVAL, APPROVAL_EVENT, Outbox, Payload, Sink, SinkErro
 from bot.render import clamp_blocks, cut, fix_block, mention, slack_date, untrusted
 from bot.service import CheckService
 from bot.settings import Settings
-from bot.store import Store
+from bot.store import Fenced, Store
 from bot.tasks import Background
 from checks.config import Target
 from checks.models import Status, TargetReport
@@ -198,7 +198,7 @@ class Remediation:
         self.on_error: list[Callable[[str], None]] = []
         #: (target, request id, action, at most how many seconds) when an approved fix starts running: the monitor
         #: holds the target's alerts, so the bot's own restart does not page the channel.
-        self.on_fix_start: list[Callable[[str, str, str, float], None]] = []
+        self.on_fix_start: list[Callable[[str, str, str, float], Awaitable[None]]] = []
         #: (target, request id, healthy, outcome) once the fix is verified or not: the monitor releases the hold.
         self.on_fix_end: list[Callable[[str, str, bool, str], Awaitable[None]]] = []
 
@@ -219,12 +219,13 @@ class Remediation:
 
     async def start(self, *, pickup: bool = False) -> None:
         """Requests found running are interrupted (never re-run by themselves); approved ones aborted. With
-        `pickup` (the leader of replicas), approvals recorded on any replica from now on are executed here."""
+        `pickup` (the leader of replicas), approvals recorded on any replica are executed here: from now on, and
+        those not run yet that are still before their request's expiry (see `approvals.interrupt`)."""
         now = self.clock()
         for status in ("running", "approved"):
             for raw in await self.store.requests_by_status(status):
                 request = ap.ApprovalRequest.model_validate_json(raw)
-                changed = ap.interrupt(request, now=now)
+                changed = ap.interrupt(request, now=now, keep_fresh_approvals=pickup)
                 if changed is not None and await self._save(request, changed):
                     await self._audit("interrupted", changed, actor=None, data={"was": status})
                     await self._post_update(changed)
@@ -518,12 +519,17 @@ class Remediation:
                 await self._finish_abort(approved, text("remediation.abort_commands_differ"))
                 return
             running = ap.start(approved, now=now)
-            if not await self._save(approved, running):
+            try:
+                started = await self._save(approved, running, fenced=True)
+            except Fenced:
+                log.warning("request %s not started: this replica leads no more (the leader runs it)", approved.id)
+                return
+            if not started:
                 return  # another worker started it: exactly once
             log.info("request %s: running %s on %s", running.id, running.action, target.name)
             budget = sum(step.timeout for step in plan.steps) + self.settings.verify_timeout + VERIFY_EVERY * 2
             for hold in self.on_fix_start:
-                hold(target.name, running.id, running.action, budget)
+                await hold(target.name, running.id, running.action, budget)
             healthy, outcome = False, ""
             try:
                 await self._post_update(running)
@@ -604,11 +610,11 @@ class Remediation:
 
     # -- plumbing --------------------------------------------------------------------------------
 
-    async def _save(self, before: ap.ApprovalRequest, after: ap.ApprovalRequest) -> bool:
+    async def _save(self, before: ap.ApprovalRequest, after: ap.ApprovalRequest, *, fenced: bool = False) -> bool:
         """Conditional update: true only if nobody changed the request since `before` was read."""
         saved = await self.store.update_request(before.id, expected_version=before.version,
                                                 new_version=after.version, status=after.status.value,
-                                                data=after.model_dump_json())
+                                                data=after.model_dump_json(), fenced=fenced)
         if saved and after.status in ap.FINAL:
             for hook in self.on_final:
                 hook(after.status.value)

@@ -381,6 +381,32 @@ MIGRATIONS: tuple[Migration, ...] = (
             "INSERT INTO shard_epoch (id, epoch) VALUES (1, 0)",
         ),
     ),
+    Migration(
+        version=4,
+        name="fix holds: a target's alerts held while the bot's own fix runs, across a change of leader (wt-ops)",
+        # One row per target (a new fix replaces the old hold). `until` is the hold's bound (ISO text, like every
+        # timestamp); `verified` = the fix verified healthy and the hold lasts until the incident machine settles.
+        sqlite=(
+            """CREATE TABLE fix_holds (
+                target     TEXT PRIMARY KEY,
+                request_id TEXT NOT NULL,
+                action     TEXT NOT NULL,
+                until      TEXT NOT NULL,
+                verified   INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1)),
+                set_at     TEXT NOT NULL
+            )""",
+        ),
+        postgresql=(
+            f"""CREATE TABLE fix_holds (
+                target     {_T} PRIMARY KEY,
+                request_id {_T} NOT NULL,
+                action     {_T} NOT NULL,
+                until      {_T} NOT NULL,
+                verified   INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1)),
+                set_at     {_T} NOT NULL
+            )""",
+        ),
+    ),
 )
 
 
@@ -893,6 +919,36 @@ class _Ops(abc.ABC):
             for row in rows
         ]
 
+    # fix holds (wt-ops) ------------------------------------------------------------------------------------------
+
+    async def set_fix_hold(self, *, target: str, request_id: str, action: str, until: datetime,
+                           verified: bool = False) -> None:
+        """Hold `target`'s alerts for the bot's own fix `request_id` until `until` (replaces any hold of the target).
+        In the store rather than only in the leader's memory: a new leader keeps holding (bot/monitor.py)."""
+        async with self._writing() as conn:
+            await _exec(
+                conn,
+                "INSERT INTO fix_holds (target, request_id, action, until, verified, set_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (target) DO UPDATE SET request_id = excluded.request_id, action = excluded.action, "
+                "until = excluded.until, verified = excluded.verified, set_at = excluded.set_at",
+                (target, request_id, action, _ts(until), int(verified), _ts(self._now())),
+            )
+
+    async def clear_fix_hold(self, target: str, *, request_id: str) -> bool:
+        """Drop the target's hold if it is still the one of `request_id` (a newer fix's hold is left alone)."""
+        async with self._writing() as conn:
+            return bool(await _exec(conn, "DELETE FROM fix_holds WHERE target = ? AND request_id = ?",
+                                    (target, request_id)))
+
+    async def fix_holds(self, *, now: datetime) -> list[dict[str, object]]:
+        """Holds still in force (until > now): dicts with target, request_id, action, until, verified. An expired
+        row is simply not returned: a hold ends by itself, whoever leads."""
+        async with self._reading() as conn:
+            rows = await _rows(conn, "SELECT target, request_id, action, until, verified FROM fix_holds "
+                                     "WHERE until > ? ORDER BY target", (_ts(now),))
+        return [{"target": str(r["target"]), "request_id": str(r["request_id"]), "action": str(r["action"]),
+                 "until": _dt(r["until"]), "verified": bool(r["verified"])} for r in rows]
+
     # approval requests -------------------------------------------------------------------------------------------
 
     async def insert_request(
@@ -916,13 +972,18 @@ class _Ops(abc.ABC):
             row = await _one(conn, "SELECT version, data FROM approval_requests WHERE id = ?", (id,))
         return None if row is None else (int(row["version"]), str(row["data"]))
 
-    async def update_request(self, id: str, *, expected_version: int, new_version: int, status: str, data: str) -> bool:
+    async def update_request(self, id: str, *, expected_version: int, new_version: int, status: str, data: str,
+                             fenced: bool = False) -> bool:
         """Compare-and-set: applies only if the stored version is still `expected_version`. Two people clicking
-        at once both read version N; exactly one update matches, the other gets False (first decision wins)."""
+        at once both read version N; exactly one update matches, the other gets False (first decision wins).
+        `fenced` (the leader starting a fix, wt-ops): also only under this replica's fencing token (`Fenced`
+        otherwise), so a deposed leader that wakes up late never starts a fix the new leader may run."""
         if new_version <= expected_version:
             raise ValueError(f"new_version {new_version} must be greater than expected_version {expected_version}")
         _require_json(data, "data")
         async with self._writing() as conn:
+            if fenced:
+                await self._fenced(conn)
             changed = await _exec(
                 conn,
                 "UPDATE approval_requests SET version = ?, status = ?, data = ?, updated_at = ? "

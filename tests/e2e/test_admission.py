@@ -67,11 +67,11 @@ def approval_messages(fake: FakeSlack) -> list[Any]:
 
 
 async def test_guests_never_approve_whatever_the_entry_point(
-    fake: FakeSlack, stack: Any, sandbox_config_file: Path, tmp_path: Path
+    fake: FakeSlack, stack: Any, sandbox_config_file: Path, db: str
 ) -> None:
     bot = BotProcess(["run", "--config", str(sandbox_config_file)], {
         "SLACK_API_URL": fake.api_url, "SLACK_BOT_TOKEN": fake.bot_token, "SLACK_APP_TOKEN": fake.app_token,
-        "WSCHECK_DB": str(tmp_path / "db"), "WSCHECK_MONITOR": "false",
+        "WSCHECK_DB": str(db), "WSCHECK_MONITOR": "false",
         "WSCHECK_APPROVERS": f"{BOB},{GUEST},{GROUP}", "WSCHECK_RATE_LIMIT": "1000",
         "WSCHECK_VERIFY_TIMEOUT": "30s", "WSCHECK_SLACK_TIMEOUT": "3s"}, cwd=ROOT)
     await bot.start()
@@ -108,7 +108,7 @@ async def test_guests_never_approve_whatever_the_entry_point(
                             what="the approved restart")
         # Every refused click is in the audit, with admission's reason.
         export = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "audit", "--json", "--db", str(tmp_path / "db"), cwd=ROOT,
+            sys.executable, "-m", "bot.cli", "audit", "--json", "--db", str(db), cwd=ROOT,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await export.communicate()
         assert export.returncode == 0, err.decode()

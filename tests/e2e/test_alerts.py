@@ -22,7 +22,7 @@ pytestmark = pytest.mark.sandbox
 
 
 
-def monitor_env(fake: FakeSlack, db: Path, **extra: str) -> dict[str, str]:
+def monitor_env(fake: FakeSlack, db: str | Path, **extra: str) -> dict[str, str]:
     return {
         "SLACK_API_URL": fake.api_url,
         "SLACK_BOT_TOKEN": fake.bot_token,
@@ -39,7 +39,7 @@ def monitor_env(fake: FakeSlack, db: Path, **extra: str) -> dict[str, str]:
     }
 
 
-async def start_bot(fake: FakeSlack, config: Path, db: Path, **extra: str) -> BotProcess:
+async def start_bot(fake: FakeSlack, config: Path, db: str | Path, **extra: str) -> BotProcess:
     bot = BotProcess(["run", "--config", str(config)], monitor_env(fake, db, **extra), cwd=ROOT)
     await bot.start()
     await bot.wait_line(r"full probe sandbox: ok", timeout=30)
@@ -59,9 +59,9 @@ async def wait_root(fake: FakeSlack, needle: str, *, count: int = 1, timeout: fl
 
 
 async def test_pm2_stop_alerts_once_and_start_resolves_the_same_message(
-    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, tmp_path: Path, healthy: None
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, db: str, healthy: None
 ) -> None:
-    bot = await start_bot(fake, sandbox_config_file, tmp_path / "db")
+    bot = await start_bot(fake, sandbox_config_file, db)
     try:
         await asyncio.to_thread(sandbox.pm2, "stop", "kathario-saas")
         (root,) = await wait_root(fake, "pm2_not_online")
@@ -81,9 +81,9 @@ async def test_pm2_stop_alerts_once_and_start_resolves_the_same_message(
 
 
 async def test_port_mismatch_alert_names_the_cause(
-    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, tmp_path: Path, healthy: None
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, db: str, healthy: None
 ) -> None:
-    bot = await start_bot(fake, sandbox_config_file, tmp_path / "db")
+    bot = await start_bot(fake, sandbox_config_file, db)
     try:
         await asyncio.to_thread(sandbox.set_mode, "port-mismatch")
         await wait_root(fake, "port_mismatch", timeout=40)
@@ -96,9 +96,8 @@ async def test_port_mismatch_alert_names_the_cause(
 
 
 async def test_sigkill_mid_incident_does_not_announce_twice(
-    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, tmp_path: Path, healthy: None
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, db: str, healthy: None
 ) -> None:
-    db = tmp_path / "db"
     bot = await start_bot(fake, sandbox_config_file, db)
     await asyncio.to_thread(sandbox.pm2, "stop", "kathario-saas")
     (root,) = await wait_root(fake, "pm2_not_online")
@@ -123,7 +122,7 @@ async def test_sigkill_mid_incident_does_not_announce_twice(
 async def test_second_bot_on_the_same_database_refuses_to_start(
     fake: FakeSlack, sandbox_config_file: Path, tmp_path: Path, healthy: None
 ) -> None:
-    db = tmp_path / "db"
+    db = tmp_path / "db"  # SQLite's own single-bot lock (on PostgreSQL a second bot follows: tests/e2e/test_ha.py)
     bot = await start_bot(fake, sandbox_config_file, db)
     try:
         twin = BotProcess(["run", "--config", str(sandbox_config_file)], monitor_env(fake, db), cwd=ROOT)
@@ -136,9 +135,9 @@ async def test_second_bot_on_the_same_database_refuses_to_start(
 
 
 async def test_rate_limits_and_lost_answers_never_lose_or_double_a_message(
-    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, tmp_path: Path, healthy: None
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, db: str, healthy: None
 ) -> None:
-    bot = await start_bot(fake, sandbox_config_file, tmp_path / "db")
+    bot = await start_bot(fake, sandbox_config_file, db)
     try:
         fake.fail_next("chat.postMessage", status=429, retry_after=1, count=4)
         await asyncio.to_thread(sandbox.pm2, "stop", "kathario-saas")
@@ -158,9 +157,9 @@ async def test_rate_limits_and_lost_answers_never_lose_or_double_a_message(
 
 
 async def test_flapping_posts_one_notice(
-    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, tmp_path: Path, healthy: None
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, db: str, healthy: None
 ) -> None:
-    bot = await start_bot(fake, sandbox_config_file, tmp_path / "db", WSCHECK_FAILURE_THRESHOLD="1",
+    bot = await start_bot(fake, sandbox_config_file, db, WSCHECK_FAILURE_THRESHOLD="1",
                           WSCHECK_SUCCESS_THRESHOLD="1", WSCHECK_FLAP_COUNT="3", WSCHECK_FLAP_WINDOW="10m")
     try:
         for _ in range(4):
@@ -179,9 +178,9 @@ async def test_flapping_posts_one_notice(
 
 
 async def test_a_restart_that_heals_is_not_an_incident(
-    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, tmp_path: Path, healthy: None
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, db: str, healthy: None
 ) -> None:
-    bot = await start_bot(fake, sandbox_config_file, tmp_path / "db")
+    bot = await start_bot(fake, sandbox_config_file, db)
     try:
         before = sandbox.app_process()["pid"]
         mark = len(bot.lines)
@@ -197,9 +196,9 @@ async def test_a_restart_that_heals_is_not_an_incident(
 
 
 async def test_silence_holds_alerts_and_status_shows_it(
-    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, tmp_path: Path, healthy: None
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, db: str, healthy: None
 ) -> None:
-    bot = await start_bot(fake, sandbox_config_file, tmp_path / "db")
+    bot = await start_bot(fake, sandbox_config_file, db)
     try:
         env = await fake.send_slash_command("silence sandbox 30m", user_id=ALICE, channel_id=ALERTS)
         shown = await fake.wait_for(lambda: [r for r in fake.responses(env) if r.get("response_type") == "in_channel"]

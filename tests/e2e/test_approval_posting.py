@@ -39,7 +39,7 @@ def top_level_approvals(fake: FakeSlack) -> list[Any]:  # noqa: F811
     return [m for m in approval_messages(fake) if not m.thread_ts]
 
 
-async def audit_rows(db: Path) -> list[dict[str, Any]]:
+async def audit_rows(db: str | Path) -> list[dict[str, Any]]:
     export = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.cli", "audit", "--json", "--db", str(db), cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -50,9 +50,9 @@ async def audit_rows(db: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.sandbox
 async def test_an_approval_post_with_a_lost_answer_is_found_or_cancelled(
-    fake: FakeSlack, stack: Any, sandbox_config_file: Path, tmp_path: Path  # noqa: F811
+    fake: FakeSlack, stack: Any, sandbox_config_file: Path, db: str  # noqa: F811
 ) -> None:
-    bot = await start(fake, sandbox_config_file, tmp_path / "db")
+    bot = await start(fake, sandbox_config_file, db)
     try:
         await asyncio.to_thread(stack.pm2, "stop", APP)
         # The post reaches Slack, its answer does not, and the first lookups fail: the approval message goes
@@ -74,11 +74,11 @@ async def test_an_approval_post_with_a_lost_answer_is_found_or_cancelled(
         asked = await fake.send_slash_command("restart sandbox", user_id=ALICE, channel_id=OPS)
         answer = await answer_to(fake, asked)
         assert "🛑" in answer and "channel_not_found" in answer, answer
-        rows = await audit_rows(tmp_path / "db")
+        rows = await audit_rows(db)
         (cancelled,) = [r for r in rows if r["kind"] == "cancelled"]
         refused = await fake.send_slash_command(f"approve {cancelled['request_id']}", user_id=BOB, channel_id=OPS)
         assert "cancelled" in await answer_to(fake, refused)
-        rows = await audit_rows(tmp_path / "db")
+        rows = await audit_rows(db)
         # one run of the first (approved) request: each of its steps (the restart, then `pm2 save`) started once
         steps = len(next(r for r in rows if r["kind"] == "request")["data"]["commands"])
         assert len([r for r in rows if r["kind"] == "execution" and r["data"]["state"] == "started"]) == steps
@@ -88,9 +88,9 @@ async def test_an_approval_post_with_a_lost_answer_is_found_or_cancelled(
 
 @pytest.mark.sandbox
 async def test_two_requests_for_the_same_fix_at_once_become_one(
-    fake: FakeSlack, stack: Any, sandbox_config_file: Path, tmp_path: Path  # noqa: F811
+    fake: FakeSlack, stack: Any, sandbox_config_file: Path, db: str  # noqa: F811
 ) -> None:
-    bot = await start(fake, sandbox_config_file, tmp_path / "db")
+    bot = await start(fake, sandbox_config_file, db)
     try:
         await asyncio.to_thread(stack.pm2, "stop", APP)
         first, second = await asyncio.gather(
@@ -104,7 +104,7 @@ async def test_two_requests_for_the_same_fix_at_once_become_one(
         clicked = await click(fake, "wscheck_approve", rid, BOB, message)
         assert "Approved" in await answer_to(fake, clicked)
         await final_state(fake, message, "succeeded")
-        rows = await audit_rows(tmp_path / "db")
+        rows = await audit_rows(db)
         assert len([r for r in rows if r["kind"] == "request"]) == 1
         assert len([r for r in rows if r["kind"] == "joined"]) == 1
         steps = len(next(r for r in rows if r["kind"] == "request")["data"]["commands"])  # restart, pm2 save

@@ -67,13 +67,13 @@ async def acks_while_checking(fake: FakeSlack, count: int = 30, spacing: float =
 
 
 async def test_a_big_config_is_parsed_off_the_loop_and_one_too_large_is_warn_not_an_incident(
-    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, tmp_path: Path, big_geo: Path
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, db: str, big_geo: Path
 ) -> None:
     await asyncio.to_thread(sandbox.set_mode, "healthy")
     fake.reset()
     env = {
         "SLACK_API_URL": fake.api_url, "SLACK_BOT_TOKEN": fake.bot_token, "SLACK_APP_TOKEN": fake.app_token,
-        "WSCHECK_DB": str(tmp_path / "db"), "WSCHECK_ALERT_CHANNEL": ALERTS,
+        "WSCHECK_DB": str(db), "WSCHECK_ALERT_CHANNEL": ALERTS,
         "WSCHECK_CHECK_INTERVAL": "2s", "WSCHECK_FAST_INTERVAL": "1s", "WSCHECK_JITTER": "0",
         "WSCHECK_CANARY_PING_INTERVAL": "1s", "WSCHECK_SLACK_TIMEOUT": "2s", "WSCHECK_LOG_LEVEL": "debug",
         "WSCHECK_RATE_LIMIT": "1000",

@@ -79,7 +79,7 @@ def hung_pids(path: Path) -> list[int]:
 
 
 async def test_a_hung_pm2_jlist_is_ended_on_the_target_and_the_bot_recovers_at_once(
-    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, hang_dir: Path, tmp_path: Path
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, hang_dir: Path, tmp_path: Path, db: str
 ) -> None:
     await asyncio.to_thread(sandbox.set_mode, "healthy")
     fake.reset()
@@ -95,7 +95,7 @@ async def test_a_hung_pm2_jlist_is_ended_on_the_target_and_the_bot_recovers_at_o
     config.write_text(text + f"command_timeout = {COMMAND_TIMEOUT:g}\n")
     env = {
         "SLACK_API_URL": fake.api_url, "SLACK_BOT_TOKEN": fake.bot_token, "SLACK_APP_TOKEN": fake.app_token,
-        "WSCHECK_DB": str(tmp_path / "db"), "WSCHECK_ALERT_CHANNEL": ALERTS,
+        "WSCHECK_DB": str(db), "WSCHECK_ALERT_CHANNEL": ALERTS,
         "WSCHECK_CHECK_INTERVAL": "2s", "WSCHECK_FAST_INTERVAL": f"{FAST:g}s", "WSCHECK_JITTER": "0",
         "WSCHECK_CANARY_PING_INTERVAL": "1s", "WSCHECK_SLACK_TIMEOUT": "2s", "WSCHECK_LOG_LEVEL": "debug",
     }

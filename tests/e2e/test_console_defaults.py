@@ -12,9 +12,9 @@ NOTICE = ("no wscheck.toml: using the built-in defaults (target local, app katha
 CLOSED = "input closed; monitoring goes on; Ctrl-C stops"
 
 
-async def test_console_without_config_names_the_defaults_and_the_closed_input(tmp_path: Path) -> None:
+async def test_console_without_config_names_the_defaults_and_the_closed_input(tmp_path: Path, db: str) -> None:
     bot = BotProcess(["run"], {
-        "WSCHECK_DB": str(tmp_path / "db"), "WSCHECK_MONITOR": "false", "PYTHONPATH": str(ROOT),
+        "WSCHECK_DB": str(db), "WSCHECK_MONITOR": "false", "PYTHONPATH": str(ROOT),
     }, cwd=tmp_path)
     try:
         await bot.start(stdin=True)

@@ -26,10 +26,10 @@ def _english_sentences() -> set[str]:
     return {entry["en"].split("{")[0].strip() for entry in keys} | {"is `stopped`", "Usage", "the whole checklist"}
 
 
-async def test_console_speaks_korean(sandbox: Any, sandbox_config_file: Path, tmp_path: Path) -> None:
+async def test_console_speaks_korean(sandbox: Any, sandbox_config_file: Path, db: str) -> None:
     await asyncio.to_thread(sandbox.set_mode, "pm2-stopped")
     bot = BotProcess(["run", "--console", "--config", str(sandbox_config_file)], {
-        "WSCHECK_LANG": "ko", "WSCHECK_DB": str(tmp_path / "db"), "WSCHECK_MONITOR": "false",
+        "WSCHECK_LANG": "ko", "WSCHECK_DB": str(db), "WSCHECK_MONITOR": "false",
     }, cwd=ROOT)
     try:
         await bot.start(stdin=True)

@@ -37,12 +37,12 @@ async def heartbeat() -> AsyncIterator[tuple[str, asyncio.Event]]:
 
 
 async def test_healthz_metrics_heartbeat_and_json_logs(
-    sandbox: Any, sandbox_config_file: Path, tmp_path: Path, heartbeat: tuple[str, asyncio.Event]
+    sandbox: Any, sandbox_config_file: Path, db: str, heartbeat: tuple[str, asyncio.Event]
 ) -> None:
     await asyncio.to_thread(sandbox.set_mode, "healthy")
     url, pinged = heartbeat
     bot = BotProcess(["run", "--config", str(sandbox_config_file)], {
-        "WSCHECK_DB": str(tmp_path / "db"), "WSCHECK_METRICS_PORT": "0", "WSCHECK_METRICS_HOST": "127.0.0.1",
+        "WSCHECK_DB": str(db), "WSCHECK_METRICS_PORT": "0", "WSCHECK_METRICS_HOST": "127.0.0.1",
         "WSCHECK_HEARTBEAT_URL": url, "WSCHECK_CHECK_INTERVAL": "2s", "WSCHECK_FAST_INTERVAL": "1s",
         "WSCHECK_JITTER": "0", "WSCHECK_LOG_FORMAT": "json",
     }, cwd=ROOT)

@@ -23,10 +23,10 @@ pytestmark = pytest.mark.sandbox
 
 @pytest.mark.parametrize("lookup_failure", ["500", "429x3"])
 async def test_a_lost_answer_then_a_failed_lookup_never_doubles_the_root_or_the_reply(
-    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, tmp_path: Path, healthy: None,
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, db: str, healthy: None,
     lookup_failure: str,
 ) -> None:
-    bot = await start_bot(fake, sandbox_config_file, tmp_path / "db")
+    bot = await start_bot(fake, sandbox_config_file, db)
 
     def fail_lookup(method: str) -> None:
         if lookup_failure == "500":

@@ -45,7 +45,7 @@ async def stack(sandbox: Any, fake: FakeSlack) -> AsyncIterator[Any]:
     await asyncio.to_thread(sandbox.set_mode, "healthy")
 
 
-def env(fake: FakeSlack, db: Path, **extra: str) -> dict[str, str]:
+def env(fake: FakeSlack, db: str | Path, **extra: str) -> dict[str, str]:
     return {
         "SLACK_API_URL": fake.api_url, "SLACK_BOT_TOKEN": fake.bot_token, "SLACK_APP_TOKEN": fake.app_token,
         "WSCHECK_DB": str(db), "WSCHECK_MONITOR": "false", "WSCHECK_APPROVERS": f"{BOB},{CAROL}",
@@ -53,7 +53,7 @@ def env(fake: FakeSlack, db: Path, **extra: str) -> dict[str, str]:
     }
 
 
-async def start(fake: FakeSlack, config: Path, db: Path, **extra: str) -> BotProcess:
+async def start(fake: FakeSlack, config: Path, db: str | Path, **extra: str) -> BotProcess:
     bot = BotProcess(["run", "--config", str(config)], env(fake, db, **extra), cwd=ROOT)
     await bot.start()
     return bot
@@ -100,9 +100,9 @@ async def final_state(fake: FakeSlack, message: Any, *states: str, channel: str 
 
 
 async def test_self_approval_and_outsiders_are_refused_and_audited(
-    fake: FakeSlack, stack: Any, sandbox_config_file: Path, tmp_path: Path
+    fake: FakeSlack, stack: Any, sandbox_config_file: Path, db: str
 ) -> None:
-    bot = await start(fake, sandbox_config_file, tmp_path / "db", WSCHECK_APPROVERS=f"{ALICE},{BOB}")
+    bot = await start(fake, sandbox_config_file, db, WSCHECK_APPROVERS=f"{ALICE},{BOB}")
     try:
         await asyncio.to_thread(stack.pm2, "stop", APP)
         before = restarts(stack)
@@ -124,7 +124,7 @@ async def test_self_approval_and_outsiders_are_refused_and_audited(
                                                if "Remediation history" in m.text] or None, what="history")
         assert "refused (self_approval)" in history[-1].text and "refused (not_approver)" in history[-1].text
         export = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "audit", "--json", "--db", str(tmp_path / "db"), cwd=ROOT,
+            sys.executable, "-m", "bot.cli", "audit", "--json", "--db", str(db), cwd=ROOT,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await export.communicate()
         assert export.returncode == 0, err.decode()
@@ -138,9 +138,9 @@ async def test_self_approval_and_outsiders_are_refused_and_audited(
 
 
 async def test_double_click_and_two_approvers_at_once_restart_exactly_once(
-    fake: FakeSlack, stack: Any, sandbox_config_file: Path, tmp_path: Path
+    fake: FakeSlack, stack: Any, sandbox_config_file: Path, db: str
 ) -> None:
-    bot = await start(fake, sandbox_config_file, tmp_path / "db")
+    bot = await start(fake, sandbox_config_file, db)
     try:
         # The app is online: PM2 counts each restart of a running app in restart_time.
         before = restarts(stack)
@@ -164,9 +164,9 @@ async def test_double_click_and_two_approvers_at_once_restart_exactly_once(
 
 
 async def test_expired_request_cannot_be_approved(
-    fake: FakeSlack, stack: Any, sandbox_config_file: Path, tmp_path: Path
+    fake: FakeSlack, stack: Any, sandbox_config_file: Path, db: str
 ) -> None:
-    bot = await start(fake, sandbox_config_file, tmp_path / "db", WSCHECK_APPROVAL_TTL="3s")
+    bot = await start(fake, sandbox_config_file, db, WSCHECK_APPROVAL_TTL="3s")
     try:
         await asyncio.to_thread(stack.pm2, "stop", APP)
         before = restarts(stack)
@@ -180,9 +180,8 @@ async def test_expired_request_cannot_be_approved(
 
 
 async def test_pending_request_survives_a_bot_restart_then_expires(
-    fake: FakeSlack, stack: Any, sandbox_config_file: Path, tmp_path: Path
+    fake: FakeSlack, stack: Any, sandbox_config_file: Path, db: str
 ) -> None:
-    db = tmp_path / "db"
     bot = await start(fake, sandbox_config_file, db, WSCHECK_APPROVAL_TTL="20s")
     before = restarts(stack)
     message, rid = await ask(fake, "restart sandbox")
@@ -200,9 +199,9 @@ async def test_pending_request_survives_a_bot_restart_then_expires(
 
 
 async def test_cooldown_refuses_and_says_a_human_should_look(
-    fake: FakeSlack, stack: Any, sandbox_config_file: Path, tmp_path: Path
+    fake: FakeSlack, stack: Any, sandbox_config_file: Path, db: str
 ) -> None:
-    bot = await start(fake, sandbox_config_file, tmp_path / "db", WSCHECK_COOLDOWN="1/1h")
+    bot = await start(fake, sandbox_config_file, db, WSCHECK_COOLDOWN="1/1h")
     try:
         await asyncio.to_thread(stack.pm2, "stop", APP)
         message, rid = await ask(fake, "restart sandbox")
@@ -218,10 +217,10 @@ async def test_cooldown_refuses_and_says_a_human_should_look(
 
 
 async def test_reload_nginx_refused_while_nginx_t_fails(
-    fake: FakeSlack, stack: Any, sandbox_config_file: Path, tmp_path: Path
+    fake: FakeSlack, stack: Any, sandbox_config_file: Path, db: str
 ) -> None:
     await asyncio.to_thread(stack.set_mode, "nginx-invalid")
-    bot = await start(fake, sandbox_config_file, tmp_path / "db")
+    bot = await start(fake, sandbox_config_file, db)
     try:
         master = stack.nginx_master_pid()
         message, rid = await ask(fake, "reload-nginx sandbox")
@@ -234,9 +233,9 @@ async def test_reload_nginx_refused_while_nginx_t_fails(
 
 
 async def test_already_recovered_aborts_without_running(
-    fake: FakeSlack, stack: Any, sandbox_config_file: Path, tmp_path: Path
+    fake: FakeSlack, stack: Any, sandbox_config_file: Path, db: str
 ) -> None:
-    bot = await start(fake, sandbox_config_file, tmp_path / "db")
+    bot = await start(fake, sandbox_config_file, db)
     try:
         await asyncio.to_thread(stack.pm2, "stop", APP)
         message, rid = await ask(fake, "restart sandbox")
@@ -252,9 +251,9 @@ async def test_already_recovered_aborts_without_running(
 
 
 async def test_happy_path_from_a_real_alert(
-    fake: FakeSlack, stack: Any, sandbox_config_file: Path, tmp_path: Path
+    fake: FakeSlack, stack: Any, sandbox_config_file: Path, db: str
 ) -> None:
-    bot = await start(fake, sandbox_config_file, tmp_path / "db", WSCHECK_MONITOR="true", WSCHECK_ALERT_CHANNEL=ALERTS,
+    bot = await start(fake, sandbox_config_file, db, WSCHECK_MONITOR="true", WSCHECK_ALERT_CHANNEL=ALERTS,
                       WSCHECK_CHECK_INTERVAL="2s", WSCHECK_FAST_INTERVAL="1s", WSCHECK_JITTER="0")
     try:
         await asyncio.to_thread(stack.pm2, "stop", APP)

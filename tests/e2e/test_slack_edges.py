@@ -28,9 +28,9 @@ async def fake() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-async def bot(fake: FakeSlack, sandbox_config_file: Path, tmp_path: Path) -> AsyncIterator[BotProcess]:
+async def bot(fake: FakeSlack, sandbox_config_file: Path, db: str) -> AsyncIterator[BotProcess]:
     proc = BotProcess(["run", "--config", str(sandbox_config_file)],
-                      slack_env(fake, tmp_path / "db", WSCHECK_RATE_LIMIT="100"), cwd=ROOT)
+                      slack_env(fake, db, WSCHECK_RATE_LIMIT="100"), cwd=ROOT)
     await proc.start()
     await fake.wait_connected(timeout=20)
     yield proc
@@ -69,8 +69,8 @@ async def test_a_redelivered_envelope_is_processed_once(fake: FakeSlack, bot: Bo
 
 
 async def test_http_mode_answers_400_to_a_malformed_body(fake: FakeSlack, sandbox_config_file: Path,
-                                                         tmp_path: Path) -> None:
-    env = slack_env(fake, tmp_path / "db", WSCHECK_HTTP_PORT="0", WSCHECK_HTTP_HOST="127.0.0.1")
+                                                         db: str) -> None:
+    env = slack_env(fake, db, WSCHECK_HTTP_PORT="0", WSCHECK_HTTP_HOST="127.0.0.1")
     env.pop("SLACK_APP_TOKEN")
     proc = BotProcess(["run", "--http", "--config", str(sandbox_config_file)], env, cwd=ROOT)
     ready = await proc.start(ready=r"wscheck ready: front=slack-http port=(\d+)")

@@ -26,7 +26,7 @@ def running(count: int) -> str:
     return f"running {count} check…" if count == 1 else f"running {count} checks…"
 
 
-def slack_env(fake: FakeSlack, db: Path, **extra: str) -> dict[str, str]:
+def slack_env(fake: FakeSlack, db: str | Path, **extra: str) -> dict[str, str]:
     return {
         "SLACK_API_URL": fake.api_url,
         "SLACK_BOT_TOKEN": fake.bot_token,
@@ -165,9 +165,9 @@ async def test_socket_mode_disconnect_reconnects(fake: FakeSlack, bot: BotProces
     assert "next.build" in texts(report["blocks"])
 
 
-async def test_bad_token_is_one_line_error(fake: FakeSlack, sandbox_config_file: Path, tmp_path: Path) -> None:
+async def test_bad_token_is_one_line_error(fake: FakeSlack, sandbox_config_file: Path, db: str) -> None:
     proc = BotProcess(["run", "--config", str(sandbox_config_file)],
-                      {**slack_env(fake, tmp_path / "db"), "SLACK_BOT_TOKEN": "xoxb-wrong"}, cwd=ROOT)
+                      {**slack_env(fake, db), "SLACK_BOT_TOKEN": "xoxb-wrong"}, cwd=ROOT)
     with pytest.raises(AssertionError, match="exited"):
         await proc.start(timeout=20)
     code = await proc.stop()
@@ -178,8 +178,8 @@ async def test_bad_token_is_one_line_error(fake: FakeSlack, sandbox_config_file:
 
 
 async def test_bot_token_without_app_token_or_http_is_a_clear_error(fake: FakeSlack, sandbox_config_file: Path,
-                                                                     tmp_path: Path) -> None:
-    env = slack_env(fake, tmp_path / "db")
+                                                                     db: str) -> None:
+    env = slack_env(fake, db)
     env.pop("SLACK_APP_TOKEN")
     proc = BotProcess(["run", "--config", str(sandbox_config_file)], env, cwd=ROOT)
     with pytest.raises(AssertionError, match="exited"):
@@ -188,8 +188,8 @@ async def test_bot_token_without_app_token_or_http_is_a_clear_error(fake: FakeSl
     assert any("neither SLACK_APP_TOKEN" in ln for ln in proc.lines), proc.log()
 
 
-async def test_http_mode_verifies_signatures(fake: FakeSlack, sandbox_config_file: Path, tmp_path: Path) -> None:
-    env = slack_env(fake, tmp_path / "db", WSCHECK_HTTP_PORT="0", WSCHECK_HTTP_HOST="127.0.0.1")
+async def test_http_mode_verifies_signatures(fake: FakeSlack, sandbox_config_file: Path, db: str) -> None:
+    env = slack_env(fake, db, WSCHECK_HTTP_PORT="0", WSCHECK_HTTP_HOST="127.0.0.1")
     env.pop("SLACK_APP_TOKEN")
     proc = BotProcess(["run", "--http", "--config", str(sandbox_config_file)], env, cwd=ROOT)
     ready = await proc.start(ready=r"wscheck ready: front=slack-http port=(\d+)")

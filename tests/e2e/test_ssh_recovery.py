@@ -85,7 +85,7 @@ class Relay:
 
 
 async def test_ssh_back_resolves_at_the_next_run_and_no_text_has_a_countdown(
-    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, tmp_path: Path
+    fake: FakeSlack, sandbox: Any, sandbox_config_file: Path, tmp_path: Path, db: str
 ) -> None:
     await asyncio.to_thread(sandbox.set_mode, "healthy")
     fake.reset()
@@ -102,7 +102,7 @@ async def test_ssh_back_resolves_at_the_next_run_and_no_text_has_a_countdown(
     config.write_text(text)
     env = {
         "SLACK_API_URL": fake.api_url, "SLACK_BOT_TOKEN": fake.bot_token, "SLACK_APP_TOKEN": fake.app_token,
-        "WSCHECK_DB": str(tmp_path / "db"), "WSCHECK_ALERT_CHANNEL": ALERTS,
+        "WSCHECK_DB": str(db), "WSCHECK_ALERT_CHANNEL": ALERTS,
         "WSCHECK_CHECK_INTERVAL": "2s", "WSCHECK_FAST_INTERVAL": "1s", "WSCHECK_JITTER": "0",
         "WSCHECK_CANARY_PING_INTERVAL": "1s", "WSCHECK_SLACK_TIMEOUT": "2s", "WSCHECK_LOG_LEVEL": "debug",
     }

@@ -64,7 +64,7 @@ def expected_lines(path: str) -> list[str]:
     ]
 
 
-def test_config_and_run_report_every_problem_with_the_same_lines(tmp_path: Path) -> None:
+def test_config_and_run_report_every_problem_with_the_same_lines(tmp_path: Path, db: str) -> None:
     (tmp_path / "bad.toml").write_text(BAD)
     config = wscheck("config", "--config", "bad.toml", cwd=tmp_path)
     assert config.returncode == 3, config.stdout + config.stderr
@@ -72,7 +72,7 @@ def test_config_and_run_report_every_problem_with_the_same_lines(tmp_path: Path)
     assert config.stderr.splitlines() == expected_lines("bad.toml")
 
     run = wscheck("run", "--config", "bad.toml", cwd=tmp_path,
-                  env={"WSCHECK_DB": str(tmp_path / "db"), "WSCHECK_MONITOR": "false"})
+                  env={"WSCHECK_DB": str(db), "WSCHECK_MONITOR": "false"})
     assert run.returncode == 78, run.stdout + run.stderr
     assert [line for line in run.stderr.splitlines() if line.startswith("wscheck: ")] == expected_lines("bad.toml")
     assert "Traceback" not in run.stderr

@@ -162,7 +162,7 @@ class Canary:
 
 
 @pytest.fixture
-async def canary(tmp_path: Path, sio_target: Target) -> AsyncIterator[Canary]:
+async def canary(db: str, sio_target: Target) -> AsyncIterator[Canary]:
     """A real Monitor whose canary failures are recorded instead of confirmed (it must never ask for one here)."""
 
     async def run(name: str, checks: Any = ()) -> TargetReport:
@@ -170,7 +170,7 @@ async def canary(tmp_path: Path, sio_target: Target) -> AsyncIterator[Canary]:
 
     service = SimpleNamespace(targets=(sio_target,), target=lambda name: sio_target, run=run)
     settings = load_settings(None, alert_channel="C0ALERTS1", canary_ping_interval=1.0, canary_pong_timeout=2.0)
-    async with await Store.open(tmp_path / "wscheck.db", clock=lambda: datetime.now(UTC)) as store:
+    async with await Store.open(db, clock=lambda: datetime.now(UTC)) as store:
         mon = Monitor(settings, cast(Any, service), store, cast(Any, SimpleNamespace()))
         yield Canary(mon)
         mon.stop_event.set()

@@ -19,6 +19,10 @@ def bot_env(extra: Mapping[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in PROXY_VARS and not k.startswith(("WSCHECK_", "SLACK_"))}
     env.update({"PYTHONUNBUFFERED": "1", **extra})
+    if env.get("WSCHECK_DB", "").startswith("postgresql") and "WSCHECK_LEADER_TTL" not in extra:
+        # WSCHECK_TEST_DB=postgresql (tests/conftest.py): a bot SIGKILLed and started again waits for its own old
+        # lease to expire; the default 15 s would only make the test slower, not different.
+        env["WSCHECK_LEADER_TTL"] = "5s"
     return env
 
 

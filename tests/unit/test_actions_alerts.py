@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -209,8 +208,8 @@ class FlakySink:
         return "ts-found" if key in self.lost else None
 
 
-async def test_outbox_retries_429_and_finds_uncertain_posts(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db")
+async def test_outbox_retries_429_and_finds_uncertain_posts(db: str) -> None:
+    store = await Store.open(db)
     sink = FlakySink()
     roots: dict[str, str] = {}
 

@@ -7,7 +7,6 @@ every feature's), the console (`as U… <command>` identities) and the approval 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,7 +92,7 @@ async def test_the_console_applies_the_allow_list_to_as_identities() -> None:
 
 
 async def test_every_slack_button_admits_or_hands_to_a_guarded_handler(monkeypatch: pytest.MonkeyPatch,
-                                                                      tmp_path: Path) -> None:
+                                                                      db: str) -> None:
     """Each button the Slack front registers, clicked by a guest: no handler runs with the guest, except the
     guarded approve/deny handlers, which are the approval core (and refuse: previous test)."""
     from bot import handlers
@@ -102,7 +101,7 @@ async def test_every_slack_button_admits_or_hands_to_a_guarded_handler(monkeypat
 
     bot = slack_bot(monkeypatch, team=TEAM)
     settings = bot.settings
-    async with await Store.open(tmp_path / "db") as store:
+    async with await Store.open(db) as store:
         class NoSink:
             async def post(self, **_: Any) -> str:
                 return "1.0"
@@ -153,9 +152,9 @@ async def test_every_slack_button_admits_or_hands_to_a_guarded_handler(monkeypat
         assert answers.count("Guests can't use /wscheck in this workspace.") == len(ids) - 2
 
 
-async def test_remediation_click_refuses_a_guest_and_audits_it(tmp_path: Path,
+async def test_remediation_click_refuses_a_guest_and_audits_it(db: str,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    async with await Store.open(tmp_path / "wscheck.db") as store:
+    async with await Store.open(db) as store:
         h = harness(store, monkeypatch, "pm2-stopped")
         request = await h.request()
         answer = (await h.remediation.click(request.id, approve=True, who=adm.Subject(

@@ -98,3 +98,37 @@ def test_bad_values_name_the_field(capsys: pytest.CaptureFixture[str], monkeypat
     with pytest.raises(SystemExit) as exited:
         main(["db"])
     assert exited.value.code == EXIT_UNKNOWN and "required: ACTION" in capsys.readouterr().err
+
+
+def test_status_and_migrate_speak_korean_with_wscheck_lang(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wt-ops: the operator's lines in the bot's language (bot/i18n.py); the same facts as in English."""
+    monkeypatch.setenv("WSCHECK_LANG", "ko")
+    db = tmp_path / "w.db"
+    code, out, _ = run(capsys, "db", "status", "--db", str(db))
+    assert code == 1 and out.splitlines() == [
+        f"데이터베이스: {db} (sqlite)",
+        f"스키마: 아직 없음 (파일 없음); 이 wscheck: 버전 {len(MIGRATIONS)}; `wscheck db migrate` 또는 봇의 첫 시작 때 "
+        "만들어집니다"]
+    code, out, _ = run(capsys, "db", "migrate", "--db", str(db))
+    assert (code, out) == (0, f"데이터베이스 {db}: 스키마를 버전 0에서 {len(MIGRATIONS)}(으)로 올렸습니다\n")
+    code, out, _ = run(capsys, "db", "migrate", "--db", str(db))
+    assert (code, out) == (0, f"데이터베이스 {db}: 스키마 버전 {len(MIGRATIONS)}, 최신 상태입니다\n")
+
+    step = Migration(version=len(MIGRATIONS) + 1, name="add notes", statements=("CREATE TABLE notes (x TEXT)",))
+    monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, step))
+    code, out, _ = run(capsys, "db", "status", "--db", str(db))
+    lines = out.splitlines()
+    assert code == 1 and lines[1] == f"스키마: 버전 {len(MIGRATIONS)}; 이 wscheck: 버전 {step.version}", out
+    assert [line.split()[:2] for line in lines[2:]] == \
+        [["적용됨", str(m.version)] for m in MIGRATIONS] + [["대기", str(step.version)]]
+    assert lines[-1].endswith("add notes")  # a step's name is data: as written
+
+
+def test_english_stays_the_default_without_wscheck_lang(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WSCHECK_LANG", raising=False)
+    code, out, _ = run(capsys, "db", "status", "--db", str(tmp_path / "w.db"))
+    assert code == 1 and out.startswith("database: ") and "schema: none yet" in out

@@ -35,7 +35,7 @@ async def test_without_a_hold_the_restart_pages(harness: Harness) -> None:  # no
 
 async def test_a_verified_fix_never_pages(harness: Harness) -> None:  # noqa: F811
     mon = harness.monitor
-    mon.hold("web", request_id="R-1", action="restart", seconds=120)
+    await mon.hold("web", request_id="R-1", action="restart", seconds=120)
     await restart_window(harness)
     await mon.release("web", request_id="R-1", healthy=True, outcome="verified healthy")
     for _ in range(3):  # the incident machine settles on healthy looks; ticks in between announce nothing
@@ -49,7 +49,7 @@ async def test_a_verified_fix_never_pages(harness: Harness) -> None:  # noqa: F8
 
 async def test_a_fix_that_does_not_verify_opens_the_incident_with_its_outcome(harness: Harness) -> None:  # noqa: F811
     mon = harness.monitor
-    mon.hold("web", request_id="R-2", action="restart", seconds=120)
+    await mon.hold("web", request_id="R-2", action="restart", seconds=120)
     await restart_window(harness)
     await harness.deliver()
     assert harness.sink.posts == []
@@ -64,7 +64,7 @@ async def test_a_fix_that_does_not_verify_opens_the_incident_with_its_outcome(ha
 async def test_the_hold_is_bounded(harness: Harness) -> None:  # noqa: F811
     """A fix that never reports back (a crash) does not mute the target for longer than its budget."""
     mon = harness.monitor
-    mon.hold("web", request_id="R-3", action="restart", seconds=10)
+    await mon.hold("web", request_id="R-3", action="restart", seconds=10)
     harness.clock.now += timedelta(seconds=11)
     await restart_window(harness)
     await harness.deliver()
@@ -77,7 +77,11 @@ async def test_remediation_holds_before_running_and_releases_after_verifying(
     h = remediation_harness(store, monkeypatch, "pm2-stopped")  # type: ignore[arg-type]
     calls: list[tuple[object, ...]] = []
     remediation: Remediation = h.remediation
-    remediation.on_fix_start.append(lambda *args: calls.append(("hold", *args, len(h.stack.fixes))))
+
+    async def on_start(*args: object) -> None:
+        calls.append(("hold", *args, len(h.stack.fixes)))
+
+    remediation.on_fix_start.append(on_start)
 
     async def release(*args: object) -> None:
         calls.append(("release", *args, len(h.stack.fixes)))

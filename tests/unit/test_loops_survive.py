@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -42,8 +41,8 @@ class DiskFull:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(tmp_path / "wscheck.db", clock=Clock()) as opened:
+async def store(db: str) -> AsyncIterator[Store]:
+    async with await Store.open(db, clock=Clock()) as opened:
         yield opened
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,10 +37,10 @@ class LostSink:
         return "111.222"
 
 
-async def test_failed_lookups_keep_the_item_uncertain_and_report_it_once(tmp_path: Path,
+async def test_failed_lookups_keep_the_item_uncertain_and_report_it_once(db: str,
                                                                         caplog: pytest.LogCaptureFixture) -> None:
     now = [T0]
-    async with await Store.open(tmp_path / "db", clock=lambda: now[0]) as store:
+    async with await Store.open(db, clock=lambda: now[0]) as store:
         sink = LostSink()
         posted: list[str] = []
 

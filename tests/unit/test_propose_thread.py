@@ -7,7 +7,6 @@ in the channel instead. The message the button sits on is known from the click i
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,11 +50,11 @@ class Said:
     (Requester(user_id="U1", team_id=TEAM, channel_id="C1", message_ts="1700000000.000100",
                message_ephemeral=True), None),
 ])
-async def test_a_propose_click_threads_under_the_message_it_sits_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+async def test_a_propose_click_threads_under_the_message_it_sits_on(db: str, monkeypatch: pytest.MonkeyPatch,
                                                                     who: Requester, thread: str | None) -> None:
     bot = slack_bot(monkeypatch, team=TEAM)
     settings = bot.settings
-    async with await Store.open(tmp_path / "db") as store:
+    async with await Store.open(db) as store:
         async def approvers(_: Any) -> frozenset[str]:
             return frozenset({"U0BOB"})
 
