@@ -64,9 +64,9 @@ from tests.fakeslack.models import Envelope
 ALERTS = "C0ALERTS"
 ALICE = "U0ALICE"
 APP = "kathario-saas"
-RUN_CHECKS = "wscheck_incident_run"  # bot.alerts.ACTION_INCIDENT_RUN
+RUN_CHECKS = "wscheck_incident_run"  # bot.monitoring.alerts.ACTION_INCIDENT_RUN
 FAST_INTERVAL = 10.0
-RESTART_GRACE = 8.0  # bot.monitor.RESTART_GRACE
+RESTART_GRACE = 8.0  # bot.monitoring.monitor.RESTART_GRACE
 CHECK_INTERVAL = 60.0
 CAUSE_RE = re.compile(r"\b([a-z0-9]+(?:_[a-z0-9]+)+)\b")
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")

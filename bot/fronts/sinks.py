@@ -13,8 +13,8 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.i18n import t
-from bot.outbox import APPROVAL_EVENT, SinkError
 from bot.render import plain
+from bot.store.outbox import APPROVAL_EVENT, SinkError
 
 #: Slack errors that no retry will fix: the message is recorded as failed and the lane moves on.
 PERMANENT = frozenset({

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from bot.actions import ACTION_FOR_CAUSE
 from bot.i18n import localize_cause, t
-from bot.incidents import (
+from bot.monitoring.incidents import (
     BotWasDown,
     CauseChanged,
     Event,
@@ -25,6 +24,7 @@ from bot.incidents import (
     ManualRun,
     Reminder,
 )
+from bot.remediation.actions import ACTION_FOR_CAUSE
 from bot.render import clamp_blocks, fix_block, slack_date
 from bot.render import mention as user_mention
 from bot.render import untrusted as escape

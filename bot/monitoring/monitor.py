@@ -27,16 +27,16 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from bot import incidents as inc
-from bot import shards
-from bot.alerts import AlertOp, fix_outcome_note, ops_for, silence_note
+from bot.chat.service import CheckService
+from bot.ha import shards
 from bot.i18n import localize_cause, t, text
-from bot.outbox import Outbox, Payload, Sink
+from bot.monitoring import incidents as inc
+from bot.monitoring.alerts import AlertOp, fix_outcome_note, ops_for, silence_note
+from bot.ops.tasks import Background
 from bot.render import mention
-from bot.service import CheckService
 from bot.settings import Settings
 from bot.store import Fenced, Store
-from bot.tasks import Background
+from bot.store.outbox import Outbox, Payload, Sink
 from checks.config import Target
 from checks.details import HttpDetails, Pm2Details, TlsDetails
 from checks.models import Status, TargetReport

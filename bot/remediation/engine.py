@@ -18,17 +18,17 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import actions as act
-from bot import admission as adm
-from bot import approvals as ap
-from bot.alerts import ACTION_PROPOSE as ACTION_PROPOSE_BUTTON
+from bot.chat import admission as adm
+from bot.chat.service import CheckService
 from bot.i18n import localize_cause, t, text
-from bot.outbox import APPROVAL, APPROVAL_EVENT, Outbox, Payload, Sink, SinkError
+from bot.monitoring.alerts import ACTION_PROPOSE as ACTION_PROPOSE_BUTTON
+from bot.ops.tasks import Background
+from bot.remediation import actions as act
+from bot.remediation import approvals as ap
 from bot.render import clamp_blocks, cut, fix_block, mention, slack_date, untrusted
-from bot.service import CheckService
 from bot.settings import Settings
 from bot.store import Fenced, Store
-from bot.tasks import Background
+from bot.store.outbox import APPROVAL, APPROVAL_EVENT, Outbox, Payload, Sink, SinkError
 from checks.config import Target
 from checks.models import Status, TargetReport
 from checks.redact import redact

@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block
 
-from bot import actions as act
-from bot import approvals as ap
-from bot import incidents as inc
-from bot.alerts import ACTION_PROPOSE, ops_for, root_blocks
-from bot.commands import Silence
-from bot.handlers import silence_until
-from bot.outbox import Outbox, Payload, SinkError
-from bot.remediation import approval_blocks
+from bot.chat.commands import Silence
+from bot.chat.handlers import silence_until
+from bot.monitoring import incidents as inc
+from bot.monitoring.alerts import ACTION_PROPOSE, ops_for, root_blocks
+from bot.remediation import actions as act
+from bot.remediation import approvals as ap
+from bot.remediation.engine import approval_blocks
 from bot.store import Store
+from bot.store.outbox import Outbox, Payload, SinkError
 from checks.config import Target
 from checks.diagnosis import CAUSES, diagnose
 from checks.models import Cause, CheckResult, Status, TargetReport

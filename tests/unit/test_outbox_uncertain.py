@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.outbox import UNCERTAIN_REPORT_AFTER, Outbox, Payload, SinkError
 from bot.store import Store
+from bot.store.outbox import UNCERTAIN_REPORT_AFTER, Outbox, Payload, SinkError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -59,7 +59,7 @@ async def test_failed_lookups_keep_the_item_uncertain_and_report_it_once(db: str
         assert await outbox.drain_once() == 1  # the post: answer lost
         assert sink.posts == 1
         delays = []
-        with caplog.at_level(logging.WARNING, logger="bot.outbox"):
+        with caplog.at_level(logging.WARNING, logger="bot.store.outbox"):
             for _ in range(16):
                 item = await store.item(item_id)
                 assert item is not None and item.status == "uncertain"
