@@ -56,10 +56,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import Child, bot_argv, bot_env, established_to, load_sandbox, new_sandbox, pct, raise_nofile
+from benchlib import bot_argv, established_to, load_sandbox, new_sandbox, pct, raise_nofile
 
 from tests.fakeslack import FakeSlack
 from tests.fakeslack.models import Envelope
+from tests.support.botproc import BotProcess, bot_env
 
 ALERTS = "C0ALERTS"
 ALICE = "U0ALICE"
@@ -90,7 +91,7 @@ class Ctx:
     box: Any
     module: Any
     fake: FakeSlack
-    bot: Child
+    bot: BotProcess
     canary: bool
     rng: random.Random
     runs: list[Run] = field(default_factory=list)
@@ -270,10 +271,10 @@ async def bench(box: Any, module: Any, args: argparse.Namespace, workdir: Path, 
             "WSCHECK_RATE_LIMIT": "1000",
             "WSCHECK_LOG_LEVEL": "debug",
         })
-        bot = Child(bot_argv(workdir / "wscheck.toml"), env, name="bot")
+        bot = BotProcess.command(bot_argv(workdir / "wscheck.toml"), env, name="bot")
         ctx = Ctx(box=box, module=module, fake=fake, bot=bot, canary=args.canary == "on", rng=random.Random(args.seed))
         try:
-            await bot.start()
+            await bot.start(ready=None)
             await bot.wait_line(r"wscheck ready", timeout=60)
             await fake.wait_connected(timeout=20)
             await bot.wait_line(r"full probe sandbox: ok", timeout=60)
