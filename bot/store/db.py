@@ -65,7 +65,7 @@ from types import TracebackType
 import aiosqlite
 import asyncpg
 
-from bot.store.backends import PG_ERRORS, Conn, PostgresConn, SqliteConn, connect_postgres
+from bot.store.backends import PG_ERRORS, Conn, PostgresConn, Row, SqliteConn, connect_postgres
 from bot.store.dburl import DatabaseURL, parse_db_url
 from bot.store.errors import StoreError, StoreLocked, StoreUnavailable
 from bot.store.migrations import MIGRATIONS, _check_migrations
@@ -393,7 +393,7 @@ class Store(_Ops):
 
     async def _configure(self) -> None:
         conn = self._db
-        row = await _one(conn, "PRAGMA journal_mode = WAL")
+        row = await self._switch_to_wal(conn)
         mode = "" if row is None else str(row[0]).lower()
         if mode != "wal":
             raise StoreError(f"database {self.url}: cannot switch to WAL journal mode (got {mode!r})")
@@ -406,6 +406,26 @@ class Store(_Ops):
             f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}",
         ):
             await _exec(conn, pragma)
+
+    @staticmethod
+    async def _switch_to_wal(conn: Conn) -> Row | None:
+        """`PRAGMA journal_mode = WAL`, again while another connection holds the lock it needs.
+
+        Why a loop: SQLite answers "database is locked" to a journal-mode change at once, without calling the busy
+        handler, while another connection switches the same new file or migrates it (seen as a 1-in-15 failure of
+        three processes opening one new database together). Bounded by the same BUSY_TIMEOUT_MS as every other wait.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
+        delay = 0.005
+        while True:
+            try:
+                return await _one(conn, "PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or loop.time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     async def _user_version(self) -> int:
         """The schema version: SQLite's `PRAGMA user_version`; on PostgreSQL the highest row of schema_migrations

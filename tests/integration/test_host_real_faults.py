@@ -12,7 +12,6 @@ A kernel OOM kill and a standalone build: tests/integration/test_host_real_modes
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from checks.models import Status
 from checks.runner import run_checks
 from checks.transport.ssh import SSHTransport
 from tests.support.reports import causes, check_mode, explain, status
+from tests.support.sandboxpkg import load_sandbox
 
 pytestmark = pytest.mark.sandbox
 
@@ -61,7 +61,7 @@ async def test_the_open_files_limit_is_named(sandbox: Any, sandbox_target: Targe
     assert cause.severity is Status.FAIL and status(report, "pm2.status") is Status.OK, explain(report)
     fds = report.result("host.fds")
     assert fds is not None and fds.status is Status.FAIL
-    limit = sys.modules[type(sandbox).__module__].FD_LIMIT
+    limit = load_sandbox().FD_LIMIT
     limited = [p for p in fds.details["processes"] if p["limit"] == limit]
     assert limited, fds.details  # the real /proc/PID/limits of the app's processes
     assert max(p["open_fds"] or 0 for p in limited) >= 0.9 * limit, fds.details  # the leak holds them

@@ -45,6 +45,7 @@ from checks.models import Status
 from checks.runner import run_checks
 from checks.transport.ssh import SSHTransport
 from tests.support.healthy import healthy_statuses
+from tests.support.sandboxpkg import load_sandbox
 
 pytestmark = pytest.mark.sandbox
 
@@ -143,7 +144,8 @@ def set_modes(modes: dict[Path, int]) -> None:
 
 
 def sbmod(sandbox: Any) -> ModuleType:
-    return sys.modules[type(sandbox).__module__]
+    """The sandbox package (its helpers and constants; the class lives in one of its modules)."""
+    return load_sandbox()
 
 
 def facts_for(sandbox: Any) -> list[str]:

@@ -5,7 +5,6 @@ real SSH; the healthy stack after each stays all ok with exit 0 (the heal reload
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from checks.runner import run_checks
 from checks.transport.ssh import SSHTransport
 from tests.support.healthy import healthy_statuses
 from tests.support.reports import bad, check_mode, explain
+from tests.support.sandboxpkg import load_sandbox
 
 pytestmark = pytest.mark.sandbox
 
@@ -80,7 +80,7 @@ async def test_port_mismatch_has_the_refused_upstream_as_evidence(sandbox: Any, 
     """The error log says which address nginx dialled and was refused on."""
     await asyncio.to_thread(sandbox.set_mode, "port-mismatch")
     # a user's request first (the checks' own probes run concurrently with the log tail)
-    module = sys.modules[type(sandbox).__module__]
+    module = load_sandbox()
     assert await asyncio.to_thread(module.http_status, sandbox.http_port) == 502
     report = await run_checks(sandbox_target, ssh)
     assert [c.cause for c in report.diagnosis] == ["port_mismatch"], explain(report)
