@@ -36,6 +36,7 @@ from typing import Any
 from bot import lease
 from bot.dburl import DatabaseURL
 from bot.outbox import Sink, SinkError
+from bot.outgoing import Outgoing
 from bot.store_backends import PG_ERRORS, PostgresConn, connect_postgres
 
 log = logging.getLogger("wscheck.leader")
@@ -264,6 +265,9 @@ class FencedSink:
     def _check(self) -> None:
         if not self.may_act():
             raise SinkError("not the leader: this replica's lease is over, it sends nothing any more")
+
+    def render(self, message: Outgoing) -> tuple[str, list[dict[str, Any]]]:
+        return self.inner.render(message)
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
                    metadata: dict[str, Any]) -> str:

@@ -14,7 +14,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.i18n import t
 from bot.outbox import APPROVAL_EVENT, SinkError
+from bot.outgoing import Outgoing
 from bot.render import plain
+from bot.render_outgoing import slack
 
 #: Slack errors that no retry will fix: the message is recorded as failed and the lane moves on.
 PERMANENT = frozenset({
@@ -36,8 +38,14 @@ def alert_client(token: str, base_url: str, *, timeout: float = 10.0) -> AsyncWe
 
 
 class SlackSink:
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, lang: str = "en") -> None:
         self.client = client
+        #: WSCHECK_LANG: what the typed messages are rendered in, at delivery.
+        self.lang = lang
+
+    def render(self, message: Outgoing) -> tuple[str, list[dict[str, Any]]]:
+        """Blocks and fallback text (bot/render_outgoing.py)."""
+        return slack(message, lang=self.lang)
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
                    metadata: dict[str, Any]) -> str:
@@ -97,6 +105,10 @@ class ConsoleSink:
         self.lang = lang
         self._ts = itertools.count(1)
         self._lock = asyncio.Lock()
+
+    def render(self, message: Outgoing) -> tuple[str, list[dict[str, Any]]]:
+        """The fallback text, printed as plain lines by `post`/`update` (the blocks are not shown)."""
+        return slack(message, lang=self.lang)
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
                    metadata: dict[str, Any]) -> str:
