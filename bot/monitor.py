@@ -31,9 +31,9 @@ from bot import incidents as inc
 from bot import shards
 from bot.alerts import AlertOp, fix_outcome_note, ops_for, silence_note
 from bot.i18n import text
+from bot.mrkdwn import mention
 from bot.outbox import Outbox, Payload, Sink
 from bot.outgoing import TlsExpiring
-from bot.render import mention
 from bot.service import CheckService
 from bot.settings import Settings
 from bot.store import Fenced, Store

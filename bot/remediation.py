@@ -22,9 +22,9 @@ from bot import actions as act
 from bot import admission as adm
 from bot import approvals as ap
 from bot.i18n import t, text
+from bot.mrkdwn import untrusted
 from bot.outbox import APPROVAL, APPROVAL_EVENT, Outbox, Payload, Sink, SinkError
 from bot.outgoing import ACTION_APPROVE, ACTION_DENY, ACTION_PROPOSE, ThreadNote, approval_message
-from bot.render import untrusted
 from bot.service import CheckService
 from bot.settings import Settings
 from bot.store import Fenced, Store

@@ -140,3 +140,31 @@ def test_console_sink_renders_in_its_language() -> None:
     message = og.SilenceNote(target="web", by="U1", until=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=1))
     text, _ = sink.render(message)
     assert text == slack(message, lang="ko")[0] != slack(message, lang="en")[0]
+
+
+FEATURES = ("bot.monitor", "bot.alerts", "bot.remediation", "bot.incidents", "bot.approvals", "bot.actions",
+            "bot.outgoing", "bot.outbox")
+RENDERERS = ("bot.render", "bot.render_outgoing", "bot.sinks")
+
+
+def test_the_import_contract_keeps_the_block_builders_out_of_the_features() -> None:
+    """The import-linter contract (`.ci/run` runs it) names these modules; and none imports a renderer directly
+    today (its import graph, indirect imports included, is lint-imports' job)."""
+    import ast
+    import importlib
+    import tomllib
+
+    root = Path(__file__).parents[2]
+    contracts = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    contract = next(c for c in contracts if "never build Slack blocks" in c["name"])
+    assert set(contract["source_modules"]) >= set(FEATURES)
+    assert set(contract["forbidden_modules"]) >= set(RENDERERS)
+    for name in FEATURES:
+        module = importlib.import_module(name)
+        assert module.__file__ is not None
+        tree = ast.parse(Path(module.__file__).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | {
+            a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | {
+            f"bot.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "bot"
+            for a in n.names}
+        assert not imported & set(RENDERERS), (name, imported & set(RENDERERS))
