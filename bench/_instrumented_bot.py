@@ -46,8 +46,9 @@ from apscheduler.events import (
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import monitor, service
+from bot.chat import service
 from bot.cli import main
+from bot.monitoring import monitor
 
 _scheduled: dict[str, float] = {}
 

@@ -34,10 +34,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import Child, Sampler, bot_argv, bot_env, new_sandbox, pct, raise_nofile
+from benchlib import Sampler, bot_argv, new_sandbox, pct, raise_nofile
 
 from tests.fakeslack import FakeSlack
 from tests.fakeslack.models import Envelope
+from tests.support.botproc import BotProcess, bot_env
 
 CHANNEL = "C0OPS"
 #: What people type: the whole checklist (three spellings of the same request) and single items.
@@ -79,7 +80,7 @@ def _fingerprint(post: Any, text: str) -> tuple[str, ...]:
     return (text, *stamp, *DURATION_RE.findall(blocks))
 
 
-async def one_round(fake: FakeSlack, bot: Child, users: list[str], n: int) -> Round:
+async def one_round(fake: FakeSlack, bot: BotProcess, users: list[str], n: int) -> Round:
     fake.reset()
     result = Round()
     mark = len(bot.err)
@@ -109,7 +110,7 @@ async def one_round(fake: FakeSlack, bot: Child, users: list[str], n: int) -> Ro
     return result
 
 
-def _cpu(bot: Child) -> float:
+def _cpu(bot: BotProcess) -> float:
     s = Sampler(bot.pid).take()
     return s.cpu if s else float("nan")
 
@@ -129,9 +130,9 @@ async def bench(config: Path, args: argparse.Namespace, workdir: Path, baseline:
             "WSCHECK_RATE_LIMIT": "1000",
             "WSCHECK_DB": str(workdir / "wscheck.db"),
         })
-        bot = Child(bot_argv(config, instrumented=not args.plain), env, name="bot")
+        bot = BotProcess.command(bot_argv(config, instrumented=not args.plain), env, name="bot")
         try:
-            await bot.start()
+            await bot.start(ready=None)
             await bot.wait_line(r"wscheck ready", timeout=60)
             await fake.wait_connected(timeout=20)
             warm = await fake.send_slash_command("", user_id=users[0], channel_id=CHANNEL)

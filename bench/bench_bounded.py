@@ -33,12 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
-from benchlib import Child, Sampler, bot_argv, bot_env, new_sandbox, pct, raise_nofile
+from benchlib import Sampler, bot_argv, new_sandbox, pct, raise_nofile
 
 from checks.config import load_targets
 from checks.transport.base import CommandTimeout
 from checks.transport.ssh import SSHTransport
 from tests.fakeslack import FakeSlack
+from tests.support.botproc import BotProcess, bot_env
 
 CHANNEL = "C0OPS"
 USER = "U0BENCH"
@@ -77,11 +78,11 @@ async def acks(box: Any, config: Path, workdir: Path, geo: str, args: argparse.N
                 "WSCHECK_CHECK_INTERVAL": "2s", "WSCHECK_FAST_INTERVAL": "1s", "WSCHECK_JITTER": "0",
                 "WSCHECK_RATE_LIMIT": "1000", "WSCHECK_LOG_LEVEL": "debug",
             })
-            bot = Child(bot_argv(config), env, name="bot")
+            bot = BotProcess.command(bot_argv(config), env, name="bot")
             stop = asyncio.Event()
             churner = asyncio.ensure_future(churn(site, geo, stop)) if changing else None
             try:
-                await bot.start()
+                await bot.start(ready=None)
                 # Commands start with the bot: the first full check (the first parse) runs meanwhile.
                 await bot.wait_line(r"wscheck ready", timeout=90)
                 await fake.wait_connected(timeout=20)

@@ -56,17 +56,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import Child, bot_argv, bot_env, established_to, load_sandbox, new_sandbox, pct, raise_nofile
+from benchlib import bot_argv, established_to, load_sandbox, new_sandbox, pct, raise_nofile
 
 from tests.fakeslack import FakeSlack
 from tests.fakeslack.models import Envelope
+from tests.support.botproc import BotProcess, bot_env
 
 ALERTS = "C0ALERTS"
 ALICE = "U0ALICE"
 APP = "kathario-saas"
-RUN_CHECKS = "wscheck_incident_run"  # bot.alerts.ACTION_INCIDENT_RUN
+RUN_CHECKS = "wscheck_incident_run"  # bot.monitoring.alerts.ACTION_INCIDENT_RUN
 FAST_INTERVAL = 10.0
-RESTART_GRACE = 8.0  # bot.monitor.RESTART_GRACE
+RESTART_GRACE = 8.0  # bot.monitoring.monitor.RESTART_GRACE
 CHECK_INTERVAL = 60.0
 CAUSE_RE = re.compile(r"\b([a-z0-9]+(?:_[a-z0-9]+)+)\b")
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
@@ -90,7 +91,7 @@ class Ctx:
     box: Any
     module: Any
     fake: FakeSlack
-    bot: Child
+    bot: BotProcess
     canary: bool
     rng: random.Random
     runs: list[Run] = field(default_factory=list)
@@ -270,10 +271,10 @@ async def bench(box: Any, module: Any, args: argparse.Namespace, workdir: Path, 
             "WSCHECK_RATE_LIMIT": "1000",
             "WSCHECK_LOG_LEVEL": "debug",
         })
-        bot = Child(bot_argv(workdir / "wscheck.toml"), env, name="bot")
+        bot = BotProcess.command(bot_argv(workdir / "wscheck.toml"), env, name="bot")
         ctx = Ctx(box=box, module=module, fake=fake, bot=bot, canary=args.canary == "on", rng=random.Random(args.seed))
         try:
-            await bot.start()
+            await bot.start(ready=None)
             await bot.wait_line(r"wscheck ready", timeout=60)
             await fake.wait_connected(timeout=20)
             await bot.wait_line(r"full probe sandbox: ok", timeout=60)

@@ -36,9 +36,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import Child, bot_argv, bot_env, new_sandbox, pct, raise_nofile
+from benchlib import bot_argv, new_sandbox, pct, raise_nofile
 
 from tests.fakeslack import FakeSlack
+from tests.support.botproc import BotProcess, bot_env
 from tests.support.postgres import PostgresServer
 
 ALERTS = "C0ALERTS"
@@ -69,11 +70,11 @@ async def bench(box: Any, url: str, runs: int, workdir: Path, seed: int) -> list
         })
         config = workdir / "wscheck.toml"
         config.write_text(box.target_toml())
-        bots = [Child(bot_argv(config), env, name=f"bot{i}") for i in (1, 2)]
+        bots = [BotProcess.command(bot_argv(config), env, name=f"bot{i}") for i in (1, 2)]
         try:
-            await bots[0].start()
+            await bots[0].start(ready=None)
             await bots[0].wait_line(r"leader elected", timeout=60)
-            await bots[1].start()
+            await bots[1].start(ready=None)
             await bots[1].wait_line(r"following: ", timeout=60)
             leader, follower = 0, 1
             for index in range(1, runs + 1):
@@ -99,8 +100,8 @@ async def bench(box: Any, url: str, runs: int, workdir: Path, seed: int) -> list
                 print(f"run {index}: elected {run['elected']:.1f} s, first check {run['first_check']:.1f} s"
                       + (f", alert {run['alert']:.1f} s" if last else ""), file=sys.stderr)
                 if not last:  # the killed one comes back as the follower
-                    bots[leader] = Child(bot_argv(config), env, name=f"bot{leader + 1}")
-                    await bots[leader].start()
+                    bots[leader] = BotProcess.command(bot_argv(config), env, name=f"bot{leader + 1}")
+                    await bots[leader].start(ready=None)
                     await bots[leader].wait_line(r"following: ", timeout=60)
                     leader, follower = follower, leader
             replies = [json.dumps(r.metadata, sort_keys=True) for root in _roots(fake)

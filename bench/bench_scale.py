@@ -40,7 +40,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import PYTHON, ROOT, Child, Sampler, bot_argv, bot_env, pct, raise_nofile
+from benchlib import PYTHON, ROOT, Sampler, bot_argv, pct, raise_nofile
+
+from tests.support.botproc import BotProcess, bot_env
 
 FULL_INTERVAL = 30.0
 FAST_INTERVAL = 10.0
@@ -93,13 +95,14 @@ def _log_time(stamp: str) -> float:
 async def one(n: int, canary: bool, args: argparse.Namespace) -> Result:
     res = Result(targets=n, canary=canary, jitter=args.jitter, stagger=args.stagger, unbatched=args.unbatched)
     work = Path(tempfile.mkdtemp(prefix=f"wscheck-scale-{n}-", dir="/tmp"))
-    sim = Child([PYTHON, str(ROOT / "bench" / "simtargets.py"), "serve", "--targets", str(n), "--workdir", str(work),
-                 "--latency-scale", str(args.latency_scale)], bot_env({}), name="simtargets")
-    bot: Child | None = None
+    sim = BotProcess.command([PYTHON, str(ROOT / "bench" / "simtargets.py"), "serve", "--targets", str(n),
+                              "--workdir", str(work), "--latency-scale", str(args.latency_scale)],
+                             bot_env({}), name="simtargets")
+    bot: BotProcess | None = None
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     try:
-        await sim.start()
+        await sim.start(ready=None)
         await sim.wait_line(r"simtargets ready", stdout=True, timeout=120)
         env = bot_env({
             "WSCHECK_MONITOR": "true",
@@ -112,9 +115,9 @@ async def one(n: int, canary: bool, args: argparse.Namespace) -> Result:
             **({"BENCH_STAGGER": "1"} if args.stagger else {}),
             **({"BENCH_UNBATCHED": "1"} if args.unbatched else {}),
         })
-        bot = Child(bot_argv(work / "wscheck.toml", instrumented=True, console=True), env, name="bot")
+        bot = BotProcess.command(bot_argv(work / "wscheck.toml", instrumented=True, console=True), env, name="bot")
         started = time.monotonic()
-        await bot.start()
+        await bot.start(ready=None)
         await bot.wait_line(r"wscheck ready", timeout=120)
         res.startup_s = time.monotonic() - started
         deadline = time.monotonic() + args.warmup + args.duration + 600

@@ -28,14 +28,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchlib import PYTHON, ROOT, Child, Sampler, bot_argv, bot_env, raise_nofile
+from benchlib import PYTHON, ROOT, Sampler, bot_argv, raise_nofile
 
+from tests.support.botproc import BotProcess, bot_env
 from tests.support.postgres import PostgresServer
 
 PROBE = re.compile(r"DEBUG bot\.monitor: (full|fast) probe (\S+): (\w+) in")
 
 
-def _probed(bot: Child, start: int) -> dict[str, int]:
+def _probed(bot: BotProcess, start: int) -> dict[str, int]:
     seen: dict[str, int] = {}
     for line in bot.err[start:]:
         if m := PROBE.search(line.text):
@@ -43,7 +44,7 @@ def _probed(bot: Child, start: int) -> dict[str, int]:
     return seen
 
 
-def _write_logs(where: Path, bots: list[Child]) -> None:
+def _write_logs(where: Path, bots: list[BotProcess]) -> None:
     where.mkdir(parents=True, exist_ok=True)
     for bot in bots:
         (where / f"{bot.name}.log").write_text("".join(x.text + "\n" for x in bot.err))
@@ -52,13 +53,13 @@ def _write_logs(where: Path, bots: list[Child]) -> None:
 async def bench(args: argparse.Namespace, url: str) -> int:
     n, replicas = args.targets, args.replicas
     work = Path(tempfile.mkdtemp(prefix=f"wscheck-shards-{n}-", dir="/tmp"))
-    sim = Child([PYTHON, str(ROOT / "bench" / "simtargets.py"), "serve", "--targets", str(n), "--workdir", str(work)],
-                bot_env({}), name="simtargets")
-    bots: list[Child] = []
+    sim = BotProcess.command([PYTHON, str(ROOT / "bench" / "simtargets.py"), "serve", "--targets", str(n),
+                              "--workdir", str(work)], bot_env({}), name="simtargets")
+    bots: list[BotProcess] = []
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     try:
-        await sim.start()
+        await sim.start(ready=None)
         await sim.wait_line(r"simtargets ready", stdout=True, timeout=300)
         env = bot_env({"WSCHECK_MONITOR": "true", "WSCHECK_CHECK_INTERVAL": "30s", "WSCHECK_FAST_INTERVAL": "10s",
                        "WSCHECK_CANARY": "true" if args.canary == "on" else "false", "WSCHECK_JITTER": "0",
@@ -66,8 +67,8 @@ async def bench(args: argparse.Namespace, url: str) -> int:
                        "WSCHECK_LEADER_TTL": f"{args.ttl:g}s"})
         started = time.monotonic()
         for i in range(replicas):
-            bot = Child(bot_argv(work / "wscheck.toml", console=True), env, name=f"replica{i}")
-            await bot.start()
+            bot = BotProcess.command(bot_argv(work / "wscheck.toml", console=True), env, name=f"replica{i}")
+            await bot.start(ready=None)
             bots.append(bot)
         for bot in bots:
             await bot.wait_line(r"wscheck ready", timeout=300)

@@ -1,45 +1,33 @@
-"""Shared helpers of the benchmarks: the sandbox module, the bot process, /proc sampling, percentiles.
+"""Shared helpers of the benchmarks: a fresh sandbox, the bot's argv, /proc sampling, percentiles.
 
 Not a benchmark itself. The scripts in bench/ run as `python bench/NAME.py`, so this module is on their path.
+The sandbox package and the process harness are the tests' (tests/support/sandboxpkg.py, tests/support/botproc.py:
+`BotProcess.command(argv, env)` runs any program, `bot_env` cleans the environment); `load_sandbox` is re-exported.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import math
 import os
-import re
 import resource
-import signal
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy",
-              "NO_PROXY", "no_proxy")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+if str(ROOT) not in sys.path:  # the scripts import tests.support (the sandbox package, the process harness)
+    sys.path.insert(0, str(ROOT))
 
-
-def load_sandbox() -> ModuleType:
-    """deploy/sandbox/sandbox.py as a module (it is a script, not a package)."""
-    if "wscheck_sandbox" in sys.modules:
-        return sys.modules["wscheck_sandbox"]
-    spec = importlib.util.spec_from_file_location("wscheck_sandbox", ROOT / "deploy/sandbox/sandbox.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["wscheck_sandbox"] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.support.sandboxpkg import load_sandbox  # noqa: E402
 
 
 def new_sandbox(name: str) -> tuple[Any, Path]:
@@ -55,14 +43,6 @@ def raise_nofile() -> tuple[int, int]:
     if hard != resource.RLIM_INFINITY and soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)
-
-
-def bot_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """A clean environment for the bot: no proxies, no stray WSCHECK_/SLACK_ settings, then `extra`."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in PROXY_VARS and not k.startswith(("WSCHECK_", "SLACK_"))}
-    env.update({"PYTHONUNBUFFERED": "1", **extra})
-    return env
 
 
 # -- percentiles --------------------------------------------------------------------------------------------
@@ -202,103 +182,7 @@ class Sampler:
         return best
 
 
-# -- the bot as a child process -----------------------------------------------------------------------------
-
-
-@dataclass
-class Line:
-    at: float  # time.monotonic() when the bench read it
-    wall: float  # time.time() when the bench read it
-    text: str
-
-
-class Child:
-    """A child process whose stdout/stderr lines are collected with their arrival times.
-
-    Like tests/support/botproc.py (which the tests use for the bot), but takes any argv: the benchmarks also
-    start the bot through bench/_instrumented_bot.py and start bench/simtargets.py.
-    """
-
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], *, cwd: Path = ROOT, name: str = "child",
-                 keep: int = 200_000) -> None:
-        self.argv = list(argv)
-        self.env = dict(env)
-        self.cwd = cwd
-        self.name = name
-        self.keep = keep
-        self.proc: asyncio.subprocess.Process | None = None
-        self.err: list[Line] = []
-        self.out: list[Line] = []
-        self._changed = asyncio.Condition()
-        self._readers: list[asyncio.Task[None]] = []
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.argv, cwd=self.cwd, env=self.env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 20,
-        )
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self._readers = [asyncio.ensure_future(self._pump(self.proc.stderr, self.err)),
-                         asyncio.ensure_future(self._pump(self.proc.stdout, self.out))]
-
-    async def _pump(self, stream: asyncio.StreamReader, into: list[Line]) -> None:
-        while True:
-            try:
-                raw = await stream.readline()
-            except ValueError:  # a line longer than the limit: skip it
-                continue
-            if not raw:
-                break
-            into.append(Line(time.monotonic(), time.time(), raw.decode("utf-8", "replace").rstrip("\n")))
-            if len(into) > self.keep:
-                del into[: len(into) - self.keep]
-            async with self._changed:
-                self._changed.notify_all()
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def wait_line(self, pattern: str, *, timeout: float, stdout: bool = False, start: int = 0) -> Line:
-        regex = re.compile(pattern)
-        source = self.out if stdout else self.err
-
-        async def wait() -> Line:
-            async with self._changed:
-                while True:
-                    for line in source[start:]:
-                        if regex.search(line.text):
-                            return line
-                    if self.proc is not None and self.proc.returncode is not None:
-                        raise RuntimeError(f"{self.name} exited ({self.proc.returncode}) before {pattern!r}:\n"
-                                           f"{self.tail()}")
-                    await self._changed.wait()
-
-        try:
-            return await asyncio.wait_for(wait(), timeout)
-        except TimeoutError:
-            raise RuntimeError(f"{self.name}: no line matching {pattern!r} within {timeout} s:\n{self.tail()}") \
-                from None
-
-    def tail(self, n: int = 40) -> str:
-        return "\n".join(["--- stderr ---", *(x.text for x in self.err[-n:]),
-                          "--- stdout ---", *(x.text for x in self.out[-n:])])
-
-    async def stop(self, timeout: float = 20.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), timeout)
-        except TimeoutError:
-            self.proc.kill()
-            code = await self.proc.wait()
-        await asyncio.gather(*self._readers, return_exceptions=True)
-        return code
+# -- the bot's argv (the process harness is tests/support/botproc.py: BotProcess) ----------------------------
 
 
 def bot_argv(config: Path, *, instrumented: bool = False, console: bool = False) -> list[str]:

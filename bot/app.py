@@ -17,10 +17,10 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.core import Access, Bot
-from bot.logs import setup_logging
-from bot.ops import Heartbeat, Metrics, OpsServer, retention_loop
-from bot.service import CheckService
+from bot.chat.core import Access, Bot
+from bot.chat.service import CheckService
+from bot.ops.logs import setup_logging
+from bot.ops.metrics import Heartbeat, Metrics, OpsServer, retention_loop
 from bot.settings import Settings, builtin_notice, load_config, resolve_config_path
 from checks.config import ConfigError, Target, TargetsConfig
 from wsmsg import Msg
@@ -28,13 +28,13 @@ from wsmsg import Msg
 if TYPE_CHECKING:
     from bot.fronts.console import ConsoleFront
     from bot.fronts.slack import SlackFront
-    from bot.leader import Elector
-    from bot.lease import Deposed
-    from bot.monitor import Monitor
-    from bot.outbox import Outbox, Sink
-    from bot.remediation import Remediation
-    from bot.sharding import Membership
+    from bot.ha.leader import Elector
+    from bot.ha.lease import Deposed
+    from bot.ha.sharding import Membership
+    from bot.monitoring.monitor import Monitor
+    from bot.remediation.engine import Remediation
     from bot.store import Store
+    from bot.store.outbox import Outbox, Sink
 
 log = logging.getLogger("wscheck")
 
@@ -71,9 +71,9 @@ class BotServer:
         self.service.on_report.append(self.metrics.observe)
         self.ops: OpsServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        #: Replicas on PostgreSQL: the lease (bot/leader.py). None on SQLite, where the flock makes one bot.
+        #: Replicas on PostgreSQL: the lease (bot/ha/leader.py). None on SQLite, where the flock makes one bot.
         self.elector: Elector | None = None
-        #: WSCHECK_SHARDS=auto: this replica's share of the targets (bot/sharding.py).
+        #: WSCHECK_SHARDS=auto: this replica's share of the targets (bot/ha/sharding.py).
         self.membership: Membership | None = None
         self.exit_code = 0
         self._outbox: Outbox | None = None
@@ -105,7 +105,7 @@ class BotServer:
 
             self.console = ConsoleFront(self.bot, notice=builtin_notice(self.targets, lang=self.settings.lang))
         if replicas:
-            from bot.leader import Elector
+            from bot.ha.leader import Elector
 
             self.elector = Elector(self.settings.db, ttl=self.settings.leader_ttl, on_elected=self._elected,
                                    on_deposed=self._deposed)
@@ -119,7 +119,7 @@ class BotServer:
                 # for hundreds of targets, they missed the TTL in the bench and the shares were given up.
                 beats = await Store.open(self.settings.db, exclusive=False, migrate=False)
                 self._shard(self.monitor, self.store, beats, self.elector.name)
-        from bot import handlers
+        from bot.chat import handlers
 
         self.remediation = self._make_remediation(self.store)
         handlers.install_remediation(self.bot, self.remediation, self.monitor)
@@ -160,7 +160,7 @@ class BotServer:
     def _shard(self, monitor: Monitor, store: Store, beats: Store, name: str) -> None:
         """WSCHECK_SHARDS=auto: every replica probes its share of the targets and commits their states, fenced by
         the membership epoch; the leader keeps the outbox, fixes, expiry and retention (docs/ha.md, "Sharding")."""
-        from bot.sharding import Membership
+        from bot.ha.sharding import Membership
 
         membership = Membership(beats, name=name, targets=self.targets.names, ttl=self.settings.leader_ttl,
                                 on_moved=monitor.reshard)
@@ -265,7 +265,7 @@ class BotServer:
 
     def _sink(self) -> Sink:
         """Where the bot's own messages go (alerts, approval requests): Slack, or the console."""
-        from bot.sinks import ConsoleSink, SlackSink, alert_client
+        from bot.fronts.sinks import ConsoleSink, SlackSink, alert_client
 
         if self.console is not None:
             return ConsoleSink(self.console.write, self.settings.lang)
@@ -274,17 +274,17 @@ class BotServer:
                                       timeout=self.settings.slack_timeout), self.settings.lang)
 
     def _leader_sink(self) -> Sink:
-        """The sink of the leader's jobs (the outbox): with replicas, fenced by the lease (bot/leader.py)."""
+        """The sink of the leader's jobs (the outbox): with replicas, fenced by the lease (bot/ha/leader.py)."""
         sink = self._sink()
         if self.elector is None:
             return sink
-        from bot.leader import FencedSink
+        from bot.ha.leader import FencedSink
 
         return FencedSink(sink, self.elector.may_act)  # the leader's posts stop when its lease may be over
 
     def _make_remediation(self, store: Store) -> Remediation:
-        from bot.outbox import Outbox
-        from bot.remediation import Remediation
+        from bot.remediation.engine import Remediation
+        from bot.store.outbox import Outbox
 
         if self.monitor is not None:
             outbox = self.monitor.outbox  # one outbox worker per database: the monitor runs it
@@ -310,8 +310,8 @@ class BotServer:
         return frozenset(users)
 
     def _make_monitor(self, store: Store) -> Monitor:
-        from bot import handlers
-        from bot.monitor import Monitor
+        from bot.chat import handlers
+        from bot.monitoring.monitor import Monitor
 
         monitor = Monitor(self.settings, self.service, store, self._leader_sink(), console=self.console is not None)
         handlers.install(self.bot, monitor)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
-    from bot.dburl import DatabaseURL
+    from bot.store.dburl import DatabaseURL
     from checks.config import Target, TargetsConfig
     from checks.models import TargetReport
 
@@ -234,7 +234,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_trust(args: argparse.Namespace) -> int:
-    from bot.trust import TrustError, trust
+    from bot.ops.trust import TrustError, trust
 
     cfg = _load_targets(args.config)
     (target,) = _pick(cfg, args.target)
@@ -248,8 +248,8 @@ def cmd_trust(args: argparse.Namespace) -> int:
 
 def _db_url(args: argparse.Namespace) -> DatabaseURL:
     """--db, else WSCHECK_DB / the `db` setting; a bad value is a usage error naming the field, never the password."""
-    from bot.dburl import parse_db_url
     from bot.settings import load_settings, resolve_config_path
+    from bot.store.dburl import parse_db_url
 
     if not args.db:
         return load_settings(resolve_config_path(args.config)).db
@@ -348,7 +348,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bot.logs import setup_early_logging
+    from bot.ops.logs import setup_early_logging
 
     # First, before any command imports asyncssh/cryptography: warnings they emit on import become log lines.
     setup_early_logging()

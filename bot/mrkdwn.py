@@ -2,7 +2,7 @@
 
 Split out of render.py so that a feature that returns a line of text to a front (the status lines, the audit
 history) can make its params safe without importing the block builders (import-linter: "the features never build
-Slack blocks"). Blocks, limits and layouts stay in render.py and render_outgoing.py.
+Slack blocks"). Blocks, limits and layouts stay in render.py and fronts/outgoing.py.
 """
 
 from __future__ import annotations

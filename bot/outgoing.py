@@ -1,7 +1,7 @@
 """What the features say to the channel, as typed values: data, never sentences nor Slack blocks. Pure.
 
 The monitor, the alerts and the remediation build these; the outbox stores them as JSON (`kind` + fields); the
-front that delivers them renders them (Slack: blocks + fallback text, bot/render_outgoing.py; the console: its
+front that delivers them renders them (Slack: blocks + fallback text, bot/fronts/outgoing.py; the console: its
 plain lines) in its language, at delivery. So a stored message is said in the language and with the templates of
 the bot that posts it, and the features never build nor look inside blocks (like opsdroid's connectors).
 
@@ -18,8 +18,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from bot.approvals import ApprovalRequest
-from bot.incidents import Event, Incident
+from bot.monitoring.incidents import Event, Incident
+from bot.remediation.approvals import ApprovalRequest
 from checks.models import Cause
 from wsmsg.field import MsgField
 

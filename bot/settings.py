@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from bot.dburl import DEFAULT_DB, DatabaseURL, parse_db_url
+from bot.store.dburl import DEFAULT_DB, DatabaseURL, parse_db_url
 from checks.config import (
     DEFAULT_TLS_EXPIRY_WARNING,
     ConfigError,
@@ -100,7 +100,7 @@ def _blank_none(value: Any) -> Any:
 
 
 def _db_url(value: Any) -> DatabaseURL:
-    """WSCHECK_DB: a SQLite path or URL, or a postgresql:// URL (bot.dburl); the error never shows a password."""
+    """WSCHECK_DB: a SQLite path or URL, or a postgresql:// URL (bot.store.dburl); the error never shows a password."""
     return parse_db_url(value)
 
 

@@ -3,7 +3,7 @@
 Why one table: the knowledge about one cause used to be spread over five places (the id list of the
 diagnosis, its descriptions, the cause -> action map, the human-step if-chain and the incident kind), and the
 fix words over four (the grammar, approvals, actions and the reserved words). Now the diagnosis' `CAUSES`,
-`checks.messages`' `cause_desc.*` keys, `bot.actions`' `ACTION_FOR_CAUSE` and `human_step`, the incident
+`checks.messages`' `cause_desc.*` keys, `bot.remediation.actions`' `ACTION_FOR_CAUSE` and `human_step`, the incident
 machine's rank and kind, the `/wscheck` grammar's fix words, approvals' `ACTIONS` and the reserved target names
 all read these two tables (tests/unit/test_cause_registry.py keeps them complete and consistent).
 
@@ -28,7 +28,7 @@ IncidentKind = Literal["unreachable", "down"]
 class FixSpec:
     """A fix the bot may run after approval; `name` is the `/wscheck` word that requests it.
 
-    What it runs on a target is `bot.actions.plan`; here only what the grammar, approvals and the help need.
+    What it runs on a target is `bot.remediation.actions.plan`; here only what the grammar, approvals and the help need.
     """
 
     name: str

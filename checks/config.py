@@ -173,7 +173,7 @@ class Target(BaseModel):
     # wt-sio: Socket.IO
     #: "socket.io": the WebSocket probes and the canary speak Engine.IO v4 on ws_path (default `/socket.io/`).
     ws_protocol: Literal["websocket", "socket.io"] = "websocket"
-    # wt-host2: host resources (checks/items/host.py) and the rebuild gate (bot/actions.py)
+    # wt-host2: host resources (checks/items/host.py) and the rebuild gate (bot/remediation/actions.py)
     #: host.disk warns at this use % of the file systems of app_dir, the PM2 logs and nginx's logs, fails at the next.
     disk_warn_percent: int = Field(default=90, ge=1, le=100)
     disk_fail_percent: int = Field(default=98, ge=1, le=100)

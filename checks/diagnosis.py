@@ -133,7 +133,7 @@ def _outward(check_id: str) -> int:
 
 
 #: What the rules of a down app (no build, port taken, PM2 not online or crash-looping) consume, outward:
-#: every check downstream of the app (CheckSpec.downstream_of_app, the same set as bot.monitor.APP_STARTING)
+#: every check downstream of the app (CheckSpec.downstream_of_app, the same set as bot.monitoring.monitor.APP_STARTING)
 #: plus every other check of the app's port, i.e. port.conflict. Why port.conflict here and not there: a
 #: *failing* port.conflict is a foreign holder, which a starting app does not explain (so it is not downstream
 #: and the monitor does not set it aside), and `_port_conflict` runs before these rules and takes it; what is

@@ -80,7 +80,7 @@ class Facts:
         self._queue: list[tuple[str, list[str], asyncio.Future[CommandResult]]] = []
         self.commands_run: list[CommandResult] = []
         #: wt-host2: the previous `pm2.restarts` sample of this target ({"at": epoch, "restarts": {pm_id: n}}),
-        #: passed in by the caller (bot.service keeps the last one per target); None = no earlier look.
+        #: passed in by the caller (bot.chat.service keeps the last one per target); None = no earlier look.
         self.restart_sample: dict[str, Any] | None = None
 
     # -- memoisation ----------------------------------------------------------------------------

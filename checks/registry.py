@@ -20,8 +20,9 @@ class CheckSpec:
     description: str
     #: A down or (re)starting app explains this check failing: PM2 itself, what listens on the app's port and
     #: answers for it (directly and through nginx), and its logs. The monitor sets aside a failure made only
-    #: of such checks while PM2 restarts the app (bot.monitor.APP_STARTING), and the diagnosis' down-app rules
-    #: take them as their evidence (checks.diagnosis._APP_DOWN_EFFECTS, which says why it adds port.conflict).
+    #: of such checks while PM2 restarts the app (bot.monitoring.monitor.APP_STARTING), and the diagnosis'
+    #: down-app rules take them as their evidence (checks.diagnosis._APP_DOWN_EFFECTS, which says why it adds
+    #: port.conflict).
     downstream_of_app: bool = False
 
 
@@ -175,7 +176,7 @@ for _spec in CHECKS:
     ITEMS.setdefault(_spec.item, ())
     ITEMS[_spec.item] = (*ITEMS[_spec.item], _spec.id)
 
-#: Words of the `/wscheck` grammar that are not items (see bot/commands.py); the fix words are checks.causes.FIXES.
+#: Words of the `/wscheck` grammar that are not items (see bot/chat/commands.py); the fix words are checks.causes.FIXES.
 COMMAND_KEYWORDS: frozenset[str] = frozenset(
     {
         "all",

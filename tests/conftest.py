@@ -6,37 +6,25 @@ nginx or PM2 is installed, never a reason to skip.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 import tests.support.examples  # noqa: F401  (registers and loads the hypothesis profile: dev, or ci)
+from tests.support.sandboxpkg import load_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
-SANDBOX_PY = ROOT / "deploy" / "sandbox" / "sandbox.py"
-
-
-def load_sandbox_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("wscheck_sandbox", SANDBOX_PY)
-    assert spec and spec.loader, SANDBOX_PY
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["wscheck_sandbox"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Any]:
-    module = load_sandbox_module()
+    module = load_sandbox()
     workdir = Path(tempfile.mkdtemp(prefix="wscheck-sbx-", dir="/tmp"))
     workdir.chmod(0o755)  # the sandbox user must traverse it
     box = module.Sandbox(workdir)

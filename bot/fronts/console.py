@@ -14,9 +14,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from bot import commands as cmd
-from bot.admission import CONSOLE_OPERATOR
-from bot.core import Bot, Requester, Responder
+from bot.chat import commands as cmd
+from bot.chat.admission import CONSOLE_OPERATOR
+from bot.chat.core import Bot, Requester, Responder
 from bot.i18n import text
 from bot.render import plain, report_text
 from checks.models import TargetReport

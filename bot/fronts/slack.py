@@ -35,9 +35,9 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import commands as cmd
 from bot import render
-from bot.core import Bot, Requester, Responder
+from bot.chat import commands as cmd
+from bot.chat.core import Bot, Requester, Responder
 from bot.i18n import t, tn
 from bot.i18n import text as i18n_text
 from bot.settings import Settings

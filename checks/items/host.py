@@ -10,7 +10,7 @@ ones pm2.logs reads). A source that cannot be read (dmesg restricted, another us
 details, never guessed: it is no evidence either way.
 
 The previous restart sample (pm2.restarts) is data the caller passes in (`Facts.restart_sample`, filled by
-bot.service from its last report of the target), so the check and the diagnosis stay pure functions of their input.
+bot.chat.service from its last report of the target), so the check and the diagnosis stay pure functions of their input.
 """
 
 from __future__ import annotations
@@ -354,7 +354,8 @@ async def host_fds(f: Facts) -> Outcome:
 
 
 def restart_sample(details: Pm2Details, at: float) -> dict[str, Any] | None:
-    """The sample pm2.restarts compares with next time, from a pm2.status result's details (bot.service keeps it)."""
+    """The sample pm2.restarts compares with next time, from a pm2.status result's details (bot.chat.service
+    keeps it)."""
     counts = {str(i.pm_id): i.restarts for i in details.instances if i.pm_id is not None}
     return {"at": at, "restarts": counts} if counts else None
 

@@ -375,7 +375,7 @@ for script in "$PM2_ABS" "$NPM_ABS"; do
 done
 
 # --------------------------------------------------------------------------------------------------------
-# the sudoers snippet: every command the bot runs with sudo (checks/commands.py, bot/actions.py), pinned
+# the sudoers snippet: every command the bot runs with sudo (checks/commands.py, bot/remediation/actions.py), pinned
 # --------------------------------------------------------------------------------------------------------
 
 conf_args=()

@@ -1,6 +1,6 @@
 """Issue 13, defect 3: a guest approved a fix. The real bot, the strict fake Slack and the real sandbox.
 
-Admission (guests, other teams, allow-lists) is one decision (bot/admission.py) applied at every entry point:
+Admission (guests, other teams, allow-lists) is one decision (bot/chat/admission.py) applied at every entry point:
 here every kind of button and the slash command, for a guest on the approver list directly, a guest reached
 through a user group, and an approver turned into a guest after the bot had cached their profile.
 """

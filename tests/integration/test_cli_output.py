@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.utils import CryptographyDeprecationWarning
 
-from bot.logs import quiet_known_warnings
+from bot.ops.logs import quiet_known_warnings
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [\w.]+: \S")
@@ -129,7 +129,7 @@ def test_the_known_warning_filter_is_narrow() -> None:
 
     assert not shown(CryptographyDeprecationWarning, "asyncssh.crypto.misc")
     assert not shown(CryptographyDeprecationWarning, "asyncssh")
-    assert shown(CryptographyDeprecationWarning, "bot.trust")
+    assert shown(CryptographyDeprecationWarning, "bot.ops.trust")
     assert shown(CryptographyDeprecationWarning, "asyncsshx.other")
     assert shown(DeprecationWarning, "asyncssh.crypto.misc")
     assert shown(UserWarning, "asyncssh.connection")

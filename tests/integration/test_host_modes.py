@@ -71,7 +71,7 @@ async def test_hung_app_is_named_within_the_probe_timeout(sandbox: Any, sandbox_
     for quick in ("nginx.syntax", "pm2.status", "port.listen", "next.build"):
         r = report.result(quick)
         assert r is not None and r.duration_ms < sandbox_target.probe_timeout * 1000, (quick, r.duration_ms)
-    from bot.actions import proposal
+    from bot.remediation.actions import proposal
     action, _why = proposal(report, sandbox_target)
     assert action == "restart"
 

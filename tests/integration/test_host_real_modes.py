@@ -26,8 +26,8 @@ from checks.config import Target
 from checks.models import Status
 from checks.runner import run_checks
 from checks.transport.ssh import SSHTransport
-from tests.conftest import load_sandbox_module
 from tests.support.reports import causes, check_mode, explain, status
+from tests.support.sandboxpkg import load_sandbox
 
 pytestmark = pytest.mark.sandbox
 
@@ -92,7 +92,7 @@ async def test_a_standalone_build_without_its_static_assets_is_named(sandbox: An
 def test_down_removes_the_kernel_oom_cgroup_and_sudoers_file() -> None:
     """down() (not only healing) takes away the machine-wide pieces of kernel-oom, and a second sandbox's kernel-oom
     names are its own: two concurrent sandboxes never share a cgroup or a sudoers file."""
-    module = load_sandbox_module()
+    module = load_sandbox()
     workdir = Path(tempfile.mkdtemp(prefix="wscheck-sbx-oom-", dir="/tmp"))
     workdir.chmod(0o755)
     box = module.Sandbox(workdir)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot import actions
+from bot.remediation import actions
 from checks.config import Target
 from checks.models import Status, TargetReport
 from checks.runner import run_checks
@@ -57,7 +57,7 @@ async def test_watch_restart_loop_is_named_while_pm2_says_online(sandbox: Any, s
     restarts = result(report, "pm2.restarts")
     assert restarts.details["kind"] == "watch" and restarts.details["watch"] is True, explain(report)
     assert any("Change detected on path" in line for line in restarts.details["reason_lines"])
-    # The sample the bot keeps (bot.service) makes the next look compare counts as well.
+    # The sample the bot keeps (bot.chat.service) makes the next look compare counts as well.
     first = restarts.details["restarts"]
     again = await run_checks(sandbox_target, ssh, restart_sample={"at": report.started_at.timestamp(),
                                                                   "restarts": {"0": first}})

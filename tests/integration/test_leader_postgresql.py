@@ -1,4 +1,4 @@
-"""bot.leader on the session's real PostgreSQL: electors in this process, each with its own connection, as
+"""bot.ha.leader on the session's real PostgreSQL: electors in this process, each with its own connection, as
 replicas would have; a leader "killed" (its loop gone, its session left as it was) or cut off by a silent network
 (a TCP relay that stops forwarding); the store's fenced writes under an old and a new token."""
 
@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from bot.dburl import parse_db_url
-from bot.leader import Elector, FencedSink
-from bot.lease import Deposed
-from bot.outbox import SinkError
+from bot.ha.leader import Elector, FencedSink
+from bot.ha.lease import Deposed
 from bot.store import Fenced, Store
+from bot.store.dburl import parse_db_url
+from bot.store.outbox import SinkError
 from tests.support.botproc import BotProcess
 from tests.support.stores import PostgresBackend
 

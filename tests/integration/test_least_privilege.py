@@ -38,7 +38,7 @@ from typing import Any
 import asyncssh
 import pytest
 
-from bot import actions
+from bot.remediation import actions
 from checks import commands as cmd
 from checks.config import Target, parse_targets
 from checks.models import Status

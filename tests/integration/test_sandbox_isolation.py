@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import load_sandbox_module
+from tests.support.sandboxpkg import load_sandbox
 
 pytestmark = pytest.mark.sandbox
 
@@ -27,14 +27,14 @@ def pids(box: Any) -> dict[str, int]:
 
 
 def answers(box: Any) -> bool:
-    module = load_sandbox_module()
+    module = load_sandbox()
     return bool(box.app_status() == "online" and module.http_status(box.http_port) == 200
                 and module.tcp_accepts(box.ssh_port))
 
 
 @pytest.fixture
 def second() -> Iterator[Any]:
-    module = load_sandbox_module()
+    module = load_sandbox()
     workdir = Path(tempfile.mkdtemp(prefix="wscheck-sbx2-", dir="/tmp"))
     workdir.chmod(0o755)
     box = module.Sandbox(workdir)
@@ -46,7 +46,7 @@ def second() -> Iterator[Any]:
 
 
 def test_two_sandboxes_leave_each_other_alone(sandbox: Any, second: Any) -> None:
-    module = load_sandbox_module()
+    module = load_sandbox()
     sandbox.set_mode("healthy")
     theirs = pids(second)
     assert all(theirs.values()), theirs

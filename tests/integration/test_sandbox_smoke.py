@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import importlib.util
 import json
 import os
 import pwd
@@ -25,10 +24,11 @@ import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.support.sandboxpkg import load_sandbox
 
 pytestmark = pytest.mark.sandbox
 
@@ -37,16 +37,7 @@ SANDBOX_PY = ROOT / "deploy" / "sandbox" / "sandbox.py"
 TIMINGS: dict[str, float] = {}
 
 
-def _load_sandbox_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("wscheck_sandbox", SANDBOX_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sbmod = _load_sandbox_module()
+sbmod = load_sandbox()
 Sandbox = sbmod.Sandbox
 
 if not sys.platform.startswith("linux"):

@@ -19,8 +19,8 @@ from typing import Any, cast
 
 import pytest
 
-import bot.monitor as monitor_module
-from bot.monitor import Monitor
+import bot.monitoring.monitor as monitor_module
+from bot.monitoring.monitor import Monitor
 from bot.settings import load_settings
 from bot.store import Store
 from checks.config import Target, parse_targets

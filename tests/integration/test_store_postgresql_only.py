@@ -16,9 +16,9 @@ import asyncpg
 import httpx
 import pytest
 
-import bot.store as store_module
-from bot.dburl import parse_db_url
+import bot.store.db as store_module
 from bot.store import MIGRATIONS, Store, StoreError, StoreLocked
+from bot.store.dburl import parse_db_url
 from tests.support.botproc import BotProcess, bot_env
 from tests.support.stores import PostgresBackend
 from tests.unit.test_store import open_when_released

@@ -1,4 +1,4 @@
-"""What every test sink shares: the Slack front's rendering of the typed messages (bot/render_outgoing.py).
+"""What every test sink shares: the Slack front's rendering of the typed messages (bot/fronts/outgoing.py).
 
 A test sink records what `post`/`update` get; the outbox and the remediation ask the sink to render first,
 as the real fronts' sinks do."""
@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.outgoing import Outgoing
-from bot.render_outgoing import slack
+from bot.fronts.outgoing import slack
+from bot.outgoing import load
 
 
 class SlackRendering:
     lang = "en"
 
-    def render(self, message: Outgoing) -> tuple[str, list[dict[str, Any]]]:
-        return slack(message, lang=self.lang)
+    def render(self, message: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+        return slack(load(message), lang=self.lang)

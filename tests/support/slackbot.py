@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core import Access, Bot
-from bot.service import CheckService
+from bot.chat.core import Access, Bot
+from bot.chat.service import CheckService
 from bot.settings import load_settings
 from checks.config import TargetsConfig
 from tests.support.captured import TARGET

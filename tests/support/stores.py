@@ -14,7 +14,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bot.dburl import parse_db_url
+from bot.store.dburl import parse_db_url
 
 
 class Backend(abc.ABC):

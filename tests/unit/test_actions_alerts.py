@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block
 
-from bot import actions as act
-from bot import approvals as ap
-from bot import incidents as inc
 from bot import outgoing as og
-from bot.alerts import ACTION_PROPOSE, ops_for
-from bot.commands import Silence
-from bot.handlers import silence_until
-from bot.outbox import Outbox, Payload, SinkError
-from bot.render_outgoing import approval_blocks, root_blocks, slack
+from bot.chat.commands import Silence
+from bot.chat.handlers import silence_until
+from bot.fronts.outgoing import approval_blocks, root_blocks, slack
+from bot.monitoring import incidents as inc
+from bot.monitoring.alerts import ACTION_PROPOSE, ops_for
+from bot.remediation import actions as act
+from bot.remediation import approvals as ap
 from bot.store import Store
+from bot.store.outbox import Outbox, Payload, SinkError
 from checks.config import Target
 from checks.diagnosis import CAUSES, diagnose
 from checks.models import Cause, CheckResult, Status, TargetReport
@@ -192,8 +192,8 @@ class FlakySink:
         self.failures = [SinkError("429", retry_after=0), SinkError("timeout", uncertain=True)]
         self.lost: list[str] = []
 
-    def render(self, message: og.Outgoing) -> tuple[str, list[dict[str, Any]]]:
-        return slack(message, lang="en")
+    def render(self, message: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+        return slack(og.load(message), lang="en")
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
                    metadata: dict[str, Any]) -> str:
@@ -230,7 +230,7 @@ async def test_outbox_retries_429_and_finds_uncertain_posts(db: str) -> None:
     try:
         for kind, key in (("post_root", "k-root"), ("reply", "k-reply")):
             payload = Payload(kind=kind, target="web", incident_id="web-1", key=key, channel="C1",
-                              message=og.Rendered(text=key))
+                              message=og.dump(og.Rendered(text=key)))
             await store.enqueue(lane="web", kind=kind, payload=payload.dump(), dedup_key=key)
         for _ in range(6):
             clock[0] += timedelta(seconds=120)

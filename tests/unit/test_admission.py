@@ -1,4 +1,4 @@
-"""Issue 13, defect 3: one admission decision (bot/admission.py), checked over every entry point.
+"""Issue 13, defect 3: one admission decision (bot/chat/admission.py), checked over every entry point.
 
 Entry points: the slash command door (`Bot.admit`), every Slack button the bot registers (the front's own and
 every feature's), the console (`as U… <command>` identities) and the approval core (`approvals.click` via
@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot import admission as adm
-from bot import approvals as ap
-from bot.core import Access, Bot, Requester
+from bot.chat import admission as adm
+from bot.chat.core import Access, Bot, Requester
+from bot.chat.service import CheckService
 from bot.fronts.console import ConsoleFront
-from bot.service import CheckService
+from bot.remediation import approvals as ap
 from bot.settings import load_settings
 from bot.store import Store
 from checks.config import TargetsConfig
@@ -96,9 +96,9 @@ async def test_every_slack_button_admits_or_hands_to_a_guarded_handler(monkeypat
                                                                       db: str) -> None:
     """Each button the Slack front registers, clicked by a guest: no handler runs with the guest, except the
     guarded approve/deny handlers, which are the approval core (and refuse: previous test)."""
-    from bot import handlers
+    from bot.chat import handlers
     from bot.fronts.slack import SlackFront
-    from bot.remediation import ACTION_APPROVE, ACTION_DENY, Remediation
+    from bot.remediation.engine import ACTION_APPROVE, ACTION_DENY, Remediation
 
     bot = slack_bot(monkeypatch, team=TEAM)
     settings = bot.settings

@@ -17,7 +17,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from bot.approvals import (
+from bot.remediation.approvals import (
     ACTIONS,
     FINAL,
     ApprovalPolicy,
@@ -540,8 +540,8 @@ def test_new_request_id() -> None:
 
 
 def test_request_id_is_accepted_by_the_command_grammar() -> None:
-    from bot.commands import ACTIONS as GRAMMAR_ACTIONS
-    from bot.commands import Decide, parse
+    from bot.chat.commands import ACTIONS as GRAMMAR_ACTIONS
+    from bot.chat.commands import Decide, parse
 
     rid = new_request_id(b"\xff" * 8)
     assert parse(f"approve {rid}", ["web"]) == Decide(request_id=rid, approve=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.approvals import FINAL, Status, cancel, click, joinable
+from bot.remediation.approvals import FINAL, Status, cancel, click, joinable
 from tests.unit import test_approvals as tap
 from wsmsg import verbatim
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import actions as act
-from bot import approvals, i18n, incidents, monitor
-from bot import commands as grammar
+from bot import i18n
+from bot.chat import commands as grammar
+from bot.monitoring import incidents, monitor
+from bot.remediation import actions as act
+from bot.remediation import approvals
 from checks import diagnosis
 from checks import messages as cm
 from checks.causes import CAUSE_BY_ID, CAUSE_IDS, CAUSE_SPECS, FIX_NAMES, FIXES, HUMAN_LOOK, CauseSpec, FixSpec

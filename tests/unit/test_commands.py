@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.commands import (
+from bot.chat.commands import (
     ACTIONS,
     Decide,
     History,

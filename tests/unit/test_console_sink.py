@@ -3,8 +3,8 @@ metadata (it never looks inside the blocks, which are the Slack front's business
 
 from __future__ import annotations
 
-from bot.outbox import APPROVAL_EVENT
-from bot.sinks import ConsoleSink
+from bot.fronts.sinks import ConsoleSink
+from bot.store.outbox import APPROVAL_EVENT
 
 
 async def test_an_approval_request_gets_the_approve_hint_and_nothing_else_does() -> None:

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from bot.remediation import Remediation, RemediationError
+from bot.remediation.engine import Remediation, RemediationError
 from bot.store import Store
 from tests.support.stores import Backend
 

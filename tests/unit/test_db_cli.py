@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import bot.store as store_module
+import bot.store.db as store_db
 from bot.cli import EXIT_UNKNOWN, main
 from bot.store import MIGRATIONS, Migration, Store
 
@@ -53,6 +54,7 @@ def test_status_shows_pending_steps_and_migrate_applies_them(
     assert run(capsys, "db", "migrate", "--db", str(db))[0] == 0
     step = Migration(version=len(MIGRATIONS) + 1, name="add notes", statements=("CREATE TABLE notes (x TEXT)",))
     monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, step))
+    monkeypatch.setattr(store_db, "MIGRATIONS", (*MIGRATIONS, step))  # what Store applies
     code, out, _ = run(capsys, "db", "status", "--db", str(db))
     assert code == 1 and out.splitlines()[-1].split()[:2] == ["pending", str(step.version)], out
     assert out.rstrip().endswith("add notes")
@@ -118,6 +120,7 @@ def test_status_and_migrate_speak_korean_with_wscheck_lang(
 
     step = Migration(version=len(MIGRATIONS) + 1, name="add notes", statements=("CREATE TABLE notes (x TEXT)",))
     monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, step))
+    monkeypatch.setattr(store_db, "MIGRATIONS", (*MIGRATIONS, step))  # what Store applies
     code, out, _ = run(capsys, "db", "status", "--db", str(db))
     lines = out.splitlines()
     assert code == 1 and lines[1] == f"스키마: 버전 {len(MIGRATIONS)}; 이 wscheck: 버전 {step.version}", out

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.dburl import DEFAULT_DB, parse_db_url
 from bot.settings import load_settings
+from bot.store.dburl import DEFAULT_DB, parse_db_url
 from checks.config import ConfigError
 
 SECRET = "s3cr3t-Pa55"

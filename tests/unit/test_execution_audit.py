@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.admission import Subject
+from bot.chat.admission import Subject
 from bot.store import Store
 from tests.unit.test_remediation_harness import APPROVER, harness, store  # noqa: F401
 

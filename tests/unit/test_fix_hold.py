@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.remediation import Remediation
+from bot.remediation.engine import Remediation
 from checks.models import Status
 from tests.unit.test_monitor_harness import Harness, harness, report  # noqa: F401
 from tests.unit.test_remediation_harness import harness as remediation_harness

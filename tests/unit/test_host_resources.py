@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot import actions
+from bot.remediation import actions
 from checks import commands
 from checks.details import Pm2Details
 from checks.items.host import restart_sample
@@ -371,9 +371,9 @@ async def test_rebuild_refuses_when_memory_or_disk_is_short_and_says_why() -> No
 
 
 async def test_the_service_keeps_each_targets_last_restart_sample_and_passes_it_on() -> None:
-    """bot.service is where every report passes (the monitor's and people's): it keeps the restart counts of the
+    """bot.chat.service is where every report passes (the monitor's and people's): it keeps the restart counts of the
     last one, and the next run's pm2.restarts compares with them. The fast probe (pm2.status only) feeds it too."""
-    from bot.service import CheckService
+    from bot.chat.service import CheckService
     from checks.config import TargetsConfig
 
     host = Host()

@@ -20,15 +20,17 @@ import tests.unit.test_actions_alerts as taa
 import tests.unit.test_approvals as tap
 import tests.unit.test_diagnosis as tdi
 import tests.unit.test_render as tre
-from bot import actions as act
-from bot import alerts, i18n, remediation, render
-from bot import approvals as ap
-from bot import commands as cmd
-from bot import incidents as inc
+from bot import i18n, render
 from bot import outgoing as og
-from bot import render_outgoing as ro
-from bot.core import Bot, Requester, Responder
+from bot.chat import commands as cmd
+from bot.chat.core import Bot, Requester, Responder
+from bot.fronts import outgoing as ro
 from bot.fronts.console import ConsoleFront, ConsoleResponder
+from bot.monitoring import alerts
+from bot.monitoring import incidents as inc
+from bot.remediation import actions as act
+from bot.remediation import approvals as ap
+from bot.remediation import engine as remediation
 from bot.settings import Settings
 from checks import messages as cm
 from checks.config import TargetsConfig, load_targets
@@ -156,9 +158,10 @@ NOT_MESSAGES: dict[str, str] = {
 #: Calls whose text goes to logs, to operators at startup, or is a programming error.
 LOG_CALLS = re.compile(r"^(log|_BOLT_LOG|logging)\.|^(StartupError|SinkError|ValueError|TypeError|KeyError|"
                        r"AssertionError|RuntimeError)$")
-USER_FACING = ["bot/core.py", "bot/commands.py", "bot/render.py", "bot/alerts.py", "bot/handlers.py",
-               "bot/remediation.py", "bot/fronts/console.py", "bot/fronts/slack.py", "bot/sinks.py",
-               "bot/incidents.py", "bot/monitor.py", "bot/actions.py", "checks/facts.py", "checks/runner.py",
+USER_FACING = ["bot/chat/core.py", "bot/chat/commands.py", "bot/render.py", "bot/monitoring/alerts.py",
+               "bot/chat/handlers.py", "bot/remediation/engine.py", "bot/fronts/console.py", "bot/fronts/slack.py",
+               "bot/fronts/sinks.py", "bot/monitoring/incidents.py", "bot/monitoring/monitor.py",
+               "bot/remediation/actions.py", "checks/facts.py", "checks/runner.py",
                "checks/diagnosis.py", "checks/probes.py",
                *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("checks/items/*.py")),
                *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("checks/transport/*.py"))]
@@ -525,7 +528,7 @@ class Collect(Responder):
 
 
 def _bot(config: TargetsConfig | None = None) -> Bot:
-    from bot.service import CheckService
+    from bot.chat.service import CheckService
 
     return Bot(settings=Settings(lang="ko", rate_limit=2, rate_window=60),
                service=CheckService(config or load_targets(None)))

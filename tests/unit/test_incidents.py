@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.incidents import (
+from bot.monitoring.incidents import (
     EVENT_ADAPTER,
     BotWasDown,
     CauseChanged,

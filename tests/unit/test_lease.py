@@ -1,4 +1,4 @@
-"""bot.lease: the leader lease as one replica sees it (pure), with hypothesis invariants over any sequence of
+"""bot.ha.lease: the leader lease as one replica sees it (pure), with hypothesis invariants over any sequence of
 attempts (answered, failed, late) and ticks."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import lease
-from bot.lease import Deposed, Elected, Role
+from bot.ha import lease
+from bot.ha.lease import Deposed, Elected, Role
 from bot.settings import load_config
 from checks.config import ConfigError
 from tests.support.examples import examples

@@ -15,8 +15,8 @@ from typing import Any, cast
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from bot import incidents as inc
-from bot.monitor import Monitor
+from bot.monitoring import incidents as inc
+from bot.monitoring.monitor import Monitor
 from bot.settings import load_settings
 from bot.store import Store, StoreError
 from checks.config import Target

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from bot.monitor import Monitor
+from bot.monitoring.monitor import Monitor
 from bot.settings import load_settings
 from bot.store import Fenced, Store
 from checks.models import Status

@@ -10,9 +10,9 @@ from typing import Any, cast
 
 import pytest
 
-import bot.incidents as inc
-import bot.monitor as monitor_module
-from bot.monitor import Monitor
+import bot.monitoring.incidents as inc
+import bot.monitoring.monitor as monitor_module
+from bot.monitoring.monitor import Monitor
 from bot.settings import load_settings
 from bot.store import Store
 from checks.config import Target

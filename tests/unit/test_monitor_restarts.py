@@ -1,4 +1,4 @@
-"""The set-aside rule of bot/monitor.py: a failure seen while PM2 restarts the app is not an incident.
+"""The set-aside rule of bot/monitoring/monitor.py: a failure seen while PM2 restarts the app is not an incident.
 
 Its budget is counted in restarts, not in looks: the canary, the fast probe, the scheduled full probe and the
 confirmations all look at one restart within a second or two, and each of those looks must be set aside.
@@ -6,7 +6,7 @@ confirmations all look at one restart within a second or two, and each of those 
 
 from __future__ import annotations
 
-from bot.monitor import MAX_SET_ASIDE, Monitor, healing, restart_mark
+from bot.monitoring.monitor import MAX_SET_ASIDE, Monitor, healing, restart_mark
 from checks.models import CheckResult, Status, TargetReport
 
 

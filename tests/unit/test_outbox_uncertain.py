@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.outbox import UNCERTAIN_REPORT_AFTER, Outbox, Payload, SinkError
-from bot.outgoing import Rendered
 from bot.store import Store
+from bot.store.outbox import LEGACY, UNCERTAIN_REPORT_AFTER, Outbox, Payload, SinkError
 from tests.support.sinks import SlackRendering
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -56,12 +55,12 @@ async def test_failed_lookups_keep_the_item_uncertain_and_report_it_once(db: str
         events: list[str] = []
         outbox.on_event.append(events.append)
         payload = Payload(kind="post_root", target="web", incident_id="I-1", key="I-1/root", channel="C1",
-                          message=Rendered(text="down"))
+                          message={"kind": LEGACY, "text": "down", "blocks": []})
         item_id = await store.enqueue(lane="web", kind="post_root", payload=payload.dump())
         assert await outbox.drain_once() == 1  # the post: answer lost
         assert sink.posts == 1
         delays = []
-        with caplog.at_level(logging.WARNING, logger="bot.outbox"):
+        with caplog.at_level(logging.WARNING, logger="bot.store.outbox"):
             for _ in range(16):
                 item = await store.item(item_id)
                 assert item is not None and item.status == "uncertain"

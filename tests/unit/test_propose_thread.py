@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot import handlers
-from bot.core import Requester
-from bot.remediation import ACTION_PROPOSE, Remediation
+from bot.chat import handlers
+from bot.chat.core import Requester
+from bot.remediation.engine import ACTION_PROPOSE, Remediation
 from bot.store import Store
 from tests.support.captured import TARGET
 from tests.support.sinks import SlackRendering

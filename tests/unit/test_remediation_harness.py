@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from bot import approvals as ap
-from bot.admission import Subject
+from bot.chat.admission import Subject
+from bot.chat.service import CheckService
 from bot.i18n import text
-from bot.remediation import Remediation
-from bot.service import CheckService
+from bot.remediation import approvals as ap
+from bot.remediation.engine import Remediation
 from bot.settings import load_settings
 from bot.store import Store
 from checks.config import TargetsConfig

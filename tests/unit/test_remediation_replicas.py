@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot import approvals as ap
-from bot.admission import Subject
+from bot.chat.admission import Subject
+from bot.remediation import approvals as ap
 from bot.store import Store
 from tests.support.stores import Backend
 from tests.unit.test_monitor_harness import T0

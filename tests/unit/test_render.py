@@ -440,7 +440,7 @@ def test_error_blocks() -> None:
 
 
 def test_help_and_targets_blocks() -> None:
-    from bot.commands import HELP
+    from bot.chat.commands import HELP
 
     blocks = help_blocks(HELP, lang="en")
     assert_valid(blocks)

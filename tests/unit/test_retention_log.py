@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from bot.ops import retention_loop
+from bot.ops.metrics import retention_loop
 
 
 @pytest.mark.parametrize(("counts", "line"), [
@@ -23,7 +23,7 @@ async def test_a_pass_logs_only_what_it_deleted(caplog: pytest.LogCaptureFixture
         stop.set()  # one pass
         return counts
 
-    with caplog.at_level(logging.INFO, logger="bot.ops"):
+    with caplog.at_level(logging.INFO, logger="bot.ops.metrics"):
         await asyncio.wait_for(retention_loop(purge, keep=60, stop=stop), 5)
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retention:")]
     assert said == ([line] if line else [])

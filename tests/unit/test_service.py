@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.service import CheckService
+from bot.chat.service import CheckService
 from checks.config import Target, TargetsConfig
 from checks.transport import CommandResult, FunctionTransport
 

@@ -1,4 +1,4 @@
-"""bot.shards: rendezvous hashing of targets over live replicas, and one replica's share over any sequence of
+"""bot.ha.shards: rendezvous hashing of targets over live replicas, and one replica's share over any sequence of
 heartbeats (answered, failed, late) and ticks; hypothesis invariants."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import lease, shards
+from bot.ha import lease, shards
+from bot.ha.shards import Moved, Shard, View
 from bot.settings import load_config
-from bot.shards import Moved, Shard, View
 from checks.config import ConfigError
 
 TTL = 15.0
@@ -74,7 +74,7 @@ def test_no_member_no_owner() -> None:
 
 def test_the_weight_is_stable_across_processes() -> None:
     """Python's hash() of a str is salted per process; the weight must not be (two replicas must agree)."""
-    code = "from bot.shards import weight; print(weight('web-1', 'replica a'))"
+    code = "from bot.ha.shards import weight; print(weight('web-1', 'replica a'))"
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={"PYTHONHASHSEED": "12345", "PATH": ""}, cwd=".")
     assert int(other.stdout) == shards.weight("web-1", "replica a")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.core import Requester, Responder
+from bot.chat.core import Requester, Responder
 from bot.fronts.slack import SlackFront
 from tests.support.slackbot import slack_bot
 

@@ -21,6 +21,10 @@ from pathlib import Path
 import pytest
 
 import bot.store as store_module
+import bot.store.db as store_db
+import bot.store.migrations as store_migrations
+import bot.store.ops as store_ops
+import bot.store.rows as store_rows
 from bot.store import MIGRATIONS, Migration, Store, StoreError, StoreLocked, lock_path_for
 from tests.support.stores import Backend, SqliteBackend
 
@@ -97,7 +101,7 @@ async def test_older_database_is_upgraded_by_new_steps(backend: Backend, monkeyp
             "CREATE INDEX n ON notes (body)",
         ),
     )
-    monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, step))
+    monkeypatch.setattr(store_db, "MIGRATIONS", (*MIGRATIONS, step))
     async with await Store.open(backend.url, migrate=False) as looking:  # `wscheck db status`: looks, changes nothing
         assert looking.schema_version == len(MIGRATIONS)
     async with await Store.open(backend.url) as new:
@@ -109,7 +113,7 @@ async def test_older_database_is_upgraded_by_new_steps(backend: Backend, monkeyp
     assert await backend.scalar("SELECT body FROM notes") == "x"
 
     # The code without that step now meets a database newer than it knows: refused, naming both versions.
-    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(store_db, "MIGRATIONS", MIGRATIONS)
     for migrate in (True, False):
         with pytest.raises(StoreError) as info:
             await Store.open(backend.url, migrate=migrate)
@@ -136,12 +140,12 @@ async def test_failing_migration_leaves_previous_version(backend: Backend, monke
         name="broken",
         statements=("CREATE TABLE half (x INTEGER)", "THIS IS NOT SQL"),
     )
-    monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, bad))
+    monkeypatch.setattr(store_db, "MIGRATIONS", (*MIGRATIONS, bad))
     with pytest.raises(StoreError, match=rf"migration {bad.version} \(broken\) failed"):
         await Store.open(backend.url)
     assert await backend.scalar("SELECT MAX(version) FROM schema_migrations") == len(MIGRATIONS)
     assert "half" not in await backend.tables()
-    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(store_db, "MIGRATIONS", MIGRATIONS)
     async with await Store.open(backend.url) as ok:  # rolled back whole: the store is fine at the old version
         assert ok.schema_version == len(MIGRATIONS)
 
@@ -156,7 +160,7 @@ async def test_two_processes_migrating_at_once_apply_each_step_once(backend: Bac
 
 def test_migration_versions_must_be_contiguous() -> None:
     with pytest.raises(StoreError, match="expected 2"):
-        store_module._check_migrations((MIGRATIONS[0], replace(MIGRATIONS[0], version=3)))
+        store_migrations._check_migrations((MIGRATIONS[0], replace(MIGRATIONS[0], version=3)))
 
 
 # --- the single-bot lock -----------------------------------------------------------------------------------------
@@ -657,7 +661,7 @@ async def test_audit_entries_newest_first_and_export_oldest_first(store: Store) 
 async def test_export_pages_through_many_rows_and_lets_the_consumer_use_the_store(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "_EXPORT_PAGE", 7)
+    monkeypatch.setattr(store_ops, "_EXPORT_PAGE", 7)
     async with store.transaction() as tx:
         for n in range(30):
             await tx.audit(kind="k", target=None, actor=None, data={"n": n}, at=T0)
@@ -702,8 +706,8 @@ async def test_datetimes_must_be_aware_and_come_back_as_utc(store: Store) -> Non
     (silence,) = await store.silences(now=T0)
     assert silence["until"] == datetime(2025, 1, 1, 13, 0, tzinfo=UTC)
     assert silence["until"].tzinfo == UTC  # type: ignore[attr-defined]
-    assert store_module._ts(T0) == "2025-01-01T12:00:00.000000+00:00"
-    assert store_module._ts(datetime(2025, 1, 1, 21, 0, 0, 5, tzinfo=seoul)) == "2025-01-01T12:00:00.000005+00:00"
+    assert store_rows._ts(T0) == "2025-01-01T12:00:00.000000+00:00"
+    assert store_rows._ts(datetime(2025, 1, 1, 21, 0, 0, 5, tzinfo=seoul)) == "2025-01-01T12:00:00.000005+00:00"
 
 
 async def test_payloads_must_be_json(store: Store) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import bot.store as store_module
+import bot.store.db as store_module
 from bot.store import MIGRATIONS, Store
-from bot.store_backends import SqliteConn
+from bot.store.backends import SqliteConn
 
 
 async def test_configures_the_connection_and_keeps_the_file_private(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ Two halves, both without root or machine set-up:
 - the script's input patterns (RE_*) are the patterns checks/config.py validates the same fields with;
 - the script's own `generate_sudoers` (run in bash from the script's text, with the facts set by hand) allows
   exactly the sudo commands that the checks (every check, over a recording FunctionTransport) and the fixes
-  (bot/actions.py `plan`) build for the target config that the script prints for those facts.
+  (bot/remediation/actions.py `plan`) build for the target config that the script prints for those facts.
 The real-sudo behaviour is tested against the sandbox in tests/integration/test_least_privilege.py.
 """
 
@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import pytest
 
-import bot.actions as act
+import bot.remediation.actions as act
 import checks.config as config
 from checks.config import Target
 from checks.runner import run_checks

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot import approvals as ap
+from bot.remediation import approvals as ap
 from bot.store import Store
 from tests.support.stores import Backend
 from tests.unit.test_approvals import _in

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from bot.tasks import Background
+from bot.ops.tasks import Background
 
 
 async def test_cancel_right_after_spawn_closes_the_work() -> None:
@@ -33,7 +33,7 @@ async def test_a_failure_is_logged_with_its_name(caplog: pytest.LogCaptureFixtur
         raise RuntimeError("kaput")
 
     tasks = Background("outbox")
-    with caplog.at_level(logging.ERROR, logger="bot.tasks"):
+    with caplog.at_level(logging.ERROR, logger="bot.ops.tasks"):
         tasks.spawn(boom(), name="delivery")
         await tasks.drain()
     assert "outbox: delivery failed" in caplog.text

@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot import admission
-from bot import commands as cmd
+from bot.chat import admission
+from bot.chat import commands as cmd
+from bot.chat.service import CheckService, RateLimiter
 from bot.i18n import text
-from bot.service import CheckService, RateLimiter
+from bot.ops.tasks import Background
 from bot.settings import Settings
-from bot.tasks import Background
 from checks.messages import where_msg
 from checks.models import TargetReport
 from checks.registry import resolve_selection
@@ -49,7 +49,7 @@ class Requester:
         return "" if self.message_ephemeral else self.message_ts
 
     def subject(self) -> admission.Subject:
-        """What admission decides on (bot/admission.py)."""
+        """What admission decides on (bot/chat/admission.py)."""
         return admission.Subject(user_id=self.user_id, source=self.source, team_id=self.team_id,
                                  is_guest=self.is_guest, channel_id=self.channel_id)
 
@@ -80,7 +80,7 @@ class Responder(ABC):
 class Access:
     """Who may ask: allow-lists of channel and user IDs (empty = everyone), never guests or other teams.
 
-    The decision itself is bot/admission.py's `decide`, the one function every entry point calls.
+    The decision itself is bot/chat/admission.py's `decide`, the one function every entry point calls.
     """
 
     allowed_channels: frozenset[str] = frozenset()

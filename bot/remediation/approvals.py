@@ -36,7 +36,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bot.admission import Refusal
+from bot.chat.admission import Refusal
 from checks.causes import FIX_NAMES
 from wsmsg import Msg, msg, verbatim
 from wsmsg.field import MsgField
@@ -60,7 +60,7 @@ RefusalReason = Literal[
     "already_decided",
     "wrong_request",
     "remediation_disabled",
-    # Admission (bot/admission.py) refused the clicker: checked here again, whatever the door did.
+    # Admission (bot/chat/admission.py) refused the clicker: checked here again, whatever the door did.
     "guest",
     "not_allowed_user",
     "channel_disabled",

@@ -18,17 +18,17 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot import actions as act
-from bot import admission as adm
-from bot import approvals as ap
+from bot.chat import admission as adm
+from bot.chat.service import CheckService
 from bot.i18n import t, text
 from bot.mrkdwn import untrusted
-from bot.outbox import APPROVAL, APPROVAL_EVENT, Outbox, Payload, Sink, SinkError
-from bot.outgoing import ACTION_APPROVE, ACTION_DENY, ACTION_PROPOSE, ThreadNote, approval_message
-from bot.service import CheckService
+from bot.ops.tasks import Background
+from bot.outgoing import ACTION_APPROVE, ACTION_DENY, ACTION_PROPOSE, ThreadNote, approval_message, dump
+from bot.remediation import actions as act
+from bot.remediation import approvals as ap
 from bot.settings import Settings
 from bot.store import Fenced, Store
-from bot.tasks import Background
+from bot.store.outbox import APPROVAL, APPROVAL_EVENT, Outbox, Payload, Sink, SinkError
 from checks.config import Target
 from checks.models import Status, TargetReport
 from checks.redact import redact
@@ -300,7 +300,7 @@ class Remediation:
                                     expires_at=request.expires_at, data=request.model_dump_json())
             if self.outbox is not None:
                 queued = Payload(kind=APPROVAL, target=request.target, incident_id=request.id, key=request.id,
-                                 channel=channel, message=message, thread_ts=thread_ts)
+                                 channel=channel, message=dump(message), thread_ts=thread_ts)
                 await tx.enqueue(lane=f"approval:{request.target}", kind=APPROVAL, payload=queued.dump(),
                                  dedup_key=f"{request.id}/post")
                 if self.leading:  # a follower's outbox is not running: the leader posts it, nobody here waits
@@ -315,7 +315,7 @@ class Remediation:
             return await self._posted(request, posting), False
         if self.outbox is not None:
             return request, False  # a follower: queued for the leader's outbox
-        fallback, blocks = self.sink.render(message)  # the front's rendering, passed on as it is
+        fallback, blocks = self.sink.render(dump(message))  # the front's rendering, passed on as it is
         try:
             ts = await self.sink.post(channel=channel, text=fallback, blocks=blocks, thread_ts=thread_ts,
                                       metadata={"event_type": APPROVAL_EVENT, "event_payload": {"op": request.id}})
@@ -589,8 +589,8 @@ class Remediation:
             return
         target = self.service.target(request.target)
         policy = await self.policy(target)
-        fallback, blocks = self.sink.render(approval_message(request, approvers=policy.approvers,
-                                                             quorum=policy.quorum))
+        fallback, blocks = self.sink.render(dump(approval_message(request, approvers=policy.approvers,
+                                                                  quorum=policy.quorum)))
         try:
             await self.sink.update(channel=request.channel, ts=ts, text=fallback, blocks=blocks)
         except SinkError as exc:
@@ -603,7 +603,7 @@ class Remediation:
         if not thread:
             log.warning("no thread for %s; not posted: %s", request.id, note.en)
             return
-        fallback, blocks = self.sink.render(ThreadNote(note=note))
+        fallback, blocks = self.sink.render(dump(ThreadNote(note=note)))
         try:
             await self.sink.post(channel=request.channel, text=fallback, blocks=blocks,
                                  thread_ts=thread, metadata={"event_type": APPROVAL_EVENT,

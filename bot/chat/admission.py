@@ -15,7 +15,7 @@ Rules, first match wins:
 4. channel_disabled — with an allow-list of channels, only interactions made in those channels (Slack only:
    the console has no channel).
 
-Approvers are a further restriction decided in bot/approvals.py; admission comes first and an approver
+Approvers are a further restriction decided in bot/remediation/approvals.py; admission comes first and an approver
 who is refused admission (turned into a guest later, say) cannot approve.
 """
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from bot.incidents import (
+from bot.monitoring.incidents import (
     BotWasDown,
     CauseChanged,
     Event,

@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot import commands as cmd
-from bot.actions import proposal
-from bot.alerts import ACTION_INCIDENT_RUN, ACTION_INCIDENT_SILENCE
-from bot.core import ActionHandler, Bot, Requester, Responder
+from bot.chat import commands as cmd
+from bot.chat.core import ActionHandler, Bot, Requester, Responder
 from bot.i18n import t, text
-from bot.monitor import Monitor
-from bot.remediation import ACTION_APPROVE, ACTION_DENY, ACTION_PROPOSE, Remediation, RemediationError
+from bot.monitoring.alerts import ACTION_INCIDENT_RUN, ACTION_INCIDENT_SILENCE
+from bot.monitoring.monitor import Monitor
+from bot.remediation.actions import proposal
+from bot.remediation.engine import ACTION_APPROVE, ACTION_DENY, ACTION_PROPOSE, Remediation, RemediationError
 from bot.render import mention, slack_date
 from checks.models import TargetReport
 from wsmsg import joined, verbatim

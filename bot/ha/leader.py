@@ -1,6 +1,6 @@
 """Leader election among replicas sharing one PostgreSQL: a lease row with a fencing token (docs/ha.md).
 
-The rules live in bot.lease (pure); this module runs them: one SQL statement per attempt on a connection of its
+The rules live in bot.ha.lease (pure); this module runs them: one SQL statement per attempt on a connection of its
 own (never queued behind the store's work, and bounded by its own timeout), every ttl / 3 while leader and every
 second (at most) while following, so that a follower takes over within about one second of the lease's expiry.
 
@@ -14,7 +14,7 @@ Fencing: the token goes with every leader-only write. The store's fenced writes 
 records) check, in their own transaction, that the lease row still carries this token, and hold a share lock on
 the row until they commit, so a takeover (an UPDATE of that row) waits for them or they see the new token and fail:
 no state of an old term is committed after a new term began. Slack itself knows nothing of tokens, so posts are
-fenced on our side: `FencedSink` refuses once the lease is no longer surely ours (bot.lease.may_act), which is a
+fenced on our side: `FencedSink` refuses once the lease is no longer surely ours (bot.ha.lease.may_act), which is a
 margin *before* anybody else may take over; and an outbox item is marked uncertain (a fenced write) before its
 post, so a new leader looks it up by its metadata instead of posting it again.
 """
@@ -33,11 +33,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot import lease
-from bot.dburl import DatabaseURL
-from bot.outbox import Sink, SinkError
-from bot.outgoing import Outgoing
-from bot.store_backends import PG_ERRORS, PostgresConn, connect_postgres
+from bot.ha import lease
+from bot.store.backends import PG_ERRORS, PostgresConn, connect_postgres
+from bot.store.dburl import DatabaseURL
+from bot.store.outbox import Message, Sink, SinkError
 
 log = logging.getLogger("wscheck.leader")
 
@@ -266,7 +265,7 @@ class FencedSink:
         if not self.may_act():
             raise SinkError("not the leader: this replica's lease is over, it sends nothing any more")
 
-    def render(self, message: Outgoing) -> tuple[str, list[dict[str, Any]]]:
+    def render(self, message: Message) -> tuple[str, list[dict[str, Any]]]:
         return self.inner.render(message)
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,

@@ -1,8 +1,9 @@
-"""The leader lease as seen by one replica: pure `(role, observation, now) -> (role, events)`, like bot.incidents.
+"""The leader lease as seen by one replica: pure `(role, observation, now) -> (role, events)`, like
+bot.monitoring.incidents.
 
 Why a pure core: what makes leader election safe is a handful of rules that are easy to state and easy to get
 subtly wrong in an event loop full of timeouts. Here they are, in one place, tested with hypothesis
-(tests/unit/test_lease.py); bot.leader only does the I/O (one SQL statement per attempt) and feeds the results in.
+(tests/unit/test_lease.py); bot.ha.leader only does the I/O (one SQL statement per attempt) and feeds the results in.
 
 The rules:
 

@@ -27,17 +27,17 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from bot import incidents as inc
-from bot import shards
-from bot.alerts import AlertOp, fix_outcome_note, ops_for, silence_note
+from bot.chat.service import CheckService
+from bot.ha import shards
 from bot.i18n import text
+from bot.monitoring import incidents as inc
+from bot.monitoring.alerts import AlertOp, fix_outcome_note, ops_for, silence_note
 from bot.mrkdwn import mention
-from bot.outbox import Outbox, Payload, Sink
-from bot.outgoing import TlsExpiring
-from bot.service import CheckService
+from bot.ops.tasks import Background
+from bot.outgoing import TlsExpiring, dump
 from bot.settings import Settings
 from bot.store import Fenced, Store
-from bot.tasks import Background
+from bot.store.outbox import Outbox, Payload, Sink
 from checks.config import Target
 from checks.details import HttpDetails, Pm2Details, TlsDetails
 from checks.models import Status, TargetReport
@@ -544,7 +544,7 @@ class Monitor:
             return
         key = f"tls-expiring:{target.name}:{serial}"
         payload = Payload(kind="notice", target=target.name, incident_id="", key=key, channel=channel,
-                          message=TlsExpiring(target=target.name, cause=cause))
+                          message=dump(TlsExpiring(target=target.name, cause=cause)))
         async with self.store.transaction() as tx:
             await tx.enqueue(lane=target.name, kind="notice", payload=payload.dump(), dedup_key=key)
         self.outbox.wake()
@@ -733,7 +733,7 @@ class Monitor:
                 await tx.save_state(target.name, state.model_dump_json())
             for op in ops if channel else []:
                 payload = Payload(kind=op.kind, target=op.target, incident_id=op.incident_id, key=op.key,
-                                  channel=channel, message=op.message)
+                                  channel=channel, message=dump(op.message))
                 await tx.enqueue(lane=target.name, kind=op.kind, payload=payload.dump(), dedup_key=op.key)
         if ops and channel:
             self.outbox.wake()

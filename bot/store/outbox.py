@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from bot.outgoing import Outgoing, Rendered, dump, load
 from bot.store import OutboxItem, Store
 
 log = logging.getLogger(__name__)
@@ -32,6 +31,13 @@ UNCERTAIN_REPORT_AFTER = timedelta(minutes=10)
 #: The Slack message metadata's event type of an approval request and of the notes in its thread: how a sink
 #: (the console's "type approve" hint) and the lookup after an uncertain post know one, without reading blocks.
 APPROVAL_EVENT = "wscheck_approval"
+
+
+#: A typed outgoing message as its JSON data (`bot.outgoing.dump`: `{"kind": …, fields}`). The outbox stores it and
+#: hands it to the sink, which loads and renders it; the store, below the features, never needs their types.
+Message = dict[str, Any]
+#: The kind of a message rendered by an older bot (its text and blocks), delivered as it is (`bot.outgoing.Rendered`).
+LEGACY = "rendered"
 
 
 class SinkError(Exception):
@@ -49,7 +55,7 @@ class Sink(Protocol):
     """Where alert messages go: Slack, or the console. The front's sink renders the typed messages (`render`, in
     its language, at delivery); `post` and `update` send what it rendered."""
 
-    def render(self, message: Outgoing) -> tuple[str, list[dict[str, Any]]]: ...
+    def render(self, message: Message) -> tuple[str, list[dict[str, Any]]]: ...
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
                    metadata: dict[str, Any]) -> str: ...
@@ -62,30 +68,30 @@ class Sink(Protocol):
 @dataclass(frozen=True, slots=True)
 class Payload:
     """An outbox row: where and how to deliver (`kind`: post_root, reply, edit_root, notice, approval), the dedup and
-    metadata `key`, and the typed `message`, stored as data (`{"kind": …, fields}`) and rendered by the sink at
-    delivery. A row written by an older bot holds `text` and `blocks` already rendered: it loads as `Rendered`
-    and is delivered as it is."""
+    metadata `key`, and the typed `message` as data (`{"kind": …, fields}`), rendered by the sink at delivery. A row
+    written by an older bot holds `text` and `blocks` already rendered: it loads as a `LEGACY` message and is
+    delivered as it is."""
 
     kind: str
     target: str
     incident_id: str
     key: str
     channel: str
-    message: Outgoing
+    message: Message
     thread_ts: str | None = None
 
     @classmethod
     def load(cls, text: str) -> Payload:
         data = json.loads(text)
         raw = data.get("message")
-        message: Outgoing = load(raw) if raw is not None else Rendered(text=str(data.get("text") or ""),
-                                                                       blocks=list(data.get("blocks") or []))
+        message: Message = raw if isinstance(raw, dict) else {
+            "kind": LEGACY, "text": str(data.get("text") or ""), "blocks": list(data.get("blocks") or [])}
         return cls(kind=data["kind"], target=data.get("target") or "", incident_id=data.get("incident_id") or "",
                    key=data["key"], channel=data["channel"], message=message, thread_ts=data.get("thread_ts"))
 
     def dump(self) -> str:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "message"}
-        return json.dumps({**data, "message": dump(self.message)}, ensure_ascii=False)
+        return json.dumps({**data, "message": self.message}, ensure_ascii=False)
 
     def metadata(self) -> dict[str, Any]:
         if self.kind == APPROVAL:

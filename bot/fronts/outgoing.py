@@ -10,10 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot import approvals as ap
-from bot.actions import ACTION_FOR_CAUSE
 from bot.i18n import localize_cause, t
-from bot.incidents import (
+from bot.monitoring.incidents import (
     BotWasDown,
     CauseChanged,
     Flapping,
@@ -41,6 +39,8 @@ from bot.outgoing import (
     ThreadNote,
     TlsExpiring,
 )
+from bot.remediation import approvals as ap
+from bot.remediation.actions import ACTION_FOR_CAUSE
 from bot.render import clamp_blocks, cut, fix_block, slack_date
 from bot.render import mention as user_mention
 from bot.render import untrusted as escape

@@ -1,5 +1,5 @@
 """The shard membership loop of one replica (`WSCHECK_SHARDS=auto`): heartbeats in the database, the share computed
-by bot.shards (pure), the monitor told which targets to start and stop probing (docs/ha.md, "Sharding").
+by bot.ha.shards (pure), the monitor told which targets to start and stop probing (docs/ha.md, "Sharding").
 
 One heartbeat every min(1 s, ttl / 3), on the store's connection: renew our row, reap the dead, read (epoch,
 members). A replica that dies is reaped by the first survivor's heartbeat after the TTL, and the survivors take its
@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from bot import lease, shards
+from bot.ha import lease, shards
 from bot.store import Store
 
 log = logging.getLogger("wscheck.shards")
@@ -37,7 +37,7 @@ class Membership:
         self.on_moved = on_moved
         self.clock = clock
         self.shard = shards.Shard()
-        #: Seconds after joining before the first share is taken (bot/shards.py): replicas started together join
+        #: Seconds after joining before the first share is taken (bot/ha/shards.py): replicas started together join
         #: before any of them starts probing.
         self.settle = lease.renew_every(ttl)
         #: Share changes this replica made (takeovers and hand-overs): /metrics.

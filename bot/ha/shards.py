@@ -1,4 +1,4 @@
-"""Sharding the targets among live replicas (`WSCHECK_SHARDS=auto`): pure rules, like bot.lease.
+"""Sharding the targets among live replicas (`WSCHECK_SHARDS=auto`): pure rules, like bot.ha.lease.
 
 Why rendezvous (highest-random-weight) hashing: every replica computes the same owner for a target from nothing
 but the list of live members, with no table of assignments to keep consistent; a member that leaves moves only its
@@ -6,7 +6,7 @@ own targets (each to the member with its next-highest weight) and a member that 
 targets. The weight is blake2b of (member, target): stable across processes and Python versions (Python's own
 `hash()` of a string is salted per process, so two replicas would disagree).
 
-The membership comes from the database (bot/store.py `shard_beat`): each replica heartbeats its row; a row not
+The membership comes from the database (bot/store/ `shard_beat`): each replica heartbeats its row; a row not
 renewed within the TTL is reaped (deleted) by any live replica; every change of the member set (a join, a reap, a
 clean leave) increments one `epoch` counter in the same transaction. A view is (epoch, members).
 
@@ -34,7 +34,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from bot.lease import margin
+from bot.ha.lease import margin
 
 __all__ = ["Moved", "Shard", "View", "assign", "epoch_for", "on_beat", "on_tick", "owner", "phase", "weight"]
 

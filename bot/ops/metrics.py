@@ -60,7 +60,7 @@ class Metrics:
         # --- end wt-rel2 ---
         self.last_cycle = Gauge("wscheck_last_cycle_timestamp_seconds", "Last completed full check per target",
                                 ["target"], registry=self.registry)
-        # --- wt-ha: replicas on PostgreSQL (bot/leader.py); absent with SQLite (one bot) ---
+        # --- wt-ha: replicas on PostgreSQL (bot/ha/leader.py); absent with SQLite (one bot) ---
         self.leader: Gauge | None = None
         self.leader_changes: Gauge | None = None
         self.lease_age: Gauge | None = None

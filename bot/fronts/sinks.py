@@ -12,11 +12,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.fronts.outgoing import slack
 from bot.i18n import t
-from bot.outbox import APPROVAL_EVENT, SinkError
-from bot.outgoing import Outgoing
+from bot.outgoing import load
 from bot.render import plain
-from bot.render_outgoing import slack
+from bot.store.outbox import APPROVAL_EVENT, Message, SinkError
 
 #: Slack errors that no retry will fix: the message is recorded as failed and the lane moves on.
 PERMANENT = frozenset({
@@ -43,9 +43,9 @@ class SlackSink:
         #: WSCHECK_LANG: what the typed messages are rendered in, at delivery.
         self.lang = lang
 
-    def render(self, message: Outgoing) -> tuple[str, list[dict[str, Any]]]:
-        """Blocks and fallback text (bot/render_outgoing.py)."""
-        return slack(message, lang=self.lang)
+    def render(self, message: Message) -> tuple[str, list[dict[str, Any]]]:
+        """Blocks and fallback text (bot/fronts/outgoing.py)."""
+        return slack(load(message), lang=self.lang)
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
                    metadata: dict[str, Any]) -> str:
@@ -106,9 +106,9 @@ class ConsoleSink:
         self._ts = itertools.count(1)
         self._lock = asyncio.Lock()
 
-    def render(self, message: Outgoing) -> tuple[str, list[dict[str, Any]]]:
+    def render(self, message: Message) -> tuple[str, list[dict[str, Any]]]:
         """The fallback text, printed as plain lines by `post`/`update` (the blocks are not shown)."""
-        return slack(message, lang=self.lang)
+        return slack(load(message), lang=self.lang)
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
                    metadata: dict[str, Any]) -> str:

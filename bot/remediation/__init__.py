@@ -1,0 +1,1 @@
+"""Remediation: the approval state machine (pure), the fix plans, and the engine that proposes and runs them."""
