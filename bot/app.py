@@ -23,6 +23,7 @@ from bot.ops.logs import setup_logging
 from bot.ops.metrics import Heartbeat, Metrics, OpsServer, retention_loop
 from bot.settings import Settings, builtin_notice, load_config, resolve_config_path
 from checks.config import ConfigError, Target, TargetsConfig
+from wsmsg import Msg
 
 if TYPE_CHECKING:
     from bot.fronts.console import ConsoleFront
@@ -136,7 +137,7 @@ class BotServer:
             async def hold(target: str, request_id: str, action: str, seconds: float) -> None:
                 await monitor.hold(target, request_id=request_id, action=action, seconds=seconds)
 
-            async def release(target: str, request_id: str, healthy: bool, outcome: str) -> None:
+            async def release(target: str, request_id: str, healthy: bool, outcome: Msg | None) -> None:
                 await monitor.release(target, request_id=request_id, healthy=healthy, outcome=outcome)
 
             self.remediation.on_fix_start.append(hold)
@@ -270,7 +271,7 @@ class BotServer:
             return ConsoleSink(self.console.write, self.settings.lang)
         assert self.settings.slack_bot_token is not None
         return SlackSink(alert_client(self.settings.slack_bot_token.get_secret_value(), self.settings.slack_api_url,
-                                      timeout=self.settings.slack_timeout))
+                                      timeout=self.settings.slack_timeout), self.settings.lang)
 
     def _leader_sink(self) -> Sink:
         """The sink of the leader's jobs (the outbox): with replicas, fenced by the lease (bot/ha/leader.py)."""

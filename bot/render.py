@@ -12,6 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.i18n import check_title, localize_report, t, tn
+from bot.mrkdwn import _ZWSP, _clean, _defang, _escape, _untrusted
+from bot.mrkdwn import mention as mention  # re-exported: the renderers and the fronts use them from here too
+from bot.mrkdwn import untrusted as untrusted
 from checks.details import LogDetails
 from checks.models import Cause, CheckResult, Status, TargetReport, worst
 from wsmsg.duration import duration, timing
@@ -95,10 +98,7 @@ LOG_LINE_CAP = 240
 #: The healthy verdict in English (`t("render.healthy")` in the bot's language).
 HEALTHY = "No known problem: the stack looks healthy."
 
-_ZWSP = "\u200b"
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
-_FENCE_RUN = re.compile(r"`{3,}")
 _PARTIAL_ENTITY = re.compile(r"&[A-Za-z#0-9]{0,4}$")
 _BARE_AMP = re.compile(r"&(?!(?:amp|lt|gt);)")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{1,30}$")
@@ -125,30 +125,9 @@ def _prefix(text: str, limit: int) -> str:
     return text.encode("utf-16-le", "surrogatepass")[: 2 * limit].decode("utf-16-le", "ignore")
 
 
-def _clean(text: object) -> str:
-    """Any value as text that JSON and Slack accept: no lone surrogates, no control characters but \\n."""
-    s = text if isinstance(text, str) else str(text)
-    s = s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return _CONTROL.sub(" ", s.replace("\r\n", "\n").replace("\t", "    "))
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _soft_escape(text: str) -> str:
     """Escape text that may already carry Slack's entities (our own messages quoting chat words)."""
     return _BARE_AMP.sub("&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _defang(text: str) -> str:
-    """Break up runs of three or more backticks so untrusted text never opens or closes a code block."""
-    return _FENCE_RUN.sub(lambda m: _ZWSP.join(m.group()), text)
-
-
-def _untrusted(text: object) -> str:
-    """Target text, ready for mrkdwn (multi-line kept)."""
-    return _defang(_escape(_clean(text)))
 
 
 def _line(text: object) -> str:
@@ -196,11 +175,6 @@ def slack_date(when: datetime) -> str:
     """`<!date^…>`: each reader sees the time in their own time zone; the fallback is UTC."""
     at = _utc(when)
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
-
-
-def mention(user_id: str) -> str:
-    """A Slack mention: the renderer's markup (templates say `{user}`, never `<@…>`; the console shows it plain)."""
-    return f"<@{user_id}>"
 
 
 def _user(user_id: str) -> str:
@@ -742,11 +716,6 @@ def clamp_blocks(blocks: list[dict[str, Any]], *, lang: str) -> list[dict[str, A
     if len(out) > MAX_BLOCKS:
         out = _trim_middle(out, lang=lang)
     return out
-
-
-def untrusted(text: object) -> str:
-    """Text from a target or from chat, safe inside mrkdwn: no mentions, links or code fences can come from it."""
-    return _untrusted(text)
 
 
 def fix_block(commands: Sequence[str], *, title: str, lang: str) -> dict[str, Any]:

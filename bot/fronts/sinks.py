@@ -12,9 +12,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.fronts.outgoing import slack
 from bot.i18n import t
+from bot.outgoing import load
 from bot.render import plain
-from bot.store.outbox import APPROVAL_EVENT, SinkError
+from bot.store.outbox import APPROVAL_EVENT, Message, SinkError
 
 #: Slack errors that no retry will fix: the message is recorded as failed and the lane moves on.
 PERMANENT = frozenset({
@@ -36,8 +38,14 @@ def alert_client(token: str, base_url: str, *, timeout: float = 10.0) -> AsyncWe
 
 
 class SlackSink:
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, lang: str = "en") -> None:
         self.client = client
+        #: WSCHECK_LANG: what the typed messages are rendered in, at delivery.
+        self.lang = lang
+
+    def render(self, message: Message) -> tuple[str, list[dict[str, Any]]]:
+        """Blocks and fallback text (bot/fronts/outgoing.py)."""
+        return slack(load(message), lang=self.lang)
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
                    metadata: dict[str, Any]) -> str:
@@ -97,6 +105,10 @@ class ConsoleSink:
         self.lang = lang
         self._ts = itertools.count(1)
         self._lock = asyncio.Lock()
+
+    def render(self, message: Message) -> tuple[str, list[dict[str, Any]]]:
+        """The fallback text, printed as plain lines by `post`/`update` (the blocks are not shown)."""
+        return slack(load(message), lang=self.lang)
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
                    metadata: dict[str, Any]) -> str:

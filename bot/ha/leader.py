@@ -36,7 +36,7 @@ from typing import Any
 from bot.ha import lease
 from bot.store.backends import PG_ERRORS, PostgresConn, connect_postgres
 from bot.store.dburl import DatabaseURL
-from bot.store.outbox import Sink, SinkError
+from bot.store.outbox import Message, Sink, SinkError
 
 log = logging.getLogger("wscheck.leader")
 
@@ -264,6 +264,9 @@ class FencedSink:
     def _check(self) -> None:
         if not self.may_act():
             raise SinkError("not the leader: this replica's lease is over, it sends nothing any more")
+
+    def render(self, message: Message) -> tuple[str, list[dict[str, Any]]]:
+        return self.inner.render(message)
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
                    metadata: dict[str, Any]) -> str:

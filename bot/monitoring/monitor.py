@@ -29,11 +29,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bot.chat.service import CheckService
 from bot.ha import shards
-from bot.i18n import localize_cause, t, text
+from bot.i18n import text
 from bot.monitoring import incidents as inc
 from bot.monitoring.alerts import AlertOp, fix_outcome_note, ops_for, silence_note
+from bot.mrkdwn import mention
 from bot.ops.tasks import Background
-from bot.render import mention
+from bot.outgoing import TlsExpiring, dump
 from bot.settings import Settings
 from bot.store import Fenced, Store
 from bot.store.outbox import Outbox, Payload, Sink
@@ -128,7 +129,7 @@ class FixHold:
         self.action = action
         self.until = until
         #: Set when verification failed: said in the thread of the incident that then opens.
-        self.outcome: str | None = None
+        self.outcome: Msg | None = None
         #: After a verified fix: the hold only lasts until the machine has settled (no open incident).
         self.verified = False
 
@@ -193,7 +194,7 @@ class Monitor:
         #: Targets whose alerts are held while the bot's own fix runs (see FixHold).
         self.holds: dict[str, FixHold] = {}
         #: After a failed verification: (request id, action, outcome) for the incident that opens next.
-        self._fix_outcomes: dict[str, tuple[str, str, str, datetime]] = {}
+        self._fix_outcomes: dict[str, tuple[str, str, Msg, datetime]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -542,11 +543,8 @@ class Monitor:
         if cause is None or not serial or not channel:
             return
         key = f"tls-expiring:{target.name}:{serial}"
-        said = localize_cause(cause, lang=self.lang)
-        text = t("alerts.tls_expiring", target=target.name, summary=said.summary, fix=" / ".join(said.fix),
-                 lang=self.lang)
-        payload = Payload(kind="notice", target=target.name, incident_id="", key=key, channel=channel, text=text,
-                          blocks=[])
+        payload = Payload(kind="notice", target=target.name, incident_id="", key=key, channel=channel,
+                          message=dump(TlsExpiring(target=target.name, cause=cause)))
         async with self.store.transaction() as tx:
             await tx.enqueue(lane=target.name, kind="notice", payload=payload.dump(), dedup_key=key)
         self.outbox.wake()
@@ -686,7 +684,7 @@ class Monitor:
         except Exception:  # the row ends by its own `until` anyway
             log.warning("%s: could not drop the hold of fix %s from the store", name, request_id, exc_info=True)
 
-    async def release(self, name: str, *, request_id: str, healthy: bool, outcome: str) -> None:
+    async def release(self, name: str, *, request_id: str, healthy: bool, outcome: Msg | None) -> None:
         """The fix is over. Verified healthy: stay quiet until the incident machine has settled (bounded by the
         check interval times the success threshold); otherwise stop holding at once, and the incident that opens
         (now, from what was held, or at the next failing look) carries the fix's outcome in its thread."""
@@ -701,7 +699,7 @@ class Monitor:
             return
         del self.holds[name]
         await self._forget_hold(name, request_id)
-        if outcome:
+        if outcome is not None:
             self._fix_outcomes[name] = (request_id, hold.action, outcome, self.clock())
         log.info("%s: fix %s did not verify; alerts no longer held", name, request_id)
         if self.sharded and not self.owns(name):
@@ -716,13 +714,13 @@ class Monitor:
         """Save the state and enqueue its messages in one transaction: both happen, or neither."""
         ops = [op for seq, event in enumerate(events)
                for op in ops_for(event, mention=self.mention_for(target), now=now, remediation=self.remediation,
-                                 seq=seq, lang=self.lang)]
+                                 seq=seq)]
         opened = [e.incident for e in events if isinstance(e, inc.IncidentOpened)]
         if opened and target.name in self._fix_outcomes:
             request_id, action, outcome, at = self._fix_outcomes.pop(target.name)
             if now - at <= FIX_OUTCOME_TTL:  # an incident much later is not about the fix
                 ops.append(fix_outcome_note(opened[-1], request_id=request_id, action=action, outcome=outcome,
-                                            now=now, lang=self.lang))
+                                            now=now))
         await self._store_ops(target, state, ops)
         self.states[target.name] = state
         for event in events:
@@ -735,7 +733,7 @@ class Monitor:
                 await tx.save_state(target.name, state.model_dump_json())
             for op in ops if channel else []:
                 payload = Payload(kind=op.kind, target=op.target, incident_id=op.incident_id, key=op.key,
-                                  channel=channel, text=op.text, blocks=op.blocks)
+                                  channel=channel, message=dump(op.message))
                 await tx.enqueue(lane=target.name, kind=op.kind, payload=payload.dump(), dedup_key=op.key)
         if ops and channel:
             self.outbox.wake()
@@ -774,7 +772,7 @@ class Monitor:
         async with self.locks[name]:
             await self.store.set_silence(target=name, until=until, by=by, at=now)
             state = self.states[name]
-            ops = [silence_note(state.incident, by=by, until=until, now=now, lang=self.lang)] if state.incident and \
+            ops = [silence_note(state.incident, by=by, until=until, now=now)] if state.incident and \
                 state.incident.announced and state.incident.root_ts else []
             await self._store_ops(target, None, ops)
 
@@ -785,8 +783,7 @@ class Monitor:
         async with self.locks[name]:
             cleared = await self.store.clear_silence(name)
             state = self.states[name]
-            ops = [silence_note(state.incident, by=by, until=None, now=now,
-                                lang=self.lang)] if cleared and state.incident and \
+            ops = [silence_note(state.incident, by=by, until=None, now=now)] if cleared and state.incident and \
                 state.incident.announced and state.incident.root_ts else []
             await self._store_ops(target, None, ops)
         return cleared

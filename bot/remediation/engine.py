@@ -20,12 +20,12 @@ from typing import Any
 
 from bot.chat import admission as adm
 from bot.chat.service import CheckService
-from bot.i18n import localize_cause, t, text
-from bot.monitoring.alerts import ACTION_PROPOSE as ACTION_PROPOSE_BUTTON
+from bot.i18n import t, text
+from bot.mrkdwn import untrusted
 from bot.ops.tasks import Background
+from bot.outgoing import ACTION_APPROVE, ACTION_DENY, ACTION_PROPOSE, ThreadNote, approval_message, dump
 from bot.remediation import actions as act
 from bot.remediation import approvals as ap
-from bot.render import clamp_blocks, cut, fix_block, mention, slack_date, untrusted
 from bot.settings import Settings
 from bot.store import Fenced, Store
 from bot.store.outbox import APPROVAL, APPROVAL_EVENT, Outbox, Payload, Sink, SinkError
@@ -37,9 +37,7 @@ from wsmsg import Msg, joined, verbatim
 
 log = logging.getLogger(__name__)
 
-ACTION_APPROVE = "wscheck_approve"
-ACTION_DENY = "wscheck_deny"
-ACTION_PROPOSE = ACTION_PROPOSE_BUTTON
+__all__ = ["ACTION_APPROVE", "ACTION_DENY", "ACTION_PROPOSE", "Remediation", "RemediationError", "click_message"]
 VERIFY_EVERY = 2.0
 TAIL = 1500
 EXPIRY_SWEEP = 5.0
@@ -105,60 +103,6 @@ def click_message(result: ap.ClickResult, *, approve: bool, policy: ap.ApprovalP
     return text("approvals.vote_recorded", missing=policy.quorum - len(counted))
 
 
-def approval_blocks(request: ap.ApprovalRequest, policy: ap.ApprovalPolicy, *, lang: str) -> tuple[str, list[dict[str,
-                                                                                                                  Any]]]:
-    """The approval message in each state: pending (with buttons) or final (what happened, no buttons)."""
-    status = request.status
-    icon = {ap.Status.PENDING: "🛠️", ap.Status.APPROVED: "▶️", ap.Status.RUNNING: "⏳", ap.Status.SUCCEEDED: "✅",
-            ap.Status.FAILED: "❌", ap.Status.ABORTED: "⏹️", ap.Status.DENIED: "🚫", ap.Status.EXPIRED: "⌛",
-            ap.Status.SUPERSEDED: "↪️", ap.Status.INTERRUPTED: "⚠️",
-            ap.Status.CANCELLED: "✖️"}[status]
-    title = t("remediation.title", icon=icon, action=request.action, target=request.target, status=status.value,
-              lang=lang)
-    lines = [t("remediation.requested_line", action=untrusted(request.action), target=untrusted(request.target),
-               host=untrusted(request.host), user=mention(request.requested_by), lang=lang),
-             t("remediation.why", reason=untrusted(cut(request.reason.render(lang), 500)), lang=lang)]
-    if status is ap.Status.PENDING:
-        approvers = ", ".join(f"<@{a}>" for a in sorted(policy.approvers))
-        votes = ", ".join(f"<@{v.user}>" for v in request.approvals)
-        lines.append(t("remediation.needs", quorum=policy.quorum, approvers=approvers,
-                       so_far=t("remediation.so_far", votes=votes, lang=lang) if votes else "",
-                       expires=slack_date(request.expires_at), lang=lang))
-    else:
-        if request.approvals:
-            lines.append(t("remediation.approved_by", users=", ".join(f"<@{v.user}>" for v in request.approvals),
-                           lang=lang))
-        if request.denied_by:
-            lines.append(t("remediation.denied_by", user=mention(request.denied_by), lang=lang))
-        if request.exit_code is not None:
-            if request.started_at and request.finished_at:
-                lines.append(t("remediation.exit_code_took", code=request.exit_code,
-                               seconds=(request.finished_at - request.started_at).total_seconds(), lang=lang))
-            else:
-                lines.append(t("remediation.exit_code", code=request.exit_code, lang=lang))
-        if request.outcome_note:
-            lines.append(untrusted(request.outcome_note.render(lang)))
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
-        fix_block(request.commands, title=t("remediation.will_run", host=request.host,
-                                            lang=lang) if status is ap.Status.PENDING
-                  else t("remediation.commands_on", host=request.host, lang=lang), lang=lang),
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": t("remediation.context", id=request.id,
-                                                                      lang=lang)}]},
-    ]
-    if status is ap.Status.PENDING:
-        blocks.append({"type": "actions", "block_id": "approval", "elements": [
-            {"type": "button", "action_id": ACTION_APPROVE, "style": "primary",
-             "text": {"type": "plain_text", "text": t("remediation.approve", lang=lang)}, "value": request.id},
-            {"type": "button", "action_id": ACTION_DENY, "style": "danger",
-             "text": {"type": "plain_text", "text": t("remediation.deny", lang=lang)}, "value": request.id},
-        ]})
-    reason = cut(request.reason.render(lang), 500)
-    fallback = t("remediation.text", title=title, user=mention(request.requested_by), reason=reason, lang=lang)
-    return fallback[:3000], clamp_blocks(blocks, lang=lang)
-
-
 class Remediation:
     def __init__(self, settings: Settings, service: CheckService, store: Store, sink: Sink, *,
                  bot_team_id: Callable[[], str], approvers: Callable[[Target], Awaitable[frozenset[str]]],
@@ -200,7 +144,7 @@ class Remediation:
         #: holds the target's alerts, so the bot's own restart does not page the channel.
         self.on_fix_start: list[Callable[[str, str, str, float], Awaitable[None]]] = []
         #: (target, request id, healthy, outcome) once the fix is verified or not: the monitor releases the hold.
-        self.on_fix_end: list[Callable[[str, str, bool, str], Awaitable[None]]] = []
+        self.on_fix_end: list[Callable[[str, str, bool, Msg | None], Awaitable[None]]] = []
 
     # -- policy ----------------------------------------------------------------------------------
 
@@ -229,8 +173,7 @@ class Remediation:
                 if changed is not None and await self._save(request, changed):
                     await self._audit("interrupted", changed, actor=None, data={"was": status})
                     await self._post_update(changed)
-                    await self._thread_note(changed, t("remediation.interrupted", id=changed.id, status=status,
-                                                       lang=self.lang))
+                    await self._thread_note(changed, text("remediation.interrupted", id=changed.id, status=status))
         self._tasks.spawn(self._expiry_loop(), name="expiry sweep")
         if pickup:
             self._tasks.spawn(self._pickup_loop(), name="approved pick-up")
@@ -349,16 +292,16 @@ class Remediation:
                 incident_id=incident_id)
         except ap.RequestRefused as exc:
             raise RemediationError(exc.message) from None
-        fallback, blocks = approval_blocks(request, policy, lang=self.lang)
+        message = approval_message(request, approvers=policy.approvers, quorum=policy.quorum)
         posting: asyncio.Future[str | SinkError] | None = None
         async with self.store.transaction() as tx:
             await tx.insert_request(id=request.id, target=request.target, action=request.action,
                                     status=request.status.value, version=request.version,
                                     expires_at=request.expires_at, data=request.model_dump_json())
             if self.outbox is not None:
-                message = Payload(kind=APPROVAL, target=request.target, incident_id=request.id, key=request.id,
-                                  channel=channel, text=fallback, blocks=blocks, thread_ts=thread_ts)
-                await tx.enqueue(lane=f"approval:{request.target}", kind=APPROVAL, payload=message.dump(),
+                queued = Payload(kind=APPROVAL, target=request.target, incident_id=request.id, key=request.id,
+                                 channel=channel, message=dump(message), thread_ts=thread_ts)
+                await tx.enqueue(lane=f"approval:{request.target}", kind=APPROVAL, payload=queued.dump(),
                                  dedup_key=f"{request.id}/post")
                 if self.leading:  # a follower's outbox is not running: the leader posts it, nobody here waits
                     posting = self._posting[request.id] = asyncio.get_running_loop().create_future()
@@ -372,6 +315,7 @@ class Remediation:
             return await self._posted(request, posting), False
         if self.outbox is not None:
             return request, False  # a follower: queued for the leader's outbox
+        fallback, blocks = self.sink.render(dump(message))  # the front's rendering, passed on as it is
         try:
             ts = await self.sink.post(channel=channel, text=fallback, blocks=blocks, thread_ts=thread_ts,
                                       metadata={"event_type": APPROVAL_EVENT, "event_payload": {"op": request.id}})
@@ -530,7 +474,7 @@ class Remediation:
             budget = sum(step.timeout for step in plan.steps) + self.settings.verify_timeout + VERIFY_EVERY * 2
             for hold in self.on_fix_start:
                 await hold(target.name, running.id, running.action, budget)
-            healthy, outcome = False, ""
+            healthy, outcome = False, None
             try:
                 await self._post_update(running)
                 ok, exit_code, note = await self._run(plan, running, target)
@@ -539,7 +483,7 @@ class Remediation:
                 await self._post_update(finished)
                 healthy, outcome = await self._verify(finished, target)
                 if not ok:
-                    healthy, outcome = False, note.render(self.lang)
+                    healthy, outcome = False, note
             finally:
                 for release in self.on_fix_end:
                     await release(target.name, running.id, healthy, outcome)
@@ -548,8 +492,7 @@ class Remediation:
         transport = self.service.transport(target)
         for step in plan.steps:
             if plan.long:
-                await self._thread_note(request, t("remediation.step_running", label=untrusted(step.label),
-                                                   lang=self.lang))
+                await self._thread_note(request, text("remediation.step_running", label=step.label))
             # Recorded before the command runs: a crash mid-command still leaves the audit saying it ran (issue 13).
             await self.store.audit(kind="execution", target=target.name, actor=None, request_id=request.id,
                                    data={"argv": list(step.argv), "state": "started"}, at=self.clock())
@@ -564,16 +507,15 @@ class Remediation:
                 "argv": list(step.argv), "state": "finished", "exit_code": code, "duration_s": round(took, 2),
                 "stdout_tail": redact(out[-TAIL:]), "stderr_tail": redact(err[-TAIL:])}, at=self.clock())
             if plan.long:
-                await self._thread_note(request, t("remediation.step_done", icon="✅" if code == 0 else "❌",
-                                                   label=untrusted(step.label), code=code, seconds=took,
-                                                   lang=self.lang))
+                await self._thread_note(request, text("remediation.step_done", icon="✅" if code == 0 else "❌",
+                                                      label=step.label, code=code, seconds=took))
             if code != 0:
                 last = (err.strip() or out.strip()).splitlines()[-1:] or [""]
                 key = "remediation.step_refused" if step.gate else "remediation.step_failed"
                 return False, code, text(key, label=step.label, code=code, output=last[0][:300]).map_text(redact)
         return True, 0, text("remediation.done")
 
-    async def _verify(self, request: ap.ApprovalRequest, target: Target) -> tuple[bool, str]:
+    async def _verify(self, request: ap.ApprovalRequest, target: Target) -> tuple[bool, Msg | None]:
         """Check until healthy or `verify_timeout`: (healthy, what the thread was told)."""
         started = time.perf_counter()
         deadline = started + self.settings.verify_timeout
@@ -583,7 +525,7 @@ class Remediation:
             failing = [c for c in report.diagnosis if c.severity in (Status.FAIL, Status.ERROR)]
             if not failing:
                 took = time.perf_counter() - started
-                said = t("remediation.verified", seconds=took, action=request.action, lang=self.lang)
+                said = text("remediation.verified", seconds=took, action=request.action)
                 await self._thread_note(request, said)
                 await self._audit("verification", request, actor=None, data={"healthy": True, "after_s": took})
                 return True, said
@@ -591,13 +533,12 @@ class Remediation:
                 break
             try:
                 await asyncio.wait_for(self._stop.wait(), VERIFY_EVERY)
-                return False, ""
+                return False, None
             except TimeoutError:
                 pass
         cause = failing[0]
-        shown = localize_cause(cause, lang=self.lang)
-        said = t("remediation.still_failing", seconds=self.settings.verify_timeout, action=request.action,
-                 cause=untrusted(cause.cause), summary=untrusted(shown.summary), lang=self.lang)
+        said = text("remediation.still_failing", seconds=self.settings.verify_timeout, action=request.action,
+                    cause=cause.cause, summary=cause.message)
         await self._thread_note(request, said)
         await self._audit("verification", request, actor=None, data={"healthy": False, "cause": cause.cause})
         return False, said
@@ -647,21 +588,24 @@ class Remediation:
             log.warning("approval message of %s not found; its state is %s", request.id, request.status.value)
             return
         target = self.service.target(request.target)
-        fallback, blocks = approval_blocks(request, await self.policy(target), lang=self.lang)
+        policy = await self.policy(target)
+        fallback, blocks = self.sink.render(dump(approval_message(request, approvers=policy.approvers,
+                                                                  quorum=policy.quorum)))
         try:
             await self.sink.update(channel=request.channel, ts=ts, text=fallback, blocks=blocks)
         except SinkError as exc:
             log.warning("cannot update approval message %s: %s", request.id, exc)
 
-    async def _thread_note(self, request: ap.ApprovalRequest, text: str) -> None:
-        """A reply under the approval message (or the incident thread it lives in); never top level."""
+    async def _thread_note(self, request: ap.ApprovalRequest, note: Msg) -> None:
+        """A reply under the approval message (or the incident thread it lives in); never top level. The note's
+        params may be text from the target: the front makes them safe when it renders it."""
         thread = request.thread_ts or await self._message_ts(request)
         if not thread:
-            log.warning("no thread for %s; not posted: %s", request.id, text)
+            log.warning("no thread for %s; not posted: %s", request.id, note.en)
             return
-        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
+        fallback, blocks = self.sink.render(dump(ThreadNote(note=note)))
         try:
-            await self.sink.post(channel=request.channel, text=text.replace("*", "")[:3000], blocks=blocks,
+            await self.sink.post(channel=request.channel, text=fallback, blocks=blocks,
                                  thread_ts=thread, metadata={"event_type": APPROVAL_EVENT,
                                                              "event_payload": {"op": f"{request.id}/{time.time()}"}})
         except SinkError as exc:

@@ -33,6 +33,13 @@ UNCERTAIN_REPORT_AFTER = timedelta(minutes=10)
 APPROVAL_EVENT = "wscheck_approval"
 
 
+#: A typed outgoing message as its JSON data (`bot.outgoing.dump`: `{"kind": …, fields}`). The outbox stores it and
+#: hands it to the sink, which loads and renders it; the store, below the features, never needs their types.
+Message = dict[str, Any]
+#: The kind of a message rendered by an older bot (its text and blocks), delivered as it is (`bot.outgoing.Rendered`).
+LEGACY = "rendered"
+
+
 class SinkError(Exception):
     """A delivery problem, classified: permanent (never retry), rate limited, or outcome unknown."""
 
@@ -45,7 +52,10 @@ class SinkError(Exception):
 
 
 class Sink(Protocol):
-    """Where alert messages go: Slack, or the console."""
+    """Where alert messages go: Slack, or the console. The front's sink renders the typed messages (`render`, in
+    its language, at delivery); `post` and `update` send what it rendered."""
+
+    def render(self, message: Message) -> tuple[str, list[dict[str, Any]]]: ...
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
                    metadata: dict[str, Any]) -> str: ...
@@ -57,22 +67,31 @@ class Sink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Payload:
+    """An outbox row: where and how to deliver (`kind`: post_root, reply, edit_root, notice, approval), the dedup and
+    metadata `key`, and the typed `message` as data (`{"kind": …, fields}`), rendered by the sink at delivery. A row
+    written by an older bot holds `text` and `blocks` already rendered: it loads as a `LEGACY` message and is
+    delivered as it is."""
+
     kind: str
     target: str
     incident_id: str
     key: str
     channel: str
-    text: str
-    blocks: list[dict[str, Any]]
+    message: Message
     thread_ts: str | None = None
 
     @classmethod
     def load(cls, text: str) -> Payload:
         data = json.loads(text)
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+        raw = data.get("message")
+        message: Message = raw if isinstance(raw, dict) else {
+            "kind": LEGACY, "text": str(data.get("text") or ""), "blocks": list(data.get("blocks") or [])}
+        return cls(kind=data["kind"], target=data.get("target") or "", incident_id=data.get("incident_id") or "",
+                   key=data["key"], channel=data["channel"], message=message, thread_ts=data.get("thread_ts"))
 
     def dump(self) -> str:
-        return json.dumps({k: getattr(self, k) for k in self.__dataclass_fields__}, ensure_ascii=False)
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "message"}
+        return json.dumps({**data, "message": self.message}, ensure_ascii=False)
 
     def metadata(self) -> dict[str, Any]:
         if self.kind == APPROVAL:
@@ -149,9 +168,10 @@ class Outbox:
                     await self.store.mark_failed(item.id, error="the incident's root message was never posted")
                     log.error("dropping %s for %s: no root message to attach it to", payload.kind, payload.incident_id)
                     return
+            text, blocks = self.sink.render(payload.message)  # in the front's language, with its markup
             if payload.kind == "edit_root":
                 assert thread_ts is not None
-                await self.sink.update(channel=payload.channel, ts=thread_ts, text=payload.text, blocks=payload.blocks)
+                await self.sink.update(channel=payload.channel, ts=thread_ts, text=text, blocks=blocks)
                 await self.store.mark_sent(item.id, result=json.dumps({"ts": thread_ts}))
                 self.delivered += 1
                 return
@@ -168,7 +188,7 @@ class Outbox:
             if ts is None:
                 # Uncertain from here on: a crash after the post is recovered by the metadata lookup.
                 await self.store.mark_retry(item.id, next_attempt_at=self.clock(), error="sending", uncertain=True)
-                ts = await self.sink.post(channel=payload.channel, text=payload.text, blocks=payload.blocks,
+                ts = await self.sink.post(channel=payload.channel, text=text, blocks=blocks,
                                           thread_ts=thread_ts, metadata=payload.metadata())
             if payload.kind == "post_root":
                 await self.on_root_posted(payload.target, payload.incident_id, payload.channel, ts)

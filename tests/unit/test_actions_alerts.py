@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block
 
+from bot import outgoing as og
 from bot.chat.commands import Silence
 from bot.chat.handlers import silence_until
+from bot.fronts.outgoing import approval_blocks, root_blocks, slack
 from bot.monitoring import incidents as inc
-from bot.monitoring.alerts import ACTION_PROPOSE, ops_for, root_blocks
+from bot.monitoring.alerts import ACTION_PROPOSE, ops_for
 from bot.remediation import actions as act
 from bot.remediation import approvals as ap
-from bot.remediation.engine import approval_blocks
 from bot.store import Store
 from bot.store.outbox import Outbox, Payload, SinkError
 from checks.config import Target
@@ -147,11 +148,12 @@ def test_every_event_renders_valid_messages() -> None:
     ]
     keys = set()
     for seq, event in enumerate(events):
-        for op in ops_for(event, mention="", now=NOW, seq=seq, lang="en"):
-            valid(op.blocks)
-            assert op.text
+        for op in ops_for(event, mention="", now=NOW, seq=seq):
+            text, blocks = slack(op.message, lang="en")
+            valid(blocks)
+            assert text
             keys.add(op.key)
-    assert len(keys) == sum(len(ops_for(e, mention="", now=NOW, lang="en")) for e in events)
+    assert len(keys) == sum(len(ops_for(e, mention="", now=NOW)) for e in events)
 
 
 def test_silence_until_is_in_the_requesters_time_zone() -> None:
@@ -169,14 +171,15 @@ def test_approval_message_pending_and_final() -> None:
                              host="deploy@web", reason="pm2_not_online: <@U9> stopped", cause="pm2_not_online",
                              requested_by="U1", team_id="T1", channel="C1", now=NOW, policy=policy,
                              fingerprint={"pid": 0, "restart_time": 1})
-    _, blocks = approval_blocks(request, policy, lang="en")
+    _, blocks = approval_blocks(og.approval_message(request, approvers=policy.approvers, quorum=policy.quorum),
+                                lang="en")
     valid(blocks)
     body = json.dumps(blocks)
     assert "wscheck_approve" in body and request.id in body and "<@U9>" not in body
     done = ap.finish(ap.start(ap.click(request, request_id=request.id, user="U2", team_id="T1", bot_team_id="T1",
                                        approve=True, policy=policy, now=NOW).request, now=NOW),
                      ok=True, exit_code=0, note="done", now=NOW)
-    _, final = approval_blocks(done, policy, lang="en")
+    _, final = approval_blocks(og.approval_message(done, approvers=policy.approvers, quorum=policy.quorum), lang="en")
     valid(final)
     assert "wscheck_approve" not in json.dumps(final) and "Approved by <@U2>" in json.dumps(final)
 
@@ -188,6 +191,9 @@ class FlakySink:
         self.posted: list[tuple[str, str | None, str]] = []
         self.failures = [SinkError("429", retry_after=0), SinkError("timeout", uncertain=True)]
         self.lost: list[str] = []
+
+    def render(self, message: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+        return slack(og.load(message), lang="en")
 
     async def post(self, *, channel: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None,
                    metadata: dict[str, Any]) -> str:
@@ -223,7 +229,8 @@ async def test_outbox_retries_429_and_finds_uncertain_posts(db: str) -> None:
     box = Outbox(store, sink, on_root_posted=posted, root_ts=root_ts, clock=lambda: clock[0])
     try:
         for kind, key in (("post_root", "k-root"), ("reply", "k-reply")):
-            payload = Payload(kind=kind, target="web", incident_id="web-1", key=key, channel="C1", text=key, blocks=[])
+            payload = Payload(kind=kind, target="web", incident_id="web-1", key=key, channel="C1",
+                              message=og.dump(og.Rendered(text=key)))
             await store.enqueue(lane="web", kind=kind, payload=payload.dump(), dedup_key=key)
         for _ in range(6):
             clock[0] += timedelta(seconds=120)

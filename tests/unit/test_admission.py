@@ -22,6 +22,7 @@ from bot.settings import load_settings
 from bot.store import Store
 from checks.config import TargetsConfig
 from tests.support.captured import TARGET
+from tests.support.sinks import SlackRendering
 from tests.support.slackbot import slack_bot
 from tests.unit import test_approvals as tap
 from tests.unit.test_remediation_harness import APPROVER, harness
@@ -102,7 +103,7 @@ async def test_every_slack_button_admits_or_hands_to_a_guarded_handler(monkeypat
     bot = slack_bot(monkeypatch, team=TEAM)
     settings = bot.settings
     async with await Store.open(db) as store:
-        class NoSink:
+        class NoSink(SlackRendering):
             async def post(self, **_: Any) -> str:
                 return "1.0"
 

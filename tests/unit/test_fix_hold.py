@@ -17,6 +17,7 @@ from checks.models import Status
 from tests.unit.test_monitor_harness import Harness, harness, report  # noqa: F401
 from tests.unit.test_remediation_harness import harness as remediation_harness
 from tests.unit.test_remediation_harness import store  # noqa: F401
+from wsmsg import verbatim
 
 
 async def restart_window(h: Harness) -> None:
@@ -37,7 +38,7 @@ async def test_a_verified_fix_never_pages(harness: Harness) -> None:  # noqa: F8
     mon = harness.monitor
     await mon.hold("web", request_id="R-1", action="restart", seconds=120)
     await restart_window(harness)
-    await mon.release("web", request_id="R-1", healthy=True, outcome="verified healthy")
+    await mon.release("web", request_id="R-1", healthy=True, outcome=verbatim("verified healthy"))
     for _ in range(3):  # the incident machine settles on healthy looks; ticks in between announce nothing
         harness.clock.now += timedelta(seconds=5)
         await mon.tick_all()
@@ -53,7 +54,8 @@ async def test_a_fix_that_does_not_verify_opens_the_incident_with_its_outcome(ha
     await restart_window(harness)
     await harness.deliver()
     assert harness.sink.posts == []
-    await mon.release("web", request_id="R-2", healthy=False, outcome="still failing after 60 s: pm2_not_online")
+    await mon.release("web", request_id="R-2", healthy=False,
+                      outcome=verbatim("still failing after 60 s: pm2_not_online"))
     await harness.deliver()  # the root (one item per lane at a time) ...
     await harness.deliver()  # ... then its thread
     texts = [p["text"] for p in harness.sink.posts]

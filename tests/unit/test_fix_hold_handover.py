@@ -16,6 +16,7 @@ from checks.models import Status
 from tests.support.stores import Backend
 from tests.unit.test_fix_hold import restart_window
 from tests.unit.test_monitor_harness import T0, Clock, Harness, report
+from wsmsg import verbatim
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ async def test_a_verified_fix_hands_over_its_short_hold_which_ends_once_settled(
     old = Harness(store, clock)
     await old.monitor.hold("web", request_id="R-2", action="restart", seconds=600)
     await restart_window(old)
-    await old.monitor.release("web", request_id="R-2", healthy=True, outcome="verified healthy")
+    await old.monitor.release("web", request_id="R-2", healthy=True, outcome=verbatim("verified healthy"))
     (row,) = await store.fix_holds(now=clock.now)
     grace = old.monitor.settings.check_interval * (old.monitor.settings.success_threshold + 1)
     assert row["verified"] is True and row["until"] == clock.now + timedelta(seconds=grace)
@@ -103,7 +104,7 @@ async def test_a_fix_that_did_not_verify_leaves_no_hold_to_hand_over(store_and_c
     store, clock = store_and_clock
     old = Harness(store, clock)
     await old.monitor.hold("web", request_id="R-3", action="restart", seconds=600)
-    await old.monitor.release("web", request_id="R-3", healthy=False, outcome="still failing")
+    await old.monitor.release("web", request_id="R-3", healthy=False, outcome=verbatim("still failing"))
     assert await store.fix_holds(now=clock.now) == []
     new = await successor(store, clock)
     assert new.monitor.holds == {}
@@ -134,7 +135,7 @@ async def test_sharded_the_owner_holds_what_the_leader_holds_for_its_fix(store_a
     await restart_window(owner)
     await owner.deliver()
     assert owner.sink.posts == [], "the owner paged during the leader's fix"
-    await leader.monitor.release("web", request_id="R-5", healthy=False, outcome="still failing")
+    await leader.monitor.release("web", request_id="R-5", healthy=False, outcome=verbatim("still failing"))
     clock.now += timedelta(seconds=2)
     await owner.monitor.observe("web", report(Status.FAIL, pm2_status="stopping"), kind="fast", confirmed=True)
     await owner.deliver()

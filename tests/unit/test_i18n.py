@@ -21,8 +21,10 @@ import tests.unit.test_approvals as tap
 import tests.unit.test_diagnosis as tdi
 import tests.unit.test_render as tre
 from bot import i18n, render
+from bot import outgoing as og
 from bot.chat import commands as cmd
 from bot.chat.core import Bot, Requester, Responder
+from bot.fronts import outgoing as ro
 from bot.fronts.console import ConsoleFront, ConsoleResponder
 from bot.monitoring import alerts
 from bot.monitoring import incidents as inc
@@ -598,20 +600,21 @@ def test_alerts_in_korean(ko: None) -> None:
         inc.BotWasDown(incident=i, down_for=600),
     ]
     for seq, event in enumerate(events):
-        for op in alerts.ops_for(event, mention="U0ONCALL", now=taa.NOW, seq=seq, remediation=True, lang="ko"):
-            tre.assert_valid(op.blocks)
-            assert_korean(op.text)
-            assert_korean(tre.all_text(op.blocks))
-    text, blocks = alerts.root_blocks(_incident(diagnosed("pm2 stopped")), mention="", remediation=True, lang="ko")
+        for op in alerts.ops_for(event, mention="U0ONCALL", now=taa.NOW, seq=seq, remediation=True):
+            op_text, op_blocks = ro.slack(op.message, lang="ko")
+            tre.assert_valid(op_blocks)
+            assert_korean(op_text)
+            assert_korean(tre.all_text(op_blocks))
+    text, blocks = ro.root_blocks(_incident(diagnosed("pm2 stopped")), mention="", remediation=True, lang="ko")
     assert text.startswith("🔴 web: 앱이 다운되었습니다 (pm2_not_online): "
                            "kathario-saas 프로세스가 `stopped` 상태입니다")
     assert "restart 제안" in json.dumps(blocks, ensure_ascii=False)
-    text, _ = alerts.root_blocks(_incident(diagnosed("unreachable, public side fine"), "unreachable"), mention="",
-                                 lang="ko")
+    text, _ = ro.root_blocks(_incident(diagnosed("unreachable, public side fine"), "unreachable"), mention="",
+                             lang="ko")
     assert "봇이 서버를 볼 수 없습니다" in text
-    note = alerts.silence_note(i, by="U1", until=taa.NOW, now=taa.NOW, lang="ko")
-    assert_korean(note.text)
-    assert_korean(alerts.silence_note(i, by="U1", until=None, now=taa.NOW, lang="ko").text)
+    note = alerts.silence_note(i, by="U1", until=taa.NOW, now=taa.NOW)
+    assert_korean(ro.slack(note.message, lang="ko")[0])
+    assert_korean(ro.slack(alerts.silence_note(i, by="U1", until=None, now=taa.NOW).message, lang="ko")[0])
 
 
 def test_status_lines_in_korean(ko: None) -> None:
@@ -657,11 +660,13 @@ def test_approval_messages_in_korean(ko: None) -> None:
               ap.expire(request, now=taa.NOW + timedelta(days=1)),
               ap.interrupt(running, now=taa.NOW), ap.interrupt(approved, now=taa.NOW)]
     for state in [s for s in states if s is not None]:
-        fallback, blocks = remediation.approval_blocks(state, policy, lang="ko")
+        fallback, blocks = ro.approval_blocks(og.approval_message(state, approvers=policy.approvers,
+                                                                  quorum=policy.quorum), lang="ko")
         tre.assert_valid(blocks)
         assert_korean(tre.all_text(blocks))
         assert_korean(fallback)
-    _, blocks = remediation.approval_blocks(aborted, policy, lang="ko")
+    _, blocks = ro.approval_blocks(og.approval_message(aborted, approvers=policy.approvers, quorum=policy.quorum),
+                                   lang="ko")
     assert ("더 이상 해당하지 않음: PM2로는 앱 포트를 바꿀 수 없습니다 (앱은 [3000]에서 수신 대기하는데 PORT는 3001임)"
             in tre.all_text(blocks))
 

@@ -17,6 +17,7 @@ from bot.settings import load_settings
 from bot.store import Store
 from checks.config import Target
 from checks.models import Cause, CheckResult, Status, TargetReport
+from tests.support.sinks import SlackRendering
 from tests.support.stores import Backend
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -31,7 +32,7 @@ class Clock:
         return self.now
 
 
-class RecordingSink:
+class RecordingSink(SlackRendering):
     """Every post and update, in order; posts get increasing ts like Slack's."""
 
     def __init__(self) -> None:

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from bot.store import Store
-from bot.store.outbox import UNCERTAIN_REPORT_AFTER, Outbox, Payload, SinkError
+from bot.store.outbox import LEGACY, UNCERTAIN_REPORT_AFTER, Outbox, Payload, SinkError
+from tests.support.sinks import SlackRendering
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-class LostSink:
+class LostSink(SlackRendering):
     """Every post times out after reaching Slack; every lookup fails (500) until `lookups_work`."""
 
     def __init__(self) -> None:
@@ -54,7 +55,7 @@ async def test_failed_lookups_keep_the_item_uncertain_and_report_it_once(db: str
         events: list[str] = []
         outbox.on_event.append(events.append)
         payload = Payload(kind="post_root", target="web", incident_id="I-1", key="I-1/root", channel="C1",
-                          text="down", blocks=[])
+                          message={"kind": LEGACY, "text": "down", "blocks": []})
         item_id = await store.enqueue(lane="web", kind="post_root", payload=payload.dump())
         assert await outbox.drain_once() == 1  # the post: answer lost
         assert sink.posts == 1

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot import i18n
-from bot.monitoring.alerts import headline, root_blocks
+from bot.fronts.outgoing import headline, root_blocks
 from bot.monitoring.incidents import IncidentPolicy, Observation, TargetState, observe, summarize
 from checks.config import Target
 from checks.diagnosis import diagnose

@@ -16,12 +16,13 @@ from bot.chat.core import Requester
 from bot.remediation.engine import ACTION_PROPOSE, Remediation
 from bot.store import Store
 from tests.support.captured import TARGET
+from tests.support.sinks import SlackRendering
 from tests.support.slackbot import slack_bot
 
 TEAM = "T1"
 
 
-class RecordingSink:
+class RecordingSink(SlackRendering):
     def __init__(self) -> None:
         self.posts: list[dict[str, Any]] = []
 
