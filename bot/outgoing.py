@@ -25,7 +25,7 @@ from wsmsg.field import MsgField
 
 #: Button action ids: the features' vocabulary, shared with the fronts that draw the buttons and listen to them.
 ACTION_INCIDENT_RUN = "wscheck_incident_run"
-#: The remediation feature's "propose this fix" button (bot/remediation.py listens to it).
+#: The remediation feature's "propose this fix" button (bot/remediation/engine.py listens to it).
 ACTION_PROPOSE = "wscheck_propose"
 ACTION_INCIDENT_SILENCE = "wscheck_incident_silence"
 ACTION_APPROVE = "wscheck_approve"

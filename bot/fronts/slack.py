@@ -481,7 +481,7 @@ class SlackFront:
                          guarded: bool = False) -> None:
         """Every button: ack at once, then admit the clicker and hand the button's value over, in the background.
 
-        Admission is the same decision as for slash commands (bot/admission.py). A `guarded` button
+        Admission is the same decision as for slash commands (bot/chat/admission.py). A `guarded` button
         (approve/deny) looks the clicker up afresh (a user turned into a guest a minute ago is a guest now)
         and, refused or not, goes to its handler, which decides admission again and audits the click.
         A refusal never replaces the message the button sits on (an alert, an approval request): it is an

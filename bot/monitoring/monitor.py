@@ -6,7 +6,7 @@ keeps one WebSocket open through nginx and pings it; the moment it drops (or a f
 full checklist runs again at once to confirm and to name the cause — which is what lets an alert reach
 the channel within seconds instead of after two intervals.
 
-The decisions are the pure state machine's (bot/incidents.py); this module only does the I/O: run
+The decisions are the pure state machine's (bot/monitoring/incidents.py); this module only does the I/O: run
 checks, feed observations, persist the state together with the messages it produced (one SQLite
 transaction), and wake the outbox.
 """
@@ -154,10 +154,10 @@ class Monitor:
         self.clock = clock
         #: Alerts offer a "Propose <fix>" button when remediation is on.
         self.remediation = False
-        #: False on a follower replica (bot/leader.py): it runs no probe, no canary, no outbox, commits no state,
+        #: False on a follower replica (bot/ha/leader.py): it runs no probe, no canary, no outbox, commits no state,
         #: and reads the leader's states from the store when a command needs them.
         self.leading = True
-        #: WSCHECK_SHARDS=auto (bot/sharding.py): this replica probes, and commits the states of, only the targets
+        #: WSCHECK_SHARDS=auto (bot/ha/sharding.py): this replica probes, and commits the states of, only the targets
         #: it owns (`owns`, `reshard`); the leader keeps the outbox. False: the leader probes every target.
         self.sharded = False
         self.owns: Callable[[str], bool] = lambda _name: True
@@ -274,7 +274,7 @@ class Monitor:
         self.last_cycle.pop(name, None)
 
     async def reshard(self, moved: shards.Moved) -> None:
-        """The membership moved targets (bot/sharding.py): stop probing what went to another replica, start what
+        """The membership moved targets (bot/ha/sharding.py): stop probing what went to another replica, start what
         came here, and reload from the store every target still ours (another replica may have committed it in
         an epoch this one never saw). A target taken over goes on with its open incident: the state, the root
         message's ts and the thread are in the store."""

@@ -1,6 +1,6 @@
 """Guarded remediation: a fix proposed in chat, approved by a second person, run once, verified after.
 
-The decisions are the pure approval state machine's (bot/approvals.py); this module does the I/O around
+The decisions are the pure approval state machine's (bot/remediation/approvals.py); this module does the I/O around
 them. Every transition is written with a conditional update on the request's `version` (first decision
 wins), so a double click, two approvers at once, a re-delivered Socket Mode envelope or a click on a
 stale message can never run anything twice. Everything — requests, clicks (allowed or refused, and
@@ -42,7 +42,7 @@ VERIFY_EVERY = 2.0
 TAIL = 1500
 EXPIRY_SWEEP = 5.0
 PICKUP_EVERY = 1.0
-"""Seconds between the leader's looks for requests approved on another replica (bot/leader.py)."""
+"""Seconds between the leader's looks for requests approved on another replica (bot/ha/leader.py)."""
 #: Lookups of an approval message whose post had an unknown outcome, before the request is cancelled instead.
 POST_LOOKUPS = 3
 POST_LOOKUP_DELAY = 1.0
@@ -131,7 +131,7 @@ class Remediation:
             outbox.on_failed[APPROVAL] = self._approval_failed
         self._tasks = Background("remediation")
         self._stop = asyncio.Event()
-        #: False on a follower replica (bot/leader.py): an approval it records is executed by the leader, which
+        #: False on a follower replica (bot/ha/leader.py): an approval it records is executed by the leader, which
         #: picks approved requests up from the store; a follower executes nothing and interrupts nothing.
         self.leading = True
         #: Requests this process is executing (or about to): a click and the pick-up sweep never start one twice.
@@ -398,7 +398,7 @@ class Remediation:
     async def click(self, request_id: str, *, who: adm.Subject, approve: bool) -> Msg:
         """Apply an Approve/Deny click; returns what the clicker is told. Runs the fix if approved.
 
-        Admission (bot/admission.py) is decided here again, whichever front the click came through.
+        Admission (bot/chat/admission.py) is decided here again, whichever front the click came through.
         """
         user, team_id = who.user_id, who.team_id
         admitted = adm.decide(who, self.admission_rules())

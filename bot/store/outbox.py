@@ -99,7 +99,7 @@ class Payload:
         return {"event_type": "wscheck_alert", "event_payload": {"op": self.key, "incident": self.incident_id}}
 
 
-#: An approval request's message (bot/remediation.py): posted like a root alert, its ts handed to `on_sent`.
+#: An approval request's message (bot/remediation/engine.py): posted like a root alert, its ts handed to `on_sent`.
 APPROVAL = "approval"
 
 
