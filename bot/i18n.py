@@ -1,7 +1,7 @@
 """The bot's helpers over the message catalog (wsmsg; templates in wsmsg/locales/<lang>/bot.toml).
 
 There is no current language: the language is a parameter of rendering. Pure code builds messages
-(`text(key, **params)`, a wsmsg.Msg); renderers (the fronts, render.py, alerts.py, the approval message) say them
+(`text(key, **params)`, a wsmsg.Msg); renderers (the fronts, bot/render/, alerts.py, the approval message) say them
 with `t(key, lang=..., **params)` or `Msg.render(lang)`, `lang` being WSCHECK_LANG handed down from the settings.
 What the checks and the diagnosis say lives in checks/messages.py (checks never import bot/); renderers pass
 reports and causes through `localize_report(report, lang=...)` and `localize_cause(cause, lang=...)`.

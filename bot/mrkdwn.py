@@ -1,8 +1,8 @@
 """Slack's text markup, at the level of one string: making text from a target or the chat safe, and a mention.
 
-Split out of render.py so that a feature that returns a line of text to a front (the status lines, the audit
-history) can make its params safe without importing the block builders (import-linter: "the features never build
-Slack blocks"). Blocks, limits and layouts stay in render.py and fronts/outgoing.py.
+Split out of render.py (now bot/render/) so that a feature that returns a line of text to a front (the status
+lines, the audit history) can make its params safe without importing the block builders (import-linter: "the
+features never build Slack blocks"). Blocks, limits and layouts stay in bot/render/ and fronts/outgoing.py.
 """
 
 from __future__ import annotations

@@ -158,11 +158,12 @@ NOT_MESSAGES: dict[str, str] = {
 #: Calls whose text goes to logs, to operators at startup, or is a programming error.
 LOG_CALLS = re.compile(r"^(log|_BOLT_LOG|logging)\.|^(StartupError|SinkError|ValueError|TypeError|KeyError|"
                        r"AssertionError|RuntimeError)$")
-USER_FACING = ["bot/chat/core.py", "bot/chat/commands.py", "bot/render.py", "bot/monitoring/alerts.py",
+USER_FACING = ["bot/chat/core.py", "bot/chat/commands.py", "bot/monitoring/alerts.py", "bot/fronts/outgoing.py",
                "bot/chat/handlers.py", "bot/remediation/engine.py", "bot/fronts/console.py", "bot/fronts/slack.py",
                "bot/fronts/sinks.py", "bot/monitoring/incidents.py", "bot/monitoring/monitor.py",
                "bot/remediation/actions.py", "checks/facts.py", "checks/runner.py",
                "checks/diagnosis.py", "checks/probes.py",
+               *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("bot/render/*.py")),
                *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("checks/items/*.py")),
                *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("checks/transport/*.py"))]
 ENGLISH_RUN = re.compile(r"[A-Za-z']+(?: [A-Za-z']+){2,}")
