@@ -154,24 +154,29 @@ async def sudo_commands(target: Target) -> dict[str, set[tuple[str, ...]]]:
     return out
 
 
+#: A sudo target run as OWNER, and the facts setup-target.sh would find for it (the --tls-cert and --kernel-log tests).
+WEB_TARGET = Target(name="web", host="web.example.com", user="wscheck", pm2_app="chat", app_port=3000,
+                    app_dir="/srv/chat", pm2_user=OWNER, pm2_bin=PM2_ABS, nginx_bin=NGINX_ABS, sudo=True)
+WEB_FACTS = {
+    "SUDOERS_FILE": "/etc/sudoers.d/wscheck", "SUDOERS_HEADER_TAG": "test", "LOGIN_USER": "wscheck",
+    "SECURE_PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "APP": "chat", "APP_DIR": "/srv/chat", "APP_PORT": "3000", "PM2_USER": OWNER,
+    "PM2_HOME_DIR": "", "NGINX_CONF": "", "ENV_ABS": ABS["env"], "SS_ABS": ABS["ss"],
+    "NGINX_ABS": NGINX_ABS, "NPM_ABS": ABS["npm"], "PM2_ABS": PM2_ABS, "RELOAD_ABS": "", "CAT_ABS": ABS["cat"],
+}
+
+
 @pytest.mark.parametrize(("pm2_home", "nginx_conf", "reload_words"), [
     ("/home/chatapp/.pm2", "/etc/nginx/nginx.conf", []),
     ("", "", ["systemctl", "reload", "nginx"]),
 ])
 async def test_the_sudoers_allow_list_is_exactly_what_the_code_runs(pm2_home: str, nginx_conf: str,
                                                                      reload_words: list[str]) -> None:
-    facts = {
-        "SUDOERS_FILE": "/etc/sudoers.d/wscheck", "SUDOERS_HEADER_TAG": "test", "LOGIN_USER": "wscheck",
-        "SECURE_PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "APP": "chat", "APP_DIR": "/srv/chat", "APP_PORT": "3000", "PM2_USER": OWNER,
-        "PM2_HOME_DIR": pm2_home, "NGINX_CONF": nginx_conf, "ENV_ABS": ABS["env"], "SS_ABS": ABS["ss"],
-        "NGINX_ABS": NGINX_ABS, "NPM_ABS": ABS["npm"], "PM2_ABS": PM2_ABS,
-        "RELOAD_ABS": ABS.get(reload_words[0], "") if reload_words else "",
-    }
+    facts = {**{k: v for k, v in WEB_FACTS.items() if k != "CAT_ABS"}, "PM2_HOME_DIR": pm2_home,
+             "NGINX_CONF": nginx_conf, "RELOAD_ABS": ABS.get(reload_words[0], "") if reload_words else ""}
     # the target config the script prints for these facts (its `print_target` section)
-    target = Target(name="web", host="web.example.com", user="wscheck", pm2_app="chat", app_port=3000,
-                    app_dir="/srv/chat", pm2_user=OWNER, pm2_bin=PM2_ABS, pm2_home=pm2_home, nginx_bin=NGINX_ABS,
-                    nginx_conf=nginx_conf, nginx_reload=tuple(reload_words), sudo=True)
+    target = WEB_TARGET.model_copy(update={"pm2_home": pm2_home, "nginx_conf": nginx_conf,
+                                           "nginx_reload": tuple(reload_words)})
     code = await sudo_commands(target)
     assert code["ROOT"] and code["OWNER"], "no sudo command found: the comparison would prove nothing"
     assert allowed(generated_sudoers(facts, reload_words)) == code
@@ -183,15 +188,8 @@ async def test_tls_cert_files_are_allowed_exactly_as_the_tls_check_reads_them() 
     from checks import commands
 
     certs = ("/etc/letsencrypt/live/chat.example.com/fullchain.pem", "/etc/ssl/certs/chat,x=1.pem")
-    facts = {
-        "SUDOERS_FILE": "/etc/sudoers.d/wscheck", "SUDOERS_HEADER_TAG": "test", "LOGIN_USER": "wscheck",
-        "SECURE_PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "APP": "chat", "APP_DIR": "/srv/chat", "APP_PORT": "3000", "PM2_USER": OWNER,
-        "PM2_HOME_DIR": "", "NGINX_CONF": "", "ENV_ABS": ABS["env"], "SS_ABS": ABS["ss"],
-        "NGINX_ABS": NGINX_ABS, "NPM_ABS": ABS["npm"], "PM2_ABS": PM2_ABS, "RELOAD_ABS": "", "CAT_ABS": ABS["cat"],
-    }
-    target = Target(name="web", host="web.example.com", user="wscheck", pm2_app="chat", app_port=3000,
-                    app_dir="/srv/chat", pm2_user=OWNER, pm2_bin=PM2_ABS, nginx_bin=NGINX_ABS, sudo=True)
+    facts = dict(WEB_FACTS)
+    target = WEB_TARGET
     code = await sudo_commands(target)
     reads = {absolute(tuple(commands.read_file(target, c)[2:])) for c in certs}
     assert all(commands.read_file(target, c)[:2] == ["sudo", "-n"] for c in certs)
@@ -265,15 +263,8 @@ async def test_kernel_log_allows_exactly_the_dmesg_the_memory_check_runs() -> No
     """wt-modes: `--kernel-log` allows `dmesg` with no arguments as root, the very argv host.memory sends with
     `kernel_log_sudo = true` (the `""` of sudoers: any argument, `-C` clearing the ring buffer too, is refused);
     without the flag no dmesg line, and the bot sends none."""
-    facts = {
-        "SUDOERS_FILE": "/etc/sudoers.d/wscheck", "SUDOERS_HEADER_TAG": "test", "LOGIN_USER": "wscheck",
-        "SECURE_PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "APP": "chat", "APP_DIR": "/srv/chat", "APP_PORT": "3000", "PM2_USER": OWNER,
-        "PM2_HOME_DIR": "", "NGINX_CONF": "", "ENV_ABS": ABS["env"], "SS_ABS": ABS["ss"],
-        "NGINX_ABS": NGINX_ABS, "NPM_ABS": ABS["npm"], "PM2_ABS": PM2_ABS, "RELOAD_ABS": "", "CAT_ABS": ABS["cat"],
-    }
-    base = Target(name="web", host="web.example.com", user="wscheck", pm2_app="chat", app_port=3000,
-                  app_dir="/srv/chat", pm2_user=OWNER, pm2_bin=PM2_ABS, nginx_bin=NGINX_ABS, sudo=True)
+    facts = dict(WEB_FACTS)
+    base = WEB_TARGET
     without = await sudo_commands(base)
     assert not any(argv[0].endswith("dmesg") for argv in without["ROOT"])
     assert allowed(generated_sudoers(facts, [])) == without
