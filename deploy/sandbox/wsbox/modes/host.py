@@ -299,6 +299,7 @@ class HostModes:
             shutil.rmtree(self.standalone_dir)
         subprocess.run(["cp", "-a", self.standalone_build, str(self.standalone_dir)], check=True)
         shutil.copyfile(APP_SOURCE / "standalone-server.js", self.standalone_dir / "server.js")
+        shutil.copyfile(APP_SOURCE / "chat-server.js", self.standalone_dir / "chat-server.js")  # the /ws it shares
         self._chown(self.standalone_dir, recursive=True)
         self._start_app(port=self.app_port, extra={"script": str(self.standalone_dir / "server.js"), "args": [],
                                                    "cwd": str(self.standalone_dir)})
