@@ -4,7 +4,10 @@ Why: bench_checks.py's ratio "full checklist / slowest command" mixes two things
 follow-up after the slowest command) and CPU contention, when the bot, sshd, the target's commands and the app
 share a few cores. timeline.py showed that the run no longer waits after jlist. This bench says whether the CPU
 alone allows the target ratio: when the whole checklist needs C CPU-seconds and the machine has n cores, no
-schedule can end before C / n, so `max(jlist, C / n) / jlist` is the lowest ratio this machine can show.
+schedule can end before C / n, so `max(jlist, C / n) / jlist` is the lowest ratio this machine can show. And
+`pm2 jlist` alone is node starting PM2's client, which keeps more than one core busy (V8's compiler and GC
+threads): held to one core (`taskset`) it is slower, which is what it becomes while the rest of the checklist
+keeps the other core busy.
 
 It counts CPU where the kernel accounts it: the bot process (its own threads), and every process of the sandbox
 (sshd with its sessions and their commands, nginx, the PM2 daemon and the app), as utime + stime plus the
@@ -80,7 +83,7 @@ def sandbox_cpu(box: object) -> dict[str, float]:
 
 async def measure(box: object, target: Target, rounds: int) -> None:
     transport = SSHTransport(target)
-    rows: dict[str, list[dict[str, float]]] = {"pm2 jlist alone": [], "full checklist": []}
+    rows: dict[str, list[dict[str, float]]] = {"pm2 jlist alone": [], "pm2 jlist, 1 core": [], "full checklist": []}
     try:
         await run_checks(target, transport)
         for _ in range(rounds):
@@ -89,8 +92,10 @@ async def measure(box: object, target: Target, rounds: int) -> None:
                 if name == "full checklist":
                     report = await run_checks(target, transport)
                     assert report.exit_code == 0, report.to_json_dict()
-                else:
+                elif name == "pm2 jlist alone":
                     await transport.run(commands.pm2(target, "jlist"), timeout=30)
+                else:  # the same command held to one core (util-linux taskset on the target)
+                    await transport.run(["taskset", "-c", "0", *commands.pm2(target, "jlist")], timeout=30)
                 wall = time.perf_counter() - started
                 bot = time.process_time() - bot_before
                 # The sessions reap their commands as they end; let the last exit reach the accounting.
@@ -109,8 +114,14 @@ async def measure(box: object, target: Target, rounds: int) -> None:
     for name, m in med.items():
         print(f"{name:18} {m['wall'] * 1000:6.0f} {m['total'] * 1000:6.0f} {m['bot'] * 1000:6.0f} "
               f"{m['sshd'] * 1000:6.0f} {m['nginx'] * 1000:6.0f} {m['pm2+app'] * 1000:8.0f}")
-    jlist, full = med["pm2 jlist alone"], med["full checklist"]
+    jlist, full, pinned = med["pm2 jlist alone"], med["full checklist"], med["pm2 jlist, 1 core"]
     floor = max(jlist["wall"], full["total"] / cores)
+    rest = full["total"] - jlist["total"]
+    spare = cores * jlist["wall"] - jlist["total"]
+    print(f"pm2 jlist alone keeps {jlist['total'] / jlist['wall']:.2f} cores busy; held to one core it takes "
+          f"{pinned['wall'] / jlist['wall']:.2f}x its time")
+    print(f"the rest of the checklist: {rest * 1000:.0f} ms CPU; what the cores have beside jlist in its own time: "
+          f"{spare * 1000:.0f} ms")
     print(f"full checklist / jlist, measured: {full['wall'] / jlist['wall']:.2f}x")
     print(f"lowest ratio the CPU allows on {cores} cores: max(jlist, total/{cores}) / jlist = "
           f"{floor / jlist['wall']:.2f}x (total {full['total'] * 1000:.0f} ms CPU)")

@@ -118,6 +118,8 @@ ABLATIONS: dict[str, set[str]] = {
     "without the probes": {"http.local", "ws.local", "http.proxy", "ws.proxy", "ws.sessions", "tls.certificate"},
     "without the nginx checks": {"nginx.syntax", "nginx.websocket", "nginx.reload", "nginx.errors"},
     "without the host checks": {"host.memory", "host.disk", "host.fds"},
+    # the checks whose commands a merged process table and fewer follow-up channels would save (wt-floor)
+    "without daemon/reload/fds/disk": {"pm2.daemon", "nginx.reload", "host.fds", "host.disk"},
 }
 
 
@@ -127,6 +129,7 @@ async def ablation(target: Target, rounds: int) -> None:
 
     transport = TimedSSH(target)
     selections = {"full checklist": [], **{k: [c for c in CHECK_IDS if c not in v] for k, v in ABLATIONS.items()},
+                  "pm2.status and the probes": ["pm2.status", "http.local", "http.proxy", "ws.local", "ws.proxy"],
                   "pm2.status alone": ["pm2.status"]}
     inside: dict[str, list[float]] = {k: [] for k in selections}
     cpu: dict[str, list[float]] = {k: [] for k in selections}

@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 _NONCE = re.compile(r"[0-9a-f]{24}")
 
 
-RENICE = "renice -n 10 -p $$ >/dev/null 2>&1"
+#: Below the app on the target's CPU. `renice` alone does nothing where the kernel groups tasks by session
+#: (CONFIG_SCHED_AUTOGROUP, on by default in Debian's and Ubuntu's kernels): every SSH channel is a session of its
+#: own (sshd calls setsid), so its group competes with the app's as an equal, whatever the nice of the tasks in it.
+#: The group's own nice is the channel's alone to lower (sched(7), "The autogroup feature"); measured on the
+#: sandbox, bench/RESULTS.md "Where the ratio's floor is". Run only as an SSH channel's command (never in the
+#: caller's own session: it would lower that session's group).
+RENICE = "{ echo 19 >/proc/self/autogroup; } 2>/dev/null; renice -n 10 -p $$ >/dev/null 2>&1"
 
 
 def new_nonce() -> str:
@@ -35,8 +41,9 @@ def batch_script(commands: Sequence[str], nonce: str) -> str:
     """A POSIX sh script running the (already quoted) `commands` in order, each followed by its markers."""
     if not _NONCE.fullmatch(nonce):
         raise ValueError("nonce must be 24 hex digits")
-    # Below the app and `pm2 jlist` on the target's CPU: these reads only need to end before jlist does, and a
-    # diagnosis should not take CPU from the app it diagnoses. Where renice is missing or refused, nothing changes.
+    # Below the app and `pm2 jlist` on the target's CPU (RENICE): these reads only need to end before jlist does,
+    # and a diagnosis should not take CPU from the app it diagnoses. Where renice or the autogroup file is missing
+    # or refused, nothing changes.
     lines = [RENICE]
     for i, command in enumerate(commands):
         lines.append(f"{command}; printf '\\n{nonce} {i} %d\\n' \"$?\"; printf '\\n{nonce} {i}\\n' >&2")

@@ -99,3 +99,21 @@ async def test_the_connection_prefers_aes_gcm_from_asyncssh_s_own_set(sandbox_ta
         assert conn.get_extra_info("recv_cipher") == CIPHER_PREFERENCE[0]
     finally:
         await transport.aclose()
+
+
+async def test_a_batch_runs_in_a_lowered_scheduling_group_and_a_single_command_does_not(
+        sandbox_target: Target) -> None:
+    """RENICE lowers the batch channel's own session group; `pm2 jlist` (its own channel) and the app keep theirs."""
+    transport = SSHTransport(sandbox_target)
+    try:
+        probe = ["sh", "-c", "cat /proc/self/autogroup 2>/dev/null || echo none"]
+        batched, _ = await asyncio.gather(*transport.start_many([probe, ["true"]], timeout=10))
+        single = await transport.run(probe, timeout=10)
+        if single.stdout.strip() == "none":  # the kernel has no autogroup: nothing to lower
+            assert batched.stdout.strip() == "none"
+        else:
+            assert batched.stdout.split()[-2:] == ["nice", "19"], batched
+            assert single.stdout.split()[-2:] == ["nice", "0"], single
+            assert batched.stdout.split()[0] != single.stdout.split()[0]  # two sessions, two groups
+    finally:
+        await transport.aclose()

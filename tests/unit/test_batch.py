@@ -11,6 +11,7 @@ import random
 import shlex
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +45,8 @@ def alone(argv: Sequence[str]) -> tuple[int, str, str]:
 def run_batch(commands: list[list[str]], chunk: int) -> dict[int, tuple[int, str, str]]:
     nonce = new_nonce()
     script = batch_script([shlex.join(c) for c in commands], nonce)
-    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+    # A session of its own, as an SSH channel is: the script lowers its session's scheduling group (RENICE).
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False, start_new_session=True)
     results: dict[int, tuple[int, str, str]] = {}
     reader = BatchReader(nonce, len(commands), lambda i, s, o, e: results.__setitem__(i, (s, o, e)))
     rng = random.Random(chunk)
@@ -81,7 +83,7 @@ def test_batch_outputs_is_what_the_script_prints() -> None:
     nonce = new_nonce()
     expected = [alone(c) for c in COMMANDS]
     script = batch_script([shlex.join(c) for c in COMMANDS], nonce)
-    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+    done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False, start_new_session=True)
     assert batch_outputs(nonce, expected) == (done.stdout, done.stderr)
 
 
@@ -149,3 +151,16 @@ def test_a_batch_runs_below_the_app_on_the_cpu() -> None:
     own = alone(["sh", "-c", "ps -o ni= -p $$"])[1].strip()
     results = run_batch([["sh", "-c", "ps -o ni= -p $$"]], 4096)
     assert int(results[0][1]) >= min(19, int(own) + 10), (own, results)
+
+
+def test_a_batch_lowers_its_own_session_s_scheduling_group_only() -> None:
+    """Where the kernel groups tasks by session (autogroup), nice alone leaves the batch equal to the app: the batch
+    lowers its session's group, and only that one (the caller's group is untouched)."""
+    before = Path("/proc/self/autogroup").read_text() if Path("/proc/self/autogroup").exists() else None
+    results = run_batch([["cat", "/proc/self/autogroup"], ["echo", "next"]], 4096)
+    assert results[1] == (0, "next\n", ""), results  # no word of RENICE leaks into a command's result
+    if before is None:  # a kernel without autogroup: nothing to lower, and nothing said about it
+        assert results[0][0] != 0 and "autogroup" in results[0][2]
+    else:
+        assert results[0][0] == 0 and results[0][1].split()[-2:] == ["nice", "19"], results
+        assert Path("/proc/self/autogroup").read_text() == before
