@@ -462,7 +462,8 @@ def _address_mismatch(s: _State) -> None:
     addrs = [str(a) for a in r.details.get("listen_addrs") or []]
     address = addrs[0].rsplit(":", 1)[0] if addrs else "127.0.0.1"
     where = f"{r.details.get('file')}:{r.details.get('line')}"
-    fix: list[str | Msg] = [msg("fix.bind_all"),
+    # "::" when nginx dials an IPv6 address: on Linux a socket on :: also accepts IPv4 (IPV6_V6ONLY is off).
+    fix: list[str | Msg] = [msg("fix.bind_all", bind=bind),
                             _pm2(t, "restart", t.pm2_app, "--update-env", env={"HOSTNAME": bind}), _pm2(t, "save"),
                             msg("fix.proxy_pass_address", where=where, address=address, port=t.app_port),
                             *_nginx_apply(t)]

@@ -11,8 +11,9 @@ those rules here, as pure functions over text so they can be tested against capt
 Limits (callers must know):
 * Only the `http` context is modelled; `stream`/`mail` servers are ignored.
 * `if` and `limit_except` blocks are not evaluated: directives inside them (even `proxy_pass`) are ignored.
-* Routing ignores the listen *address* (only the port counts) and the `auto_redirect` / `absolute_redirect`
-  quirks; regex locations and regex server names are evaluated with Python's `re` (PCRE named groups
+* `find_location` ignores the listen *address* (only the port counts); checks.parsers.nginx_route.route is the
+  full model (address, `ssl`, rewrites, try_files, the `auto_redirect` of a proxied location named with a
+  trailing "/"). Regex locations and regex server names are evaluated with Python's `re` (PCRE named groups
   `(?<n>...)` are translated), so exotic PCRE syntax is treated as "does not match".
 * `headers` holds only what the config sets; nginx's implicit defaults (`Host: $proxy_host`,
   `Connection: close`) apply when a name is absent, and a header set to "" is not sent at all.
@@ -269,6 +270,15 @@ class NginxLocation(BaseModel):
     directives: tuple[NginxDirective, ...] = ()  # rewrite-phase directives and try_files, in order
     header_list: tuple[tuple[str, str], ...] = ()  # every effective proxy_set_header, repeats kept
     http_version_set: bool = False  # proxy_http_version is in the config (else nginx's default applies)
+    #: A prefix or exact location whose name ends in "/" and that hands requests to an upstream (proxy_pass and
+    #: its kin, in the location itself): nginx answers its name without the slash with a 301 to it
+    #: (ngx_http_proxy_pass sets clcf->auto_redirect; ngx_http_core_find_static_location returns NGX_DONE).
+    auto_redirect: bool = False
+
+
+#: The directives that set a location's auto_redirect (each module's *_pass handler).
+_AUTO_REDIRECT_PASSES = frozenset({"proxy_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass", "memcached_pass",
+                                   "grpc_pass"})
 
 
 class LocationNode(BaseModel):
@@ -855,6 +865,8 @@ class _Builder:
                 directives=_directives(block),
                 header_list=tuple((k, v) for k, v in level.headers or () if v != ""),
                 http_version_set=level.http_version is not None,
+                auto_redirect=modifier in ("", "=", "^~") and path.endswith("/")
+                and any(inner.name in _AUTO_REDIRECT_PASSES for inner in block),
             )
         )
         children = tuple(
@@ -964,7 +976,8 @@ def _trailing_wildcard(pattern: str, name: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class _Found:
     index: int | None
-    rc: Literal["ok", "again", "declined"]
+    #: "redirect": nginx answers 301 to the location's own name (auto_redirect), before its rewrite phase.
+    rc: Literal["ok", "again", "declined", "redirect"]
 
 
 def _find_in(config: NginxConfig, nodes: Sequence[LocationNode], uri: str, current: int | None) -> _Found:
@@ -974,6 +987,15 @@ def _find_in(config: NginxConfig, nodes: Sequence[LocationNode], uri: str, curre
         loc = config.locations[node.index]
         if loc.modifier == "=" and uri == loc.path:
             return _Found(node.index, "ok")
+    # The static lookup meets `uri + "/"` only when no static location is named `uri` itself (that one would end
+    # it first: exact -> NGX_OK, prefix -> NGX_AGAIN); NGX_DONE then skips the regexes too.
+    static = [(node, config.locations[node.index]) for node in nodes
+              if config.locations[node.index].modifier in ("", "=", "^~")
+              and not config.locations[node.index].path.startswith("@")]
+    if not any(loc.path == uri for _, loc in static):
+        for node, loc in static:
+            if loc.auto_redirect and loc.path == uri + "/":
+                return _Found(node.index, "redirect")
     for node in nodes:
         loc = config.locations[node.index]
         if (
@@ -988,7 +1010,7 @@ def _find_in(config: NginxConfig, nodes: Sequence[LocationNode], uri: str, curre
     if best is not None:
         noregex = config.locations[best.index].modifier == "^~"
         found = _find_in(config, best.children, uri, best.index)
-        if found.rc == "ok":
+        if found.rc in ("ok", "redirect"):
             return found
         found = _Found(found.index, "again")
     if not noregex:

@@ -386,9 +386,19 @@ def _run(directives: Sequence[NginxDirective], req: Request, state: _State) -> _
 # ------------------------------------------------------------------------------------------- routing
 
 
-def _find(config: NginxConfig, nodes: Sequence[LocationNode], uri: str) -> NginxLocation | None:
+def _find(config: NginxConfig, nodes: Sequence[LocationNode], uri: str) -> tuple[NginxLocation | None, bool]:
+    """The location for `uri`, and whether nginx answers it with its auto-redirect (a 301 to the location's name)."""
     found = _find_in(config, nodes, uri, None)
-    return None if found.index is None else config.locations[found.index]
+    return (None if found.index is None else config.locations[found.index]), found.rc == "redirect"
+
+
+def _auto_redirect(config: NginxConfig, sref: ServerRef, loc: NginxLocation, req: Request, state: _State) -> Route:
+    """ngx_http_core_find_config_phase on NGX_DONE: 301 to the location's name, the request's arguments kept; the
+    location's own rewrite phase never runs."""
+    query = req.path.partition("?")[2].partition("#")[0]
+    state.steps.append(f"{loc.file}:{loc.line} location {loc.path} (auto-redirect)")
+    return Route(sref, _loc_ref(config, loc), Return(301, loc.path + (f"?{query}" if query else "")), state.uri,
+                 tuple(state.steps))
 
 
 def _named(config: NginxConfig, server: NginxServer, name: str) -> NginxLocation | None:
@@ -424,13 +434,15 @@ def route(config: NginxConfig, req: Request) -> Route:
         if stop.kind == "return":
             assert stop.answer is not None
             return Route(sref, None, stop.answer, state.uri, tuple(state.steps))
-        loc = _find(config, server.locations, state.uri)
+        loc, redirect = _find(config, server.locations, state.uri)
         while True:
             if state.changes > MAX_URI_CHANGES:  # "rewrite or internal redirection cycle"
                 where = None if loc is None else _loc_ref(config, loc)
                 return Route(sref, where, Return(500), state.uri, tuple(state.steps))
             if loc is None:
                 return Route(sref, None, Static(), state.uri, tuple(state.steps))
+            if redirect:
+                return _auto_redirect(config, sref, loc, req, state)
             stop = _run(loc.directives, req, state)
             if stop.kind == "return":
                 assert stop.answer is not None
@@ -439,7 +451,7 @@ def route(config: NginxConfig, req: Request) -> Route:
                 state.changes += 1
                 if state.changes > MAX_URI_CHANGES:
                     return Route(sref, _loc_ref(config, loc), Return(500), state.uri, tuple(state.steps))
-                loc = _find(config, server.locations, state.uri)
+                loc, redirect = _find(config, server.locations, state.uri)
                 continue
             try_files = [d for d in loc.directives if d.name == "try_files"]
             if try_files:
@@ -463,7 +475,9 @@ def route(config: NginxConfig, req: Request) -> Route:
                         return Route(sref, _loc_ref(config, loc), stop.answer, state.uri, tuple(state.steps))
                     if stop.kind == "research":
                         state.changes += 1
-                        loc = _find(config, server.locations, state.uri)
+                        if state.changes > MAX_URI_CHANGES:  # post_rewrite fails while still in the named one
+                            return Route(sref, _loc_ref(config, loc), Return(500), state.uri, tuple(state.steps))
+                        loc, redirect = _find(config, server.locations, state.uri)
                         continue
                     return _content(config, sref, loc, state)
                 state.uri = _expand(fallback, req, state.uri, last).split("?", 1)[0]
@@ -474,7 +488,7 @@ def route(config: NginxConfig, req: Request) -> Route:
                 if stop.kind == "return":
                     assert stop.answer is not None
                     return Route(sref, None, stop.answer, state.uri, tuple(state.steps))
-                loc = _find(config, server.locations, state.uri)
+                loc, redirect = _find(config, server.locations, state.uri)
                 continue
             return _content(config, sref, loc, state)
     except _Unknown as unknown:

@@ -36,9 +36,12 @@ NAMES = ["a.test", "b.test", "www.a.test", "*.a.test", ".b.test", "a.*", "~^w\\d
          "~^(?<sub>.+)\\.c\\.test$", "_", ""]
 HOSTS = ["a.test", "b.test", "x.a.test", "www.a.test", "w1.a.test", "a.org", "q.c.test", "nope.test",
          "B.TEST", "sub.b.test"]
-PATHS = ["/ws", "/ws/chat", "/api/x", "/old/ws", "/", "/x.php", "/static/a.JPG", "/WS", "/w", "/loop/a"]
-PREFIXES = ["/", "/ws", "/w", "/api", "/ws/chat", "/static", "/old", "/loop"]
-EXACT = ["/ws", "/", "/api/x", "/ws/chat"]
+PATHS = ["/ws", "/ws/chat", "/api/x", "/old/ws", "/", "/x.php", "/static/a.JPG", "/WS", "/w", "/loop/a", "/api",
+         "/ws?x=1"]
+# "/ws/" and "/api/": a proxied location named with a trailing slash answers its name without it by a 301 to it
+# (nginx's auto_redirect), before any regex location and before its own rewrite phase.
+PREFIXES = ["/", "/ws", "/w", "/api", "/ws/chat", "/static", "/old", "/loop", "/ws/", "/api/"]
+EXACT = ["/ws", "/", "/api/x", "/ws/chat", "/ws/"]
 IF_TESTS = ["= websocket", "~* ^web", '= ""']
 REGEX = [("~", "^/ws"), ("~", "\\.php$"), ("~", "^/api/(.*)$"), ("~", "chat"), ("~*", "^/WS"), ("~*", "\\.JPG$")]
 

@@ -140,3 +140,38 @@ def test_connection_upgrade_token_anywhere_counts() -> None:
     assert _has_upgrade_token("keep-alive, Upgrade")
     assert _has_upgrade_token("'upgrade'")
     assert not _has_upgrade_token("keep-alive")
+
+
+# -- nginx's auto_redirect: a proxied location named "/ws/" answers "/ws" with a 301 to "/ws/" ----------------------
+
+SLASHED = "location /ws/ { proxy_pass http://127.0.0.1:3000; } location / { proxy_pass http://127.0.0.1:3000; }"
+
+
+def test_a_proxied_location_with_a_trailing_slash_redirects_its_name_without_it() -> None:
+    r = route(_config(f"server {{ listen 80; {SLASHED} }}"), Request(host="chat.test", port=80, path="/ws"))
+    assert r.outcome == Return(301, "/ws/") and r.location is not None and r.location.uri == "/ws/"
+    assert any("auto-redirect" in step for step in r.steps)
+    with_args = route(_config(f"server {{ listen 80; {SLASHED} }}"),
+                      Request(host="chat.test", port=80, path="/ws?room=1"))
+    assert with_args.outcome == Return(301, "/ws/?room=1")
+
+
+def test_auto_redirect_comes_before_regex_locations_and_the_location_s_own_rewrites() -> None:
+    cfg = _config("server { listen 80; location ~ ^/ws$ { return 418; }"
+                  " location /ws/ { return 410; proxy_pass http://127.0.0.1:3000; } }")
+    assert route(cfg, Request(host="chat.test", port=80, path="/ws")).outcome == Return(301, "/ws/")
+
+
+def test_no_auto_redirect_when_a_location_has_the_name_itself_or_nothing_is_proxied() -> None:
+    prefix = _config(f"server {{ listen 80; location /ws {{ return 204; }} {SLASHED} }}")
+    assert route(prefix, Request(host="chat.test", port=80, path="/ws")).outcome == Return(204)
+    exact = _config(f"server {{ listen 80; location = /ws {{ return 205; }} {SLASHED} }}")
+    assert route(exact, Request(host="chat.test", port=80, path="/ws")).outcome == Return(205)
+    static = _config("server { listen 80; location /ws/ { root /srv; } location / { return 206; } }")
+    assert route(static, Request(host="chat.test", port=80, path="/ws")).outcome == Return(206)
+    regex = _config("server { listen 80; location ~ ^/ws/ { proxy_pass http://127.0.0.1:3000; }"
+                    " location / { return 207; } }")
+    assert route(regex, Request(host="chat.test", port=80, path="/ws")).outcome == Return(207)
+    # the slashed path itself is proxied as usual
+    assert isinstance(route(_config(f"server {{ listen 80; {SLASHED} }}"),
+                            Request(host="chat.test", port=80, path="/ws/")).outcome, Proxy)
