@@ -234,6 +234,11 @@ CAUSE_SPECS: tuple[CauseSpec, ...] = (
         "앱이 HTTP에는 응답하지만 ws_path의 WebSocket 핸드셰이크에는 응답하지 않습니다",
     ),
     CauseSpec(
+        "ws_path_routing_mismatch",
+        "nginx passes ws_path to the app as another path (a URI part in proxy_pass replaces the matched prefix)",
+        "nginx가 ws_path를 다른 경로로 앱에 전달합니다 (proxy_pass의 URI 부분이 일치한 접두사를 바꿉니다)",
+    ),
+    CauseSpec(
         "socketio_no_sticky_sessions",
         "Socket.IO on several instances without sticky sessions: polling gets 400 \"Session ID unknown\"",
         "sticky session 없이 여러 인스턴스에서 Socket.IO 실행: polling 요청이 400 \"Session ID unknown\"을 받습니다",

@@ -320,6 +320,38 @@ def _app_ws_missing(s: _State) -> None:
           [msg("fix.check_ws_path", ws_path=t.ws_path), _pm2(t, "logs", t.pm2_app, "--lines", "50", "--nostream")])
 
 
+def _ws_path_rewritten(s: _State) -> None:
+    """nginx's route reaches the app, but a URI part in proxy_pass hands it another path than ws_path, and the
+    evidence says that is the fault: the app answers the WebSocket on ws_path directly (ws.local ok) while the
+    public handshake gets an answer that is not 101 (not a redirect, not TLS, not silence). A rewrite the app
+    expects (its WebSocket really on the rewritten path) shows as ws.proxy ok and is never named.
+
+    Not while a reload is pending: then nginx may run another config than the one the route was read from."""
+    r = s.get("nginx.websocket")
+    if r is None or r.status not in (Status.OK, Status.WARN) or not s.failed("ws.proxy") or not s.ok("ws.local"):
+        return
+    path, upstream = r.details.get("path"), r.details.get("upstream_path")
+    if not isinstance(upstream, str) or not isinstance(path, str) or upstream == path:
+        return
+    probe = s.get("ws.proxy")
+    if probe is None or any(probe.details.get(k) for k in ("redirect", "tls_error", "no_answer", "refused")) \
+            or not isinstance(probe.details.get("status"), int):
+        return
+    reload = s.get("nginx.reload")
+    if reload is not None and reload.details.get("pending"):
+        return
+    where = f"{r.details.get('file')}:{r.details.get('line')}"
+    proxy_pass = str(r.details.get("proxy_pass") or "")
+    scheme, _, rest = proxy_pass.partition("://")
+    kept = f"{scheme}://{rest.split('/', 1)[0]}"
+    s.add("ws_path_routing_mismatch",
+          msg("cause.ws_path_routing_mismatch", path=path, upstream_path=upstream,
+              location=str(r.details.get("location")), where=where, proxy_pass=proxy_pass,
+              status=probe.details.get("status")),
+          "nginx.websocket", ("ws.proxy",),
+          [msg("fix.proxy_pass_keep_path", where=where, proxy_pass=kept, path=path), *_nginx_apply(s.target)])
+
+
 def _ws_timeout(s: _State) -> None:
     r = s.get("nginx.websocket")
     if r is None or r.status is not Status.WARN or "read_timeout" not in (r.details.get("weak") or []):
@@ -830,6 +862,7 @@ RULES: tuple[Rule, ...] = (
     _ws_redirected,
     _upgrade_missing,
     _app_ws_missing,
+    _ws_path_rewritten,
     _socketio_no_sticky,
     _ws_timeout,
     _reload_pending,

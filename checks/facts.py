@@ -179,18 +179,22 @@ class Facts:
         that is the finding — `reason` in the details says which ("wrong_server", "not_proxied",
         "redirect", "uncertain", "no_server"), naming the block(s) nginx uses with file and line.
         """
+        return (await self.app_route())[0]
 
-        async def go() -> NginxLocation:
+    async def app_route(self) -> tuple[NginxLocation, Route]:
+        """app_location with the whole route that led there (the URI after rewrites, the steps)."""
+
+        async def go() -> tuple[NginxLocation, Route]:
             config = await self.nginx_config()
             scheme, host, port = self.target.public_endpoint()
             request = Request(host=host, port=port, path=self.target.ws_path, scheme=scheme,
                               address=connect_address(host))
             found = route(config, request)
             if isinstance(found.outcome, Proxy) and found.location is not None:
-                return config.locations[found.location.index]
+                return config.locations[found.location.index], found
             raise _route_error(config, found, request, self.target.app_port)
 
-        return await self._once("app_location", go)
+        return await self._once("app_route", go)
 
 
     # -- PM2 --------------------------------------------------------------------------------------

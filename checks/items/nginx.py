@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 from checks.facts import FactError, Facts
 from checks.items.base import Outcome, error, fail, ok, warn
 from checks.items.nginx_runtime import nginx_build
 from checks.messages import Msg, joined, msg, verbatim
 from checks.parsers.nginx import NginxLocation, parse_nginx_test
+from checks.parsers.nginx_route import upstream_path
 from checks.parsers.nginx_runtime import NginxBuild
 
 #: nginx cuts a proxied connection that is idle this long; 60 s is its default.
@@ -78,7 +80,7 @@ def _effective_http_version(loc: NginxLocation, build: NginxBuild | None) -> str
 
 
 async def nginx_websocket(f: Facts) -> Outcome:
-    loc, build = await asyncio.gather(f.app_location(), _build_or_none(f))
+    (loc, found), build = await asyncio.gather(f.app_route(), _build_or_none(f))
     label = location_label(loc)
     upstream = [f"{h}:{p}" for h, p in loc.upstream]
     missing: list[str] = []
@@ -112,6 +114,9 @@ async def nginx_websocket(f: Facts) -> Outcome:
         "missing": missing,
         "weak": weak,
         "add_lines": [WS_LINES[k] for k in (*missing, *weak)],
+        # What the app receives: a proxy_pass with a URI part replaces the matched prefix (None = not known).
+        "path": urlsplit(f.target.ws_path).path or "/",
+        "upstream_path": upstream_path(loc, found),
     }
     names = {
         "http_version": msg("nginx.websocket.name.http2") if http_version == "2"

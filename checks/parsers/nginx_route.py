@@ -495,6 +495,28 @@ def route(config: NginxConfig, req: Request) -> Route:
         return Route(sref, None, Uncertain(unknown.reason, unknown.where), state.uri, tuple(state.steps))
 
 
+def upstream_path(loc: NginxLocation, found: Route) -> str | None:
+    """The path the upstream receives for a route that ends in `loc`'s proxy_pass (ngx_http_proxy_create_request),
+    or None when the model cannot tell: variables in proxy_pass, a unix socket, a URI changed by `rewrite`.
+
+    Without a URI part the request's URI goes as it is; with one (`proxy_pass http://127.0.0.1:3000/;`) the part
+    that matched the location is replaced by it, so `location /ws` sends `/ws` to the app as `/` (A12 in
+    shared/research/failure-modes.md)."""
+    if not isinstance(found.outcome, Proxy) or not loc.proxy_pass or "$" in loc.proxy_pass:
+        return None
+    if any(step.endswith(" rewrite") for step in found.steps):
+        return None
+    _scheme, sep, rest = loc.proxy_pass.partition("://")
+    if not sep or rest.startswith("unix:"):
+        return None
+    slash = rest.find("/")
+    if slash < 0:
+        return found.uri
+    if loc.modifier not in ("", "=", "^~") or loc.path.startswith("@") or not found.uri.startswith(loc.path):
+        return None  # nginx refuses a URI part in regex and named locations (`nginx -t`)
+    return rest[slash:] + found.uri[len(loc.path):]
+
+
 def _content(config: NginxConfig, sref: ServerRef, loc: NginxLocation, state: _State) -> Route:
     outcome: Outcome = Proxy(loc.proxy_pass, loc.upstream) if loc.proxy_pass else Static()
     return Route(sref, _loc_ref(config, loc), outcome, state.uri, tuple(state.steps))

@@ -48,6 +48,21 @@ async def test_ws_path_answered_by_nginx(sandbox: Any, sandbox_target: Target, s
     await assert_healthy(sandbox, sandbox_target, ssh)
 
 
+async def test_ws_path_handed_to_the_app_as_another_path(sandbox: Any, sandbox_target: Target,
+                                                        ssh: SSHTransport) -> None:
+    """A12: `proxy_pass http://127.0.0.1:PORT/;` in `location /ws`: the headers are all there, the app answers /ws
+    directly, and nginx hands it `/`: the route model says so, with the line to change."""
+    report = await check_mode(sandbox, sandbox_target, ssh, "nginx-ws-path-rewritten")
+    assert [c.cause for c in report.diagnosis] == ["ws_path_routing_mismatch"], explain(report)
+    assert bad(report) == {"ws.proxy"}, explain(report)
+    websocket = report.result("nginx.websocket")
+    assert websocket is not None and websocket.details["path"] == "/ws" and websocket.details["upstream_path"] == "/"
+    cause = report.diagnosis[0]
+    assert f"{sandbox.site_file}:" in cause.summary and "/ws" in cause.summary, cause.summary
+    assert any(f"proxy_pass http://127.0.0.1:{sandbox.app_port};" in str(line) for line in cause.fix), cause.fix
+    await assert_healthy(sandbox, sandbox_target, ssh)
+
+
 async def test_fix_on_disk_never_reloaded(sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
     report = await check_mode(sandbox, sandbox_target, ssh, "nginx-reload-pending")
     assert [c.cause for c in report.diagnosis] == ["nginx_reload_pending"], explain(report)

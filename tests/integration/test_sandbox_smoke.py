@@ -387,6 +387,10 @@ def _assert_mode(sb: Any, mode: str) -> None:
         assert "default_server" in Path(sb.site_file).read_text()
     elif mode == "nginx-ws-static":
         assert status == "online" and through_nginx == 200 and ws_status == 404
+    elif mode == "nginx-ws-path-rewritten":
+        assert status == "online" and through_nginx == 200 and ws_status not in (101, None)
+        assert ws_chat(sb.app_port)[0] == 101  # the app itself still upgrades on /ws
+        assert f"proxy_pass http://127.0.0.1:{sb.app_port}/;" in Path(sb.site_file).read_text()
     elif mode == "nginx-reload-pending":
         assert status == "online" and through_nginx == 200 and ws_status not in (101, None)
         assert "Upgrade $http_upgrade" in Path(sb.site_file).read_text()  # fixed on disk, not live

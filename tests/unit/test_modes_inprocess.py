@@ -38,6 +38,7 @@ EXPECTED = {
     # wt-nginxrt
     "nginx-wrong-server": ["nginx_wrong_server"],
     "nginx-ws-static": ["nginx_ws_not_proxied"],
+    "nginx-ws-path-rewritten": ["ws_path_routing_mismatch"],
     "nginx-reload-pending": ["nginx_reload_pending"],
     "nginx-worker-connections": ["connection_capacity_exhausted"],
     # wt-host2 (tests/integration/test_host_sandbox.py)

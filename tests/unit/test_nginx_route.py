@@ -6,7 +6,7 @@ from checks.facts import _route_error
 from checks.items.nginx import _has_upgrade_token
 from checks.models import Status
 from checks.parsers.nginx import NginxConfig, parse_dump
-from checks.parsers.nginx_route import Proxy, Request, Return, Static, Uncertain, route
+from checks.parsers.nginx_route import Proxy, Request, Return, Static, Uncertain, route, upstream_path
 
 
 def _config(http: str) -> NginxConfig:
@@ -175,3 +175,23 @@ def test_no_auto_redirect_when_a_location_has_the_name_itself_or_nothing_is_prox
     # the slashed path itself is proxied as usual
     assert isinstance(route(_config(f"server {{ listen 80; {SLASHED} }}"),
                             Request(host="chat.test", port=80, path="/ws/")).outcome, Proxy)
+
+
+def _upstream(server_body: str, path: str) -> str | None:
+    cfg = _config(f"server {{ listen 80; {server_body} }}")
+    found = route(cfg, Request(host="chat.test", port=80, path=path))
+    assert found.location is not None, found
+    return upstream_path(cfg.locations[found.location.index], found)
+
+
+def test_upstream_path_replaces_the_matched_prefix_only_when_proxy_pass_has_a_uri() -> None:
+    assert _upstream("location /ws { proxy_pass http://127.0.0.1:3000; }", "/ws?x=1") == "/ws"
+    assert _upstream("location /ws { proxy_pass http://127.0.0.1:3000/; }", "/ws") == "/"
+    assert _upstream("location /ws/ { proxy_pass http://app/socket/; }", "/ws/chat") == "/socket/chat"
+    assert _upstream("location = /ws { proxy_pass http://127.0.0.1:3000/live; }", "/ws") == "/live"
+    # what the model cannot know, it does not guess
+    assert _upstream("location /ws { proxy_pass http://127.0.0.1:3000$request_uri; }", "/ws") is None
+    assert _upstream("location /ws { proxy_pass http://unix:/run/app.sock:/; }", "/ws") is None
+    assert _upstream("location /ws { rewrite ^/ws(.*)$ /x$1 break; proxy_pass http://127.0.0.1:3000/; }",
+                     "/ws") is None
+    assert _upstream("location ~ ^/ws { proxy_pass http://127.0.0.1:3000; }", "/ws") == "/ws"

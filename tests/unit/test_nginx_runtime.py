@@ -402,3 +402,30 @@ async def test_reload_time_uses_the_clock_read_with_ps_not_the_shared_date() -> 
     (check,) = report.checks
     assert check.status is OK, check
     assert check.details["loaded_at"] == ps_now - 2 and check.details["pending"] == []
+
+
+REWRITING = {"file": "/etc/nginx/sites-enabled/chat", "line": 9, "location": "/ws",
+             "proxy_pass": "http://127.0.0.1:3003/", "path": "/ws", "upstream_path": "/"}
+
+
+def test_a_proxy_pass_uri_that_hands_the_app_another_path_is_named_only_on_the_evidence() -> None:
+    got = causes(nginx_websocket=(OK, REWRITING), ws_proxy=(FAIL, {"status": 502}))
+    assert got == [("ws_path_routing_mismatch", FAIL, ("ws.proxy",))]
+    report = diagnose(TARGET, results(nginx_websocket=(OK, REWRITING), ws_proxy=(FAIL, {"status": 400})))
+    assert "/etc/nginx/sites-enabled/chat:9" in report[0].summary
+    assert any("proxy_pass http://127.0.0.1:3003;" in str(line) for line in report[0].fix), report[0].fix
+    # the app expects the rewritten path (its WebSocket is on /): the public handshake passes, nothing to name
+    assert causes(nginx_websocket=(OK, REWRITING)) == []
+    # the app refuses /ws itself: that is the app's cause, whatever nginx hands it
+    assert [c for c, _, _ in causes(nginx_websocket=(OK, REWRITING), ws_local=FAIL, ws_proxy=FAIL)] == \
+        ["app_websocket_missing"]
+    # nginx may run another config than the one on disk: the reload is the finding
+    assert [c for c, _, _ in causes(nginx_websocket=(OK, REWRITING), nginx_reload=(WARN, PENDING),
+                                    ws_proxy=(FAIL, {"status": 502}))] == ["nginx_reload_pending"]
+    # a redirect, silence, or a path the model could not work out: never this cause
+    for probe in ({"status": 301, "redirect": True}, {"no_answer": True}, {}):
+        assert "ws_path_routing_mismatch" not in [c for c, _, _ in causes(nginx_websocket=(OK, REWRITING),
+                                                                          ws_proxy=(FAIL, probe))]
+    unknown_path = {**REWRITING, "upstream_path": None}
+    assert "ws_path_routing_mismatch" not in [c for c, _, _ in causes(nginx_websocket=(OK, unknown_path),
+                                                                      ws_proxy=(FAIL, {"status": 502}))]

@@ -54,6 +54,20 @@ _WS_STATIC_LOCATION = """\
 
 """
 
+# A12: a WebSocket location whose proxy_pass has a URI part ("/"): nginx replaces the matched prefix, so the app
+# gets `/` for `/ws`. Everything else a WebSocket needs is there (the upgrade headers, the timeouts).
+_WS_REWRITE_LOCATION = """\
+    location /ws {{
+        proxy_pass http://127.0.0.1:{app_port}/;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection 'upgrade';
+        proxy_buffering off;
+        proxy_read_timeout 86400;
+    }}
+
+"""
+
 _UPGRADE_LINES = """\
         proxy_http_version 1.1;
 

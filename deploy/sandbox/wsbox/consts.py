@@ -29,6 +29,7 @@ MODES: tuple[str, ...] = (
     # wt-nginxrt (issue 11): routing, reloads and the error log, each on the real nginx
     "nginx-wrong-server",
     "nginx-ws-static",
+    "nginx-ws-path-rewritten",
     "nginx-reload-pending",
     "nginx-worker-connections",
     # wt-sio: Socket.IO (deploy/sandbox/app/sio-server.js) and PM2 as the bot sees it

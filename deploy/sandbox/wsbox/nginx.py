@@ -14,6 +14,7 @@ from .conf import (
     _SITE_TEMPLATE,
     _UPGRADE_LINES,
     _WRONG_SERVER_BLOCK,
+    _WS_REWRITE_LOCATION,
     _WS_STATIC_LOCATION,
 )
 from .consts import SandboxError
@@ -29,9 +30,11 @@ class NginxMixin:
     # ---- nginx ----------------------------------------------------------------------------------------
 
     def site_text(self, *, upgrade: bool = True, invalid: bool = False, tls: bool = False,
-                  ws_redirect: bool = False, wrong_server: bool = False, ws_static: bool = False) -> str:
+                  ws_redirect: bool = False, wrong_server: bool = False, ws_static: bool = False,
+                  ws_rewrite: bool = False) -> str:
         """The nginx site: the seed's, or without the upgrade lines, or with a misspelt directive; or (wt-nginxrt)
-        behind a 404 default_server its host does not match, or with a static location for /ws.
+        behind a 404 default_server its host does not match, or with a static location for /ws, or with a /ws
+        location whose proxy_pass hands the app `/` instead of `/ws`.
 
         `tls` adds a second server block, the same site on 127.0.0.1:tls_port with `ssl` and the certificate in
         tls_dir; `ws_redirect` (implies `tls`) makes the plain-http block answer /ws with an http->https 301,
@@ -43,7 +46,8 @@ class NginxMixin:
             upgrade=_UPGRADE_LINES if upgrade else _NO_UPGRADE_LINES,
             buffering="proxy_bufering" if invalid else "proxy_buffering",
             server_name="chat.example.test" if wrong_server else "127.0.0.1 localhost",
-            ws_static=_WS_STATIC_LOCATION.format(nginx_dir=self.nginx_dir) if ws_static else "",
+            ws_static=_WS_STATIC_LOCATION.format(nginx_dir=self.nginx_dir) if ws_static
+            else _WS_REWRITE_LOCATION.format(app_port=self.app_port) if ws_rewrite else "",
             extra="\n" + _WRONG_SERVER_BLOCK.format(http_port=self.http_port) if wrong_server else "",
         )
         if not (tls or ws_redirect):

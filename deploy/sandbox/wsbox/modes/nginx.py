@@ -36,6 +36,14 @@ class NginxModes:
                          lambda: http_status(self.http_port) == 200 and ws_handshake_status(self.http_port) == 404,
                          "nginx to answer /ws with its own 404")
 
+    def _break_nginx_ws_path_rewritten(self) -> None:
+        """`location /ws { proxy_pass http://127.0.0.1:PORT/; ... }`: nginx hands the app `/` for `/ws`, the app has
+        no WebSocket there and closes the upgrade; `/` still proxies."""
+        self._apply_site("ws-path-rewritten", self.site_text(ws_rewrite=True),
+                         lambda: http_status(self.http_port) == 200
+                         and ws_handshake_status(self.http_port) not in (101, None),
+                         "nginx to hand /ws to the app as /")
+
     def _break_nginx_reload_pending(self) -> None:
         """The seed's fix written to disk but never reloaded: nginx still runs the site without the upgrade lines.
 
