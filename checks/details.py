@@ -70,6 +70,8 @@ class Pm2Details(_Details):
     #: Set only when the app is not in `pm2 jlist` (the names it does list, maybe none).
     known_apps: tuple[str, ...] | None = None
     crash_loop: bool = False
+    #: Some instances are online and others are not (a warning: the app still serves).
+    partial: bool = False
 
     @property
     def first(self) -> Pm2Instance:

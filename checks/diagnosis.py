@@ -243,6 +243,14 @@ def _pm2_crash_loop(s: _State) -> None:
 
 def _pm2_not_online(s: _State) -> None:
     r = s.get("pm2.status")
+    if r is not None and r.status is Status.WARN and r.details.get("partial") and r.id not in s.consumed:
+        # Some instances are down, the others serve: a warning (no incident), with the down one's restart.
+        down = next((i for i in r.details.get("instances") or [] if isinstance(i, dict)
+                     and i.get("status") != "online"), {})
+        s.add("pm2_not_online", r.message, "pm2.status", (),
+              [_pm2(s.target, "restart", str(down.get("pm_id", s.target.pm2_app))),
+               _pm2(s.target, "logs", s.target.pm2_app, "--lines", "50", "--nostream")], severity=Status.WARN)
+        return
     if not s.failed("pm2.status") or r is None:
         return
     t = s.target

@@ -53,6 +53,13 @@ async def pm2_status(f: Facts) -> Outcome:
     described = [_describe(p, now_ms) for p in instances]
     details: dict[str, object] = {"instances": described, "status": instances[0].status}
     bad = [p for p in instances if p.status != "online" or p.pid <= 0]
+    serving = len(instances) - len(bad)
+    if bad and serving:
+        # Some instances serve (cluster mode, `instances > 1`): less capacity, not an app that is down. A fail
+        # here would name "not online" while the probes prove the app up (issue 12, item 10).
+        p = bad[0]
+        return warn(msg("pm2.status.partial", app=app, online=serving, count=len(instances), pm_id=p.pm_id,
+                        status=p.status), partial=True, **details)
     if bad:
         p = bad[0]
         if p.status == "online":

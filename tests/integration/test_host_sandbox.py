@@ -65,6 +65,25 @@ async def test_watch_restart_loop_is_named_while_pm2_says_online(sandbox: Any, s
     assert result(again, "pm2.restarts").details["delta"] is not None
 
 
+async def test_one_stopped_instance_of_two_is_a_warning_not_an_app_down(sandbox: Any, sandbox_target: Target,
+                                                                        ssh: SSHTransport) -> None:
+    """Issue 12, item 10: nothing "down" while the same report proves the app up. Cluster mode, one instance of two
+    stopped: pm2.status warns, the probes pass, and the cause is a warning (no incident) that restarts the one."""
+    await in_mode(sandbox, "pm2-instance-stopped")
+    report = await run_checks(sandbox_target, ssh)
+    assert causes(report) == ["pm2_not_online"], explain(report)
+    assert report.diagnosis[0].severity is Status.WARN and report.exit_code == 1, explain(report)
+    status = result(report, "pm2.status")
+    assert status.status is Status.WARN and status.details["partial"] is True
+    assert sorted(i["status"] for i in status.details["instances"]) == ["online", "stopped"]
+    for probe in ("http.local", "ws.local", "http.proxy", "ws.proxy", "port.listen"):
+        assert result(report, probe).status is Status.OK, explain(report)
+    stopped = next(i for i in status.details["instances"] if i["status"] == "stopped")
+    assert any(str(line).endswith(f"restart {stopped['pm_id']}") for line in report.diagnosis[0].fix)
+    await in_mode(sandbox, "healthy")
+    assert (await run_checks(sandbox_target, ssh)).exit_code == 0
+
+
 async def test_heap_oom_is_named_instead_of_a_crash(sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
     await in_mode(sandbox, "heap-oom")
     report = await run_checks(sandbox_target, ssh)

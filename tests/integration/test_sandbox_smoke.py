@@ -302,10 +302,16 @@ def test_unknown_mode_is_refused(sb: Any) -> None:
 
 
 def _assert_other_pm2_shape(sb: Any, mode: str, ports: dict[int, Any]) -> None:
-    """Modes whose PM2 list is not "one app entry" (wt-sio); what the bot says of them: test_sio_sandbox.py."""
+    """Modes whose PM2 list is not "one app entry online" (wt-sio, and one stopped instance of two); what the bot
+    says of them: test_sio_sandbox.py, test_host_sandbox.py."""
     procs = [p for p in sb.pm2_jlist() if p.get("name") == sb.app_name]
     if mode == "pm2-other-home":
         assert procs == [] and sb.app_port in ports  # the app runs, under another PM2_HOME
+        return
+    if mode == "pm2-instance-stopped":  # cluster mode, one of two stopped: the other serves
+        assert sorted(p["pm2_env"]["status"] for p in procs) == ["online", "stopped"], procs
+        assert get(sb.http_port)[0] == 200 and ws_chat(sb.http_port)[0] == 101
+        assert sb._pm2_saved()
         return
     assert len(procs) == (2 if mode == "socketio-cluster" else 1), procs
     assert all(p["pm2_env"]["status"] == "online" for p in procs), procs
@@ -314,7 +320,7 @@ def _assert_other_pm2_shape(sb: Any, mode: str, ports: dict[int, Any]) -> None:
 
 def _assert_mode(sb: Any, mode: str) -> None:
     ports = listeners()
-    if mode in ("socketio", "socketio-cluster", "pm2-other-home"):
+    if mode in ("socketio", "socketio-cluster", "pm2-other-home", "pm2-instance-stopped"):
         _assert_other_pm2_shape(sb, mode, ports)
         return
     # A hung app never answers: nginx would hold the request for its proxy_read_timeout (60 s). A healthy stack

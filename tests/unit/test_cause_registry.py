@@ -107,15 +107,16 @@ def test_rules_record_the_registered_severity() -> None:
     """A rule's cause carries its row's severity unless the rule says otherwise: `unknown` (its first check's),
     `tls_certificate_not_reloaded` (a fail when the certificate still served is invalid) and
     `app_listen_address_mismatch` (a warn when nginx still reaches the app on its other address),
-    `nginx_config_invalid` (a warn while the running nginx still serves) and `nginx_reload_pending` (a fail
-    when the live behaviour contradicts the files on disk)."""
+    `nginx_config_invalid` (a warn while the running nginx still serves), `nginx_reload_pending` (a fail
+    when the live behaviour contradicts the files on disk) and `pm2_not_online` (a warn when other instances
+    still serve; its fail cases below keep the registered severity)."""
     tree = ast.parse((ROOT / "checks" / "diagnosis.py").read_text())
     overriding = {func.name for func in tree.body if isinstance(func, ast.FunctionDef) for node in ast.walk(func)
                   if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add"
                   and any(k.arg == "severity" for k in node.keywords)}
     # wt-host2: host_disk_full is a warn at disk_warn_percent, a fail at disk_fail_percent or on ENOSPC.
     assert overriding == {"_unknown", "_tls_not_reloaded", "_address_mismatch", "_nginx_invalid", "_reload_pending",
-                          "_host_disk_full"}
+                          "_host_disk_full", "_pm2_not_online"}
     dynamic = {"unknown", "tls_certificate_not_reloaded", "app_listen_address_mismatch", "nginx_config_invalid",
                "nginx_reload_pending", "host_disk_full"}
     seen = set()

@@ -35,6 +35,7 @@ EXPECTED = {
     "app-ipv6-only": ["app_listen_address_mismatch"],
     "app-hung": ["app_unresponsive"],
     "pm2-not-saved": ["pm2_not_saved"],
+    "pm2-instance-stopped": ["pm2_not_online"],  # a warning: the other instance serves
     # wt-nginxrt
     "nginx-wrong-server": ["nginx_wrong_server"],
     "nginx-ws-static": ["nginx_ws_not_proxied"],

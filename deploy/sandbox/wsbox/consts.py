@@ -26,6 +26,7 @@ MODES: tuple[str, ...] = (
     "app-ipv6-only",
     "app-hung",
     "pm2-not-saved",
+    "pm2-instance-stopped",
     # wt-nginxrt (issue 11): routing, reloads and the error log, each on the real nginx
     "nginx-wrong-server",
     "nginx-ws-static",

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from ..consts import (
     APP_SOURCE,
@@ -34,6 +35,7 @@ from ..proc import (
     pid_alive,
     tcp_accepts,
     wait_for,
+    ws_handshake_status,
 )
 
 
@@ -109,6 +111,28 @@ class HostModes:
         self._start_app(port=self.app_port, env={"HOSTNAME": "::1"})
         self._wait_app_listening(self.app_port, host="::1")
         wait_for(f"127.0.0.1:{self.app_port} to refuse", lambda: not tcp_accepts(self.app_port), timeout=15)
+
+    def _break_pm2_instance_stopped(self) -> None:
+        """PM2 cluster mode, two instances of the app's server.js, one of them `pm2 stop`ped (and saved so): the
+        other still serves HTTP and WebSocket, so the stack is degraded, not down."""
+        self._start_app(port=self.app_port, extra={
+            "script": "server.js", "args": [], "exec_mode": "cluster", "instances": 2,
+            "env": {"PORT": str(self.app_port), "NODE_ENV": "production"}})
+
+        def instances() -> list[dict[str, Any]]:
+            return [p for p in self.pm2_jlist() if p.get("name") == self.app_name]
+
+        wait_for("two instances online and answering through nginx",
+                 lambda: [p.get("pm2_env", {}).get("status") for p in instances()] == ["online", "online"]
+                 and http_status(self.http_port) == 200, timeout=60, interval=0.3,
+                 detail=lambda: _tail(self.pm2_error_log))
+        last = max(int(p.get("pm_id", -1)) for p in instances())
+        self.pm2("stop", str(last))
+        wait_for("one instance stopped, the other still serving HTTP and WebSocket",
+                 lambda: sorted(p.get("pm2_env", {}).get("status") for p in instances()) == ["online", "stopped"]
+                 and http_status(self.http_port) == 200 and ws_handshake_status(self.http_port) == 101,
+                 timeout=30, interval=0.2)
+        self._pm2_save()  # the stop is the operator's own, saved: the one finding is the stopped instance
 
     def _break_app_hung(self) -> None:
         """A blocked event loop: PM2 `online`, the port accepts (kernel backlog), nothing answers."""
