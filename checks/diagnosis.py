@@ -676,7 +676,14 @@ def _nginx_wrong_server(s: _State) -> None:
         return  # e.g. the :80 block that sends everything to https: the live probe's redirect finding owns it
     picked, app = _block_label(r.details.get("server")), _block_label(r.details.get("app_server"))
     request = str(r.details.get("request"))
-    host = s.target.public_endpoint()[1]
+    _scheme, host, port = s.target.public_endpoint()
+    if r.details.get("no_listen"):  # no block accepts the public address:port at all; the app's listens elsewhere
+        listens = ", ".join(str(x) for x in r.details.get("listens") or [])
+        s.add("nginx_wrong_server", msg("cause.nginx_wrong_server_no_listen", request=request, app=app,
+                                        listens=listens),
+              "nginx.websocket", ("ws.proxy", "http.proxy", *_same_route("port.match", s, "wrong_server")),
+              [msg("fix.wrong_server_listen", app=app, port=port), *_nginx_apply(s.target)])
+        return
     s.add("nginx_wrong_server", msg("cause.nginx_wrong_server", request=request, picked=picked, app=app),
           "nginx.websocket", ("ws.proxy", "http.proxy", *_same_route("port.match", s, "wrong_server")),
           [msg("fix.wrong_server", app=app, host=host, picked=picked), *_nginx_apply(s.target)])

@@ -472,6 +472,16 @@ def _route_error(config: NginxConfig, found: Route, request: Request, app_port: 
         return FactError(msg("facts.route_uncertain", request=where, why=found.outcome.reason,
                              at=found.outcome.where or "-"), status=Status.WARN, kind="nginx", details=details)
     if found.server is None:
+        app = find_proxy_locations(config, app_port=app_port)
+        if app:
+            # Nothing of nginx accepts the public address:port, while a block that proxies to the app listens
+            # elsewhere (`listen [::1]:80`, another port): the listen is the finding, named with that block.
+            block = config.servers[app[0].server_index]
+            listens = [li.raw for li in block.listen]
+            details |= {"reason": "wrong_server", "no_listen": True, "listens": listens, "app_server": {
+                "file": block.file, "line": block.line, "names": list(block.server_names)}}
+            return FactError(msg("facts.route_no_listen", request=where, app=_server_label(config, app[0].server_index),
+                                 listens=", ".join(listens)), status=Status.FAIL, kind="nginx", details=details)
         details |= {"reason": "no_server", "files": list(config.files)}
         return FactError(msg("facts.no_location", port=request.port, host=request.host, app_port=app_port),
                          status=Status.FAIL, kind="nginx", details=details)

@@ -195,3 +195,14 @@ def test_upstream_path_replaces_the_matched_prefix_only_when_proxy_pass_has_a_ur
     assert _upstream("location /ws { rewrite ^/ws(.*)$ /x$1 break; proxy_pass http://127.0.0.1:3000/; }",
                      "/ws") is None
     assert _upstream("location ~ ^/ws { proxy_pass http://127.0.0.1:3000; }", "/ws") == "/ws"
+
+
+def test_no_block_accepting_the_public_address_names_the_app_s_block_and_its_listens() -> None:
+    cfg = _config(f"server {{ listen [::1]:80; {APP} }}")
+    req = Request(host="127.0.0.1", port=80, path="/ws", address="127.0.0.1")
+    err = _route_error(cfg, route(cfg, req), req, 3000)
+    assert err.status == Status.FAIL and err.details["reason"] == "wrong_server" and err.details["no_listen"]
+    assert err.details["listens"] == ["[::1]:80"] and err.details["app_server"]["line"] == 2
+    # nothing proxies to the app anywhere: no block to name, as before
+    bare = _config("server { listen [::1]:80; return 404; }")
+    assert _route_error(bare, route(bare, req), req, 3000).details["reason"] == "no_server"

@@ -429,3 +429,13 @@ def test_a_proxy_pass_uri_that_hands_the_app_another_path_is_named_only_on_the_e
     unknown_path = {**REWRITING, "upstream_path": None}
     assert "ws_path_routing_mismatch" not in [c for c, _, _ in causes(nginx_websocket=(OK, unknown_path),
                                                                       ws_proxy=(FAIL, {"status": 502}))]
+
+
+def test_a_public_address_no_block_listens_on_is_the_wrong_server_with_the_app_s_listens() -> None:
+    route = {"reason": "wrong_server", "no_listen": True, "listens": ["[::1]:80"], "server": None,
+             "app_server": APP_SERVER, "request": "http://127.0.0.1:80/ws"}
+    report = diagnose(TARGET, results(nginx_websocket=(FAIL, route), port_match=(FAIL, route),
+                                      http_proxy=(FAIL, {"refused": True}), ws_proxy=(FAIL, {"refused": True})))
+    assert [c.cause for c in report] == ["nginx_wrong_server"]
+    assert "[::1]:80" in report[0].summary and "/etc/nginx/sites-enabled/chat:3" in report[0].summary
+    assert set(report[0].evidence) == {"nginx.websocket", "port.match", "http.proxy", "ws.proxy"}
