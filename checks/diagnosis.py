@@ -267,7 +267,7 @@ def _port_mismatch(s: _State) -> None:
         return
     t = s.target
     side = r.details.get("side")
-    effects = ("port.listen", "http.local", "ws.local", "http.proxy", "ws.proxy")
+    effects: tuple[str, ...] = ("port.listen", "http.local", "ws.local", "http.proxy", "ws.proxy")
     if r.status is Status.WARN and side == "config":
         s.add("app_port_misconfigured", r.message, "port.match", effects,
               [msg("fix.set_app_port", port=(r.details.get("nginx_ports") or ["?"])[0], target=t.name)])
@@ -278,8 +278,12 @@ def _port_mismatch(s: _State) -> None:
     if side == "app":
         fix = [_pm2(t, "restart", t.pm2_app, "--update-env", env={"PORT": str(t.app_port)}), _pm2(t, "save")]
     else:
-        where = f"{r.details.get('file')}:{r.details.get('line')}"
+        # No location at all (no server for the public host, nothing proxies to the app): the dump's first file.
+        file, files = r.details.get("file"), [str(f) for f in r.details.get("files") or []]
+        where: str | Msg = f"{file}:{r.details.get('line')}" if file else files[0] if files \
+            else msg("fix.the_nginx_config")
         fix = [msg("fix.edit_proxy_pass", where=where, port=t.app_port), *_nginx_apply(t)]
+        effects += _same_route("nginx.websocket", s, "no_server")  # the same finding, not a second cause
     s.add("port_mismatch", r.message, "port.match", effects, fix)
 
 

@@ -439,3 +439,12 @@ def test_a_public_address_no_block_listens_on_is_the_wrong_server_with_the_app_s
     assert [c.cause for c in report] == ["nginx_wrong_server"]
     assert "[::1]:80" in report[0].summary and "/etc/nginx/sites-enabled/chat:3" in report[0].summary
     assert set(report[0].evidence) == {"nginx.websocket", "port.match", "http.proxy", "ws.proxy"}
+
+
+def test_port_mismatch_without_a_location_names_a_file_not_none() -> None:
+    route = {"reason": "no_server", "files": ["/etc/nginx/nginx.conf", "/etc/nginx/sites-enabled/default"]}
+    report = diagnose(TARGET, results(nginx_websocket=(FAIL, route), port_match=(FAIL, route)))
+    fix = " ".join(str(line) for c in report for line in c.fix)
+    assert "None" not in fix and "/etc/nginx/nginx.conf" in fix, fix
+    assert [c.cause for c in report] == ["port_mismatch"]  # nginx.websocket's same finding is its evidence
+    assert "nginx.websocket" in report[0].evidence
