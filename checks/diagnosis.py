@@ -254,11 +254,17 @@ def _pm2_not_online(s: _State) -> None:
     if not s.failed("pm2.status") or r is None:
         return
     t = s.target
-    if "known_apps" in r.details:
+    summary: Msg = r.message
+    fix: list[str | Msg]
+    if "known_apps" in r.details and s.detail("pm2.saved", "saved_not_running"):
+        # PM2 runs without the app, which its saved list has: restarted without resurrecting (A2).
+        summary = msg("cause.pm2_saved_not_running", app=t.pm2_app, dump=str(s.detail("pm2.saved", "dump")))
+        fix = [_pm2(t, "resurrect"), _pm2(t, "startup"), msg("fix.pm2_startup")]
+    elif "known_apps" in r.details:
         fix = [_start_cmd(t), _pm2(t, "save")]
     else:
         fix = [_pm2(t, "restart", t.pm2_app), _pm2(t, "logs", t.pm2_app, "--lines", "50", "--nostream")]
-    s.add("pm2_not_online", r.message, "pm2.status", _APP_DOWN_EFFECTS, fix)
+    s.add("pm2_not_online", summary, "pm2.status", _APP_DOWN_EFFECTS, fix)
 
 
 def _port_mismatch(s: _State) -> None:

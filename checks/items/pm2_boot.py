@@ -15,7 +15,7 @@ import re
 from checks import commands
 from checks.facts import Facts, _parse_stat
 from checks.items.base import Outcome, error, ok, skip, warn
-from checks.messages import msg
+from checks.messages import Msg, msg
 from checks.parsers.pm2 import Pm2Process
 from checks.transport.base import CommandResult
 
@@ -34,6 +34,20 @@ def pm2_home_of(f: Facts, inst: Pm2Process | None) -> str:
         # PM2 keeps every pid file in $PM2_HOME/pids/ (not configurable per app).
         return posixpath.dirname(posixpath.dirname(inst.pid_path))
     return ""
+
+
+async def _saved_not_running(f: Facts, early: asyncio.Future[tuple[CommandResult, CommandResult]] | None
+                             ) -> tuple[Msg, dict[str, object]]:
+    """PM2 does not run the app: is it in the saved list? Then PM2 restarted without resurrecting it (a reboot
+    without `pm2 startup`, a `pm2 kill`), and `pm2 resurrect` brings it back (A2)."""
+    app = f.target.pm2_app
+    if early is None:
+        return msg("pm2.saved.unknown_app", app=app), {}
+    _stat, names = await early
+    dump = _dump_path(pm2_home_of(f, None))
+    if names.exit_status == 0 and app in _NAME_FIELD.findall(names.stdout):
+        return msg("pm2.saved.saved_not_running", app=app, dump=dump), {"saved_not_running": True, "dump": dump}
+    return msg("pm2.saved.unknown_app", app=app), {}
 
 
 async def _instances(f: Facts) -> tuple[Pm2Process, ...]:
@@ -65,11 +79,14 @@ async def pm2_saved(f: Facts) -> Outcome:
     # With pm2_home configured the dump is read in the first round, next to `pm2 jlist` (not after it).
     early = _dump_reads(f, _dump_path(pm2_home_of(f, None))) if f.target.pm2_home else None
     try:
-        instances = await _instances(f)
+        instances = await f.app_instances()
     except BaseException:
         if early is not None:  # still collected, so that an error in it is never reported as unretrieved
             early.add_done_callback(lambda fut: fut.cancelled() or fut.exception())
         raise
+    if not instances:
+        reason, extra = await _saved_not_running(f, early)
+        raise f.explained_by("pm2.status", reason, **extra)
     home = pm2_home_of(f, instances[0])
     if not home:
         return error(msg("pm2.saved.no_home", app=app))

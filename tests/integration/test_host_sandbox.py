@@ -84,6 +84,21 @@ async def test_one_stopped_instance_of_two_is_a_warning_not_an_app_down(sandbox:
     assert (await run_checks(sandbox_target, ssh)).exit_code == 0
 
 
+async def test_pm2_gone_with_the_app_still_saved_is_fixed_by_resurrect(sandbox: Any, sandbox_target: Target,
+                                                                      ssh: SSHTransport) -> None:
+    """A2: PM2 restarted without its list (here `pm2 kill`; a reboot without `pm2 startup` leaves the same): the
+    cause says the saved list has the app and the fix is `pm2 resurrect`, not "PM2 runs as another user"."""
+    await in_mode(sandbox, "pm2-killed")
+    report = await run_checks(sandbox_target, ssh)
+    assert causes(report) == ["pm2_not_online"], explain(report)
+    cause = report.diagnosis[0]
+    assert "dump.pm2" in cause.summary and "resurrect" in str(cause.fix[0]), cause
+    saved = result(report, "pm2.saved")
+    assert saved.status is Status.SKIP and saved.details["saved_not_running"] is True, explain(report)
+    await in_mode(sandbox, "healthy")
+    assert (await run_checks(sandbox_target, ssh)).exit_code == 0
+
+
 async def test_heap_oom_is_named_instead_of_a_crash(sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
     await in_mode(sandbox, "heap-oom")
     report = await run_checks(sandbox_target, ssh)

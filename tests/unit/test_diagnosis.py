@@ -136,3 +136,18 @@ def test_unreachable_host_key_suggests_trust() -> None:
 def test_partial_selection_diagnoses_what_it_saw() -> None:
     only = [r for r in results(pm2_status=FAIL) if r.id == "pm2.status"]
     assert [c.cause for c in diagnose(TARGET, only)] == ["pm2_not_online"]
+
+
+def test_an_app_pm2_dropped_but_saved_is_resurrected_not_blamed_on_another_user() -> None:
+    """A2: PM2 runs without the app, its dump has it: `pm2 resurrect`, and the summary says why."""
+    overrides: dict[str, Any] = {
+        "pm2_status": (FAIL, {"known_apps": []}),
+        "pm2_saved": (SKIP, {"see": "pm2.status", "saved_not_running": True, "dump": "/home/app/.pm2/dump.pm2"}),
+        **{k: v for k, v in APP_DOWN.items() if k != "port_match"},
+    }
+    (cause,) = diagnose(TARGET, results(**overrides))
+    assert cause.cause == "pm2_not_online" and "/home/app/.pm2/dump.pm2" in cause.summary
+    assert str(cause.fix[0]).endswith("pm2 resurrect"), cause.fix
+    # without the saved list the fix is to start it, as before
+    (plain,) = diagnose(TARGET, results(**{**overrides, "pm2_saved": (SKIP, {"see": "pm2.status"})}))
+    assert "start" in str(plain.fix[0]) and "resurrect" not in " ".join(map(str, plain.fix))

@@ -36,6 +36,7 @@ EXPECTED = {
     "app-hung": ["app_unresponsive"],
     "pm2-not-saved": ["pm2_not_saved"],
     "pm2-instance-stopped": ["pm2_not_online"],  # a warning: the other instance serves
+    "pm2-killed": ["pm2_not_online"],  # resurrect: the saved list has the app
     # wt-nginxrt
     "nginx-wrong-server": ["nginx_wrong_server"],
     "nginx-ws-static": ["nginx_ws_not_proxied"],

@@ -27,6 +27,7 @@ MODES: tuple[str, ...] = (
     "app-hung",
     "pm2-not-saved",
     "pm2-instance-stopped",
+    "pm2-killed",
     # wt-nginxrt (issue 11): routing, reloads and the error log, each on the real nginx
     "nginx-wrong-server",
     "nginx-ws-static",

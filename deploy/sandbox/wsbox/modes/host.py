@@ -112,6 +112,16 @@ class HostModes:
         self._wait_app_listening(self.app_port, host="::1")
         wait_for(f"127.0.0.1:{self.app_port} to refuse", lambda: not tcp_accepts(self.app_port), timeout=15)
 
+    def _break_pm2_killed(self) -> None:
+        """`pm2 kill` after the list was saved: PM2 and the app are gone while dump.pm2 still lists the app, which is
+        what a reboot leaves without `pm2 startup` (A2). The bot's own `pm2 jlist` then starts an empty daemon, as
+        any PM2 command does; the app stays down until `pm2 resurrect`."""
+        if not self._pm2_saved():
+            self._pm2_save()
+        self.pm2("kill")
+        wait_for("PM2's daemon and the app to be gone",
+                 lambda: not self._pm2_daemon_pid() and not tcp_accepts(self.app_port), timeout=30)
+
     def _break_pm2_instance_stopped(self) -> None:
         """PM2 cluster mode, two instances of the app's server.js, one of them `pm2 stop`ped (and saved so): the
         other still serves HTTP and WebSocket, so the stack is degraded, not down."""
