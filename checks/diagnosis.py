@@ -247,8 +247,9 @@ def _pm2_not_online(s: _State) -> None:
         # Some instances are down, the others serve: a warning (no incident), with the down one's restart.
         down = next((i for i in r.details.get("instances") or [] if isinstance(i, dict)
                      and i.get("status") != "online"), {})
+        pm_id = down.get("pm_id")
         s.add("pm2_not_online", r.message, "pm2.status", (),
-              [_pm2(s.target, "restart", str(down.get("pm_id", s.target.pm2_app))),
+              [_pm2(s.target, "restart", str(pm_id) if isinstance(pm_id, int) else s.target.pm2_app),
                _pm2(s.target, "logs", s.target.pm2_app, "--lines", "50", "--nostream")], severity=Status.WARN)
         return
     if not s.failed("pm2.status") or r is None:

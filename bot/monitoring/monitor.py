@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -164,6 +164,9 @@ class Monitor:
         #: Sharded: the targets whose probes and canary run here.
         self.owned: set[str] = set()
         self._canaries: dict[str, asyncio.Task[None]] = {}
+        #: The probe runs in flight per target (full, fast, confirm): a target handed to another replica stops
+        #: being probed here at once, not when a run that started before the hand-over ends (`_unschedule`).
+        self._probing: dict[str, set[asyncio.Task[Any]]] = {}
         self.policy = inc.IncidentPolicy(
             failure_threshold=settings.failure_threshold,
             success_threshold=settings.success_threshold,
@@ -267,6 +270,8 @@ class Monitor:
         for job in (f"full:{name}", f"fast:{name}"):
             with contextlib.suppress(JobLookupError):
                 self.scheduler.remove_job(job)
+        for task in self._probing.pop(name, set()):
+            task.cancel()  # its commit would be refused anyway (fenced by the shard epoch); its SSH work stops now
         canary = self._canaries.pop(name, None)
         if canary is not None:
             canary.cancel()
@@ -368,17 +373,34 @@ class Monitor:
 
     # -- probes ----------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _in_flight(self, name: str) -> Iterator[None]:
+        """Register the running probe of `name`, so that handing the target over cancels it (`_unschedule`)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._probing.setdefault(name, set()).add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._probing.get(name, set()).discard(task)
+
+    def _handed_over(self, name: str) -> bool:
+        """A probe cancelled because its target went to another replica (not a shutdown)."""
+        return self.sharded and name not in self.owned
+
     async def full_probe(self, name: str) -> None:
         try:
-            report = await self.service.run(name)
+            with self._in_flight(name):
+                report = await self.service.run(name)
             await self.observe(name, report, kind="full")
             await self._alive(name)
             for hook in self.on_cycle:
                 await hook(name)
         except asyncio.CancelledError:
-            if not self.stop_event.is_set():
+            if not (self.stop_event.is_set() or self._handed_over(name)):
                 raise
-            return  # shutting down: a run cut short is not an error worth a traceback per target
+            return  # shutting down, or handed over: a run cut short is not an error worth a traceback
         except Exception:
             self.survived("full", name)
             return
@@ -387,7 +409,8 @@ class Monitor:
 
     async def fast_probe(self, name: str) -> None:
         try:
-            report = await self.service.run(name, FAST_CHECKS)
+            with self._in_flight(name):
+                report = await self.service.run(name, FAST_CHECKS)
             failing = report.status in (Status.FAIL, Status.ERROR)
             await self.observe(name, report, kind="fast")
             state = self.states[name]
@@ -396,7 +419,7 @@ class Monitor:
                 self._tasks.spawn(self.confirm(name, reason="fast probe failed"), name=f"confirm {name}")
             await self._alive(name)
         except asyncio.CancelledError:
-            if not self.stop_event.is_set():
+            if not (self.stop_event.is_set() or self._handed_over(name)):
                 raise
             return
         except Exception:
@@ -412,9 +435,12 @@ class Monitor:
         self._confirming.add(name)
         try:
             log.info("confirming %s: %s", name, reason)
-            report = await self.service.run(name)
+            with self._in_flight(name):
+                report = await self.service.run(name)
             await self.observe(name, report, kind="full", confirmed=report.status in (Status.FAIL, Status.ERROR))
         except asyncio.CancelledError:
+            if self._handed_over(name) and not self.stop_event.is_set():
+                return
             raise
         except Exception:
             self.survived("confirm", name)

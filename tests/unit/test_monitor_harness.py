@@ -3,6 +3,7 @@ prepared reports. Covers set-aside then heal, confirmation opening an incident, 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ import pytest
 
 import bot.monitoring.incidents as inc
 import bot.monitoring.monitor as monitor_module
+from bot.ha import shards
 from bot.monitoring.monitor import Monitor
 from bot.settings import load_settings
 from bot.store import Store
@@ -116,3 +118,30 @@ async def test_a_confirmed_failure_opens_one_incident_and_recovery_resolves_it(h
     await harness.deliver()
     assert mon.states["web"].incident is None
     assert harness.sink.posts[1:] or harness.sink.updates, "the resolution was not posted"
+
+
+async def test_a_target_handed_to_another_replica_stops_being_probed_here_at_once(harness: Harness) -> None:
+    """Sharded: a probe that started before the hand-over is cancelled by it (each target probed by exactly one
+    replica), quietly: no error, no observation, nothing committed; other targets' probes are not touched."""
+    mon = harness.monitor
+    mon.sharded = True
+    mon.owned.add("web")
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_run(name: str, checks: Any = ()) -> TargetReport:
+        started.set()
+        await release.wait()
+        return report(Status.FAIL, pm2_status="errored")
+
+    errors: list[str] = []
+    mon.on_error.append(errors.append)
+    mon.service.run = slow_run  # type: ignore[attr-defined]
+    probe = asyncio.ensure_future(mon.full_probe("web"))
+    await started.wait()
+    await mon.reshard(shards.Moved(dropped=frozenset({"web"})))
+    done, _ = await asyncio.wait({probe}, timeout=5)  # not wait_for: its own cancel on timeout would end it too
+    assert probe in done, "the probe went on after its target was handed over"
+    assert not probe.cancelled() and probe.exception() is None and errors == []
+    assert mon.states["web"].consecutive_failures == 0 and mon.states["web"].last_observation_at is None
+    assert "web" not in mon._probing and "web" not in mon.owned
+    release.set()
