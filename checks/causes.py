@@ -116,6 +116,14 @@ CAUSE_SPECS: tuple[CauseSpec, ...] = (
         "nginx 연결이 부족합니다 (`worker_connections are not enough`)",
     ),
     CauseSpec(
+        "app_outside_pm2",
+        "the app answers on app_port but runs outside PM2 (started by hand or by another manager): nothing "
+        "restarts it after a crash or a reboot",
+        "앱이 app_port에서 응답하지만 PM2 밖에서 실행 중입니다 (직접 시작했거나 다른 관리자): 충돌이나 재부팅 후 "
+        "아무것도 다시 시작하지 않습니다",
+        severity=Status.WARN,
+    ),
+    CauseSpec(
         "port_conflict",
         "another process holds the app port, so the app cannot bind it (EADDRINUSE)",
         "다른 프로세스가 앱 포트를 점유하고 있어 앱이 포트를 열 수 없습니다 (EADDRINUSE)",

@@ -205,6 +205,28 @@ def _nginx_invalid(s: _State) -> None:
           [msg("fix.edit", where=where), *_nginx_apply(s.target)], severity=Status.WARN if serving else Status.FAIL)
 
 
+def _app_outside_pm2(s: _State) -> None:
+    """The port's holder is not PM2's app, PM2 does not run the app, and yet app_port answers the app's HTTP and its
+    WebSocket on ws_path: the app itself, started outside PM2. Not `port_conflict` (whose fix kills the holder: the
+    site would go down) and not "the app is down": a warning that PM2 does not supervise it."""
+    r = s.get("port.conflict")
+    if not s.failed("port.conflict") or r is None or not s.failed("pm2.status"):
+        return
+    if not (s.ok("http.local") and s.ok("ws.local")):
+        return
+    t = s.target
+    holders = [h for h in r.details.get("foreign") or [] if isinstance(h, dict)]
+    who: str | Msg = ", ".join(f"{h['name']} (pid {h['pid']}, user {h.get('user', '?')})" for h in holders) \
+        or msg("cause.another_process")
+    pids = " ".join(str(h["pid"]) for h in holders)
+    start = _pm2(t, "resurrect") if s.detail("pm2.saved", "saved_not_running") else _start_cmd(t)
+    s.add("app_outside_pm2", msg("cause.app_outside_pm2", who=who, port=t.app_port, app=t.pm2_app),
+          "port.conflict", ("pm2.status", "port.listen", "port.match", "pm2.saved", "pm2.logs", "pm2.restarts",
+                            "host.fds"),
+          [msg("fix.confirm_port_holder", port=t.app_port),
+           msg("fix.move_under_pm2", pids=pids or "?"), start, _pm2(t, "save")])
+
+
 def _port_conflict(s: _State) -> None:
     r = s.get("port.conflict")
     if not s.failed("port.conflict") or r is None:
@@ -868,6 +890,7 @@ RULES: tuple[Rule, ...] = (
     _nginx_wrong_server,
     _nginx_ws_not_proxied,
     _capacity_exhausted,
+    _app_outside_pm2,
     _port_conflict,
     _host_out_of_memory,  # wt-host2
     _host_disk_full,  # wt-host2

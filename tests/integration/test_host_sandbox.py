@@ -99,6 +99,23 @@ async def test_pm2_gone_with_the_app_still_saved_is_fixed_by_resurrect(sandbox: 
     assert (await run_checks(sandbox_target, ssh)).exit_code == 0
 
 
+async def test_the_app_running_outside_pm2_is_a_warning_never_a_conflict_to_kill(
+        sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
+    """Started by hand on app_port (PM2 does not know it): the site works, so not `port_conflict` (its fix kills the
+    holder, taking the site down) and not "the app is down": a warning naming the process, with the way under PM2."""
+    await in_mode(sandbox, "app-outside-pm2")
+    report = await run_checks(sandbox_target, ssh)
+    assert causes(report) == ["app_outside_pm2"], explain(report)
+    cause = report.diagnosis[0]
+    assert cause.severity is Status.WARN, explain(report)
+    holder = result(report, "port.conflict").details["foreign"][0]
+    assert holder["name"] == "node" and f"pid {holder['pid']}" in cause.summary
+    for probe in ("http.local", "ws.local", "http.proxy", "ws.proxy"):
+        assert result(report, probe).status is Status.OK, explain(report)
+    await in_mode(sandbox, "healthy")
+    assert (await run_checks(sandbox_target, ssh)).exit_code == 0
+
+
 async def test_heap_oom_is_named_instead_of_a_crash(sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
     await in_mode(sandbox, "heap-oom")
     report = await run_checks(sandbox_target, ssh)

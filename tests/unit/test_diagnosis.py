@@ -151,3 +151,17 @@ def test_an_app_pm2_dropped_but_saved_is_resurrected_not_blamed_on_another_user(
     # without the saved list the fix is to start it, as before
     (plain,) = diagnose(TARGET, results(**{**overrides, "pm2_saved": (SKIP, {"see": "pm2.status"})}))
     assert "start" in str(plain.fix[0]) and "resurrect" not in " ".join(map(str, plain.fix))
+
+
+def test_the_app_outside_pm2_is_a_warning_and_its_holder_is_never_killed() -> None:
+    """A holder of app_port that answers the app's HTTP and WebSocket while PM2 does not run the app is the app
+    itself: `app_outside_pm2` (warn), not `port_conflict` (whose fix is `kill`)."""
+    foreign = {"foreign": [{"pid": 4242, "name": "node", "user": "deploy"}]}
+    base: dict[str, Any] = {"port_conflict": (FAIL, foreign), "pm2_status": (FAIL, {"known_apps": []}),
+                            "port_listen": FAIL, "port_match": SKIP, "pm2_logs": SKIP}
+    (cause,) = diagnose(TARGET, results(**base))
+    assert cause.cause == "app_outside_pm2" and cause.severity is WARN and "pid 4242" in cause.summary
+    assert {"port.conflict", "pm2.status", "port.listen"} <= set(cause.evidence)
+    # the holder does not answer like the app (a squatter that hangs up): the conflict it is
+    squatter = diagnose(TARGET, results(**base, http_local=FAIL, ws_local=FAIL))
+    assert squatter[0].cause == "port_conflict" and any("kill 4242" in str(line) for line in squatter[0].fix)

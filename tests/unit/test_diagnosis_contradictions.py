@@ -13,6 +13,8 @@ the diagnosis must never name one of these causes while another result proves it
 - `pm2_not_saved` says: the app runs but the saved list does not have it. PM2 not knowing the app contradicts it.
 - `pm2_startup_missing` needs pm2.startup's own warning: never from a skip (no systemd) or an error.
 - `pm2_not_online` is never a failure ("the app is down") while pm2.status says some instances still serve.
+- `port_conflict` (its fix kills the holder) is never named for a holder that answers the app's HTTP and
+  WebSocket while PM2 does not run the app: that is the app itself, outside PM2.
 - `ws_path_routing_mismatch` says: nginx hands the app another path, the app answers ws_path itself, the public
   handshake got a non-101 answer. ws.local not ok, ws.proxy ok, a redirect, silence, or no differing upstream
   path contradicts it.
@@ -83,7 +85,7 @@ def focused(*varying: str) -> st.SearchStrategy[list[CheckResult]]:
 
 
 #: The app side (PM2, the port, the probes) and the route (nginx's location, what it hands the app, a reload).
-APP_SIDE = focused("pm2.status", "port.listen", "port.match", *PROBES)
+APP_SIDE = focused("pm2.status", "port.listen", "port.match", "port.conflict", *PROBES)
 ROUTE_SIDE = focused("nginx.websocket", "nginx.reload", *PROBES)
 
 
@@ -128,6 +130,9 @@ def contradictions(cause: Cause, results: dict[str, CheckResult]) -> list[str]:
     if cause.cause == "pm2_not_online" and cause.severity is not Status.WARN and pm2.details.get("partial") \
             and pm2.status is Status.WARN:
         found.append("some instances still serve")
+    if cause.cause == "port_conflict" and pm2.status is Status.FAIL \
+            and all(results[c].status is Status.OK for c in ("http.local", "ws.local")):
+        found.append("the holder answers the app's HTTP and WebSocket while PM2 does not run the app: the app itself")
     if cause.cause == "ws_path_routing_mismatch":
         websocket, local, proxy = results["nginx.websocket"], results["ws.local"], results["ws.proxy"]
         if local.status is not Status.OK:

@@ -37,6 +37,7 @@ EXPECTED = {
     "pm2-not-saved": ["pm2_not_saved"],
     "pm2-instance-stopped": ["pm2_not_online"],  # a warning: the other instance serves
     "pm2-killed": ["pm2_not_online"],  # resurrect: the saved list has the app
+    "app-outside-pm2": ["app_outside_pm2"],  # a warning: the app serves, PM2 does not supervise it
     # wt-nginxrt
     "nginx-wrong-server": ["nginx_wrong_server"],
     "nginx-ws-static": ["nginx_ws_not_proxied"],

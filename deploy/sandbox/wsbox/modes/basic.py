@@ -56,6 +56,27 @@ class BasicModes:
         self._start_app(port=self.app_port)
         self._wait_app_status("errored")
 
+    def _break_app_outside_pm2(self) -> None:
+        """The app started by hand (`node server.js` in app_dir, as the sandbox user) after `pm2 delete` + `pm2 save`:
+        the site works, PM2 does not know the app, and nothing would restart it. Held as the squatter is (its pid
+        is the squatter's), so every way back to healthy stops it first."""
+        self.pm2("delete", self.app_name)
+        self.pm2("save")
+        wait_for(f"127.0.0.1:{self.app_port} to be free", lambda: not tcp_accepts(self.app_port), timeout=15)
+        log = self.stash_dir / "outside-pm2.log"
+        proc = self._spawn_as_user(["node", "server.js"], log, cwd=self.app_dir,
+                                   env={"PORT": str(self.app_port), "NODE_ENV": "production"})
+        self.squatter_pid = proc.pid
+        self.squatter_pid_file.write_text(f"{proc.pid}\n")
+        self._save_state()
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise SandboxError(f"the app started by hand exited\n{_tail(log)}")
+            return http_status(self.http_port) == 200 and ws_handshake_status(self.http_port) == 101
+
+        wait_for("the app started by hand answering through nginx", up, timeout=60, interval=0.3)
+
     def _break_pm2_stopped(self) -> None:
         """`pm2 stop <app>`: PM2 keeps the entry with status `stopped`, nothing listens."""
         self.pm2("stop", self.app_name)
