@@ -70,8 +70,12 @@ class Pm2Details(_Details):
     #: Set only when the app is not in `pm2 jlist` (the names it does list, maybe none).
     known_apps: tuple[str, ...] | None = None
     crash_loop: bool = False
-    #: Some instances are online and others are not (a warning: the app still serves).
+    #: Some instances are online and others are not, or crash-loop (a warning: the app still serves).
     partial: bool = False
+    #: With `partial`: the pm_id of the instance that does not serve.
+    culprit: int | None = None
+    #: With `partial`: every instance is in fork mode, so the app was started more than once (one port, one holder).
+    duplicates: bool = False
 
     @property
     def first(self) -> Pm2Instance:

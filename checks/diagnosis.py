@@ -266,19 +266,24 @@ def _pm2_crash_loop(s: _State) -> None:
 def _pm2_not_online(s: _State) -> None:
     r = s.get("pm2.status")
     if r is not None and r.status is Status.WARN and r.details.get("partial") and r.id not in s.consumed:
-        # Some instances are down, the others serve: a warning (no incident), with the down one's restart.
-        down = next((i for i in r.details.get("instances") or [] if isinstance(i, dict)
-                     and i.get("status") != "online"), {})
-        pm_id = down.get("pm_id")
-        s.add("pm2_not_online", r.message, "pm2.status", (),
-              [_pm2(s.target, "restart", str(pm_id) if isinstance(pm_id, int) else s.target.pm2_app),
-               _pm2(s.target, "logs", s.target.pm2_app, "--lines", "50", "--nostream")], severity=Status.WARN)
+        # Some instances do not serve, the others do: a warning (no incident). In fork mode the app was started
+        # twice: the copy cannot bind the port the first one holds, so the fix deletes it; else restart that one.
+        t = s.target
+        culprit = r.details.get("culprit")
+        which = str(culprit) if isinstance(culprit, int) else t.pm2_app
+        count = len(r.details.get("instances") or [])
+        if r.details.get("duplicates") and isinstance(culprit, int):
+            summary: Msg = msg("cause.pm2_duplicate", app=t.pm2_app, count=count, pm_id=culprit, port=t.app_port)
+            fix: list[str | Msg] = [_pm2(t, "delete", which), _pm2(t, "save")]
+        else:
+            summary = r.message
+            fix = [_pm2(t, "restart", which), _pm2(t, "logs", t.pm2_app, "--lines", "50", "--nostream")]
+        s.add("pm2_not_online", summary, "pm2.status", ("pm2.restarts",), fix, severity=Status.WARN)
         return
     if not s.failed("pm2.status") or r is None:
         return
     t = s.target
-    summary: Msg = r.message
-    fix: list[str | Msg]
+    summary = r.message
     if "known_apps" in r.details and s.detail("pm2.saved", "saved_not_running"):
         # PM2 runs without the app, which its saved list has: restarted without resurrecting (A2).
         summary = msg("cause.pm2_saved_not_running", app=t.pm2_app, dump=str(s.detail("pm2.saved", "dump")))
@@ -663,6 +668,8 @@ def _pm2_restart_loop_online(s: _State) -> None:
     r = s.get("pm2.restarts")
     if not s.failed("pm2.restarts") or r is None or not r.details.get("loop"):
         return
+    if s.detail("pm2.status", "partial") and s.detail("pm2.status", "culprit") is not None:
+        return  # one instance of several loops while the others serve: _pm2_not_online's warning says which
     t = s.target
     kind = r.details.get("kind")
     fix: list[str | Msg] = []

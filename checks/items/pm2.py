@@ -53,13 +53,22 @@ async def pm2_status(f: Facts) -> Outcome:
     described = [_describe(p, now_ms) for p in instances]
     details: dict[str, object] = {"instances": described, "status": instances[0].status}
     bad = [p for p in instances if p.status != "online" or p.pid <= 0]
-    serving = len(instances) - len(bad)
-    if bad and serving:
-        # Some instances serve (cluster mode, `instances > 1`): less capacity, not an app that is down. A fail
-        # here would name "not online" while the probes prove the app up (issue 12, item 10).
-        p = bad[0]
-        return warn(msg("pm2.status.partial", app=app, online=serving, count=len(instances), pm_id=p.pm_id,
-                        status=p.status), partial=True, **details)
+    looping = [
+        p for p in instances
+        if p.unstable_restarts >= UNSTABLE_LOOP and p.pm_uptime and (now_ms - p.pm_uptime) / 1000 < LOOP_UPTIME_S
+    ]
+    stable = [p for p in instances if p not in bad and p not in looping]
+    if stable and (bad or looping):
+        # Some instances serve (cluster mode, or the app started twice in fork mode): less capacity or a duplicate,
+        # not an app that is down. A fail here would name "not online" / "crash loop" while the probes prove the
+        # app up (issue 12, item 10).
+        p = (looping or bad)[0]
+        loops = p in looping or p.unstable_restarts >= UNSTABLE_LOOP
+        duplicates = all((i.exec_mode or "fork_mode") == "fork_mode" for i in instances)
+        key = "pm2.status.partial_loop" if loops else "pm2.status.partial"
+        return warn(msg(key, app=app, online=len(stable), count=len(instances), pm_id=p.pm_id, status=p.status,
+                        unstable=p.unstable_restarts),
+                    partial=True, culprit=p.pm_id, duplicates=duplicates, crash_loop=loops, **details)
     if bad:
         p = bad[0]
         if p.status == "online":
@@ -71,10 +80,6 @@ async def pm2_status(f: Facts) -> Outcome:
         if p.status == "launching":
             return warn(msg("pm2.status.launching", app=app), **details)
         return fail(msg("pm2.status.other", app=app, status=p.status), **details)
-    looping = [
-        p for p in instances
-        if p.unstable_restarts >= UNSTABLE_LOOP and p.pm_uptime and (now_ms - p.pm_uptime) / 1000 < LOOP_UPTIME_S
-    ]
     if looping:
         p = looping[0]
         details["crash_loop"] = True

@@ -116,6 +116,23 @@ async def test_the_app_running_outside_pm2_is_a_warning_never_a_conflict_to_kill
     assert (await run_checks(sandbox_target, ssh)).exit_code == 0
 
 
+async def test_the_app_started_twice_is_a_duplicate_to_delete_not_a_crash_loop(
+        sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
+    """`pm2 start` run twice in fork mode: the copy fails to bind while the first serves. A warning naming the copy,
+    fixed by deleting it (a restart would only repeat the failure), not "crash-looping" as if the app were down."""
+    await in_mode(sandbox, "pm2-started-twice")
+    report = await run_checks(sandbox_target, ssh)
+    assert causes(report) == ["pm2_not_online"], explain(report)
+    cause = report.diagnosis[0]
+    status = result(report, "pm2.status")
+    assert cause.severity is Status.WARN and status.details["duplicates"] is True, explain(report)
+    assert str(cause.fix[0]).endswith(f"delete {status.details['culprit']}"), cause.fix
+    for probe in ("http.proxy", "ws.proxy"):
+        assert result(report, probe).status is Status.OK, explain(report)
+    await in_mode(sandbox, "healthy")
+    assert (await run_checks(sandbox_target, ssh)).exit_code == 0
+
+
 async def test_heap_oom_is_named_instead_of_a_crash(sandbox: Any, sandbox_target: Target, ssh: SSHTransport) -> None:
     await in_mode(sandbox, "heap-oom")
     report = await run_checks(sandbox_target, ssh)

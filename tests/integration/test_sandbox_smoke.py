@@ -308,6 +308,10 @@ def _assert_other_pm2_shape(sb: Any, mode: str, ports: dict[int, Any]) -> None:
     if mode == "pm2-other-home":
         assert procs == [] and sb.app_port in ports  # the app runs, under another PM2_HOME
         return
+    if mode == "pm2-started-twice":  # two fork-mode entries: the first serves, the copy cannot bind
+        assert len(procs) == 2 and [name for name, _ in ports[sb.app_port]] == ["node"]
+        assert get(sb.http_port)[0] == 200 and ws_chat(sb.http_port)[0] == 101
+        return
     if mode == "app-outside-pm2":  # the app started by hand: PM2 does not know it, the site works
         assert procs == [] and [name for name, _ in ports[sb.app_port]] == ["node"]
         assert get(sb.http_port)[0] == 200 and ws_chat(sb.http_port)[0] == 101
@@ -329,7 +333,7 @@ def _assert_other_pm2_shape(sb: Any, mode: str, ports: dict[int, Any]) -> None:
 def _assert_mode(sb: Any, mode: str) -> None:
     ports = listeners()
     if mode in ("socketio", "socketio-cluster", "pm2-other-home", "pm2-instance-stopped", "pm2-killed",
-                "app-outside-pm2"):
+                "app-outside-pm2", "pm2-started-twice"):
         _assert_other_pm2_shape(sb, mode, ports)
         return
     # A hung app never answers: nginx would hold the request for its proxy_read_timeout (60 s). A healthy stack

@@ -38,6 +38,7 @@ EXPECTED = {
     "pm2-instance-stopped": ["pm2_not_online"],  # a warning: the other instance serves
     "pm2-killed": ["pm2_not_online"],  # resurrect: the saved list has the app
     "app-outside-pm2": ["app_outside_pm2"],  # a warning: the app serves, PM2 does not supervise it
+    "pm2-started-twice": ["pm2_not_online"],  # a warning: the duplicate to delete, the first copy serves
     # wt-nginxrt
     "nginx-wrong-server": ["nginx_wrong_server"],
     "nginx-ws-static": ["nginx_ws_not_proxied"],

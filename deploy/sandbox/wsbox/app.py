@@ -78,9 +78,10 @@ class AppMixin:
         )
 
     def _app_healthy(self) -> bool:
-        proc = self.app_process()
-        if not proc:
+        entries = [p for p in self.pm2_jlist() if p.get("name") == self.app_name]
+        if len(entries) != 1:  # none, cluster instances, or the app started twice (pm2-started-twice)
             return False
+        proc = entries[0]
         env = proc.get("pm2_env", {})
         inner = env.get("env", {})
         return (

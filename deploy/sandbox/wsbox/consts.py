@@ -29,6 +29,7 @@ MODES: tuple[str, ...] = (
     "pm2-instance-stopped",
     "pm2-killed",
     "app-outside-pm2",
+    "pm2-started-twice",
     # wt-nginxrt (issue 11): routing, reloads and the error log, each on the real nginx
     "nginx-wrong-server",
     "nginx-ws-static",

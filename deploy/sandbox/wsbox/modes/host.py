@@ -112,6 +112,24 @@ class HostModes:
         self._wait_app_listening(self.app_port, host="::1")
         wait_for(f"127.0.0.1:{self.app_port} to refuse", lambda: not tcp_accepts(self.app_port), timeout=15)
 
+    def _break_pm2_started_twice(self) -> None:
+        """The seed's `pm2 start npm --name <app> -- run start` run a second time (fork mode): the copy cannot bind
+        the port the first one holds and crash-loops (EADDRINUSE) until PM2 gives up, while the first serves."""
+        self.pm2("start", "npm", "--name", self.app_name, "--cwd", str(self.app_dir), "--", "run", "start",
+                 env={"PORT": str(self.app_port)})
+
+        def copies() -> list[dict[str, Any]]:
+            return [p for p in self.pm2_jlist() if p.get("name") == self.app_name]
+
+        def looping() -> bool:
+            entries = copies()
+            return len(entries) == 2 and any(
+                p.get("pm2_env", {}).get("unstable_restarts", 0) >= 3 or p.get("pm2_env", {}).get("status") == "errored"
+                for p in entries) and http_status(self.http_port) == 200
+
+        wait_for("the second copy failing to start while the first serves", looping, timeout=60, interval=0.3)
+        self._pm2_save()  # saved with both: the one finding is the duplicate
+
     def _break_pm2_killed(self) -> None:
         """`pm2 kill` after the list was saved: PM2 and the app are gone while dump.pm2 still lists the app, which is
         what a reboot leaves without `pm2 startup` (A2). The bot's own `pm2 jlist` then starts an empty daemon, as
