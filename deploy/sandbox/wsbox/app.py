@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,18 +126,26 @@ class AppMixin:
 
     def _start_squatter(self) -> None:
         """A stray python3 server on app_port, owned by the sandbox user so `ss -p` shows it to that user."""
-        log = self.stash_dir / "squatter.log"
-        proc = self._spawn_as_user(["python3", "-c", _SQUATTER_CODE, str(self.app_port)], log)
+        self._hold_port(["python3", "-c", _SQUATTER_CODE, str(self.app_port)], "squatter.log",
+                        what=f"the squatter accepting on 127.0.0.1:{self.app_port}",
+                        ready=lambda: tcp_accepts(self.app_port), timeout=10)
+
+    def _hold_port(self, argv: list[str], log_name: str, *, what: str, ready: Callable[[], bool], timeout: float,
+                   cwd: Path | None = None, env: Mapping[str, str] | None = None) -> None:
+        """A process outside PM2 on app_port, as the sandbox user: its pid is recorded as the squatter's, so every
+        way back to healthy (heal, down) stops it first. Returns once `ready`; fails if it exits before."""
+        log = self.stash_dir / log_name
+        proc = self._spawn_as_user(argv, log, cwd=cwd, env=env)
         self.squatter_pid = proc.pid
         self.squatter_pid_file.write_text(f"{proc.pid}\n")
         self._save_state()
 
         def up() -> bool:
             if proc.poll() is not None:
-                raise SandboxError(f"the port squatter exited\n{_tail(log)}")
-            return tcp_accepts(self.app_port)
+                raise SandboxError(f"{argv[0]} on port {self.app_port} exited\n{_tail(log)}")
+            return ready()
 
-        wait_for(f"the squatter accepting on 127.0.0.1:{self.app_port}", up, timeout=10)
+        wait_for(what, up, timeout=timeout, interval=0.2)
 
     def _stop_squatter(self) -> None:
         if self._is_ours(self.squatter_pid):

@@ -63,19 +63,11 @@ class BasicModes:
         self.pm2("delete", self.app_name)
         self.pm2("save")
         wait_for(f"127.0.0.1:{self.app_port} to be free", lambda: not tcp_accepts(self.app_port), timeout=15)
-        log = self.stash_dir / "outside-pm2.log"
-        proc = self._spawn_as_user(["node", "server.js"], log, cwd=self.app_dir,
-                                   env={"PORT": str(self.app_port), "NODE_ENV": "production"})
-        self.squatter_pid = proc.pid
-        self.squatter_pid_file.write_text(f"{proc.pid}\n")
-        self._save_state()
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise SandboxError(f"the app started by hand exited\n{_tail(log)}")
-            return http_status(self.http_port) == 200 and ws_handshake_status(self.http_port) == 101
-
-        wait_for("the app started by hand answering through nginx", up, timeout=60, interval=0.3)
+        self._hold_port(["node", "server.js"], "outside-pm2.log", cwd=self.app_dir,
+                        env={"PORT": str(self.app_port), "NODE_ENV": "production"},
+                        what="the app started by hand answering through nginx", timeout=60,
+                        ready=lambda: http_status(self.http_port) == 200
+                        and ws_handshake_status(self.http_port) == 101)
 
     def _break_pm2_stopped(self) -> None:
         """`pm2 stop <app>`: PM2 keeps the entry with status `stopped`, nothing listens."""
