@@ -57,14 +57,19 @@ async def pm2_status(f: Facts) -> Outcome:
         p for p in instances
         if p.unstable_restarts >= UNSTABLE_LOOP and p.pm_uptime and (now_ms - p.pm_uptime) / 1000 < LOOP_UPTIME_S
     ]
-    stable = [p for p in instances if p not in bad and p not in looping]
-    if stable and (bad or looping):
+    # Several fork-mode entries of one app: started twice. Only one can hold the port; a copy that keeps failing
+    # to start shows in its unstable restarts even when this look catches it `online` between two attempts (and
+    # whatever the time since: the uptime above is only a guess of "now").
+    duplicates = len(instances) > 1 and all((i.exec_mode or "fork_mode") == "fork_mode" for i in instances)
+    troubled = [p for p in instances
+                if p in bad or p in looping or (duplicates and p.unstable_restarts >= UNSTABLE_LOOP)]
+    stable = [p for p in instances if p not in troubled]
+    if stable and troubled:
         # Some instances serve (cluster mode, or the app started twice in fork mode): less capacity or a duplicate,
         # not an app that is down. A fail here would name "not online" / "crash loop" while the probes prove the
         # app up (issue 12, item 10).
-        p = (looping or bad)[0]
+        p = troubled[0]
         loops = p in looping or p.unstable_restarts >= UNSTABLE_LOOP
-        duplicates = all((i.exec_mode or "fork_mode") == "fork_mode" for i in instances)
         key = "pm2.status.partial_loop" if loops else "pm2.status.partial"
         return warn(msg(key, app=app, online=len(stable), count=len(instances), pm_id=p.pm_id, status=p.status,
                         unstable=p.unstable_restarts),
