@@ -43,7 +43,10 @@ async def _saved_not_running(f: Facts, early: asyncio.Future[tuple[CommandResult
     app = f.target.pm2_app
     if early is None:
         return msg("pm2.saved.unknown_app", app=app), {}
-    _stat, names = await early
+    try:
+        _stat, names = await early
+    except Exception:  # a hint only: without the dump the skip says what it said before
+        return msg("pm2.saved.unknown_app", app=app), {}
     dump = _dump_path(pm2_home_of(f, None))
     if names.exit_status == 0 and app in _NAME_FIELD.findall(names.stdout):
         return msg("pm2.saved.saved_not_running", app=app, dump=dump), {"saved_not_running": True, "dump": dump}
