@@ -247,7 +247,9 @@ class Sandbox(StateMixin, UsersMixin, SshdMixin, NginxMixin, AppMixin, BasicMode
         """
         self._stop_squatter()
         self._stop_other_pm2()
-        if self.mode == "restart-loop":  # wt-host2: stop the loop first, then nothing of it may hold the port
+        if self.mode in ("restart-loop", "pm2-started-twice"):
+            # wt-host2: stop the loop first (the copy that keeps failing to start, too): PM2 can lose a process
+            # that a delete hits while it is starting, and kill_strays below must then find it before the app starts
             self.pm2("delete", self.app_name, check=False)
         if self.mode == "heap-oom":
             # wt-host2: the last crash's lines must be older than the healed app's start by more than the 1 s the
