@@ -115,6 +115,10 @@ def plan(action: str, target: Target, report: TargetReport | None = None) -> Pla
             status = report.result("pm2.status")
             if status is not None and Pm2Details.of(status).known_apps is not None:
                 raise NotOffered(text("actions.unknown_to_pm2", app=app, port=target.app_port))
+            details = Pm2Details.of(status)
+            if details.duplicates and details.culprit is not None:
+                # Started twice in fork mode: a restart starts both again, and the copy fails again.
+                raise NotOffered(text("actions.started_twice", app=app, pm_id=details.culprit))
         return Plan(action, target.name, target.where, (
             Step(_pm2(target, "restart", app), f"pm2 restart {app}"),
             # wt-host: a fix that a reboot undoes is no fix (issue 12 item 3).

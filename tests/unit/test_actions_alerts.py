@@ -109,6 +109,15 @@ def test_restart_of_an_app_pm2_does_not_know_needs_a_human() -> None:
         act.plan("restart", T, rep)
 
 
+def test_restart_of_an_app_started_twice_needs_a_human_to_delete_the_copy() -> None:
+    rep = report(**{"pm2.status": (Status.WARN, {"partial": True, "duplicates": True, "culprit": 1})})
+    with pytest.raises(act.NotOffered, match="pm2 delete 1"):
+        act.plan("restart", T, rep)
+    # one cluster instance down: restarting is still a fix the bot may run
+    cluster = report(**{"pm2.status": (Status.WARN, {"partial": True, "duplicates": False, "culprit": 1})})
+    assert act.plan("restart", T, cluster).action == "restart"
+
+
 def test_proposal_for_a_stopped_app_is_restart() -> None:
     rep = report(**{"pm2.status": (Status.FAIL, {"instances": [{"status": "stopped", "pid": 0, "restarts": 2}]})})
     assert act.proposal(rep, T)[0] == "restart"
