@@ -20,6 +20,7 @@ from checks.config import Target
 from checks.messages import Msg, msg, verbatim
 from checks.models import Cause, CheckResult, Status
 from checks.parsers.certs import CERT_INVALID_KINDS, WHY_KEYS
+from checks.parsers.nginx_route import split_proxy_pass
 from checks.registry import CHECKS
 
 BAD = (Status.FAIL, Status.ERROR)
@@ -388,8 +389,8 @@ def _ws_path_rewritten(s: _State) -> None:
         return
     where = f"{r.details.get('file')}:{r.details.get('line')}"
     proxy_pass = str(r.details.get("proxy_pass") or "")
-    scheme, _, rest = proxy_pass.partition("://")
-    kept = f"{scheme}://{rest.split('/', 1)[0]}"
+    parts = split_proxy_pass(proxy_pass)
+    kept = parts[0] if parts is not None else proxy_pass
     s.add("ws_path_routing_mismatch",
           msg("cause.ws_path_routing_mismatch", path=path, upstream_path=upstream,
               location=str(r.details.get("location")), where=where, proxy_pass=proxy_pass,

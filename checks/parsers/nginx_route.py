@@ -506,15 +506,25 @@ def upstream_path(loc: NginxLocation, found: Route) -> str | None:
         return None
     if any(step.endswith(" rewrite") for step in found.steps):
         return None
-    _scheme, sep, rest = loc.proxy_pass.partition("://")
-    if not sep or rest.startswith("unix:"):
+    parts = split_proxy_pass(loc.proxy_pass)
+    if parts is None:
         return None
-    slash = rest.find("/")
-    if slash < 0:
+    uri = parts[1]
+    if uri is None:
         return found.uri
     if loc.modifier not in ("", "=", "^~") or loc.path.startswith("@") or not found.uri.startswith(loc.path):
         return None  # nginx refuses a URI part in regex and named locations (`nginx -t`)
-    return rest[slash:] + found.uri[len(loc.path):]
+    return uri + found.uri[len(loc.path):]
+
+
+def split_proxy_pass(proxy_pass: str) -> tuple[str, str | None] | None:
+    """`scheme://host[:port]` and the URI part of a proxy_pass (None: it has none); None for a unix socket or a
+    value without a scheme, which the model does not take apart."""
+    scheme, sep, rest = proxy_pass.partition("://")
+    if not sep or rest.startswith("unix:"):
+        return None
+    host, slash, path = rest.partition("/")
+    return f"{scheme}://{host}", (slash + path) if slash else None
 
 
 def _content(config: NginxConfig, sref: ServerRef, loc: NginxLocation, state: _State) -> Route:
